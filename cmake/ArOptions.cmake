@@ -1,0 +1,18 @@
+# ar_options: warnings and sanitizers for the host-only layers, as one INTERFACE target every library links.
+add_library(ar_options INTERFACE)
+target_compile_options(ar_options INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -Wno-missing-field-initializers>)
+if(AR_WERROR)
+  target_compile_options(ar_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+endif()
+if(AR_ASAN AND AR_TSAN)
+  message(FATAL_ERROR "AR_ASAN and AR_TSAN cannot be combined")
+endif()
+if(AR_ASAN)
+  target_compile_options(ar_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer>)
+  target_link_options(ar_options INTERFACE -fsanitize=address,undefined)
+endif()
+if(AR_TSAN)
+  target_compile_options(ar_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=thread>)
+  target_link_options(ar_options INTERFACE -fsanitize=thread)
+endif()

@@ -1,0 +1,21 @@
+# ar_add_test(NAME SOURCES ... LIBS ... [GPU])
+# Builds one Catch2 executable and registers each TEST_CASE with CTest. A GPU test binary exits 77 when it
+# finds no GPU; SKIP_RETURN_CODE 77 makes CTest report that as skipped, never as passed.
+add_library(ar_catch_main OBJECT ${PROJECT_SOURCE_DIR}/tests/catch_main.cpp)
+target_link_libraries(ar_catch_main PUBLIC Catch2::Catch2)
+
+function(ar_add_test NAME)
+  cmake_parse_arguments(ARG "GPU" "" "SOURCES;LIBS" ${ARGN})
+  if(ARG_GPU)
+    add_executable(${NAME} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/gpu_main.cpp)
+  else()
+    add_executable(${NAME} ${ARG_SOURCES} $<TARGET_OBJECTS:ar_catch_main>)
+  endif()
+  target_link_libraries(${NAME} PRIVATE Catch2::Catch2 ar_options ${ARG_LIBS})
+  target_include_directories(${NAME} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_definitions(${NAME} PRIVATE
+    AR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" AR_CLI_PATH="$<TARGET_FILE:mnnvl-ar>")
+  catch_discover_tests(${NAME}
+    TEST_PREFIX "${NAME}:"
+    PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+endfunction()

@@ -1,0 +1,39 @@
+// What the reduction order costs: each strategy's and profile's output compared with the exact sum, rounded
+// once to T (the best any order could give), in units in the last place.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "reference/strategy.h"
+#include "reference/tensor.h"
+
+namespace ar {
+
+struct AccuracyRow {
+  Strategy strategy = Strategy::kOneShot;  ///< resolved
+  Profile profile = Profile::kFlashInfer;
+  std::int64_t elements = 0;
+  std::int64_t correctly_rounded = 0;  ///< bits equal to the exact sum rounded once to T
+  std::int64_t nan_outputs = 0;        ///< NaN where the exact sum is NaN too are not errors
+  std::uint64_t max_ulp = 0;
+  double mean_ulp = 0;
+  double max_abs_error = 0;  ///< |output - exact| in fp64 over finite outputs
+  /// Elements at 0, 1, 2, 3, 4-7, 8-15, 16-255, >= 256 ULPs (an overflow to Inf lands in the last).
+  std::array<std::int64_t, 8> histogram{};
+  static constexpr std::array<const char*, 8> kBucketNames{"0", "1", "2", "3", "4-7", "8-15", "16-255", ">=256"};
+};
+
+struct AccuracyReport {
+  ProblemShape shape;
+  std::vector<AccuracyRow> rows;
+};
+
+/// Compares every (strategy, profile) pair given with the exact sum of `input` ([W, N, D]).
+AccuracyReport accuracy_report(const HostTensor& input, const std::vector<std::pair<Strategy, Profile>>& runs);
+
+/// The exact per-element sums of `input` rounded once to its dtype.
+HostTensor correctly_rounded_sum(const HostTensor& input);
+
+}  // namespace ar

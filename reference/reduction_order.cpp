@@ -1,0 +1,41 @@
+#include "reference/reduction_order.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace ar {
+
+ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_size) {
+  ReductionOrder order;
+  order.world_size = world_size;
+  order.ftz = profile != Profile::kIeee;
+  if (profile == Profile::kTrtllm) {
+    // TensorRT-LLM: acc = v0, then ranks 1..W-1 in order; no chunking; twoshot broadcasts its sum as is.
+    order.chunk = 0;
+    order.seed_with_first = true;
+    order.sanitize_result = false;
+    return order;
+  }
+  if (resolved == Strategy::kOneShot) {
+    order.chunk = world_size >= 16 ? 8 : 0;  // reduceLamportRanksChunked<W, 8> from W = 16 on
+    order.sanitize_result = false;
+  } else {
+    order.chunk = std::min(world_size, 16);  // K = min(W, 16), even when that is a single chunk
+    order.sanitize_result = true;
+  }
+  return order;
+}
+
+std::string describe(const ReductionOrder& o) {
+  std::string fold;
+  if (o.chunk == 0)
+    fold = o.seed_with_first ? "flat fold seeded with rank 0" : "flat fold from +0";
+  else
+    fold = fmt::format("{} chunk{} of {} ranks from +0, then chunk sums from +0", o.chunk_count(),
+                       o.chunk_count() == 1 ? "" : "s", o.chunk);
+  return fmt::format("{}, {} fp32 adds, {}", fold, o.ftz ? "FTZ" : "IEEE (no FTZ)",
+                     o.sanitize_result ? "-0 result -> +0" : "-0 result kept");
+}
+
+}  // namespace ar

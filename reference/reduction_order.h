@@ -1,0 +1,32 @@
+// The order in which one output element's W contributions are folded, derived from (strategy, profile, W).
+// This is the heart of the project's claim: the same order gives the same bits on every rank; different
+// orders (ONESHOT vs TWOSHOT at W >= 16, FlashInfer vs TensorRT-LLM) can give different bits.
+#pragma once
+
+#include <string>
+
+#include "reference/strategy.h"
+
+namespace ar {
+
+struct ReductionOrder {
+  int world_size = 0;
+  /// Ranks per chunk. 0 = one flat fold `acc = A(acc, v_r)` with no outer accumulator (ONESHOT W <= 8,
+  /// TensorRT-LLM). K > 0 = chunked: each chunk of K ranks folds from +0, then `acc = A(acc, chunk)`
+  /// (FlashInfer ONESHOT W >= 16 with K = 8, every FlashInfer TWOSHOT with K = min(W, 16)).
+  int chunk = 0;
+  bool seed_with_first = false;  ///< acc starts as rank 0's value instead of +0 (TensorRT-LLM)
+  bool ftz = true;               ///< fp32 adds flush subnormal operands and results (add.ftz.f32)
+  bool sanitize_result = false;  ///< a -0 result becomes +0 (FlashInfer TWOSHOT, before its broadcast)
+
+  int chunk_count() const { return chunk == 0 ? 1 : world_size / chunk; }
+  bool operator==(const ReductionOrder&) const = default;
+};
+
+/// The order a strategy (ONESHOT or TWOSHOT; resolve AUTO first) computes under a profile at world size W.
+ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_size);
+
+/// One line for people, e.g. "chunks of 8 ranks from +0, FTZ adds, -0 kept".
+std::string describe(const ReductionOrder& order);
+
+}  // namespace ar

@@ -1,0 +1,70 @@
+// HostTensor: a dense, C-ordered tensor of bf16 / fp16 / fp32 storage on the host, addressed by raw bits.
+// All-reduce inputs are [W, N, D] (every rank's shard), outputs [N, D]. Eigen maps give typed 2-D views.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "reference/dtype.h"
+
+namespace ar {
+
+class HostTensor {
+ public:
+  HostTensor() = default;
+  /// Zero-filled tensor of the given shape.
+  HostTensor(DType dtype, std::vector<std::int64_t> shape);
+
+  DType dtype() const { return dtype_; }
+  const std::vector<std::int64_t>& shape() const { return shape_; }
+  std::int64_t dim(std::size_t i) const { return shape_.at(i); }
+  std::int64_t size() const { return static_cast<std::int64_t>(bytes_.size()) / dtype_bytes(dtype_); }
+  std::span<std::byte> bytes() { return bytes_; }
+  std::span<const std::byte> bytes() const { return bytes_; }
+
+  /// Raw bits of element i (16-bit types in the low half).
+  std::uint32_t bits(std::int64_t i) const {
+    if (dtype_bytes(dtype_) == 2) {
+      std::uint16_t v;
+      std::memcpy(&v, bytes_.data() + 2 * i, 2);
+      return v;
+    }
+    std::uint32_t v;
+    std::memcpy(&v, bytes_.data() + 4 * i, 4);
+    return v;
+  }
+  void set_bits(std::int64_t i, std::uint32_t v) {
+    if (dtype_bytes(dtype_) == 2) {
+      const auto h = static_cast<std::uint16_t>(v);
+      std::memcpy(bytes_.data() + 2 * i, &h, 2);
+    } else {
+      std::memcpy(bytes_.data() + 4 * i, &v, 4);
+    }
+  }
+
+  /// Row-major matrix view of the storage words: rows = dim 0, columns = the rest (for [W, N, D]: one row
+  /// per rank). `Word` is std::uint16_t for 16-bit types and std::uint32_t for fp32.
+  template <class Word>
+  using MatrixView = Eigen::Map<const Eigen::Matrix<Word, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+  template <class Word>
+  MatrixView<Word> as_matrix() const {
+    const std::int64_t rows = shape_.empty() ? 1 : shape_[0];
+    return MatrixView<Word>(reinterpret_cast<const Word*>(bytes_.data()), rows, rows == 0 ? 0 : size() / rows);
+  }
+
+  bool operator==(const HostTensor& o) const {
+    return dtype_ == o.dtype_ && shape_ == o.shape_ && bytes_ == o.bytes_;
+  }
+
+ private:
+  DType dtype_ = DType::kFp32;
+  std::vector<std::int64_t> shape_;
+  std::vector<std::byte> bytes_;  // byte storage implicitly creates the uint16/uint32 objects viewed above
+};
+
+}  // namespace ar

@@ -1,0 +1,90 @@
+#include "reference/workspace.h"
+
+#include <algorithm>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace ar {
+
+std::int64_t oneshot_buffer_bytes(const ProblemShape& s) {
+  return s.tokens * s.hidden * s.world_size * dtype_bytes(s.dtype);
+}
+
+std::int64_t twoshot_buffer_bytes(const ProblemShape& s) {
+  return 2 * ceil_div(s.tokens, s.world_size) * s.world_size * s.hidden * dtype_bytes(s.dtype);
+}
+
+std::int64_t required_buffer_bytes(Strategy strategy, const ProblemShape& s) {
+  return resolve_strategy(strategy, s) == Strategy::kOneShot ? oneshot_buffer_bytes(s) : twoshot_buffer_bytes(s);
+}
+
+BufferRequest request_buffer_bytes(const ProblemShape& max_shape, std::optional<std::int64_t> user_bytes) {
+  std::int64_t bytes = 0;
+  if (user_bytes) {
+    bytes = *user_bytes;
+  } else {
+    const std::int64_t per_token = std::int64_t(max_shape.world_size) * dtype_bytes(max_shape.dtype) * max_shape.hidden;
+    ProblemShape oneshot_shape = max_shape;
+    oneshot_shape.tokens = std::min(kOneShotMaxBytes / per_token, max_shape.tokens);
+    bytes = std::max(oneshot_buffer_bytes(oneshot_shape), twoshot_buffer_bytes(max_shape));
+  }
+  bytes = round_up(bytes, kBufferAlignment);
+  if (bytes > kMaxBufferBytes)
+    return {bytes, fmt::format("the Lamport buffer size {} bytes is greater than the maximum supported size "
+                               "(UINT32_MAX = {})", bytes, kMaxBufferBytes)};
+  return {bytes, std::nullopt};
+}
+
+LamportFlags initial_flags(std::uint32_t buffer_bytes) {
+  LamportFlags f;
+  f.words = {0, 2, buffer_bytes, 0, 0, 0, 0, 0, 0};
+  return f;
+}
+
+ClearRecord clear_record(Strategy strategy, const ProblemShape& s) {
+  const Strategy resolved = resolve_strategy(strategy, s);
+  const std::int64_t row_bytes = s.hidden * dtype_bytes(s.dtype);
+  ClearRecord r;
+  r.stages = stage_count(resolved);
+  if (resolved == Strategy::kOneShot) {
+    r.bytes[0] = static_cast<std::uint32_t>(oneshot_buffer_bytes(s));
+  } else {
+    r.bytes[0] = static_cast<std::uint32_t>(round_up(s.tokens, s.world_size) * row_bytes);
+    r.bytes[1] = static_cast<std::uint32_t>(s.tokens * row_bytes);
+  }
+  return r;
+}
+
+LamportFlags advance_flags(const LamportFlags& f, const ClearRecord& launched) {
+  LamportFlags next;
+  next.words = {(f.current_buffer() + 1) % kLamportBufferCount,
+                f.current_buffer(),
+                f.buffer_bytes(),
+                static_cast<std::uint32_t>(launched.stages),
+                launched.bytes[0],
+                launched.bytes[1],
+                launched.bytes[2],
+                launched.bytes[3],
+                0};
+  return next;
+}
+
+std::optional<std::string> check_fits_workspace(Strategy strategy, const ProblemShape& s, std::int64_t buffer_bytes) {
+  if (auto why = validate_shape(s)) return why;
+  const Strategy resolved = resolve_strategy(strategy, s);
+  const std::int64_t elements = s.tokens * s.hidden * s.world_size;
+  if (elements > std::numeric_limits<std::int32_t>::max())
+    return fmt::format("N*D*W = {} elements exceeds the kernels' 32-bit int arithmetic (max {})", elements,
+                       std::numeric_limits<std::int32_t>::max());
+  const std::int64_t need = required_buffer_bytes(resolved, s);
+  if (need > kMaxBufferBytes)
+    return fmt::format("{} needs {} bytes per Lamport buffer, above the 32-bit limit {}", strategy_name(resolved),
+                       need, kMaxBufferBytes);
+  if (need > buffer_bytes)
+    return fmt::format("the buffer size in the workspace is insufficient: {} needs {} bytes per Lamport buffer, "
+                       "the workspace has {}", strategy_name(resolved), need, buffer_bytes);
+  return std::nullopt;
+}
+
+}  // namespace ar

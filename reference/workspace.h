@@ -1,0 +1,90 @@
+// Workspace arithmetic of SPEC section 2 as pure functions: buffer sizes per strategy, the workspace request,
+// stage geometry, the 9-word Lamport flags and the bytes each launch records for the next launch's clear.
+// The simulator and the CUDA kernels use these; they keep no copies.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "reference/strategy.h"
+
+namespace ar {
+
+inline constexpr int kLamportBufferCount = 3;                 ///< triple buffering
+inline constexpr std::uint32_t kLamportEmptyWord = 0x80000000u;  ///< fp32 -0 in every 32-bit word = empty
+inline constexpr std::int64_t kBufferAlignment = 32;          ///< 2 stages x 16-byte packs
+inline constexpr std::int64_t kSignalPadBytes = 2048;         ///< FlashInfer's unused signal pad
+inline constexpr std::int64_t kPackBytes = 16;                ///< every access is one 16-byte vector
+inline constexpr std::int64_t kMaxBufferBytes = 0xFFFFFFFFll; ///< byte counts are 32-bit
+
+constexpr std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
+constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t by) { return (x + by - 1) / by; }
+
+/// ONESHOT needs N*D*W*E bytes per Lamport buffer: slot [t][r] for every token and source rank.
+std::int64_t oneshot_buffer_bytes(const ProblemShape& s);
+/// TWOSHOT needs 2*ceil(N/W)*W*D*E: two stages (SCATTER, BROADCAST) of ceil(N/W)*W tokens each.
+std::int64_t twoshot_buffer_bytes(const ProblemShape& s);
+/// Bytes per Lamport buffer a call needs (AUTO resolved first).
+std::int64_t required_buffer_bytes(Strategy strategy, const ProblemShape& s);
+
+/// Per-buffer request when the user gives none: max(oneshot(Nos), twoshot(max_tokens)) with
+/// Nos = min(1 MiB / (W*E*D), max_tokens), rounded up to 32 bytes. `shape.tokens` is max_tokens.
+/// Returns the byte count, or an error naming the UINT32 limit.
+struct BufferRequest {
+  std::int64_t bytes = 0;
+  std::optional<std::string> error;
+};
+BufferRequest request_buffer_bytes(const ProblemShape& max_shape, std::optional<std::int64_t> user_bytes = {});
+
+/// Bytes per Lamport buffer (BPB) that an allocation with `usable_bytes` (after the signal pad) gives:
+/// (usable / 3) rounded down to 32. It is usually more than requested.
+constexpr std::int64_t buffer_bytes_from_usable(std::int64_t usable_bytes) {
+  return usable_bytes / kLamportBufferCount / kBufferAlignment * kBufferAlignment;
+}
+
+/// Stages a kernel splits each buffer into: ONESHOT 1, TWOSHOT 2 (SCATTER, BROADCAST).
+constexpr int stage_count(Strategy resolved) { return resolved == Strategy::kOneShot ? 1 : 2; }
+
+/// Byte offset of stage `stage` of Lamport buffer `buffer` when buffers are split into `stages` stages.
+constexpr std::int64_t stage_offset_bytes(int buffer, int stage, int stages, std::int64_t buffer_bytes) {
+  return (std::int64_t(buffer) * stages + stage) * (buffer_bytes / stages);
+}
+
+/// The flags words (SPEC section 2): w0 current buffer, w1 dirty buffer, w2 BPB, w3 dirty stage count,
+/// w4..w7 bytes to clear per dirty stage, w8 the CTA arrival counter.
+struct LamportFlags {
+  static constexpr int kWords = 9;
+  std::array<std::uint32_t, kWords> words{};
+
+  std::uint32_t current_buffer() const { return words[0]; }
+  std::uint32_t dirty_buffer() const { return words[1]; }
+  std::uint32_t buffer_bytes() const { return words[2]; }
+  std::uint32_t dirty_stages() const { return words[3]; }
+  std::uint32_t dirty_bytes(int stage) const { return words[4 + stage]; }
+  std::uint32_t arrivals() const { return words[8]; }
+  bool operator==(const LamportFlags&) const = default;
+};
+
+/// Flags after Lamport initialisation: {0, 2, BPB, 0, 0, 0, 0, 0, 0}.
+LamportFlags initial_flags(std::uint32_t buffer_bytes);
+
+/// What a launch records for the next launch's clear: its stage count and bytes per stage.
+struct ClearRecord {
+  int stages = 0;
+  std::array<std::uint32_t, 4> bytes{};
+  bool operator==(const ClearRecord&) const = default;
+};
+/// ONESHOT: {N*D*W*E}; TWOSHOT: {round_up(N, W)*D*E, N*D*E}. AUTO resolved first.
+ClearRecord clear_record(Strategy strategy, const ProblemShape& s);
+
+/// The flag update at the end of every launch (waitAndUpdate): rotate to (cur + 1) % 3, mark cur dirty,
+/// record this launch's stages and bytes, reset the arrival counter.
+LamportFlags advance_flags(const LamportFlags& f, const ClearRecord& launched);
+
+/// Why a call cannot run on a workspace with `buffer_bytes` per buffer: too small, or byte counts past the
+/// kernels' 32-bit (and N*D*W past their int) arithmetic. nullopt when it fits.
+std::optional<std::string> check_fits_workspace(Strategy strategy, const ProblemShape& s, std::int64_t buffer_bytes);
+
+}  // namespace ar
