@@ -16,14 +16,6 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMaxHeaderBytes = 1 << 16;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot open '{}' for reading", path));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw UsageError(fmt::format("error while reading '{}'", path));
-  return bytes;
-}
-
 std::string header_field(const std::string& header, const std::string& key, const std::string& path) {
   const std::regex re("['\"]" + key + "['\"]\\s*:\\s*(\\([^)]*\\)|'[^']*'|\"[^\"]*\"|True|False)");
   std::smatch m;
@@ -35,7 +27,15 @@ std::string header_field(const std::string& header, const std::string& key, cons
 }  // namespace
 
 HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
-  const std::string bytes = slurp(path);
+  // Read the header first, then the data straight into the tensor: inputs can be hundreds of MiB.
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw UsageError(fmt::format("cannot open '{}' for reading", path));
+  file.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::size_t>(file.tellg());
+  file.seekg(0);
+  std::string bytes(std::min<std::size_t>(file_size, kMaxHeaderBytes + 12), '\0');
+  file.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!file) throw UsageError(fmt::format("error while reading '{}'", path));
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0)
     throw UsageError(fmt::format("'{}' is not a .npy file (no \\x93NUMPY magic)", path));
   const int major = static_cast<unsigned char>(bytes[6]);
@@ -96,13 +96,17 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
   if (as_dtype && *as_dtype != dtype)
     throw UsageError(fmt::format("'{}' holds {} but --dtype {} was given", path, dtype_name(dtype), dtype_name(*as_dtype)));
 
-  HostTensor t(dtype, shape);
+  std::size_t want = static_cast<std::size_t>(dtype_bytes(dtype));
+  for (std::int64_t d : shape) want *= static_cast<std::size_t>(d);
   const std::size_t data_start = header_start + header_len;
-  const std::size_t want = t.bytes().size();
-  if (bytes.size() - data_start != want)
+  if (file_size - data_start != want)
     throw UsageError(fmt::format("'{}' is truncated or has trailing bytes: shape {} of {} needs {} data bytes, the file "
-                                 "has {}", path, shape_text, dtype_name(dtype), want, bytes.size() - data_start));
-  std::memcpy(t.bytes().data(), bytes.data() + data_start, want);
+                                 "has {}", path, shape_text, dtype_name(dtype), want, file_size - data_start));
+  HostTensor t(dtype, shape, HostTensor::kUninitialized);
+  file.clear();
+  file.seekg(static_cast<std::streamoff>(data_start));
+  file.read(reinterpret_cast<char*>(t.bytes().data()), static_cast<std::streamsize>(want));
+  if (!file) throw UsageError(fmt::format("error while reading the data of '{}'", path));
   return t;
 }
 
@@ -130,7 +134,7 @@ void write_file_atomically(const std::string& path, const std::string& contents)
   }
 }
 
-void write_npy(const std::string& path, const HostTensor& t) {
+std::string encode_npy(const HostTensor& t) {
   std::string shape;
   for (std::int64_t d : t.shape()) shape += fmt::format("{}, ", d);
   if (t.shape().size() > 1) shape.resize(shape.size() - 2);
@@ -148,7 +152,9 @@ void write_npy(const std::string& path, const HostTensor& t) {
   bytes.push_back(static_cast<char>(header.size() >> 8));
   bytes += header;
   bytes.append(reinterpret_cast<const char*>(t.bytes().data()), t.bytes().size());
-  write_file_atomically(path, bytes);
+  return bytes;
 }
+
+void write_npy(const std::string& path, const HostTensor& t) { write_file_atomically(path, encode_npy(t)); }
 
 }  // namespace ar

@@ -15,6 +15,9 @@ namespace ar {
 /// explicit `as_dtype` must then agree).
 HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype = std::nullopt);
 
+/// The .npy bytes of `t` (format 1.0, header padded to 64 bytes).
+std::string encode_npy(const HostTensor& t);
+
 /// Writes `t` to `path` atomically (temporary file + rename).
 void write_npy(const std::string& path, const HostTensor& t);
 

@@ -1,23 +1,17 @@
 #include "reference/accuracy.h"
 
 #include <cmath>
+#include <limits>
 
 #include <Eigen/Core>
 
 #include "reference/all_reduce.h"
+#include "reference/bit_diff.h"
 #include "reference/exact_sum.h"
 #include "reference/float_bits.h"
 
 namespace ar {
 namespace {
-
-int bucket_of(std::uint64_t ulps) {
-  if (ulps <= 3) return static_cast<int>(ulps);
-  if (ulps < 8) return 4;
-  if (ulps < 16) return 5;
-  if (ulps < 256) return 6;
-  return 7;
-}
 
 struct ExactColumns {
   HostTensor rounded;          // [N, D] in T
@@ -69,7 +63,7 @@ AccuracyReport accuracy_report(const HostTensor& input, const std::vector<std::p
       row.correctly_rounded += got == best ? 1 : 0;
       row.max_ulp = std::max(row.max_ulp, d);
       ulps[i] = double(d);
-      ++row.histogram[bucket_of(d)];
+      ++row.histogram[ulp_bucket(d)];
     }
     row.mean_ulp = count ? ulps.mean() : 0.0;
     row.max_abs_error = count ? abs_error.maxCoeff() : 0.0;

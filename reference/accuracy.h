@@ -20,9 +20,8 @@ struct AccuracyRow {
   std::uint64_t max_ulp = 0;
   double mean_ulp = 0;
   double max_abs_error = 0;  ///< |output - exact| in fp64 over finite outputs
-  /// Elements at 0, 1, 2, 3, 4-7, 8-15, 16-255, >= 256 ULPs (an overflow to Inf lands in the last).
+  /// Elements by ULP distance, buckets as kUlpBucketNames (bit_diff.h); NaN vs number lands in the last.
   std::array<std::int64_t, 8> histogram{};
-  static constexpr std::array<const char*, 8> kBucketNames{"0", "1", "2", "3", "4-7", "8-15", "16-255", ">=256"};
 };
 
 struct AccuracyReport {

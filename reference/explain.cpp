@@ -23,6 +23,11 @@ struct RankStates {
   std::vector<std::vector<std::size_t>> steps_of;  // the steps that rank caused, chunk closes included
 };
 
+std::string format_partial(const PartialSum& p) {
+  if (p.value.is_zero()) return p.negative_zero ? "-0" : "+0";
+  return fmt::format("{:.17g}", p.value.to_double());
+}
+
 RankStates partial_sums(const ExplainedFold& fold) {
   const int world = fold.order.world_size;
   RankStates rs{std::vector<PartialSum>(world), std::vector<std::vector<std::size_t>>(world)};
@@ -77,7 +82,7 @@ FoldComparison compare(const ExplainedFold& a, const ExplainedFold& b, DType t) 
         "{} gives {} and {} gives {}. Their partial sums first part after rank {}: {} then holds {} and {} holds "
         "{} (as exact reals). The steps at rank {}:{}{}",
         a.label(), format_value(a.trace.result, t), b.label(), format_value(b.trace.result, t), r, a.label(),
-        sa.after_rank[r].value.to_double(), b.label(), sb.after_rank[r].value.to_double(), r,
+        format_partial(sa.after_rank[r]), b.label(), format_partial(sb.after_rank[r]), r,
         describe_rank_steps(a, sa.steps_of[r], t), describe_rank_steps(b, sb.steps_of[r], t));
     return c;
   }

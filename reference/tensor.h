@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -19,6 +20,9 @@ class HostTensor {
   HostTensor() = default;
   /// Zero-filled tensor of the given shape.
   HostTensor(DType dtype, std::vector<std::int64_t> shape);
+  /// A tensor whose contents the caller overwrites at once (skips the zero fill of large inputs).
+  enum Uninitialized { kUninitialized };
+  HostTensor(DType dtype, std::vector<std::int64_t> shape, Uninitialized);
 
   DType dtype() const { return dtype_; }
   const std::vector<std::int64_t>& shape() const { return shape_; }
@@ -64,7 +68,14 @@ class HostTensor {
  private:
   DType dtype_ = DType::kFp32;
   std::vector<std::int64_t> shape_;
-  std::vector<std::byte> bytes_;  // byte storage implicitly creates the uint16/uint32 objects viewed above
+  // Default-initialised bytes (no zero fill unless asked); byte storage implicitly creates the uint16/uint32
+  // objects viewed above.
+  struct DefaultInitAllocator : std::allocator<std::byte> {
+    template <class U> struct rebind { using other = DefaultInitAllocator; };
+    template <class U> void construct(U* p) { ::new (static_cast<void*>(p)) U; }
+    template <class U, class... Args> void construct(U* p, Args&&... args) { ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...); }
+  };
+  std::vector<std::byte, DefaultInitAllocator> bytes_;
 };
 
 }  // namespace ar

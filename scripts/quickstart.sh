@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian 12 checkout to a result: install what is missing, build (with the CUDA
+# layer when nvcc is on PATH), and run the main job on its built-in default. Extra arguments go to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cmake --preset default
+cmake --build --preset default
+echo
+echo "== mnnvl-ar compare: ONESHOT vs TWOSHOT vs every profile on the built-in adversarial case =="
+exec build/harness/mnnvl-ar compare "$@"

@@ -1,0 +1,105 @@
+// The mnnvl-ar contract scripts rely on: exit codes 0 / 1 / 2, messages that name the problem, and no
+// output file after an error.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "harness/golden_cases.h"
+#include "harness/npy.h"
+#include "test_support.h"
+
+using namespace ar;
+using test::run;
+
+TEST_CASE("help and unknown commands", "[cpu]") {
+  CHECK(run({"--help"}).code == 0);
+  CHECK_THAT(run({"--help"}).out, Catch::Contains("explain"));
+  CHECK(run({}).code == 2);
+  CHECK(run({"frobnicate"}).code == 2);
+  for (const char* c : {"reference", "explain", "diff", "compare", "accuracy", "data"}) {
+    const auto r = run({c, "--help"});
+    INFO(c);
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("exit codes"));
+  }
+  CHECK(run({"reference", "--no-such-flag"}).code == 2);
+}
+
+TEST_CASE("reference writes the bit-exact result", "[cpu]") {
+  test::ScratchDir dir;
+  // Ranks [2^24, 1 x7 | 1 x7, -2^24] in every column: ONESHOT 7, TWOSHOT 0 (see the 10.7 reference test).
+  HostTensor in(DType::kBf16, {16, 1, 8});
+  for (int r = 0; r < 16; ++r)
+    for (int d = 0; d < 8; ++d) in.set_bits(r * 8 + d, r == 0 ? 0x4B80 : r == 15 ? 0xCB80 : 0x3F80);
+  write_npy(dir.file("x.npy"), in);
+  for (const auto& [strategy, expected] : {std::pair{"oneshot", 0x40E0u}, std::pair{"twoshot", 0x0000u}}) {
+    const auto r = run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--dtype", "bf16",
+                        "--strategy", strategy});
+    REQUIRE(r.code == 0);
+    const HostTensor y = read_npy(dir.file("y.npy"), DType::kBf16);
+    CHECK(y.shape() == std::vector<std::int64_t>{1, 8});
+    for (std::int64_t i = 0; i < 8; ++i) CHECK(y.bits(i) == expected);
+  }
+  // diff: 0 for identical, 1 for different, 2 for mismatched shapes.
+  run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("one.npy"), "-d", "bf16", "-s", "oneshot"});
+  run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("two.npy"), "-d", "bf16", "-s", "twoshot"});
+  CHECK(run({"diff", dir.file("one.npy"), dir.file("one.npy"), "-d", "bf16"}).code == 0);
+  const auto d = run({"diff", dir.file("one.npy"), dir.file("two.npy"), "-d", "bf16"});
+  CHECK(d.code == 1);
+  CHECK_THAT(d.out, Catch::Contains("8 of 8 elements differ"));
+  CHECK(run({"diff", dir.file("one.npy"), dir.file("x.npy"), "-d", "bf16"}).code == 2);
+}
+
+TEST_CASE("bad inputs exit 2 with a message and leave no output file", "[cpu]") {
+  test::ScratchDir dir;
+  const auto expect_refusal = [&](const HostTensor& in, const std::string& message, std::vector<std::string> extra = {}) {
+    write_npy(dir.file("in.npy"), in);
+    std::vector<std::string> args{"reference", "-i", dir.file("in.npy"), "-o", dir.file("out.npy")};
+    if (in.dtype() == DType::kBf16) args.insert(args.end(), {"--dtype", "bf16"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run(args);
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(message));
+    CHECK_FALSE(std::filesystem::exists(dir.file("out.npy")));
+  };
+  expect_refusal(HostTensor(DType::kBf16, {3, 2, 8}), "world size 3 is not supported");
+  expect_refusal(HostTensor(DType::kBf16, {128, 1, 8}), "world size 128");
+  expect_refusal(HostTensor(DType::kBf16, {2, 2, 12}), "not a multiple of 8");
+  expect_refusal(HostTensor(DType::kFp32, {2, 2, 6}), "not a multiple of 4");
+  expect_refusal(HostTensor(DType::kBf16, {2, 0, 8}), "N must be at least 1");
+  expect_refusal(HostTensor(DType::kBf16, {2, 8}), "an all-reduce input is 3-D");
+  expect_refusal(HostTensor(DType::kBf16, {2, 1, 8}), "unknown strategy 'fastest'", {"--strategy", "fastest"});
+  expect_refusal(HostTensor(DType::kBf16, {2, 1, 8}), "unknown profile", {"--profile", "nccl"});
+  expect_refusal(HostTensor(DType::kFp32, {2, 1, 8}), "holds fp32 but --dtype bf16", {"--dtype", "bf16"});
+  // An unwritable output: the folder does not exist.
+  write_npy(dir.file("ok.npy"), HostTensor(DType::kFp32, {2, 1, 8}));
+  const auto r = run({"reference", "-i", dir.file("ok.npy"), "-o", dir.file("missing/out.npy")});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("cannot write"));
+  CHECK(run({"reference", "-i", dir.file("nope.npy"), "-o", dir.file("out.npy")}).code == 2);
+}
+
+TEST_CASE("explain prints the tree and names the chunk step at W = 16", "[cpu]") {
+  test::ScratchDir dir;
+  HostTensor in(DType::kBf16, {16, 1, 8});
+  for (int r = 0; r < 16; ++r)
+    for (int d = 0; d < 8; ++d) in.set_bits(r * 8 + d, r == 0 ? 0x4B80 : r == 15 ? 0xCB80 : 0x3F80);
+  write_npy(dir.file("x.npy"), in);
+  const auto r = run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "3", "-s", "oneshot"});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("-- chunk 1: ranks 8..15, starts from +0 --"));
+  CHECK_THAT(r.out, Catch::Contains("why oneshot/flashinfer and twoshot/flashinfer differ"));
+  CHECK_THAT(r.out, Catch::Contains("first part after rank 8"));
+  CHECK(run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "1", "-c", "0"}).code == 2);
+  CHECK(run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "8"}).code == 2);
+}
+
+TEST_CASE("compare runs on the built-in case and shows ONESHOT vs TWOSHOT differ at W = 16", "[cpu]") {
+  const auto r = run({"compare"});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("oneshot/flashinfer and twoshot/flashinfer first differ"));
+  const auto fp16 = run({"compare", "-d", "fp16", "-w", "8"});
+  CHECK_THAT(fp16.out, Catch::Contains("all strategies and profiles agree"));
+  CHECK(run({"compare", "-w", "12"}).code == 2);
+}

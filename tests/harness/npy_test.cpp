@@ -1,0 +1,71 @@
+// .npy reading and writing, including every way a file can be wrong.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness/npy.h"
+#include "test_support.h"
+
+using namespace ar;
+
+namespace {
+
+void write_raw(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string npy_with_header(const std::string& header_dict, std::size_t data_bytes) {
+  std::string header = header_dict;
+  while ((10 + header.size() + 1) % 64) header.push_back(' ');
+  header.push_back('\n');
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes.push_back(static_cast<char>(header.size() & 0xFF));
+  bytes.push_back(static_cast<char>(header.size() >> 8));
+  return bytes + header + std::string(data_bytes, '\x01');
+}
+
+}  // namespace
+
+TEST_CASE("npy round trip keeps every bit", "[cpu]") {
+  test::ScratchDir dir;
+  HostTensor t(DType::kBf16, {2, 3, 8});
+  for (std::int64_t i = 0; i < t.size(); ++i) t.set_bits(i, static_cast<std::uint32_t>(0x8000 + i * 977));
+  write_npy(dir.file("x.npy"), t);
+  CHECK(read_npy(dir.file("x.npy"), DType::kBf16) == t);
+  HostTensor f(DType::kFp32, {4});
+  f.set_bits(0, 0x7FC00001);
+  write_npy(dir.file("f.npy"), f);
+  CHECK(read_npy(dir.file("f.npy")) == f);
+  // The data starts on a 64-byte boundary, as numpy writes it.
+  CHECK((std::filesystem::file_size(dir.file("f.npy")) - 16) % 64 == 0);
+}
+
+TEST_CASE("bad .npy files are refused with a message naming the problem", "[cpu]") {
+  test::ScratchDir dir;
+  const std::string p = dir.file("bad.npy");
+  write_raw(p, npy_with_header("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 4), }", 32));
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("Fortran order"));
+  write_raw(p, npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", 31));
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("truncated"));
+  write_raw(p, npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 4), }", 64));
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("dtype '<f8'"));
+  write_raw(p, npy_with_header("{'descr': '<u2', 'fortran_order': False, 'shape': (2, 4), }", 16));
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("--dtype bf16"));
+  CHECK_NOTHROW(read_npy(p, DType::kBf16));
+  CHECK_THROWS_WITH(read_npy(p, DType::kFp16), Catch::Contains("--dtype bf16"));
+  write_raw(p, npy_with_header("{'descr': '<f2', 'fortran_order': False, 'shape': (2, x), }", 16));
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("corrupt shape"));
+  write_raw(p, "not a numpy file at all");
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("not a .npy file"));
+  write_raw(p, std::string("\x93NUMPY\x01\x00\xff\x7f", 10));
+  CHECK_THROWS_WITH(read_npy(p), Catch::Contains("truncated or corrupt"));
+  CHECK_THROWS_WITH(read_npy(dir.file("missing.npy")), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("a failed write leaves no file behind", "[cpu]") {
+  test::ScratchDir dir;
+  HostTensor t(DType::kFp32, {4});
+  CHECK_THROWS_WITH(write_npy(dir.file("no/such/folder/y.npy"), t), Catch::Contains("cannot write"));
+  CHECK(std::filesystem::is_empty(dir.path()));
+}

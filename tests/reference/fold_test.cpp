@@ -1,0 +1,115 @@
+// Properties of the fold that SPEC section 3 states: which strategies agree, and on what.
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "reference/fold.h"
+
+using namespace ar;
+
+namespace {
+
+// Random bits of T with a wide exponent range, plus occasional -0, subnormals and cancelling pairs.
+std::vector<std::uint32_t> random_column(std::uint64_t& state, int world, DType t) {
+  const FloatFormat f = float_format(t);
+  std::vector<std::uint32_t> v(world);
+  for (int r = 0; r < world; ++r) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const std::uint32_t bits = static_cast<std::uint32_t>(state >> 32);
+    const int exponent = int((bits >> 8) % 40) - 20 + f.bias();
+    std::uint32_t x = (bits & f.fraction_mask()) | (std::uint32_t(std::clamp(exponent, 0, 2 * f.bias())) << f.fraction_bits);
+    if (bits & 0x80000000u) x |= f.sign_mask();
+    switch ((bits >> 4) % 16) {
+      case 0: x = f.sign_mask(); break;                     // -0
+      case 1: x &= f.sign_mask() | f.fraction_mask(); break;  // subnormal
+      case 2: if (r > 0) x = v[r - 1] ^ f.sign_mask(); break; // cancels the previous rank
+      default: break;
+    }
+    v[r] = x;
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("W <= 8: ONESHOT and TWOSHOT agree except ONESHOT's -0", "[cpu]") {
+  for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
+    const std::uint32_t negative_zero = float_format(t).sign_mask();
+    for (int world : {2, 4, 8}) {
+      std::uint64_t state = 42 + world;
+      int negative_zero_cases = 0;
+      for (int i = 0; i < 20000; ++i) {
+        const auto v = random_column(state, world, t);
+        const std::uint32_t one = reduce_element(v, t, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
+        const std::uint32_t two = reduce_element(v, t, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, world));
+        if (one == two) continue;
+        INFO(dtype_name(t) << " W=" << world << " case " << i);
+        REQUIRE(one == negative_zero);
+        REQUIRE(two == 0u);
+        REQUIRE(t != DType::kFp16);  // fp16 sums are never fp32-subnormal: fully identical
+        ++negative_zero_cases;
+      }
+      if (t == DType::kFp16) CHECK(negative_zero_cases == 0);
+    }
+  }
+}
+
+TEST_CASE("W >= 16: ONESHOT and TWOSHOT differ on some inputs", "[cpu]") {
+  // Rank 0 holds a large +B and a later rank the exact -B; the result is the sum of the small values, but the
+  // bits of them that B absorbed depend on where each order's chunks start.
+  for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
+    const FloatFormat f = float_format(t);
+    for (int world : {16, 32, 64}) {
+      std::uint64_t state = 7 + world;
+      int differing = 0;
+      for (int i = 0; i < 2000; ++i) {
+        auto v = random_column(state, world, t);
+        const std::uint32_t big = (std::uint32_t(f.bias() + (t == DType::kFp16 ? 12 : 20)) << f.fraction_bits) |
+                                  (v[1] & f.fraction_mask());
+        v[0] = big;
+        v[world / 2 + i % (world / 2)] = big | f.sign_mask();
+        for (int r = 1; r < world; ++r)  // small values: exponents within +-4 of 1
+          if (v[r] != (big | f.sign_mask()))
+            v[r] = (v[r] & (f.sign_mask() | f.fraction_mask())) | (std::uint32_t(f.bias() + int(v[r] % 9) - 4) << f.fraction_bits);
+        const auto one = reduce_element(v, t, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
+        const auto two = reduce_element(v, t, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, world));
+        differing += one != two ? 1 : 0;
+      }
+      INFO(dtype_name(t) << " W=" << world << ": " << differing << " of 2000 differ");
+      CHECK(differing > 0);
+    }
+  }
+}
+
+TEST_CASE("seeding with rank 0 differs from starting at +0 only in the sign of zero", "[cpu]") {
+  // A(+0, v0) turns a negative-subnormal v0 into +0, while a seeded acc = v0 keeps it until the first add
+  // flushes it to -0; after that both folds see the same values.
+  for (int world : {2, 4, 8}) {
+    std::uint64_t state = 99;
+    for (int i = 0; i < 20000; ++i) {
+      const auto v = random_column(state, world, DType::kBf16);
+      const auto seeded = reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kTrtllm, world));
+      const auto from_zero = reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
+      if (seeded != from_zero) {
+        INFO("W=" << world << " case " << i);
+        REQUIRE(((seeded == 0x8000 && from_zero == 0) || (seeded == 0 && from_zero == 0x8000)));
+      }
+    }
+  }
+  const std::vector<std::uint32_t> v{0x8001, 0x8001};  // -subnormal, -subnormal
+  CHECK(reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kTrtllm, 2)) == 0x8000);
+  CHECK(reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 2)) == 0x0000);
+}
+
+TEST_CASE("reduction orders per strategy and profile", "[cpu]") {
+  CHECK(reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 8).chunk == 0);
+  CHECK(reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 16).chunk == 8);
+  CHECK(reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 64).chunk_count() == 8);
+  CHECK(reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, 4).chunk == 4);
+  CHECK(reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, 64).chunk == 16);
+  CHECK(reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, 64).sanitize_result);
+  CHECK_FALSE(reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 2).sanitize_result);
+  CHECK_FALSE(reduction_order(Strategy::kOneShot, Profile::kIeee, 2).ftz);
+  CHECK(reduction_order(Strategy::kTwoShot, Profile::kTrtllm, 64).chunk == 0);
+  CHECK_FALSE(reduction_order(Strategy::kTwoShot, Profile::kTrtllm, 64).sanitize_result);
+}

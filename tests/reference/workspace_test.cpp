@@ -1,0 +1,63 @@
+// Workspace arithmetic of SPEC section 2, with values computed by hand.
+#include <catch2/catch.hpp>
+
+#include "reference/workspace.h"
+
+using namespace ar;
+
+TEST_CASE("buffer bytes per strategy", "[cpu]") {
+  const ProblemShape s{8, 9, 7168, DType::kBf16};
+  CHECK(oneshot_buffer_bytes(s) == 9ll * 7168 * 8 * 2);             // N*D*W*E
+  CHECK(twoshot_buffer_bytes(s) == 2ll * 2 * 8 * 7168 * 2);         // 2*ceil(9/8)*8*D*E
+  CHECK(required_buffer_bytes(Strategy::kAuto, s) == oneshot_buffer_bytes(s));
+}
+
+TEST_CASE("default workspace request: max of ONESHOT up to 1 MiB and TWOSHOT at max tokens", "[cpu]") {
+  // W=8, bf16, D=7168, max 128 tokens: Nos = min(1 MiB / (8*2*7168), 128) = 9 -> 1,032,192 bytes;
+  // twoshot(128) = 2*16*8*7168*2 = 3,670,016 bytes (already a multiple of 32).
+  const BufferRequest r = request_buffer_bytes({8, 128, 7168, DType::kBf16});
+  CHECK(r.bytes == 3670016);
+  CHECK_FALSE(r.error);
+  // Rounded up to 32: a user request of 33 bytes becomes 64.
+  CHECK(request_buffer_bytes({2, 1, 8, DType::kBf16}, 33).bytes == 64);
+  CHECK(request_buffer_bytes({2, 1, 8, DType::kBf16}, 0x100000000ll).error.value().find("UINT32_MAX") !=
+        std::string::npos);
+}
+
+TEST_CASE("BPB from an allocation and stage geometry", "[cpu]") {
+  CHECK(buffer_bytes_from_usable(2 * 1024 * 1024 - 2048) == (2 * 1024 * 1024 - 2048) / 3 / 32 * 32);
+  const std::int64_t bpb = 699040;  // a multiple of 32
+  CHECK(stage_offset_bytes(0, 0, 1, bpb) == 0);
+  CHECK(stage_offset_bytes(2, 0, 1, bpb) == 2 * bpb);
+  CHECK(stage_offset_bytes(1, 1, 2, bpb) == 3 * (bpb / 2));  // (i*S + s) * (BPB/S)
+  CHECK((bpb / 2) % 16 == 0);
+}
+
+TEST_CASE("flags: initial state, rotation and clear records", "[cpu]") {
+  LamportFlags f = initial_flags(4096);
+  CHECK(f.words == std::array<std::uint32_t, 9>{0, 2, 4096, 0, 0, 0, 0, 0, 0});
+  const ProblemShape one{4, 3, 16, DType::kBf16}, two{4, 5, 16, DType::kBf16};
+  const ClearRecord r1 = clear_record(Strategy::kOneShot, one);
+  CHECK(r1.stages == 1);
+  CHECK(r1.bytes == std::array<std::uint32_t, 4>{3 * 16 * 4 * 2, 0, 0, 0});
+  const ClearRecord r2 = clear_record(Strategy::kTwoShot, two);
+  CHECK(r2.stages == 2);
+  CHECK(r2.bytes == std::array<std::uint32_t, 4>{8 * 16 * 2, 5 * 16 * 2, 0, 0});  // round_up(5,4)*D*E, N*D*E
+  // Launch k uses buffer (k-1) mod 3 and clears the previous launch's buffer.
+  f = advance_flags(f, r1);
+  CHECK(f.words == std::array<std::uint32_t, 9>{1, 0, 4096, 1, 384, 0, 0, 0, 0});
+  f = advance_flags(f, r2);
+  CHECK(f.words == std::array<std::uint32_t, 9>{2, 1, 4096, 2, 256, 160, 0, 0, 0});
+  f = advance_flags(f, r1);
+  CHECK(f.current_buffer() == 0);
+  CHECK(f.dirty_buffer() == 2);
+}
+
+TEST_CASE("a call must fit the workspace and the kernels' integer widths", "[cpu]") {
+  const ProblemShape s{8, 10, 7168, DType::kBf16};
+  CHECK(check_fits_workspace(Strategy::kTwoShot, s, twoshot_buffer_bytes(s)) == std::nullopt);
+  CHECK(check_fits_workspace(Strategy::kTwoShot, s, twoshot_buffer_bytes(s) - 32).value().find("insufficient") !=
+        std::string::npos);
+  const ProblemShape huge{64, 4096, 16384, DType::kFp32};  // N*D*W = 2^32 elements
+  CHECK(check_fits_workspace(Strategy::kOneShot, huge, 1ll << 40).value().find("32-bit") != std::string::npos);
+}
