@@ -1,6 +1,6 @@
 #include "reference/all_reduce.h"
 
-#include <cstring>
+#include <Eigen/Core>
 #include <stdexcept>
 #include <vector>
 
@@ -8,21 +8,32 @@
 #include "reference/fold.h"
 
 namespace ar {
+namespace {
+
+// The scalar engine: the [W, count] planes seen as a row-major W x count matrix, one column per output
+// element, each reduced by the model.
+template <class Word>
+void scalar_fold(const std::byte* planes, int world, std::int64_t count, DType t, const ReductionOrder& order,
+                 std::byte* out) {
+  using Planes = Eigen::Map<const Eigen::Matrix<Word, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+  const Planes ranks(reinterpret_cast<const Word*>(planes), world, count);
+  Word* result = reinterpret_cast<Word*>(out);
+  std::vector<std::uint32_t> column(world);
+  for (std::int64_t i = 0; i < count; ++i) {
+    for (int r = 0; r < world; ++r) column[r] = ranks(r, i);
+    result[i] = static_cast<Word>(reduce_element(column, t, order));
+  }
+}
+
+}  // namespace
 
 void fold_planes(const std::byte* planes, int world, std::int64_t count, DType t, const ReductionOrder& order,
                  std::byte* out, Engine engine) {
   if (engine == Engine::kFast && detail::fast_fold_planes(planes, world, count, t, order, out)) return;
-  const int e = dtype_bytes(t);
-  std::vector<std::uint32_t> column(world);
-  for (std::int64_t i = 0; i < count; ++i) {
-    for (int r = 0; r < world; ++r) {
-      std::uint32_t v = 0;
-      std::memcpy(&v, planes + (r * count + i) * e, e);  // little-endian: 16-bit values land in the low half
-      column[r] = v;
-    }
-    const std::uint32_t result = reduce_element(column, t, order);
-    std::memcpy(out + i * e, &result, e);
-  }
+  if (dtype_bytes(t) == 2)
+    scalar_fold<std::uint16_t>(planes, world, count, t, order, out);
+  else
+    scalar_fold<std::uint32_t>(planes, world, count, t, order, out);
 }
 
 ProblemShape shape_of_input(const HostTensor& input) {

@@ -1,5 +1,5 @@
 // HostTensor: a dense, C-ordered tensor of bf16 / fp16 / fp32 storage on the host, addressed by raw bits.
-// All-reduce inputs are [W, N, D] (every rank's shard), outputs [N, D]. Eigen maps give typed 2-D views.
+// All-reduce inputs are [W, N, D] (every rank's shard), outputs [N, D].
 #pragma once
 
 #include <cstddef>
@@ -8,8 +8,6 @@
 #include <memory>
 #include <span>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "reference/dtype.h"
 
@@ -49,16 +47,6 @@ class HostTensor {
     } else {
       std::memcpy(bytes_.data() + 4 * i, &v, 4);
     }
-  }
-
-  /// Row-major matrix view of the storage words: rows = dim 0, columns = the rest (for [W, N, D]: one row
-  /// per rank). `Word` is std::uint16_t for 16-bit types and std::uint32_t for fp32.
-  template <class Word>
-  using MatrixView = Eigen::Map<const Eigen::Matrix<Word, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-  template <class Word>
-  MatrixView<Word> as_matrix() const {
-    const std::int64_t rows = shape_.empty() ? 1 : shape_[0];
-    return MatrixView<Word>(reinterpret_cast<const Word*>(bytes_.data()), rows, rows == 0 ? 0 : size() / rows);
   }
 
   bool operator==(const HostTensor& o) const {

@@ -41,6 +41,21 @@ TEST_CASE("every golden output equals the reference recomputed from its input", 
   }
 }
 
+TEST_CASE("the adversarial cases at W = 16, 32, 64 make ONESHOT and TWOSHOT differ", "[cpu]") {
+  std::ifstream in(std::string(AR_SOURCE_DIR) + "/data/manifest.json");
+  REQUIRE(in);
+  const nlohmann::json manifest = nlohmann::json::parse(in);
+  int checked = 0;
+  for (const auto& c : manifest["cases"]) {
+    if (c["name"].get<std::string>().rfind("adversarial_", 0) != 0) continue;
+    INFO(c["name"].get<std::string>());
+    CHECK(c["world_size"].get<int>() >= 16);
+    CHECK(c["outputs"]["oneshot/flashinfer"]["sha256"] != c["outputs"]["twoshot/flashinfer"]["sha256"]);
+    ++checked;
+  }
+  CHECK(checked == 9);  // 3 dtypes x W = 16, 32, 64
+}
+
 TEST_CASE("the same seed gives the same input; slices regenerate", "[cpu]") {
   CHECK(random_input(DType::kBf16, 4, 2, 8, 7, 12) == random_input(DType::kBf16, 4, 2, 8, 7, 12));
   CHECK_FALSE(random_input(DType::kBf16, 4, 2, 8, 7, 12) == random_input(DType::kBf16, 4, 2, 8, 8, 12));
