@@ -311,7 +311,10 @@ std::vector<std::string> Rendezvous::all_gather(const std::string& mine) {
   try {
     frames = s.read_from(peers, "all-gather contributions");
   } catch (const RendezvousError& e) {
-    abort(e.what());
+    const std::string own_prefix = "rank 0: ";
+    std::string reason = e.what();
+    if (reason.rfind(own_prefix, 0) == 0) reason.erase(0, own_prefix.size());
+    abort(reason);  // tell the others why, so they do not wait out their timeout
     throw;
   }
   std::vector<std::string> all{mine};
