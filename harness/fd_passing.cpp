@@ -46,38 +46,45 @@ UniqueFd::~UniqueFd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void send_fd(int socket, int fd) {
+namespace {
+
+// One byte of payload plus room for one descriptor: the message shape both sides use.
+struct FdMessage {
   char byte = 'F';
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+
+  FdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+  }
+  FdMessage(const FdMessage&) = delete;  // msg points into this object
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
+}  // namespace
+
+void send_fd(int socket, int fd) {
+  FdMessage m;
+  cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  if (::sendmsg(socket, &msg, MSG_NOSIGNAL) != 1)
+  if (::sendmsg(socket, &m.msg, MSG_NOSIGNAL) != 1)
     throw RendezvousError(fmt::format("cannot pass a file descriptor to a peer: {}", errno_text()));
 }
 
 UniqueFd receive_fd(int socket) {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  const ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  FdMessage m;
+  const ssize_t n = ::recvmsg(socket, &m.msg, MSG_CMSG_CLOEXEC);
   if (n == 0) throw RendezvousError("the peer closed the socket before passing its file descriptor");
   if (n < 0) throw RendezvousError(fmt::format("no file descriptor arrived from the peer: {}", errno_text()));
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC))
+  cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
+  if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (m.msg.msg_flags & MSG_CTRUNC))
     throw RendezvousError("the peer's message carried no file descriptor");
   int fd = -1;
   std::memcpy(&fd, CMSG_DATA(c), sizeof(int));

@@ -11,6 +11,18 @@
 using namespace ar;
 using test::run;
 
+namespace {
+
+// W = 16, every column [2^24, 1 x14, -2^24]: ONESHOT gives 7 (0x40E0), TWOSHOT 0 (the 10.7 reference test).
+HostTensor chunk_order_input() {
+  HostTensor in(DType::kBf16, {16, 1, 8});
+  for (int r = 0; r < 16; ++r)
+    for (int d = 0; d < 8; ++d) in.set_bits(r * 8 + d, r == 0 ? 0x4B80 : r == 15 ? 0xCB80 : 0x3F80);
+  return in;
+}
+
+}  // namespace
+
 TEST_CASE("help and unknown commands", "[cpu]") {
   CHECK(run({"--help"}).code == 0);
   CHECK_THAT(run({"--help"}).out, Catch::Contains("explain"));
@@ -27,11 +39,7 @@ TEST_CASE("help and unknown commands", "[cpu]") {
 
 TEST_CASE("reference writes the bit-exact result", "[cpu]") {
   test::ScratchDir dir;
-  // Ranks [2^24, 1 x7 | 1 x7, -2^24] in every column: ONESHOT 7, TWOSHOT 0 (see the 10.7 reference test).
-  HostTensor in(DType::kBf16, {16, 1, 8});
-  for (int r = 0; r < 16; ++r)
-    for (int d = 0; d < 8; ++d) in.set_bits(r * 8 + d, r == 0 ? 0x4B80 : r == 15 ? 0xCB80 : 0x3F80);
-  write_npy(dir.file("x.npy"), in);
+  write_npy(dir.file("x.npy"), chunk_order_input());
   for (const auto& [strategy, expected] : {std::pair{"oneshot", 0x40E0u}, std::pair{"twoshot", 0x0000u}}) {
     const auto r = run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--dtype", "bf16",
                         "--strategy", strategy});
@@ -82,10 +90,7 @@ TEST_CASE("bad inputs exit 2 with a message and leave no output file", "[cpu]") 
 
 TEST_CASE("explain prints the tree and names the chunk step at W = 16", "[cpu]") {
   test::ScratchDir dir;
-  HostTensor in(DType::kBf16, {16, 1, 8});
-  for (int r = 0; r < 16; ++r)
-    for (int d = 0; d < 8; ++d) in.set_bits(r * 8 + d, r == 0 ? 0x4B80 : r == 15 ? 0xCB80 : 0x3F80);
-  write_npy(dir.file("x.npy"), in);
+  write_npy(dir.file("x.npy"), chunk_order_input());
   const auto r = run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "3", "-s", "oneshot"});
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("-- chunk 1: ranks 8..15, starts from +0 --"));
