@@ -1,0 +1,35 @@
+#include "sim/call_context.h"
+
+#include "reference/all_reduce.h"
+#include "sim/inputs.h"
+
+namespace ar::sim {
+
+std::vector<CallContext> make_call_contexts(const SimConfig& config, std::uint64_t seed) {
+  std::vector<CallContext> calls;
+  calls.reserve(config.calls.size());
+  for (std::size_t k = 0; k < config.calls.size(); ++k) {
+    const ResolvedCall& rc = config.calls[k];
+    CallContext c;
+    c.index = static_cast<int>(k);
+    c.strategy = rc.strategy();
+    c.shape = rc.shape;
+    c.order = kernel_order(config, c.strategy);
+    c.record = clear_record(c.strategy, c.shape);
+    c.elements_per_pack = elements_per_pack(c.shape.dtype);
+    c.packs_per_token = c.shape.hidden / c.elements_per_pack;
+    c.ctas_per_token = ceil_div(c.packs_per_token, config.packs_per_cta);
+    c.ctas = c.shape.tokens * c.ctas_per_token;
+    // Poll passes follow the fold's chunks (SPEC section 4.4): one pass over the remote ranks for ONESHOT
+    // W <= 8, else one pass per chunk of `order.chunk` ranks, own slot included.
+    c.own_from_registers = c.strategy == Strategy::kOneShot && c.order.chunk == 0;
+    c.poll_chunk = c.order.chunk == 0 ? config.world_size : c.order.chunk;
+    c.input = make_call_inputs(seed, c.index, config.world_size, c.shape.tokens, c.shape.hidden, c.shape.dtype);
+    // The expected output is the reference's, for the unmutated protocol: a mutation must show as a failure.
+    c.expected = reference_all_reduce(c.input, c.strategy, Profile::kFlashInfer);
+    calls.push_back(std::move(c));
+  }
+  return calls;
+}
+
+}  // namespace ar::sim

@@ -1,0 +1,178 @@
+#include "sim/checker.h"
+
+#include <fmt/format.h>
+
+#include "sim/inputs.h"
+#include "sim/lamport_kernel.h"
+
+namespace ar::sim {
+
+Checker::Checker(const SimConfig& config, bool record_outputs)
+    : config_(config),
+      flags_seen_(config.calls.size()),
+      rank_flags_seen_(config.calls.size() * static_cast<std::size_t>(config.world_size)) {
+  if (record_outputs) {
+    outputs_.resize(config.calls.size());
+    for (std::size_t k = 0; k < config.calls.size(); ++k)
+      for (int r = 0; r < config.world_size; ++r)
+        outputs_[k].emplace_back(config.calls[k].shape.dtype,
+                                 std::vector<std::int64_t>{config.calls[k].shape.tokens, config.calls[k].shape.hidden});
+  }
+}
+
+void Checker::fail(Failure f) {
+  if (failure_) return;
+  f.step = step_;
+  failure_ = std::move(f);
+}
+
+void Checker::add_detail(const std::string& text) {
+  if (failure_) failure_->message += "; " + text;
+}
+
+void Checker::on_flags_read(int rank, int cta, int call, const std::array<std::uint32_t, 8>& words) {
+  // Within the rank first (the CTAs of one launch), then across ranks.
+  std::optional<FlagsSeen>& mine =
+      rank_flags_seen_[static_cast<std::size_t>(call) * static_cast<std::size_t>(config_.world_size) + rank];
+  std::optional<FlagsSeen>& any = flags_seen_[static_cast<std::size_t>(call)];
+  const std::optional<FlagsSeen>& seen = mine ? mine : any;
+  if (!mine) mine = FlagsSeen{words, rank, cta};
+  if (!any) any = FlagsSeen{words, rank, cta};
+  if (!seen || seen->words == words) return;
+  const auto show = [](const std::array<std::uint32_t, 8>& w) {
+    return fmt::format("{{cur {}, dirty {}, BPB {}, dirty stages {}, bytes {} {} {} {}}}", w[0], w[1], w[2], w[3], w[4],
+                       w[5], w[6], w[7]);
+  };
+  Failure f;
+  f.kind = FailureKind::kFlagsMismatch;
+  f.rank = rank;
+  f.cta = cta;
+  f.call = call;
+  f.message = fmt::format(
+      "flags inconsistent in call {}: r{} CTA {} read {} but r{} CTA {} read {}. Every CTA of every rank must "
+      "start a call from the same flags; {}",
+      call, rank, cta, show(words), seen->rank, seen->cta, show(seen->words),
+      rank == seen->rank ? "this CTA read them after its own rank's CTA 0 had rotated them (the arrival counter "
+                           "must hold the rotation back until every CTA has read the flags)"
+                         : "the ranks' rotations have diverged");
+  fail(std::move(f));
+}
+
+void Checker::on_pack_accepted(const AcceptedPack& p) {
+  for (int k = 0; k < 4; ++k) {
+    const Ghost g = p.ghosts[static_cast<std::size_t>(k)];
+    if (g.kind == WriteKind::kData && g.writer == p.writer && g.call == p.call) continue;
+    std::string words;
+    for (int j = 0; j < 4; ++j)
+      words += fmt::format("{}{:08x} ({})", j ? ", " : "", p.words[static_cast<std::size_t>(j)],
+                           describe_ghost(p.ghosts[static_cast<std::size_t>(j)]));
+    Failure f;
+    f.kind = FailureKind::kStaleRead;
+    f.rank = p.rank;
+    f.cta = p.cta;
+    f.call = p.call;
+    f.message = fmt::format(
+        "stale read: r{} CTA {} in call {} accepted {} ({}) at {} as full, but word {} is {} instead of data "
+        "from r{} in call {}. Words read: [{}]. A poll may accept a pack only when every word is this call's "
+        "data",
+        p.rank, p.cta, p.call, p.slot, p.slot_detail, describe_word(config_, p.rank, p.word), k, describe_ghost(g),
+        p.writer, p.call, words);
+    fail(std::move(f));
+    return;
+  }
+}
+
+bool Checker::on_output(int rank, int cta, int call, std::int64_t element, std::uint32_t got,
+                        const HostTensor& expected, const char* how) {
+  if (!outputs_.empty())
+    outputs_[static_cast<std::size_t>(call)][static_cast<std::size_t>(rank)].set_bits(element, got);
+  const std::uint32_t want = expected.bits(element);
+  if (got == want) return true;
+  const std::int64_t hidden = config_.calls[static_cast<std::size_t>(call)].shape.hidden;
+  const DType t = config_.calls[static_cast<std::size_t>(call)].shape.dtype;
+  Failure f;
+  f.kind = FailureKind::kWrongBits;
+  f.rank = rank;
+  f.cta = cta;
+  f.call = call;
+  f.element = element;
+  f.token = element / hidden;
+  f.column = element % hidden;
+  f.got = got;
+  f.expected = want;
+  const int digits = dtype_bytes(t) * 2;
+  f.message =
+      fmt::format("wrong bits: r{} (CTA {}) call {} element [{}, {}] ({}) is 0x{:0{}x}, the reference says 0x{:0{}x}",
+                  rank, cta, call, f.token, f.column, how, got, digits, want, digits);
+  fail(std::move(f));
+  return false;
+}
+
+void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words,
+                          int dest_call) {
+  if (u.word >= lamport_words) return;
+  for (int k = 0; k < 2; ++k) {
+    if (!(u.mask & (1u << k))) continue;
+    const Ghost old = before[static_cast<std::size_t>(k)];
+    if (old.kind != WriteKind::kData) continue;
+    const std::uint32_t word = u.word + static_cast<std::uint32_t>(k);
+    Failure f;
+    f.rank = u.dest;
+    f.call = u.ghost.call;
+    if (u.ghost.kind == WriteKind::kData) {
+      f.kind = FailureKind::kOverwriteUncleared;
+      const int due = old.call + 1;  // a buffer is cleared one launch after its use
+      f.message = fmt::format(
+          "overwrite of uncleared data: r{}'s store of call {} lands on {}, which still holds {}; {}. Data may only "
+          "land on empty (cleared) words",
+          u.issuer, u.ghost.call, describe_word(config_, u.dest, word), describe_ghost(old),
+          dest_call <= due
+              ? fmt::format("r{} clears it in call {}, which has not done so yet: the buffer is reused "
+                            "before its one-launch-late clear",
+                            u.dest, due)
+              : fmt::format("r{} should have cleared it in call {} and is now in call {}", u.dest, due, dest_call));
+    } else if (u.ghost.kind == WriteKind::kClear && old.call >= u.ghost.call) {
+      f.kind = FailureKind::kClearUnread;
+      f.message = fmt::format(
+          "clear of unread data: r{}'s clear in call {} (of the buffer its call {} used) lands on {}, which holds "
+          "{}: a buffer was cleared while a rank could still write or read it",
+          u.issuer, u.ghost.call, u.ghost.call == 0 ? 0 : u.ghost.call - 1, describe_word(config_, u.dest, word),
+          describe_ghost(old));
+    } else {
+      continue;
+    }
+    fail(std::move(f));
+    return;
+  }
+}
+
+void Checker::on_out_of_bounds(int rank, int cta, int call, std::string_view op, int dest, std::int64_t byte) {
+  Failure f;
+  f.kind = FailureKind::kOutOfBounds;
+  f.rank = rank;
+  f.cta = cta;
+  f.call = call;
+  f.message = fmt::format(
+      "out of bounds: r{} CTA {} in call {} issued {} to byte {} of r{}'s Lamport buffers, which end at byte {} "
+      "(3 x BPB {})",
+      rank, cta, call, op, byte, dest, 3 * config_.buffer_bytes, config_.buffer_bytes);
+  fail(std::move(f));
+}
+
+std::uint64_t Checker::hash() const {
+  std::uint64_t h = 0xC4EC4E5ull;
+  for (const auto& seen : flags_seen_) {
+    if (!seen) {
+      h = mix64(h ^ 0x1);
+      continue;
+    }
+    for (std::uint32_t w : seen->words) h = mix64(h ^ w);  // who read them first changes only the wording
+  }
+  for (const auto& seen : rank_flags_seen_)
+    h = mix64(h ^ (seen ? mix64(seen->words[0] + 2) ^ seen->words[1] ^ (std::uint64_t(seen->words[3]) << 32) ^
+                              (std::uint64_t(seen->words[4]) << 8) ^ seen->words[5]
+                        : 1));
+  return h;
+}
+
+}  // namespace ar::sim

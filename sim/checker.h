@@ -1,0 +1,121 @@
+// The simulator's judge: what counts as a protocol failure, and the diagnosis that names it. Simulation and the
+// kernel programs report events to it (flags read, a poll accepted, an output element, a unit delivered); the
+// first failure ends the run.
+//
+// Checked on every run:
+// - wrong-bits: every rank's every output element equals reference_all_reduce bit for bit (which also makes
+//   all ranks agree);
+// - stale-read: a poll accepts a pack only if each of its words is data of this call from the rank that owns
+//   the slot ("no slot read as full before it was written");
+// - overwrite-uncleared: data lands only on words that are empty (cleared or initial);
+// - clear-unread: a clear never erases data of its own or a later call (data somebody may still read);
+// - flags-mismatch: every CTA of every rank reads the same flag words 0-7 in the same call;
+// - out-of-bounds: no Lamport store outside the three buffers;
+// - deadlock: some CTA can never run again (reported by Simulation with what each blocked CTA waits on);
+// - step-budget: a run that neither finishes nor deadlocks within its step budget.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reference/tensor.h"
+#include "sim/config.h"
+#include "sim/memory_model.h"
+
+namespace ar::sim {
+
+enum class FailureKind : std::uint8_t {
+  kWrongBits,
+  kDeadlock,
+  kStaleRead,
+  kOverwriteUncleared,
+  kClearUnread,
+  kFlagsMismatch,
+  kOutOfBounds,
+  kStepBudget,
+};
+inline constexpr std::array<std::string_view, 8> kFailureKindNames{
+    "wrong-bits",   "deadlock",       "stale-read",    "overwrite-uncleared",
+    "clear-unread", "flags-mismatch", "out-of-bounds", "step-budget"};
+constexpr std::string_view failure_kind_name(FailureKind k) { return kFailureKindNames[static_cast<std::size_t>(k)]; }
+
+struct Failure {
+  FailureKind kind = FailureKind::kWrongBits;
+  int rank = -1;
+  int cta = -1;
+  int call = -1;
+  std::int64_t element = -1;  ///< flat index into the call's [N, D] output (wrong-bits)
+  std::int64_t token = -1;
+  std::int64_t column = -1;
+  std::uint32_t got = 0;       ///< wrong-bits: the rank's output bits
+  std::uint32_t expected = 0;  ///< wrong-bits: the reference's bits
+  std::uint64_t step = 0;      ///< the step of the run at which it was found
+  std::string message;         ///< the full diagnosis
+};
+
+/// A pack a poll accepted, with where it is and who should have written it.
+struct AcceptedPack {
+  int rank = 0;
+  int cta = 0;
+  int call = 0;
+  int writer = 0;  ///< rank whose data the slot must hold
+  std::uint32_t word = 0;
+  const char* slot = "";
+  std::string slot_detail;
+  std::array<std::uint32_t, 4> words{};
+  std::array<Ghost, 4> ghosts{};
+};
+
+class Checker {
+ public:
+  Checker(const SimConfig& config, bool record_outputs);
+
+  bool failed() const { return failure_.has_value(); }
+  const Failure& failure() const { return *failure_; }
+  /// Keeps the first failure; later ones are ignored.
+  void fail(Failure f);
+
+  void set_step(std::uint64_t step) { step_ = step; }
+
+  /// A CTA finished reading flag words 0-7 at the start of `call`.
+  void on_flags_read(int rank, int cta, int call, const std::array<std::uint32_t, 8>& words);
+  /// A poll accepted a pack as full.
+  void on_pack_accepted(const AcceptedPack& p);
+  /// A rank produced output element `element` of `call`; `expected` is the reference tensor. Returns false
+  /// (and records a wrong-bits failure) when the bits differ.
+  bool on_output(int rank, int cta, int call, std::int64_t element, std::uint32_t got, const HostTensor& expected,
+                 const char* how);
+  /// Appends a sentence to the failure just recorded (how a wrong value was made).
+  void add_detail(const std::string& text);
+  /// A unit is about to be written over words whose ghosts are `before` (only Lamport words are checked);
+  /// `dest_call` is the call its destination rank is in.
+  void on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words,
+                   int dest_call);
+  /// A Lamport store aimed outside the three buffers.
+  void on_out_of_bounds(int rank, int cta, int call, std::string_view op, int dest, std::int64_t byte);
+
+  /// The outputs recorded so far: [call][rank] tensors of [N, D] (empty unless record_outputs).
+  const std::vector<std::vector<HostTensor>>& outputs() const { return outputs_; }
+
+  /// Hash of what the checker remembers that can change a later verdict (the flags seen per call).
+  std::uint64_t hash() const;
+
+ private:
+  struct FlagsSeen {
+    std::array<std::uint32_t, 8> words{};
+    int rank = 0;
+    int cta = 0;
+  };
+  const SimConfig& config_;
+  std::optional<Failure> failure_;
+  std::uint64_t step_ = 0;
+  std::vector<std::optional<FlagsSeen>> flags_seen_;       ///< per call: the first CTA to read them
+  std::vector<std::optional<FlagsSeen>> rank_flags_seen_;  ///< per call and rank (call * W + rank)
+  std::vector<std::vector<HostTensor>> outputs_;
+};
+
+}  // namespace ar::sim

@@ -1,0 +1,85 @@
+#include "sim/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace ar::sim {
+
+SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::optional<std::int64_t> buffer_bytes,
+                          int packs_per_cta, Writer writer, Mutation mutation) {
+  if (!is_supported_world_size(world_size))
+    throw std::invalid_argument(
+        fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", world_size));
+  if (calls.empty()) throw std::invalid_argument("the call sequence is empty");
+  if (packs_per_cta < 1 || packs_per_cta > kMaxPacksPerCta)
+    throw std::invalid_argument(
+        fmt::format("packs per CTA must be in [1, {}], got {}", kMaxPacksPerCta, packs_per_cta));
+  std::int64_t needed = 0;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i].shape.world_size != world_size)
+      throw std::invalid_argument(
+          fmt::format("call {} has world size {}, the workspace {}", i + 1, calls[i].shape.world_size, world_size));
+    if (auto why = validate_shape(calls[i].shape)) throw std::invalid_argument(fmt::format("call {}: {}", i + 1, *why));
+    needed = std::max(needed, required_buffer_bytes(calls[i].requested, calls[i].shape));
+  }
+  const std::int64_t bpb = buffer_bytes.value_or(round_up(needed, kBufferAlignment));
+  if (bpb <= 0 || bpb % kBufferAlignment != 0)
+    throw std::invalid_argument(
+        fmt::format("the buffer size {} bytes is not a positive multiple of {} (two stages of 16-byte packs)", bpb,
+                    kBufferAlignment));
+  for (std::size_t i = 0; i < calls.size(); ++i)
+    if (auto why = check_fits_workspace(calls[i].requested, calls[i].shape, bpb))
+      throw std::invalid_argument(fmt::format("call {}: {}", i + 1, *why));
+  if (3 * bpb * world_size > kMaxSimulatedBytes)
+    throw std::invalid_argument(fmt::format(
+        "the workspace is too large to simulate: {} ranks x 3 x {} bytes exceeds {} MiB; use fewer tokens or a "
+        "smaller hidden size",
+        world_size, bpb, kMaxSimulatedBytes >> 20));
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const ProblemShape& s = calls[i].shape;
+    const std::int64_t ctas = s.tokens * ceil_div(s.hidden / elements_per_pack(s.dtype), packs_per_cta);
+    if (ctas > kMaxCtasPerLaunch)
+      throw std::invalid_argument(
+          fmt::format("call {} needs {} CTAs per rank, more than the simulator's {}", i + 1, ctas, kMaxCtasPerLaunch));
+  }
+  SimConfig c;
+  c.world_size = world_size;
+  c.calls = std::move(calls);
+  c.buffer_bytes = bpb;
+  c.packs_per_cta = packs_per_cta;
+  c.writer = writer;
+  c.mutation = mutation;
+  return c;
+}
+
+std::string describe(const SimConfig& c) {
+  std::string text = fmt::format("W={} BPB={} {} packs/CTA={} calls={}", c.world_size, c.buffer_bytes,
+                                 writer_name(c.writer), c.packs_per_cta, format_call_sequence(c.calls));
+  if (c.mutation != Mutation::kNone) text += fmt::format(" mutation={}", mutation_name(c.mutation));
+  if (c.resident_ctas > 0)
+    text += fmt::format(" resident={} dispatch={}", c.resident_ctas, c.dispatch_in_order ? "in-order" : "any");
+  if (c.arrival != Arrival::kFlashInfer) text += fmt::format(" arrival={}", arrival_name(c.arrival));
+  return text;
+}
+
+std::string command_arguments(const SimConfig& c) {
+  std::string text = fmt::format("--world-size {} --calls {} --buffer-bytes {}", c.world_size,
+                                 format_call_sequence(c.calls), c.buffer_bytes);
+  if (c.packs_per_cta != 1) text += fmt::format(" --packs-per-cta {}", c.packs_per_cta);
+  if (c.writer != Writer::kUnicast) text += fmt::format(" --writer {}", writer_name(c.writer));
+  if (c.mutation != Mutation::kNone) text += fmt::format(" --mutation {}", mutation_name(c.mutation));
+  if (c.resident_ctas > 0)
+    text += fmt::format(" --resident-ctas {} --dispatch {}", c.resident_ctas, c.dispatch_in_order ? "in-order" : "any");
+  if (c.arrival != Arrival::kFlashInfer) text += fmt::format(" --arrival {}", arrival_name(c.arrival));
+  return text;
+}
+
+ReductionOrder kernel_order(const SimConfig& c, Strategy resolved) {
+  ReductionOrder order = reduction_order(resolved, Profile::kFlashInfer, c.world_size);
+  if (c.mutation == Mutation::kNoResultSanitize) order.sanitize_result = false;
+  return order;
+}
+
+}  // namespace ar::sim

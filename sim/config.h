@@ -1,0 +1,74 @@
+// What one simulation runs: the world size, the call sequence on one workspace, the Lamport buffer size (BPB,
+// a parameter as SPEC section 2 says), the CTA geometry, the writer form and the mutation. Built and validated
+// by make_sim_config; the harness and the tests construct it, Simulation and the search read it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reference/reduction_order.h"
+#include "reference/workspace.h"
+#include "sim/call_sequence.h"
+#include "sim/mutation.h"
+
+namespace ar::sim {
+
+/// How a pack reaches the other ranks' buffers.
+enum class Writer : std::uint8_t {
+  kUnicast,    ///< ours: W plain st_v4 stores, one per rank, at the same offset
+  kMulticast,  ///< FlashInfer's: one multimem_st_v4 to the multicast address
+};
+inline constexpr std::array<std::string_view, 2> kWriterNames{"unicast", "multicast"};
+constexpr std::string_view writer_name(Writer w) { return kWriterNames[static_cast<std::size_t>(w)]; }
+
+/// Where a CTA arrives on the counter (flag word 8).
+enum class Arrival : std::uint8_t {
+  kFlashInfer,  ///< FlashInfer (SPEC 4.2): ONESHOT after its store, TWOSHOT after both clears
+  kAfterFlags,  ///< ours (cuda/): right after reading the flags, and an acquire fence after the counter spin
+};
+inline constexpr std::array<std::string_view, 2> kArrivalNames{"flashinfer", "after-flags"};
+constexpr std::string_view arrival_name(Arrival a) { return kArrivalNames[static_cast<std::size_t>(a)]; }
+
+struct SimConfig {
+  int world_size = 2;
+  std::vector<ResolvedCall> calls;
+  std::int64_t buffer_bytes = 0;  ///< BPB: bytes per Lamport buffer, a multiple of 32
+  int packs_per_cta = 1;          ///< threads per CTA, one 16-byte pack each
+  Writer writer = Writer::kUnicast;
+  Mutation mutation = Mutation::kNone;
+  /// The kernels sanitise every element (-0 -> +0). SPEC section 4.1 infers that only the odd (high-half)
+  /// 16-bit elements need it, because only they can complete a 0x80000000 word; tests switch the even ones off to
+  /// check that claim.
+  bool sanitize_even_elements = true;
+  /// CTAs of one launch resident at once per rank (0: all of them). A CTA holds its slot until it exits; the
+  /// others wait to be dispatched, in grid order or (dispatch_in_order = false) in any order the schedule picks.
+  /// SPEC section 4.5 infers that cross-rank progress needs roughly in-order dispatch once a grid exceeds
+  /// residency; this models it.
+  int resident_ctas = 0;
+  bool dispatch_in_order = true;
+  Arrival arrival = Arrival::kFlashInfer;
+};
+
+/// The limits that keep one simulation small enough to run many schedules of.
+inline constexpr std::int64_t kMaxSimulatedBytes = 256ll << 20;  ///< all ranks' buffers together
+inline constexpr std::int64_t kMaxCtasPerLaunch = 1 << 16;
+inline constexpr int kMaxPacksPerCta = 1024;
+
+/// Builds a config. `buffer_bytes` defaults to what the largest call needs, rounded up to 32 bytes; given, it
+/// must be a multiple of 32 and fit every call. Throws std::invalid_argument naming the problem.
+SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::optional<std::int64_t> buffer_bytes,
+                          int packs_per_cta, Writer writer, Mutation mutation);
+
+/// One line: "W=4 BPB=512 unicast ppc=1 calls=oneshot:N=3:D=16:dtype=bf16,..." (mutation when not none).
+std::string describe(const SimConfig& c);
+
+/// The arguments of `mnnvl-ar sim` that select exactly this config (without schedule or seed).
+std::string command_arguments(const SimConfig& c);
+
+/// The fold order the simulated kernels use for a call: the flashinfer profile's order with the mutation's
+/// change (no-result-sanitize drops TWOSHOT's -0 -> +0). rank-order is applied to the operands, not here.
+ReductionOrder kernel_order(const SimConfig& c, Strategy resolved);
+
+}  // namespace ar::sim

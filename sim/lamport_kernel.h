@@ -1,0 +1,127 @@
+// The per-CTA programs of the ONESHOT and TWOSHOT kernels (SPEC sections 4 and 5) as resumable state machines:
+// each step_cta call runs one CTA up to and including its next memory operation (sim/ops.h), so the scheduler
+// can interleave every operation of every CTA of every rank. Simulation calls step_cta; the phases are numbered
+// as in the README's algorithm description.
+//
+// (With Arrival::kAfterFlags, as our kernels do, every CTA arrives right after step 1 instead, and CTA 0 issues
+// fence_acq_rel_gpu after its counter spin.)
+//
+// ONESHOT, CTA (token t, packs of lanes), rank r:
+//   1. read the flags (two ld_v4)         4. clear every dirty stage (grid-stride st_v4 of the sentinel)
+//   2. store the input pack into slot     5. poll the other ranks' slots [t][src] until one pass is clean,
+//      [t][r] of every rank                  fold with reduce_element, compare with the reference
+//   3. arrive (bar_cta_sync, red)         6. CTA 0: wait for every arrival, rotate the flags, reset the counter
+// TWOSHOT, CTA (token t, lanes), rank r:
+//   1. read the flags                     5. clear dirty stage 1
+//   2. scatter the pack to owner t % W    6. arrive
+//   3. clear dirty stage 0                7. poll BROADCAST[t] until clean, copy it out
+//   4. owner: poll SCATTER for all W      8. CTA 0: wait, rotate the flags, reset the counter
+//      sources, fold, broadcast the sum
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reference/workspace.h"
+#include "sim/call_context.h"
+#include "sim/config.h"
+#include "sim/ops.h"
+
+namespace ar::sim {
+
+class Checker;
+
+/// Program counter values; each strategy runs a fixed list of them (kOneShotProgram, kTwoShotProgram).
+enum class Phase : std::uint8_t {
+  kReadFlagsLow,    ///< ld_v4 of flag words 0-3
+  kReadFlagsHigh,   ///< ld_v4 of flag words 4-7
+  kStore,           ///< ONESHOT 2
+  kScatter,         ///< TWOSHOT 2
+  kClearDirty,      ///< ONESHOT 4: every dirty stage
+  kClearStage0,     ///< TWOSHOT 3
+  kReduce,          ///< TWOSHOT 4: poll SCATTER, fold, broadcast
+  kClearStage1,     ///< TWOSHOT 5
+  kArrive,          ///< bar_cta_sync + red_release_gpu_add_u32
+  kPoll,            ///< ONESHOT 5
+  kGather,          ///< TWOSHOT 7
+  kWaitArrivals,    ///< CTA 0: spin on flag word 8
+  kStoreFlagsLow,   ///< CTA 0: st_v4 of the new words 0-3
+  kStoreFlagsHigh,  ///< CTA 0: st_v4 of the new words 4-7
+  kResetCounter,    ///< CTA 0: st_u32 word 8 = 0
+  kDone,
+};
+std::string_view phase_name(Phase p);
+
+enum class CtaStatus : std::uint8_t { kUndispatched, kRunnable, kBlocked, kDone };
+
+/// One CTA's registers and program position. A value type: the exhaustive search hashes it.
+struct CtaState {
+  std::uint16_t rank = 0;
+  std::uint32_t index = 0;  ///< CTA index in the launch's grid
+  std::uint32_t token = 0;
+  std::uint32_t first_pack = 0;  ///< lane l handles pack first_pack + l of the token
+  std::uint8_t pc = 0;           ///< index into the strategy's program
+  std::uint32_t lane = 0;        ///< current lane of a per-lane loop
+  std::uint32_t i = 0;           ///< inner counter: destination, source, or clear index
+  std::uint32_t pass_begin = 0;  ///< first source of the current poll pass
+  std::uint8_t clear_stage = 0;  ///< ONESHOT: which dirty stage kClearDirty is clearing
+  bool broadcasting = false;     ///< TWOSHOT reduce: the sum is computed, its stores are going out
+  std::uint8_t read_mask = 0;    ///< words of the current ld_volatile_v4 read so far (torn reads)
+  Pack read_words{};
+  std::array<Ghost, 4> read_ghosts{};
+  std::array<std::uint32_t, 8> flags{};  ///< flag words 0-7 as this CTA read them
+  std::vector<std::uint32_t> polled;     ///< [W][4] words of the current poll pass (or the sum to broadcast)
+  std::vector<Ghost> polled_ghosts;      ///< their provenance, checked when the pass is accepted
+  CtaStatus status = CtaStatus::kRunnable;
+  std::uint64_t wait_key = 0;  ///< (rank, pack) a blocked CTA waits on
+
+  /// The phase at `pc` of the program `env` runs.
+  Phase phase(const struct KernelEnv& env) const;
+  std::uint32_t current_buffer() const { return flags[0]; }
+  std::uint32_t dirty_buffer() const { return flags[1]; }
+  std::uint32_t buffer_bytes() const { return flags[2]; }
+  std::uint32_t dirty_stages() const { return flags[3]; }
+};
+
+/// What a kernel program needs besides its own state.
+struct KernelEnv {
+  const SimConfig& config;
+  const CallContext& call;
+  Ops& ops;
+  Checker& checker;
+  std::uint32_t flags_word;  ///< word index of flag word 0 in every rank's memory
+};
+
+/// Runs `cta` up to and including its next memory operation (or to kDone).
+void step_cta(CtaState& cta, KernelEnv& env);
+
+/// The blocking read `cta` would issue next, when its next operation is a poll or the counter spin and no read
+/// is half done: the 16-byte pack it reads and what it waits for there.
+struct WaitTarget {
+  Address pack;          ///< first word of the 16-byte pack
+  bool counter = false;  ///< spin on word 8 (else a Lamport poll of the pack)
+  std::uint32_t counter_target = 0;
+};
+std::optional<WaitTarget> next_wait(const CtaState& cta, const KernelEnv& env);
+
+/// The kernel's emptiness test of a polled pack ("dirty" in FlashInfer's words), with the mutation's change.
+bool looks_empty(const Pack& words, Mutation m);
+/// The first word that makes looks_empty true, or -1.
+int first_empty_word(const Pack& words, Mutation m);
+
+/// Whether `target` would fail on these words (the pack for a poll, word 0 for the counter).
+bool wait_fails(const WaitTarget& target, const Pack& words, Mutation m);
+
+/// What a blocked CTA waits for, in words, for deadlock reports: the slot, its location and the words seen.
+std::string describe_wait(const CtaState& cta, const KernelEnv& env, const MemorySystem& memory);
+
+/// A word's location for people: "rank 1 buffer 2 +96 B" or "rank 1 flag word 8".
+std::string describe_word(const SimConfig& config, int rank, std::uint32_t word);
+
+/// A word's provenance: "init", "clear by r1 in call 2", "data from r0 in call 3", "flags of r1 call 2".
+std::string describe_ghost(Ghost g);
+
+}  // namespace ar::sim

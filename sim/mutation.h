@@ -1,0 +1,71 @@
+// The deliberate protocol bugs the simulator must catch: each is one small change to the modelled kernels, named
+// after what it breaks. `mnnvl-ar sim --list-mutations` prints kMutationTable; the tests run every entry and
+// require a failure whose kind is among `caught_as`.
+//
+// Why mutations: a checker that never fails proves nothing. Each entry is a bug that hardware shows only under
+// rare timing or rare data; the simulator has to make that timing or data happen and name the failure.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace ar::sim {
+
+enum class Mutation : std::uint8_t {
+  kNone,
+  kTwoBuffers,            ///< rotate over 2 Lamport buffers instead of 3
+  kNoInputSanitize,       ///< inputs are stored without mapping -0 to +0
+  kNoResultSanitize,      ///< TWOSHOT broadcasts its sum without mapping -0 to +0
+  kPollFirstWord,         ///< a poll checks only word 0 of the 16-byte pack for the sentinel
+  kFloatSentinelCompare,  ///< the sentinel is tested as a float (v == 0 && signbit) under flush-to-zero
+  kNoClear,               ///< the previous launch's buffer is never cleared
+  kClearCurrentLayout,    ///< the clear uses this launch's stage layout instead of the recorded one
+  kNoArrivalWait,         ///< the flags rotate before every CTA has arrived (read them)
+  kRankOrder,             ///< each rank (or TWOSHOT owner) starts its sum with its own value
+};
+
+struct MutationInfo {
+  Mutation mutation;
+  std::string_view name;     ///< as given to --mutation
+  std::string_view summary;  ///< one line: what the change is
+  std::string_view symptom;  ///< what the simulator reports when it catches it
+};
+
+inline constexpr std::array<MutationInfo, 10> kMutationTable{{
+    {Mutation::kNone, "none", "the protocol as FlashInfer implements it", "nothing: every search passes"},
+    {Mutation::kTwoBuffers, "two-buffers", "rotate over 2 Lamport buffers instead of 3",
+     "clear-unread: a rank clears its previous buffer after a faster peer already wrote the next call's data "
+     "into it (or the poll then deadlocks)"},
+    {Mutation::kNoInputSanitize, "no-input-sanitize", "store inputs without mapping -0 to +0",
+     "deadlock: a -0 input (16-bit -0 next to +0, or fp32 -0) is the word 0x80000000, so its slot looks empty "
+     "forever"},
+    {Mutation::kNoResultSanitize, "no-result-sanitize", "TWOSHOT broadcasts -0 sums unchanged",
+     "deadlock or wrong-bits: a -0 sum re-enters the Lamport buffer as the sentinel (W >= 32 only: at W <= 16 "
+     "the chunk close A(+0, S) already turns -0 into +0)"},
+    {Mutation::kPollFirstWord, "poll-first-word", "a poll checks only word 0 of the pack",
+     "stale-read: a torn store's first half arrives, the poll accepts the pack with sentinel words in it"},
+    {Mutation::kFloatSentinelCompare, "float-sentinel-compare", "test the sentinel as a float under FTZ",
+     "deadlock: a data word whose high half is a negative 16-bit subnormal (or a negative fp32 subnormal) "
+     "compares equal to -0.0f, so a written slot looks empty forever"},
+    {Mutation::kNoClear, "no-clear", "never clear the previous launch's buffer",
+     "overwrite-uncleared or stale-read: three calls later the buffer still holds old data"},
+    {Mutation::kClearCurrentLayout, "clear-current-layout",
+     "clear with this launch's stage layout instead of the recorded one",
+     "clear-unread, out-of-bounds or overwrite-uncleared after a TWOSHOT -> ONESHOT switch: ONESHOT clears "
+     "stage 1 at (dirty+1)*BPB, the current buffer, and leaves the old BROADCAST stage dirty"},
+    {Mutation::kNoArrivalWait, "no-arrival-wait", "rotate the flags without waiting for every CTA to arrive",
+     "flags-mismatch: a CTA that starts late reads the next launch's flags"},
+    {Mutation::kRankOrder, "rank-order", "each rank starts its sum with its own value",
+     "wrong-bits: ranks fold in different orders, so their outputs differ from the reference (W >= 4; at W = 2 "
+     "the two orders are the same commutative add)"},
+}};
+
+constexpr const MutationInfo& mutation_info(Mutation m) { return kMutationTable[static_cast<std::size_t>(m)]; }
+constexpr std::string_view mutation_name(Mutation m) { return mutation_info(m).name; }
+
+/// Parses a mutation name ("none" included); nullopt for an unknown name.
+std::optional<Mutation> parse_mutation(std::string_view name);
+
+}  // namespace ar::sim

@@ -1,0 +1,326 @@
+#include "sim/search.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "sim/inputs.h"
+#include "sim/simulation.h"
+
+namespace ar::sim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+SchedulePolicy policy_for(ScheduleKind kind, std::uint64_t seed, const SimConfig& config) {
+  return kind == ScheduleKind::kAdversarial
+             ? adversarial_policy(seed, config.world_size, static_cast<int>(config.calls.size()))
+             : random_policy();
+}
+
+/// The run of a random or adversarial leg with this seed.
+RunResult run_seeded(const SimConfig& config, ScheduleKind kind, std::uint64_t seed, std::uint64_t max_steps,
+                     TraceRecorder* trace) {
+  const std::vector<CallContext> calls = make_call_contexts(config, seed);
+  RandomChooser chooser(mix64(seed ^ 0x5C4ED01Eull), policy_for(kind, seed, config));
+  Simulation sim(config, calls, chooser, trace);
+  return sim.run(max_steps);
+}
+
+std::string reproduce_args(const SimConfig& config, ScheduleKind kind, std::uint64_t seed) {
+  return fmt::format("{} --schedule {} --seed {}{}", command_arguments(config), schedule_name(kind), seed,
+                     kind == ScheduleKind::kExhaustive ? "" : " --runs 1");
+}
+
+/// Progress reporting shared by the leg drivers.
+struct Progress {
+  const SearchOptions& options;
+  Clock::time_point start;
+  Clock::time_point last;
+  void maybe(const SearchProgress& p) {
+    if (!options.progress) return;
+    const auto now = Clock::now();
+    if (std::chrono::duration<double>(now - last).count() < options.progress_seconds) return;
+    last = now;
+    SearchProgress q = p;
+    q.seconds = since(start);
+    options.progress(q);
+  }
+};
+
+void run_seeded_leg(const SearchLeg& leg, std::size_t leg_index, std::size_t leg_count, const SearchOptions& options,
+                    Progress& progress, SearchResult& result, LegStats& stats) {
+  const std::uint64_t max_steps = options.max_steps ? options.max_steps : default_max_steps(leg.config);
+  const auto leg_start = Clock::now();
+  std::optional<FailureReport> report;
+  std::uint64_t extra_left = 0;
+  for (std::uint64_t i = 0; i < leg.runs || (report && extra_left > 0); ++i) {
+    if (report && extra_left-- == 0) break;
+    const std::uint64_t seed = leg.seed + i;
+    const RunResult r = run_seeded(leg.config, leg.schedule, seed, max_steps, nullptr);
+    ++stats.runs;
+    stats.steps += r.steps;
+    stats.events += r.events;
+    if (r.failure) {
+      if (!report) {
+        report.emplace();
+        report->leg = leg_index;
+        report->config = leg.config;
+        report->schedule = leg.schedule;
+        report->seed = seed;
+        report->policy = policy_for(leg.schedule, seed, leg.config).describe();
+        report->failure = *r.failure;
+        report->run_steps = r.steps;
+        report->runs_to_find = stats.runs;
+        report->seconds_to_find = since(progress.start);
+        report->shortest_seed = seed;
+        report->shortest_steps = r.steps;
+        report->shortest_failure = *r.failure;
+        extra_left = options.shortest_extra_runs;
+      } else if (r.steps < report->shortest_steps) {
+        report->shortest_seed = seed;
+        report->shortest_steps = r.steps;
+        report->shortest_failure = *r.failure;
+      }
+    }
+    progress.maybe({leg_index, leg_count, leg.schedule, stats.runs, leg.runs, result.events + stats.events, 0, 0});
+  }
+  stats.seconds = since(leg_start);
+  if (!report) return;
+  // Replay the shortest failing run with a recorder: its last steps are the schedule shown, and its trace is the
+  // one written. The replay must fail the same way at the same step: that is the reproducibility promise.
+  TraceRecorder trace;
+  const RunResult replay = run_seeded(leg.config, leg.schedule, report->shortest_seed, max_steps, &trace);
+  if (!replay.failure || replay.failure->message != report->shortest_failure.message ||
+      replay.steps != report->shortest_steps)
+    throw std::logic_error(fmt::format("sim: replaying seed {} did not reproduce its failure", report->shortest_seed));
+  report->schedule_lines = trace.text_lines(options.schedule_lines);
+  report->reproduce = reproduce_args(leg.config, leg.schedule, report->shortest_seed);
+  if (options.want_trace)
+    result.trace_json = trace.chrome_json(fmt::format("mnnvl-ar sim {}", report->reproduce), leg.config.world_size);
+  stats.failed = true;
+  result.failure = std::move(report);
+}
+
+/// The exhaustive search's chooser: a replay chooser that also prunes at states explored before.
+class ExhaustiveChooser final : public ReplayChooser {
+ public:
+  struct Frame {
+    std::uint64_t hash = 0;
+    double count = 0;              ///< complete schedules found below this state so far
+    std::size_t choice_begin = 0;  ///< first choice point of the step leaving this state
+  };
+
+  std::vector<Frame> frames;
+  std::unordered_map<std::uint64_t, double> finished;  ///< explored states: schedules below each
+  std::unordered_set<std::uint64_t> on_path;
+  std::size_t replay_steps = 0;  ///< steps of the current run that replay known frames
+  std::size_t step = 0;
+  std::uint64_t transitions = 0;
+
+  bool after_step(const Simulation& sim) override {
+    if (++step <= replay_steps) return true;
+    ++transitions;
+    const std::uint64_t h = sim.state_hash();
+    if (on_path.count(h)) return false;  // back to a state on this path: a retry that changed nothing
+    if (const auto it = finished.find(h); it != finished.end()) {
+      frames.back().count += it->second;
+      return false;
+    }
+    frames.push_back({h, 0, position()});
+    on_path.insert(h);
+    return true;
+  }
+
+  /// Closes frames whose subtrees are complete once choice point `q` changes (all of them when q < 0).
+  void close_frames(std::ptrdiff_t q) {
+    while (frames.size() > 1 && (q < 0 || static_cast<std::ptrdiff_t>(frames.back().choice_begin) > q)) {
+      const Frame f = frames.back();
+      frames.pop_back();
+      finished[f.hash] = f.count;
+      on_path.erase(f.hash);
+      frames.back().count += f.count;
+    }
+  }
+};
+
+void run_exhaustive_leg(const SearchLeg& leg, std::size_t leg_index, std::size_t leg_count,
+                        const SearchOptions& options, Progress& progress, SearchResult& result, LegStats& stats) {
+  const std::uint64_t max_steps = options.max_steps ? options.max_steps : default_max_steps(leg.config);
+  const auto leg_start = Clock::now();
+  const std::vector<CallContext> calls = make_call_contexts(leg.config, leg.seed);
+  ExhaustiveChooser chooser;
+  {
+    Simulation initial(leg.config, calls, chooser);
+    chooser.frames.push_back({initial.state_hash(), 0, 0});
+    chooser.on_path.insert(chooser.frames.back().hash);
+  }
+  std::optional<FailureReport> report;
+  std::vector<ReplayChooser::Point> shortest_path;
+  std::uint64_t extra_left = 0;
+  bool exhausted = false;
+  for (;;) {
+    if (stats.runs >= leg.runs && !report) break;
+    if (report && extra_left-- == 0) break;
+    if (chooser.finished.size() + chooser.on_path.size() >= options.max_states) break;
+    chooser.rewind();
+    chooser.replay_steps = chooser.frames.size() - 1;
+    chooser.step = 0;
+    Simulation sim(leg.config, calls, chooser);
+    const RunResult r = sim.run(max_steps);
+    ++stats.runs;
+    stats.steps += r.steps;
+    stats.events += r.events;
+    if (r.finished) chooser.frames.back().count += 1;
+    if (r.failure) {
+      chooser.frames.back().count += 1;  // a failing schedule is an interleaving too
+      std::vector<ReplayChooser::Point> path(chooser.path().begin(), chooser.path().begin() + chooser.position());
+      if (!report) {
+        report.emplace();
+        report->leg = leg_index;
+        report->config = leg.config;
+        report->schedule = ScheduleKind::kExhaustive;
+        report->seed = leg.seed;
+        report->policy = "exhaustive (depth-first over every choice point)";
+        report->failure = *r.failure;
+        report->run_steps = r.steps;
+        report->runs_to_find = stats.runs;
+        report->seconds_to_find = since(progress.start);
+        report->shortest_seed = leg.seed;
+        report->shortest_steps = r.steps;
+        report->shortest_failure = *r.failure;
+        shortest_path = path;
+        extra_left = options.shortest_extra_runs * 64;
+      } else if (r.steps < report->shortest_steps) {
+        report->shortest_steps = r.steps;
+        report->shortest_failure = *r.failure;
+        shortest_path = path;
+      }
+    }
+    const std::ptrdiff_t q = chooser.advance();
+    chooser.close_frames(q);
+    if (q < 0) {
+      exhausted = true;
+      break;
+    }
+    progress.maybe({leg_index, leg_count, leg.schedule, stats.runs, leg.runs, result.events + stats.events,
+                    chooser.finished.size() + chooser.on_path.size(), 0});
+  }
+  if (!exhausted) chooser.close_frames(-1);
+  stats.states = chooser.finished.size() + chooser.on_path.size();
+  stats.transitions = chooser.transitions;
+  stats.interleavings = chooser.frames.front().count;
+  stats.exhausted = exhausted && !report;
+  stats.seconds = since(leg_start);
+  if (!report) return;
+  TraceRecorder trace;
+  ReplayChooser replay(shortest_path);
+  Simulation sim(leg.config, calls, replay, &trace);
+  const RunResult again = sim.run(max_steps);
+  if (!again.failure || again.failure->message != report->shortest_failure.message)
+    throw std::logic_error("sim: replaying the exhaustive search's failing schedule did not reproduce it");
+  report->schedule_lines = trace.text_lines(options.schedule_lines);
+  report->reproduce = reproduce_args(leg.config, ScheduleKind::kExhaustive, leg.seed);
+  if (options.want_trace)
+    result.trace_json = trace.chrome_json(fmt::format("mnnvl-ar sim {}", report->reproduce), leg.config.world_size);
+  stats.failed = true;
+  result.failure = std::move(report);
+}
+
+SimConfig plan_config(int world, const char* calls, std::int64_t hidden, DType dtype, Mutation m, Writer w) {
+  CallDefaults defaults;
+  defaults.tokens = 1;
+  defaults.hidden = hidden;
+  defaults.dtype = dtype;
+  return make_sim_config(world, resolve_calls(parse_call_sequence(calls), world, defaults), std::nullopt, 1, w, m);
+}
+
+}  // namespace
+
+std::optional<ScheduleKind> parse_schedule(std::string_view name) {
+  for (std::size_t i = 0; i < kScheduleNames.size(); ++i)
+    if (kScheduleNames[i] == name) return static_cast<ScheduleKind>(i);
+  return std::nullopt;
+}
+
+std::uint64_t default_max_steps(const SimConfig& config) {
+  // Generous: every poll pass may fail many times while stores stay in flight, but a run that takes this long
+  // is stuck in a loop that makes no progress.
+  std::uint64_t steps = 200'000;
+  const std::uint64_t w = static_cast<std::uint64_t>(config.world_size);
+  for (const ResolvedCall& c : config.calls) {
+    const std::uint64_t packs =
+        static_cast<std::uint64_t>(c.shape.tokens * c.shape.hidden / elements_per_pack(c.shape.dtype));
+    steps += packs * w * (w * 256 + 512) + static_cast<std::uint64_t>(3 * config.buffer_bytes / 16) * w;
+  }
+  return steps;
+}
+
+std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed) {
+  // Mixed sequences cover ONESHOT -> TWOSHOT and TWOSHOT -> ONESHOT switches, buffer reuse (calls k and k+3),
+  // several CTAs per rank (D = 2 packs), N < W and N > W for TWOSHOT, and D and dtype changing between calls.
+  std::vector<SearchLeg> plan;
+  const char* mixed = "oneshot:N=3,twoshot:N=5,oneshot:N=2,twoshot:N=3,oneshot:N=4,auto:N=2";
+  plan.push_back({plan_config(4, mixed, 16, DType::kBf16, m, w), ScheduleKind::kRandom, seed, 40});
+  plan.push_back({plan_config(4, mixed, 16, DType::kBf16, m, w), ScheduleKind::kAdversarial, seed + 1000, 60});
+  // W = 32: ONESHOT folds in chunks of 8, TWOSHOT in two chunks of 16 (the only place a TWOSHOT sum can be -0).
+  plan.push_back({plan_config(32, "twoshot:N=2,oneshot:N=1,twoshot:N=3,twoshot:N=2,oneshot:N=2,twoshot:N=1", 8,
+                              DType::kBf16, m, w),
+                  ScheduleKind::kAdversarial, seed + 2000, 10});
+  plan.push_back({plan_config(8,
+                              "oneshot:N=2:D=16,twoshot:N=9:D=8:dtype=fp32,oneshot:N=3:dtype=fp16,twoshot:N=4,"
+                              "oneshot:N=1:D=24,auto:N=5",
+                              16, DType::kBf16, m, w),
+                  ScheduleKind::kRandom, seed + 3000, 20});
+  plan.push_back({plan_config(2, "oneshot:N=2,twoshot:N=3,oneshot:N=1,twoshot:N=2,oneshot:N=3", 8, DType::kFp32, m, w),
+                  ScheduleKind::kAdversarial, seed + 4000, 60});
+  plan.push_back({plan_config(2, "oneshot,twoshot,oneshot,oneshot", 16, DType::kBf16, m, w), ScheduleKind::kExhaustive,
+                  seed, 300'000});
+  return plan;
+}
+
+SearchResult run_search(const std::vector<SearchLeg>& legs, const SearchOptions& options) {
+  SearchResult result;
+  Progress progress{options, Clock::now(), Clock::now()};
+  for (std::size_t i = 0; i < legs.size(); ++i) {
+    LegStats stats;
+    stats.schedule = legs[i].schedule;
+    stats.config = describe(legs[i].config);
+    if (legs[i].schedule == ScheduleKind::kExhaustive)
+      run_exhaustive_leg(legs[i], i, legs.size(), options, progress, result, stats);
+    else
+      run_seeded_leg(legs[i], i, legs.size(), options, progress, result, stats);
+    result.runs += stats.runs;
+    result.steps += stats.steps;
+    result.events += stats.events;
+    result.legs.push_back(stats);
+    if (result.failure) {
+      result.passed = false;
+      break;
+    }
+  }
+  result.seconds = since(progress.start);
+  if (options.want_trace && result.passed && !legs.empty()) {
+    // Nothing failed: the trace shows the first leg's first schedule, so a person can still watch the protocol.
+    const SearchLeg& leg = legs.front();
+    TraceRecorder trace;
+    const std::uint64_t max_steps = options.max_steps ? options.max_steps : default_max_steps(leg.config);
+    if (leg.schedule == ScheduleKind::kExhaustive) {
+      const std::vector<CallContext> calls = make_call_contexts(leg.config, leg.seed);
+      ReplayChooser first;
+      Simulation sim(leg.config, calls, first, &trace);
+      sim.run(max_steps);
+    } else {
+      run_seeded(leg.config, leg.schedule, leg.seed, max_steps, &trace);
+    }
+    result.trace_json = trace.chrome_json(
+        fmt::format("mnnvl-ar sim {}", reproduce_args(leg.config, leg.schedule, leg.seed)), leg.config.world_size);
+  }
+  return result;
+}
+
+}  // namespace ar::sim

@@ -1,0 +1,138 @@
+// `mnnvl-ar sim` end to end, in-process: exit codes, the mutation list, the failure report, --json, --trace,
+// and bad usage (exit 2, a message naming the problem, no half-written output).
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sim/mutation.h"
+#include "tests/harness/test_support.h"
+
+namespace ar {
+namespace {
+
+using test::run;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST_CASE("sim --help teaches the model, schedules, mutations, an example and exit codes", "[cpu]") {
+  const auto r = run({"sim", "--help"});
+  CHECK(r.code == 0);
+  for (const char* text : {"0x80000000", "8-byte halves", "adversarial", "exhaustive", "two-buffers", "rank-order",
+                           "--mutation two-buffers", "exit codes: 0", "1 a protocol failure", "2 bad usage"})
+    CHECK_THAT(r.out, Catch::Contains(text));
+}
+
+TEST_CASE("sim --list-mutations prints the names, one a line", "[cpu]") {
+  const auto r = run({"sim", "--list-mutations"});
+  CHECK(r.code == 0);
+  std::string want;
+  for (const sim::MutationInfo& m : sim::kMutationTable)
+    if (m.mutation != sim::Mutation::kNone) want += std::string(m.name) + "\n";
+  CHECK(r.out == want);
+  CHECK(r.out ==
+        "two-buffers\nno-input-sanitize\nno-result-sanitize\npoll-first-word\nfloat-sentinel-compare\n"
+        "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\n");
+}
+
+TEST_CASE("sim passes a clean single-leg search and exits 0", "[cpu]") {
+  const auto r = run({"sim", "--world-size", "4", "--calls", "oneshot:N=2,twoshot:N=5,oneshot:N=1,auto:N=3",
+                      "--schedule", "adversarial", "--runs", "10"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("PASSED") && Catch::Contains("events/s"));
+}
+
+TEST_CASE("sim finds a mutation, exits 1 and prints how to reproduce it", "[cpu]") {
+  test::ScratchDir dir;
+  const auto r =
+      run({"sim", "--mutation", "no-clear", "--trace", dir.file("t.json"), "--json-out", dir.file("r.json")});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("FAILED") && Catch::Contains("reproduce: mnnvl-ar sim") &&
+                        Catch::Contains("--mutation no-clear") && Catch::Contains("seed"));
+  const nlohmann::json trace = nlohmann::json::parse(slurp(dir.file("t.json")));
+  CHECK(trace.at("traceEvents").size() > 10);
+  const nlohmann::json result = nlohmann::json::parse(slurp(dir.file("r.json")));
+  CHECK(result.at("passed") == false);
+  const auto& f = result.at("failure");
+  for (const char* key : {"kind", "rank", "call", "element", "seed", "step", "message", "reproduce", "shortest"})
+    CHECK(f.contains(key));
+  for (const char* key : {"events", "events_per_second", "interleavings_explored", "seed", "runs"})
+    CHECK(result.contains(key));
+
+  // The printed reproduce arguments replay the same failure.
+  const std::string line = r.out.substr(r.out.find("reproduce: mnnvl-ar sim ") + 24);
+  std::vector<std::string> args{"sim"};
+  std::string word;
+  for (char ch : line.substr(0, line.find('\n'))) {
+    if (ch == ' ') {
+      if (!word.empty()) args.push_back(word);
+      word.clear();
+    } else {
+      word += ch;
+    }
+  }
+  if (!word.empty()) args.push_back(word);
+  args.push_back("--json");
+  const auto again = run(args);
+  CHECK(again.code == 1);
+  const nlohmann::json j = nlohmann::json::parse(again.out);
+  CHECK(j.at("failure").at("message") == f.at("shortest").at("message"));
+}
+
+TEST_CASE("sim --json reports a wrong-bits element and the exhaustive counts", "[cpu]") {
+  const auto wrong = run({"sim", "--mutation", "rank-order", "--json"});
+  CHECK(wrong.code == 1);
+  const nlohmann::json j = nlohmann::json::parse(wrong.out);
+  CHECK(j.at("failure").at("kind") == "wrong-bits");
+  CHECK(j.at("failure").at("element").at("token").is_number());
+  CHECK(j.at("failure").at("element").at("got") != j.at("failure").at("element").at("expected"));
+
+  const auto ex = run({"sim", "--world-size", "2", "--tokens", "1", "--hidden", "8", "--calls",
+                       "oneshot,twoshot,oneshot", "--schedule", "exhaustive", "--json"});
+  CHECK(ex.code == 0);
+  const nlohmann::json e = nlohmann::json::parse(ex.out);
+  CHECK(e.at("legs").at(0).at("exhausted") == true);
+  CHECK(e.at("interleavings_explored").get<double>() > 1.0);
+}
+
+TEST_CASE("sim rejects bad usage with exit 2, names the problem, and writes no trace", "[cpu]") {
+  test::ScratchDir dir;
+  const std::string trace = dir.file("never.json");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"--world-size", "3"}, "world size 3 is not supported"},
+      {{"--hidden", "12"}, "not a multiple of 8"},
+      {{"--hidden", "6", "--dtype", "fp32"}, "not a multiple of 4"},
+      {{"--tokens", "0"}, "N must be at least 1"},
+      {{"--calls", "oneshot:N=0"}, "N must be an integer >= 1"},
+      {{"--calls", "oneshot,,twoshot"}, "call 2"},
+      {{"--calls", "fastshot"}, "unknown strategy 'fastshot'"},
+      {{"--mutation", "three-buffers"}, "unknown mutation 'three-buffers'"},
+      {{"--schedule", "fair"}, "unknown schedule 'fair'"},
+      {{"--dtype", "int8"}, "unknown dtype 'int8'"},
+      {{"--writer", "broadcast"}, "unknown writer"},
+      {{"--buffer-bytes", "48"}, "not a positive multiple of 32"},
+      {{"--buffer-bytes", "32", "--calls", "oneshot:N=4"}, "insufficient"},
+      {{"--runs", "0"}, "--runs must be >= 1"},
+      {{"--arrival", "late"}, "unknown arrival 'late'"},
+      {{"--dispatch", "random"}, "unknown dispatch 'random'"},
+      {{"--resident-ctas", "-1"}, "--resident-ctas must be >= 0"},
+      {{"--seed", "-5"}, "--seed must be >= 0"},
+      {{"--packs-per-cta", "0"}, "packs per CTA must be in"},
+      {{"--frobnicate"}, "frobnicate"},
+  };
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> args{"sim", "--trace", trace};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run(args);
+    INFO(extra.front() << ": " << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("mnnvl-ar sim: error:") && Catch::Contains(message));
+    CHECK_FALSE(std::filesystem::exists(trace));
+  }
+}
+
+}  // namespace
+}  // namespace ar
