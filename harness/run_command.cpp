@@ -1,7 +1,458 @@
-// PLACEHOLDER while the run command is being written; must be replaced before it lands.
+// mnnvl-ar run: call sequences on the GPU (W virtual ranks on one GPU), every rank's output of every call
+// compared bit for bit with reference/, and every rank's flags with reference advance_flags().
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <nlohmann/json.hpp>
+
 #include "harness/commands.h"
 #include "harness/exit_codes.h"
+#include "harness/golden_cases.h"
+#include "harness/gpu_backend.h"
+#include "harness/gpu_check.h"
+#include "harness/npy.h"
+#include "harness/options.h"
+#include "reference/all_reduce.h"
+#include "reference/explain.h"
+#include "sim/call_sequence.h"
 
 namespace ar {
-int run_command(const CommandArgs&, std::ostream&, std::ostream&) { throw UsageError("'run' is not built yet"); }
+namespace {
+
+enum class InputKind { kRandom, kAdversarial, kExact, kGolden };
+
+InputKind input_kind_option(const std::string& name) {
+  if (name == "random") return InputKind::kRandom;
+  if (name == "adversarial") return InputKind::kAdversarial;
+  if (name == "exact") return InputKind::kExact;
+  if (name == "golden") return InputKind::kGolden;
+  throw UsageError(fmt::format("unknown --inputs '{}' (choose random, adversarial, exact or golden)", name));
+}
+
+/// "2,8" / "all" -> world sizes.
+std::vector<int> world_list_option(const std::string& text) {
+  if (text == "all") return {kWorldSizes.begin(), kWorldSizes.end()};
+  std::vector<int> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    int w = 0;
+    try {
+      w = std::stoi(item);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--world: '{}' is not a number (give e.g. 2,8 or all)", item));
+    }
+    if (!is_supported_world_size(w))
+      throw UsageError(fmt::format("--world: {} is not a supported world size (2, 4, 8, 16, 32, 64)", w));
+    out.push_back(w);
+  }
+  if (out.empty()) throw UsageError("--world names no world size");
+  return out;
+}
+
+std::vector<DType> dtype_list_option(const std::string& text) {
+  if (text == "all") return {DType::kBf16, DType::kFp16, DType::kFp32};
+  std::vector<DType> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(dtype_option(item));
+  if (out.empty()) throw UsageError("--dtype names no dtype");
+  return out;
+}
+
+std::vector<Profile> profile_list_option(const std::string& text) {
+  if (text == "both") return {Profile::kFlashInfer, Profile::kIeee};
+  const Profile p = profile_option(text);
+  if (p == Profile::kTrtllm)
+    throw UsageError("--profile trtllm is a reference-only model; the kernels run flashinfer and ieee (or both)");
+  return {p};
+}
+
+std::vector<bool> pdl_list_option(const std::string& text) {
+  if (text == "both") return {false, true};
+  if (text == "on" || text == "1") return {true};
+  if (text == "off" || text == "0") return {false};
+  throw UsageError(fmt::format("--pdl '{}': choose on, off or both", text));
+}
+
+/// One call to run: its input and what its outputs must equal.
+struct PlannedCall {
+  std::string label;          ///< golden case name, or "seq"
+  GpuCall call;
+  Profile expect = Profile::kFlashInfer;  ///< the reference profile the outputs are compared with
+  Strategy requested = Strategy::kAuto;
+  HostTensor input;           ///< [W, N, D]
+  std::optional<HostTensor> expected;  ///< golden: the manifest's file; else computed by the reference
+  std::uint64_t seed = 0;
+};
+
+struct Row {
+  int index = 0;
+  std::string label;
+  GpuCall call;
+  Profile expect = Profile::kFlashInfer;
+  Strategy requested = Strategy::kAuto;
+  std::int64_t elements = 0;
+  std::int64_t mismatches = 0;
+  int ranks_disagreeing = 0;  ///< ranks whose output differs from rank 0's
+  bool flags_ok = true;
+  std::uint64_t seed = 0;
+  double ms = 0;
+};
+
+/// The first difference found, kept to explain it.
+struct FirstMismatch {
+  Row row;
+  int rank = -1;
+  std::int64_t index = -1;
+  std::uint32_t gpu = 0, expected = 0;
+  HostTensor input;
+  std::string dumped_input;  ///< where --dump wrote the input, if it did
+};
+
+std::string flags_text(const LamportFlags& f) { return fmt::format("[{}]", fmt::join(f.words, " ")); }
+
+/// The explanation of the first differing element: its fold under the call's strategy and profile.
+void print_explanation(std::ostream& out, const FirstMismatch& m) {
+  const ProblemShape& s = m.row.call.shape;
+  const std::int64_t token = m.index / s.hidden, col = m.index % s.hidden;
+  std::vector<std::uint32_t> column(s.world_size);
+  for (int r = 0; r < s.world_size; ++r) column[r] = m.input.bits((r * s.tokens + token) * s.hidden + col);
+  const Strategy resolved = resolve_strategy(m.row.requested, s);
+  const ElementExplanation e = explain_element(column, s.dtype, resolved, m.row.expect);
+  fmt::print(out, "\nfirst difference: call {} ({}), rank {}, element [{}, {}]: GPU ({}) {} but {} ({}) expects {}\n",
+             m.row.index, m.row.label, m.rank, token, col, profile_name(m.row.call.profile), format_value(m.gpu, s.dtype),
+             m.row.label == "seq" ? "the reference" : "the golden file", profile_name(m.row.expect),
+             format_value(m.expected, s.dtype));
+  const ExplainedFold& fold = e.folds[0];
+  fmt::print(out, "{}: {}\n", fold.label(), describe(fold.order));
+  for (int r = 0; r < s.world_size; ++r)
+    fmt::print(out, "  rank {:>2} input {}\n", r, format_value(fold.trace.raw[r], s.dtype));
+  for (std::size_t i = 0; i < fold.trace.steps.size(); ++i)
+    fmt::print(out, "  step {:>2}  {}\n", i, describe_step(fold.trace.steps[i], s.dtype));
+  for (const FoldComparison& c : e.comparisons)
+    if (!c.same_bits && c.other && c.other->trace.result == m.gpu)
+      fmt::print(out, "the GPU's bits are what {} computes: {}\n", c.other->label(), c.difference);
+  fmt::print(out, "reproduce on the CPU: mnnvl-ar explain --input {} -t {} -c {} -s {} -p {}{}\n",
+             m.dumped_input.empty() ? "<the call's input; save it with --dump DIR>" : m.dumped_input, token, col,
+             strategy_name(resolved), profile_name(m.row.expect), s.dtype == DType::kBf16 ? " -d bf16" : "");
+}
+
+/// Golden cases from `dir`/manifest.json, filtered by world size and dtype.
+std::vector<PlannedCall> golden_calls(const std::string& dir, const std::vector<int>& worlds,
+                                      const std::vector<DType>& dtypes, Profile profile, bool pdl,
+                                      std::optional<Profile> expect) {
+  const std::filesystem::path manifest_path = std::filesystem::path(dir) / "manifest.json";
+  std::ifstream in(manifest_path);
+  if (!in)
+    throw UsageError(fmt::format("--inputs golden: cannot read {} (give --data DIR, or regenerate it with `mnnvl-ar "
+                                 "data`)",
+                                 manifest_path.string()));
+  nlohmann::json manifest;
+  try {
+    manifest = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw UsageError(fmt::format("{} is not valid JSON: {}", manifest_path.string(), e.what()));
+  }
+  std::vector<PlannedCall> calls;
+  for (const auto& c : manifest.at("cases")) {
+    const int world = c.at("world_size").get<int>();
+    const auto dtype = parse_dtype(c.at("dtype").get<std::string>());
+    if (!dtype) throw UsageError(fmt::format("{}: case {} has an unknown dtype", manifest_path.string(), c.at("name").dump()));
+    if (std::find(worlds.begin(), worlds.end(), world) == worlds.end()) continue;
+    if (std::find(dtypes.begin(), dtypes.end(), *dtype) == dtypes.end()) continue;
+    const std::string name = c.at("name").get<std::string>();
+    const HostTensor input = read_npy((std::filesystem::path(dir) / c.at("input").at("file").get<std::string>()).string(), *dtype);
+    const ProblemShape shape = shape_of_input(input);
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto}) {
+      const Strategy resolved = resolve_strategy(s, shape);
+      const std::string key = fmt::format("{}/{}", strategy_name(resolved), profile_name(expect.value_or(profile)));
+      const HostTensor expected =
+          read_npy((std::filesystem::path(dir) / c.at("outputs").at(key).at("file").get<std::string>()).string(), *dtype);
+      calls.push_back({name, GpuCall{shape, s, profile, pdl}, expect.value_or(profile), s, input, expected,
+                       c.at("seed").get<std::uint64_t>()});
+    }
+  }
+  return calls;
+}
+
+HostTensor make_input(InputKind kind, DType dtype, int world, std::int64_t tokens, std::int64_t hidden,
+                      std::uint64_t seed) {
+  switch (kind) {
+    case InputKind::kRandom: return random_input(dtype, world, tokens, hidden, seed, 12);
+    case InputKind::kExact: return exact_input(dtype, world, tokens, hidden, seed);
+    case InputKind::kAdversarial:
+    case InputKind::kGolden: break;
+  }
+  return adversarial_input(dtype, world, tokens, hidden, seed);
+}
+
+}  // namespace
+
+int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
+  std::string calls_text, world_text, dtype_text, inputs_text, profile_text, pdl_text, json_path, data_dir, dump_dir,
+      expect_text;
+  std::int64_t tokens = 1, hidden = 1024, round_bytes = -1;
+  std::uint64_t seed = 1;
+  int repeat = 2, omit_rank = -1, device = 0;
+  double timeout_ms = 10000;
+  po::options_description options("options");
+  options.add_options()
+      ("calls", po::value(&calls_text)->default_value("oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1"),
+       "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..], comma-separated")
+      ("world,W", po::value(&world_text)->default_value("all"), "world sizes to run, e.g. 2,8 (or all: 2..64)")
+      ("dtype,d", po::value(&dtype_text)->default_value("all"), "default dtype(s) of calls without dtype=: bf16,fp16,fp32 or all")
+      ("tokens,N", po::value(&tokens)->default_value(1), "default N of calls without N=")
+      ("hidden,D", po::value(&hidden)->default_value(1024), "default D of calls without D=")
+      ("inputs", po::value(&inputs_text)->default_value("adversarial"),
+       "random (full mantissa), adversarial (random + the SPEC edge cases), exact (small integers), or golden (data/)")
+      ("seed", po::value(&seed)->default_value(1), "seed of the inputs; call k of a sequence uses seed + k")
+      ("profile,p", po::value(&profile_text)->default_value("both"), "flashinfer, ieee or both")
+      ("pdl", po::value(&pdl_text)->default_value("both"), "launch_with_pdl: on, off or both")
+      ("expect", po::value(&expect_text)->default_value(""),
+       "compare with the reference of this profile instead of the one the kernels ran (e.g. trtllm: where would "
+       "TensorRT-LLM's order give other bits on this input?)")
+      ("repeat", po::value(&repeat)->default_value(2), "run the sequence this many times on the same workspace")
+      ("timeout-ms", po::value(&timeout_ms)->default_value(10000), "per device wait; 0 = wait forever (FlashInfer)")
+      ("omit-rank", po::value(&omit_rank)->default_value(-1),
+       "never launch this rank (a missing peer): the others must time out and name it")
+      ("data", po::value(&data_dir)->default_value("data"), "golden directory (with manifest.json)")
+      ("device", po::value(&device)->default_value(0), "CUDA device")
+      ("round-bytes", po::value(&round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
+      ("dump", po::value(&dump_dir)->default_value(""),
+       "on a mismatch, write the first differing call's input and that rank's GPU output as .npy here")
+      ("json", po::value(&json_path)->default_value(""), "also write the results as JSON to this file");
+  po::variables_map vm;
+  const CommandHelp help{
+      "mnnvl-ar run [--calls SEQ] [--world 2,8|all] [--dtype bf16|...|all] [--inputs KIND] [--json FILE]",
+      "Runs all-reduce call sequences on the GPU with W virtual ranks on one GPU (each rank its own Lamport\n"
+      "buffers, flags and grid slice, polling the others as separate GPUs would) and compares, bit for bit,\n"
+      "every rank's output of every call with the CPU reference (reference/), the ranks with each other, and\n"
+      "every rank's nine flags words with the reference's flag update. The outputs are poisoned before each\n"
+      "call, so an unwritten element shows. With --inputs golden the cases of data/manifest.json run under\n"
+      "oneshot, twoshot and auto and must equal the committed expected files.\n\n"
+      "The table has one row per call: call, label, strategy (auto -> resolved), N, D, dtype, W, profile, PDL,\n"
+      "elements compared (all ranks), mismatches, ranks that disagree with rank 0, flags. On a mismatch the\n"
+      "first differing element is explained (its fold, step by step). A device wait that exceeds --timeout-ms\n"
+      "ends the launch with an error naming the rank, the call, the buffer, stage, token, pack, the four words\n"
+      "it saw and the peer it waited for; the run stops there.\n\n"
+      "examples:\n"
+      "  mnnvl-ar run                                        # default sequence, every W, dtype, profile, PDL\n"
+      "  mnnvl-ar run --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32 --world 8\n"
+      "  mnnvl-ar run --inputs golden --json run.json\n"
+      "  mnnvl-ar run --world 4 --omit-rank 2 --timeout-ms 500   # must time out, naming rank 2\n\n"
+      "exit codes: 0 every output bit-exact, 1 a mismatch, flags difference or timeout, 2 bad usage or input,\n"
+      "or no GPU (or a build without the CUDA layer)"};
+  if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+
+  const std::vector<int> worlds = world_list_option(world_text);
+  const std::vector<DType> dtypes = dtype_list_option(dtype_text);
+  const std::vector<Profile> profiles = profile_list_option(profile_text);
+  const std::vector<bool> pdls = pdl_list_option(pdl_text);
+  const InputKind kind = input_kind_option(inputs_text);
+  const std::optional<Profile> expect =
+      expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
+  if (repeat < 1) throw UsageError("--repeat must be at least 1");
+  if (timeout_ms < 0) throw UsageError("--timeout-ms must be >= 0 (0 = wait forever)");
+  std::vector<CallSpec> specs;
+  if (kind != InputKind::kGolden) {
+    try {
+      specs = parse_call_sequence(calls_text);
+    } catch (const CallSequenceError& e) {
+      throw UsageError(fmt::format("--calls: {}", e.what()));
+    }
+  }
+
+  auto backend = make_gpu_backend();
+  if (auto why = backend->unavailable()) {
+    fmt::print(err, "mnnvl-ar run: no GPU: {}\n", *why);
+    return kExitUsage;
+  }
+  const GpuDevice dev = backend->device(device);
+  fmt::print(out, "# mnnvl-ar run on {} (sm_{}, {} SMs), driver {} (CUDA {}), inputs {}, seed {}\n", dev.name,
+             dev.compute_capability, dev.sm_count, dev.driver.empty() ? "?" : dev.driver, dev.cuda_driver,
+             inputs_text, seed);
+
+  std::vector<Row> rows;
+  std::optional<FirstMismatch> first;
+  std::optional<GpuTimeout> timeout;
+  int flag_failures = 0;
+  const auto wall_start = std::chrono::steady_clock::now();
+
+  for (int world : worlds) {
+    // Every (dtype, profile, PDL) combination of this world size runs on one workspace, in sequence.
+    std::vector<PlannedCall> planned;
+    std::uint64_t call_seed = seed;
+    for (DType dt : dtypes)
+      for (Profile p : profiles)
+        for (bool pdl : pdls) {
+          if (kind == InputKind::kGolden) {
+            auto g = golden_calls(data_dir, {world}, {dt}, p, pdl, expect);
+            for (auto& c : g) planned.push_back(std::move(c));
+            continue;
+          }
+          std::vector<ResolvedCall> resolved;
+          try {
+            resolved = resolve_calls(specs, world, CallDefaults{tokens, hidden, dt});
+          } catch (const CallSequenceError& e) {
+            throw UsageError(fmt::format("--calls at W = {}: {}", world, e.what()));
+          }
+          for (int rep = 0; rep < repeat; ++rep)
+            for (const ResolvedCall& rc : resolved) {
+              ++call_seed;
+              planned.push_back({"seq", GpuCall{rc.shape, rc.requested, p, pdl}, expect.value_or(p), rc.requested,
+                                 make_input(kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
+                                 std::nullopt, call_seed});
+            }
+        }
+    if (planned.empty()) continue;
+    std::int64_t buffer = kBufferAlignment, io = 16;
+    for (const PlannedCall& c : planned) {
+      buffer = std::max(buffer, required_buffer_bytes(c.requested, c.call.shape));
+      io = std::max(io, c.call.shape.bytes_per_rank());
+    }
+    const BufferRequest request = request_buffer_bytes(planned.front().call.shape, buffer);
+    if (request.error) throw UsageError(*request.error);
+    GpuBackend::GroupOptions group_options{device, world, request.bytes, io,
+                                           static_cast<std::uint64_t>(timeout_ms * 1e6), round_bytes};
+    auto group = backend->open(group_options);
+    std::vector<LamportFlags> model(world, initial_flags(static_cast<std::uint32_t>(group->buffer_bytes())));
+    std::vector<int> launched;
+    if (omit_rank >= 0) {
+      if (omit_rank >= world) throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", omit_rank, world));
+      for (int r = 0; r < world; ++r)
+        if (r != omit_rank) launched.push_back(r);
+    }
+    fmt::print(err, "W = {:>2}: {} calls on one workspace (BPB {} bytes)\n", world, planned.size(), group->buffer_bytes());
+
+    for (const PlannedCall& c : planned) {
+      Row row;
+      row.index = static_cast<int>(rows.size()) + 1;
+      row.label = c.label;
+      row.call = c.call;
+      row.expect = c.expect;
+      row.requested = c.requested;
+      row.seed = c.seed;
+      if (auto why = group->cannot_run(c.call))
+        throw UsageError(fmt::format("call {} ({} N={} D={} {} W={}): {}", row.index, strategy_name(c.requested),
+                                     c.call.shape.tokens, c.call.shape.hidden, dtype_name(c.call.shape.dtype), world, *why));
+      group->upload(c.input);
+      const auto t0 = std::chrono::steady_clock::now();
+      timeout = group->run(c.call, launched);
+      row.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (timeout) {
+        rows.push_back(row);
+        break;
+      }
+      const HostTensor expected =
+          c.expected ? *c.expected : parallel_reference(c.input, c.requested, c.expect);
+      std::optional<HostTensor> rank0;
+      for (int r = 0; r < world; ++r) {
+        HostTensor got = group->output(r, c.call.shape);
+        const BitDiff d = compare_fast(got, expected);
+        row.elements += d.elements;
+        row.mismatches += d.differing;
+        if (d.differing && !first) {
+          first = FirstMismatch{row, r, d.first_index, d.first_a, d.first_b, c.input, ""};
+          if (!dump_dir.empty()) {
+            std::filesystem::create_directories(dump_dir);
+            const std::string stem = (std::filesystem::path(dump_dir) / fmt::format("call{}", row.index)).string();
+            write_npy(stem + ".in.npy", c.input);
+            write_npy(fmt::format("{}.rank{}.gpu.npy", stem, r), got);
+            first->dumped_input = stem + ".in.npy";
+          }
+        }
+        if (!rank0)
+          rank0 = std::move(got);
+        else if (compare_fast(got, *rank0).differing)
+          ++row.ranks_disagreeing;
+      }
+      const ClearRecord record = clear_record(c.requested, c.call.shape);
+      for (int r = 0; r < world; ++r) {
+        model[r] = advance_flags(model[r], record);
+        const LamportFlags seen = group->flags(r);
+        if (!(seen == model[r])) {
+          if (row.flags_ok)
+            fmt::print(err, "call {}: rank {} flags {} but the reference's update gives {}\n", row.index, r,
+                       flags_text(seen), flags_text(model[r]));
+          row.flags_ok = false;
+        }
+      }
+      if (!row.flags_ok) ++flag_failures;
+      rows.push_back(row);
+    }
+    if (timeout) break;
+  }
+
+  // The table.
+  fmt::print(out, "{:>5}  {:<28} {:<17} {:>6} {:>6} {:<5} {:>3} {:<10} {:<3} {:>10} {:>10} {:>8} {:>5}\n", "call", "case",
+             "strategy", "N", "D", "dtype", "W", "profile", "pdl", "elements", "mismatches", "disagree", "flags");
+  for (const Row& r : rows) {
+    const Strategy resolved = resolve_strategy(r.requested, r.call.shape);
+    const std::string strategy = r.requested == Strategy::kAuto
+                                     ? fmt::format("auto->{}", strategy_name(resolved))
+                                     : std::string(strategy_name(resolved));
+    fmt::print(out, "{:>5}  {:<28} {:<17} {:>6} {:>6} {:<5} {:>3} {:<10} {:<3} {:>10} {:>10} {:>8} {:>5}\n", r.index,
+               r.label, strategy, r.call.shape.tokens, r.call.shape.hidden, dtype_name(r.call.shape.dtype),
+               r.call.shape.world_size, profile_name(r.call.profile), r.call.pdl ? "on" : "off", r.elements,
+               r.mismatches, r.ranks_disagreeing, r.flags_ok ? "ok" : "BAD");
+  }
+  std::int64_t elements = 0, mismatches = 0;
+  for (const Row& r : rows) {
+    elements += r.elements;
+    mismatches += r.mismatches;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  const std::string result = timeout ? "timeout" : (mismatches || flag_failures) ? "mismatch" : "ok";
+  fmt::print(out, "\n{} calls, {} elements compared, {} mismatches, {} flag differences{} ({:.1f} s): {}\n",
+             rows.size() - (timeout ? 1 : 0), elements, mismatches, flag_failures,
+             timeout ? ", stopped by a timeout" : "", seconds, result == "ok" ? "every output bit-exact" : result);
+  if (timeout) fmt::print(out, "\ntimeout: {}\n", timeout->message);
+  if (first) print_explanation(out, *first);
+
+  if (!json_path.empty()) {
+    nlohmann::json j;
+    j["command"] = "run";
+    j["device"] = {{"name", dev.name}, {"compute_capability", dev.compute_capability}, {"sms", dev.sm_count},
+                   {"driver", dev.driver}, {"cuda_driver", dev.cuda_driver}, {"cuda_runtime", dev.cuda_runtime}};
+    j["inputs"] = inputs_text;
+    j["seed"] = seed;
+    j["calls_text"] = kind == InputKind::kGolden ? "golden" : calls_text;
+    j["timeout_ms"] = timeout_ms;
+    j["rows"] = nlohmann::json::array();
+    for (const Row& r : rows)
+      j["rows"].push_back({{"call", r.index},
+                           {"case", r.label},
+                           {"requested", strategy_name(r.requested)},
+                           {"strategy", strategy_name(resolve_strategy(r.requested, r.call.shape))},
+                           {"tokens", r.call.shape.tokens},
+                           {"hidden", r.call.shape.hidden},
+                           {"dtype", dtype_name(r.call.shape.dtype)},
+                           {"world_size", r.call.shape.world_size},
+                           {"profile", profile_name(r.call.profile)},
+                           {"expect", profile_name(r.expect)},
+                           {"pdl", r.call.pdl},
+                           {"seed", r.seed},
+                           {"elements", r.elements},
+                           {"mismatches", r.mismatches},
+                           {"ranks_disagreeing", r.ranks_disagreeing},
+                           {"flags_ok", r.flags_ok},
+                           {"ms", r.ms}});
+    j["summary"] = {{"calls", rows.size()}, {"elements", elements}, {"mismatches", mismatches},
+                    {"flag_differences", flag_failures}, {"result", result}, {"seconds", seconds}};
+    if (timeout)
+      j["timeout"] = {{"message", timeout->message}, {"rank", timeout->rank}, {"peer", timeout->peer},
+                      {"call", timeout->call}};
+    write_file_atomically(json_path, j.dump(2) + "\n");
+  }
+  return result == "ok" ? kExitOk : kExitDifference;
+}
+
 }  // namespace ar

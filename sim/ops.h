@@ -63,8 +63,8 @@ class Ops {
   /// `st.global.b32`: plain 4-byte store; one word, visible atomically, no ordering.
   void st_u32(Address a, std::uint32_t value, Ghost ghost);
 
-  /// `multimem.st.global.v4.f32`: FlashInfer's multicast store through the multicast address: the same 16 bytes
-  /// land at word `word` of every rank's buffer, each rank and each 8-byte half on its own schedule. Our kernels
+  /// FlashInfer's multicast vector store (a `multimem` st.global.v4.f32 through the multicast address): the same
+  /// 16 bytes land at word `word` of every rank's buffer, each rank and each 8-byte half on its own schedule. Our kernels
   /// never issue it (no multicast on our machines); the simulator offers it as the other writer form.
   void multimem_st_v4(std::uint32_t word, const Pack& value, Ghost ghost);
 

@@ -35,7 +35,7 @@ std::string run_job(int ranks, const std::string& mode, int& children_status) {
 
 }  // namespace
 
-TEST_CASE("--spawn is taken out of the arguments", "[cpu]") {
+TEST_CASE("take_spawn_option removes --spawn K from the arguments", "[cpu]") {
   std::vector<std::string> args{"run", "--spawn", "4", "--calls", "oneshot:N=1"};
   CHECK(take_spawn_option(args) == 4);
   CHECK(args == std::vector<std::string>{"run", "--calls", "oneshot:N=1"});

@@ -1,0 +1,167 @@
+#include "cuda/all_reduce.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <utility>
+
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include "cuda/detail/check.h"
+#include "cuda/detail/device_guard.h"
+#include "cuda/detail/dispatch.h"
+#include "cuda/one_shot.cuh"
+#include "cuda/two_shot.cuh"
+#include "reference/workspace.h"
+
+namespace ar::cuda {
+namespace {
+
+constexpr int kBlockThreads = 256;     // detail::kBlockThreads (the kernels' __launch_bounds__)
+constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
+
+const void* kernel_for(Strategy resolved, DType t, bool ftz) {
+  return resolved == Strategy::kOneShot ? one_shot_kernel(t, ftz) : two_shot_kernel(t, ftz);
+}
+
+/// Blocks of `kernel` the device holds at once (occupancy x SMs), cached.
+int resident_blocks(const void* kernel, int device) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, int> cache;
+  std::lock_guard lock(mutex);
+  if (auto it = cache.find({kernel, device}); it != cache.end()) return it->second;
+  detail::DeviceGuard guard(device);
+  int per_sm = 0, sms = 0;
+  AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlockThreads, 0));
+  AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return cache[{kernel, device}] = per_sm * sms;
+}
+
+/// Tokens per round: the Lamport traffic of a round (ONESHOT: W ranks x (W stores + input + output) rows;
+/// TWOSHOT: W ranks x about 5 rows) fits in round_bytes; at least kMinRoundPacks packs; a multiple of W for
+/// TWOSHOT so every round starts at a token owned by rank 0. Depends on the shape only.
+std::int64_t tokens_per_round(Strategy resolved, const ProblemShape& s, std::int64_t round_bytes) {
+  const std::int64_t row_bytes = s.hidden * dtype_bytes(s.dtype);
+  const std::int64_t row_packs = row_bytes / kPackBytes;
+  const std::int64_t w = s.world_size;
+  std::int64_t rt = s.tokens;
+  if (round_bytes > 0) {
+    const std::int64_t per_token = resolved == Strategy::kOneShot ? w * (w + 2) * row_bytes : w * 5 * row_bytes;
+    rt = std::max<std::int64_t>({1, round_bytes / per_token, ceil_div(kMinRoundPacks, row_packs)});
+  }
+  rt = std::min(rt, s.tokens);
+  if (resolved == Strategy::kTwoShot) rt = round_up(rt, w);
+  return rt;
+}
+
+}  // namespace
+
+Status can_implement(const AllReduceArguments& a) {
+  if (auto why = validate_shape(a.shape)) return Status::failure(StatusCode::kInvalidShape, *why);
+  if (a.profile == Profile::kTrtllm)
+    return Status::failure(StatusCode::kUnsupported,
+                           "the kernels run the flashinfer and ieee profiles; trtllm is a reference-only model");
+  if (!detail::dtype_compiled(a.shape.dtype))
+    return Status::failure(StatusCode::kUnsupported,
+                           fmt::format("{} kernels are not compiled into this build (CMake option AR_DTYPES)",
+                                       dtype_name(a.shape.dtype)));
+  if (a.workspace == nullptr) return Status::failure(StatusCode::kBadArguments, "no workspace");
+  if (a.workspace->world_size != a.shape.world_size)
+    return Status::failure(StatusCode::kBadArguments,
+                           fmt::format("the workspace is for W = {} but the call has W = {}", a.workspace->world_size,
+                                       a.shape.world_size));
+  if (auto why = check_fits_workspace(a.strategy, a.shape, a.workspace->buffer_bytes))
+    return Status::failure(StatusCode::kWorkspaceTooSmall, *why);
+  const Strategy resolved = resolve_strategy(a.strategy, a.shape);
+  const ReductionOrder order = reduction_order(resolved, a.profile, a.shape.world_size);
+  if (order.seed_with_first)
+    return Status::failure(StatusCode::kUnsupported, "the reduction order " + describe(order) + " is not compiled");
+  if (a.ranks.empty() || static_cast<int>(a.ranks.size()) > a.shape.world_size)
+    return Status::failure(StatusCode::kBadArguments,
+                           fmt::format("a launch runs 1 to W = {} ranks, not {}", a.shape.world_size, a.ranks.size()));
+  std::set<int> seen;
+  for (const RankIo& r : a.ranks) {
+    if (r.rank < 0 || r.rank >= a.shape.world_size || !seen.insert(r.rank).second)
+      return Status::failure(StatusCode::kBadArguments, fmt::format("rank {} is out of range or repeated", r.rank));
+    if (a.workspace->flags[r.rank] == nullptr)
+      return Status::failure(StatusCode::kBadArguments, fmt::format("rank {} has no flags in this workspace", r.rank));
+    const auto misaligned = [](const void* p) { return p == nullptr || reinterpret_cast<std::uintptr_t>(p) % 16 != 0; };
+    if (misaligned(r.input) || misaligned(r.output))
+      return Status::failure(StatusCode::kBadArguments,
+                             fmt::format("rank {}'s input and output must be non-null and 16-byte aligned", r.rank));
+  }
+  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order.ftz), a.device);
+  if (resident < static_cast<int>(a.ranks.size()))
+    return Status::failure(StatusCode::kNotResident,
+                           fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
+                                       "only {} of this kernel at once; ranks poll each other, so they must all run "
+                                       "at the same time",
+                                       a.ranks.size(), a.ranks.size(), resident));
+  return Status::success();
+}
+
+std::int64_t workspace_bytes(const AllReduceArguments& a) { return required_buffer_bytes(a.strategy, a.shape); }
+
+LaunchPlan plan_launch(const AllReduceArguments& a) {
+  if (Status s = can_implement(a); !s.ok()) throw std::invalid_argument(s.message);
+  LaunchPlan plan;
+  plan.strategy = resolve_strategy(a.strategy, a.shape);
+  plan.order = reduction_order(plan.strategy, a.profile, a.shape.world_size);
+  plan.threads_per_block = kBlockThreads;
+  plan.slots = static_cast<int>(a.ranks.size());
+  plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
+  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz), a.device);
+  const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
+  // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
+  const std::int64_t packs_per_round = std::min(plan.tokens_per_round, a.shape.tokens) * row_packs;
+  const std::int64_t wanted = ceil_div(packs_per_round, kBlockThreads);  // one pack per thread: the least latency
+  const std::int64_t fit = plan.resident_blocks / plan.slots;  // every block of every slot resident at once
+  plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
+  return plan;
+}
+
+void launch(const AllReduceArguments& a, Stream stream) {
+  const LaunchPlan plan = plan_launch(a);
+  AllReduceParams p;
+  std::memset(&p, 0, sizeof(p));
+  p.peers = a.workspace->peers;
+  for (std::size_t i = 0; i < a.ranks.size(); ++i) {
+    const RankIo& r = a.ranks[i];
+    p.slots[i] = RankSlot{a.workspace->flags[r.rank], r.input, r.output, r.rank, 0};
+  }
+  p.world_size = a.shape.world_size;
+  p.slot_count = plan.slots;
+  p.tokens = a.shape.tokens;
+  p.row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
+  p.tokens_per_round = plan.tokens_per_round;
+  p.chunk = plan.order.chunk;
+  p.sanitize_result = plan.order.sanitize_result ? 1 : 0;
+  const ClearRecord record = clear_record(plan.strategy, a.shape);
+  for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
+  p.stages = static_cast<std::uint32_t>(record.stages);
+  p.timeout_ns = a.timeout_ns;
+  p.error = a.channel.record;
+  p.abort_flag = a.channel.abort_flag;
+  if (p.error == nullptr || p.abort_flag == nullptr) throw std::invalid_argument("launch needs a wait channel");
+
+  detail::DeviceGuard guard(a.device);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(plan.blocks_per_rank), 1, static_cast<unsigned>(plan.slots));
+  config.blockDim = dim3(kBlockThreads, 1, 1);
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = a.launch_with_pdl ? 1 : 0;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  void* kernel_args[] = {&p};
+  AR_CUDA_CHECK(cudaLaunchKernelExC(&config, kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz), kernel_args));
+  AR_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace ar::cuda

@@ -1,0 +1,77 @@
+// The host API of the kernels: validate a call (can_implement), size its workspace (workspace_bytes), and
+// launch it on a stream (launch). One launch runs every rank named in `ranks` on one device, each in its own
+// grid slice with its own flags, exactly as separate GPUs would; W virtual ranks on one GPU are one launch.
+//
+// Plain C++: no CUDA headers needed by callers.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "cuda/status.h"
+#include "cuda/wait_channel.h"
+#include "cuda/workspace.h"
+#include "reference/reduction_order.h"
+#include "reference/strategy.h"
+
+struct CUstream_st;
+
+namespace ar::cuda {
+
+using Stream = CUstream_st*;  ///< a cudaStream_t; nullptr is the legacy default stream
+
+inline constexpr std::uint64_t kDefaultTimeoutNs = 10'000'000'000ull;  ///< 10 s per wait
+/// Tokens may be processed in rounds (store, clear, poll per round) whose Lamport traffic fits in about this
+/// many bytes, a function of the shape only, the same on every rank. 0 = one round. Measured on an H100:
+/// rounds sized for L2 (16 MiB) cost more in per-round waits than they save (twoshot 256 MiB: 32% vs 71% of
+/// the copy bandwidth), so the default is one round.
+inline constexpr std::int64_t kDefaultRoundBytes = 0;
+
+/// One rank run by a launch: its id, its [N, D] input shard and its [N, D] output (device pointers, 16-byte
+/// aligned).
+struct RankIo {
+  int rank = 0;
+  const void* input = nullptr;
+  void* output = nullptr;
+};
+
+struct AllReduceArguments {
+  ProblemShape shape;                        ///< W, N, D, dtype
+  Strategy strategy = Strategy::kAuto;       ///< AUTO resolves by reference resolve_strategy()
+  Profile profile = Profile::kFlashInfer;    ///< flashinfer (FTZ adds) or ieee; trtllm is reference-only
+  bool launch_with_pdl = false;              ///< programmatic dependent launch, as FlashInfer's flag
+  const WorkspaceView* workspace = nullptr;
+  std::span<const RankIo> ranks;             ///< the ranks this launch runs (one grid slice each)
+  int device = 0;                            ///< where the launch runs
+  std::uint64_t timeout_ns = kDefaultTimeoutNs;  ///< per wait; 0 = wait forever, like FlashInfer
+  std::int64_t round_bytes = kDefaultRoundBytes;  ///< 0 = the whole call in one round
+  WaitChannelView channel;                   ///< where a wait that gives up reports
+};
+
+/// What launch() does for some arguments.
+struct LaunchPlan {
+  Strategy strategy = Strategy::kOneShot;  ///< resolved
+  ReductionOrder order;
+  int blocks_per_rank = 0;
+  int threads_per_block = 0;
+  int slots = 0;
+  std::int64_t tokens_per_round = 0;
+  int resident_blocks = 0;  ///< blocks of this kernel the device holds at once
+};
+
+/// Whether the arguments can run: shape, profile, compiled dtype, workspace size (reference
+/// check_fits_workspace), rank slots, and residency (all ranks of a launch poll each other, so every block
+/// must be resident at once; a launch that could not be is refused, never started).
+Status can_implement(const AllReduceArguments& args);
+
+/// Bytes per Lamport buffer the call needs (reference required_buffer_bytes, AUTO resolved).
+std::int64_t workspace_bytes(const AllReduceArguments& args);
+
+/// The launch shape (throws std::invalid_argument with the can_implement message if it cannot run).
+LaunchPlan plan_launch(const AllReduceArguments& args);
+
+/// Enqueues the all-reduce on `stream` (throws std::invalid_argument if !can_implement, CudaError if the
+/// launch fails). A wait that gives up is reported through args.channel after the stream completes.
+void launch(const AllReduceArguments& args, Stream stream);
+
+}  // namespace ar::cuda

@@ -1,0 +1,58 @@
+// Runtime-to-template dispatch, in one function over one constexpr list: the element types compiled into
+// this build (CMake option AR_DTYPES trims it) crossed with the two arithmetic profiles the kernels run
+// (FTZ = flashinfer, IEEE = ieee). World size is a runtime parameter of every kernel: it costs no
+// instantiation.
+#pragma once
+
+#include <array>
+#include <utility>
+
+#include "reference/dtype.h"
+
+// Set by cuda/CMakeLists.txt from AR_DTYPES (all on when built some other way).
+#ifndef AR_CUDA_DTYPE_BF16
+#define AR_CUDA_DTYPE_BF16 1
+#define AR_CUDA_DTYPE_FP16 1
+#define AR_CUDA_DTYPE_FP32 1
+#endif
+
+namespace ar::cuda::detail {
+
+constexpr auto compiled_dtypes() {
+  constexpr bool on[] = {AR_CUDA_DTYPE_BF16 != 0, AR_CUDA_DTYPE_FP16 != 0, AR_CUDA_DTYPE_FP32 != 0};
+  constexpr DType all[] = {DType::kBf16, DType::kFp16, DType::kFp32};
+  std::array<DType, std::size_t(on[0]) + on[1] + on[2]> list{};
+  std::size_t n = 0;
+  for (int i = 0; i < 3; ++i)
+    if (on[i]) list[n++] = all[i];
+  return list;
+}
+/// The element types compiled into this build, in kDTypeTable order.
+inline constexpr auto kCompiledDTypes = compiled_dtypes();
+
+/// The compile-time arithmetic of one kernel instantiation.
+template <DType T, bool kFtz>
+struct Arith {
+  static constexpr DType dtype = T;
+  static constexpr bool ftz = kFtz;
+};
+
+/// Calls f(Arith<t, ftz>{}) for the compiled instantiation; returns false (f not called) when `t` is not
+/// compiled into this build.
+template <class F>
+bool dispatch_arith(DType t, bool ftz, F&& f) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return ((t == kCompiledDTypes[I] &&
+             (ftz ? (f(Arith<kCompiledDTypes[I], true>{}), true) : (f(Arith<kCompiledDTypes[I], false>{}), true))) ||
+            ...);
+  }(std::make_index_sequence<kCompiledDTypes.size()>{});
+}
+
+/// Whether `t` is compiled into this build.
+constexpr bool dtype_compiled(DType t) {
+  for (DType c : kCompiledDTypes)
+    if (c == t) return true;
+  return false;
+}
+
+}  // namespace ar::cuda::detail

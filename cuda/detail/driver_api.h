@@ -1,0 +1,32 @@
+// The CUDA driver functions the workspace needs (virtual memory management), reached through
+// cudaGetDriverEntryPointByVersion rather than linked: binaries then start on machines without a driver
+// (CI), where they report "no CUDA device" instead of failing to load libcuda.
+#pragma once
+
+#include <cuda.h>
+
+namespace ar::cuda::detail {
+
+struct DriverApi {
+  decltype(&::cuGetErrorName) cuGetErrorName = nullptr;
+  decltype(&::cuGetErrorString) cuGetErrorString = nullptr;
+  decltype(&::cuDeviceGet) cuDeviceGet = nullptr;
+  decltype(&::cuDeviceGetAttribute) cuDeviceGetAttribute = nullptr;
+  decltype(&::cuMemCreate) cuMemCreate = nullptr;
+  decltype(&::cuMemRelease) cuMemRelease = nullptr;
+  decltype(&::cuMemAddressReserve) cuMemAddressReserve = nullptr;
+  decltype(&::cuMemAddressFree) cuMemAddressFree = nullptr;
+  decltype(&::cuMemMap) cuMemMap = nullptr;
+  decltype(&::cuMemUnmap) cuMemUnmap = nullptr;
+  decltype(&::cuMemSetAccess) cuMemSetAccess = nullptr;
+  decltype(&::cuMemGetAllocationGranularity) cuMemGetAllocationGranularity = nullptr;
+  decltype(&::cuMemExportToShareableHandle) cuMemExportToShareableHandle = nullptr;
+  decltype(&::cuMemImportFromShareableHandle) cuMemImportFromShareableHandle = nullptr;
+};
+
+/// Loads the entry points once (thread-safe); throws CudaError if the driver lacks one.
+const DriverApi& driver_api();
+/// The table if driver_api() has succeeded before, else nullptr (for error messages).
+const DriverApi* driver_api_if_loaded() noexcept;
+
+}  // namespace ar::cuda::detail

@@ -1,0 +1,20 @@
+// one_shot_st_ld_r: FlashInfer's ONESHOT all-reduce with every multicast store replaced by W unicast stores.
+//
+// Contract (SPEC sections 3-5, 12): every rank stores its sanitised [N, D] shard into slot [t][rank] of every
+// rank's current Lamport buffer (one stage, layout [token][source rank][D]), clears its own previous buffer,
+// polls the W slots of each pack in its own buffer until no 32-bit word is the sentinel, folds them in
+// ascending rank order from +0 (one flat fold for W <= 8, chunks of 8 from W = 16 on; ReductionOrder) and
+// writes the narrowed sum, -0 kept. Every rank computes the same bits. Phases: README "Algorithms".
+//
+// Host code launches it through cuda/all_reduce.h; this header only names the instantiations.
+#pragma once
+
+#include "reference/dtype.h"
+
+namespace ar::cuda {
+
+/// The kernel of (dtype, ftz) as a function pointer for cudaLaunchKernelExC, or nullptr when `t` is not
+/// compiled into this build.
+const void* one_shot_kernel(DType t, bool ftz);
+
+}  // namespace ar::cuda

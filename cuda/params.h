@@ -1,0 +1,80 @@
+// The plain structs shared by the host launchers and the kernels (compiles under g++ and nvcc alike).
+//
+// The host validates an AllReduceArguments (cuda/all_reduce.h), converts it into an AllReduceParams and passes
+// that by value to one kernel launch. One launch runs one or more ranks: blockIdx.z selects a RankSlot, and
+// the blocks of one slot behave exactly like the whole grid of one GPU in FlashInfer (they read that rank's
+// flags, arrive on its counter, and the last of them to arrive advances its flags). W virtual ranks on one GPU are one
+// launch with W slots; one rank per GPU is one launch with one slot per GPU.
+#pragma once
+
+#include <cstdint>
+
+namespace ar::cuda {
+
+inline constexpr int kMaxWorldSize = 64;
+
+/// Words of a rank's flags block. Words 0..8 are FlashInfer's nine flags (SPEC section 2: current buffer,
+/// dirty buffer, BPB, dirty stage count, bytes to clear per dirty stage, arrival counter); word 12 is ours:
+/// the number of calls this rank has completed, so a timeout can say which call it happened in.
+inline constexpr int kFlagsBlockWords = 16;
+inline constexpr int kArrivalWord = 8;
+inline constexpr int kCallCounterWord = 12;
+
+/// One GPU's virtual address of every rank's Lamport buffers (unicast mappings; no multicast object exists).
+/// Rank r's buffer i, stage s lies at base[r] + stage_offset_bytes(i, s, S, BPB).
+struct PeerTable {
+  std::uint64_t base[kMaxWorldSize];
+};
+
+/// Which wait gave up.
+enum class WaitSite : std::uint32_t {
+  kNone = 0,
+  kOneShotSlot = 1,    ///< ONESHOT: slot [t][peer] of my buffer stayed empty
+  kScatterSlot = 2,    ///< TWOSHOT: SCATTER slot [t / W][peer] of my buffer stayed empty
+  kBroadcastSlot = 3,  ///< TWOSHOT: BROADCAST row t (owned by peer = t % W) stayed empty
+};
+
+/// The first wait that timed out in a launch. Lives in mapped host memory; `status` is written last.
+struct WaitError {
+  std::uint32_t status;  ///< 0 none, 1 timed out
+  std::uint32_t site;    ///< WaitSite
+  std::int32_t rank;     ///< the rank that waited
+  std::int32_t peer;     ///< the rank whose data never came
+  std::uint32_t call;    ///< 1-based call number on the waiting rank's workspace
+  std::uint32_t buffer;  ///< Lamport buffer index (0..2)
+  std::uint32_t stage;   ///< stage within the buffer (ONESHOT 0; TWOSHOT 0 SCATTER, 1 BROADCAST)
+  std::uint32_t pack;    ///< 16-byte pack within the row
+  std::int64_t token;    ///< token (row) of the slot
+  std::uint32_t words[4];     ///< the four 32-bit words last seen in the slot
+  std::uint64_t waited_ns;    ///< how long it waited
+};
+
+/// One rank run by this launch (blockIdx.z).
+struct RankSlot {
+  std::uint32_t* flags;  ///< its kFlagsBlockWords-word flags block (16-byte aligned)
+  const void* input;     ///< its [N, D] shard
+  void* output;          ///< its [N, D] result
+  std::int32_t rank;
+  std::int32_t reserved;
+};
+
+/// Everything one launch needs, passed by value (about 2.7 KiB of the 4 KiB parameter space).
+struct AllReduceParams {
+  PeerTable peers;
+  RankSlot slots[kMaxWorldSize];
+  std::int32_t world_size;
+  std::int32_t slot_count;         ///< gridDim.z
+  std::int64_t tokens;             ///< N
+  std::int64_t row_packs;          ///< D / (16 / sizeof(T)): 16-byte packs per row
+  std::int64_t tokens_per_round;   ///< the same on every rank (a function of the shape only)
+  std::int32_t chunk;              ///< ReductionOrder::chunk: 0 = one flat fold, K = chunks of K ranks
+  std::int32_t sanitize_result;    ///< ReductionOrder::sanitize_result: a -0 sum becomes +0
+  std::uint32_t clear_bytes[4];    ///< what this launch records for the next launch's clear (ClearRecord)
+  std::uint32_t stages;            ///< this kernel's stage count (ClearRecord::stages)
+  std::uint32_t reserved;
+  std::uint64_t timeout_ns;        ///< per wait (BROADCAST waits twice that); 0 = wait forever, as FlashInfer
+  WaitError* error;                ///< mapped host memory
+  std::uint32_t* abort_flag;       ///< device word: set by the first wait that gives up, so the others stop
+};
+
+}  // namespace ar::cuda

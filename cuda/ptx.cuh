@@ -1,0 +1,131 @@
+// Every PTX instruction the kernels use, each wrapped once, with the ordering it gives.
+//
+// The simulator (sim/) models the same names one to one, so the kernels and the simulator share one
+// vocabulary. Nothing here, or anywhere in this project, uses multimem instructions or NVLink multicast.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/arch.cuh"
+
+namespace ar::cuda::ptx {
+
+/// st.global.v4.u32: a plain (weak) 16-byte store. No ordering with other memory operations; each aligned
+/// 32-bit word lands whole, so a poller sees every word either as the old sentinel or as the new value.
+__device__ __forceinline__ void st_v4(void* ptr, uint4 v) {
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(ptr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
+/// ld.volatile.global.v4.u32: a 16-byte poll that bypasses L1 and is re-issued on every call. Relaxed, not
+/// acquire: it orders nothing. The memory model promises single-copy atomicity only per 64 bits (in
+/// practice per aligned 32-bit word), so callers test all four words.
+__device__ __forceinline__ uint4 ld_volatile_v4(const void* ptr) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(ptr)
+               : "memory");
+  return v;
+}
+
+/// ld.volatile.global.u32: a 32-bit poll (the arrival counter, the abort word). Relaxed; orders nothing.
+__device__ __forceinline__ std::uint32_t ld_volatile_u32(const std::uint32_t* ptr) {
+  std::uint32_t v;
+  asm volatile("ld.volatile.global.u32 %0, [%1];" : "=r"(v) : "l"(ptr) : "memory");
+  return v;
+}
+
+/// st.global.u32: a plain (weak) 32-bit store. No ordering.
+__device__ __forceinline__ void st_u32(std::uint32_t* ptr, std::uint32_t v) {
+  asm volatile("st.global.u32 [%0], %1;" ::"l"(ptr), "r"(v) : "memory");
+}
+
+/// red.release.gpu.global.add.u32: atomic add with release semantics at GPU scope (FlashInfer's arrival;
+/// kept for the simulator's vocabulary; the kernels arrive with atom_relaxed_gpu_add_u32). Every memory operation
+/// this thread did before it (and, through a preceding bar.sync, its block's) happens before any acquire
+/// that observes the new count.
+__device__ __forceinline__ void red_release_gpu_add_u32(std::uint32_t* ptr, std::uint32_t v) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(ptr), "r"(v) : "memory");
+}
+
+/// atom.relaxed.gpu.global.add.u32: atomic add returning the old value; relaxed, so no fence and no stall
+/// until the result is used. Orders nothing by itself (see Arrival in cuda/detail/lamport.cuh for why the
+/// arrival needs no fence).
+__device__ __forceinline__ std::uint32_t atom_relaxed_gpu_add_u32(std::uint32_t* ptr, std::uint32_t v) {
+  std::uint32_t old;
+  asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(ptr), "r"(v) : "memory");
+  return old;
+}
+
+/// bar.sync 0: block-wide barrier; orders the block's shared- and global-memory operations across it (CTA
+/// scope).
+__device__ __forceinline__ void bar_cta_sync() { asm volatile("bar.sync 0;" ::: "memory"); }
+
+/// add.ftz.f32 (round to nearest even): subnormal operands and results become zeros of the same sign; any
+/// NaN result is the canonical 0x7FFFFFFF. The FlashInfer profile (built with -use_fast_math).
+__device__ __forceinline__ float add_ftz_f32(float a, float b) {
+  float r;
+  asm("add.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// add.rn.f32: IEEE add, round to nearest even, subnormals kept. The ieee profile.
+__device__ __forceinline__ float add_rn_f32(float a, float b) {
+  float r;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// cvt.rn.bf16.f32: narrow with round to nearest even; every NaN becomes 0x7FFF; overflow gives +-Inf.
+__device__ __forceinline__ std::uint16_t cvt_rn_bf16_f32(float x) {
+  std::uint16_t r;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+  return r;
+}
+
+/// cvt.rn.f16.f32: narrow with round to nearest even, no FTZ; overflow to +-Inf from 65520.
+__device__ __forceinline__ std::uint16_t cvt_rn_f16_f32(float x) {
+  std::uint16_t r;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(x));
+  return r;
+}
+
+/// cvt.f32.f16: exact widening (fp16 subnormals are fp32 normals).
+__device__ __forceinline__ float cvt_f32_f16(std::uint16_t h) {
+  float r;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(h));
+  return r;
+}
+
+/// griddepcontrol.wait: block until every prerequisite grid has completed and its memory is visible. A
+/// no-op when the launch had no programmatic dependency (PDL off).
+__device__ __forceinline__ void griddepcontrol_wait() {
+#if AR_HAS_GRIDDEPCONTROL
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/// griddepcontrol.launch_dependents: allow the dependent grid (PDL) to start launching once every block of
+/// this grid has issued it or exited. Gives no memory ordering: the dependent's griddepcontrol.wait does.
+__device__ __forceinline__ void griddepcontrol_launch_dependents() {
+#if AR_HAS_GRIDDEPCONTROL
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/// mov.u64 %globaltimer: nanoseconds of a global clock, for wait budgets. No ordering.
+__device__ __forceinline__ std::uint64_t read_globaltimer() {
+  std::uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+/// nanosleep.u32: back off a spinning warp for about `ns` nanoseconds. No ordering.
+__device__ __forceinline__ void nanosleep(std::uint32_t ns) {
+#if AR_HAS_NANOSLEEP
+  asm volatile("nanosleep.u32 %0;" ::"r"(ns));
+#endif
+}
+
+}  // namespace ar::cuda::ptx

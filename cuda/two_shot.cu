@@ -1,0 +1,18 @@
+// Instantiations of two_shot_rs_st_ag for the compiled dtypes and both arithmetic profiles.
+#include "cuda/two_shot.cuh"
+
+#include "cuda/detail/dispatch.h"
+#include "cuda/detail/two_shot_impl.cuh"
+
+namespace ar::cuda {
+
+const void* two_shot_kernel(DType t, bool ftz) {
+  const void* kernel = nullptr;
+  detail::dispatch_arith(t, ftz, [&](auto a) {
+    using A = decltype(a);
+    kernel = reinterpret_cast<const void*>(&detail::two_shot_rs_st_ag<A::dtype, A::ftz>);
+  });
+  return kernel;
+}
+
+}  // namespace ar::cuda

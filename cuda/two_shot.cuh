@@ -1,0 +1,18 @@
+// two_shot_rs_st_ag: FlashInfer's TWOSHOT all-reduce with every multicast store replaced by W unicast stores.
+//
+// Contract (SPEC sections 3-5, 12): token t belongs to rank t % W. Every rank stores its sanitised packs of
+// token t into SCATTER slot [t / W][rank] of the owner's buffer (stage 0); the owner polls the W slots,
+// folds them in chunks of K = min(W, 16) ranks from +0 (ReductionOrder), narrows, maps -0 to +0 and stores
+// the row into BROADCAST[t] (stage 1) of every rank; every rank polls its BROADCAST rows and copies them to
+// its output. The previous launch's stages are cleared in its own layout. Phases: README "Algorithms".
+#pragma once
+
+#include "reference/dtype.h"
+
+namespace ar::cuda {
+
+/// The kernel of (dtype, ftz) as a function pointer for cudaLaunchKernelExC, or nullptr when `t` is not
+/// compiled into this build.
+const void* two_shot_kernel(DType t, bool ftz);
+
+}  // namespace ar::cuda

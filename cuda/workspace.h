@@ -1,0 +1,77 @@
+// The Lamport workspace: every rank's three Lamport buffers in memory made with the CUDA virtual memory API
+// (cuMemCreate / cuMemAddressReserve / cuMemMap / cuMemSetAccess), sized by reference/workspace.h, plus
+// every rank's flags block. No multicast object is created: each GPU maps every rank's buffer (a peer
+// mapping when the rank lives on another GPU) and kernels store to peers through those unicast addresses.
+//
+// Owner + handle: a Workspace owns the allocations, mappings and flags; view() hands out a trivially
+// copyable WorkspaceView that launches copy into their parameters.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "cuda/params.h"
+#include "reference/workspace.h"
+
+namespace ar::cuda {
+
+/// What a launch needs of a workspace (trivially copyable).
+struct WorkspaceView {
+  int world_size = 0;
+  std::int64_t buffer_bytes = 0;                ///< BPB, also in every rank's flags word 2
+  PeerTable peers{};                            ///< this process's address of every rank's buffers
+  std::uint32_t* flags[kMaxWorldSize] = {};     ///< every rank's flags block (on the rank's device)
+};
+
+class Workspace {
+ public:
+  struct Options {
+    int world_size = 2;
+    /// Bytes per Lamport buffer asked for (request_buffer_bytes(); rounded up to 32 here). The workspace
+    /// gets at least this; BPB = buffer_bytes_from_usable(allocation - signal pad), usually more.
+    std::int64_t buffer_bytes_request = 0;
+    /// The device of every rank. Empty: every rank on `device` (virtual ranks). One process may drive
+    /// several GPUs this way; each device gets access to every rank's memory.
+    std::vector<int> rank_devices;
+    int device = 0;
+  };
+
+  /// Creates, maps and Lamport-initialises every rank's buffers and flags. Throws CudaError, or
+  /// std::invalid_argument for bad options.
+  explicit Workspace(const Options& options);
+  ~Workspace();
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+
+  int world_size() const { return view_.world_size; }
+  std::int64_t buffer_bytes() const { return view_.buffer_bytes; }  ///< BPB
+  std::int64_t allocation_bytes() const { return allocation_bytes_; }  ///< per rank, granularity-rounded
+  std::int64_t granularity() const { return granularity_; }
+  int device_of(int rank) const { return rank_devices_.at(rank); }
+  const WorkspaceView& view() const { return view_; }
+
+  /// Lamport initialisation (every word of every rank's buffers = 0x80000000, as FlashInfer's
+  /// lamport_initialize) and initial flags {0, 2, BPB, 0, 0, 0, 0, 0, 0}, call counter 0. Blocking.
+  /// Also the recovery after a timeout.
+  void reset();
+
+  /// A rank's nine flags words as the device holds them (blocking).
+  LamportFlags flags(int rank) const;
+  /// Calls the rank has completed since the last reset (blocking).
+  std::uint32_t completed_calls(int rank) const;
+
+ private:
+  void release() noexcept;  // frees whatever exists; safe on a half-built workspace
+
+  std::vector<int> rank_devices_;
+  std::vector<int> devices_;  // distinct
+  std::int64_t allocation_bytes_ = 0;
+  std::int64_t granularity_ = 0;
+  std::uint64_t reserved_base_ = 0;
+  std::vector<unsigned long long> handles_;  // CUmemGenericAllocationHandle per rank
+  std::vector<bool> mapped_;
+  WorkspaceView view_;
+};
+
+}  // namespace ar::cuda

@@ -1,0 +1,175 @@
+// [gpu] The kernels against reference/, bit for bit, through W virtual ranks on one GPU: every golden case
+// under every strategy, profile and PDL setting; full-mantissa inputs over several rounds; mixed strategies,
+// shapes and dtypes on one workspace; CUDA-graph replay.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "gpu_test_support.h"
+#include "harness/golden_cases.h"
+#include "harness/npy.h"
+#include "reference/all_reduce.h"
+
+using ar::DType;
+using ar::Profile;
+using ar::Strategy;
+using ar::cuda::VirtualGroup;
+
+namespace {
+
+constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto};
+constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee};
+
+}  // namespace
+
+TEST_CASE("every golden case is bit-exact on the GPU for every strategy, profile and PDL setting", "[gpu]") {
+  const std::vector<ar::GoldenCase> cases = ar::golden_cases();
+  std::map<int, std::vector<const ar::GoldenCase*>> by_world;
+  for (const auto& c : cases) by_world[static_cast<int>(c.input.dim(0))].push_back(&c);
+  int runs = 0;
+  for (const auto& [world, group_cases] : by_world) {
+    std::vector<ar::ProblemShape> shapes;
+    for (const auto* c : group_cases) shapes.push_back(ar::shape_of_input(c->input));
+    VirtualGroup group(ar::test::group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    for (const auto* c : group_cases) {
+      for (Strategy s : kStrategies)
+        for (Profile p : kProfiles)
+          for (bool pdl : {false, true}) {
+            const VirtualGroup::Call call{ar::shape_of_input(c->input), s, p, pdl};
+            const auto check = ar::test::run_and_check(group, c->input, call, &model);
+            INFO(c->name << " (seed " << c->seed << "): " << ar::test::label(call) << ": " << check.describe());
+            REQUIRE(!check.wait);
+            REQUIRE(check.mismatches == 0);
+            REQUIRE(check.flags_match);
+            ++runs;
+          }
+    }
+  }
+  CHECK(runs == static_cast<int>(cases.size()) * 12);
+}
+
+TEST_CASE("the committed data/ golden outputs match the GPU bit for bit", "[gpu]") {
+  const std::filesystem::path dir = std::filesystem::path(AR_SOURCE_DIR) / "data";
+  const auto manifest_path = dir / "manifest.json";
+  if (!std::filesystem::exists(manifest_path)) {
+    WARN("no " << manifest_path << " (generate it with `mnnvl-ar data`): nothing to compare against");
+    return;
+  }
+  std::ifstream in(manifest_path);
+  const nlohmann::json manifest = nlohmann::json::parse(in);
+  int compared = 0;
+  for (const auto& c : manifest.at("cases")) {
+    const auto dtype = *ar::parse_dtype(c.at("dtype").get<std::string>());
+    const ar::HostTensor input = ar::read_npy((dir / c.at("input").at("file").get<std::string>()).string(), dtype);
+    const ar::ProblemShape shape = ar::shape_of_input(input);
+    VirtualGroup group(ar::test::group_options(shape.world_size, {shape}));
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
+      for (Profile p : kProfiles) {
+        const std::string key = fmt::format("{}/{}", ar::strategy_name(s), ar::profile_name(p));
+        const ar::HostTensor expected =
+            ar::read_npy((dir / c.at("outputs").at(key).at("file").get<std::string>()).string(), dtype);
+        group.upload(input);
+        group.poison_outputs();
+        const auto wait = group.run({shape, s, p, /*pdl=*/true});
+        INFO(c.at("name").get<std::string>() << " " << key);
+        REQUIRE(!wait);
+        for (int r = 0; r < shape.world_size; ++r) {
+          const ar::BitDiff d = ar::compare_bits(group.download(r, shape), expected);
+          INFO("rank " << r << ": " << d.differing << " elements differ, first at " << d.first_index);
+          REQUIRE(d.differing == 0);
+        }
+        ++compared;
+      }
+  }
+  CHECK(compared > 0);
+}
+
+TEST_CASE("full-mantissa inputs over several rounds are bit-exact at every world size", "[gpu]") {
+  for (int world : ar::kWorldSizes) {
+    // round_bytes = 1 makes every round its minimum (16384 packs), so these calls take several rounds.
+    const std::vector<ar::ProblemShape> shapes{{world, 300, 1024, DType::kBf16},
+                                               {world, 150, 1024, DType::kFp16},
+                                               {world, 140, 512, DType::kFp32}};
+    auto options = ar::test::group_options(world, shapes);
+    options.round_bytes = 1;
+    VirtualGroup group(options);
+    ar::test::FlagsModel model(group);
+    std::uint64_t seed = 77;
+    for (const auto& shape : shapes)
+      for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
+        for (Profile p : kProfiles) {
+          const auto input = ar::random_input(shape.dtype, world, shape.tokens, shape.hidden, ++seed, 20);
+          const VirtualGroup::Call call{shape, s, p, true};
+          INFO(ar::test::label(call) << " seed " << seed << " rounds of " << group.plan(call).tokens_per_round
+                                     << " tokens");
+          CHECK(group.plan(call).tokens_per_round < shape.tokens);
+          const auto check = ar::test::run_and_check(group, input, call, &model);
+          INFO(check.describe());
+          REQUIRE(!check.wait);
+          REQUIRE(check.mismatches == 0);
+          REQUIRE(check.flags_match);
+        }
+  }
+}
+
+TEST_CASE("mixed strategies, shapes and dtypes on one workspace stay bit-exact", "[gpu]") {
+  struct Step {
+    Strategy strategy;
+    std::int64_t tokens, hidden;
+    DType dtype;
+  };
+  // oneshot -> twoshot -> auto -> oneshot ... : every transition of the dirty-stage bookkeeping (SPEC 4.3),
+  // N not a multiple of W, and dtype changes between calls.
+  const std::vector<Step> steps{
+      {Strategy::kOneShot, 4, 256, DType::kBf16},  {Strategy::kTwoShot, 64, 256, DType::kBf16},
+      {Strategy::kAuto, 11, 2880, DType::kBf16},   {Strategy::kOneShot, 1, 256, DType::kFp32},
+      {Strategy::kTwoShot, 3, 512, DType::kFp16},  {Strategy::kTwoShot, 27, 128, DType::kFp32},
+      {Strategy::kAuto, 256, 2880, DType::kBf16},  {Strategy::kOneShot, 24, 64, DType::kFp16},
+      {Strategy::kAuto, 2, 8, DType::kBf16},       {Strategy::kTwoShot, 1, 8, DType::kBf16},
+  };
+  for (int world : ar::kWorldSizes) {
+    std::vector<ar::ProblemShape> shapes;
+    for (const Step& s : steps) shapes.push_back({world, s.tokens, s.hidden, s.dtype});
+    VirtualGroup group(ar::test::group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    std::uint64_t seed = 500;
+    for (int repeat = 0; repeat < 2; ++repeat)
+      for (const Step& s : steps) {
+        const ar::ProblemShape shape{world, s.tokens, s.hidden, s.dtype};
+        const auto input = ar::adversarial_input(s.dtype, world, s.tokens, s.hidden, ++seed);
+        const VirtualGroup::Call call{shape, s.strategy, Profile::kFlashInfer, repeat == 0};
+        const auto check = ar::test::run_and_check(group, input, call, &model);
+        INFO(ar::test::label(call) << " seed " << seed << ": " << check.describe());
+        REQUIRE(!check.wait);
+        REQUIRE(check.mismatches == 0);
+        REQUIRE(check.flags_match);
+      }
+  }
+}
+
+TEST_CASE("CUDA-graph replay with PDL rotates the buffers and stays bit-exact", "[gpu]") {
+  for (int world : {2, 8}) {
+    const ar::ProblemShape shape{world, 8, 4096, DType::kBf16};
+    VirtualGroup group(ar::test::group_options(world, {shape}));
+    const auto input = ar::random_input(DType::kBf16, world, shape.tokens, shape.hidden, 9, 12);
+    group.upload(input);
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+      const VirtualGroup::Call call{shape, s, Profile::kFlashInfer, true};
+      group.poison_outputs();
+      // 7 calls per graph, replayed 5 times plus once to warm: 42 calls, buffers rotate through all three.
+      const double us = group.time_us(call, /*warmup=*/3, /*iterations=*/7, /*graph_launches=*/5);
+      CHECK(us > 0);
+      const ar::HostTensor expected = ar::reference_all_reduce(input, s, Profile::kFlashInfer);
+      for (int r = 0; r < world; ++r) REQUIRE(ar::compare_bits(group.download(r, shape), expected).differing == 0);
+      const std::uint32_t calls = group.workspace().completed_calls(0);
+      CHECK(group.workspace().flags(0).current_buffer() == calls % 3);
+    }
+  }
+}

@@ -1,0 +1,42 @@
+// Helpers of the [gpu] tests: run one call on a virtual-rank group and compare every rank's output with
+// reference/ bit for bit, and every rank's flags with reference advance_flags().
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cuda/virtual_group.h"
+#include "reference/bit_diff.h"
+#include "reference/workspace.h"
+
+namespace ar::test {
+
+/// The reference's view of every rank's flags, advanced call by call.
+struct FlagsModel {
+  std::vector<LamportFlags> ranks;
+  explicit FlagsModel(const cuda::VirtualGroup& g);
+};
+
+struct CallCheck {
+  std::int64_t elements = 0;      ///< compared, over all ranks
+  std::int64_t mismatches = 0;    ///< differing elements, over all ranks
+  int first_rank = -1;            ///< the first rank that differs
+  BitDiff first;                  ///< its diff
+  bool flags_match = true;
+  std::string flags_detail;
+  std::optional<cuda::WaitError> wait;
+  std::string describe() const;   ///< for failure messages
+};
+
+/// Uploads `input`, poisons the outputs, runs `call`, compares. Updates `model` when given.
+CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cuda::VirtualGroup::Call& call,
+                        FlagsModel* model = nullptr);
+
+/// A group for W ranks whose workspace fits every shape in `shapes` under every strategy.
+cuda::VirtualGroup::Options group_options(int world, const std::vector<ProblemShape>& shapes);
+
+/// "W=4 bf16 N=5 D=32 oneshot/flashinfer pdl=on"
+std::string label(const cuda::VirtualGroup::Call& call);
+
+}  // namespace ar::test
