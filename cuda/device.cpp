@@ -57,6 +57,9 @@ DeviceInfo device_info(int ordinal) {
   d.sm_count = p.multiProcessorCount;
   d.memory_bytes = static_cast<std::int64_t>(p.totalGlobalMem);
   d.l2_bytes = p.l2CacheSize;
+  char bus[32] = {};
+  AR_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof(bus), ordinal));
+  d.pci_bus_id = bus;
   int khz = 0;
   AR_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, ordinal));
   d.clock_mhz = khz / 1000;
@@ -72,6 +75,10 @@ DeviceInfo device_info(int ordinal) {
   int flag = 0;
   AR_CUDA_CHECK(api.cuDeviceGetAttribute(&flag, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, dev));
   d.vmm_supported = flag != 0;
+  AR_CUDA_CHECK(api.cuDeviceGetAttribute(&flag, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, dev));
+  d.posix_handles_supported = flag != 0;
+  AR_CUDA_CHECK(api.cuDeviceGetAttribute(&flag, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED, dev));
+  d.fabric_handles_supported = flag != 0;
   // Only a query of the attribute; no multicast object is ever created.
   AR_CUDA_CHECK(api.cuDeviceGetAttribute(&flag, CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED, dev));
   d.multicast_supported = flag != 0;

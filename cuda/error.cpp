@@ -36,6 +36,8 @@ std::string driver_text(CUresult e) {
 
 }  // namespace
 
+std::string describe_driver_result(CUresult e) { return fmt::format("{} ({})", driver_name(e), driver_text(e)); }
+
 void throw_cuda_error(cudaError_t e, const char* expr, const char* file, int line) {
   (void)cudaGetLastError();  // clear the sticky error so the next call does not report this one again
   throw CudaError(static_cast<int>(e), cudaGetErrorName(e), expr, fmt::format("{}:{}", file, line),

@@ -41,6 +41,13 @@ __device__ __forceinline__ void st_u32(std::uint32_t* ptr, std::uint32_t v) {
   asm volatile("st.global.u32 [%0], %1;" ::"l"(ptr), "r"(v) : "memory");
 }
 
+/// st.relaxed.sys.global.u32: a 32-bit store at system scope. Relaxed: it orders nothing, but it is a
+/// strong store, so another GPU (or process) polling the word sees it without any fence. Used only by the
+/// peer ping-pong of `mnnvl-ar probe`; the all-reduce kernels (and the simulator) do not use it.
+__device__ __forceinline__ void st_relaxed_sys_u32(std::uint32_t* ptr, std::uint32_t v) {
+  asm volatile("st.relaxed.sys.global.u32 [%0], %1;" ::"l"(ptr), "r"(v) : "memory");
+}
+
 /// red.release.gpu.global.add.u32: atomic add with release semantics at GPU scope (FlashInfer's arrival;
 /// kept for the simulator's vocabulary; the kernels arrive with atom_relaxed_gpu_add_u32). Every memory operation
 /// this thread did before it (and, through a preceding bar.sync, its block's) happens before any acquire

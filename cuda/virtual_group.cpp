@@ -14,14 +14,19 @@ namespace ar::cuda {
 
 VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
   detail::DeviceGuard guard(options.device);
-  workspace_ = std::make_unique<Workspace>(Workspace::Options{
-      .world_size = options.world_size, .buffer_bytes_request = options.buffer_bytes_request, .device = options.device});
+  workspace_ = std::make_unique<Workspace>(Workspace::Options{.world_size = options.world_size,
+                                                              .buffer_bytes_request = options.buffer_bytes_request,
+                                                              .device = options.device,
+                                                              .local_ranks = options.local_ranks,
+                                                              .handle_type = options.handle_type,
+                                                              .exchange = options.exchange});
   channel_ = std::make_unique<WaitChannel>(options.device);
   cudaStream_t s = nullptr;
   AR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   stream_ = s;
   io_stride_ = round_up(std::max<std::int64_t>(options.io_bytes_per_rank, 16), 256);
-  const std::size_t total = static_cast<std::size_t>(io_stride_) * options.world_size;
+  const std::vector<int>& local = workspace_->local_ranks();
+  const std::size_t total = static_cast<std::size_t>(io_stride_) * local.size();
   try {
     AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&inputs_), total));
     AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&outputs_), total));
@@ -30,8 +35,16 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
     AR_CUDA_CHECK_NOTHROW(cudaStreamDestroy(s));
     throw;
   }
-  for (int r = 0; r < options.world_size; ++r)
-    io_.push_back(RankIo{r, inputs_ + io_stride_ * r, outputs_ + io_stride_ * r});
+  for (std::size_t i = 0; i < local.size(); ++i)
+    io_.push_back(RankIo{local[i], inputs_ + io_stride_ * i, outputs_ + io_stride_ * i});
+}
+
+int VirtualGroup::slot_of(int rank) const {
+  for (std::size_t i = 0; i < io_.size(); ++i)
+    if (io_[i].rank == rank) return static_cast<int>(i);
+  throw std::invalid_argument(rank >= 0 && rank < options_.world_size
+                                  ? fmt::format("rank {} runs in another process", rank)
+                                  : fmt::format("no rank {} in this group", rank));
 }
 
 VirtualGroup::~VirtualGroup() {
@@ -50,15 +63,15 @@ void VirtualGroup::upload(const HostTensor& input) {
     throw std::invalid_argument(fmt::format("a rank's shard of {} bytes exceeds the group's {} bytes per rank", shard,
                                             io_stride_));
   detail::DeviceGuard guard(options_.device);
-  for (int r = 0; r < options_.world_size; ++r)
-    AR_CUDA_CHECK(cudaMemcpyAsync(inputs_ + io_stride_ * r, input.bytes().data() + shard * r, shard,
+  for (const RankIo& io : io_)
+    AR_CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(io.input), input.bytes().data() + shard * io.rank, shard,
                                   cudaMemcpyHostToDevice, stream_));
   AR_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void VirtualGroup::poison_outputs() {
   detail::DeviceGuard guard(options_.device);
-  detail::fill_words(outputs_, static_cast<std::uint64_t>(io_stride_) * options_.world_size / 4, 0xFFFFFFFFu, stream_);
+  detail::fill_words(outputs_, static_cast<std::uint64_t>(io_stride_) * io_.size() / 4, 0xFFFFFFFFu, stream_);
   AR_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
@@ -77,10 +90,7 @@ AllReduceArguments VirtualGroup::arguments(const Call& call, std::span<const int
     a.ranks = io_;
   } else {
     subset_.clear();
-    for (int r : ranks) {
-      if (r < 0 || r >= options_.world_size) throw std::invalid_argument(fmt::format("no rank {} in this group", r));
-      subset_.push_back(io_[r]);
-    }
+    for (int r : ranks) subset_.push_back(io_[slot_of(r)]);
     a.ranks = subset_;
   }
   const std::int64_t shard = call.shape.bytes_per_rank();
@@ -106,7 +116,7 @@ std::optional<WaitError> VirtualGroup::finish() {
     AR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   std::optional<WaitError> e = channel_->take();
-  if (e) workspace_->reset();
+  if (e && workspace_->holds_every_rank()) workspace_->reset();
   return e;
 }
 
@@ -118,7 +128,7 @@ std::optional<WaitError> VirtualGroup::run(const Call& call, std::span<const int
 HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) {
   HostTensor out(shape.dtype, {shape.tokens, shape.hidden});
   detail::DeviceGuard guard(options_.device);
-  AR_CUDA_CHECK(cudaMemcpyAsync(out.bytes().data(), outputs_ + io_stride_ * rank, out.bytes().size(),
+  AR_CUDA_CHECK(cudaMemcpyAsync(out.bytes().data(), io_[slot_of(rank)].output, out.bytes().size(),
                                 cudaMemcpyDeviceToHost, stream_));
   AR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return out;
@@ -126,7 +136,8 @@ HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) {
 
 void VirtualGroup::reset() { workspace_->reset(); }
 
-double VirtualGroup::time_us(const Call& call, int warmup, int iterations, int graph_launches) {
+double VirtualGroup::time_us(const Call& call, int warmup, int iterations, int graph_launches,
+                             const std::function<void()>& before_timing) {
   if (iterations < 1) throw std::invalid_argument("time_us needs at least one iteration");
   detail::DeviceGuard guard(options_.device);
   for (int i = 0; i < warmup; ++i) enqueue(call);
@@ -154,11 +165,16 @@ double VirtualGroup::time_us(const Call& call, int warmup, int iterations, int g
       AR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graph));
       AR_CUDA_CHECK(made);
       AR_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // one replay to warm the graph
+      if (before_timing) {
+        if (auto e = finish()) throw std::runtime_error(describe_wait_error(*e));
+        before_timing();
+      }
       AR_CUDA_CHECK(cudaEventRecord(start, stream_));
       for (int g = 0; g < graph_launches; ++g) AR_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
       AR_CUDA_CHECK(cudaEventRecord(stop, stream_));
       calls = static_cast<double>(graph_launches) * iterations;
     } else {
+      if (before_timing) before_timing();  // the warm-up has finished above
       AR_CUDA_CHECK(cudaEventRecord(start, stream_));
       for (int i = 0; i < iterations; ++i) enqueue(call);
       AR_CUDA_CHECK(cudaEventRecord(stop, stream_));

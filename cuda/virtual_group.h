@@ -1,9 +1,12 @@
-// W virtual ranks on one GPU: one workspace (each rank its own Lamport buffers and flags), each rank its own
-// input and output, one stream; every call is one launch with one grid slice per rank. Runs, times and
-// reads back calls for `mnnvl-ar run`, `mnnvl-ar bench` and the [gpu] tests.
+// The ranks one process runs on one GPU: all W ranks of a workspace (virtual ranks), or this process's share
+// of a job whose ranks are separate processes (the others' memory imported through a PeerExchange). Each
+// rank has its own Lamport buffers, flags, input and output; there is one stream, and every call is one
+// launch with one grid slice per local rank. Runs, times and reads back calls for `mnnvl-ar run`,
+// `mnnvl-ar bench`, `mnnvl-ar probe` and the [gpu] tests.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +26,11 @@ class VirtualGroup {
     std::int64_t io_bytes_per_rank = 0;     ///< capacity of every rank's input and of its output
     std::uint64_t timeout_ns = kDefaultTimeoutNs;
     std::int64_t round_bytes = kDefaultRoundBytes;
+    /// The ranks of this process (empty: all W). With fewer, `exchange` brings the other processes' memory,
+    /// exported as `handle_type`; every process of the job must construct its group at the same time.
+    std::vector<int> local_ranks;
+    HandleType handle_type = HandleType::kPosixFd;
+    PeerExchange* exchange = nullptr;
   };
   /// One all-reduce call.
   struct Call {
@@ -42,26 +50,29 @@ class VirtualGroup {
   const Workspace& workspace() const { return *workspace_; }
   const Options& options() const { return options_; }
   void set_timeout_ns(std::uint64_t ns) { options_.timeout_ns = ns; }
+  /// The ranks this process runs, ascending.
+  const std::vector<int>& local_ranks() const { return workspace_->local_ranks(); }
 
-  /// Copies `input` ([W, N, D]) into every rank's input buffer (blocking).
+  /// Copies each local rank's shard of `input` ([W, N, D]) into its input buffer (blocking).
   void upload(const HostTensor& input);
-  /// Fills every rank's output with 0xFF bytes, a value no call produces, so an unwritten element shows.
+  /// Fills every local rank's output with 0xFF bytes, a value no call produces, so an unwritten element shows.
   void poison_outputs();
 
-  /// Arguments of `call` for `ranks` (empty: every rank), for can_implement / plan_launch.
+  /// Arguments of `call` for `ranks` (empty: every local rank), for can_implement / plan_launch.
   Status can_run(const Call& call, std::span<const int> ranks = {});
   LaunchPlan plan(const Call& call, std::span<const int> ranks = {});
 
-  /// Enqueues one call (launch only). `ranks` empty: every rank; otherwise only those ranks are launched
-  /// (the others never run, as a missing peer).
+  /// Enqueues one call (launch only). `ranks` empty: every local rank; otherwise only those ranks are
+  /// launched (the others never run, as a missing peer).
   void enqueue(const Call& call, std::span<const int> ranks = {});
-  /// Waits for the stream. If a wait gave up, returns its record and resets the workspace (Lamport
-  /// initialisation and flags) so the group can be used again.
+  /// Waits for the stream. If a wait gave up, returns its record; a group holding every rank then resets
+  /// the workspace (Lamport initialisation and flags) so it can be used again. A group of a multi-process
+  /// job is not reset (that would need every process): the job is expected to stop.
   std::optional<WaitError> finish();
   /// enqueue + finish.
   std::optional<WaitError> run(const Call& call, std::span<const int> ranks = {});
 
-  /// A rank's [N, D] output (blocking).
+  /// A local rank's [N, D] output (blocking).
   HostTensor download(int rank, const ProblemShape& shape);
 
   /// Lamport initialisation of the workspace.
@@ -69,11 +80,15 @@ class VirtualGroup {
 
   /// Mean microseconds per call: `warmup` eager calls, then `iterations` calls timed with events. With
   /// graph_launches > 0 the iterations are captured in one CUDA graph and replayed that many times.
+  /// `before_timing`, when given, runs once all warm-up work has completed and right before the start event
+  /// is recorded (a multi-process job passes a barrier, so every process starts timing together).
   /// A wait that gives up during timing is thrown as std::runtime_error.
-  double time_us(const Call& call, int warmup, int iterations, int graph_launches);
+  double time_us(const Call& call, int warmup, int iterations, int graph_launches,
+                 const std::function<void()>& before_timing = {});
 
  private:
   AllReduceArguments arguments(const Call& call, std::span<const int> ranks);
+  int slot_of(int rank) const;  // index of a local rank in io_
 
   Options options_;
   std::unique_ptr<Workspace> workspace_;

@@ -24,6 +24,8 @@ constexpr std::array kCommands{
     Command{"run", "run call sequences on the GPU and compare every rank with the reference, bit for bit",
             run_command},
     Command{"bench", "nccl-tests style benchmark of the kernels, with NCCL as baseline", bench_command},
+    Command{"probe", "bring-up report: GPUs, NVLink, fabric, handles, peers, and a bit-exact all-reduce",
+            probe_command},
 };
 
 void print_usage(std::ostream& out) {

@@ -1,6 +1,7 @@
 #include "harness/fd_passing.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -91,7 +92,8 @@ UniqueFd receive_fd(int socket) {
   return UniqueFd(fd);
 }
 
-std::vector<UniqueFd> exchange_fds(Rendezvous& rendezvous, int mine, const std::string& job) {
+std::vector<std::vector<UniqueFd>> exchange_fd_lists(Rendezvous& rendezvous, std::span<const int> mine,
+                                                     const std::string& job) {
   const int me = rendezvous.rank(), world = rendezvous.world_size();
   UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!listener) throw RendezvousError(fmt::format("rank {}: cannot create a unix socket: {}", me, errno_text()));
@@ -101,10 +103,22 @@ std::vector<UniqueFd> exchange_fds(Rendezvous& rendezvous, int mine, const std::
   if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0 ||
       ::listen(listener.get(), world) != 0)
     throw RendezvousError(fmt::format("rank {}: cannot listen on unix socket '{}': {}", me, name, errno_text()));
-  const std::vector<std::string> names = rendezvous.all_gather(name);
+  // Each process publishes its socket name and how many descriptors it passes.
+  const std::vector<std::string> published = rendezvous.all_gather(fmt::format("{}\n{}", mine.size(), name));
+  std::vector<std::string> names(world);
+  std::vector<std::size_t> counts(world);
+  for (int p = 0; p < world; ++p) {
+    const std::size_t newline = published[p].find('\n');
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(published[p].c_str(), &end, 10);
+    if (newline == std::string::npos || end != published[p].c_str() + newline || n > 1024)
+      throw RendezvousError(fmt::format("rank {}: malformed descriptor announcement from rank {}", me, p));
+    counts[p] = n;
+    names[p] = published[p].substr(newline + 1);
+  }
 
-  std::vector<UniqueFd> fds(world);
-  fds[me] = UniqueFd(::fcntl(mine, F_DUPFD_CLOEXEC, 0));
+  std::vector<std::vector<UniqueFd>> fds(world);
+  for (int fd : mine) fds[me].emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
   // Every rank takes its turn as the sender in rank order; the others connect to it and receive. The same
   // order everywhere means no two ranks wait on each other.
   for (int sender = 0; sender < world; ++sender) {
@@ -112,11 +126,11 @@ std::vector<UniqueFd> exchange_fds(Rendezvous& rendezvous, int mine, const std::
       for (int served = 0; served < world - 1; ++served) {
         pollfd p{listener.get(), POLLIN, 0};
         if (::poll(&p, 1, kTimeoutMs) != 1)
-          throw RendezvousError(fmt::format("rank {}: timed out waiting for peers to fetch its file descriptor "
+          throw RendezvousError(fmt::format("rank {}: timed out waiting for peers to fetch its file descriptors "
                                             "({} of {} did)", me, served, world - 1));
         UniqueFd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!peer) throw RendezvousError(fmt::format("rank {}: accept failed: {}", me, errno_text()));
-        send_fd(peer.get(), mine);
+        for (int fd : mine) send_fd(peer.get(), fd);
       }
     } else {
       UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -126,10 +140,22 @@ std::vector<UniqueFd> exchange_fds(Rendezvous& rendezvous, int mine, const std::
         throw RendezvousError(fmt::format("rank {}: cannot reach rank {}'s unix socket (is it on this host? POSIX "
                                           "handles work within one host only): {}", me, sender, errno_text()));
       set_receive_timeout(s.get());
-      fds[sender] = receive_fd(s.get());
+      for (std::size_t i = 0; i < counts[sender]; ++i) fds[sender].push_back(receive_fd(s.get()));
     }
   }
   rendezvous.barrier();
+  return fds;
+}
+
+std::vector<UniqueFd> exchange_fds(Rendezvous& rendezvous, int mine, const std::string& job) {
+  const int one[] = {mine};
+  std::vector<std::vector<UniqueFd>> lists = exchange_fd_lists(rendezvous, one, job);
+  std::vector<UniqueFd> fds;
+  for (int p = 0; p < rendezvous.world_size(); ++p) {
+    if (lists[p].size() != 1)
+      throw RendezvousError(fmt::format("rank {} passed {} descriptors, not one", p, lists[p].size()));
+    fds.push_back(std::move(lists[p][0]));
+  }
   return fds;
 }
 

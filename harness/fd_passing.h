@@ -3,6 +3,7 @@
 // rank's descriptor, using the rendezvous to publish socket names.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,10 @@ UniqueFd receive_fd(int socket);
 /// Every rank contributes `mine`; returns, in rank order, a descriptor for every rank's (a duplicate of
 /// `mine` at this rank's own index). Uses abstract AF_UNIX sockets named after `job` and the rank.
 std::vector<UniqueFd> exchange_fds(Rendezvous& rendezvous, int mine, const std::string& job);
+
+/// The same for any number of descriptors per process (a process that runs several ranks exports one per
+/// rank; the counts may differ between processes): element p holds duplicates of process p's, in order.
+std::vector<std::vector<UniqueFd>> exchange_fd_lists(Rendezvous& rendezvous, std::span<const int> mine,
+                                                     const std::string& job);
 
 }  // namespace ar

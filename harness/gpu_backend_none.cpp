@@ -13,8 +13,13 @@ constexpr const char* kNoCuda =
 class NoGpu final : public GpuBackend {
  public:
   std::optional<std::string> unavailable() override { return std::string(kNoCuda); }
+  int device_count() override { return 0; }
   GpuDevice device(int) override { throw std::runtime_error(kNoCuda); }
   std::unique_ptr<GpuRanks> open(const GroupOptions&) override { throw std::runtime_error(kNoCuda); }
+  GpuNvml nvml(int) override { throw std::runtime_error(kNoCuda); }
+  GpuImex imex() override { throw std::runtime_error(kNoCuda); }
+  std::optional<std::string> try_fabric_allocation(int) override { throw std::runtime_error(kNoCuda); }
+  GpuPeers measure_peers(const std::vector<int>&) override { throw std::runtime_error(kNoCuda); }
   GpuLimits measure_limits(int, std::int64_t) override { throw std::runtime_error(kNoCuda); }
   std::unique_ptr<NcclAllReduce> open_nccl(const std::string&) override { throw std::runtime_error(kNoCuda); }
 };

@@ -1,7 +1,11 @@
-// mnnvl-ar run: call sequences on the GPU (W virtual ranks on one GPU), every rank's output of every call
-// compared bit for bit with reference/, and every rank's flags with reference advance_flags().
+// mnnvl-ar run: call sequences on the GPU, every rank's output of every call compared bit for bit with
+// reference/, and every rank's flags with reference advance_flags(). The W ranks are virtual ranks of one
+// process, or the processes of a job (launcher or --spawn) each run their share; every process checks its
+// own ranks and the reports are merged (harness/call_report.h), so only rank 0 prints the table.
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <future>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,13 +16,18 @@
 #include <fmt/ostream.h>
 #include <nlohmann/json.hpp>
 
+#include "harness/call_report.h"
 #include "harness/commands.h"
 #include "harness/exit_codes.h"
 #include "harness/golden_cases.h"
 #include "harness/gpu_backend.h"
 #include "harness/gpu_check.h"
 #include "harness/npy.h"
+#include "harness/job.h"
+#include "harness/job_gpu.h"
 #include "harness/options.h"
+#include "harness/sha256.h"
+#include "harness/spawn.h"
 #include "reference/all_reduce.h"
 #include "reference/explain.h"
 #include "sim/call_sequence.h"
@@ -105,6 +114,7 @@ struct Row {
   bool flags_ok = true;
   std::uint64_t seed = 0;
   double ms = 0;
+  std::vector<std::string> digests;  ///< sha256 of every rank's output, when computed
 };
 
 /// The first difference found, kept to explain it.
@@ -194,91 +204,107 @@ HostTensor make_input(InputKind kind, DType dtype, int world, std::int64_t token
   return adversarial_input(dtype, world, tokens, hidden, seed);
 }
 
-}  // namespace
-
-int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
-  std::string calls_text, world_text, dtype_text, inputs_text, profile_text, pdl_text, json_path, data_dir, dump_dir,
-      expect_text;
+/// The command line, parsed and checked.
+struct RunSettings {
+  std::string calls_text, world_text, inputs_text, json_path, data_dir, dump_dir;
+  std::vector<int> worlds;
+  std::vector<DType> dtypes;
+  std::vector<Profile> profiles;
+  std::vector<bool> pdls;
+  InputKind kind = InputKind::kAdversarial;
+  std::optional<Profile> expect;
+  std::vector<CallSpec> specs;
   std::int64_t tokens = 1, hidden = 1024, round_bytes = -1;
   std::uint64_t seed = 1;
-  int repeat = 2, omit_rank = -1, device = 0;
+  int repeat = 2, omit_rank = -1, device = -1, die_after_call = 0, die_rank = -1;
   double timeout_ms = 10000;
-  po::options_description options("options");
-  options.add_options()
-      ("calls", po::value(&calls_text)->default_value("oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1"),
-       "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..], comma-separated")
-      ("world,W", po::value(&world_text)->default_value("all"), "world sizes to run, e.g. 2,8 (or all: 2..64)")
-      ("dtype,d", po::value(&dtype_text)->default_value("all"), "default dtype(s) of calls without dtype=: bf16,fp16,fp32 or all")
-      ("tokens,N", po::value(&tokens)->default_value(1), "default N of calls without N=")
-      ("hidden,D", po::value(&hidden)->default_value(1024), "default D of calls without D=")
-      ("inputs", po::value(&inputs_text)->default_value("adversarial"),
-       "random (full mantissa), adversarial (random + the SPEC edge cases), exact (small integers), or golden (data/)")
-      ("seed", po::value(&seed)->default_value(1), "seed of the inputs; call k of a sequence uses seed + k")
-      ("profile,p", po::value(&profile_text)->default_value("both"), "flashinfer, ieee or both")
-      ("pdl", po::value(&pdl_text)->default_value("both"), "launch_with_pdl: on, off or both")
-      ("expect", po::value(&expect_text)->default_value(""),
-       "compare with the reference of this profile instead of the one the kernels ran (e.g. trtllm: where would "
-       "TensorRT-LLM's order give other bits on this input?)")
-      ("repeat", po::value(&repeat)->default_value(2), "run the sequence this many times on the same workspace")
-      ("timeout-ms", po::value(&timeout_ms)->default_value(10000), "per device wait; 0 = wait forever (FlashInfer)")
-      ("omit-rank", po::value(&omit_rank)->default_value(-1),
-       "never launch this rank (a missing peer): the others must time out and name it")
-      ("data", po::value(&data_dir)->default_value("data"), "golden directory (with manifest.json)")
-      ("device", po::value(&device)->default_value(0), "CUDA device")
-      ("round-bytes", po::value(&round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
-      ("dump", po::value(&dump_dir)->default_value(""),
-       "on a mismatch, write the first differing call's input and that rank's GPU output as .npy here")
-      ("json", po::value(&json_path)->default_value(""), "also write the results as JSON to this file");
-  po::variables_map vm;
-  const CommandHelp help{
-      "mnnvl-ar run [--calls SEQ] [--world 2,8|all] [--dtype bf16|...|all] [--inputs KIND] [--json FILE]",
-      "Runs all-reduce call sequences on the GPU with W virtual ranks on one GPU (each rank its own Lamport\n"
-      "buffers, flags and grid slice, polling the others as separate GPUs would) and compares, bit for bit,\n"
-      "every rank's output of every call with the CPU reference (reference/), the ranks with each other, and\n"
-      "every rank's nine flags words with the reference's flag update. The outputs are poisoned before each\n"
-      "call, so an unwritten element shows. With --inputs golden the cases of data/manifest.json run under\n"
-      "oneshot, twoshot and auto and must equal the committed expected files.\n\n"
-      "The table has one row per call: call, label, strategy (auto -> resolved), N, D, dtype, W, profile, PDL,\n"
-      "elements compared (all ranks), mismatches, ranks that disagree with rank 0, flags. On a mismatch the\n"
-      "first differing element is explained (its fold, step by step). A device wait that exceeds --timeout-ms\n"
-      "ends the launch with an error naming the rank, the call, the buffer, stage, token, pack, the four words\n"
-      "it saw and the peer it waited for; the run stops there.\n\n"
-      "examples:\n"
-      "  mnnvl-ar run                                        # default sequence, every W, dtype, profile, PDL\n"
-      "  mnnvl-ar run --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32 --world 8\n"
-      "  mnnvl-ar run --inputs golden --json run.json\n"
-      "  mnnvl-ar run --world 4 --omit-rank 2 --timeout-ms 500   # must time out, naming rank 2\n\n"
-      "exit codes: 0 every output bit-exact, 1 a mismatch, flags difference or timeout, 2 bad usage or input,\n"
-      "or no GPU (or a build without the CUDA layer)"};
-  if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  bool digests = false;
+  HandleRequest handles = HandleRequest::kAuto;
+};
 
-  const std::vector<int> worlds = world_list_option(world_text);
-  const std::vector<DType> dtypes = dtype_list_option(dtype_text);
-  const std::vector<Profile> profiles = profile_list_option(profile_text);
-  const std::vector<bool> pdls = pdl_list_option(pdl_text);
-  const InputKind kind = input_kind_option(inputs_text);
-  const std::optional<Profile> expect =
-      expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
-  if (repeat < 1) throw UsageError("--repeat must be at least 1");
-  if (timeout_ms < 0) throw UsageError("--timeout-ms must be >= 0 (0 = wait forever)");
-  std::vector<CallSpec> specs;
-  if (kind != InputKind::kGolden) {
-    try {
-      specs = parse_call_sequence(calls_text);
-    } catch (const CallSequenceError& e) {
-      throw UsageError(fmt::format("--calls: {}", e.what()));
-    }
-  }
+/// sha256 of each tensor, computed on several threads (a digest runs at a few hundred MB/s).
+std::vector<std::string> digests_of(const std::vector<HostTensor>& outputs) {
+  std::vector<std::future<std::string>> jobs;
+  for (const HostTensor& t : outputs)
+    jobs.push_back(std::async(std::launch::async, [&t] {
+      return sha256_hex(std::string_view(reinterpret_cast<const char*>(t.bytes().data()), t.bytes().size()));
+    }));
+  std::vector<std::string> out;
+  for (auto& j : jobs) out.push_back(j.get());
+  return out;
+}
 
+/// The plan every process states before its kernels run at one world size.
+std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,
+                          const std::vector<PlannedCall>& planned) {
+  std::string plan = fmt::format("program mnnvl-ar {}\ncommand run\nprocesses {}\nworld size {}\nhandles {}\n",
+                                 MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles));
+  plan += fmt::format("inputs {} seed {}\ntimeout-ms {}\nround-bytes {}\nomit-rank {}\ndigests {}\n", s.inputs_text,
+                      s.seed, s.timeout_ms, s.round_bytes, s.omit_rank, s.digests || job.multi_process());
+  for (std::size_t i = 0; i < planned.size(); ++i)
+    plan += plan_line(static_cast<int>(i) + 1, planned[i].label, planned[i].call, planned[i].requested,
+                      planned[i].expect, planned[i].seed) + "\n";
+  return plan;
+}
+
+/// The calls of one world size: every (dtype, profile, PDL) combination of the sequence (or of the golden
+/// cases), each with its input.
+std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
+  std::vector<PlannedCall> planned;
+  std::uint64_t call_seed = s.seed;
+  for (DType dt : s.dtypes)
+    for (Profile p : s.profiles)
+      for (bool pdl : s.pdls) {
+        if (s.kind == InputKind::kGolden) {
+          auto g = golden_calls(s.data_dir, {world}, {dt}, p, pdl, s.expect);
+          for (auto& c : g) planned.push_back(std::move(c));
+          continue;
+        }
+        std::vector<ResolvedCall> resolved;
+        try {
+          resolved = resolve_calls(s.specs, world, CallDefaults{s.tokens, s.hidden, dt});
+        } catch (const CallSequenceError& e) {
+          throw UsageError(fmt::format("--calls at W = {}: {}", world, e.what()));
+        }
+        for (int rep = 0; rep < s.repeat; ++rep)
+          for (const ResolvedCall& rc : resolved) {
+            ++call_seed;
+            planned.push_back({"seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p), rc.requested,
+                               make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
+                               std::nullopt, call_seed});
+          }
+      }
+  return planned;
+}
+
+int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err) {
   auto backend = make_gpu_backend();
-  if (auto why = backend->unavailable()) {
-    fmt::print(err, "mnnvl-ar run: no GPU: {}\n", *why);
+  if (auto why = gather_gpu_problems(job, *backend)) {
+    if (job.leader()) fmt::print(err, "mnnvl-ar run: no GPU: {}\n", *why);
     return kExitUsage;
   }
-  const GpuDevice dev = backend->device(device);
+  const JobDevice choice = pick_device(job, *backend, s.device);
+  const GpuDevice dev = backend->device(choice.device);
+  const int processes = job.processes();
   fmt::print(out, "# mnnvl-ar run on {} (sm_{}, {} SMs), driver {} (CUDA {}), inputs {}, seed {}\n", dev.name,
              dev.compute_capability, dev.sm_count, dev.driver.empty() ? "?" : dev.driver, dev.cuda_driver,
-             inputs_text, seed);
+             s.inputs_text, s.seed);
+  describe_job(job, dev, choice, out, err);
+
+  // World sizes: each process runs W / P ranks.
+  std::vector<int> worlds, skipped;
+  for (int w : s.worlds) (w % processes == 0 ? worlds : skipped).push_back(w);
+  if (!skipped.empty() && s.world_text != "all")
+    throw UsageError(fmt::format("--world {}: W = {} cannot be split over {} processes (each process runs W / {} "
+                                 "ranks)",
+                                 s.world_text, fmt::join(skipped, ", "), processes, processes));
+  if (worlds.empty())
+    throw UsageError(fmt::format("no supported world size is a multiple of {} processes", processes));
+  if (!skipped.empty() && job.leader())
+    fmt::print(err, "W = {} skipped: not a multiple of the {} processes\n", fmt::join(skipped, ", "), processes);
+  const HandleDecision handles = agree_on_handles(job, *backend, choice.device, s.handles);
+  if (job.multi_process()) fmt::print(out, "# handles: {}\n", handles.summary);
+  const bool want_digests = s.digests || job.multi_process();
 
   std::vector<Row> rows;
   std::optional<FirstMismatch> first;
@@ -287,31 +313,8 @@ int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   const auto wall_start = std::chrono::steady_clock::now();
 
   for (int world : worlds) {
-    // Every (dtype, profile, PDL) combination of this world size runs on one workspace, in sequence.
-    std::vector<PlannedCall> planned;
-    std::uint64_t call_seed = seed;
-    for (DType dt : dtypes)
-      for (Profile p : profiles)
-        for (bool pdl : pdls) {
-          if (kind == InputKind::kGolden) {
-            auto g = golden_calls(data_dir, {world}, {dt}, p, pdl, expect);
-            for (auto& c : g) planned.push_back(std::move(c));
-            continue;
-          }
-          std::vector<ResolvedCall> resolved;
-          try {
-            resolved = resolve_calls(specs, world, CallDefaults{tokens, hidden, dt});
-          } catch (const CallSequenceError& e) {
-            throw UsageError(fmt::format("--calls at W = {}: {}", world, e.what()));
-          }
-          for (int rep = 0; rep < repeat; ++rep)
-            for (const ResolvedCall& rc : resolved) {
-              ++call_seed;
-              planned.push_back({"seq", GpuCall{rc.shape, rc.requested, p, pdl}, expect.value_or(p), rc.requested,
-                                 make_input(kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
-                                 std::nullopt, call_seed});
-            }
-        }
+    const std::vector<int> local = local_ranks_of(world, processes, job.rank());
+    const std::vector<PlannedCall> planned = plan_calls(s, world);
     if (planned.empty()) continue;
     std::int64_t buffer = kBufferAlignment, io = 16;
     for (const PlannedCall& c : planned) {
@@ -320,17 +323,43 @@ int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
     }
     const BufferRequest request = request_buffer_bytes(planned.front().call.shape, buffer);
     if (request.error) throw UsageError(*request.error);
-    GpuBackend::GroupOptions group_options{device, world, request.bytes, io,
-                                           static_cast<std::uint64_t>(timeout_ms * 1e6), round_bytes};
-    auto group = backend->open(group_options);
-    std::vector<LamportFlags> model(world, initial_flags(static_cast<std::uint32_t>(group->buffer_bytes())));
-    std::vector<int> launched;
-    if (omit_rank >= 0) {
-      if (omit_rank >= world) throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", omit_rank, world));
-      for (int r = 0; r < world; ++r)
-        if (r != omit_rank) launched.push_back(r);
+    if (s.omit_rank >= world) throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", s.omit_rank, world));
+    // Before any kernel (the workspace's Lamport fill included): every process must plan the same calls.
+    agree_on_plan(job, fmt::format("plan at W = {}", world), describe_plan(job, s, world, *handles.kind, planned));
+
+    GpuBackend::GroupOptions group_options{choice.device, world, request.bytes, io,
+                                           static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
+    if (job.multi_process()) {
+      group_options.local_ranks = local;
+      group_options.handles = *handles.kind;
+      group_options.rendezvous = &job.rendezvous();
+      group_options.job_name = fmt::format("run-w{}", world);
     }
-    fmt::print(err, "W = {:>2}: {} calls on one workspace (BPB {} bytes)\n", world, planned.size(), group->buffer_bytes());
+    auto group = backend->open(group_options);
+    // Every process checks every call on its ranks; one that cannot run stops the whole job, before any call.
+    std::string cannot;
+    for (std::size_t i = 0; i < planned.size() && cannot.empty(); ++i) {
+      const GpuCall& call = planned[i].call;
+      if (auto why = group->cannot_run(call))
+        cannot = fmt::format("call {} ({} N={} D={} {} W={}): {}", rows.size() + i + 1,
+                             strategy_name(planned[i].requested), call.shape.tokens, call.shape.hidden,
+                             dtype_name(call.shape.dtype), world, *why);
+    }
+    const std::vector<std::string> refusals = job.gather(cannot);
+    for (int p = 0; p < processes; ++p)
+      if (!refusals[p].empty())
+        throw UsageError(job.multi_process() ? fmt::format("rank {}: {}", p, refusals[p]) : refusals[p]);
+
+    std::map<int, LamportFlags> model;
+    for (int r : local) model[r] = initial_flags(static_cast<std::uint32_t>(group->buffer_bytes()));
+    std::vector<int> launched;
+    for (int r : local)
+      if (r != s.omit_rank) launched.push_back(r);
+    if (job.leader())
+      fmt::print(err, "W = {:>2}: {} calls on one workspace (BPB {} bytes){}\n", world, planned.size(),
+                 group->buffer_bytes(),
+                 job.multi_process() ? fmt::format(", {} rank{} per process", local.size(), local.size() > 1 ? "s" : "")
+                                     : std::string());
 
     for (const PlannedCall& c : planned) {
       Row row;
@@ -340,53 +369,78 @@ int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
       row.expect = c.expect;
       row.requested = c.requested;
       row.seed = c.seed;
-      if (auto why = group->cannot_run(c.call))
-        throw UsageError(fmt::format("call {} ({} N={} D={} {} W={}): {}", row.index, strategy_name(c.requested),
-                                     c.call.shape.tokens, c.call.shape.hidden, dtype_name(c.call.shape.dtype), world, *why));
       group->upload(c.input);
       const auto t0 = std::chrono::steady_clock::now();
-      timeout = group->run(c.call, launched);
+      CallReport mine;
+      if (!launched.empty()) mine.timeout = group->run(c.call, launched);
       row.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (timeout) {
-        rows.push_back(row);
-        break;
-      }
-      const HostTensor expected =
-          c.expected ? *c.expected : parallel_reference(c.input, c.requested, c.expect);
-      std::optional<HostTensor> rank0;
-      for (int r = 0; r < world; ++r) {
-        HostTensor got = group->output(r, c.call.shape);
-        const BitDiff d = compare_fast(got, expected);
-        row.elements += d.elements;
-        row.mismatches += d.differing;
-        if (d.differing && !first) {
-          first = FirstMismatch{row, r, d.first_index, d.first_a, d.first_b, c.input, ""};
-          if (!dump_dir.empty()) {
-            std::filesystem::create_directories(dump_dir);
-            const std::string stem = (std::filesystem::path(dump_dir) / fmt::format("call{}", row.index)).string();
-            write_npy(stem + ".in.npy", c.input);
-            write_npy(fmt::format("{}.rank{}.gpu.npy", stem, r), got);
-            first->dumped_input = stem + ".in.npy";
+      if (mine.timeout && job.multi_process())
+        fmt::print(err, "mnnvl-ar run (rank {}): call {}: {}\n", job.rank(), row.index, mine.timeout->message);
+      if (!mine.timeout && !launched.empty()) {  // a process whose ranks were all omitted has nothing to check
+        const HostTensor expected = c.expected ? *c.expected : parallel_reference(c.input, c.requested, c.expect);
+        std::vector<HostTensor> outputs;
+        for (int r : local) outputs.push_back(group->output(r, c.call.shape));
+        for (std::size_t i = 0; i < local.size(); ++i) {
+          const int r = local[i];
+          const BitDiff d = compare_fast(outputs[i], expected);
+          mine.elements += d.elements;
+          mine.mismatches += d.differing;
+          if (d.differing && !mine.first) {
+            mine.first = RankMismatch{r, d.first_index, d.first_a, d.first_b};
+            if (!s.dump_dir.empty() && !first) {
+              std::filesystem::create_directories(s.dump_dir);
+              write_npy((std::filesystem::path(s.dump_dir) / fmt::format("call{}.rank{}.gpu.npy", row.index, r)).string(),
+                        outputs[i]);
+            }
+          }
+          if (i > 0 && compare_fast(outputs[i], outputs[0]).differing) ++mine.disagreeing;
+        }
+        if (want_digests) {
+          const std::vector<std::string> d = digests_of(outputs);
+          for (std::size_t i = 0; i < local.size(); ++i) mine.digests[local[i]] = d[i];
+        }
+        const ClearRecord record = clear_record(c.requested, c.call.shape);
+        for (int r : local) {
+          model[r] = advance_flags(model[r], record);
+          const LamportFlags seen = group->flags(r);
+          if (!(seen == model[r])) {
+            if (mine.flags_bad.empty())
+              fmt::print(err, "call {}: rank {} flags {} but the reference's update gives {}\n", row.index, r,
+                         flags_text(seen), flags_text(model[r]));
+            mine.flags_bad.push_back(r);
           }
         }
-        if (!rank0)
-          rank0 = std::move(got);
-        else if (compare_fast(got, *rank0).differing)
-          ++row.ranks_disagreeing;
       }
-      const ClearRecord record = clear_record(c.requested, c.call.shape);
-      for (int r = 0; r < world; ++r) {
-        model[r] = advance_flags(model[r], record);
-        const LamportFlags seen = group->flags(r);
-        if (!(seen == model[r])) {
-          if (row.flags_ok)
-            fmt::print(err, "call {}: rank {} flags {} but the reference's update gives {}\n", row.index, r,
-                       flags_text(seen), flags_text(model[r]));
-          row.flags_ok = false;
+      // Every process learns what every other found, so all stop at the same call with the same verdict.
+      std::vector<CallReport> reports;
+      for (const std::string& text : job.gather(mine.to_json())) reports.push_back(CallReport::from_json(text));
+      const MergedCall merged = merge_call_reports(reports, world);
+      row.elements = merged.elements;
+      row.mismatches = merged.mismatches;
+      row.ranks_disagreeing = merged.ranks_disagreeing;
+      row.flags_ok = merged.flags_bad.empty();
+      row.digests = merged.digests;
+      if (!row.flags_ok) ++flag_failures;
+      if (merged.first && !first) {
+        first = FirstMismatch{row, merged.first->rank, merged.first->index, merged.first->gpu, merged.first->expected,
+                              c.input, ""};
+        if (!s.dump_dir.empty() && job.leader()) {
+          std::filesystem::create_directories(s.dump_dir);
+          first->dumped_input = (std::filesystem::path(s.dump_dir) / fmt::format("call{}.in.npy", row.index)).string();
+          write_npy(first->dumped_input, c.input);
         }
       }
-      if (!row.flags_ok) ++flag_failures;
       rows.push_back(row);
+      if (merged.timeout) {
+        timeout = merged.timeout;
+        break;
+      }
+      if (s.die_after_call == row.index && s.die_rank == job.rank()) {
+        // --die-after-call: a crash, as abrupt as it gets (no destructor, no goodbye to the peers).
+        fmt::print(err, "mnnvl-ar run (rank {}): --die-after-call {}: killing this process\n", job.rank(), row.index);
+        err.flush();
+        std::raise(SIGKILL);
+      }
     }
     if (timeout) break;
   }
@@ -417,42 +471,148 @@ int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   if (timeout) fmt::print(out, "\ntimeout: {}\n", timeout->message);
   if (first) print_explanation(out, *first);
 
-  if (!json_path.empty()) {
+  if (!s.json_path.empty() && job.leader()) {
     nlohmann::json j;
     j["command"] = "run";
     j["device"] = {{"name", dev.name}, {"compute_capability", dev.compute_capability}, {"sms", dev.sm_count},
                    {"driver", dev.driver}, {"cuda_driver", dev.cuda_driver}, {"cuda_runtime", dev.cuda_runtime}};
-    j["inputs"] = inputs_text;
-    j["seed"] = seed;
-    j["calls_text"] = kind == InputKind::kGolden ? "golden" : calls_text;
-    j["timeout_ms"] = timeout_ms;
+    j["job"] = {{"processes", processes}, {"launcher", job.launcher()}, {"handles", handle_kind_name(*handles.kind)},
+                {"handles_summary", handles.summary}};
+    j["inputs"] = s.inputs_text;
+    j["seed"] = s.seed;
+    j["calls_text"] = s.kind == InputKind::kGolden ? "golden" : s.calls_text;
+    j["timeout_ms"] = s.timeout_ms;
     j["rows"] = nlohmann::json::array();
-    for (const Row& r : rows)
-      j["rows"].push_back({{"call", r.index},
-                           {"case", r.label},
-                           {"requested", strategy_name(r.requested)},
-                           {"strategy", strategy_name(resolve_strategy(r.requested, r.call.shape))},
-                           {"tokens", r.call.shape.tokens},
-                           {"hidden", r.call.shape.hidden},
-                           {"dtype", dtype_name(r.call.shape.dtype)},
-                           {"world_size", r.call.shape.world_size},
-                           {"profile", profile_name(r.call.profile)},
-                           {"expect", profile_name(r.expect)},
-                           {"pdl", r.call.pdl},
-                           {"seed", r.seed},
-                           {"elements", r.elements},
-                           {"mismatches", r.mismatches},
-                           {"ranks_disagreeing", r.ranks_disagreeing},
-                           {"flags_ok", r.flags_ok},
-                           {"ms", r.ms}});
+    for (const Row& r : rows) {
+      nlohmann::json row{{"call", r.index},
+                         {"case", r.label},
+                         {"requested", strategy_name(r.requested)},
+                         {"strategy", strategy_name(resolve_strategy(r.requested, r.call.shape))},
+                         {"tokens", r.call.shape.tokens},
+                         {"hidden", r.call.shape.hidden},
+                         {"dtype", dtype_name(r.call.shape.dtype)},
+                         {"world_size", r.call.shape.world_size},
+                         {"profile", profile_name(r.call.profile)},
+                         {"expect", profile_name(r.expect)},
+                         {"pdl", r.call.pdl},
+                         {"seed", r.seed},
+                         {"elements", r.elements},
+                         {"mismatches", r.mismatches},
+                         {"ranks_disagreeing", r.ranks_disagreeing},
+                         {"flags_ok", r.flags_ok},
+                         {"ms", r.ms}};
+      if (!r.digests.empty()) row["output_sha256"] = r.digests;
+      j["rows"].push_back(row);
+    }
     j["summary"] = {{"calls", rows.size()}, {"elements", elements}, {"mismatches", mismatches},
                     {"flag_differences", flag_failures}, {"result", result}, {"seconds", seconds}};
     if (timeout)
       j["timeout"] = {{"message", timeout->message}, {"rank", timeout->rank}, {"peer", timeout->peer},
                       {"call", timeout->call}};
-    write_file_atomically(json_path, j.dump(2) + "\n");
+    write_file_atomically(s.json_path, j.dump(2) + "\n");
   }
   return result == "ok" ? kExitOk : kExitDifference;
+}
+
+}  // namespace
+
+int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& err) {
+  CommandArgs args = all_args;
+  const int spawn = take_spawn_option(args);
+  RunSettings s;
+  std::string dtype_text, profile_text, pdl_text, expect_text, handles_text;
+  JobOptions job_options;
+  po::options_description options("options");
+  options.add_options()
+      ("calls", po::value(&s.calls_text)->default_value("oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1"),
+       "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..], comma-separated")
+      ("world,W", po::value(&s.world_text)->default_value("all"),
+       "world sizes to run, e.g. 2,8 (or all: 2..64; with P processes, those that are multiples of P)")
+      ("dtype,d", po::value(&dtype_text)->default_value("all"), "default dtype(s) of calls without dtype=: bf16,fp16,fp32 or all")
+      ("tokens,N", po::value(&s.tokens)->default_value(1), "default N of calls without N=")
+      ("hidden,D", po::value(&s.hidden)->default_value(1024), "default D of calls without D=")
+      ("inputs", po::value(&s.inputs_text)->default_value("adversarial"),
+       "random (full mantissa), adversarial (random + the SPEC edge cases), exact (small integers), or golden (data/)")
+      ("seed", po::value(&s.seed)->default_value(1), "seed of the inputs; call k of a sequence uses seed + k")
+      ("profile,p", po::value(&profile_text)->default_value("both"), "flashinfer, ieee or both")
+      ("pdl", po::value(&pdl_text)->default_value("both"), "launch_with_pdl: on, off or both")
+      ("expect", po::value(&expect_text)->default_value(""),
+       "compare with the reference of this profile instead of the one the kernels ran (e.g. trtllm: where would "
+       "TensorRT-LLM's order give other bits on this input?)")
+      ("repeat", po::value(&s.repeat)->default_value(2), "run the sequence this many times on the same workspace")
+      ("timeout-ms", po::value(&s.timeout_ms)->default_value(10000), "per device wait; 0 = wait forever (FlashInfer; "
+       "then a dead peer hangs the GPU)")
+      ("omit-rank", po::value(&s.omit_rank)->default_value(-1),
+       "never launch this rank (a missing peer): the others must time out and name it")
+      ("data", po::value(&s.data_dir)->default_value("data"), "golden directory (with manifest.json)")
+      ("device", po::value(&s.device)->default_value(-1),
+       "CUDA device (default: 0 for one process; LOCAL_RANK % visible GPUs in a job)")
+      ("round-bytes", po::value(&s.round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
+      ("dump", po::value(&s.dump_dir)->default_value(""),
+       "on a mismatch, write the first differing call's input and that rank's GPU output as .npy here")
+      ("digests", po::bool_switch(&s.digests),
+       "record the sha256 of every rank's output of every call in the JSON (output_sha256), to compare runs bit "
+       "for bit (always computed in a multi-process job)")
+      ("json", po::value(&s.json_path)->default_value(""), "also write the results as JSON to this file")
+      ("spawn", po::value<int>(), "start K processes on this host, one rank group each (this one is rank 0)")
+      ("handles", po::value(&handles_text)->default_value("auto"),
+       "how processes share memory: auto (fabric when SPEC section 8's rule and a trial allow, else POSIX on one "
+       "host), posix, or fabric (falls back to POSIX on one host, saying why)")
+      ("die-after-call", po::value(&s.die_after_call)->default_value(0),
+       "testing: the process of job rank --die-rank kills itself (SIGKILL) after this call (1-based)")
+      ("die-rank", po::value(&s.die_rank)->default_value(-1), "testing: see --die-after-call");
+  add_job_options(options, job_options);
+  po::variables_map vm;
+  const CommandHelp help{
+      "mnnvl-ar run [--calls SEQ] [--world 2,8|all] [--dtype bf16|...|all] [--inputs KIND] [--json FILE] [--spawn K]",
+      "Runs all-reduce call sequences on the GPU and compares, bit for bit, every rank's output of every call\n"
+      "with the CPU reference (reference/), the ranks with each other, and every rank's nine flags words with\n"
+      "the reference's flag update. One process runs W virtual ranks on one GPU (each rank its own Lamport\n"
+      "buffers, flags and grid slice, polling the others as separate GPUs would); in a job of P processes each\n"
+      "runs W / P of them and sees the others' buffers through exported memory handles. The outputs are\n"
+      "poisoned before each call, so an unwritten element shows. With --inputs golden the cases of\n"
+      "data/manifest.json run under oneshot, twoshot and auto and must equal the committed expected files.\n\n"
+      "The table has one row per call: call, label, strategy (auto -> resolved), N, D, dtype, W, profile, PDL,\n"
+      "elements compared (all ranks), mismatches, ranks that disagree with rank 0, flags. On a mismatch the\n"
+      "first differing element is explained (its fold, step by step). A device wait that exceeds --timeout-ms\n"
+      "ends the launch with an error naming the rank, the call, the buffer, stage, token, pack, the four words\n"
+      "it saw and the peer it waited for; the run stops there.\n\n" +
+          std::string(kJobHelp) +
+          "\n\n"
+          "examples:\n"
+          "  mnnvl-ar run                                        # default sequence, every W, dtype, profile, PDL\n"
+          "  mnnvl-ar run --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32 --world 8\n"
+          "  mnnvl-ar run --inputs golden --json run.json\n"
+          "  mnnvl-ar run --world 4 --omit-rank 2 --timeout-ms 500   # must time out, naming rank 2\n"
+          "  mnnvl-ar run --spawn 4 --world 4,8 --json mp.json       # 4 processes on this host\n"
+          "  torchrun --nproc-per-node 8 $(which mnnvl-ar) run --world 8   # one process per GPU\n"
+          "  srun -N 2 --ntasks-per-node 4 mnnvl-ar run --world 8 --handles fabric\n\n"
+          "exit codes: 0 every output bit-exact, 1 a mismatch, flags difference or timeout, or a peer that died\n"
+          "or never came, 2 bad usage or input, or no GPU (or a build without the CUDA layer)"};
+  if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  if (vm.count("spawn")) throw UsageError("--spawn is given more than once");
+
+  s.worlds = world_list_option(s.world_text);
+  s.dtypes = dtype_list_option(dtype_text);
+  s.profiles = profile_list_option(profile_text);
+  s.pdls = pdl_list_option(pdl_text);
+  s.kind = input_kind_option(s.inputs_text);
+  s.handles = handle_request_option(handles_text);
+  s.expect = expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
+  if (s.repeat < 1) throw UsageError("--repeat must be at least 1");
+  if (s.timeout_ms < 0) throw UsageError("--timeout-ms must be >= 0 (0 = wait forever)");
+  if (s.die_after_call < 0 || (s.die_after_call > 0) != (s.die_rank >= 0))
+    throw UsageError("--die-after-call K (K >= 1) and --die-rank R go together");
+  if (s.kind != InputKind::kGolden) {
+    try {
+      s.specs = parse_call_sequence(s.calls_text);
+    } catch (const CallSequenceError& e) {
+      throw UsageError(fmt::format("--calls: {}", e.what()));
+    }
+  }
+
+  return run_as_job(spawn, "run", args, job_options, out, err,
+                    [&](Job& job, std::ostream& job_out) { return run_job(job, s, job_out, err); });
 }
 
 }  // namespace ar

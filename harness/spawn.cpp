@@ -87,6 +87,8 @@ SpawnedRanks::SpawnedRanks(int count, const std::string& program, const std::vec
     ::setenv("MNNVL_AR_TOKEN", token.c_str(), 1);
     // Our kernels never use NVLink multicast; keep every library in the job from using it either.
     ::setenv("NCCL_NVLS_ENABLE", "0", 1);
+    ::setenv("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1", 1);
+    ::setenv("NVSHMEM_DISABLE_NVLS", "1", 1);
   };
   std::vector<std::string> argv_strings{program};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
@@ -102,7 +104,9 @@ SpawnedRanks::SpawnedRanks(int count, const std::string& program, const std::vec
       throw UsageError(fmt::format("cannot start rank {} ('{}'): {}", rank, program, std::strerror(rc)));
     }
     children_.push_back(pid);
+    started_.push_back(pid);
   }
+  exit_codes_.assign(started_.size(), -1);
   set_job(0);
   self_ = detect_launch(process_environment());
 }
@@ -110,10 +114,15 @@ SpawnedRanks::SpawnedRanks(int count, const std::string& program, const std::vec
 int SpawnedRanks::wait(std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   int first_failure = 0;
+  const auto record = [&](pid_t pid, int code) {
+    for (std::size_t i = 0; i < started_.size(); ++i)
+      if (started_[i] == pid) exit_codes_[i] = code;
+  };
   while (!children_.empty()) {
     for (auto it = children_.begin(); it != children_.end();) {
       int status = 0;
       if (::waitpid(*it, &status, WNOHANG) == *it) {
+        record(*it, exit_status(status));
         if (first_failure == 0) first_failure = exit_status(status);
         it = children_.erase(it);
       } else {
@@ -123,7 +132,10 @@ int SpawnedRanks::wait(std::chrono::milliseconds timeout) {
     if (children_.empty()) break;
     if (std::chrono::steady_clock::now() >= until) {
       for (pid_t pid : children_) ::kill(pid, SIGKILL);
-      for (pid_t pid : children_) ::waitpid(pid, nullptr, 0);
+      for (pid_t pid : children_) {
+        ::waitpid(pid, nullptr, 0);
+        record(pid, 128 + SIGKILL);
+      }
       children_.clear();
       return first_failure ? first_failure : 128 + SIGKILL;
     }

@@ -28,9 +28,13 @@ class SpawnedRanks {
   /// Waits up to `timeout` for every child; kills those still running then. Returns the first non-zero
   /// exit status seen (a signal counts as 128 + its number), 0 when every child succeeded.
   int wait(std::chrono::milliseconds timeout);
+  /// After wait(): each child's exit status, index 0 for rank 1 (128 + 9 for one killed at the timeout).
+  const std::vector<int>& exit_codes() const { return exit_codes_; }
 
  private:
   std::vector<pid_t> children_;
+  std::vector<pid_t> started_;     // every child, in rank order
+  std::vector<int> exit_codes_;
   LaunchInfo self_;
 };
 

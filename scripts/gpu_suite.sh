@@ -3,12 +3,12 @@
 # Catch2 or fmt development files). Build first, on a machine with the toolchain:
 #
 #   cmake -S . -B build-cuda -G Ninja -DMNNVL_AR_CUDA=ON -DBoost_USE_STATIC_LIBS=ON -DCMAKE_BUILD_TYPE=Release
-#   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test
+#   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test
 #   scripts/gpu_suite.sh pack            # copies the binaries and the shared libraries they need to build-cuda/dist
 #
 # then on the GPU machine, from the repository root:
 #
-#   scripts/gpu_suite.sh STAGE... [OUT_DIR]   stages: smoke tests sanitize run bench bench-small all
+#   scripts/gpu_suite.sh STAGE... [OUT_DIR]   stages: smoke tests sanitize run multiprocess bench bench-small all
 #
 # Every stage writes its log (and JSON) under OUT_DIR (default $TMPDIR/mnnvl-ar-gpu-suite) and prints a summary line;
 # the logs end up in OUT_DIR/logs.tgz. NVLink multicast stays off in every process started here.
@@ -22,7 +22,8 @@ dist="${AR_DIST:-$root/build-cuda/dist}"
 if [[ "${1:-}" == "pack" ]]; then
   build="${AR_BUILD:-$root/build-cuda}"
   mkdir -p "$dist"
-  cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" "$dist/"
+  cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" \
+    "$build/tests/cuda/cuda_multi_process_test" "$dist/"
   # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader).
   ldd "$dist/mnnvl-ar" "$dist"/cuda_*_test | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
@@ -36,7 +37,7 @@ out="${TMPDIR:-/tmp}/mnnvl-ar-gpu-suite"
 stages=()
 for a in "$@"; do
   case "$a" in
-    smoke|tests|sanitize|run|bench|bench-small|all) stages+=("$a") ;;
+    smoke|tests|sanitize|run|multiprocess|bench|bench-small|all) stages+=("$a") ;;
     *) out="$a" ;;
   esac
 done
@@ -44,6 +45,7 @@ done
 mkdir -p "$out/logs"
 export LD_LIBRARY_PATH="$dist${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cli="$dist/mnnvl-ar"
+export AR_CLI="$cli"  # the [gpu] tests that start mnnvl-ar processes
 commit="$(cat "$dist/commit.txt" 2>/dev/null || echo unknown)"
 summary="$out/summary.txt"
 cd "$root" || exit 2
@@ -73,6 +75,7 @@ fi
 if has tests; then
   run_logged test_all_reduce 400 "$dist/cuda_all_reduce_test" --durations yes
   run_logged test_protocol 200 "$dist/cuda_protocol_test" --durations yes
+  run_logged test_multi_process 400 "$dist/cuda_multi_process_test" --durations yes
 fi
 
 if has sanitize; then
@@ -101,6 +104,91 @@ if has run; then
     --timeout-ms 500 --pdl off --profile flashinfer --json "$out/run_missing_rank.json"
   run_logged run_missing_rank_oneshot 60 "$cli" run --world 8 --dtype fp16 --calls oneshot:N=2 --omit-rank 5 \
     --timeout-ms 500 --pdl off --profile flashinfer
+fi
+
+if has multiprocess; then
+  # Ranks as processes on one GPU. The same calls and inputs run as one process with virtual ranks, as 2 and
+  # 4 spawned processes and as 2 processes started by hand with torchrun's variables; every rank's output of
+  # every call must have the same sha256 in all of them (and equal reference/, as each run checks itself).
+  mp=(run --world 2,4,8 --dtype all --profile both --pdl both --calls oneshot:N=3,twoshot:N=37:D=256,auto:N=11
+      --repeat 2 --timeout-ms 10000 --digests)
+  run_logged mp_single 120 "$cli" "${mp[@]}" --json "$out/logs/mp_single.json"
+  run_logged mp_spawn2 120 "$cli" "${mp[@]}" --spawn 2 --json "$out/logs/mp_spawn2.json"
+  run_logged mp_spawn4 120 "$cli" "${mp[@]/2,4,8/4,8}" --spawn 4 --json "$out/logs/mp_spawn4.json"
+  torchrun_like() {  # torchrun_like RANK WORLD PORT TOKEN ARGS...: one process as torchrun would start it
+    local rank=$1 world=$2 port=$3 token=$4
+    shift 4
+    env RANK="$rank" LOCAL_RANK="$rank" WORLD_SIZE="$world" LOCAL_WORLD_SIZE="$world" MASTER_ADDR=127.0.0.1 \
+      MASTER_PORT="$port" MNNVL_AR_TOKEN="$token" timeout --kill-after=10 120 "$cli" "$@"
+  }
+  start=$SECONDS
+  torchrun_like 1 2 29611 job-token "${mp[@]}" >"$out/logs/mp_torchrun2_r1.log" 2>&1 &
+  torchrun_like 0 2 29611 job-token "${mp[@]}" --json "$out/logs/mp_torchrun2.json" >"$out/logs/mp_torchrun2.log" 2>&1
+  rc0=$?
+  wait $!
+  rc1=$?
+  note "$(printf '%-28s rc=%-3s %4ss  rank 1 rc=%s; %s' mp_torchrun2 "$rc0" "$((SECONDS - start))" "$rc1" "$(tail -n 1 "$out/logs/mp_torchrun2.log")")"
+  # The bit-identity verdict: every (W, call seed) row of every multi-process run against the single run.
+  python3 - "$out/logs/mp_single.json" "$out/logs/mp_spawn2.json" "$out/logs/mp_spawn4.json" \
+    "$out/logs/mp_torchrun2.json" >"$out/mp_compare.txt" 2>&1 <<'PY'
+import json, sys
+single = {(r["world_size"], r["seed"]): r for r in json.load(open(sys.argv[1]))["rows"]}
+bad = 0
+for path in sys.argv[2:]:
+    try:
+        run = json.load(open(path))
+    except Exception as e:
+        print(f"{path}: unreadable ({e})"); bad += 1; continue
+    rows, same, ranks = run["rows"], 0, 0
+    for r in rows:
+        ref = single.get((r["world_size"], r["seed"]))
+        if ref is None or ref["output_sha256"] != r["output_sha256"] or r["mismatches"] != 0:
+            print(f"{path}: W={r['world_size']} seed={r['seed']}: DIFFERENT"); bad += 1
+        else:
+            same += 1; ranks += len(r["output_sha256"])
+    print(f"{path.split('/')[-1]}: {run['job']['processes']} processes, {same} of {len(rows)} calls identical to the "
+          f"single-process run ({ranks} rank outputs, sha256), worlds {sorted({r['world_size'] for r in rows})}")
+print("bit-identical" if bad == 0 else f"{bad} DIFFERENCES")
+sys.exit(1 if bad else 0)
+PY
+  rc=$?
+  note "$(printf '%-28s rc=%-3s        %s' mp_compare "$rc" "$(tail -n 1 "$out/mp_compare.txt")")"
+  # A rank that dies: by its own hand after call 2 (SIGKILL), and killed from outside mid-run.
+  run_logged mp_die_after_call 60 "$cli" run --spawn 4 --world 4 --dtype bf16 --profile flashinfer --pdl off \
+    --calls oneshot:N=4,twoshot:N=64 --repeat 3 --timeout-ms 2000 --die-after-call 2 --die-rank 2
+  start=$SECONDS
+  long=(run --world 2 --dtype bf16 --profile flashinfer --pdl off --calls oneshot:N=1,twoshot:N=2 --hidden 256
+        --repeat 20000 --timeout-ms 2000)
+  # Started without the timeout wrapper, so that $! is the rank's own process (env execs mnnvl-ar).
+  env RANK=1 LOCAL_RANK=1 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29612 \
+    MNNVL_AR_TOKEN=job-token "$cli" "${long[@]}" >"$out/logs/mp_kill_r1.log" 2>&1 &
+  victim=$!
+  torchrun_like 0 2 29612 job-token "${long[@]}" >"$out/logs/mp_kill_r0.log" 2>&1 &
+  survivor=$!
+  sleep 5
+  kill -9 "$victim"
+  killed=$SECONDS
+  wait "$survivor"
+  rc0=$?
+  wait "$victim" 2>/dev/null
+  note "$(printf '%-28s rc=%-3s %4ss  rank 0 ended %ss after rank 1 was killed: %s' mp_kill_external "$rc0" \
+    "$((SECONDS - start))" "$((SECONDS - killed))" "$(grep -m1 -o 'rank 1 closed[^;]*' "$out/logs/mp_kill_r0.log")")"
+  # A wrong token: rank 1 is refused, rank 0 times out waiting for it.
+  start=$SECONDS
+  torchrun_like 1 2 29613 not-the-token run --world 2 --rendezvous-timeout-ms 3000 >"$out/logs/mp_token_r1.log" 2>&1 &
+  torchrun_like 0 2 29613 job-token run --world 2 --rendezvous-timeout-ms 3000 >"$out/logs/mp_token_r0.log" 2>&1
+  rc0=$?
+  wait $!
+  rc1=$?
+  note "$(printf '%-28s rc=%-3s %4ss  rank 1 rc=%s: %s' mp_wrong_token "$rc0" "$((SECONDS - start))" "$rc1" \
+    "$(tail -n 1 "$out/logs/mp_token_r1.log")")"
+  note "    rank 0: $(tail -n 1 "$out/logs/mp_token_r0.log")"
+  # probe: one process, then two (handle exchange), then two asking for fabric handles (refused here; the
+  # report says why and falls back to POSIX handles).
+  run_logged probe 120 "$cli" probe --json "$out/probe.json"
+  run_logged probe_spawn2 120 "$cli" probe --spawn 2 --json "$out/probe_spawn2.json"
+  run_logged probe_spawn2_fabric 120 "$cli" probe --spawn 2 --handles fabric --no-peers
+  run_logged mp_bench_spawn2 120 "$cli" bench --spawn 2 -W 2,4 -b 4K -e 1M -f 16 -n 20 -w 5 -d bf16 -s all
 fi
 
 if has bench-small; then

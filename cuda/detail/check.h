@@ -4,6 +4,8 @@
 // AR_CUDA_CHECK_NOTHROW(expr) reports to stderr instead, for destructors.
 #pragma once
 
+#include <string>
+
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 
@@ -15,6 +17,9 @@ namespace ar::cuda::detail {
 [[noreturn]] void throw_cuda_error(CUresult e, const char* expr, const char* file, int line);
 void report_cuda_error(cudaError_t e, const char* expr, const char* file, int line) noexcept;
 void report_cuda_error(CUresult e, const char* expr, const char* file, int line) noexcept;
+
+/// "CUDA_ERROR_NOT_PERMITTED (operation not permitted)", for messages that explain a refusal.
+std::string describe_driver_result(CUresult e);
 
 inline bool failed(cudaError_t e) { return e != cudaSuccess; }
 inline bool failed(CUresult e) { return e != CUDA_SUCCESS; }

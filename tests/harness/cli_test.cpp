@@ -108,3 +108,15 @@ TEST_CASE("compare runs on the built-in case and shows ONESHOT vs TWOSHOT differ
   CHECK_THAT(fp16.out, Catch::Contains("all strategies and profiles agree"));
   CHECK(run({"compare", "-w", "12"}).code == 2);
 }
+
+TEST_CASE("the GPU commands teach the launchers, --spawn and their exit codes", "[cpu]") {
+  for (const char* c : {"run", "bench", "probe"}) {
+    const auto r = run({c, "--help"});
+    INFO(c);
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("torchrun") && Catch::Contains("SLURM_PROCID") &&
+                          Catch::Contains("OMPI_COMM_WORLD_RANK") && Catch::Contains("--spawn K") &&
+                          Catch::Contains("MNNVL_AR_TOKEN") && Catch::Contains("exit codes"));
+  }
+  CHECK_THAT(run({"--help"}).out, Catch::Contains("probe"));
+}

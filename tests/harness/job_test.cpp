@@ -1,0 +1,141 @@
+// The job around the GPU commands: a process alone is a job of one, launcher mistakes are usage errors,
+// ranks split evenly over processes, and processes that plan different calls refuse before any kernel.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <future>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "harness/asio.h"
+#include "harness/exit_codes.h"
+#include "harness/job.h"
+#include "harness/job_gpu.h"
+
+using namespace ar;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kLauncherVariables[] = {
+    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "OMPI_COMM_WORLD_RANK",
+    "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "MNNVL_AR_TOKEN"};
+
+/// Sets environment variables for one test and removes them afterwards. Launcher variables left behind by
+/// another test of this process (a --spawn test makes its process rank 0) are cleared first.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars = {}) : vars_(std::move(vars)) {
+    for (const char* name : kLauncherVariables) ::unsetenv(name);
+    for (const auto& [k, v] : vars_) ::setenv(k.c_str(), v.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (const auto& [k, v] : vars_) ::unsetenv(k.c_str());
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> vars_;
+};
+
+std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+}  // namespace
+
+TEST_CASE("a process started alone is a job of one process", "[cpu]") {
+  ScopedEnv alone;
+  Job job(0, "run", {}, JobOptions{});
+  CHECK(job.rank() == 0);
+  CHECK(job.processes() == 1);
+  CHECK(job.leader());
+  CHECK_FALSE(job.multi_process());
+  CHECK(job.launcher() == "single");
+  CHECK(job.gather("mine") == std::vector<std::string>{"mine"});
+  std::ostringstream err;
+  CHECK(job.run("run", err, [] { return 0; }) == 0);
+  CHECK(job.run("run", err, []() -> int { throw UsageError("bad flag"); }) == kExitUsage);
+  CHECK_THAT(err.str(), Catch::Contains("mnnvl-ar run: error: bad flag"));
+  CHECK(job.run("run", err, []() -> int { throw RendezvousError("rank 0: rank 1 closed its connection"); }) ==
+        kExitDifference);
+  CHECK(job.run("run", err, []() -> int { throw std::runtime_error("cuMemCreate failed"); }) == kExitDifference);
+  CHECK(job.finish(1, err) == 1);
+}
+
+TEST_CASE("launcher mistakes are usage errors that say what to set", "[cpu]") {
+  {
+    ScopedEnv env({{"RANK", "1"}, {"WORLD_SIZE", "2"}});
+    CHECK_THROWS_WITH(Job(0, "run", {}, JobOptions{}),
+                      Catch::Contains("rank 1 of 2 (torchrun)") && Catch::Contains("MASTER_ADDR"));
+    CHECK_THROWS_WITH(Job(2, "run", {}, JobOptions{}), Catch::Contains("--spawn 2 starts a job of its own"));
+  }
+  ScopedEnv alone;
+  JobOptions bad;
+  bad.rendezvous = "no-port-here";
+  CHECK_THROWS_AS(Job(0, "run", {}, bad), UsageError);
+  bad.rendezvous = "host:70000";
+  CHECK_THROWS_WITH(Job(0, "run", {}, bad), Catch::Contains("from 1 to 65535"));
+  JobOptions missing_token;
+  missing_token.token_file = "/nonexistent/token";
+  CHECK_THROWS_WITH(Job(0, "run", {}, missing_token), Catch::Contains("--token-file /nonexistent/token"));
+}
+
+TEST_CASE("W ranks split evenly over the processes, in blocks", "[cpu]") {
+  CHECK(local_ranks_of(4, 1, 0) == std::vector<int>{0, 1, 2, 3});
+  CHECK(local_ranks_of(8, 4, 1) == std::vector<int>{2, 3});
+  CHECK(local_ranks_of(2, 2, 1) == std::vector<int>{1});
+  CHECK_THROWS_WITH(local_ranks_of(2, 4, 0), Catch::Contains("cannot be split evenly over 4 processes"));
+  CHECK_THROWS_AS(local_ranks_of(8, 3, 0), UsageError);
+}
+
+TEST_CASE("processes that plan different calls refuse before any kernel, naming the difference", "[cpu]") {
+  const GpuCall base{{2, 64, 1024, DType::kBf16}, Strategy::kTwoShot, Profile::kFlashInfer, true};
+  GpuCall other = base;
+  other.shape.tokens = 8;
+  CHECK(plan_line(2, "seq", base, Strategy::kTwoShot, Profile::kFlashInfer, 3) ==
+        "call 2: seq twoshot N=64 D=1024 bf16 W=2 flashinfer expect=flashinfer pdl=on seed=3");
+  const auto plan = [&](const GpuCall& second) {
+    return plan_line(1, "seq", base, Strategy::kOneShot, Profile::kFlashInfer, 2) + "\n" +
+           plan_line(2, "seq", second, Strategy::kTwoShot, Profile::kFlashInfer, 3) + "\n";
+  };
+  const std::uint16_t port = free_port();
+  const auto rank = [&](int r) -> std::string {
+    RendezvousOptions o;
+    o.rank = r;
+    o.world_size = 2;
+    o.port = port;
+    o.token = "t";
+    o.program_version = "test";
+    o.timeout = 5000ms;
+    try {
+      Rendezvous rv(o);
+      rv.agree("plan at W = 2", plan(r == 1 ? other : base));
+      return "launched";
+    } catch (const RendezvousError& e) {
+      return e.what();
+    }
+  };
+  auto a = std::async(std::launch::async, rank, 0), b = std::async(std::launch::async, rank, 1);
+  for (const std::string& outcome : {a.get(), b.get()}) {
+    CHECK_THAT(outcome, Catch::Contains("disagree on the plan at W = 2") && Catch::Contains("rank 1 has 'call 2: seq "
+                                                                                            "twoshot N=8") &&
+                            Catch::Contains("where rank 0 has 'call 2: seq twoshot N=64") &&
+                            Catch::Contains("nothing was launched"));
+  }
+}
+
+TEST_CASE("a long plan is compared item by item up to a bound, the rest by its digest", "[cpu]") {
+  std::string plan;
+  for (int i = 1; i <= 1000; ++i) plan += fmt::format("call {}: oneshot N=1\n", i);
+  CHECK(bounded_plan(plan, plan.size()) == plan);
+  const std::string cut = bounded_plan(plan, 100);
+  CHECK(cut.size() < 200);
+  CHECK_THAT(cut, Catch::StartsWith("call 1: oneshot N=1\ncall 2:") && Catch::Contains("the remaining"));
+  std::string late = plan;
+  late.replace(late.rfind("N=1"), 3, "N=2");  // the last call differs
+  CHECK(bounded_plan(late, 100) != cut);
+  CHECK(bounded_plan(late, 100).substr(0, 60) == cut.substr(0, 60));
+}
