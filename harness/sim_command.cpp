@@ -25,13 +25,17 @@ constexpr const char* kDefaultCalls = "oneshot,twoshot,oneshot,twoshot,oneshot,a
 
 std::string help_text() {
   std::string mutations;
-  for (const sim::MutationInfo& m : sim::kMutationTable)
-    if (m.mutation != sim::Mutation::kNone) mutations += fmt::format("  {:<24}{}\n", m.name, m.summary);
+  for (const sim::MutationInfo& m : sim::kMutationTable) {
+    if (m.mutation == sim::Mutation::kNone) continue;
+    mutations += fmt::format("  {:<24}{}{}\n", m.name, m.flashinfer ? "" : "(ours only) ", m.summary);
+    if (m.flashinfer && m.ours && !m.in_ours.empty()) mutations += fmt::format("  {:<24}ours: {}\n", "", m.in_ours);
+  }
   return fmt::format(
-      "Simulates FlashInfer's Lamport all-reduce protocol (SPEC sections 4-5) on the CPU and searches for the\n"
-      "timings that break it. W ranks share one workspace: each has three Lamport buffers of BPB bytes filled\n"
-      "with the sentinel 0x80000000 and the nine flag words. Several CTAs per rank interleave one memory\n"
-      "operation at a time (st_v4, ld_volatile_v4, red_release_gpu_add_u32, ... as the kernels issue them).\n"
+      "Simulates FlashInfer's Lamport all-reduce protocol (SPEC sections 4-5), or our kernels' variant of it\n"
+      "(--protocol ours), on the CPU and searches for the timings that break it. W ranks share one workspace:\n"
+      "each has three Lamport buffers of BPB bytes filled with the sentinel 0x80000000 and the flag words.\n"
+      "Several CTAs per rank interleave one memory operation at a time (st_v4, ld_volatile_v4,\n"
+      "red_release_gpu_add_u32, atom_relaxed_gpu_add_u32, ... as the kernels issue them).\n"
       "A 16-byte store lands as two 8-byte halves, each after any delay and in any order; a poll may read its\n"
       "four words at different moments. Each call stores, clears the previous launch's buffer, arrives,\n"
       "polls, folds with the reference arithmetic and rotates the flags, for a sequence of calls whose strategy,\n"
@@ -44,23 +48,36 @@ std::string help_text() {
       "               stores kept in flight, polls torn\n"
       "  exhaustive   every schedule of a tiny configuration (depth-first, states hashed); reports the\n"
       "               interleavings covered\n"
-      "Without --world-size, --tokens, --hidden, --dtype, --calls, --buffer-bytes, --packs-per-cta, --schedule\n"
-      "or the residency options, the default search runs: random and adversarial legs at W = 4, 32, 8 and 2\n"
-      "over mixed call sequences, then an exhaustive leg at W = 2 (one token, two packs, four calls). It\n"
-      "catches every mutation below; any of those options instead runs one leg with the values given.\n"
+      "Without --world-size, --tokens, --hidden, --dtype, --calls, --buffer-bytes, --packs-per-cta, --schedule,\n"
+      "the residency options, --blocks-per-rank or --tokens-per-round, the default search runs: random and\n"
+      "adversarial legs at W = 4, 32, 8 and 2 over mixed call sequences (ours: with block caps and rounds in\n"
+      "some, and a W = 16 leg), then an exhaustive leg at W = 2 (one token, two packs, four calls; ours: two\n"
+      "smaller ones, one and two blocks per rank). It catches every mutation below that applies to the protocol;\n"
+      "any of those options instead runs one leg with the values given.\n"
       "Run i of a leg uses seed S + i; a failure prints the seed and step, the shortest failing schedule found\n"
       "and the arguments that replay it exactly.\n\n"
       "mutations (deliberate protocol bugs the simulator must catch; --list-mutations prints the names):\n{}\n"
       "--calls grammar: call(,call)* with call = oneshot|twoshot|auto[:N=n][:D=d][:dtype=t]\n"
       "  (omitted parameters take --tokens, --hidden, --dtype)\n\n"
-      "kernels: --arrival flashinfer (default) models SPEC's order; --arrival after-flags models ours (cuda/):\n"
-      "every CTA arrives right after reading the flags, and CTA 0 fences after the counter spin.\n\n"
+      "protocol: --protocol flashinfer (default) runs FlashInfer's kernels as SPEC describes them; --protocol ours\n"
+      "runs our kernels (cuda/): blocks stride over the call's packs in rounds, every block arrives with a relaxed\n"
+      "atomic (atom_relaxed_gpu_add_u32) right after reading the flags, the last block to arrive advances the\n"
+      "flags after its work (a rank of one block at once), each slot is polled until full, clears come after the\n"
+      "polls, and flag word 12 counts the calls. With ours, --blocks-per-rank B caps the blocks per rank (default:\n"
+      "one pack per thread; fewer blocks make threads stride over several packs), --packs-per-cta is the threads\n"
+      "per block, and --tokens-per-round R splits a call into rounds (default one; TWOSHOT rounds up to a\n"
+      "multiple of W). Ours is unicast only and arrives its own way (no --writer multicast, no --arrival).\n"
+      "--arrival (FlashInfer's protocol only): flashinfer (default) models SPEC's order; after-flags arrives right\n"
+      "after reading the flags with red.release, and CTA 0 fences after the counter spin (the arrival our kernels\n"
+      "were first designed with).\n\n"
       "residency: by default every CTA of a launch is resident. --resident-ctas R lets only R run per rank at\n"
       "once (a CTA keeps its slot until it exits); --dispatch any lets the schedule pick which waiting CTA\n"
       "starts next (SPEC section 4.5: progress across ranks needs roughly in-order dispatch).\n\n"
       "examples:\n"
       "  mnnvl-ar sim                                    # the default search: must pass\n"
       "  mnnvl-ar sim --mutation two-buffers             # catches it, prints the race and how to replay it\n"
+      "  mnnvl-ar sim --protocol ours                    # the default search on our kernels' protocol\n"
+      "  mnnvl-ar sim --protocol ours --mutation last-arriver-off-by-one\n"
       "  mnnvl-ar sim --world-size 2 --tokens 1 --hidden 8 --calls oneshot,twoshot,oneshot,oneshot \\\n"
       "      --schedule exhaustive --mutation no-clear --trace no-clear.json   # open in ui.perfetto.dev\n\n"
       "exit codes: 0 every schedule passed, 1 a protocol failure was found, 2 bad usage",
@@ -100,7 +117,7 @@ nlohmann::json failure_json(const sim::Failure& f) {
   return j;
 }
 
-nlohmann::json result_json(const sim::SearchResult& r, sim::Mutation m, std::uint64_t seed) {
+nlohmann::json result_json(const sim::SearchResult& r, sim::Mutation m, sim::Protocol protocol, std::uint64_t seed) {
   nlohmann::json legs = nlohmann::json::array();
   for (const sim::LegStats& l : r.legs) {
     nlohmann::json j{{"schedule", sim::schedule_name(l.schedule)},
@@ -118,10 +135,15 @@ nlohmann::json result_json(const sim::SearchResult& r, sim::Mutation m, std::uin
     }
     legs.push_back(j);
   }
-  nlohmann::json j{{"passed", r.passed},   {"mutation", sim::mutation_name(m)},
-                   {"seed", seed},         {"runs", r.runs},
-                   {"steps", r.steps},     {"events", r.events},
-                   {"seconds", r.seconds}, {"events_per_second", r.events_per_second()},
+  nlohmann::json j{{"passed", r.passed},
+                   {"mutation", sim::mutation_name(m)},
+                   {"protocol", sim::protocol_name(protocol)},
+                   {"seed", seed},
+                   {"runs", r.runs},
+                   {"steps", r.steps},
+                   {"events", r.events},
+                   {"seconds", r.seconds},
+                   {"events_per_second", r.events_per_second()},
                    {"legs", legs}};
   std::uint64_t states = 0;
   double interleavings = 0;
@@ -153,12 +175,13 @@ nlohmann::json result_json(const sim::SearchResult& r, sim::Mutation m, std::uin
   return j;
 }
 
-void print_text(std::ostream& out, const sim::SearchResult& r, const std::vector<sim::SearchLeg>& plan,
-                sim::Mutation m) {
-  fmt::print(out, "mnnvl-ar sim: {} ({} leg{})\n",
-             m == sim::Mutation::kNone ? std::string("the protocol as specified")
-                                       : fmt::format("mutation {}", sim::mutation_name(m)),
-             plan.size(), plan.size() == 1 ? "" : "s");
+void print_text(std::ostream& out, const sim::SearchResult& r, const std::vector<sim::SearchLeg>& plan, sim::Mutation m,
+                sim::Protocol protocol) {
+  const bool ours = protocol == sim::Protocol::kOurs;
+  std::string subject = ours ? "our kernels' protocol" : "the protocol as specified";
+  if (m != sim::Mutation::kNone)
+    subject = fmt::format("{}mutation {}", ours ? "our kernels' protocol, " : "", sim::mutation_name(m));
+  fmt::print(out, "mnnvl-ar sim: {} ({} leg{})\n", subject, plan.size(), plan.size() == 1 ? "" : "s");
   for (std::size_t i = 0; i < r.legs.size(); ++i) {
     const sim::LegStats& l = r.legs[i];
     std::string what;
@@ -196,8 +219,9 @@ void print_text(std::ostream& out, const sim::SearchResult& r, const std::vector
 int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   int world_size = 4;
   std::int64_t tokens = 3, hidden = 16, buffer_bytes = 0, seed = 1, runs = 0;
-  int packs_per_cta = 1, resident_ctas = 0;
-  std::string dispatch_text = "in-order", arrival_text = "flashinfer";
+  int packs_per_cta = 1, resident_ctas = 0, blocks_per_rank = 0;
+  std::int64_t tokens_per_round = 0;
+  std::string dispatch_text = "in-order", arrival_text = "flashinfer", protocol_text = "flashinfer";
   std::string dtype_text = "bf16", calls_text, schedule_text, mutation_text = "none", writer_text = "unicast";
   std::string trace_path, json_path;
   po::options_description options("options", 118);
@@ -210,6 +234,9 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
       ("calls,c", po::value(&calls_text), "the call sequence, e.g. oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1")
       ("buffer-bytes", po::value(&buffer_bytes), "BPB, bytes per Lamport buffer (default: what the largest call needs)")
       ("packs-per-cta", po::value(&packs_per_cta), "16-byte packs (threads) per CTA (default 1)")
+      ("protocol", po::value(&protocol_text), "flashinfer (default: FlashInfer's kernels) | ours (cuda/'s kernels)")
+      ("blocks-per-rank", po::value(&blocks_per_rank), "ours: at most B blocks per rank (default 0: one pack per thread)")
+      ("tokens-per-round", po::value(&tokens_per_round), "ours: tokens per round (default 0: one round)")
       ("writer", po::value(&writer_text), "unicast (ours: W st_v4) | multicast (FlashInfer: multimem_st_v4)")
       ("arrival", po::value(&arrival_text), "flashinfer (SPEC) | after-flags (our kernels: arrive right after reading "
                                             "the flags, acquire fence after the spin)")
@@ -219,7 +246,7 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
       ("seed", po::value(&seed), "first seed; run i of a leg uses seed + i (default 1)")
       ("runs", po::value(&runs), "schedules per leg (exhaustive: the budget of runs)")
       ("mutation,m", po::value(&mutation_text), "a deliberate bug to inject (see --list-mutations), or none")
-      ("list-mutations", "print the mutation names, one a line, and exit")
+      ("list-mutations", "print the names of the mutations that apply to --protocol, one a line, and exit")
       ("trace", po::value(&trace_path), "write the failing (or first) run as Chrome trace JSON (Perfetto)")
       ("json", "print the result as JSON instead of text")
       ("json-out", po::value(&json_path), "also write the JSON result to this file");
@@ -231,9 +258,12 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
       help_text()};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
 
+  const auto protocol = sim::parse_protocol(protocol_text);
+  if (!protocol) throw UsageError(fmt::format("unknown protocol '{}' (choose flashinfer or ours)", protocol_text));
   if (vm.count("list-mutations")) {
     for (const sim::MutationInfo& m : sim::kMutationTable)
-      if (m.mutation != sim::Mutation::kNone) fmt::print(out, "{}\n", m.name);
+      if (m.mutation != sim::Mutation::kNone && sim::mutation_applies(m.mutation, *protocol))
+        fmt::print(out, "{}\n", m.name);
     return kExitOk;
   }
   const auto mutation = sim::parse_mutation(mutation_text);
@@ -255,10 +285,25 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
     throw UsageError(fmt::format("unknown arrival '{}' (choose flashinfer or after-flags)", arrival_text));
   if (seed < 0) throw UsageError(fmt::format("--seed must be >= 0, got {}", seed));
   if (vm.count("runs") && runs < 1) throw UsageError(fmt::format("--runs must be >= 1, got {}", runs));
+  if (blocks_per_rank < 0) throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", blocks_per_rank));
+  if (tokens_per_round < 0) throw UsageError(fmt::format("--tokens-per-round must be >= 0, got {}", tokens_per_round));
+  if (*protocol == sim::Protocol::kOurs && vm.count("arrival"))
+    throw UsageError("--arrival applies to --protocol flashinfer only; our kernels arrive their own way");
+  if (*protocol == sim::Protocol::kFlashInfer && (vm.count("blocks-per-rank") || vm.count("tokens-per-round")))
+    throw UsageError("--blocks-per-rank and --tokens-per-round apply to --protocol ours only");
+  if (*protocol == sim::Protocol::kOurs && writer != sim::Writer::kUnicast)
+    throw UsageError(
+        "--writer multicast is FlashInfer's writer; our kernels (--protocol ours) store with unicast st_v4");
+  if (!sim::mutation_applies(*mutation, *protocol))
+    throw UsageError(
+        fmt::format("mutation {} does not apply to --protocol {} (--protocol {} --list-mutations lists "
+                    "those that do)",
+                    mutation_text, protocol_text, protocol_text));
 
   const bool single_leg = vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") ||
                           vm.count("calls") || vm.count("buffer-bytes") || vm.count("packs-per-cta") ||
-                          vm.count("schedule") || vm.count("resident-ctas") || vm.count("dispatch");
+                          vm.count("schedule") || vm.count("resident-ctas") || vm.count("dispatch") ||
+                          vm.count("blocks-per-rank") || vm.count("tokens-per-round");
   std::vector<sim::SearchLeg> plan;
   if (single_leg) {
     const DType dtype = dtype_option(dtype_text);
@@ -294,11 +339,15 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
     config.resident_ctas = resident_ctas;
     config.arrival = arrival;
     config.dispatch_in_order = dispatch_text == "in-order";
+    config.protocol = *protocol;
+    config.max_blocks_per_rank = blocks_per_rank;
+    config.round_tokens = tokens_per_round;
+    if (auto why = sim::protocol_conflict(config)) throw UsageError(*why);
     const std::uint64_t default_runs = schedule == sim::ScheduleKind::kExhaustive ? 300'000 : 100;
     plan.push_back({std::move(config), schedule, static_cast<std::uint64_t>(seed),
                     vm.count("runs") ? static_cast<std::uint64_t>(runs) : default_runs});
   } else {
-    plan = sim::default_plan(*mutation, writer, static_cast<std::uint64_t>(seed));
+    plan = sim::default_plan(*mutation, writer, static_cast<std::uint64_t>(seed), *protocol);
     for (sim::SearchLeg& leg : plan) {
       if (vm.count("runs")) leg.runs = static_cast<std::uint64_t>(runs);
       leg.config.arrival = arrival;
@@ -315,12 +364,12 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   progress.clear();
 
   if (!trace_path.empty()) write_file_atomically(trace_path, result.trace_json);
-  const nlohmann::json j = result_json(result, *mutation, static_cast<std::uint64_t>(seed));
+  const nlohmann::json j = result_json(result, *mutation, *protocol, static_cast<std::uint64_t>(seed));
   if (!json_path.empty()) write_file_atomically(json_path, j.dump(2) + "\n");
   if (vm.count("json"))
     fmt::print(out, "{}\n", j.dump(2));
   else
-    print_text(out, result, plan, *mutation);
+    print_text(out, result, plan, *mutation, *protocol);
   if (!trace_path.empty() && !vm.count("json")) fmt::print(out, "trace: {} (open in ui.perfetto.dev)\n", trace_path);
   return result.passed ? kExitOk : kExitDifference;
 }

@@ -52,9 +52,28 @@ void Checker::on_flags_read(int rank, int cta, int call, const std::array<std::u
       "flags inconsistent in call {}: r{} CTA {} read {} but r{} CTA {} read {}. Every CTA of every rank must "
       "start a call from the same flags; {}",
       call, rank, cta, show(words), seen->rank, seen->cta, show(seen->words),
-      rank == seen->rank ? "this CTA read them after its own rank's CTA 0 had rotated them (the arrival counter "
-                           "must hold the rotation back until every CTA has read the flags)"
-                         : "the ranks' rotations have diverged");
+      rank != seen->rank ? "the ranks' rotations have diverged"
+      : config_.protocol == Protocol::kOurs
+          ? "this block read them after another block of its rank had already rotated them (only the last block "
+            "to arrive may advance the flags: every block must have read them first)"
+          : "this CTA read them after its own rank's CTA 0 had rotated them (the arrival counter must hold the "
+            "rotation back until every CTA has read the flags)");
+  fail(std::move(f));
+}
+
+void Checker::on_call_counter_read(int rank, int cta, int call, std::uint32_t value) {
+  if (value == static_cast<std::uint32_t>(call)) return;
+  Failure f;
+  f.kind = FailureKind::kFlagsMismatch;
+  f.rank = rank;
+  f.cta = cta;
+  f.call = call;
+  f.message = fmt::format(
+      "flags inconsistent in call {}: r{} block {} read the call counter (flag word 12) as {}, but the rank has "
+      "completed {} calls: {}",
+      call, rank, cta, value, call,
+      value < static_cast<std::uint32_t>(call) ? "a launch ended without any block advancing the flags"
+                                               : "the flags were advanced more than once in a launch, or early");
   fail(std::move(f));
 }
 

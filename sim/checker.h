@@ -9,7 +9,8 @@
 //   the slot ("no slot read as full before it was written");
 // - overwrite-uncleared: data lands only on words that are empty (cleared or initial);
 // - clear-unread: a clear never erases data of its own or a later call (data somebody may still read);
-// - flags-mismatch: every CTA of every rank reads the same flag words 0-7 in the same call;
+// - flags-mismatch: every CTA of every rank reads the same flag words 0-7 in the same call (our kernels: and
+//   flag word 12, the call counter, equals the number of calls the rank has completed);
 // - out-of-bounds: no Lamport store outside the three buffers;
 // - deadlock: some CTA can never run again (reported by Simulation with what each blocked CTA waits on);
 // - step-budget: a run that neither finishes nor deadlocks within its step budget.
@@ -83,6 +84,8 @@ class Checker {
 
   /// A CTA finished reading flag words 0-7 at the start of `call`.
   void on_flags_read(int rank, int cta, int call, const std::array<std::uint32_t, 8>& words);
+  /// Our kernels: a block read flag word 12 (calls completed) at the start of `call`; it must equal `call`.
+  void on_call_counter_read(int rank, int cta, int call, std::uint32_t value);
   /// A poll accepted a pack as full.
   void on_pack_accepted(const AcceptedPack& p);
   /// A rank produced output element `element` of `call`; `expected` is the reference tensor. Returns false

@@ -54,6 +54,40 @@ SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::
   return c;
 }
 
+std::optional<Protocol> parse_protocol(std::string_view name) {
+  for (std::size_t i = 0; i < kProtocolNames.size(); ++i)
+    if (kProtocolNames[i] == name) return static_cast<Protocol>(i);
+  return std::nullopt;
+}
+
+bool mutation_applies(Mutation m, Protocol p) {
+  const MutationInfo& info = mutation_info(m);
+  return p == Protocol::kOurs ? info.ours : info.flashinfer;
+}
+
+std::optional<std::string> protocol_conflict(const SimConfig& c) {
+  if (c.max_blocks_per_rank < 0)
+    return fmt::format("the block cap must be >= 0 (0: no cap), got {}", c.max_blocks_per_rank);
+  if (c.round_tokens < 0) return fmt::format("tokens per round must be >= 0 (0: one round), got {}", c.round_tokens);
+  if (!mutation_applies(c.mutation, c.protocol))
+    return fmt::format("mutation {} does not apply to the {} protocol", mutation_name(c.mutation),
+                       protocol_name(c.protocol));
+  if (c.protocol == Protocol::kOurs) {
+    if (c.writer != Writer::kUnicast)
+      return std::string("our kernels store with unicast st_v4 only; the multicast writer is FlashInfer's");
+    if (c.arrival != Arrival::kFlashInfer)
+      return std::string(
+          "the arrival variants belong to FlashInfer's protocol; our kernels arrive their own way (relaxed atomic "
+          "right after the flag read, the last block advances the flags)");
+    return std::nullopt;
+  }
+  if (c.max_blocks_per_rank != 0 || c.round_tokens != 0)
+    return std::string(
+        "a block cap and rounds belong to our kernels' grid (the ours protocol); FlashInfer's grid is one CTA per "
+        "token and packs");
+  return std::nullopt;
+}
+
 std::string describe(const SimConfig& c) {
   std::string text = fmt::format("W={} BPB={} {} packs/CTA={} calls={}", c.world_size, c.buffer_bytes,
                                  writer_name(c.writer), c.packs_per_cta, format_call_sequence(c.calls));
@@ -61,6 +95,11 @@ std::string describe(const SimConfig& c) {
   if (c.resident_ctas > 0)
     text += fmt::format(" resident={} dispatch={}", c.resident_ctas, c.dispatch_in_order ? "in-order" : "any");
   if (c.arrival != Arrival::kFlashInfer) text += fmt::format(" arrival={}", arrival_name(c.arrival));
+  if (c.protocol != Protocol::kFlashInfer) {
+    text += fmt::format(" protocol={}", protocol_name(c.protocol));
+    if (c.max_blocks_per_rank > 0) text += fmt::format(" blocks<={}", c.max_blocks_per_rank);
+    if (c.round_tokens > 0) text += fmt::format(" tokens/round={}", c.round_tokens);
+  }
   return text;
 }
 
@@ -73,6 +112,11 @@ std::string command_arguments(const SimConfig& c) {
   if (c.resident_ctas > 0)
     text += fmt::format(" --resident-ctas {} --dispatch {}", c.resident_ctas, c.dispatch_in_order ? "in-order" : "any");
   if (c.arrival != Arrival::kFlashInfer) text += fmt::format(" --arrival {}", arrival_name(c.arrival));
+  if (c.protocol != Protocol::kFlashInfer) {
+    text += fmt::format(" --protocol {}", protocol_name(c.protocol));
+    if (c.max_blocks_per_rank > 0) text += fmt::format(" --blocks-per-rank {}", c.max_blocks_per_rank);
+    if (c.round_tokens > 0) text += fmt::format(" --tokens-per-round {}", c.round_tokens);
+  }
   return text;
 }
 

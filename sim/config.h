@@ -1,6 +1,7 @@
 // What one simulation runs: the world size, the call sequence on one workspace, the Lamport buffer size (BPB,
-// a parameter as SPEC section 2 says), the CTA geometry, the writer form and the mutation. Built and validated
-// by make_sim_config; the harness and the tests construct it, Simulation and the search read it.
+// a parameter as SPEC section 2 says), the protocol (FlashInfer's or our kernels'), the CTA geometry, the writer
+// form and the mutation. Built and validated by make_sim_config (plus protocol_conflict for the fields set after
+// it); the harness and the tests construct it, Simulation and the search read it.
 #pragma once
 
 #include <cstdint>
@@ -23,10 +24,27 @@ enum class Writer : std::uint8_t {
 inline constexpr std::array<std::string_view, 2> kWriterNames{"unicast", "multicast"};
 constexpr std::string_view writer_name(Writer w) { return kWriterNames[static_cast<std::size_t>(w)]; }
 
-/// Where a CTA arrives on the counter (flag word 8).
+/// Which kernels' protocol the CTAs run.
+enum class Protocol : std::uint8_t {
+  /// FlashInfer's (SPEC sections 4-5): a CTA per (token, packs), red.release arrival, grid thread 0 spins on the
+  /// counter, rotates the flags and resets the counter; polls reload a whole pass (chunk) until it is clean.
+  kFlashInfer,
+  /// Our kernels' (cuda/ one_shot_st_ld_r, two_shot_rs_st_ag; README "Departures from FlashInfer"): a grid of
+  /// blocks striding over flat pack indices in rounds, a relaxed atomic arrival right after the flag read, the
+  /// last block to arrive advances the flags after its work (a one-block rank at once), each slot polled until
+  /// full in groups, clears after the polls, and the call counter in flag word 12. Unicast stores only.
+  kOurs,
+};
+inline constexpr std::array<std::string_view, 2> kProtocolNames{"flashinfer", "ours"};
+constexpr std::string_view protocol_name(Protocol p) { return kProtocolNames[static_cast<std::size_t>(p)]; }
+std::optional<Protocol> parse_protocol(std::string_view name);
+
+/// Where a CTA arrives on the counter (flag word 8); FlashInfer's protocol only.
 enum class Arrival : std::uint8_t {
   kFlashInfer,  ///< FlashInfer (SPEC 4.2): ONESHOT after its store, TWOSHOT after both clears
-  kAfterFlags,  ///< ours (cuda/): right after reading the flags, and an acquire fence after the counter spin
+  /// Right after reading the flags, red.release, and an acquire fence after CTA 0's counter spin: the arrival our
+  /// kernels were first designed with, kept as a variant of FlashInfer's protocol. They arrive as Protocol::kOurs.
+  kAfterFlags,
 };
 inline constexpr std::array<std::string_view, 2> kArrivalNames{"flashinfer", "after-flags"};
 constexpr std::string_view arrival_name(Arrival a) { return kArrivalNames[static_cast<std::size_t>(a)]; }
@@ -49,7 +67,22 @@ struct SimConfig {
   int resident_ctas = 0;
   bool dispatch_in_order = true;
   Arrival arrival = Arrival::kFlashInfer;
+  Protocol protocol = Protocol::kFlashInfer;
+  /// Protocol::kOurs: at most this many blocks per rank (the kernels' cap: every block of every rank must be
+  /// resident). 0: as many as give one pack per thread, the kernels' choice when the device holds them all.
+  /// Fewer blocks make each thread stride over several packs.
+  int max_blocks_per_rank = 0;
+  /// Protocol::kOurs: tokens per round (the kernels' round_bytes, as tokens); 0: the whole call in one round.
+  /// TWOSHOT rounds up to a multiple of W, as the kernels do.
+  std::int64_t round_tokens = 0;
 };
+
+/// Why the protocol-specific fields of `c` do not go together (our kernels are unicast only and arrive their
+/// own way; FlashInfer's grid has no block cap or rounds; a mutation must apply to the protocol), or nullopt.
+std::optional<std::string> protocol_conflict(const SimConfig& c);
+
+/// Whether mutation `m` changes `p`'s kernels (see MutationInfo: each entry says how it maps onto ours).
+bool mutation_applies(Mutation m, Protocol p);
 
 /// The limits that keep one simulation small enough to run many schedules of.
 inline constexpr std::int64_t kMaxSimulatedBytes = 256ll << 20;  ///< all ranks' buffers together
@@ -61,7 +94,8 @@ inline constexpr int kMaxPacksPerCta = 1024;
 SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::optional<std::int64_t> buffer_bytes,
                           int packs_per_cta, Writer writer, Mutation mutation);
 
-/// One line: "W=4 BPB=512 unicast ppc=1 calls=oneshot:N=3:D=16:dtype=bf16,..." (mutation when not none).
+/// One line: "W=4 BPB=512 unicast ppc=1 calls=oneshot:N=3:D=16:dtype=bf16,..." (mutation when not none; the
+/// protocol and its geometry when ours).
 std::string describe(const SimConfig& c);
 
 /// The arguments of `mnnvl-ar sim` that select exactly this config (without schedule or seed).

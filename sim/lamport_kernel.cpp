@@ -4,13 +4,57 @@
 
 #include <algorithm>
 #include <span>
+#include <stdexcept>
 
 #include "reference/float_bits.h"
 #include "reference/fold.h"
 #include "sim/checker.h"
+#include "sim/detail/kernel_support.h"
 #include "sim/inputs.h"
 
 namespace ar::sim {
+namespace detail {
+
+Pack input_pack(const KernelEnv& env, int rank, std::uint32_t token, std::uint32_t pack) {
+  const ProblemShape& s = env.call.shape;
+  const int epp = env.call.elements_per_pack;
+  Pack p{};
+  for (int e = 0; e < epp; ++e) {
+    const std::int64_t index =
+        (static_cast<std::int64_t>(rank) * s.tokens + token) * s.hidden + static_cast<std::int64_t>(pack) * epp + e;
+    std::uint32_t bits = env.call.input.bits(index);
+    const bool even_half = dtype_bytes(s.dtype) == 2 && e % 2 == 0;
+    if (env.config.mutation != Mutation::kNoInputSanitize && (env.config.sanitize_even_elements || !even_half))
+      bits = sanitize_negative_zero(bits, s.dtype);
+    set_element_bits(p, e, s.dtype, bits);
+  }
+  return p;
+}
+
+void next_pc(CtaState& c) {
+  ++c.pc;
+  c.lane = 0;
+  c.i = 0;
+  c.pass_begin = 0;
+  c.clear_stage = 0;
+  c.broadcasting = false;
+  c.read_mask = 0;
+  c.item = 0;
+  c.sub = 0;
+}
+
+LamportFlags next_flags(const CtaState& c, const KernelEnv& env) {
+  LamportFlags read;
+  std::copy(c.flags.begin(), c.flags.end(), read.words.begin());
+  LamportFlags next = advance_flags(read, env.call.record);
+  if (env.config.mutation == Mutation::kTwoBuffers) next.words[0] = (read.current_buffer() + 1) % 2;
+  return next;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
 namespace {
 
 // The programs, one per strategy and arrival point. Every program has 11 (ONESHOT) or 13 (TWOSHOT) phases
@@ -33,13 +77,14 @@ constexpr std::array kTwoShotEarlyProgram{
     Phase::kStoreFlagsHigh, Phase::kResetCounter,  Phase::kDone};
 
 std::span<const Phase> program(const KernelEnv& env) {
+  if (env.config.protocol == Protocol::kOurs) return our_program(env.call.strategy);
   const bool early = env.config.arrival == Arrival::kAfterFlags;
   if (env.call.strategy == Strategy::kOneShot)
     return early ? std::span<const Phase>(kOneShotEarlyProgram) : kOneShotProgram;
   return early ? std::span<const Phase>(kTwoShotEarlyProgram) : kTwoShotProgram;
 }
 
-constexpr std::array<std::string_view, 16> kPhaseNames{"read flags 0-3",
+constexpr std::array<std::string_view, 22> kPhaseNames{"read flags 0-3",
                                                        "read flags 4-7",
                                                        "store",
                                                        "scatter",
@@ -54,56 +99,19 @@ constexpr std::array<std::string_view, 16> kPhaseNames{"read flags 0-3",
                                                        "store flags 0-3",
                                                        "store flags 4-7",
                                                        "reset counter",
+                                                       "read call counter",
+                                                       "arrive (relaxed)",
+                                                       "advance flags at arrival",
+                                                       "clear this round's share",
+                                                       "next round",
+                                                       "advance flags (last to arrive)",
                                                        "done"};
-
-int world(const KernelEnv& env) { return env.config.world_size; }
-std::int64_t hidden(const KernelEnv& env) { return env.call.shape.hidden; }
-int elem_bytes(const KernelEnv& env) { return dtype_bytes(env.call.shape.dtype); }
-std::uint16_t call_tag(const KernelEnv& env) { return static_cast<std::uint16_t>(env.call.index); }
 
 bool lane_valid(const CtaState& c, const KernelEnv& env) {
   return c.lane < static_cast<std::uint32_t>(env.config.packs_per_cta) &&
          c.first_pack + c.lane < env.call.packs_per_token;
 }
 std::uint32_t pack_of(const CtaState& c) { return c.first_pack + c.lane; }
-
-/// Bit pattern of element `e` of a pack (16-bit types in the low half of the result).
-std::uint32_t element_bits(const Pack& p, int e, DType t) {
-  if (dtype_bytes(t) == 4) return p[static_cast<std::size_t>(e)];
-  const std::uint32_t w = p[static_cast<std::size_t>(e / 2)];
-  return (e % 2) ? (w >> 16) : (w & 0xFFFFu);
-}
-void set_element_bits(Pack& p, int e, DType t, std::uint32_t bits) {
-  if (dtype_bytes(t) == 4) {
-    p[static_cast<std::size_t>(e)] = bits;
-    return;
-  }
-  std::uint32_t& w = p[static_cast<std::size_t>(e / 2)];
-  w = (e % 2) ? ((w & 0xFFFFu) | (bits << 16)) : ((w & 0xFFFF0000u) | (bits & 0xFFFFu));
-}
-
-/// Rank `rank`'s input pack `pack` of token `token`, sanitised (-0 -> +0) unless the mutation skips it.
-Pack input_pack(const KernelEnv& env, int rank, std::uint32_t token, std::uint32_t pack) {
-  const ProblemShape& s = env.call.shape;
-  const int epp = env.call.elements_per_pack;
-  Pack p{};
-  for (int e = 0; e < epp; ++e) {
-    const std::int64_t index =
-        (static_cast<std::int64_t>(rank) * s.tokens + token) * s.hidden + static_cast<std::int64_t>(pack) * epp + e;
-    std::uint32_t bits = env.call.input.bits(index);
-    const bool even_half = dtype_bytes(s.dtype) == 2 && e % 2 == 0;
-    if (env.config.mutation != Mutation::kNoInputSanitize && (env.config.sanitize_even_elements || !even_half))
-      bits = sanitize_negative_zero(bits, s.dtype);
-    set_element_bits(p, e, s.dtype, bits);
-  }
-  return p;
-}
-
-/// Word index of element offset `element` (in T units) within stage `stage` of buffer `buffer`.
-std::int64_t stage_word(std::uint32_t buffer, int stage, int stages, std::uint32_t bpb, std::int64_t element,
-                        int e_bytes) {
-  return (stage_offset_bytes(static_cast<int>(buffer), stage, stages, bpb) + element * e_bytes) / 4;
-}
 
 /// ONESHOT slot [t][src] of pack p in the current buffer (one stage).
 std::int64_t oneshot_slot(const CtaState& c, const KernelEnv& env, int src) {
@@ -124,21 +132,7 @@ std::int64_t broadcast_slot(const CtaState& c, const KernelEnv& env) {
   return stage_word(c.current_buffer(), 1, 2, c.buffer_bytes(), element, elem_bytes(env));
 }
 
-Ghost data_ghost(const CtaState& c, const KernelEnv& env) {
-  return {WriteKind::kData, static_cast<std::uint8_t>(c.rank), call_tag(env)};
-}
-
 // ---- Program position ------------------------------------------------------------------------------------
-
-void next_pc(CtaState& c) {
-  ++c.pc;
-  c.lane = 0;
-  c.i = 0;
-  c.pass_begin = 0;
-  c.clear_stage = 0;
-  c.broadcasting = false;
-  c.read_mask = 0;
-}
 
 /// First source of the poll of a pack: ONESHOT W <= 8 skips its own rank (its value is in registers).
 std::uint32_t skip_own(const CtaState& c, const KernelEnv& env, std::uint32_t src) {
@@ -202,6 +196,13 @@ void normalize(CtaState& c, const KernelEnv& env) {
       case Phase::kStoreFlagsHigh:
       case Phase::kResetCounter:
       case Phase::kDone:
+      // Our kernels' phases (never in FlashInfer's programs).
+      case Phase::kReadCallWord:
+      case Phase::kArriveRelaxed:
+      case Phase::kAdvanceAtArrival:
+      case Phase::kClearShare:
+      case Phase::kNextRound:
+      case Phase::kAdvanceAtEnd:
         return;
       case Phase::kStore:
       case Phase::kScatter:
@@ -278,8 +279,19 @@ bool keep_polled(CtaState& c, const KernelEnv& env, std::uint32_t src,
 std::int64_t oneshot_slot_fn(const CtaState& c, const KernelEnv& env, int src) { return oneshot_slot(c, env, src); }
 std::int64_t scatter_slot_fn(const CtaState& c, const KernelEnv& env, int src) { return scatter_slot(c, env, src); }
 
-/// Folds one pack from the polled words: per element, reduce_element over the ranks' bits in the kernel's
-/// operand order. `own` supplies the local value when it comes from registers. Returns the result pack.
+/// A slot of the pass looked empty: the kernel reloads the whole pass (chunk) and folds only a clean one.
+void restart_pass(CtaState& c, const KernelEnv& env) {
+  const std::uint32_t chunk = static_cast<std::uint32_t>(env.call.poll_chunk);
+  const std::uint32_t end = std::min(static_cast<std::uint32_t>(world(env)), (c.pass_begin / chunk + 1) * chunk);
+  std::fill(c.polled.begin() + c.pass_begin * 4, c.polled.begin() + end * 4, 0u);
+  std::fill(c.polled_ghosts.begin() + c.pass_begin * 4, c.polled_ghosts.begin() + end * 4, Ghost{});
+  c.i = skip_own(c, env, c.pass_begin);
+}
+
+}  // namespace
+
+namespace detail {
+
 Pack fold_pack(const CtaState& c, const KernelEnv& env, const Pack* own, int folding_rank,
                std::vector<std::uint32_t>& operands) {
   const int w = world(env);
@@ -303,24 +315,8 @@ Pack fold_pack(const CtaState& c, const KernelEnv& env, const Pack* own, int fol
   return out;
 }
 
-/// Checks the pack's output elements; on a mismatch adds `detail(e)` (how element e was made) to the report.
-template <class Detail>
-void emit_outputs(const CtaState& c, const KernelEnv& env, const Pack& result, const char* how, Detail&& detail) {
-  const DType t = env.call.shape.dtype;
-  for (int e = 0; e < env.call.elements_per_pack; ++e) {
-    const std::int64_t element = static_cast<std::int64_t>(c.token) * hidden(env) +
-                                 static_cast<std::int64_t>(pack_of(c)) * env.call.elements_per_pack + e;
-    const std::uint32_t got = element_bits(result, e, t);
-    if (!env.checker.on_output(c.rank, static_cast<int>(c.index), env.call.index, element, got, env.call.expected,
-                               how)) {
-      env.checker.add_detail(detail(e));
-      return;
-    }
-  }
-}
-
-/// The operands of element `e` in the order `folding_rank` folded them, for a wrong-bits report.
-std::string fold_detail(const CtaState& c, const KernelEnv& env, const Pack* own, int folding_rank, int e) {
+std::string fold_detail(const CtaState& c, const KernelEnv& env, std::uint32_t token, std::uint32_t pack,
+                        const Pack* own, int folding_rank, int e) {
   const int w = world(env);
   const DType t = env.call.shape.dtype;
   std::vector<int> order(static_cast<std::size_t>(w));
@@ -342,28 +338,18 @@ std::string fold_detail(const CtaState& c, const KernelEnv& env, const Pack* own
   std::string inputs;
   for (int s = 0; s < w; ++s)
     inputs += fmt::format(" r{}=0x{:0{}x}", s,
-                          env.call.input.bits((static_cast<std::int64_t>(s) * sh.tokens + c.token) * sh.hidden +
-                                              static_cast<std::int64_t>(pack_of(c)) * env.call.elements_per_pack + e),
+                          env.call.input.bits((static_cast<std::int64_t>(s) * sh.tokens + token) * sh.hidden +
+                                              static_cast<std::int64_t>(pack) * env.call.elements_per_pack + e),
                           dtype_bytes(t) * 2);
   return text + fmt::format("; the reference folds the inputs{} in ascending rank order", inputs);
 }
 
-/// Forgets the polled words (so equal program states hash equal in the exhaustive search).
 void clear_registers(CtaState& c) {
   std::fill(c.polled.begin(), c.polled.end(), 0u);
   std::fill(c.polled_ghosts.begin(), c.polled_ghosts.end(), Ghost{});
 }
 
-/// A slot of the pass looked empty: the kernel reloads the whole pass (chunk) and folds only a clean one.
-void restart_pass(CtaState& c, const KernelEnv& env) {
-  const std::uint32_t chunk = static_cast<std::uint32_t>(env.call.poll_chunk);
-  const std::uint32_t end = std::min(static_cast<std::uint32_t>(world(env)), (c.pass_begin / chunk + 1) * chunk);
-  std::fill(c.polled.begin() + c.pass_begin * 4, c.polled.begin() + end * 4, 0u);
-  std::fill(c.polled_ghosts.begin() + c.pass_begin * 4, c.polled_ghosts.begin() + end * 4, Ghost{});
-  c.i = skip_own(c, env, c.pass_begin);
-}
-
-}  // namespace
+}  // namespace detail
 
 std::string_view phase_name(Phase p) { return kPhaseNames[static_cast<std::size_t>(p)]; }
 
@@ -393,6 +379,11 @@ bool wait_fails(const WaitTarget& target, const Pack& words, Mutation m) {
 }
 
 void step_cta(CtaState& c, KernelEnv& env) {
+  if (env.config.protocol == Protocol::kOurs) {
+    step_ours(c, env);
+    if (c.read_mask == 0) normalize_ours(c, env);
+    return;
+  }
   const Phase phase = c.phase(env);
   const int w = world(env);
   const std::uint16_t call = call_tag(env);
@@ -474,8 +465,8 @@ void step_cta(CtaState& c, KernelEnv& env) {
         const Pack own = input_pack(env, c.rank, c.token, pack_of(c));
         const Pack* own_value = env.call.own_from_registers ? &own : nullptr;
         const Pack result = fold_pack(c, env, own_value, c.rank, operands);
-        emit_outputs(c, env, result, "ONESHOT fold of the polled slots",
-                     [&](int e) { return fold_detail(c, env, own_value, c.rank, e); });
+        emit_outputs(c, env, c.token, pack_of(c), result, "ONESHOT fold of the polled slots",
+                     [&](int e) { return fold_detail(c, env, c.token, pack_of(c), own_value, c.rank, e); });
         clear_registers(c);
         ++c.lane;
         c.i = 0;
@@ -535,7 +526,7 @@ void step_cta(CtaState& c, KernelEnv& env) {
       a.words = c.read_words;
       a.ghosts = c.read_ghosts;
       env.checker.on_pack_accepted(a);
-      emit_outputs(c, env, c.read_words, "TWOSHOT broadcast copied out", [&](int) {
+      emit_outputs(c, env, c.token, pack_of(c), c.read_words, "TWOSHOT broadcast copied out", [&](int) {
         return fmt::format("copied verbatim from BROADCAST token {} written by owner r{}", c.token, a.writer);
       });
       ++c.lane;
@@ -553,10 +544,7 @@ void step_cta(CtaState& c, KernelEnv& env) {
     // ... then rotates the flags: two 16-byte stores of words 0-7, then the counter reset (in that order).
     case Phase::kStoreFlagsLow:
     case Phase::kStoreFlagsHigh: {
-      LamportFlags read;
-      std::copy(c.flags.begin(), c.flags.end(), read.words.begin());
-      LamportFlags next = advance_flags(read, env.call.record);
-      if (env.config.mutation == Mutation::kTwoBuffers) next.words[0] = (read.current_buffer() + 1) % 2;
+      const LamportFlags next = next_flags(c, env);
       const std::size_t first = phase == Phase::kStoreFlagsLow ? 0 : 4;
       const Pack p{next.words[first], next.words[first + 1], next.words[first + 2], next.words[first + 3]};
       ops.st_v4({c.rank, env.flags_word + static_cast<std::uint32_t>(first)}, p,
@@ -570,12 +558,20 @@ void step_cta(CtaState& c, KernelEnv& env) {
       break;
     case Phase::kDone:
       break;
+    case Phase::kReadCallWord:  // our kernels' phases: step_ours runs them
+    case Phase::kArriveRelaxed:
+    case Phase::kAdvanceAtArrival:
+    case Phase::kClearShare:
+    case Phase::kNextRound:
+    case Phase::kAdvanceAtEnd:
+      throw std::logic_error(fmt::format("FlashInfer's kernels have no phase '{}'", phase_name(phase)));
   }
   if (c.read_mask == 0) normalize(c, env);
 }
 
 std::optional<WaitTarget> next_wait(const CtaState& c, const KernelEnv& env) {
   if (c.read_mask != 0) return std::nullopt;
+  if (env.config.protocol == Protocol::kOurs) return next_wait_ours(c, env);
   switch (c.phase(env)) {
     case Phase::kPoll:
       return WaitTarget{{c.rank, static_cast<std::uint32_t>(oneshot_slot(c, env, static_cast<int>(c.i)))}};
@@ -615,8 +611,11 @@ std::string describe_ghost(Ghost g) {
 
 std::string describe_wait(const CtaState& c, const KernelEnv& env, const MemorySystem& memory) {
   const auto target = next_wait(c, env);
-  const std::string who = fmt::format("r{} CTA {} (call {} {}, token {})", c.rank, c.index, env.call.index,
-                                      strategy_name(env.call.strategy), c.token);
+  const bool ours = env.config.protocol == Protocol::kOurs;
+  const std::string who = ours ? fmt::format("r{} block {} (call {} {}, round {})", c.rank, c.index, env.call.index,
+                                             strategy_name(env.call.strategy), c.round)
+                               : fmt::format("r{} CTA {} (call {} {}, token {})", c.rank, c.index, env.call.index,
+                                             strategy_name(env.call.strategy), c.token);
   if (!target) return fmt::format("{} is at '{}'", who, phase_name(c.phase(env)));
   const std::uint32_t w0 = target->pack.word;
   if (target->counter)
@@ -624,20 +623,26 @@ std::string describe_wait(const CtaState& c, const KernelEnv& env, const MemoryS
                        describe_word(env.config, c.rank, w0), target->counter_target, memory.word(c.rank, w0));
   std::string slot;
   int writer = 0;
-  switch (c.phase(env)) {
-    case Phase::kPoll:
-      slot = fmt::format("ONESHOT slot [t={}][src={}] pack {}", c.token, c.i, pack_of(c));
-      writer = static_cast<int>(c.i);
-      break;
-    case Phase::kReduce:
-      slot = fmt::format("SCATTER row {} [src={}] pack {} (token {})", c.token / static_cast<std::uint32_t>(world(env)),
-                         c.i, pack_of(c), c.token);
-      writer = static_cast<int>(c.i);
-      break;
-    default:
-      slot = fmt::format("BROADCAST token {} pack {}", c.token, pack_of(c));
-      writer = static_cast<int>(c.token % static_cast<std::uint32_t>(world(env)));
-      break;
+  if (ours) {
+    const SlotDescription d = describe_slot_ours(c, env);
+    slot = d.slot;
+    writer = d.writer;
+  } else {
+    switch (c.phase(env)) {
+      case Phase::kPoll:
+        slot = fmt::format("ONESHOT slot [t={}][src={}] pack {}", c.token, c.i, pack_of(c));
+        writer = static_cast<int>(c.i);
+        break;
+      case Phase::kReduce:
+        slot = fmt::format("SCATTER row {} [src={}] pack {} (token {})",
+                           c.token / static_cast<std::uint32_t>(world(env)), c.i, pack_of(c), c.token);
+        writer = static_cast<int>(c.i);
+        break;
+      default:
+        slot = fmt::format("BROADCAST token {} pack {}", c.token, pack_of(c));
+        writer = static_cast<int>(c.token % static_cast<std::uint32_t>(world(env)));
+        break;
+    }
   }
   std::string words;
   bool written = true;

@@ -3,8 +3,11 @@
 // can interleave every operation of every CTA of every rank. Simulation calls step_cta; the phases are numbered
 // as in the README's algorithm description.
 //
-// (With Arrival::kAfterFlags, as our kernels do, every CTA arrives right after step 1 instead, and CTA 0 issues
-// fence_acq_rel_gpu after its counter spin.)
+// (With Arrival::kAfterFlags, the arrival our kernels were first designed with, every CTA arrives right after
+// step 1 instead, and CTA 0 issues fence_acq_rel_gpu after its counter spin.)
+//
+// Protocol::kOurs runs our kernels' programs instead (sim/our_kernels.cpp, described there); step_cta,
+// next_wait and describe_wait dispatch on the protocol.
 //
 // ONESHOT, CTA (token t, packs of lanes), rank r:
 //   1. read the flags (two ld_v4)         4. clear every dirty stage (grid-stride st_v4 of the sentinel)
@@ -51,6 +54,13 @@ enum class Phase : std::uint8_t {
   kStoreFlagsLow,   ///< CTA 0: st_v4 of the new words 0-3
   kStoreFlagsHigh,  ///< CTA 0: st_v4 of the new words 4-7
   kResetCounter,    ///< CTA 0: st_u32 word 8 = 0
+  // Our kernels only (sim/our_kernels.cpp); they reuse kReadFlags*, kStore, kScatter, kPoll, kReduce, kGather.
+  kReadCallWord,      ///< ld_u32 of flag word 12
+  kArriveRelaxed,     ///< bar_cta_sync + atom_relaxed_gpu_add_u32 (or the one-block shortcut)
+  kAdvanceAtArrival,  ///< a one-block rank: the flag stores right away
+  kClearShare,        ///< this round's share of every dirty stage
+  kNextRound,         ///< back to the store phase while rounds remain
+  kAdvanceAtEnd,      ///< the last block to arrive: the flag stores after its work
   kDone,
 };
 std::string_view phase_name(Phase p);
@@ -66,7 +76,7 @@ struct CtaState {
   std::uint8_t pc = 0;           ///< index into the strategy's program
   std::uint32_t lane = 0;        ///< current lane of a per-lane loop
   std::uint32_t i = 0;           ///< inner counter: destination, source, or clear index
-  std::uint32_t pass_begin = 0;  ///< first source of the current poll pass
+  std::uint32_t pass_begin = 0;  ///< first source of the current poll pass (ours: of the poll group)
   std::uint8_t clear_stage = 0;  ///< ONESHOT: which dirty stage kClearDirty is clearing
   bool broadcasting = false;     ///< TWOSHOT reduce: the sum is computed, its stores are going out
   std::uint8_t read_mask = 0;    ///< words of the current ld_volatile_v4 read so far (torn reads)
@@ -77,6 +87,12 @@ struct CtaState {
   std::vector<Ghost> polled_ghosts;      ///< their provenance, checked when the pass is accepted
   CtaStatus status = CtaStatus::kRunnable;
   std::uint64_t wait_key = 0;  ///< (rank, pack) a blocked CTA waits on
+  // Our kernels' registers (Protocol::kOurs); zero in FlashInfer's programs.
+  std::uint32_t round = 0;      ///< the current round
+  std::uint32_t item = 0;       ///< iteration of the current grid-stride loop
+  std::uint8_t sub = 0;         ///< a poll group: 0 = its first loads, 1 = the retries of its empty slots
+  std::uint8_t advance = 0;     ///< 1: advances the flags at arrival, 2: after its work
+  std::uint32_t call_word = 0;  ///< flag word 12 as read
 
   /// The phase at `pc` of the program `env` runs.
   Phase phase(const struct KernelEnv& env) const;

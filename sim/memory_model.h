@@ -1,4 +1,4 @@
-// The simulated memory of all ranks: every rank's three Lamport buffers and its nine flag words, as 32-bit
+// The simulated memory of all ranks: every rank's three Lamport buffers and its flag words, as 32-bit
 // words, plus the stores still in flight. Simulation (sim/simulation.h) owns one and drives it; the kernel
 // programs reach it only through the operations of sim/ops.h.
 //
@@ -58,15 +58,18 @@ struct PendingUnit {
 
 class MemorySystem {
  public:
-  /// `ranks` memories of `lamport_bytes` (three buffers) followed by the flags (12 words, 9 used).
+  /// `ranks` memories of `lamport_bytes` (three buffers) followed by the flags (16 words: FlashInfer's nine,
+  /// and word 12, our kernels' call counter).
   MemorySystem(int ranks, std::int64_t lamport_bytes);
 
-  static constexpr std::uint32_t kFlagWords = 12;  ///< nine flags padded to three 16-byte packs
+  static constexpr std::uint32_t kFlagWords = 16;        ///< the kernels' 16-word flags block (four 16-byte packs)
+  static constexpr std::uint32_t kArrivalWord = 8;       ///< flag word 8: the arrival counter
+  static constexpr std::uint32_t kCallCounterWord = 12;  ///< flag word 12: calls completed (our kernels only)
 
   int ranks() const { return ranks_; }
   std::uint32_t lamport_words() const { return lamport_words_; }
   std::uint32_t words_per_rank() const { return words_per_rank_; }
-  /// Word index of flag word `i` (0..8) in every rank's memory.
+  /// Word index of flag word `i` (0..15) in every rank's memory.
   std::uint32_t flag_word(int i) const { return lamport_words_ + static_cast<std::uint32_t>(i); }
 
   std::uint32_t word(int rank, std::uint32_t w) const { return words_[index(rank, w)]; }

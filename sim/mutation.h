@@ -1,6 +1,7 @@
 // The deliberate protocol bugs the simulator must catch: each is one small change to the modelled kernels, named
 // after what it breaks. `mnnvl-ar sim --list-mutations` prints kMutationTable; the tests run every entry and
-// require a failure whose kind is among `caught_as`.
+// require a failure whose kind is among `caught_as`. Each entry says whether it applies to FlashInfer's protocol,
+// to our kernels' (Protocol::kOurs), and what the same bug is in ours.
 //
 // Why mutations: a checker that never fails proves nothing. Each entry is a bug that hardware shows only under
 // rare timing or rare data; the simulator has to make that timing or data happen and name the failure.
@@ -24,6 +25,7 @@ enum class Mutation : std::uint8_t {
   kClearCurrentLayout,    ///< the clear uses this launch's stage layout instead of the recorded one
   kNoArrivalWait,         ///< the flags rotate before every CTA has arrived (read them)
   kRankOrder,             ///< each rank (or TWOSHOT owner) starts its sum with its own value
+  kLastArriverOffByOne,   ///< ours: the block that finds itself second to last advances the flags
 };
 
 struct MutationInfo {
@@ -31,9 +33,12 @@ struct MutationInfo {
   std::string_view name;     ///< as given to --mutation
   std::string_view summary;  ///< one line: what the change is
   std::string_view symptom;  ///< what the simulator reports when it catches it
+  bool flashinfer = true;    ///< applies to FlashInfer's protocol
+  bool ours = true;          ///< applies to our kernels' protocol
+  std::string_view in_ours;  ///< what the change is in our kernels (empty: as summary says)
 };
 
-inline constexpr std::array<MutationInfo, 10> kMutationTable{{
+inline constexpr std::array<MutationInfo, 11> kMutationTable{{
     {Mutation::kNone, "none", "the protocol as FlashInfer implements it", "nothing: every search passes"},
     {Mutation::kTwoBuffers, "two-buffers", "rotate over 2 Lamport buffers instead of 3",
      "clear-unread: a rank clears its previous buffer after a faster peer already wrote the next call's data "
@@ -56,16 +61,22 @@ inline constexpr std::array<MutationInfo, 10> kMutationTable{{
      "clear-unread, out-of-bounds or overwrite-uncleared after a TWOSHOT -> ONESHOT switch: ONESHOT clears "
      "stage 1 at (dirty+1)*BPB, the current buffer, and leaves the old BROADCAST stage dirty"},
     {Mutation::kNoArrivalWait, "no-arrival-wait", "rotate the flags without waiting for every CTA to arrive",
-     "flags-mismatch: a CTA that starts late reads the next launch's flags"},
+     "flags-mismatch: a CTA that starts late reads the next launch's flags", true, true,
+     "block 0 takes the one-block shortcut: advances the flags at once, before the others arrive"},
     {Mutation::kRankOrder, "rank-order", "each rank starts its sum with its own value",
      "wrong-bits: ranks fold in different orders, so their outputs differ from the reference (W >= 4; at W = 2 "
      "the two orders are the same commutative add)"},
+    {Mutation::kLastArriverOffByOne, "last-arriver-off-by-one",
+     "the second to last block to arrive (old count == blocks - 2) advances the flags",
+     "flags-mismatch: the last block to arrive reads flags the second to last one already advanced (ranks of "
+     "two or more blocks)",
+     false, true, ""},
 }};
 
 constexpr const MutationInfo& mutation_info(Mutation m) { return kMutationTable[static_cast<std::size_t>(m)]; }
 constexpr std::string_view mutation_name(Mutation m) { return mutation_info(m).name; }
 
-/// Parses a mutation name ("none" included); nullopt for an unknown name.
+/// Parses a mutation name ("none" included); nullopt for an unknown name (whatever protocol it applies to).
 std::optional<Mutation> parse_mutation(std::string_view name);
 
 }  // namespace ar::sim

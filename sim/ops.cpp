@@ -97,6 +97,34 @@ void Ops::red_release_gpu_add_u32(Address a, std::uint32_t value) {
                fmt::format("{} += {} -> {}", describe_word(sim_.config_, a.rank, a.word), value, v));
 }
 
+std::uint32_t Ops::ld_u32(Address a) {
+  ++sim_.events_;
+  sim_.deliver_before_read(a.rank, a.word, 1);
+  const std::uint32_t v = sim_.memory_.word(a.rank, a.word);
+  if (sim_.trace_)
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1, std::string(op_name(Op::kLdU32)),
+               fmt::format("{} -> {}", describe_word(sim_.config_, a.rank, a.word), v));
+  return v;
+}
+
+std::uint32_t Ops::atom_relaxed_gpu_add_u32(Address a, std::uint32_t value) {
+  ++sim_.events_;
+  // Relaxed: nothing of this CTA is published. Stores to the word still in flight may come first (the schedule
+  // decides, as for a read); the add itself is applied at once.
+  sim_.deliver_before_read(a.rank, a.word, 1);
+  const std::uint32_t before = sim_.memory_.word(a.rank, a.word);
+  sim_.memory_.set_word(
+      a.rank, a.word, before + value,
+      {WriteKind::kFlags, static_cast<std::uint8_t>(cta_.rank), static_cast<std::uint16_t>(sim_.launch_[cta_.rank])});
+  sim_.touch(a.rank, a.word / 4);
+  if (sim_.trace_)
+    sim_.trace(
+        TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
+        std::string(op_name(Op::kAtomRelaxedGpuAddU32)),
+        fmt::format("{} += {}: {} -> {}", describe_word(sim_.config_, a.rank, a.word), value, before, before + value));
+  return before;
+}
+
 void Ops::bar_cta_sync() {
   ++sim_.events_;
   if (sim_.trace_)

@@ -1,9 +1,24 @@
 // The PTX operations the Lamport kernels use, modelled one to one with the names cuda/ptx.cuh gives them. The
-// simulated kernel programs (sim/lamport_kernel.cpp) touch memory through these and nothing else, so the
-// simulator's vocabulary is the kernel's. Each operation says below what ordering and atomicity it gives; the
-// memory model behind them is described in sim/memory_model.h.
+// simulated kernel programs (sim/lamport_kernel.cpp, sim/our_kernels.cpp) touch memory through these and nothing
+// else, so the simulator's vocabulary is the kernel's. Each operation says below what ordering and atomicity it
+// gives; the memory model behind them is described in sim/memory_model.h.
 //
-// Arithmetic is not an operation here: the kernels' sums are reference::reduce_element on the bits they polled.
+// Who issues what:
+// - both protocols: st_v4, st_u32, ld_v4 (the flag read), ld_volatile_v4 (the polls), bar_cta_sync;
+// - FlashInfer's protocol only: multimem_st_v4 (its multicast writer; not in cuda/ptx.cuh, our kernels never
+//   issue it), red_release_gpu_add_u32 (its arrival) and ld_volatile_u32 (CTA 0's spin on the counter);
+// - our kernels only (Protocol::kOurs): atom_relaxed_gpu_add_u32 (the arrival) and ld_u32 (the call counter);
+// - fence_acq_rel_gpu: only the Arrival::kAfterFlags variant of FlashInfer's protocol (the arrival our kernels
+//   were first designed with); neither FlashInfer nor our kernels issue it, and cuda/ptx.cuh does not wrap it.
+// ld_v4 and ld_u32 are the plain loads the compiler emits for the kernels' C++ flag reads, not cuda/ptx.cuh
+// wrappers. Every memory instruction the all-reduce kernels issue through cuda/ptx.cuh is modelled here except
+// ld_volatile_u32's use on our kernels' abort word and the griddepcontrol pair: the simulator has no wait budgets
+// (a wait that can never end is reported as a deadlock instead) and no PDL (a launch starts after the previous
+// one has completed, which is what griddepcontrol.wait gives). Wrappers that only other kernels use (the
+// probes') are not modelled. Non-memory instructions (add.ftz/add.rn, cvt, mov %globaltimer,
+// nanosleep) need no model: arithmetic is reference::reduce_element on the bits a CTA polled, and time is the
+// schedule. The kernels' input loads (ld.global.nc) and output stores touch only the rank's private tensors,
+// not the protocol's memory, so they are not modelled either.
 #pragma once
 
 #include <array>
@@ -37,16 +52,20 @@ enum class Op : std::uint8_t {
   kRedReleaseGpuAddU32,
   kBarCtaSync,
   kFenceAcqRelGpu,
+  kAtomRelaxedGpuAddU32,
+  kLdU32,
 };
-inline constexpr std::array<std::string_view, 9> kOpNames{"st_v4",
-                                                          "st_u32",
-                                                          "multimem_st_v4",
-                                                          "ld_v4",
-                                                          "ld_volatile_v4",
-                                                          "ld_volatile_u32",
-                                                          "red_release_gpu_add_u32",
-                                                          "bar_cta_sync",
-                                                          "fence_acq_rel_gpu"};
+inline constexpr std::array<std::string_view, 11> kOpNames{"st_v4",
+                                                           "st_u32",
+                                                           "multimem_st_v4",
+                                                           "ld_v4",
+                                                           "ld_volatile_v4",
+                                                           "ld_volatile_u32",
+                                                           "red_release_gpu_add_u32",
+                                                           "bar_cta_sync",
+                                                           "fence_acq_rel_gpu",
+                                                           "atom_relaxed_gpu_add_u32",
+                                                           "ld_u32"};
 constexpr std::string_view op_name(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
 
 /// The operations as one CTA issues them. Cheap to construct per step; `ghost` arguments tell the checker what
@@ -64,8 +83,8 @@ class Ops {
   void st_u32(Address a, std::uint32_t value, Ghost ghost);
 
   /// FlashInfer's multicast vector store (a `multimem` st.global.v4.f32 through the multicast address): the same
-  /// 16 bytes land at word `word` of every rank's buffer, each rank and each 8-byte half on its own schedule. Our kernels
-  /// never issue it (no multicast on our machines); the simulator offers it as the other writer form.
+  /// 16 bytes land at word `word` of every rank's buffer, each rank and each 8-byte half on its own schedule. Our
+  /// kernels never issue it (no multicast on our machines); the simulator offers it as the other writer form.
   void multimem_st_v4(std::uint32_t word, const Pack& value, Ghost ghost);
 
   /// `ld.global.v4.b32`: plain 16-byte load (the flags, read once at kernel start). Each word may come from a
@@ -77,7 +96,11 @@ class Ops {
   /// CTA's next step); true when all four words are in `words` (with their ghosts for the checker).
   bool ld_volatile_v4(Address a, Pack& words, std::array<Ghost, 4>& ghosts);
 
-  /// `ld.volatile.global.u32`: the spin on the arrival counter (flag word 8).
+  /// `ld.global.u32`: plain 4-byte load (our kernels' read of the call counter, flag word 12, with the other
+  /// flags). Takes its value when it executes, as every load here.
+  std::uint32_t ld_u32(Address a);
+
+  /// `ld.volatile.global.u32`: the spin on the arrival counter (flag word 8; FlashInfer's protocol).
   std::uint32_t ld_volatile_u32(Address a);
 
   /// `red.release.gpu.global.add.u32`: the arrival increment, applied atomically at once. Release at GPU
@@ -85,14 +108,25 @@ class Ops {
   /// covered by GPU scope and stay in flight.
   void red_release_gpu_add_u32(Address a, std::uint32_t value);
 
+  /// `atom.relaxed.gpu.global.add.u32`: our kernels' arrival; returns the value before the add. Atomic: the
+  /// read-modify-write is indivisible (stores to the word still in flight may be seen first, as the schedule
+  /// decides, or land after it), so of B arrivals on a counter at 0 exactly one returns B - 1. Relaxed: it
+  /// publishes nothing (unlike red_release_gpu_add_u32, the CTA's stores stay in flight). The ordering the
+  /// kernels rely on is that their flag loads completed before it was issued (their values went through shared
+  /// memory and bar.sync): in this model every load takes its value when it executes, so a load before the add
+  /// in program order can never observe a store made after the add. The model assumes that order; it does not
+  /// derive it from the PTX memory model.
+  std::uint32_t atom_relaxed_gpu_add_u32(Address a, std::uint32_t value);
+
   /// `barrier.cta.sync`: the CTA barrier before the arrival. The simulator runs a CTA's threads in program
   /// order, so it orders nothing further; it is modelled for the trace and to keep the vocabulary complete.
   void bar_cta_sync();
 
-  /// `fence.acq_rel.gpu`: after the relaxed counter spin observed every release, makes it an acquire (our
-  /// kernels; FlashInfer has none). In this model a load takes its value when it executes and is never
-  /// satisfied later (no load buffering), so the fence has nothing left to order: it is modelled for the
-  /// vocabulary and the trace. The limitation is the model's, not a proof that the fence is unnecessary.
+  /// `fence.acq_rel.gpu`: after the relaxed counter spin observed every release, makes it an acquire (the
+  /// Arrival::kAfterFlags variant only; FlashInfer and the current kernels have none). In this model a load takes its
+  /// value when it executes and is never satisfied later (no load buffering), so the fence has nothing left to order:
+  /// it is modelled for the vocabulary and the trace. The limitation is the model's, not a proof that the fence is
+  /// unnecessary.
   void fence_acq_rel_gpu();
 
  private:

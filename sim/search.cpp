@@ -260,7 +260,7 @@ std::uint64_t default_max_steps(const SimConfig& config) {
   return steps;
 }
 
-std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed) {
+std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Protocol protocol) {
   // Mixed sequences cover ONESHOT -> TWOSHOT and TWOSHOT -> ONESHOT switches, buffer reuse (calls k and k+3),
   // several CTAs per rank (D = 2 packs), N < W and N > W for TWOSHOT, and D and dtype changing between calls.
   std::vector<SearchLeg> plan;
@@ -280,6 +280,30 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed) {
                   ScheduleKind::kAdversarial, seed + 4000, 60});
   plan.push_back({plan_config(2, "oneshot,twoshot,oneshot,oneshot", 16, DType::kBf16, m, w), ScheduleKind::kExhaustive,
                   seed, 300'000});
+  if (protocol == Protocol::kFlashInfer) return plan;
+  for (SearchLeg& leg : plan) leg.config.protocol = protocol;
+  // Our kernels' grid: the W = 8 leg with at most two blocks per rank of two threads (each thread strides over
+  // several packs), the W = 2 leg with two-token rounds (clears split over rounds, TWOSHOT rounds of W tokens),
+  // and a W = 16 leg with both.
+  plan[3].config.max_blocks_per_rank = 2;
+  plan[3].config.packs_per_cta = 2;
+  plan[4].config.round_tokens = 2;
+  SearchLeg w16{plan_config(16, "oneshot:N=3,twoshot:N=20,oneshot:N=1,twoshot:N=5,oneshot:N=2", 8, DType::kBf16, m, w),
+                ScheduleKind::kAdversarial, seed + 5000, 12};
+  w16.config.protocol = protocol;
+  w16.config.max_blocks_per_rank = 3;
+  w16.config.round_tokens = 2;
+  plan.insert(plan.end() - 1, std::move(w16));
+  // Exhaustive: the leg above has two blocks per rank in ONESHOT, whose relaxed arrival leaves the blocks' own
+  // stores in flight (a release would publish them) and takes about 1.5M states for one call alone. Instead:
+  // one block per rank (the shortcut) over four mixed calls, and two blocks per rank (the relaxed arrival, the
+  // last block advancing the flags) in a TWOSHOT call followed by two one-block ONESHOT calls.
+  plan.back() = {plan_config(2, "oneshot,twoshot,oneshot,oneshot", 8, DType::kBf16, m, w), ScheduleKind::kExhaustive,
+                 seed, 1'000'000};
+  plan.back().config.protocol = protocol;
+  plan.push_back({plan_config(2, "twoshot:D=16,oneshot,oneshot", 8, DType::kBf16, m, w), ScheduleKind::kExhaustive,
+                  seed, 1'000'000});
+  plan.back().config.protocol = protocol;
   return plan;
 }
 

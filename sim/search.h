@@ -117,9 +117,13 @@ struct SearchResult {
 SearchResult run_search(const std::vector<SearchLeg>& legs, const SearchOptions& options);
 
 /// The default search of `mnnvl-ar sim`: seeded random and adversarial legs at W = 4, 32, 8 and 2 with mixed
-/// strategies, sizes and dtypes, then an exhaustive leg (W = 2, one token, one pack, four calls). Every leg
-/// uses `mutation` and `writer`; run i of a leg uses seed `seed + i`.
-std::vector<SearchLeg> default_plan(Mutation mutation, Writer writer, std::uint64_t seed);
+/// strategies, sizes and dtypes, then an exhaustive leg (W = 2, one token, two packs, four calls). Every leg
+/// uses `mutation` and `writer`; run i of a leg uses seed `seed + i`. For Protocol::kOurs (unicast only) the
+/// same seeded legs run our kernels, with a block cap and rounds in some of them so threads stride over several
+/// packs and clears split over rounds, plus an adversarial leg at W = 16; its exhaustive legs are W = 2, one
+/// token: one block per rank over four mixed calls, then two blocks per rank in TWOSHOT followed by ONESHOT.
+std::vector<SearchLeg> default_plan(Mutation mutation, Writer writer, std::uint64_t seed,
+                                    Protocol protocol = Protocol::kFlashInfer);
 
 /// Steps a run may take before it counts as a livelock.
 std::uint64_t default_max_steps(const SimConfig& config);

@@ -39,9 +39,10 @@ Simulation::Simulation(const SimConfig& config, const std::vector<CallContext>& 
   resident_.assign(static_cast<std::size_t>(config.world_size), 0);
   undispatched_.resize(static_cast<std::size_t>(config.world_size));
   const LamportFlags flags = initial_flags(static_cast<std::uint32_t>(config.buffer_bytes));
+  // The flags block: FlashInfer's nine words, the rest (our kernels' call counter among them) zero.
   for (int r = 0; r < config.world_size; ++r)
-    for (int i = 0; i < LamportFlags::kWords; ++i)
-      memory_.set_word(r, memory_.flag_word(i), flags.words[static_cast<std::size_t>(i)],
+    for (int i = 0; i < static_cast<int>(MemorySystem::kFlagWords); ++i)
+      memory_.set_word(r, memory_.flag_word(i), i < LamportFlags::kWords ? flags.words[static_cast<std::size_t>(i)] : 0,
                        {WriteKind::kFlags, static_cast<std::uint8_t>(r), 0});
   for (int r = 0; r < config.world_size; ++r) start_launch(r);
 }
@@ -72,8 +73,10 @@ void Simulation::start_launch(int rank) {
     c = CtaState{};
     c.rank = static_cast<std::uint16_t>(rank);
     c.index = index;
-    c.token = static_cast<std::uint32_t>(index / call.ctas_per_token);
-    c.first_pack = static_cast<std::uint32_t>((index % call.ctas_per_token) * config_.packs_per_cta);
+    if (config_.protocol == Protocol::kFlashInfer) {  // our kernels' blocks stride over every token instead
+      c.token = static_cast<std::uint32_t>(index / call.ctas_per_token);
+      c.first_pack = static_cast<std::uint32_t>((index % call.ctas_per_token) * config_.packs_per_cta);
+    }
     c.status = CtaStatus::kUndispatched;
     undispatched_[static_cast<std::size_t>(rank)].push_back(global_id(c));
   }
@@ -435,6 +438,10 @@ std::uint64_t Simulation::state_hash() const {
                      std::uint64_t(c.status == CtaStatus::kUndispatched) << 26 | std::uint64_t(c.lane) << 32));
       h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32));
       for (std::uint32_t w : c.flags) h = mix64(h ^ w);
+      if (config_.protocol == Protocol::kOurs) {
+        h = mix64(h ^ (std::uint64_t(c.round) | std::uint64_t(c.item) << 32));
+        h = mix64(h ^ (std::uint64_t(c.sub) | std::uint64_t(c.advance) << 8 | std::uint64_t(c.call_word) << 32));
+      }
       if (c.read_mask != 0 || c.broadcasting)  // otherwise read_words is a spent register
         for (std::uint32_t w : c.read_words) h = mix64(h ^ w);
       for (std::size_t k = 0; k < c.polled.size(); ++k) {

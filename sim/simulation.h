@@ -4,7 +4,8 @@
 //
 // Kernel boundaries (SPEC section 4.2): a rank starts launch k+1 only when every CTA of its launch k has
 // finished and every store of launch k has been delivered; nothing orders launches of different ranks. The
-// arrival counter is flag word 8 of each rank's own flags, incremented by red_release_gpu_add_u32.
+// arrival counter is flag word 8 of each rank's own flags, incremented by red_release_gpu_add_u32 (our kernels:
+// atom_relaxed_gpu_add_u32).
 //
 // A CTA whose next read cannot succeed (its pack looks empty and no store to it is in flight) is blocked until
 // a store to that pack is issued or delivered. When no CTA is runnable and some rank has calls left, the run

@@ -1,5 +1,6 @@
-// Every mutation of sim/mutation.h is caught by the default search (exit 1 in `mnnvl-ar sim`), with a diagnosis
-// of the expected kind that names the failure; without a mutation the same search passes.
+// Every mutation of sim/mutation.h is caught by the default search of each protocol it applies to (exit 1 in
+// `mnnvl-ar sim [--protocol ours]`), with a diagnosis of the expected kind that names the failure; without a
+// mutation the same search passes.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -31,8 +32,17 @@ const std::map<Mutation, Expectation>& expectations() {
        {{K::kClearUnread, K::kOverwriteUncleared, K::kOutOfBounds, K::kStaleRead}, "clear"}},
       {Mutation::kNoArrivalWait, {{K::kFlagsMismatch}, "rotated them"}},
       {Mutation::kRankOrder, {{K::kWrongBits}, "folded, in this order"}},
+      {Mutation::kLastArriverOffByOne, {{K::kFlagsMismatch}, "flags inconsistent in call"}},
   };
   return table;
+}
+
+/// Our kernels: the arrival mutations may also show on the call counter (flag word 12), whose message shares
+/// only its opening with the rotation's.
+Expectation expectation(Mutation m, Protocol p) {
+  Expectation e = expectations().at(m);
+  if (p == Protocol::kOurs && m == Mutation::kNoArrivalWait) e.phrase = "flags inconsistent in call";
+  return e;
 }
 
 TEST_CASE("the mutation table lists each bug once, with a unique name", "[cpu]") {
@@ -41,15 +51,25 @@ TEST_CASE("the mutation table lists each bug once, with a unique name", "[cpu]")
     CHECK(names.insert(m.name).second);
     CHECK(parse_mutation(m.name) == m.mutation);
     if (m.mutation != Mutation::kNone) CHECK(expectations().count(m.mutation) == 1);
+    CHECK((m.flashinfer || m.ours));
   }
   CHECK_FALSE(parse_mutation("three-buffers"));
+  // The variant's own bug has no meaning in FlashInfer's kernels (no block counts its arrival's result there).
+  CHECK(mutation_applies(Mutation::kLastArriverOffByOne, Protocol::kOurs));
+  CHECK_FALSE(mutation_applies(Mutation::kLastArriverOffByOne, Protocol::kFlashInfer));
+  SimConfig config = config_of(2, "oneshot");
+  config.mutation = Mutation::kLastArriverOffByOne;
+  REQUIRE(protocol_conflict(config));
+  CHECK_THAT(*protocol_conflict(config), Catch::Contains("does not apply to the flashinfer protocol"));
+  config.protocol = Protocol::kOurs;
+  CHECK_FALSE(protocol_conflict(config));
 }
 
 TEST_CASE("the default search catches every mutation and names the failure", "[cpu]") {
   const Writer writer = GENERATE(Writer::kUnicast, Writer::kMulticast);
   const Arrival arrival = GENERATE(Arrival::kFlashInfer, Arrival::kAfterFlags);
   for (const MutationInfo& m : kMutationTable) {
-    if (m.mutation == Mutation::kNone) continue;
+    if (m.mutation == Mutation::kNone || !m.flashinfer) continue;
     std::vector<SearchLeg> plan = default_plan(m.mutation, writer, 1);
     for (SearchLeg& leg : plan) leg.config.arrival = arrival;
     const SearchResult r = run_search(plan, SearchOptions{});
@@ -67,6 +87,30 @@ TEST_CASE("the default search catches every mutation and names the failure", "[c
     CHECK_FALSE(r.failure->schedule_lines.empty());
     CHECK_THAT(r.failure->reproduce, Catch::Contains(fmt::format("--mutation {}", m.name)));
   }
+}
+
+TEST_CASE("the default search of our kernels' protocol catches every mutation that applies to it", "[cpu]") {
+  // Every FlashInfer mutation applies to our kernels too (no-arrival-wait as block 0 taking the one-block
+  // shortcut), and last-arriver-off-by-one is theirs alone.
+  std::size_t applied = 0;
+  for (const MutationInfo& m : kMutationTable) {
+    if (m.mutation == Mutation::kNone || !m.ours) continue;
+    ++applied;
+    const SearchResult r = run_search(default_plan(m.mutation, Writer::kUnicast, 1, Protocol::kOurs), SearchOptions{});
+    INFO(m.name << " (ours)");
+    REQUIRE_FALSE(r.passed);
+    REQUIRE(r.failure);
+    const Expectation e = expectation(m.mutation, Protocol::kOurs);
+    for (const Failure* f : {&r.failure->failure, &r.failure->shortest_failure}) {
+      INFO(failure_kind_name(f->kind) << ": " << f->message);
+      CHECK(e.kinds.count(f->kind) == 1);
+      CHECK_THAT(f->message, Catch::Contains(e.phrase));
+    }
+    CHECK(r.failure->shortest_steps <= r.failure->run_steps);
+    CHECK_THAT(r.failure->reproduce,
+               Catch::Contains("--protocol ours") && Catch::Contains(fmt::format("--mutation {}", m.name)));
+  }
+  CHECK(applied == kMutationTable.size() - 1);
 }
 
 TEST_CASE("without a mutation the default search passes", "[cpu][slow]") {

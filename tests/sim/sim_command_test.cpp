@@ -29,13 +29,38 @@ TEST_CASE("sim --help teaches the model, schedules, mutations, an example and ex
 TEST_CASE("sim --list-mutations prints the names, one a line", "[cpu]") {
   const auto r = run({"sim", "--list-mutations"});
   CHECK(r.code == 0);
-  std::string want;
+  std::string want;  // those of the default protocol, FlashInfer's
   for (const sim::MutationInfo& m : sim::kMutationTable)
-    if (m.mutation != sim::Mutation::kNone) want += std::string(m.name) + "\n";
+    if (m.mutation != sim::Mutation::kNone && m.flashinfer) want += std::string(m.name) + "\n";
   CHECK(r.out == want);
   CHECK(r.out ==
         "two-buffers\nno-input-sanitize\nno-result-sanitize\npoll-first-word\nfloat-sentinel-compare\n"
         "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\n");
+}
+
+TEST_CASE("sim --protocol ours lists the mutations that apply to it, its own among them", "[cpu]") {
+  const auto r = run({"sim", "--protocol", "ours", "--list-mutations"});
+  CHECK(r.code == 0);
+  CHECK(r.out ==
+        "two-buffers\nno-input-sanitize\nno-result-sanitize\npoll-first-word\nfloat-sentinel-compare\n"
+        "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\nlast-arriver-off-by-one\n");
+}
+
+TEST_CASE("sim --protocol ours passes a clean single leg, and finds its own mutation", "[cpu]") {
+  const auto r =
+      run({"sim", "--protocol", "ours", "--world-size", "4", "--calls", "oneshot:N=2,twoshot:N=5,oneshot:N=1,auto:N=3",
+           "--blocks-per-rank", "2", "--tokens-per-round", "2", "--schedule", "adversarial", "--runs", "10"});
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("our kernels' protocol") &&
+                        Catch::Contains("protocol=ours blocks<=2 "
+                                        "tokens/round=2") &&
+                        Catch::Contains("PASSED"));
+  const auto bug = run({"sim", "--protocol", "ours", "--mutation", "last-arriver-off-by-one", "--json"});
+  CHECK(bug.code == 1);
+  const nlohmann::json j = nlohmann::json::parse(bug.out);
+  CHECK(j.at("protocol") == "ours");
+  CHECK(j.at("failure").at("kind") == "flags-mismatch");
+  CHECK_THAT(j.at("failure").at("reproduce").get<std::string>(), Catch::Contains("--protocol ours"));
 }
 
 TEST_CASE("sim passes a clean single-leg search and exits 0", "[cpu]") {
@@ -121,6 +146,13 @@ TEST_CASE("sim rejects bad usage with exit 2, names the problem, and writes no t
       {{"--resident-ctas", "-1"}, "--resident-ctas must be >= 0"},
       {{"--seed", "-5"}, "--seed must be >= 0"},
       {{"--packs-per-cta", "0"}, "packs per CTA must be in"},
+      {{"--protocol", "nccl"}, "unknown protocol 'nccl'"},
+      {{"--protocol", "ours", "--writer", "multicast"}, "unicast st_v4"},
+      {{"--protocol", "ours", "--arrival", "after-flags"}, "--arrival applies to --protocol flashinfer only"},
+      {{"--blocks-per-rank", "2"}, "apply to --protocol ours only"},
+      {{"--protocol", "ours", "--blocks-per-rank", "-1"}, "--blocks-per-rank must be >= 0"},
+      {{"--protocol", "ours", "--tokens-per-round", "-3"}, "--tokens-per-round must be >= 0"},
+      {{"--mutation", "last-arriver-off-by-one"}, "does not apply to --protocol flashinfer"},
       {{"--frobnicate"}, "frobnicate"},
   };
   for (const auto& [extra, message] : cases) {

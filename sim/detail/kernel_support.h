@@ -1,0 +1,101 @@
+// What the two protocols' kernel programs share (sim/lamport_kernel.cpp: FlashInfer's; sim/our_kernels.cpp:
+// our kernels'): element bits of a pack, the sanitised input pack, slot addresses, the fold of the polled words
+// and the output check, the advanced flags. Internal to sim/: included by those two files only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "reference/workspace.h"
+#include "sim/checker.h"
+#include "sim/lamport_kernel.h"
+
+namespace ar::sim::detail {
+
+inline int world(const KernelEnv& env) { return env.config.world_size; }
+inline std::int64_t hidden(const KernelEnv& env) { return env.call.shape.hidden; }
+inline int elem_bytes(const KernelEnv& env) { return dtype_bytes(env.call.shape.dtype); }
+inline std::uint16_t call_tag(const KernelEnv& env) { return static_cast<std::uint16_t>(env.call.index); }
+
+/// Bit pattern of element `e` of a pack (16-bit types in the low half of the result).
+inline std::uint32_t element_bits(const Pack& p, int e, DType t) {
+  if (dtype_bytes(t) == 4) return p[static_cast<std::size_t>(e)];
+  const std::uint32_t w = p[static_cast<std::size_t>(e / 2)];
+  return (e % 2) ? (w >> 16) : (w & 0xFFFFu);
+}
+inline void set_element_bits(Pack& p, int e, DType t, std::uint32_t bits) {
+  if (dtype_bytes(t) == 4) {
+    p[static_cast<std::size_t>(e)] = bits;
+    return;
+  }
+  std::uint32_t& w = p[static_cast<std::size_t>(e / 2)];
+  w = (e % 2) ? ((w & 0xFFFFu) | (bits << 16)) : ((w & 0xFFFF0000u) | (bits & 0xFFFFu));
+}
+
+/// Rank `rank`'s input pack `pack` of token `token`, sanitised (-0 -> +0) unless the mutation skips it.
+Pack input_pack(const KernelEnv& env, int rank, std::uint32_t token, std::uint32_t pack);
+
+/// Word index of element offset `element` (in T units) within stage `stage` of buffer `buffer`.
+inline std::int64_t stage_word(std::uint32_t buffer, int stage, int stages, std::uint32_t bpb, std::int64_t element,
+                               int e_bytes) {
+  return (stage_offset_bytes(static_cast<int>(buffer), stage, stages, bpb) + element * e_bytes) / 4;
+}
+
+inline Ghost data_ghost(const CtaState& c, const KernelEnv& env) {
+  return {WriteKind::kData, static_cast<std::uint8_t>(c.rank), call_tag(env)};
+}
+
+/// Moves to the next phase of the program with the loop registers reset.
+void next_pc(CtaState& c);
+
+/// Folds one pack from the polled words (c.polled, [W][4]): per element, reduce_element over the ranks' bits in
+/// the kernel's operand order (rank-order puts `folding_rank` first). `own` supplies the local value when it
+/// comes from registers (FlashInfer ONESHOT W <= 8), else nullptr.
+Pack fold_pack(const CtaState& c, const KernelEnv& env, const Pack* own, int folding_rank,
+               std::vector<std::uint32_t>& operands);
+
+/// The operands of element `e` of (token, pack) in the order `folding_rank` folded them, for a wrong-bits report.
+std::string fold_detail(const CtaState& c, const KernelEnv& env, std::uint32_t token, std::uint32_t pack,
+                        const Pack* own, int folding_rank, int e);
+
+/// Checks the output elements of (token, pack); on a mismatch adds `detail(e)` (how element e was made).
+template <class Detail>
+void emit_outputs(const CtaState& c, const KernelEnv& env, std::uint32_t token, std::uint32_t pack, const Pack& result,
+                  const char* how, Detail&& detail) {
+  const DType t = env.call.shape.dtype;
+  for (int e = 0; e < env.call.elements_per_pack; ++e) {
+    const std::int64_t element = static_cast<std::int64_t>(token) * hidden(env) +
+                                 static_cast<std::int64_t>(pack) * env.call.elements_per_pack + e;
+    const std::uint32_t got = element_bits(result, e, t);
+    if (!env.checker.on_output(c.rank, static_cast<int>(c.index), env.call.index, element, got, env.call.expected,
+                               how)) {
+      env.checker.add_detail(detail(e));
+      return;
+    }
+  }
+}
+
+/// Forgets the polled words (so equal program states hash equal in the exhaustive search).
+void clear_registers(CtaState& c);
+
+/// The flags the launch leaves for the next one, from the flags `c` read (reference advance_flags; two-buffers
+/// rotates over two buffers).
+LamportFlags next_flags(const CtaState& c, const KernelEnv& env);
+
+// Our kernels' programs (sim/our_kernels.cpp).
+std::span<const Phase> our_program(Strategy resolved);
+void step_ours(CtaState& c, KernelEnv& env);
+/// Advances `c` until it stands at a memory operation (or kDone).
+void normalize_ours(CtaState& c, const KernelEnv& env);
+std::optional<WaitTarget> next_wait_ours(const CtaState& c, const KernelEnv& env);
+/// The slot a blocked CTA polls and who writes it, for describe_wait.
+struct SlotDescription {
+  std::string slot;
+  int writer = 0;
+};
+SlotDescription describe_slot_ours(const CtaState& c, const KernelEnv& env);
+
+}  // namespace ar::sim::detail

@@ -1,0 +1,523 @@
+// Our kernels' programs (cuda/: one_shot_st_ld_r and two_shot_rs_st_ag; Protocol::kOurs) as resumable state
+// machines of the same form as FlashInfer's in sim/lamport_kernel.cpp: each step runs a block up to and
+// including its next memory operation (sim/ops.h). The phases follow the README's description of the kernels.
+//
+// Block b of B per rank, T threads (lanes) each, rank r; thread g = b*T + lane of B*T. Flat pack index
+// i = t*(D/E') + p over the call's [N, D/E'] packs; a round covers the packs of R tokens [t0, t1).
+//   1. Thread 0 reads the flags: ld_v4 of words 0-3 and 4-7, ld_u32 of word 12 (the call counter).
+//      Arrival: bar_cta_sync, then atom_relaxed_gpu_add_u32 on word 8, keeping the count it returns. A rank of
+//      one block has no count: it advances the flags at once (see "advance" below).
+//   Then, round by round:
+//   ONESHOT
+//   2. st: every pack i = t0*D/E' + g + k*B*T of the round: W st_v4 into slot [t][r] of ranks 0, 1, ..., W-1.
+//   3. ld, r: every such pack: poll the W slots [t][0..W-1] of my buffer in groups of up to four within each
+//      fold chunk (the group's loads first, then each slot that was empty re-polled until full), fold with
+//      reduce_element, check the output.
+//   4. clear: this round's share of every dirty stage, in the recorded layout (its packs split evenly over
+//      the rounds; a grid-stride loop over the share).
+//   TWOSHOT
+//   2. rs: st: every pack of the round to SCATTER [t/W][r] of its owner t % W.
+//   3. rs: ld, r, st: every pack of a token I own, strided over g: poll its W SCATTER slots as in ONESHOT 3,
+//      fold, st_v4 the sum into BROADCAST[t] of ranks 0, 1, ..., W-1.
+//   4. ag: ld: packs i and i + B*T (two loads in flight), then each re-polled until full, copied out.
+//   5. clear: this round's share of dirty stages 0 and 1.
+//   Last: the block whose arrival returned B - 1 advances the flags: st_v4 of the new words 0-3 and 4-7,
+//   st_u32 of word 8 = 0 and of word 12 = calls + 1 (reference advance_flags).
+//
+// A block's lanes run iteration by iteration, lanes in order within each (as FlashInfer's CTAs run theirs), so
+// the interleavings between the threads of one block are fewer than on hardware; with one thread per block
+// (the default) there is no such limit. A wait never gives up here: the kernels' wait budget, abort word and
+// error record are not modelled, and a wait that can never end is reported as a deadlock.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+#include <vector>
+
+#include "sim/checker.h"
+#include "sim/detail/kernel_support.h"
+
+namespace ar::sim::detail {
+namespace {
+
+constexpr std::uint32_t kPollGroup = 4;      ///< slots whose loads are in flight together (cuda kPollGroup)
+constexpr std::uint32_t kGatherUnroll = 2;   ///< BROADCAST polls in flight per thread (cuda kUnroll)
+constexpr std::uint32_t kAdvanceStores = 4;  ///< st_v4 words 0-3, st_v4 words 4-7, st_u32 word 8, st_u32 word 12
+
+constexpr std::array kOneShotProgram{
+    Phase::kReadFlagsLow,     Phase::kReadFlagsHigh, Phase::kReadCallWord, Phase::kArriveRelaxed,
+    Phase::kAdvanceAtArrival, Phase::kStore,         Phase::kPoll,         Phase::kClearShare,
+    Phase::kNextRound,        Phase::kAdvanceAtEnd,  Phase::kDone};
+constexpr std::array kTwoShotProgram{Phase::kReadFlagsLow,  Phase::kReadFlagsHigh,    Phase::kReadCallWord,
+                                     Phase::kArriveRelaxed, Phase::kAdvanceAtArrival, Phase::kScatter,
+                                     Phase::kReduce,        Phase::kGather,           Phase::kClearShare,
+                                     Phase::kNextRound,     Phase::kAdvanceAtEnd,     Phase::kDone};
+constexpr std::uint8_t kFirstRoundPhase = 5;  ///< kStore / kScatter in both programs
+static_assert(kOneShotProgram[kFirstRoundPhase] == Phase::kStore);
+static_assert(kTwoShotProgram[kFirstRoundPhase] == Phase::kScatter);
+
+/// Where a lane stands in the grid during the current round.
+struct Grid {
+  std::uint32_t threads = 1;          ///< B*T
+  std::uint32_t g = 0;                ///< this lane's thread index
+  std::uint32_t row_packs = 1;        ///< D/E'
+  std::uint32_t t0 = 0, t1 = 0;       ///< the round's tokens
+  std::uint32_t first = 0, last = 0;  ///< the round's flat pack indices
+};
+
+Grid grid_of(const CtaState& c, const KernelEnv& env) {
+  Grid q;
+  const auto lanes = static_cast<std::uint32_t>(env.config.packs_per_cta);
+  q.threads = static_cast<std::uint32_t>(env.call.ctas) * lanes;
+  q.g = c.index * lanes + c.lane;
+  q.row_packs = static_cast<std::uint32_t>(env.call.packs_per_token);
+  const auto per_round = static_cast<std::uint32_t>(env.call.tokens_per_round);
+  const auto tokens = static_cast<std::uint32_t>(env.call.shape.tokens);
+  q.t0 = c.round * per_round;
+  q.t1 = std::min(tokens, q.t0 + per_round);
+  q.first = q.t0 * q.row_packs;
+  q.last = q.t1 * q.row_packs;
+  return q;
+}
+
+/// A pack of the call: token and pack within the row.
+struct Item {
+  std::uint32_t token = 0;
+  std::uint32_t pack = 0;
+};
+Item item_of(std::uint32_t flat, const Grid& q) { return {flat / q.row_packs, flat % q.row_packs}; }
+
+/// The flat pack of the current iteration of a grid-stride loop over the round's packs (phases 2 and 3).
+std::uint32_t round_pack(const CtaState& c, const Grid& q) { return q.first + q.g + c.item * q.threads; }
+
+/// TWOSHOT phase 3: the packs of the tokens this rank owns in the round, strided over the grid.
+std::uint32_t owned_packs(const CtaState& c, const KernelEnv& env, const Grid& q) {
+  const auto w = static_cast<std::uint32_t>(world(env));
+  const std::uint32_t owned = q.t1 - q.t0 > c.rank ? (q.t1 - q.t0 - c.rank + w - 1) / w : 0;
+  return owned * q.row_packs;
+}
+Item owned_item(const CtaState& c, const KernelEnv& env, const Grid& q) {
+  const auto w = static_cast<std::uint32_t>(world(env));
+  const std::uint32_t i = q.g + c.item * q.threads;
+  return {q.t0 + c.rank + (i / q.row_packs) * w, i % q.row_packs};
+}
+
+/// TWOSHOT phase 4: the first of the (up to) two packs of this iteration.
+std::uint32_t gather_base(const CtaState& c, const Grid& q) {
+  return q.first + q.g + c.item * kGatherUnroll * q.threads;
+}
+std::uint32_t gather_count(const CtaState& c, const Grid& q) {
+  const std::uint32_t base = gather_base(c, q);
+  return base >= q.last ? 0 : (base + q.threads < q.last ? 2 : 1);
+}
+
+/// The clear of the current dirty stage in this round: its packs [begin, end) and where the stage starts.
+struct ClearShare {
+  bool active = false;
+  std::uint32_t begin = 0, end = 0;
+  std::int64_t stage_byte = 0;
+};
+ClearShare clear_share(const CtaState& c, const KernelEnv& env) {
+  ClearShare s;
+  if (env.config.mutation == Mutation::kNoClear || c.clear_stage >= c.dirty_stages()) return s;
+  const std::uint32_t packs =
+      static_cast<std::uint32_t>((std::uint64_t(c.flags[static_cast<std::size_t>(4 + c.clear_stage)]) + 15) / 16);
+  const auto rounds = static_cast<std::uint32_t>(env.call.rounds);
+  const std::uint32_t per_round = (packs + rounds - 1) / rounds;
+  s.begin = per_round * c.round;
+  if (s.begin >= packs) return s;
+  s.end = std::min(packs, s.begin + per_round);
+  // The recorded (dirty) layout; the mutation uses this launch's own.
+  const int layout =
+      env.config.mutation == Mutation::kClearCurrentLayout ? stage_count(env.call.strategy) : int(c.dirty_stages());
+  s.stage_byte = stage_offset_bytes(static_cast<int>(c.dirty_buffer()), c.clear_stage, layout, c.buffer_bytes());
+  s.active = true;
+  return s;
+}
+std::uint32_t clear_pack(const CtaState& c, const ClearShare& s, const Grid& q) {
+  return s.begin + q.g + c.item * q.threads;
+}
+
+/// Slot words. ONESHOT [t][src] (one stage); TWOSHOT SCATTER [t/W][src] (stage 0) and BROADCAST [t] (stage 1).
+std::uint32_t oneshot_slot(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src) {
+  const std::int64_t element = (static_cast<std::int64_t>(it.token) * world(env) + src) * hidden(env) +
+                               static_cast<std::int64_t>(it.pack) * env.call.elements_per_pack;
+  return static_cast<std::uint32_t>(stage_word(c.current_buffer(), 0, 1, c.buffer_bytes(), element, elem_bytes(env)));
+}
+std::uint32_t scatter_slot(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src) {
+  const std::int64_t row = it.token / static_cast<std::uint32_t>(world(env));
+  const std::int64_t element =
+      (row * world(env) + src) * hidden(env) + static_cast<std::int64_t>(it.pack) * env.call.elements_per_pack;
+  return static_cast<std::uint32_t>(stage_word(c.current_buffer(), 0, 2, c.buffer_bytes(), element, elem_bytes(env)));
+}
+std::uint32_t broadcast_slot(const CtaState& c, const KernelEnv& env, Item it) {
+  const std::int64_t element = static_cast<std::int64_t>(it.token) * hidden(env) +
+                               static_cast<std::int64_t>(it.pack) * env.call.elements_per_pack;
+  return static_cast<std::uint32_t>(stage_word(c.current_buffer(), 1, 2, c.buffer_bytes(), element, elem_bytes(env)));
+}
+
+/// The next iteration of a grid-stride loop: the next lane, then the next stride.
+void next_iteration(CtaState& c, const KernelEnv& env) {
+  c.i = 0;
+  c.sub = 0;
+  c.pass_begin = 0;
+  c.broadcasting = false;
+  if (++c.lane == static_cast<std::uint32_t>(env.config.packs_per_cta)) {
+    c.lane = 0;
+    ++c.item;
+  }
+}
+
+/// Jumps to program position `pc` with the loop registers reset.
+void jump(CtaState& c, std::uint8_t pc) {
+  c.pc = static_cast<std::uint8_t>(pc - 1);
+  next_pc(c);
+}
+
+Pack polled_pack(const CtaState& c, std::uint32_t slot) {
+  Pack p;
+  std::copy_n(c.polled.begin() + slot * 4, 4, p.begin());
+  return p;
+}
+
+/// Keeps the words a poll read in polled slot `s`; true when they are full. An empty read is kept as four
+/// sentinel words of no provenance: the kernel only tests it and polls again, and forgetting what it saw lets
+/// the exhaustive search merge states that differ only there.
+bool keep_read(CtaState& c, const KernelEnv& env, std::uint32_t s) {
+  const bool full = !looks_empty(c.read_words, env.config.mutation);
+  if (full) {
+    std::copy(c.read_words.begin(), c.read_words.end(), c.polled.begin() + s * 4);
+    std::copy(c.read_ghosts.begin(), c.read_ghosts.end(), c.polled_ghosts.begin() + s * 4);
+  } else {
+    std::fill_n(c.polled.begin() + s * 4, 4, kLamportEmptyWord);
+    std::fill_n(c.polled_ghosts.begin() + s * 4, 4, Ghost{});
+  }
+  return full;
+}
+
+/// After the load of slot c.i of a pack's poll: past the group's first loads into its retries, past slots
+/// already full, and on to the next group. True when every slot of the pack is full (the fold may run).
+bool settle_poll(CtaState& c, const KernelEnv& env) {
+  const auto w = static_cast<std::uint32_t>(world(env));
+  const auto chunk = static_cast<std::uint32_t>(env.call.poll_chunk);
+  const std::uint32_t end = std::min({c.pass_begin + kPollGroup, (c.pass_begin / chunk + 1) * chunk, w});
+  if (c.sub == 0) {
+    if (c.i < end) return false;
+    c.sub = 1;
+    c.i = c.pass_begin;
+  }
+  while (c.i < end && !looks_empty(polled_pack(c, c.i), env.config.mutation)) ++c.i;
+  if (c.i < end) return false;  // an empty slot to poll again
+  if (end == w) return true;
+  c.pass_begin = end;  // the next group: its first loads
+  c.sub = 0;
+  c.i = end;
+  return false;
+}
+
+/// One load of slot c.i (source rank c.i) of a pack's poll (cuda poll_slots): keeps the words, checks a full
+/// slot's provenance, moves on. True when every slot is full.
+bool poll_step(CtaState& c, KernelEnv& env, Item it, std::uint32_t word, const char* slot_name) {
+  if (!env.ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) return false;  // torn: later steps
+  const std::uint32_t s = c.i;
+  const bool full = keep_read(c, env, s);
+  if (full) {
+    // A full slot is what the kernel folds: every word must be this call's data from its source.
+    AcceptedPack a;
+    a.rank = c.rank;
+    a.cta = static_cast<int>(c.index);
+    a.call = env.call.index;
+    a.writer = static_cast<int>(s);
+    a.word = word;
+    a.slot = slot_name;
+    a.slot_detail = fmt::format("token {} pack {} source r{} in buffer {}", it.token, it.pack, s, c.current_buffer());
+    a.words = c.read_words;
+    a.ghosts = c.read_ghosts;
+    env.checker.on_pack_accepted(a);
+  }
+  if (c.sub == 0 || full) ++c.i;  // a retry stays on its slot until it is full
+  return settle_poll(c, env);
+}
+
+/// The TWOSHOT gather of pack `flat` (iteration slot u): the words read were full.
+void gather_accept(CtaState& c, KernelEnv& env, std::uint32_t flat, const Grid& q, std::uint32_t word) {
+  const Item it = item_of(flat, q);
+  AcceptedPack a;
+  a.rank = c.rank;
+  a.cta = static_cast<int>(c.index);
+  a.call = env.call.index;
+  a.writer = static_cast<int>(it.token % static_cast<std::uint32_t>(world(env)));
+  a.word = word;
+  a.slot = "TWOSHOT BROADCAST slot";
+  a.slot_detail = fmt::format("token {} pack {} in buffer {}", it.token, it.pack, c.current_buffer());
+  a.words = c.read_words;
+  a.ghosts = c.read_ghosts;
+  env.checker.on_pack_accepted(a);
+  emit_outputs(c, env, it.token, it.pack, c.read_words, "TWOSHOT broadcast copied out", [&](int) {
+    return fmt::format("copied verbatim from BROADCAST token {} written by owner r{}", it.token, a.writer);
+  });
+}
+
+/// The gather's position after a load: on to the second pack's first load, to the retries, past full packs.
+/// True when both packs of the iteration are done.
+bool settle_gather(CtaState& c, const KernelEnv& env, std::uint32_t count) {
+  if (c.sub == 0) {
+    if (c.i < count) return false;
+    c.sub = 1;
+    c.i = 0;
+  }
+  while (c.i < count && !looks_empty(polled_pack(c, c.i), env.config.mutation)) ++c.i;
+  return c.i >= count;
+}
+
+/// One of the four stores that advance the flags (cuda advance_flags), c.i = 0..3.
+void advance_store(CtaState& c, KernelEnv& env) {
+  const LamportFlags next = next_flags(c, env);
+  const Ghost ghost{WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)};
+  switch (c.i) {
+    case 0:
+    case 1: {
+      const std::size_t first = c.i == 0 ? 0 : 4;
+      env.ops.st_v4({c.rank, env.flags_word + static_cast<std::uint32_t>(first)},
+                    Pack{next.words[first], next.words[first + 1], next.words[first + 2], next.words[first + 3]},
+                    ghost);
+      break;
+    }
+    case 2:
+      env.ops.st_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 0, ghost);
+      break;
+    default:
+      env.ops.st_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord}, c.call_word + 1, ghost);
+      break;
+  }
+  if (++c.i == kAdvanceStores) next_pc(c);
+}
+
+}  // namespace
+
+std::span<const Phase> our_program(Strategy resolved) {
+  if (resolved == Strategy::kOneShot) return kOneShotProgram;
+  return kTwoShotProgram;
+}
+
+void step_ours(CtaState& c, KernelEnv& env) {
+  const Phase phase = c.phase(env);
+  const auto w = static_cast<std::uint32_t>(world(env));
+  Ops& ops = env.ops;
+  const Grid q = grid_of(c, env);
+  switch (phase) {
+    // 1. Thread 0 reads the flags (plain loads: the previous launch has completed) and the call counter.
+    case Phase::kReadFlagsLow: {
+      const Pack p = ops.ld_v4({c.rank, env.flags_word});
+      std::copy(p.begin(), p.end(), c.flags.begin());
+      next_pc(c);
+      break;
+    }
+    case Phase::kReadFlagsHigh: {
+      const Pack p = ops.ld_v4({c.rank, env.flags_word + 4});
+      std::copy(p.begin(), p.end(), c.flags.begin() + 4);
+      env.checker.on_flags_read(c.rank, static_cast<int>(c.index), env.call.index, c.flags);
+      c.polled.assign(static_cast<std::size_t>(w) * 4, 0);
+      c.polled_ghosts.assign(static_cast<std::size_t>(w) * 4, Ghost{});
+      next_pc(c);
+      break;
+    }
+    case Phase::kReadCallWord:
+      c.call_word = ops.ld_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord});
+      env.checker.on_call_counter_read(c.rank, static_cast<int>(c.index), env.call.index, c.call_word);
+      next_pc(c);
+      break;
+    // Arrival: the flag loads have completed (their values went through shared memory and bar.sync); the
+    // relaxed add counts the block. The block that gets B - 1 is the last to have read the flags.
+    case Phase::kArriveRelaxed: {
+      ops.bar_cta_sync();
+      const auto blocks = static_cast<std::uint32_t>(env.call.ctas);
+      if (blocks == 1 || (env.config.mutation == Mutation::kNoArrivalWait && c.index == 0)) {
+        c.advance = 1;  // the only reader of the flags has read them (the mutation: block 0 assumes so)
+      } else {
+        const std::uint32_t before =
+            ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 1);
+        const std::uint32_t last = env.config.mutation == Mutation::kLastArriverOffByOne ? blocks - 2 : blocks - 1;
+        c.advance = before == last ? 2 : 0;
+      }
+      next_pc(c);
+      break;
+    }
+    case Phase::kAdvanceAtArrival:
+    case Phase::kAdvanceAtEnd:
+      advance_store(c, env);
+      break;
+    // ONESHOT 2. W unicast stores of the sanitised pack into slot [t][r] of ranks 0..W-1.
+    case Phase::kStore: {
+      const Item it = item_of(round_pack(c, q), q);
+      ops.st_v4({static_cast<int>(c.i), oneshot_slot(c, env, it, c.rank)}, input_pack(env, c.rank, it.token, it.pack),
+                data_ghost(c, env));
+      if (++c.i == w) next_iteration(c, env);
+      break;
+    }
+    // TWOSHOT 2. The pack to SCATTER [t/W][r] of its owner.
+    case Phase::kScatter: {
+      const Item it = item_of(round_pack(c, q), q);
+      ops.st_v4({static_cast<int>(it.token % w), scatter_slot(c, env, it, c.rank)},
+                input_pack(env, c.rank, it.token, it.pack), data_ghost(c, env));
+      next_iteration(c, env);
+      break;
+    }
+    // ONESHOT 3. Poll the W slots of the pack until each is full, fold, check.
+    case Phase::kPoll: {
+      const Item it = item_of(round_pack(c, q), q);
+      if (!poll_step(c, env, it, oneshot_slot(c, env, it, c.i), "ONESHOT slot")) break;
+      std::vector<std::uint32_t> operands;
+      const Pack result = fold_pack(c, env, nullptr, c.rank, operands);
+      emit_outputs(c, env, it.token, it.pack, result, "ONESHOT fold of the polled slots",
+                   [&](int e) { return fold_detail(c, env, it.token, it.pack, nullptr, c.rank, e); });
+      clear_registers(c);
+      next_iteration(c, env);
+      break;
+    }
+    // TWOSHOT 3. The owner polls the W SCATTER slots, folds, and stores the sum into BROADCAST[t] of every rank.
+    case Phase::kReduce: {
+      const Item it = owned_item(c, env, q);
+      if (!c.broadcasting) {
+        if (!poll_step(c, env, it, scatter_slot(c, env, it, c.i), "TWOSHOT SCATTER slot")) break;
+        std::vector<std::uint32_t> operands;
+        const Pack sum = fold_pack(c, env, nullptr, c.rank, operands);
+        clear_registers(c);
+        std::copy(sum.begin(), sum.end(), c.read_words.begin());  // the sum waits in registers
+        c.broadcasting = true;
+        c.i = 0;
+        c.sub = 0;
+        c.pass_begin = 0;
+        break;
+      }
+      ops.st_v4({static_cast<int>(c.i), broadcast_slot(c, env, it)}, c.read_words, data_ghost(c, env));
+      if (++c.i == w) next_iteration(c, env);
+      break;
+    }
+    // TWOSHOT 4. Two BROADCAST polls in flight, then each until full, copied out.
+    case Phase::kGather: {
+      const std::uint32_t count = gather_count(c, q);
+      const std::uint32_t flat = gather_base(c, q) + c.i * q.threads;
+      const std::uint32_t word = broadcast_slot(c, env, item_of(flat, q));
+      if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
+      const bool full = keep_read(c, env, c.i);
+      if (full) gather_accept(c, env, flat, q, word);
+      if (c.sub == 0 || full) ++c.i;
+      if (settle_gather(c, env, count)) {
+        clear_registers(c);
+        next_iteration(c, env);
+      }
+      break;
+    }
+    // ONESHOT 4 / TWOSHOT 5. This round's share of the current dirty stage: sentinel stores into my own buffer.
+    case Phase::kClearShare: {
+      const ClearShare s = clear_share(c, env);
+      const std::int64_t byte = s.stage_byte + static_cast<std::int64_t>(clear_pack(c, s, q)) * kPackBytes;
+      const Pack empty{kLamportEmptyWord, kLamportEmptyWord, kLamportEmptyWord, kLamportEmptyWord};
+      // (An address past 2^32 words is clamped; the operation reports it out of bounds either way.)
+      ops.st_v4({c.rank, static_cast<std::uint32_t>(std::min<std::int64_t>(byte / 4, 0xFFFFFFF0))}, empty,
+                {WriteKind::kClear, static_cast<std::uint8_t>(c.rank), call_tag(env)});
+      next_iteration(c, env);
+      break;
+    }
+    default:
+      throw std::logic_error(fmt::format("our kernels have no phase '{}' to step", phase_name(phase)));
+  }
+}
+
+void normalize_ours(CtaState& c, const KernelEnv& env) {
+  for (;;) {
+    const Phase phase = c.phase(env);
+    const Grid q = grid_of(c, env);
+    switch (phase) {
+      case Phase::kReadFlagsLow:
+      case Phase::kReadFlagsHigh:
+      case Phase::kReadCallWord:
+      case Phase::kArriveRelaxed:
+      case Phase::kDone:
+        return;
+      case Phase::kAdvanceAtArrival:
+        if (c.advance == 1) return;
+        break;
+      case Phase::kAdvanceAtEnd:
+        if (c.advance == 2) return;
+        break;
+      // A grid-stride loop is over once the current lane has no pack: every later lane and stride has a larger
+      // index.
+      case Phase::kStore:
+      case Phase::kScatter:
+      case Phase::kPoll:
+        if (round_pack(c, q) < q.last) return;
+        break;
+      case Phase::kReduce:
+        if (q.g + c.item * q.threads < owned_packs(c, env, q)) return;
+        break;
+      case Phase::kGather:
+        if (gather_count(c, q) > 0) return;
+        break;
+      case Phase::kClearShare: {
+        const ClearShare s = clear_share(c, env);
+        if (s.active && clear_pack(c, s, q) < s.end) return;
+        // ONESHOT clears stages 0-3 and TWOSHOT stages 0 and 1 (each only below the recorded dirty count).
+        if (++c.clear_stage < (env.call.strategy == Strategy::kOneShot ? 4 : 2)) {
+          c.item = 0;
+          c.lane = 0;
+          continue;
+        }
+        break;
+      }
+      case Phase::kNextRound:
+        if (c.round + 1 < env.call.rounds) {
+          ++c.round;
+          jump(c, kFirstRoundPhase);
+          continue;
+        }
+        break;
+      default:
+        throw std::logic_error(fmt::format("our kernels have no phase '{}'", phase_name(phase)));
+    }
+    next_pc(c);
+  }
+}
+
+std::optional<WaitTarget> next_wait_ours(const CtaState& c, const KernelEnv& env) {
+  // Only a retry waits: the first loads of a group (or of the gather's two packs) are issued whatever they find.
+  if (c.sub != 1) return std::nullopt;
+  const Grid q = grid_of(c, env);
+  switch (c.phase(env)) {
+    case Phase::kPoll: {
+      const Item it = item_of(round_pack(c, q), q);
+      return WaitTarget{{c.rank, oneshot_slot(c, env, it, c.i)}};
+    }
+    case Phase::kReduce:
+      if (c.broadcasting) return std::nullopt;
+      return WaitTarget{{c.rank, scatter_slot(c, env, owned_item(c, env, q), c.i)}};
+    case Phase::kGather:
+      return WaitTarget{{c.rank, broadcast_slot(c, env, item_of(gather_base(c, q) + c.i * q.threads, q))}};
+    default:
+      return std::nullopt;
+  }
+}
+
+SlotDescription describe_slot_ours(const CtaState& c, const KernelEnv& env) {
+  const Grid q = grid_of(c, env);
+  const auto w = static_cast<std::uint32_t>(world(env));
+  switch (c.phase(env)) {
+    case Phase::kPoll: {
+      const Item it = item_of(round_pack(c, q), q);
+      return {fmt::format("ONESHOT slot [t={}][src={}] pack {}", it.token, c.i, it.pack), static_cast<int>(c.i)};
+    }
+    case Phase::kReduce: {
+      const Item it = owned_item(c, env, q);
+      return {fmt::format("SCATTER row {} [src={}] pack {} (token {})", it.token / w, c.i, it.pack, it.token),
+              static_cast<int>(c.i)};
+    }
+    default: {
+      const Item it = item_of(gather_base(c, q) + c.i * q.threads, q);
+      return {fmt::format("BROADCAST token {} pack {}", it.token, it.pack), static_cast<int>(it.token % w)};
+    }
+  }
+}
+
+}  // namespace ar::sim::detail
