@@ -344,6 +344,19 @@ std::string fold_detail(const CtaState& c, const KernelEnv& env, std::uint32_t t
   return text + fmt::format("; the reference folds the inputs{} in ascending rank order", inputs);
 }
 
+void read_flags_half(CtaState& c, KernelEnv& env, bool high) {
+  const std::uint32_t first = high ? 4 : 0;
+  const Pack p = env.ops.ld_v4({c.rank, env.flags_word + first});
+  std::copy(p.begin(), p.end(), c.flags.begin() + first);
+  if (high) {
+    env.checker.on_flags_read(c.rank, static_cast<int>(c.index), env.call.index, c.flags);
+    const auto words = static_cast<std::size_t>(world(env)) * 4;
+    c.polled.assign(words, 0);
+    c.polled_ghosts.assign(words, Ghost{});
+  }
+  next_pc(c);
+}
+
 void clear_registers(CtaState& c) {
   std::fill(c.polled.begin(), c.polled.end(), 0u);
   std::fill(c.polled_ghosts.begin(), c.polled_ghosts.end(), Ghost{});
@@ -390,21 +403,12 @@ void step_cta(CtaState& c, KernelEnv& env) {
   Ops& ops = env.ops;
   switch (phase) {
     // 1. Flags: two plain 16-byte loads; the checker compares them with every other CTA's.
-    case Phase::kReadFlagsLow: {
-      const Pack p = ops.ld_v4({c.rank, env.flags_word});
-      std::copy(p.begin(), p.end(), c.flags.begin());
-      next_pc(c);
+    case Phase::kReadFlagsLow:
+      read_flags_half(c, env, /*high=*/false);
       break;
-    }
-    case Phase::kReadFlagsHigh: {
-      const Pack p = ops.ld_v4({c.rank, env.flags_word + 4});
-      std::copy(p.begin(), p.end(), c.flags.begin() + 4);
-      env.checker.on_flags_read(c.rank, static_cast<int>(c.index), env.call.index, c.flags);
-      c.polled.assign(static_cast<std::size_t>(w) * 4, 0);
-      c.polled_ghosts.assign(static_cast<std::size_t>(w) * 4, Ghost{});
-      next_pc(c);
+    case Phase::kReadFlagsHigh:
+      read_flags_half(c, env, /*high=*/true);
       break;
-    }
     // ONESHOT 2. The sanitised pack into slot [t][r] of every rank: W unicast stores (self last) or one multicast.
     case Phase::kStore: {
       const Pack value = input_pack(env, c.rank, c.token, pack_of(c));

@@ -308,21 +308,12 @@ void step_ours(CtaState& c, KernelEnv& env) {
   const Grid q = grid_of(c, env);
   switch (phase) {
     // 1. Thread 0 reads the flags (plain loads: the previous launch has completed) and the call counter.
-    case Phase::kReadFlagsLow: {
-      const Pack p = ops.ld_v4({c.rank, env.flags_word});
-      std::copy(p.begin(), p.end(), c.flags.begin());
-      next_pc(c);
+    case Phase::kReadFlagsLow:
+      read_flags_half(c, env, /*high=*/false);
       break;
-    }
-    case Phase::kReadFlagsHigh: {
-      const Pack p = ops.ld_v4({c.rank, env.flags_word + 4});
-      std::copy(p.begin(), p.end(), c.flags.begin() + 4);
-      env.checker.on_flags_read(c.rank, static_cast<int>(c.index), env.call.index, c.flags);
-      c.polled.assign(static_cast<std::size_t>(w) * 4, 0);
-      c.polled_ghosts.assign(static_cast<std::size_t>(w) * 4, Ghost{});
-      next_pc(c);
+    case Phase::kReadFlagsHigh:
+      read_flags_half(c, env, /*high=*/true);
       break;
-    }
     case Phase::kReadCallWord:
       c.call_word = ops.ld_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord});
       env.checker.on_call_counter_read(c.rank, static_cast<int>(c.index), env.call.index, c.call_word);

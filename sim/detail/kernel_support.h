@@ -78,6 +78,10 @@ void emit_outputs(const CtaState& c, const KernelEnv& env, std::uint32_t token, 
   }
 }
 
+/// The two flag-read phases both protocols share: `high` = false loads words 0-3, true loads words 4-7, hands
+/// the eight words to the checker and sizes the poll registers. Moves to the next phase.
+void read_flags_half(CtaState& c, KernelEnv& env, bool high);
+
 /// Forgets the polled words (so equal program states hash equal in the exhaustive search).
 void clear_registers(CtaState& c);
 
