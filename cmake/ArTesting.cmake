@@ -1,11 +1,15 @@
-# ar_add_test(NAME SOURCES ... LIBS ... [GPU])
+# ar_add_test(NAME SOURCES ... LIBS ... [GPU [MIN_GPUS n]])
 # Builds one Catch2 executable and registers each TEST_CASE with CTest. A GPU test binary exits 77 when it
-# finds no GPU; SKIP_RETURN_CODE 77 makes CTest report that as skipped, never as passed.
+# finds no GPU (or fewer than MIN_GPUS); SKIP_RETURN_CODE 77 makes CTest report that as skipped, never as
+# passed.
 add_library(ar_catch_main OBJECT ${PROJECT_SOURCE_DIR}/tests/catch_main.cpp)
 target_link_libraries(ar_catch_main PUBLIC Catch2::Catch2)
 
 function(ar_add_test NAME)
-  cmake_parse_arguments(ARG "GPU" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "GPU" "MIN_GPUS" "SOURCES;LIBS" ${ARGN})
+  if(NOT ARG_MIN_GPUS)
+    set(ARG_MIN_GPUS 1)
+  endif()
   if(ARG_GPU)
     add_executable(${NAME} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/gpu_main.cpp)
   else()
@@ -14,7 +18,7 @@ function(ar_add_test NAME)
   target_link_libraries(${NAME} PRIVATE Catch2::Catch2 ar_options ${ARG_LIBS})
   target_include_directories(${NAME} PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_definitions(${NAME} PRIVATE
-    AR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" AR_CLI_PATH="$<TARGET_FILE:mnnvl-ar>")
+    AR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" AR_CLI_PATH="$<TARGET_FILE:mnnvl-ar>" AR_MIN_GPUS=${ARG_MIN_GPUS})
   catch_discover_tests(${NAME}
     TEST_PREFIX "${NAME}:"
     PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)

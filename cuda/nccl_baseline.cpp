@@ -2,7 +2,8 @@
 
 #include <dlfcn.h>
 
-#include <chrono>
+#include <algorithm>
+#include <exception>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -11,6 +12,7 @@
 
 #include "cuda/detail/check.h"
 #include "cuda/detail/device_guard.h"
+#include "cuda/detail/stream_timer.h"
 
 namespace ar::cuda {
 
@@ -94,7 +96,31 @@ NcclBaseline::~NcclBaseline() {
   if (handle_) dlclose(handle_);
 }
 
-double NcclBaseline::time_us(std::int64_t bytes, DType dtype, int warmup, int iterations) {
+void NcclBaseline::enqueue(std::size_t count, DType dtype) {
+  if (int r = api_->group_start(); r != 0)
+    throw std::runtime_error(fmt::format("ncclGroupStart failed: {}", api_->get_error_string(r)));
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    const int r = api_->all_reduce(send_[i], recv_[i], count, nccl_type(dtype), kNcclSum, comms_[i],
+                                   static_cast<cudaStream_t>(streams_[i]));
+    if (r != 0) {
+      (void)api_->group_end();
+      throw std::runtime_error(fmt::format("ncclAllReduce failed: {}", api_->get_error_string(r)));
+    }
+  }
+  if (int r = api_->group_end(); r != 0)
+    throw std::runtime_error(fmt::format("ncclGroupEnd failed: {}", api_->get_error_string(r)));
+}
+
+void NcclBaseline::synchronize() {
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    detail::DeviceGuard guard(devices_[i]);
+    AR_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(streams_[i])));
+  }
+}
+
+
+double NcclBaseline::time_us(std::int64_t bytes, DType dtype, int warmup, int iterations, int graph_launches) {
+  if (iterations < 1) throw std::invalid_argument("NCCL timing needs at least one iteration");
   if (bytes > capacity_) {
     for (std::size_t i = 0; i < devices_.size(); ++i) {
       detail::DeviceGuard guard(devices_[i]);
@@ -108,29 +134,69 @@ double NcclBaseline::time_us(std::int64_t bytes, DType dtype, int warmup, int it
     capacity_ = bytes;
   }
   const std::size_t count = static_cast<std::size_t>(bytes / dtype_bytes(dtype));
-  const auto one = [&] {
-    api_->group_start();
-    for (std::size_t i = 0; i < devices_.size(); ++i) {
-      const int r = api_->all_reduce(send_[i], recv_[i], count, nccl_type(dtype), kNcclSum, comms_[i],
-                                     static_cast<cudaStream_t>(streams_[i]));
-      if (r != 0) throw std::runtime_error(fmt::format("ncclAllReduce failed: {}", api_->get_error_string(r)));
-    }
-    if (int r = api_->group_end(); r != 0)
-      throw std::runtime_error(fmt::format("ncclGroupEnd failed: {}", api_->get_error_string(r)));
-  };
-  const auto sync = [&] {
+  for (int i = 0; i < warmup; ++i) enqueue(count, dtype);
+  synchronize();
+
+  std::vector<std::unique_ptr<detail::StreamTimer>> timers;
+  for (int d : devices_) timers.push_back(std::make_unique<detail::StreamTimer>(d));
+  const auto stream = [&](std::size_t i) { return static_cast<cudaStream_t>(streams_[i]); };
+  double calls = iterations;
+  if (graph_launches > 0) {
+    // Every GPU's stream captures at once: NCCL's grouped launch enqueues on all of them together.
     for (std::size_t i = 0; i < devices_.size(); ++i) {
       detail::DeviceGuard guard(devices_[i]);
-      AR_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(streams_[i])));
+      AR_CUDA_CHECK(cudaStreamBeginCapture(stream(i), cudaStreamCaptureModeGlobal));
     }
-  };
-  for (int i = 0; i < warmup; ++i) one();
-  sync();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iterations; ++i) one();
-  sync();
-  const auto t1 = std::chrono::steady_clock::now();
-  return std::chrono::duration<double, std::micro>(t1 - t0).count() / iterations;
+    std::exception_ptr failed;
+    try {
+      for (int i = 0; i < iterations; ++i) enqueue(count, dtype);
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    std::vector<cudaGraph_t> graphs(devices_.size(), nullptr);
+    cudaError_t ended = cudaSuccess;
+    for (std::size_t i = 0; i < devices_.size(); ++i) {
+      detail::DeviceGuard guard(devices_[i]);
+      const cudaError_t e = cudaStreamEndCapture(stream(i), &graphs[i]);
+      if (ended == cudaSuccess) ended = e;
+    }
+    for (std::size_t i = 0; i < devices_.size() && !failed && ended == cudaSuccess; ++i) {
+      detail::DeviceGuard guard(devices_[i]);
+      ended = cudaGraphInstantiate(&timers[i]->exec, graphs[i], 0);
+    }
+    for (std::size_t i = 0; i < devices_.size(); ++i)
+      if (graphs[i]) AR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graphs[i]));
+    if (failed) std::rethrow_exception(failed);
+    AR_CUDA_CHECK(ended);
+    for (std::size_t i = 0; i < devices_.size(); ++i) {  // one replay to warm the graphs
+      detail::DeviceGuard guard(devices_[i]);
+      AR_CUDA_CHECK(cudaGraphLaunch(timers[i]->exec, stream(i)));
+    }
+    synchronize();
+    for (std::size_t i = 0; i < devices_.size(); ++i) {
+      detail::DeviceGuard guard(devices_[i]);
+      AR_CUDA_CHECK(cudaEventRecord(timers[i]->start, stream(i)));
+    }
+    for (int g = 0; g < graph_launches; ++g)
+      for (std::size_t i = 0; i < devices_.size(); ++i) {
+        detail::DeviceGuard guard(devices_[i]);
+        AR_CUDA_CHECK(cudaGraphLaunch(timers[i]->exec, stream(i)));
+      }
+    calls = static_cast<double>(graph_launches) * iterations;
+  } else {
+    for (std::size_t i = 0; i < devices_.size(); ++i) {
+      detail::DeviceGuard guard(devices_[i]);
+      AR_CUDA_CHECK(cudaEventRecord(timers[i]->start, stream(i)));
+    }
+    for (int i = 0; i < iterations; ++i) enqueue(count, dtype);
+  }
+  float slowest_ms = 0.0f;
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    detail::DeviceGuard guard(devices_[i]);
+    AR_CUDA_CHECK(cudaEventRecord(timers[i]->stop, stream(i)));
+  }
+  for (const auto& t : timers) slowest_ms = std::max(slowest_ms, t->elapsed_ms());
+  return static_cast<double>(slowest_ms) * 1000.0 / calls;
 }
 
 }  // namespace ar::cuda

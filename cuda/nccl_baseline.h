@@ -1,5 +1,6 @@
 // NCCL's all-reduce as a baseline for `mnnvl-ar bench`: loaded with dlopen at run time (never linked), one
-// communicator per visible GPU in this process (ncclCommInitAll), NVLink SHARP/multicast (NVLS) forced off.
+// communicator per GPU given, all in this process (ncclCommInitAll), NVLink SHARP/multicast (NVLS) forced
+// off. Timed as the kernels are: events on every GPU's stream, eager launches or CUDA-graph replay.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +25,9 @@ class NcclBaseline {
   int ranks() const { return static_cast<int>(devices_.size()); }
 
   /// Mean microseconds per all-reduce (sum) of `bytes_per_rank` on every GPU: `warmup` untimed, then
-  /// `iterations` timed with the host clock between device synchronisations (nccl-tests style).
-  double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations);
+  /// `iterations` timed with events on every GPU's stream (the slowest GPU's time). With graph_launches > 0
+  /// the iterations are captured in one CUDA graph per GPU (as nccl-tests -G) and replayed that many times.
+  double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations, int graph_launches);
 
  private:
   struct Api;
@@ -34,6 +36,8 @@ class NcclBaseline {
   std::vector<int> devices_;
   std::vector<void*> comms_, send_, recv_, streams_;
   std::int64_t capacity_ = 0;
+  void enqueue(std::size_t count, DType dtype);  // one grouped all-reduce on every GPU
+  void synchronize();
   std::string version_;
 };
 

@@ -1,7 +1,8 @@
-// The ranks one process runs on one GPU: all W ranks of a workspace (virtual ranks), or this process's share
-// of a job whose ranks are separate processes (the others' memory imported through a PeerExchange). Each
-// rank has its own Lamport buffers, flags, input and output; there is one stream, and every call is one
-// launch with one grid slice per local rank. Runs, times and reads back calls for `mnnvl-ar run`,
+// The ranks one process runs: all W ranks of a workspace on one GPU (virtual ranks) or spread over several
+// GPUs of this process, or this process's share of a job whose ranks are separate processes (the others'
+// memory imported through a PeerExchange). Each rank has its own Lamport buffers, flags, input and output.
+// Each GPU of the group is a lane with its own stream and wait channel; a call is one launch per lane, with
+// one grid slice per rank of that lane. Runs, times and reads back calls for `mnnvl-ar run`,
 // `mnnvl-ar bench`, `mnnvl-ar probe` and the [gpu] tests.
 #pragma once
 
@@ -21,6 +22,9 @@ class VirtualGroup {
  public:
   struct Options {
     int device = 0;
+    /// The GPUs of this process's ranks. Empty: every local rank on `device`. Otherwise the local ranks are
+    /// split over them in contiguous blocks of equal size (rank order), so their count must divide it.
+    std::vector<int> devices;
     int world_size = 2;
     std::int64_t buffer_bytes_request = 0;  ///< per Lamport buffer (request_buffer_bytes())
     std::int64_t io_bytes_per_rank = 0;     ///< capacity of every rank's input and of its output
@@ -46,7 +50,11 @@ class VirtualGroup {
   VirtualGroup& operator=(const VirtualGroup&) = delete;
 
   int world_size() const { return options_.world_size; }
-  int device() const { return options_.device; }
+  int device() const { return lanes_.front().device; }  ///< the first lane's GPU
+  /// The GPU of a local rank.
+  int device_of(int rank) const { return workspace_->device_of(rank); }
+  /// The GPUs of the group, one lane each, in rank order.
+  std::vector<int> devices() const;
   const Workspace& workspace() const { return *workspace_; }
   const Options& options() const { return options_; }
   void set_timeout_ns(std::uint64_t ns) { options_.timeout_ns = ns; }
@@ -65,7 +73,7 @@ class VirtualGroup {
   /// Enqueues one call (launch only). `ranks` empty: every local rank; otherwise only those ranks are
   /// launched (the others never run, as a missing peer).
   void enqueue(const Call& call, std::span<const int> ranks = {});
-  /// Waits for the stream. If a wait gave up, returns its record; a group holding every rank then resets
+  /// Waits for every lane. If a wait gave up, returns its record; a group holding every rank then resets
   /// the workspace (Lamport initialisation and flags) so it can be used again. A group of a multi-process
   /// job is not reset (that would need every process): the job is expected to stop.
   std::optional<WaitError> finish();
@@ -79,7 +87,8 @@ class VirtualGroup {
   void reset();
 
   /// Mean microseconds per call: `warmup` eager calls, then `iterations` calls timed with events. With
-  /// graph_launches > 0 the iterations are captured in one CUDA graph and replayed that many times.
+  /// graph_launches > 0 the iterations are captured in one CUDA graph per lane and replayed that many times.
+  /// With several lanes each is timed on its own stream and the slowest lane's time is returned.
   /// `before_timing`, when given, runs once all warm-up work has completed and right before the start event
   /// is recorded (a multi-process job passes a barrier, so every process starts timing together).
   /// A wait that gives up during timing is thrown as std::runtime_error.
@@ -87,18 +96,26 @@ class VirtualGroup {
                  const std::function<void()>& before_timing = {});
 
  private:
-  AllReduceArguments arguments(const Call& call, std::span<const int> ranks);
-  int slot_of(int rank) const;  // index of a local rank in io_
+  /// One GPU of the group: its stream, wait channel, and its ranks' inputs and outputs.
+  struct Lane {
+    int device = 0;
+    std::unique_ptr<WaitChannel> channel;
+    Stream stream = nullptr;
+    std::uint8_t* inputs = nullptr;
+    std::uint8_t* outputs = nullptr;
+    std::vector<RankIo> io;
+    std::vector<RankIo> subset;  // the ranks of a partial launch
+  };
+  /// The arguments of `call` for the lane's ranks among `ranks` (empty: all of them); nullopt when none is.
+  std::optional<AllReduceArguments> arguments(Lane& lane, const Call& call, std::span<const int> ranks);
+  void check_fits(const Call& call) const;
+  std::pair<Lane*, const RankIo*> find(int rank);  // throws for a rank this group does not run
+  void release() noexcept;
 
   Options options_;
   std::unique_ptr<Workspace> workspace_;
-  std::unique_ptr<WaitChannel> channel_;
-  Stream stream_ = nullptr;
-  std::uint8_t* inputs_ = nullptr;
-  std::uint8_t* outputs_ = nullptr;
+  std::vector<Lane> lanes_;
   std::int64_t io_stride_ = 0;
-  std::vector<RankIo> io_;
-  std::vector<RankIo> subset_;  // the ranks of a partial launch
 };
 
 }  // namespace ar::cuda

@@ -1,7 +1,8 @@
-// mnnvl-ar bench: nccl-tests style timing of the kernels (W virtual ranks on one GPU, or the processes of a
-// job each timing its share, with a barrier before every timed region), every timed size verified bit for
-// bit against reference/, with the machine's limits (launch overhead, copy bandwidth) and, where two or
-// more GPUs are visible to a single process, NCCL's all-reduce measured in the same run.
+// mnnvl-ar bench: nccl-tests style timing of the kernels (W virtual ranks on one GPU, one process's ranks
+// spread over several GPUs with --devices, or the processes of a job each timing its share, with a barrier
+// before every timed region), every timed size verified bit for bit against reference/, with the machine's
+// limits (launch overhead, copy bandwidth) and, where one process drives several GPUs, NCCL's all-reduce
+// over the same GPUs measured in the same run, the same way.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -92,7 +93,7 @@ std::string utc_now() {
 
 /// The command line, parsed and checked.
 struct BenchSettings {
-  std::string json_path, nccl_lib, world_text;
+  std::string json_path, nccl_lib, world_text, devices_text;
   std::vector<DType> dtypes;
   std::vector<Strategy> strategies;
   std::vector<int> worlds;
@@ -127,43 +128,54 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
     return kExitUsage;
   }
   const int processes = job.processes();
-  for (int w : s.worlds)
-    if (w % processes != 0)
-      throw UsageError(fmt::format("-W {}: W = {} cannot be split over {} processes (each process runs W / {} ranks)",
-                                   s.world_text, w, processes, processes));
   const JobDevice choice = pick_device(job, *backend, s.device);
-  const int device = choice.device;
-  const GpuDevice dev = backend->device(device);
+  const GpuDevice dev = backend->device(choice.device);
+  const std::vector<int> devices = devices_option(s.devices_text, job, dev.device_count);
+  const int parts = processes * std::max<int>(1, static_cast<int>(devices.size()));
+  const std::vector<int> worlds = splittable_worlds(
+      s.worlds, parts, false,
+      devices.empty() ? fmt::format("the {} processes (each process runs W / {} ranks)", processes, processes)
+                      : fmt::format("the {} GPUs of --devices", devices.size()),
+      job, err);
+  const int device = devices.empty() ? choice.device : devices.front();
+  const std::vector<int> gpus = job_gpus(job, device, devices);
   GpuLimits limits;
   if (job.leader()) {  // one process measures the machine; the others' copies would only disturb it
     fmt::print(err, "measuring launch overhead and copy bandwidth...\n");
     limits = backend->measure_limits(device, std::int64_t(1) << 30);
   }
 
+  // NCCL runs over the GPUs the ranks run on, one rank per GPU: its rows are those with W = the GPU count.
   std::unique_ptr<NcclAllReduce> nccl;
   std::string nccl_note;
   if (job.multi_process()) {
-    nccl_note = "not measured (a job of several processes; the NCCL baseline runs in one process over its GPUs)";
-  } else if (dev.device_count >= 2) {
+    nccl_note = "not measured (a job of several processes; the NCCL baseline runs in one process over its GPUs: "
+                "use --devices)";
+  } else if (!devices.empty()) {
     std::string lib = s.nccl_lib;
     if (lib.empty()) {
       const char* env = std::getenv("AR_NCCL_LIB");
       lib = env ? env : "libnccl.so.2";
     }
     try {
-      nccl = backend->open_nccl(lib);
-      nccl_note = fmt::format("NCCL {} over {} GPUs (one rank each), {}", nccl->version(), nccl->ranks(), lib);
+      nccl = backend->open_nccl(lib, devices);
+      nccl_note = fmt::format("NCCL {} over GPUs {} (one rank each, NVLS off), {}; timed like the kernels, at W = {}",
+                              nccl->version(), fmt::join(devices, ","), lib, nccl->ranks());
     } catch (const std::exception& e) {
       nccl_note = fmt::format("not measured: {}", e.what());
     }
   } else {
-    nccl_note = "not measured (needs 2+ GPUs; this machine shows 1)";
+    nccl_note = dev.device_count >= 2
+                    ? "not measured (the ranks run on one GPU; give --devices 0,1 or all to spread them over GPUs "
+                      "and time NCCL on the same ones)"
+                    : "not measured (needs 2+ GPUs; this machine shows 1)";
   }
 
   fmt::print(out, "# mnnvl-ar bench on {} (sm_{}, {} SMs, {:.0f} GiB), driver {} (CUDA {}), runtime {}\n", dev.name,
              dev.compute_capability, dev.sm_count, static_cast<double>(dev.memory_bytes) / (1 << 30),
              dev.driver.empty() ? "?" : dev.driver, dev.cuda_driver, dev.cuda_runtime);
   describe_job(job, dev, choice, out, err);
+  if (!devices.empty()) describe_devices(*backend, devices, out);
   fmt::print(out, "# launch overhead (empty kernel): eager {:.2f} us, CUDA graph {:.2f} us per launch\n",
              limits.launch_eager_us, limits.launch_graph_us);
   fmt::print(out, "# device-to-device copy: {:.0f} GB/s (bytes read + written, {} copy)\n", limits.copy_gbps,
@@ -182,14 +194,15 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
   for (Strategy st : s.strategies) strategy_names += fmt::format("{} ", strategy_name(st));
   std::vector<BenchRow> rows;
   bool failed = false, stopped = false;
-  const std::size_t total = s.worlds.size() * s.dtypes.size() * s.sizes.size() * s.strategies.size();
+  const std::size_t total = worlds.size() * s.dtypes.size() * s.sizes.size() * s.strategies.size();
   std::size_t done = 0;
   const std::string header = fmt::format(
       "{:>3} {:>10} {:>12} {:>5} {:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}", "W", "size", "count", "type",
       "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
       nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "");
-  for (int world : s.worlds) {
+  for (int world : worlds) {
     if (stopped) break;
+    const bool nccl_here = nccl && nccl->ranks() == world;
     std::int64_t buffer = kBufferAlignment, io = 16;
     for (DType dt : s.dtypes)
       for (std::int64_t bytes : s.sizes) {
@@ -209,6 +222,7 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
     agree_on_plan(job, fmt::format("plan at W = {}", world), plan);
     GpuBackend::GroupOptions group_options{device, world, request.bytes, io,
                                            static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
+    group_options.devices = devices;
     if (job.multi_process()) {
       group_options.local_ranks = local_ranks_of(world, processes, job.rank());
       group_options.handles = *handles.kind;
@@ -228,7 +242,15 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
         group->upload(input);
         std::map<Strategy, HostTensor> references;  // by resolved strategy
         std::optional<double> nccl_us;
-        if (nccl) nccl_us = nccl->time_us(bytes, dt, s.warmup, s.iters);
+        if (nccl_here && nccl) {
+          try {
+            nccl_us = nccl->time_us(bytes, dt, s.warmup, s.iters, s.graph);
+          } catch (const std::exception& e) {  // the baseline failing is no reason to stop timing the kernels
+            nccl_note = fmt::format("stopped at {} {}: {}", size_text(bytes), dtype_name(dt), e.what());
+            fmt::print(err, "NCCL baseline {}\n", nccl_note);
+            nccl.reset();
+          }
+        }
         for (Strategy st : s.strategies) {
           BenchRow row;
           row.world = world;
@@ -293,7 +315,7 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
           fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}\n",
                      world, bytes, count, dtype_name(dt), strategy_name(st), row.us, row.algbw, row.busbw,
                      row.traffic_gbps, row.pct_copy, row.wrong,
-                     nccl ? fmt::format(" {:>9.2f} {:>7.2f}", *nccl_us, *nccl_us / row.us) : "");
+                     nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *nccl_us, *nccl_us / row.us) : "");
           out.flush();
           rows.push_back(std::move(row));
           if (stopped) break;
@@ -313,7 +335,8 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
                    {"driver", dev.driver},      {"cuda_driver", dev.cuda_driver},
                    {"cuda_runtime", dev.cuda_runtime}, {"gpus_visible", dev.device_count}};
     j["job"] = {{"processes", processes}, {"launcher", job.launcher()}, {"handles", handle_kind_name(*handles.kind)},
-                {"gpu_shared", choice.shared}};
+                {"gpu_shared", choice.shared},
+                {"gpus", gpus}};
     j["settings"] = {{"mode", s.graph > 0 ? "graph" : "eager"}, {"graph_launches", s.graph}, {"iters", s.iters},
                      {"warmup", s.warmup}, {"profile", profile_name(s.profile)}, {"pdl", s.pdl != 0},
                      {"hidden", s.hidden}, {"seed", s.seed}, {"check", s.check != 0}};
@@ -338,7 +361,10 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
                          {"pct_copy", r.pct_copy},
                          {"wrong", r.wrong},
                          {"launch", r.launch}};
-      if (r.nccl_us) row["nccl_us"] = *r.nccl_us;
+      if (r.nccl_us) {
+        row["nccl_us"] = *r.nccl_us;
+        row["speedup_vs_nccl"] = *r.nccl_us / r.us;
+      }
       j["rows"].push_back(row);
     }
     write_file_atomically(s.json_path, j.dump(1) + "\n");
@@ -378,8 +404,11 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       ("round-bytes", po::value(&s.round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
       ("device", po::value(&s.device)->default_value(-1),
        "CUDA device (default: 0 for one process; LOCAL_RANK % visible GPUs in a job)")
+      ("devices", po::value(&s.devices_text)->default_value(""),
+       "one process drives several GPUs: 0,1 or all; the W ranks in equal contiguous blocks over them, and NCCL "
+       "runs over the same GPUs")
       ("nccl-lib", po::value(&s.nccl_lib)->default_value(""),
-       "NCCL library for the baseline (default: $AR_NCCL_LIB, else libnccl.so.2); needs 2+ GPUs in one process")
+       "NCCL library for the baseline (default: $AR_NCCL_LIB, else libnccl.so.2); used with --devices")
       ("label", po::value(&labels)->composing(), "KEY=VALUE recorded in the JSON (e.g. commit=abc123); repeatable")
       ("json,J", po::value(&s.json_path)->default_value(""), "write the results as JSON to this file")
       ("spawn", po::value<int>(), "start K processes on this host (this one is rank 0)")
@@ -395,16 +424,19 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       "machine: traffic (GB/s), the bytes the call must move (SPEC section 5: input reads, Lamport stores and\n"
       "loads, clears, output writes, all ranks) over the time, and %copy, that over the device-to-device copy\n"
       "bandwidth measured at the start of the same run. The header also gives the launch overhead of an empty\n"
-      "kernel, eager and in a CUDA graph. With two or more GPUs visible to one process, NCCL's all-reduce (one\n"
-      "rank per GPU, loaded at run time; NVLS forced off) is timed at each size too, and the nccl(us) and\n"
-      "speedup columns appear; with one GPU NCCL is reported as not measured.\n\n"
-      "One process runs W virtual ranks on its GPU. In a job of P processes each times its W / P ranks after a\n"
-      "barrier, and the row shows the slowest process; #wrong sums every process's check.\n\n" +
+      "kernel, eager and in a CUDA graph.\n\n"
+      "One process runs W virtual ranks on its GPU; with --devices it spreads them over several GPUs (each GPU\n"
+      "timed on its own stream; the row shows the slowest). Then NCCL's all-reduce over the same GPUs (one rank\n"
+      "per GPU, loaded at run time, NVLS forced off) is timed at each size too, the same way (events, graph\n"
+      "replay with -G), and the nccl(us) and speedup columns appear in the rows where W equals the GPU count.\n"
+      "In a job of P processes each times its W / P ranks after a barrier, and the row shows the slowest\n"
+      "process; #wrong sums every process's check.\n\n" +
           std::string(kJobHelp) +
           "\n\n"
           "examples:\n"
           "  mnnvl-ar bench -b 4K -e 64K -G 10 -d bf16 -s all -W 2          # small messages, graph replay\n"
           "  mnnvl-ar bench -b 4K -e 256M -f 4 -G 5 -d all -W 2,8 -J bench.json --label commit=$(git rev-parse HEAD)\n"
+          "  mnnvl-ar bench --devices 0,1 -W 2 -b 4K -e 256M -f 4 -G 10   # two GPUs, NCCL on the same two\n"
           "  torchrun --nproc-per-node 8 $(which mnnvl-ar) bench -W 8 -b 4K -e 64M -f 4 -G 10\n\n"
           "exit codes: 0 ok, 1 a timed size gave wrong bits, a wait timed out or a peer died, 2 bad usage or no GPU"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;

@@ -107,16 +107,17 @@ struct GpuTimeout {
 
 class Rendezvous;
 
-/// The ranks one process runs on one GPU: all W of a workspace (virtual ranks), or its share of a job of
-/// several processes.
+/// The ranks one process runs: all W of a workspace (virtual ranks on one GPU, or spread over several GPUs of
+/// this process), or its share of a job of several processes.
 class GpuRanks {
  public:
   virtual ~GpuRanks() = default;
   virtual std::int64_t buffer_bytes() const = 0;  ///< BPB of the workspace
   virtual std::vector<int> local_ranks() const = 0;
+  virtual int device_of(int rank) const = 0;      ///< the GPU of a local rank
   /// Why `call` cannot run on this group (nullopt when it can).
   virtual std::optional<std::string> cannot_run(const GpuCall& call) = 0;
-  /// "2 ranks x 66 blocks x 256 threads, 512 tokens per round"
+  /// "2 ranks x 66 blocks x 256 threads, 512 tokens per round" (several GPUs: "2 GPUs x 1 rank x ...")
   virtual std::string launch_shape(const GpuCall& call) = 0;
   /// Copies each local rank's shard of [W, N, D] into its input.
   virtual void upload(const HostTensor& input) = 0;
@@ -139,13 +140,15 @@ struct GpuLimits {
   std::int64_t copy_bytes = 0;
 };
 
-/// NCCL's all-reduce over every visible GPU, one rank each.
+/// NCCL's all-reduce over some GPUs of this process, one rank each.
 class NcclAllReduce {
  public:
   virtual ~NcclAllReduce() = default;
   virtual std::string version() const = 0;
   virtual int ranks() const = 0;
-  virtual double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations) = 0;
+  /// Mean microseconds per call, timed as GpuRanks::time_us (events; graph replay when graph_launches > 0).
+  virtual double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations,
+                         int graph_launches) = 0;
 };
 
 class GpuBackend {
@@ -168,6 +171,9 @@ class GpuBackend {
     HandleKind handles = HandleKind::kPosix;
     Rendezvous* rendezvous = nullptr;
     std::string job_name;  ///< distinguishes this group's fd-passing sockets from others on the host
+    /// Several GPUs of this process (one process only): the W ranks in contiguous equal blocks over them, in
+    /// this order; `device` is then ignored. Empty: every rank on `device`.
+    std::vector<int> devices;
   };
   virtual std::unique_ptr<GpuRanks> open(const GroupOptions& options) = 0;
   /// NVML's view of a GPU (never throws; what it cannot learn, it says).
@@ -178,8 +184,9 @@ class GpuBackend {
   /// P2P access matrix and, between pairs with access both ways, ping-pong latency and copy bandwidth.
   virtual GpuPeers measure_peers(const std::vector<int>& devices) = 0;
   virtual GpuLimits measure_limits(int device, std::int64_t copy_bytes) = 0;
-  /// NCCL loaded from `library` over every visible GPU; throws std::runtime_error naming the problem.
-  virtual std::unique_ptr<NcclAllReduce> open_nccl(const std::string& library) = 0;
+  /// NCCL loaded from `library`, one communicator per GPU in `devices` (at least 2); throws
+  /// std::runtime_error naming the problem.
+  virtual std::unique_ptr<NcclAllReduce> open_nccl(const std::string& library, const std::vector<int>& devices) = 0;
 };
 
 /// The backend this binary was built with.

@@ -29,6 +29,7 @@ class CudaRanks final : public GpuRanks {
 
   std::int64_t buffer_bytes() const override { return group_.workspace().buffer_bytes(); }
   std::vector<int> local_ranks() const override { return group_.local_ranks(); }
+  int device_of(int rank) const override { return group_.device_of(rank); }
 
   std::optional<std::string> cannot_run(const GpuCall& call) override {
     const cuda::Status s = group_.can_run(to_cuda(call));
@@ -38,8 +39,10 @@ class CudaRanks final : public GpuRanks {
 
   std::string launch_shape(const GpuCall& call) override {
     const cuda::LaunchPlan p = group_.plan(to_cuda(call));
-    return fmt::format("{} ranks x {} blocks x {} threads, {} tokens per round", p.slots, p.blocks_per_rank,
-                       p.threads_per_block, p.tokens_per_round);
+    const std::size_t gpus = group_.devices().size();
+    return fmt::format("{}{} rank{} x {} blocks x {} threads, {} tokens per round",
+                       gpus > 1 ? fmt::format("{} GPUs x ", gpus) : "", p.slots, p.slots == 1 ? "" : "s",
+                       p.blocks_per_rank, p.threads_per_block, p.tokens_per_round);
   }
 
   void upload(const HostTensor& input) override { group_.upload(input); }
@@ -68,8 +71,8 @@ class CudaNccl final : public NcclAllReduce {
   CudaNccl(const std::string& library, const std::vector<int>& devices) : nccl_(library, devices) {}
   std::string version() const override { return nccl_.version(); }
   int ranks() const override { return nccl_.ranks(); }
-  double time_us(std::int64_t bytes, DType dtype, int warmup, int iterations) override {
-    return nccl_.time_us(bytes, dtype, warmup, iterations);
+  double time_us(std::int64_t bytes, DType dtype, int warmup, int iterations, int graph_launches) override {
+    return nccl_.time_us(bytes, dtype, warmup, iterations, graph_launches);
   }
 
  private:
@@ -107,6 +110,9 @@ class CudaBackend final : public GpuBackend {
     GroupParts parts;
     cuda::VirtualGroup::Options& v = parts.options;
     v.device = o.device;
+    v.devices = o.devices;
+    if (!o.devices.empty() && !o.local_ranks.empty() && static_cast<int>(o.local_ranks.size()) < o.world_size)
+      throw std::invalid_argument("a group of a multi-process job runs on one GPU per process");
     v.world_size = o.world_size;
     v.buffer_bytes_request = o.buffer_bytes_request;
     v.io_bytes_per_rank = o.io_bytes_per_rank;
@@ -164,9 +170,7 @@ class CudaBackend final : public GpuBackend {
     return {l.eager_us, l.graph_us, c.gbps(), c.bytes};
   }
 
-  std::unique_ptr<NcclAllReduce> open_nccl(const std::string& library) override {
-    std::vector<int> devices(static_cast<std::size_t>(cuda::device_count()));
-    for (std::size_t i = 0; i < devices.size(); ++i) devices[i] = static_cast<int>(i);
+  std::unique_ptr<NcclAllReduce> open_nccl(const std::string& library, const std::vector<int>& devices) override {
     return std::make_unique<CudaNccl>(library, devices);
   }
 };

@@ -49,6 +49,71 @@ JobDevice pick_device(const Job& job, GpuBackend& backend, int requested) {
   return {c.device, c.shared};
 }
 
+std::vector<int> devices_option(const std::string& text, const Job& job, int visible) {
+  if (text.empty()) return {};
+  if (job.multi_process())
+    throw UsageError("--devices spreads one process's ranks over several GPUs; in a job of several processes each "
+                     "process runs on one GPU (--device, or LOCAL_RANK % visible GPUs)");
+  std::vector<int> devices;
+  if (text == "all") {
+    for (int d = 0; d < visible; ++d) devices.push_back(d);
+  } else {
+    std::size_t at = 0;
+    while (at <= text.size()) {
+      const std::size_t comma = std::min(text.find(',', at), text.size());
+      const std::string item = text.substr(at, comma - at);
+      int d = -1;
+      std::size_t used = 0;
+      try {
+        d = std::stoi(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != item.size() || d < 0)
+        throw UsageError(fmt::format("--devices: '{}' is not a GPU number (give e.g. 0,1 or all)", item));
+      if (d >= visible)
+        throw UsageError(fmt::format("--devices: GPU {} is not visible (this process sees {} GPU{})", d, visible,
+                                     visible == 1 ? "" : "s"));
+      if (std::find(devices.begin(), devices.end(), d) != devices.end())
+        throw UsageError(fmt::format("--devices: GPU {} is named twice", d));
+      devices.push_back(d);
+      at = comma + 1;
+    }
+  }
+  if (devices.size() < 2)
+    throw UsageError(fmt::format("--devices {}: spreading ranks needs at least 2 GPUs (this process sees {}); leave "
+                                 "--devices out to run every rank on one GPU",
+                                 text, visible));
+  return devices;
+}
+
+std::vector<int> job_gpus(Job& job, int device, const std::vector<int>& devices) {
+  if (!devices.empty()) return devices;
+  std::vector<int> out;
+  for (const std::string& text : job.gather(std::to_string(device))) out.push_back(std::stoi(text));
+  return out;
+}
+
+void describe_devices(GpuBackend& backend, const std::vector<int>& devices, std::ostream& out) {
+  fmt::print(out, "# one process drives {} GPUs, the ranks in equal contiguous blocks in this order:\n", devices.size());
+  for (int d : devices) {
+    const GpuDevice g = backend.device(d);
+    fmt::print(out, "#   GPU {}: {} (PCI {})\n", d, g.name, g.pci_bus_id);
+  }
+}
+
+std::vector<int> splittable_worlds(const std::vector<int>& worlds, int parts, bool all, const std::string& why,
+                                   const Job& job, std::ostream& err) {
+  std::vector<int> kept, skipped;
+  for (int w : worlds) (w % parts == 0 ? kept : skipped).push_back(w);
+  if (!skipped.empty() && !all)
+    throw UsageError(fmt::format("W = {} cannot be split evenly over {}", fmt::join(skipped, ", "), why));
+  if (kept.empty()) throw UsageError(fmt::format("no supported world size splits evenly over {}", why));
+  if (!skipped.empty() && job.leader())
+    fmt::print(err, "W = {} skipped: not a multiple of {}\n", fmt::join(skipped, ", "), why);
+  return kept;
+}
+
 void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err) {
   if (!job.multi_process()) return;
   const nlohmann::json mine{{"host", job.host()}, {"device", choice.device}, {"pci", device.pci_bus_id},

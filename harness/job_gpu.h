@@ -32,6 +32,24 @@ struct JobDevice {
 };
 JobDevice pick_device(const Job& job, GpuBackend& backend, int requested);
 
+/// --devices: the GPUs one process spreads its ranks over. "" -> {} (one GPU: --device or the job's choice),
+/// "all" -> every visible GPU, "0,1" -> those, in that order. Throws UsageError for a GPU that is not
+/// visible, one named twice, fewer than 2 GPUs, or a job of several processes (each process takes one GPU).
+std::vector<int> devices_option(const std::string& text, const Job& job, int visible);
+
+/// The GPUs the job's ranks run on, for reports: this process's --devices, or with several processes the GPU
+/// of each process in job-rank order (a collective call: every process must make it).
+std::vector<int> job_gpus(Job& job, int device, const std::vector<int>& devices);
+
+/// One line per GPU of --devices: "#   GPU 1: NVIDIA H100 80GB HBM3 (PCI 0000:1b:00.0)".
+void describe_devices(GpuBackend& backend, const std::vector<int>& devices, std::ostream& out);
+
+/// The world sizes of `worlds` whose ranks split evenly into `parts` (processes x GPUs per process). The
+/// others are refused with a UsageError naming them when `all` is false (the user named them), else
+/// dropped with a notice on `err` (rank 0). Throws when none is left.
+std::vector<int> splittable_worlds(const std::vector<int>& worlds, int parts, bool all, const std::string& why,
+                                   const Job& job, std::ostream& err);
+
 /// Rank 0 prints where every process runs (host, GPU, PCI id), a notice when ranks share a GPU, and one
 /// when the job has no token. A collective call: every process must make it.
 void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err);

@@ -206,7 +206,7 @@ HostTensor make_input(InputKind kind, DType dtype, int world, std::int64_t token
 
 /// The command line, parsed and checked.
 struct RunSettings {
-  std::string calls_text, world_text, inputs_text, json_path, data_dir, dump_dir;
+  std::string calls_text, world_text, inputs_text, json_path, data_dir, dump_dir, devices_text;
   std::vector<int> worlds;
   std::vector<DType> dtypes;
   std::vector<Profile> profiles;
@@ -291,17 +291,16 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
              s.inputs_text, s.seed);
   describe_job(job, dev, choice, out, err);
 
-  // World sizes: each process runs W / P ranks.
-  std::vector<int> worlds, skipped;
-  for (int w : s.worlds) (w % processes == 0 ? worlds : skipped).push_back(w);
-  if (!skipped.empty() && s.world_text != "all")
-    throw UsageError(fmt::format("--world {}: W = {} cannot be split over {} processes (each process runs W / {} "
-                                 "ranks)",
-                                 s.world_text, fmt::join(skipped, ", "), processes, processes));
-  if (worlds.empty())
-    throw UsageError(fmt::format("no supported world size is a multiple of {} processes", processes));
-  if (!skipped.empty() && job.leader())
-    fmt::print(err, "W = {} skipped: not a multiple of the {} processes\n", fmt::join(skipped, ", "), processes);
+  // World sizes: each process runs W / P ranks, spread over its --devices.
+  const std::vector<int> devices = devices_option(s.devices_text, job, dev.device_count);
+  const int parts = processes * std::max<int>(1, static_cast<int>(devices.size()));
+  const std::vector<int> worlds = splittable_worlds(
+      s.worlds, parts, s.world_text == "all",
+      devices.empty() ? fmt::format("the {} processes (each process runs W / {} ranks)", processes, processes)
+                      : fmt::format("the {} GPUs of --devices", devices.size()),
+      job, err);
+  if (!devices.empty()) describe_devices(*backend, devices, out);
+  const std::vector<int> gpus = job_gpus(job, choice.device, devices);
   const HandleDecision handles = agree_on_handles(job, *backend, choice.device, s.handles);
   if (job.multi_process()) fmt::print(out, "# handles: {}\n", handles.summary);
   const bool want_digests = s.digests || job.multi_process();
@@ -329,6 +328,7 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
 
     GpuBackend::GroupOptions group_options{choice.device, world, request.bytes, io,
                                            static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
+    group_options.devices = devices;
     if (job.multi_process()) {
       group_options.local_ranks = local;
       group_options.handles = *handles.kind;
@@ -359,7 +359,9 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
       fmt::print(err, "W = {:>2}: {} calls on one workspace (BPB {} bytes){}\n", world, planned.size(),
                  group->buffer_bytes(),
                  job.multi_process() ? fmt::format(", {} rank{} per process", local.size(), local.size() > 1 ? "s" : "")
-                                     : std::string());
+                 : devices.empty()   ? std::string()
+                                     : fmt::format(", {} rank{} per GPU", world / static_cast<int>(devices.size()),
+                                                   world / static_cast<int>(devices.size()) > 1 ? "s" : ""));
 
     for (const PlannedCall& c : planned) {
       Row row;
@@ -477,7 +479,8 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
     j["device"] = {{"name", dev.name}, {"compute_capability", dev.compute_capability}, {"sms", dev.sm_count},
                    {"driver", dev.driver}, {"cuda_driver", dev.cuda_driver}, {"cuda_runtime", dev.cuda_runtime}};
     j["job"] = {{"processes", processes}, {"launcher", job.launcher()}, {"handles", handle_kind_name(*handles.kind)},
-                {"handles_summary", handles.summary}};
+                {"handles_summary", handles.summary},
+                {"gpus", gpus}};
     j["inputs"] = s.inputs_text;
     j["seed"] = s.seed;
     j["calls_text"] = s.kind == InputKind::kGolden ? "golden" : s.calls_text;
@@ -547,6 +550,9 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       ("data", po::value(&s.data_dir)->default_value("data"), "golden directory (with manifest.json)")
       ("device", po::value(&s.device)->default_value(-1),
        "CUDA device (default: 0 for one process; LOCAL_RANK % visible GPUs in a job)")
+      ("devices", po::value(&s.devices_text)->default_value(""),
+       "one process drives several GPUs: 0,1 or all; the W ranks in equal contiguous blocks over them "
+       "(W = 2 on 2 GPUs: one rank each; W = 16: 8 virtual ranks per GPU)")
       ("round-bytes", po::value(&s.round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
       ("dump", po::value(&s.dump_dir)->default_value(""),
        "on a mismatch, write the first differing call's input and that rank's GPU output as .npy here")
@@ -569,7 +575,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       "with the CPU reference (reference/), the ranks with each other, and every rank's nine flags words with\n"
       "the reference's flag update. One process runs W virtual ranks on one GPU (each rank its own Lamport\n"
       "buffers, flags and grid slice, polling the others as separate GPUs would); in a job of P processes each\n"
-      "runs W / P of them and sees the others' buffers through exported memory handles. The outputs are\n"
+      "runs W / P of them and sees the others' buffers through exported memory handles; with --devices one\n"
+      "process spreads the W ranks over several GPUs (peer stores over NVLink). The outputs are\n"
       "poisoned before each call, so an unwritten element shows. With --inputs golden the cases of\n"
       "data/manifest.json run under oneshot, twoshot and auto and must equal the committed expected files.\n\n"
       "The table has one row per call: call, label, strategy (auto -> resolved), N, D, dtype, W, profile, PDL,\n"
@@ -585,6 +592,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
           "  mnnvl-ar run --inputs golden --json run.json\n"
           "  mnnvl-ar run --world 4 --omit-rank 2 --timeout-ms 500   # must time out, naming rank 2\n"
           "  mnnvl-ar run --spawn 4 --world 4,8 --json mp.json       # 4 processes on this host\n"
+          "  mnnvl-ar run --devices 0,1 --world 2,16 --inputs golden # one process, two GPUs\n"
           "  torchrun --nproc-per-node 8 $(which mnnvl-ar) run --world 8   # one process per GPU\n"
           "  srun -N 2 --ntasks-per-node 4 mnnvl-ar run --world 8 --handles fabric\n\n"
           "exit codes: 0 every output bit-exact, 1 a mismatch, flags difference or timeout, or a peer that died\n"

@@ -3,12 +3,18 @@
 # Catch2 or fmt development files). Build first, on a machine with the toolchain:
 #
 #   cmake -S . -B build-cuda -G Ninja -DMNNVL_AR_CUDA=ON -DBoost_USE_STATIC_LIBS=ON -DCMAKE_BUILD_TYPE=Release
-#   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test
+#   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test \
+#     cuda_multi_gpu_test
 #   scripts/gpu_suite.sh pack            # copies the binaries and the shared libraries they need to build-cuda/dist
 #
 # then on the GPU machine, from the repository root:
 #
-#   scripts/gpu_suite.sh STAGE... [OUT_DIR]   stages: smoke tests sanitize run multiprocess bench bench-small all
+#   scripts/gpu_suite.sh STAGE... [OUT_DIR]
+#
+# stages: smoke tests sanitize run multiprocess bench bench-small all (one GPU is enough), and on a machine
+# with 2+ GPUs: two-gpu (bit-exactness across NVLink, one process driving both and one process per GPU,
+# probe) and two-gpu-bench (the sweep against NCCL on the same GPUs). NCCL is found inside the machine's
+# Python environment unless AR_NCCL_LIB names it.
 #
 # Every stage writes its log (and JSON) under OUT_DIR (default $TMPDIR/mnnvl-ar-gpu-suite) and prints a summary line;
 # the logs end up in OUT_DIR/logs.tgz. NVLink multicast stays off in every process started here.
@@ -23,7 +29,7 @@ if [[ "${1:-}" == "pack" ]]; then
   build="${AR_BUILD:-$root/build-cuda}"
   mkdir -p "$dist"
   cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" \
-    "$build/tests/cuda/cuda_multi_process_test" "$dist/"
+    "$build/tests/cuda/cuda_multi_process_test" "$build/tests/cuda/cuda_multi_gpu_test" "$dist/"
   # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader).
   ldd "$dist/mnnvl-ar" "$dist"/cuda_*_test | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
@@ -37,7 +43,7 @@ out="${TMPDIR:-/tmp}/mnnvl-ar-gpu-suite"
 stages=()
 for a in "$@"; do
   case "$a" in
-    smoke|tests|sanitize|run|multiprocess|bench|bench-small|all) stages+=("$a") ;;
+    smoke|tests|sanitize|run|multiprocess|bench|bench-small|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
     *) out="$a" ;;
   esac
 done
@@ -62,7 +68,41 @@ run_logged() {
   return $rc
 }
 
-has() { local s; for s in "${stages[@]}"; do [[ "$s" == "$1" || "$s" == all ]] && return 0; done; return 1; }
+# "all" means every one-GPU stage; the two-GPU stages run only when named.
+has() {
+  local s
+  for s in "${stages[@]}"; do [[ "$s" == "$1" || ("$s" == all && "$1" != two-gpu*) ]] && return 0; done
+  return 1
+}
+
+# compare_digests REPORT BASELINE.json OTHER.json...: every (W, call seed) row of every other run of `run
+# --digests` must have the baseline's sha256 for every rank's output and no mismatch. Exit 1 otherwise.
+compare_digests() {
+  local report="$1"
+  shift
+  python3 - "$@" >"$report" 2>&1 <<'PY'
+import json, sys
+single = {(r["world_size"], r["seed"]): r for r in json.load(open(sys.argv[1]))["rows"]}
+bad = 0
+for path in sys.argv[2:]:
+    try:
+        run = json.load(open(path))
+    except Exception as e:
+        print(f"{path}: unreadable ({e})"); bad += 1; continue
+    rows, same, ranks = run["rows"], 0, 0
+    for r in rows:
+        ref = single.get((r["world_size"], r["seed"]))
+        if ref is None or ref["output_sha256"] != r["output_sha256"] or r["mismatches"] != 0:
+            print(f"{path}: W={r['world_size']} seed={r['seed']}: DIFFERENT"); bad += 1
+        else:
+            same += 1; ranks += len(r["output_sha256"])
+    print(f"{path.split('/')[-1]}: {run['job']['processes']} processes on GPUs {run['job'].get('gpus', '?')}, "
+          f"{same} of {len(rows)} calls identical to {sys.argv[1].split('/')[-1]} ({ranks} rank outputs, sha256), "
+          f"worlds {sorted({r['world_size'] for r in rows})}")
+print("bit-identical" if bad == 0 else f"{bad} DIFFERENCES")
+sys.exit(1 if bad else 0)
+PY
+}
 
 note "== gpu suite, commit $commit, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | tee -a "$summary"
@@ -129,28 +169,8 @@ if has multiprocess; then
   rc1=$?
   note "$(printf '%-28s rc=%-3s %4ss  rank 1 rc=%s; %s' mp_torchrun2 "$rc0" "$((SECONDS - start))" "$rc1" "$(tail -n 1 "$out/logs/mp_torchrun2.log")")"
   # The bit-identity verdict: every (W, call seed) row of every multi-process run against the single run.
-  python3 - "$out/logs/mp_single.json" "$out/logs/mp_spawn2.json" "$out/logs/mp_spawn4.json" \
-    "$out/logs/mp_torchrun2.json" >"$out/mp_compare.txt" 2>&1 <<'PY'
-import json, sys
-single = {(r["world_size"], r["seed"]): r for r in json.load(open(sys.argv[1]))["rows"]}
-bad = 0
-for path in sys.argv[2:]:
-    try:
-        run = json.load(open(path))
-    except Exception as e:
-        print(f"{path}: unreadable ({e})"); bad += 1; continue
-    rows, same, ranks = run["rows"], 0, 0
-    for r in rows:
-        ref = single.get((r["world_size"], r["seed"]))
-        if ref is None or ref["output_sha256"] != r["output_sha256"] or r["mismatches"] != 0:
-            print(f"{path}: W={r['world_size']} seed={r['seed']}: DIFFERENT"); bad += 1
-        else:
-            same += 1; ranks += len(r["output_sha256"])
-    print(f"{path.split('/')[-1]}: {run['job']['processes']} processes, {same} of {len(rows)} calls identical to the "
-          f"single-process run ({ranks} rank outputs, sha256), worlds {sorted({r['world_size'] for r in rows})}")
-print("bit-identical" if bad == 0 else f"{bad} DIFFERENCES")
-sys.exit(1 if bad else 0)
-PY
+  compare_digests "$out/mp_compare.txt" "$out/logs/mp_single.json" "$out/logs/mp_spawn2.json" \
+    "$out/logs/mp_spawn4.json" "$out/logs/mp_torchrun2.json"
   rc=$?
   note "$(printf '%-28s rc=%-3s        %s' mp_compare "$rc" "$(tail -n 1 "$out/mp_compare.txt")")"
   # A rank that dies: by its own hand after call 2 (SIGKILL), and killed from outside mid-run.
@@ -199,6 +219,50 @@ fi
 if has bench; then
   run_logged bench_sweep 420 "$cli" bench -b 4K -e 256M -f 4 -n 20 -w 5 -G 5 -d all -s all -W 2,8 \
     --label commit="$commit" -J "$out/bench.json"
+fi
+
+if has two-gpu || has two-gpu-bench; then
+  gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | wc -l)
+  note "GPUs visible: $gpus"
+  nvidia-smi topo -m >"$out/logs/topology.txt" 2>&1
+  if [[ -z "${AR_NCCL_LIB:-}" ]]; then
+    AR_NCCL_LIB="$(find /opt /usr -name 'libnccl.so.2' 2>/dev/null | head -n 1)"
+    export AR_NCCL_LIB
+  fi
+  note "NCCL for the baseline: ${AR_NCCL_LIB:-none found}"
+fi
+
+if has two-gpu; then
+  run_logged test_multi_gpu 400 "$dist/cuda_multi_gpu_test" --durations yes
+  # One process driving both GPUs, and one process per GPU (W = 2: one rank per GPU; W = 16: 2 x 8 virtual).
+  run_logged tg_golden_devices 300 "$cli" run --devices all --inputs golden --data data --json "$out/tg_golden_devices.json"
+  run_logged tg_golden_spawn2 300 "$cli" run --spawn 2 --inputs golden --data data --json "$out/logs/tg_golden_spawn2.json"
+  tg=(run --world all --dtype all --inputs random --repeat 2 --timeout-ms 10000 --digests
+      --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32,oneshot:N=1,twoshot:N=3:D=2880,auto:N=200:D=2880,twoshot:N=257:dtype=fp16,auto:N=128:D=4096)
+  run_logged tg_mixed_one_gpu 300 "$cli" "${tg[@]}" --json "$out/logs/tg_mixed_one_gpu.json"
+  run_logged tg_mixed_devices 300 "$cli" "${tg[@]}" --devices all --json "$out/logs/tg_mixed_devices.json"
+  run_logged tg_mixed_spawn2 300 "$cli" "${tg[@]}" --spawn 2 --json "$out/logs/tg_mixed_spawn2.json"
+  compare_digests "$out/tg_compare.txt" "$out/logs/tg_mixed_one_gpu.json" "$out/logs/tg_mixed_devices.json" \
+    "$out/logs/tg_mixed_spawn2.json"
+  note "$(printf '%-28s rc=%-3s        %s' tg_compare "$?" "$(tail -n 1 "$out/tg_compare.txt")")"
+  run_logged tg_missing_rank 60 "$cli" run --devices all --world 2 --dtype bf16 --calls twoshot:N=16 --omit-rank 1 \
+    --timeout-ms 500 --pdl off --profile flashinfer
+  run_logged tg_sanitizer_memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$cli" run --devices all \
+    --world 2,16 --dtype bf16,fp32 --hidden 256 --calls oneshot:N=3,twoshot:N=8,auto:N=5 --profile flashinfer \
+    --pdl off --repeat 2 --timeout-ms 60000
+  run_logged tg_probe 120 "$cli" probe --json "$out/tg_probe.json"
+  run_logged tg_probe_spawn2 120 "$cli" probe --spawn 2 --json "$out/logs/tg_probe_spawn2.json"
+fi
+
+if has two-gpu-bench; then
+  run_logged tg_bench_small 200 "$cli" bench --devices all -W 2 -b 4K -e 1M -f 2 -n 50 -w 10 -G 20 -d bf16 -s all \
+    --label commit="$commit" -J "$out/tg_bench_small.json"
+  run_logged tg_bench_sweep 420 "$cli" bench --devices all -W 2 -b 4K -e 256M -f 4 -n 20 -w 5 -G 5 -d all -s all \
+    --label commit="$commit" -J "$out/tg_bench_sweep.json"
+  run_logged tg_bench_w16 200 "$cli" bench --devices all -W 16 -b 4K -e 16M -f 4 -n 20 -w 5 -G 5 -d bf16 -s all \
+    --label commit="$commit" -J "$out/logs/tg_bench_w16.json"
+  run_logged tg_bench_spawn2 200 "$cli" bench --spawn 2 -W 2 -b 4K -e 256M -f 4 -n 20 -w 5 -G 5 -d bf16 -s all \
+    --label commit="$commit" -J "$out/logs/tg_bench_spawn2.json"
 fi
 
 tar -C "$out" -czf "$out/logs.tgz" logs && rm -rf "$out/logs"

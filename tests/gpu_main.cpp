@@ -1,6 +1,7 @@
-// The Catch2 main of the [gpu] test binaries. Without a usable CUDA device the binary prints
-// "SKIPPED: no CUDA device" and exits 77, which CTest (SKIP_RETURN_CODE 77) reports as skipped, never as
-// passed. Listing tests (--list*, as catch_discover_tests does at build time) needs no device.
+// The Catch2 main of the [gpu] test binaries. Without a usable CUDA device (or with fewer than the binary's
+// AR_MIN_GPUS) the binary prints "SKIPPED: ..." and exits 77, which CTest (SKIP_RETURN_CODE 77) reports as
+// skipped, never as passed. Listing tests (--list*, as catch_discover_tests does at build time) needs no
+// device.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -13,9 +14,15 @@
 // can never find a device.
 #if AR_HAVE_CUDA_LAYER
 #include "cuda/device.h"
-static std::optional<std::string> why_no_device() { return ar::cuda::unavailable_reason(); }
+static std::optional<std::string> why_no_device() {
+  if (auto why = ar::cuda::unavailable_reason()) return "no CUDA device (" + *why + ")";
+  const int count = ar::cuda::device_count();
+  if (count < AR_MIN_GPUS)
+    return "these tests need " + std::to_string(AR_MIN_GPUS) + " GPUs; this machine shows " + std::to_string(count);
+  return std::nullopt;
+}
 #else
-static std::optional<std::string> why_no_device() { return std::string("this build has no CUDA layer"); }
+static std::optional<std::string> why_no_device() { return std::string("no CUDA device (this build has no CUDA layer)"); }
 #endif
 
 int main(int argc, char** argv) {
@@ -23,7 +30,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) listing = listing || std::string_view(argv[i]).starts_with("--list");
   if (!listing) {
     if (auto why = why_no_device()) {
-      std::printf("SKIPPED: no CUDA device (%s)\n", why->c_str());
+      std::printf("SKIPPED: %s\n", why->c_str());
       return 77;
     }
   }

@@ -91,6 +91,34 @@ TEST_CASE("W ranks split evenly over the processes, in blocks", "[cpu]") {
   CHECK_THROWS_AS(local_ranks_of(8, 3, 0), UsageError);
 }
 
+TEST_CASE("--devices names the GPUs one process spreads its ranks over, and refuses what cannot be", "[cpu]") {
+  ScopedEnv alone;
+  Job job(0, "run", {}, JobOptions{});
+  CHECK(devices_option("", job, 2).empty());
+  CHECK(devices_option("all", job, 4) == std::vector<int>{0, 1, 2, 3});
+  CHECK(devices_option("1,0", job, 2) == std::vector<int>{1, 0});
+  CHECK_THROWS_WITH(devices_option("0,2", job, 2), Catch::Contains("GPU 2 is not visible (this process sees 2 GPUs)"));
+  CHECK_THROWS_WITH(devices_option("0,0", job, 2), Catch::Contains("GPU 0 is named twice"));
+  CHECK_THROWS_WITH(devices_option("0,x", job, 2), Catch::Contains("'x' is not a GPU number"));
+  CHECK_THROWS_WITH(devices_option("0,", job, 2), Catch::Contains("'' is not a GPU number"));
+  CHECK_THROWS_WITH(devices_option("all", job, 1), Catch::Contains("needs at least 2 GPUs (this process sees 1)"));
+  CHECK_THROWS_AS(devices_option("0", job, 2), UsageError);
+}
+
+TEST_CASE("world sizes that do not split over the GPUs are refused when named, dropped from all", "[cpu]") {
+  ScopedEnv alone;
+  Job job(0, "run", {}, JobOptions{});
+  std::ostringstream err;
+  CHECK(splittable_worlds({2, 4, 8}, 2, false, "the 2 GPUs", job, err) == std::vector<int>{2, 4, 8});
+  CHECK_THROWS_WITH(splittable_worlds({2, 4, 8}, 4, false, "the 4 GPUs", job, err),
+                    Catch::Contains("W = 2 cannot be split evenly over the 4 GPUs"));
+  CHECK(splittable_worlds({2, 4, 8, 16, 32, 64}, 8, true, "the 8 GPUs", job, err) ==
+        std::vector<int>{8, 16, 32, 64});
+  CHECK_THAT(err.str(), Catch::Contains("W = 2, 4 skipped: not a multiple of the 8 GPUs"));
+  CHECK_THROWS_WITH(splittable_worlds({2}, 4, true, "the 4 GPUs", job, err),
+                    Catch::Contains("no supported world size splits evenly over the 4 GPUs"));
+}
+
 TEST_CASE("processes that plan different calls refuse before any kernel, naming the difference", "[cpu]") {
   const GpuCall base{{2, 64, 1024, DType::kBf16}, Strategy::kTwoShot, Profile::kFlashInfer, true};
   GpuCall other = base;
