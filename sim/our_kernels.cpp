@@ -10,17 +10,17 @@
 //   Then, round by round:
 //   ONESHOT
 //   2. st: every pack i = t0*D/E' + g + k*B*T of the round: W st_v4 into slot [t][r] of ranks 0, 1, ..., W-1.
-//   3. ld, r: every such pack: poll the W slots [t][0..W-1] of my buffer in groups of up to four within each
+//   3. clear: this round's share of every dirty stage, in the recorded layout (its packs split evenly over
+//      the rounds; a grid-stride loop over the share).
+//   4. ld, r: every pack of 2: poll the W slots [t][0..W-1] of my buffer in groups of up to four within each
 //      fold chunk (the group's loads first, then each slot that was empty re-polled until full), fold with
 //      reduce_element, check the output.
-//   4. clear: this round's share of every dirty stage, in the recorded layout (its packs split evenly over
-//      the rounds; a grid-stride loop over the share).
 //   TWOSHOT
 //   2. rs: st: every pack of the round to SCATTER [t/W][r] of its owner t % W.
-//   3. rs: ld, r, st: every pack of a token I own, strided over g: poll its W SCATTER slots as in ONESHOT 3,
+//   3. clear: this round's share of dirty stages 0 and 1.
+//   4. rs: ld, r, st: every pack of a token I own, strided over g: poll its W SCATTER slots as in ONESHOT 4,
 //      fold, st_v4 the sum into BROADCAST[t] of ranks 0, 1, ..., W-1.
-//   4. ag: ld: packs i and i + B*T (two loads in flight), then each re-polled until full, copied out.
-//   5. clear: this round's share of dirty stages 0 and 1.
+//   5. ag: ld: packs i and i + B*T (two loads in flight), then each re-polled until full, copied out.
 //   Last: the block whose arrival returned B - 1 advances the flags: st_v4 of the new words 0-3 and 4-7,
 //   st_u32 of word 8 = 0 and of word 12 = calls + 1 (reference advance_flags).
 //
@@ -45,13 +45,14 @@ constexpr std::uint32_t kPollGroup = 4;      ///< slots whose loads are in fligh
 constexpr std::uint32_t kGatherUnroll = 2;   ///< BROADCAST polls in flight per thread (cuda kUnroll)
 constexpr std::uint32_t kAdvanceStores = 4;  ///< st_v4 words 0-3, st_v4 words 4-7, st_u32 word 8, st_u32 word 12
 
+// The clear comes right after the stores, as in the kernels (it fills the wait for the peers' stores).
 constexpr std::array kOneShotProgram{
     Phase::kReadFlagsLow,     Phase::kReadFlagsHigh, Phase::kReadCallWord, Phase::kArriveRelaxed,
-    Phase::kAdvanceAtArrival, Phase::kStore,         Phase::kPoll,         Phase::kClearShare,
+    Phase::kAdvanceAtArrival, Phase::kStore,         Phase::kClearShare,   Phase::kPoll,
     Phase::kNextRound,        Phase::kAdvanceAtEnd,  Phase::kDone};
 constexpr std::array kTwoShotProgram{Phase::kReadFlagsLow,  Phase::kReadFlagsHigh,    Phase::kReadCallWord,
                                      Phase::kArriveRelaxed, Phase::kAdvanceAtArrival, Phase::kScatter,
-                                     Phase::kReduce,        Phase::kGather,           Phase::kClearShare,
+                                     Phase::kClearShare,    Phase::kReduce,           Phase::kGather,
                                      Phase::kNextRound,     Phase::kAdvanceAtEnd,     Phase::kDone};
 constexpr std::uint8_t kFirstRoundPhase = 5;  ///< kStore / kScatter in both programs
 static_assert(kOneShotProgram[kFirstRoundPhase] == Phase::kStore);
@@ -355,7 +356,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       next_iteration(c, env);
       break;
     }
-    // ONESHOT 3. Poll the W slots of the pack until each is full, fold, check.
+    // ONESHOT 4. Poll the W slots of the pack until each is full, fold, check.
     case Phase::kPoll: {
       const Item it = item_of(round_pack(c, q), q);
       if (!poll_step(c, env, it, oneshot_slot(c, env, it, c.i), "ONESHOT slot")) break;
@@ -367,7 +368,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       next_iteration(c, env);
       break;
     }
-    // TWOSHOT 3. The owner polls the W SCATTER slots, folds, and stores the sum into BROADCAST[t] of every rank.
+    // TWOSHOT 4. The owner polls the W SCATTER slots, folds, and stores the sum into BROADCAST[t] of every rank.
     case Phase::kReduce: {
       const Item it = owned_item(c, env, q);
       if (!c.broadcasting) {
@@ -386,7 +387,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       if (++c.i == w) next_iteration(c, env);
       break;
     }
-    // TWOSHOT 4. Two BROADCAST polls in flight, then each until full, copied out.
+    // TWOSHOT 5. Two BROADCAST polls in flight, then each until full, copied out.
     case Phase::kGather: {
       const std::uint32_t count = gather_count(c, q);
       const std::uint32_t flat = gather_base(c, q) + c.i * q.threads;
@@ -401,7 +402,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       }
       break;
     }
-    // ONESHOT 4 / TWOSHOT 5. This round's share of the current dirty stage: sentinel stores into my own buffer.
+    // ONESHOT 3 / TWOSHOT 3. This round's share of the current dirty stage: sentinel stores into my own buffer.
     case Phase::kClearShare: {
       const ClearShare s = clear_share(c, env);
       const std::int64_t byte = s.stage_byte + static_cast<std::int64_t>(clear_pack(c, s, q)) * kPackBytes;

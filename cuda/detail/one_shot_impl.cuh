@@ -59,7 +59,13 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
       }
     }
 
-    // Phase 3 (ld, r): poll the W slots of each of my packs in my own buffer and fold them in rank order.
+    // Phase 3 (clear): this round's share of every stage the previous launch used, in that launch's layout.
+    // Nothing in this launch touches the dirty buffer, and every store into it was read before the previous
+    // launch ended, so the clear may come anywhere; here it fills the wait for the peers' stores, when the
+    // memory system has room (at the end it would be a phase of its own).
+    for (int s = 0; s < 4; ++s) clear_dirty_share(own, f, s, round, rounds, tid, threads);
+
+    // Phase 4 (ld, r): poll the W slots of each of my packs in my own buffer and fold them in rank order.
     for (std::uint32_t i = first + tid; i < last; i += threads) {
       const std::uint32_t t = i / row_packs, c = i - t * row_packs;
       float acc[Pack<T>::kElements];
@@ -68,10 +74,6 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
         return;  // timed out (recorded) or another wait did: end the launch
       store_output(slot.output, i, narrow_pack<T>(acc, p.sanitize_result != 0));
     }
-
-    // Phase 4 (clear): this round's share of every stage the previous launch used, in that launch's layout.
-    // Off the polls' critical path: nothing in this launch touches the dirty buffer.
-    for (int s = 0; s < 4; ++s) clear_dirty_share(own, f, s, round, rounds, tid, threads);
   }
 
   // Phase 5: the last block of the rank to arrive advances the flags.
