@@ -17,11 +17,10 @@
 //      reduce_element, check the output.
 //   TWOSHOT
 //   2. rs: st: every pack of the round to SCATTER [t/W][r] of its owner t % W.
-//   3. clear: this round's share of dirty stage 0.
+//   3. clear: this round's share of dirty stages 0 and 1.
 //   4. rs: ld, r, st: every pack of a token I own, strided over g: poll its W SCATTER slots as in ONESHOT 4,
 //      fold, st_v4 the sum into BROADCAST[t] of ranks 0, 1, ..., W-1.
-//   5. clear: this round's share of dirty stage 1.
-//   6. ag: ld: packs i and i + B*T (two loads in flight), then each re-polled until full, copied out.
+//   5. ag: ld: packs i and i + B*T (two loads in flight), then each re-polled until full, copied out.
 //   Last: the block whose arrival returned B - 1 advances the flags: st_v4 of the new words 0-3 and 4-7,
 //   st_u32 of word 8 = 0 and of word 12 = calls + 1 (reference advance_flags).
 //
@@ -46,32 +45,18 @@ constexpr std::uint32_t kPollGroup = 4;      ///< slots whose loads are in fligh
 constexpr std::uint32_t kGatherUnroll = 2;   ///< BROADCAST polls in flight per thread (cuda kUnroll)
 constexpr std::uint32_t kAdvanceStores = 4;  ///< st_v4 words 0-3, st_v4 words 4-7, st_u32 word 8, st_u32 word 12
 
-// Clears come right after stores, as in the kernels (they fill the wait for the peers' stores): ONESHOT
-// clears every dirty stage after its stores; TWOSHOT clears stage 0 after its SCATTER stores and stage 1
-// after its BROADCAST stores.
+// The clear comes right after the stores, as in the kernels (it fills the wait for the peers' stores).
 constexpr std::array kOneShotProgram{
     Phase::kReadFlagsLow,     Phase::kReadFlagsHigh, Phase::kReadCallWord, Phase::kArriveRelaxed,
     Phase::kAdvanceAtArrival, Phase::kStore,         Phase::kClearShare,   Phase::kPoll,
     Phase::kNextRound,        Phase::kAdvanceAtEnd,  Phase::kDone};
 constexpr std::array kTwoShotProgram{Phase::kReadFlagsLow,  Phase::kReadFlagsHigh,    Phase::kReadCallWord,
                                      Phase::kArriveRelaxed, Phase::kAdvanceAtArrival, Phase::kScatter,
-                                     Phase::kClearShare,    Phase::kReduce,           Phase::kClearShare,
-                                     Phase::kGather,        Phase::kNextRound,        Phase::kAdvanceAtEnd,
-                                     Phase::kDone};
+                                     Phase::kClearShare,    Phase::kReduce,           Phase::kGather,
+                                     Phase::kNextRound,     Phase::kAdvanceAtEnd,     Phase::kDone};
 constexpr std::uint8_t kFirstRoundPhase = 5;  ///< kStore / kScatter in both programs
 static_assert(kOneShotProgram[kFirstRoundPhase] == Phase::kStore);
 static_assert(kTwoShotProgram[kFirstRoundPhase] == Phase::kScatter);
-constexpr std::uint8_t kTwoShotBroadcastClear = 8;  ///< TWOSHOT's second clear: stage 1
-static_assert(kTwoShotProgram[kTwoShotBroadcastClear] == Phase::kClearShare);
-
-/// The dirty stages [first, end) the clear phase at the block's program position covers.
-struct ClearStages {
-  std::uint8_t first = 0, end = 0;
-};
-ClearStages clear_stages(const CtaState& c, const KernelEnv& env) {
-  if (env.call.strategy == Strategy::kOneShot) return {0, 4};
-  return c.pc == kTwoShotBroadcastClear ? ClearStages{1, 2} : ClearStages{0, 1};
-}
 
 /// Where a lane stands in the grid during the current round.
 struct Grid {
@@ -402,7 +387,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       if (++c.i == w) next_iteration(c, env);
       break;
     }
-    // TWOSHOT 6. Two BROADCAST polls in flight, then each until full, copied out.
+    // TWOSHOT 5. Two BROADCAST polls in flight, then each until full, copied out.
     case Phase::kGather: {
       const std::uint32_t count = gather_count(c, q);
       const std::uint32_t flat = gather_base(c, q) + c.i * q.threads;
@@ -417,7 +402,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       }
       break;
     }
-    // ONESHOT 3 / TWOSHOT 3 and 5. This round's share of the current dirty stage: sentinel stores into my own buffer.
+    // ONESHOT 3 / TWOSHOT 3. This round's share of the current dirty stage: sentinel stores into my own buffer.
     case Phase::kClearShare: {
       const ClearShare s = clear_share(c, env);
       const std::int64_t byte = s.stage_byte + static_cast<std::int64_t>(clear_pack(c, s, q)) * kPackBytes;
@@ -464,12 +449,10 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
         if (gather_count(c, q) > 0) return;
         break;
       case Phase::kClearShare: {
-        const ClearStages stages = clear_stages(c, env);
-        if (c.clear_stage < stages.first) c.clear_stage = stages.first;  // entering TWOSHOT's stage-1 clear
         const ClearShare s = clear_share(c, env);
         if (s.active && clear_pack(c, s, q) < s.end) return;
-        // Each stage of the phase's range in turn (each only below the recorded dirty count).
-        if (++c.clear_stage < stages.end) {
+        // ONESHOT clears stages 0-3 and TWOSHOT stages 0 and 1 (each only below the recorded dirty count).
+        if (++c.clear_stage < (env.call.strategy == Strategy::kOneShot ? 4 : 2)) {
           c.item = 0;
           c.lane = 0;
           continue;

@@ -60,11 +60,11 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
       }
     }
 
-    // Phase 3 (clear): this round's share of the previous launch's stage 0, in that launch's layout.
+    // Phase 3 (clear): this round's share of the previous launch's stages 0 and 1, in that launch's layout.
     // Nothing in this launch touches the dirty buffer, and every store into it was read before the previous
-    // launch ended, so the clears may come anywhere; each fills a wait for the peers' stores (this one the
-    // SCATTER stores, stage 1's the BROADCAST stores), when the memory system has room for it.
+    // launch ended, so the clear may come anywhere; here it fills the wait for the peers' SCATTER stores.
     clear_dirty_share(own, f, 0, round, rounds, tid, threads);
+    clear_dirty_share(own, f, 1, round, rounds, tid, threads);
 
     // Phase 4 (rs: ld, r; then st): for each token I own (t % W == rank) poll its W SCATTER slots, fold
     // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every rank.
@@ -86,10 +86,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
       }
     }
 
-    // Phase 5 (clear): this round's share of the previous launch's stage 1.
-    clear_dirty_share(own, f, 1, round, rounds, tid, threads);
-
-    // Phase 6 (ag: ld): poll BROADCAST[t] of my own buffer for every token and copy it to the output;
+    // Phase 5 (ag: ld): poll BROADCAST[t] of my own buffer for every token and copy it to the output;
     // kUnroll polls in flight per thread.
     {
       const WaitContext waits{&p, &f, slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
@@ -118,7 +115,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     }
   }
 
-  // Phase 7: the last block of the rank to arrive advances the flags.
+  // Phase 6: the last block of the rank to arrive advances the flags.
   arrival.finish(slot.flags, f, p);
 }
 
