@@ -39,7 +39,7 @@ struct ProbeSettings {
 /// adversarial inputs, compared bit for bit with reference/ by every process for its ranks.
 std::vector<ProbeAllReduce> probe_allreduce(Job& job, GpuBackend& backend, int device, int world,
                                             const std::vector<int>& local, HandleKind handles, double timeout_ms,
-                                            const std::string& where) {
+                                            const std::string& where, const std::vector<int>& devices = {}) {
   struct Call {
     Strategy strategy;
     std::int64_t tokens;
@@ -59,6 +59,7 @@ std::vector<ProbeAllReduce> probe_allreduce(Job& job, GpuBackend& backend, int d
   const BufferRequest request = request_buffer_bytes({world, 1, kHidden, DType::kBf16}, buffer);
   if (request.error) throw UsageError(*request.error);
   GpuBackend::GroupOptions options{device, world, request.bytes, io, static_cast<std::uint64_t>(timeout_ms * 1e6), -1};
+  options.devices = devices;
   if (!local.empty()) {
     options.local_ranks = local;
     options.handles = handles;
@@ -175,6 +176,24 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
                                         fmt::format("GPU {}, 2 virtual ranks", d));
       report.allreduce.insert(report.allreduce.end(), rows.begin(), rows.end());
     }
+    // Across GPUs: one rank on each of the first k GPUs (k the largest supported world size that fits), so
+    // every Lamport store to a peer crosses the link between two GPUs. Memory that cannot be mapped across
+    // them is a failed check, with the driver's words.
+    int across = 0;
+    for (int w : kWorldSizes)
+      if (w <= visible) across = w;
+    if (across >= 2) {
+      std::vector<int> devices(static_cast<std::size_t>(across));
+      for (int d = 0; d < across; ++d) devices[d] = d;
+      const std::string where = fmt::format("GPUs 0-{}, one rank each", across - 1);
+      try {
+        const auto rows = probe_allreduce(job, *backend, 0, across, {}, handles, s.timeout_ms, where, devices);
+        report.allreduce.insert(report.allreduce.end(), rows.begin(), rows.end());
+      } catch (const std::exception& e) {
+        report.allreduce.push_back(
+            ProbeAllReduce{where, "-", across, 0, 0, "bf16", 0, 0, fmt::format("could not run: {}", e.what())});
+      }
+    }
   }
 
   // 5. What this setup cannot show.
@@ -230,8 +249,8 @@ int probe_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       "created to learn them, and no multicast object ever is); the IMEX channels present. Between the GPUs\n"
       "rank 0's process sees: the P2P access matrix, the round trip of a flag ping-pong, and copy-engine peer\n"
       "bandwidth one way and both ways at once. Then a short all-reduce over all ranks with both strategies,\n"
-      "bit for bit against reference/ (one process: 2 virtual ranks on each GPU; a job: one rank per process,\n"
-      "sharing memory as `run` does). It ends with what this setup could not check and a verdict per check:\n"
+      "bit for bit against reference/ (one process: 2 virtual ranks on each GPU, then one rank on each of the\n"
+      "first 2, 4 or 8 GPUs; a job: one rank per process, sharing memory as `run` does). It ends with what this setup could not check and a verdict per check:\n"
       "ok, warning (reported, not fatal: inactive links, error counters, fabric health), FAILED, not checked.\n\n" +
           std::string(kJobHelp) +
           "\n\n"

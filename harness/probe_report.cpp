@@ -31,6 +31,14 @@ std::string gib(std::int64_t bytes) { return fmt::format("{:.1f} GiB", static_ca
 
 std::string counter(const std::optional<std::uint64_t>& v) { return v ? std::to_string(*v) : "-"; }
 
+/// The far end of a link: NVML answers FFFFFFFF:FF:FF.0 when it cannot name it (an NVSwitch, or a virtual
+/// machine that hides the peer's PCI address).
+std::string remote_text(const std::string& pci) {
+  if (pci.empty()) return "-";
+  if (pci.rfind("FFFFFFFF:FF:FF", 0) == 0 || pci.rfind("ffffffff:ff:ff", 0) == 0) return "unknown";
+  return pci;
+}
+
 json device_json(const GpuDevice& d) {
   return {{"ordinal", d.ordinal},
           {"devices_visible", d.device_count},
@@ -282,14 +290,20 @@ bool evaluate_probe(ProbeReport& r) {
       else if (active < static_cast<int>(g.nvml.links.size()))
         problems.push_back(fmt::format("{}: {} of {} NVLinks inactive", gpu_label(g), g.nvml.links.size() - active,
                                        g.nvml.links.size()));
+      // One line per GPU: which links count errors and the totals (the table above has every link's counters).
+      int erring = 0;
+      std::uint64_t replay = 0, recovery = 0, crc_flit = 0, crc_data = 0;
       for (const GpuLink& l : g.nvml.links) {
-        const std::uint64_t errors = l.replay.value_or(0) + l.recovery.value_or(0) + l.crc_flit.value_or(0) +
-                                     l.crc_data.value_or(0);
-        if (errors)
-          problems.push_back(fmt::format("{} link {}: {} replay, {} recovery, {} flit-CRC, {} data-CRC errors",
-                                         gpu_label(g), l.link, counter(l.replay), counter(l.recovery),
-                                         counter(l.crc_flit), counter(l.crc_data)));
+        replay += l.replay.value_or(0);
+        recovery += l.recovery.value_or(0);
+        crc_flit += l.crc_flit.value_or(0);
+        crc_data += l.crc_data.value_or(0);
+        erring += (l.replay.value_or(0) + l.recovery.value_or(0) + l.crc_flit.value_or(0) + l.crc_data.value_or(0)) > 0;
       }
+      if (erring)
+        problems.push_back(fmt::format("{}: {} of {} links count errors since the driver loaded (totals: {} replay, {} "
+                                       "recovery, {} flit-CRC, {} data-CRC)",
+                                       gpu_label(g), erring, g.nvml.links.size(), replay, recovery, crc_flit, crc_data));
     }
     if (with_links == 0)
       add("nvlink", CheckStatus::kNotChecked,
@@ -415,7 +429,7 @@ std::string render_probe(const ProbeReport& r) {
                          l.active ? "active" : "inactive", l.version ? std::to_string(*l.version) : "-",
                          l.speed_mbps ? std::to_string(*l.speed_mbps) : "-", counter(l.replay), counter(l.recovery),
                          counter(l.crc_flit), counter(l.crc_data),
-                         l.remote_pci_bus_id.empty() ? "-" : l.remote_pci_bus_id);
+                         remote_text(l.remote_pci_bus_id));
   }
   out += fmt::format("\nIMEX channels on {}: {}\n", r.imex_host,
                      !r.imex.directory ? std::string("none (/dev/nvidia-caps-imex-channels does not exist)")

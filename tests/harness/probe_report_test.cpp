@@ -125,10 +125,19 @@ TEST_CASE("inactive links, error counters and fabric trouble are warnings, not f
   ProbeReport r = one_gpu_report();
   r.gpus[0].nvml.links[3].active = false;
   r.gpus[0].nvml.links[5].crc_flit = 12;
+  r.gpus[0].nvml.links[6].crc_data = 400;
+  r.gpus[0].nvml.links[7].crc_data = 83;
+  r.gpus[0].nvml.links[7].remote_pci_bus_id = "FFFFFFFF:FF:FF.0";
   r.gpus[0].nvml.fabric.health_mask = 1u;  // bandwidth degraded
   CHECK(evaluate_probe(r));
   CHECK(check(r, "nvlink").status == CheckStatus::kWarning);
-  CHECK_THAT(check(r, "nvlink").detail, Catch::Contains("1 of 18 NVLinks inactive") && Catch::Contains("12 flit-CRC"));
+  // One line per GPU with totals, however many links count errors.
+  CHECK_THAT(check(r, "nvlink").detail,
+             Catch::Contains("1 of 18 NVLinks inactive") &&
+                 Catch::Contains("3 of 18 links count errors since the driver loaded (totals: 0 replay, 0 recovery, "
+                                 "12 flit-CRC, 483 data-CRC)"));
+  // A far end NVML cannot name is shown as unknown, not as its placeholder address.
+  CHECK_THAT(render_probe(r), Catch::Contains("unknown") && !Catch::Contains("FFFFFFFF"));
   CHECK(check(r, "fabric").status == CheckStatus::kWarning);
   CHECK_THAT(check(r, "fabric").detail, Catch::Contains("bandwidth DEGRADED"));
 }
