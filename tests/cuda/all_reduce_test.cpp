@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -23,36 +22,13 @@ using ar::cuda::VirtualGroup;
 
 namespace {
 
-constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto};
 constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee};
 
 }  // namespace
 
 TEST_CASE("every golden case is bit-exact on the GPU for every strategy, profile and PDL setting", "[gpu]") {
-  const std::vector<ar::GoldenCase> cases = ar::golden_cases();
-  std::map<int, std::vector<const ar::GoldenCase*>> by_world;
-  for (const auto& c : cases) by_world[static_cast<int>(c.input.dim(0))].push_back(&c);
-  int runs = 0;
-  for (const auto& [world, group_cases] : by_world) {
-    std::vector<ar::ProblemShape> shapes;
-    for (const auto* c : group_cases) shapes.push_back(ar::shape_of_input(c->input));
-    VirtualGroup group(ar::test::group_options(world, shapes));
-    ar::test::FlagsModel model(group);
-    for (const auto* c : group_cases) {
-      for (Strategy s : kStrategies)
-        for (Profile p : kProfiles)
-          for (bool pdl : {false, true}) {
-            const VirtualGroup::Call call{ar::shape_of_input(c->input), s, p, pdl};
-            const auto check = ar::test::run_and_check(group, c->input, call, &model);
-            INFO(c->name << " (seed " << c->seed << "): " << ar::test::label(call) << ": " << check.describe());
-            REQUIRE(!check.wait);
-            REQUIRE(check.mismatches == 0);
-            REQUIRE(check.flags_match);
-            ++runs;
-          }
-    }
-  }
-  CHECK(runs == static_cast<int>(cases.size()) * 12);
+  const int runs = ar::test::run_every_golden_case(ar::test::group_options);
+  CHECK(runs == static_cast<int>(ar::golden_cases().size()) * 12);
 }
 
 TEST_CASE("the committed data/ golden outputs match the GPU bit for bit", "[gpu]") {

@@ -1,9 +1,13 @@
 #include "gpu_test_support.h"
 
+#include <catch2/catch.hpp>
+
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 
+#include "harness/golden_cases.h"
 #include "reference/all_reduce.h"
 
 namespace ar::test {
@@ -65,6 +69,32 @@ cuda::VirtualGroup::Options group_options(int world, const std::vector<ProblemSh
   o.buffer_bytes_request = buffer;
   o.io_bytes_per_rank = io;
   return o;
+}
+
+int run_every_golden_case(const GroupOptionsFor& options) {
+  const std::vector<GoldenCase> cases = golden_cases();
+  std::map<int, std::vector<const GoldenCase*>> by_world;
+  for (const auto& c : cases) by_world[static_cast<int>(c.input.dim(0))].push_back(&c);
+  int runs = 0;
+  for (const auto& [world, group_cases] : by_world) {
+    std::vector<ProblemShape> shapes;
+    for (const auto* c : group_cases) shapes.push_back(shape_of_input(c->input));
+    cuda::VirtualGroup group(options(world, shapes));
+    FlagsModel model(group);
+    for (const auto* c : group_cases)
+      for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
+        for (Profile p : {Profile::kFlashInfer, Profile::kIeee})
+          for (bool pdl : {false, true}) {
+            const cuda::VirtualGroup::Call call{shape_of_input(c->input), s, p, pdl};
+            const CallCheck check = run_and_check(group, c->input, call, &model);
+            INFO(c->name << " (seed " << c->seed << "): " << label(call) << ": " << check.describe());
+            REQUIRE(!check.wait);
+            REQUIRE(check.mismatches == 0);
+            REQUIRE(check.flags_match);
+            ++runs;
+          }
+  }
+  return runs;
 }
 
 std::string label(const cuda::VirtualGroup::Call& c) {

@@ -2,6 +2,7 @@
 // reference/ bit for bit, and every rank's flags with reference advance_flags().
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,12 @@ CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cu
 
 /// A group for W ranks whose workspace fits every shape in `shapes` under every strategy.
 cuda::VirtualGroup::Options group_options(int world, const std::vector<ProblemShape>& shapes);
+
+/// Every golden case (harness/golden_cases.h) under every strategy, both kernel profiles and PDL off and on,
+/// on one group per world size made from `options(world, shapes)`; REQUIREs every call bit-exact with the
+/// flags the reference predicts. Returns the calls run.
+using GroupOptionsFor = std::function<cuda::VirtualGroup::Options(int world, const std::vector<ProblemShape>& shapes)>;
+int run_every_golden_case(const GroupOptionsFor& options);
 
 /// "W=4 bf16 N=5 D=32 oneshot/flashinfer pdl=on"
 std::string label(const cuda::VirtualGroup::Call& call);

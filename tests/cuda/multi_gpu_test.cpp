@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <map>
 
 #include "cuda/device.h"
 #include "gpu_test_support.h"
@@ -18,8 +17,6 @@ using ar::Strategy;
 using ar::cuda::VirtualGroup;
 
 namespace {
-
-constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto};
 
 /// The first two GPUs of the machine.
 const std::vector<int> kTwoGpus{0, 1};
@@ -48,29 +45,8 @@ TEST_CASE("the ranks are split over the GPUs in contiguous blocks", "[gpu]") {
 }
 
 TEST_CASE("every golden case is bit-exact with the ranks on two GPUs", "[gpu]") {
-  const std::vector<ar::GoldenCase> cases = ar::golden_cases();
-  std::map<int, std::vector<const ar::GoldenCase*>> by_world;
-  for (const auto& c : cases) by_world[static_cast<int>(c.input.dim(0))].push_back(&c);
-  int runs = 0;
-  for (const auto& [world, group_cases] : by_world) {
-    std::vector<ar::ProblemShape> shapes;
-    for (const auto* c : group_cases) shapes.push_back(ar::shape_of_input(c->input));
-    VirtualGroup group(on_two_gpus(world, shapes));
-    ar::test::FlagsModel model(group);
-    for (const auto* c : group_cases)
-      for (Strategy s : kStrategies)
-        for (Profile p : {Profile::kFlashInfer, Profile::kIeee})
-          for (bool pdl : {false, true}) {
-            const VirtualGroup::Call call{ar::shape_of_input(c->input), s, p, pdl};
-            const auto check = ar::test::run_and_check(group, c->input, call, &model);
-            INFO(c->name << " (seed " << c->seed << "): " << ar::test::label(call) << ": " << check.describe());
-            REQUIRE(!check.wait);
-            REQUIRE(check.mismatches == 0);
-            REQUIRE(check.flags_match);
-            ++runs;
-          }
-  }
-  CHECK(runs == static_cast<int>(cases.size()) * 12);
+  const int runs = ar::test::run_every_golden_case(on_two_gpus);
+  CHECK(runs == static_cast<int>(ar::golden_cases().size()) * 12);
 }
 
 TEST_CASE("full-mantissa inputs across GPUs stay bit-exact in one round and in several", "[gpu]") {
