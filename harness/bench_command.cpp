@@ -202,7 +202,6 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
       nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "");
   for (int world : worlds) {
     if (stopped) break;
-    const bool nccl_here = nccl && nccl->ranks() == world;
     std::int64_t buffer = kBufferAlignment, io = 16;
     for (DType dt : s.dtypes)
       for (std::int64_t bytes : s.sizes) {
@@ -242,7 +241,7 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
         group->upload(input);
         std::map<Strategy, HostTensor> references;  // by resolved strategy
         std::optional<double> nccl_us;
-        if (nccl_here && nccl) {
+        if (nccl && nccl->ranks() == world) {  // NCCL has one rank per GPU
           try {
             nccl_us = nccl->time_us(bytes, dt, s.warmup, s.iters, s.graph);
           } catch (const std::exception& e) {  // the baseline failing is no reason to stop timing the kernels
