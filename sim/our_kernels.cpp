@@ -19,8 +19,9 @@
 //   2. rs: st: every pack of the round to SCATTER [t/W][r] of its owner t % W.
 //   3. clear: this round's share of dirty stages 0 and 1.
 //   4. rs: ld, r, st: every pack of a token I own, strided over g: poll its W SCATTER slots as in ONESHOT 4,
-//      fold, st_v4 the sum into BROADCAST[t] of ranks 0, 1, ..., W-1.
-//   5. ag: ld: packs i and i + B*T (two loads in flight), then each re-polled until full, copied out.
+//      fold, check it as my output, st_v4 the sum into BROADCAST[t] of every other rank in rank order.
+//   5. ag: ld: over the packs of the tokens other ranks own, in token order: walk positions j and j + B*T
+//      (two loads in flight), then each re-polled until full, copied out.
 //   Last: the block whose arrival returned B - 1 advances the flags: st_v4 of the new words 0-3 and 4-7,
 //   st_u32 of word 8 = 0 and of word 12 = calls + 1 (reference advance_flags).
 //
@@ -104,13 +105,26 @@ Item owned_item(const CtaState& c, const KernelEnv& env, const Grid& q) {
   return {q.t0 + c.rank + (i / q.row_packs) * w, i % q.row_packs};
 }
 
-/// TWOSHOT phase 4: the first of the (up to) two packs of this iteration.
-std::uint32_t gather_base(const CtaState& c, const Grid& q) {
-  return q.first + q.g + c.item * kGatherUnroll * q.threads;
+/// TWOSHOT phase 5 walks the packs of the round's tokens other ranks own, in token order (cuda
+/// other_token_pack): index j of that walk -> flat pack index.
+std::uint32_t other_flat(const CtaState& c, const KernelEnv& env, const Grid& q, std::uint32_t j) {
+  const auto w = static_cast<std::uint32_t>(world(env));
+  const std::uint32_t other = j / q.row_packs, row = other / (w - 1), k = other % (w - 1);
+  const std::uint32_t src = k < c.rank ? k : k + 1;
+  return q.first + (row * w + src) * q.row_packs + j % q.row_packs;
 }
-std::uint32_t gather_count(const CtaState& c, const Grid& q) {
-  const std::uint32_t base = gather_base(c, q);
-  return base >= q.last ? 0 : (base + q.threads < q.last ? 2 : 1);
+std::uint32_t other_packs(const CtaState& c, const KernelEnv& env, const Grid& q) {
+  return (q.t1 - q.t0) * q.row_packs - owned_packs(c, env, q);
+}
+/// The walk index of the first of the (up to) two packs of this iteration, and how many there are.
+std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kGatherUnroll * q.threads; }
+std::uint32_t gather_count(const CtaState& c, const KernelEnv& env, const Grid& q) {
+  const std::uint32_t base = gather_base(c, q), end = other_packs(c, env, q);
+  return base >= end ? 0 : (base + q.threads < end ? 2 : 1);
+}
+/// The flat pack of slot c.i of this gather iteration.
+std::uint32_t gather_flat(const CtaState& c, const KernelEnv& env, const Grid& q) {
+  return other_flat(c, env, q, gather_base(c, q) + c.i * q.threads);
 }
 
 /// The clear of the current dirty stage in this round: its packs [begin, end) and where the stage starts.
@@ -368,29 +382,34 @@ void step_ours(CtaState& c, KernelEnv& env) {
       next_iteration(c, env);
       break;
     }
-    // TWOSHOT 4. The owner polls the W SCATTER slots, folds, and stores the sum into BROADCAST[t] of every rank.
+    // TWOSHOT 4. The owner polls the W SCATTER slots, folds, checks the sum as its output and stores it into
+    // BROADCAST[t] of every other rank.
     case Phase::kReduce: {
       const Item it = owned_item(c, env, q);
       if (!c.broadcasting) {
         if (!poll_step(c, env, it, scatter_slot(c, env, it, c.i), "TWOSHOT SCATTER slot")) break;
         std::vector<std::uint32_t> operands;
         const Pack sum = fold_pack(c, env, nullptr, c.rank, operands);
+        // My own token goes straight to my output; its BROADCAST slot in my buffer stays empty.
+        emit_outputs(c, env, it.token, it.pack, sum, "TWOSHOT fold of the owner's SCATTER slots",
+                     [&](int e) { return fold_detail(c, env, it.token, it.pack, nullptr, c.rank, e); });
         clear_registers(c);
         std::copy(sum.begin(), sum.end(), c.read_words.begin());  // the sum waits in registers
         c.broadcasting = true;
-        c.i = 0;
+        c.i = c.rank == 0 ? 1 : 0;
         c.sub = 0;
         c.pass_begin = 0;
         break;
       }
       ops.st_v4({static_cast<int>(c.i), broadcast_slot(c, env, it)}, c.read_words, data_ghost(c, env));
-      if (++c.i == w) next_iteration(c, env);
+      if (++c.i == c.rank) ++c.i;  // every rank but me
+      if (c.i >= w) next_iteration(c, env);
       break;
     }
     // TWOSHOT 5. Two BROADCAST polls in flight, then each until full, copied out.
     case Phase::kGather: {
-      const std::uint32_t count = gather_count(c, q);
-      const std::uint32_t flat = gather_base(c, q) + c.i * q.threads;
+      const std::uint32_t count = gather_count(c, env, q);
+      const std::uint32_t flat = gather_flat(c, env, q);
       const std::uint32_t word = broadcast_slot(c, env, item_of(flat, q));
       if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
       const bool full = keep_read(c, env, c.i);
@@ -446,7 +465,7 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
         if (q.g + c.item * q.threads < owned_packs(c, env, q)) return;
         break;
       case Phase::kGather:
-        if (gather_count(c, q) > 0) return;
+        if (gather_count(c, env, q) > 0) return;
         break;
       case Phase::kClearShare: {
         const ClearShare s = clear_share(c, env);
@@ -486,7 +505,7 @@ std::optional<WaitTarget> next_wait_ours(const CtaState& c, const KernelEnv& env
       if (c.broadcasting) return std::nullopt;
       return WaitTarget{{c.rank, scatter_slot(c, env, owned_item(c, env, q), c.i)}};
     case Phase::kGather:
-      return WaitTarget{{c.rank, broadcast_slot(c, env, item_of(gather_base(c, q) + c.i * q.threads, q))}};
+      return WaitTarget{{c.rank, broadcast_slot(c, env, item_of(gather_flat(c, env, q), q))}};
     default:
       return std::nullopt;
   }
@@ -506,7 +525,7 @@ SlotDescription describe_slot_ours(const CtaState& c, const KernelEnv& env) {
               static_cast<int>(c.i)};
     }
     default: {
-      const Item it = item_of(gather_base(c, q) + c.i * q.threads, q);
+      const Item it = item_of(gather_flat(c, env, q), q);
       return {fmt::format("BROADCAST token {} pack {}", it.token, it.pack), static_cast<int>(it.token % w)};
     }
   }

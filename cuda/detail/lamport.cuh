@@ -371,6 +371,17 @@ __device__ __forceinline__ void load_input_batch(const void* input, std::uint32_
     if (i < last) v[u] = sanitize_negative_zero<T>(load_input(input, i));
   }
 }
+/// TWOSHOT's gather: the j-th pack, in token order, of the round's tokens that rank `rank` does not own,
+/// as a pack index from the round's first token (tokens t0 + row * W + src for every src != rank; a
+/// partial last row yields its sources below the round's end first, so counting stops in the right place).
+__device__ __forceinline__ std::uint32_t other_token_pack(std::uint32_t j, std::uint32_t row_packs,
+                                                         std::uint32_t world, std::uint32_t rank) {
+  const std::uint32_t other = j / row_packs, c = j - other * row_packs;
+  const std::uint32_t row = other / (world - 1), k = other - row * (world - 1);
+  const std::uint32_t src = k < rank ? k : k + 1;
+  return (row * world + src) * row_packs + c;
+}
+
 __device__ __forceinline__ void store_output(void* output, std::uint32_t i, uint4 v) {
   reinterpret_cast<uint4*>(output)[i] = v;
 }

@@ -67,10 +67,11 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     clear_dirty_share(own, f, 1, round, rounds, tid, threads);
 
     // Phase 4 (rs: ld, r; then st): for each token I own (t % W == rank) poll its W SCATTER slots, fold
-    // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every rank.
+    // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every other rank and
+    // into my output (my own tokens need no round trip through my BROADCAST stage, which stays empty).
+    const std::uint32_t owned = t1 - t0 > rank ? (t1 - t0 - rank + world - 1) / world : 0;
     {
       const WaitContext waits{&p, &f, slot.rank, WaitSite::kScatterSlot, /*stage=*/0};
-      const std::uint32_t owned = t1 - t0 > rank ? (t1 - t0 - rank + world - 1) / world : 0;
       const std::uint32_t owned_last = owned * row_packs;
       for (std::uint32_t i = tid; i < owned_last; i += threads) {
         const std::uint32_t j = i / row_packs, c = i - j * row_packs;
@@ -80,27 +81,34 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
                                  slot_stride, static_cast<int>(world), p.chunk, t, c, acc, waits))
           return;  // timed out (recorded) or another wait did: end the launch
         const uint4 sum = narrow_pack<T>(acc, p.sanitize_result != 0);
-        const std::uint64_t offset = broadcast + (std::uint64_t(t) * row_packs + c) * 16;
+        const std::uint32_t flat = t * row_packs + c;
         for (std::uint32_t q = 0; q < world; ++q)
-          ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + offset, sum);  // weak store
+          if (q != rank)
+            ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
+                       sum);  // weak store
+        store_output(slot.output, flat, sum);
       }
     }
 
-    // Phase 5 (ag: ld): poll BROADCAST[t] of my own buffer for every token and copy it to the output;
-    // kUnroll polls in flight per thread.
+    // Phase 5 (ag: ld): poll BROADCAST[t] of my own buffer for every token another rank owns, in token
+    // order, and copy it to the output; kUnroll polls in flight per thread.
     {
       const WaitContext waits{&p, &f, slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
-      for (std::uint32_t base = first + tid; base < last; base += kUnroll * threads) {
+      const std::uint32_t others_last = (t1 - t0 - owned) * row_packs;
+      for (std::uint32_t base = tid; base < others_last; base += kUnroll * threads) {
         uint4 got[kUnroll];
+        std::uint32_t at[kUnroll];  // flat pack index of each poll
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
-          const std::uint32_t i = base + u * threads;
-          if (i < last) got[u] = ptx::ld_volatile_v4(own + broadcast + std::uint64_t(i) * 16);  // relaxed poll
+          const std::uint32_t j = base + u * threads;
+          if (j >= others_last) break;
+          at[u] = first + other_token_pack(j, row_packs, world, rank);
+          got[u] = ptx::ld_volatile_v4(own + broadcast + std::uint64_t(at[u]) * 16);  // relaxed poll
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
-          const std::uint32_t i = base + u * threads;
-          if (i >= last) break;
+          if (base + u * threads >= others_last) break;
+          const std::uint32_t i = at[u];
           for (int retry = 0; retry < kInlinePolls && is_empty(got[u]); ++retry)
             got[u] = ptx::ld_volatile_v4(own + broadcast + std::uint64_t(i) * 16);  // relaxed poll
           if (is_empty(got[u])) {
