@@ -91,7 +91,7 @@ TEST_CASE("W ranks split evenly over the processes, in blocks", "[cpu]") {
   CHECK_THROWS_AS(local_ranks_of(8, 3, 0), UsageError);
 }
 
-TEST_CASE("--devices names the GPUs one process spreads its ranks over, and refuses what cannot be", "[cpu]") {
+TEST_CASE("the devices option names the GPUs one process spreads its ranks over, and refuses what cannot be", "[cpu]") {
   ScopedEnv alone;
   Job job(0, "run", {}, JobOptions{});
   CHECK(devices_option("", job, 2).empty());
