@@ -133,16 +133,15 @@ void VirtualGroup::poison_outputs() {
   }
 }
 
-void VirtualGroup::check_fits(const Call& call) const {
+void VirtualGroup::check_call(const Call& call, std::span<const int> ranks) {
   const std::int64_t shard = call.shape.bytes_per_rank();
   if (shard > io_stride_)
     throw std::invalid_argument(
         fmt::format("the call's {} bytes per rank exceed the group's {} bytes per rank", shard, io_stride_));
+  for (int r : ranks) (void)find(r);  // a rank this group does not run is an error, not a silent skip
 }
 
 std::optional<AllReduceArguments> VirtualGroup::arguments(Lane& lane, const Call& call, std::span<const int> ranks) {
-  check_fits(call);
-  for (int r : ranks) (void)find(r);  // a rank this group does not run is an error, not a silent skip
   AllReduceArguments a;
   a.shape = call.shape;
   a.strategy = call.strategy;
@@ -166,6 +165,7 @@ std::optional<AllReduceArguments> VirtualGroup::arguments(Lane& lane, const Call
 }
 
 Status VirtualGroup::can_run(const Call& call, std::span<const int> ranks) {
+  check_call(call, ranks);
   for (Lane& lane : lanes_) {
     const auto a = arguments(lane, call, ranks);
     if (!a) continue;
@@ -179,12 +179,14 @@ Status VirtualGroup::can_run(const Call& call, std::span<const int> ranks) {
 }
 
 LaunchPlan VirtualGroup::plan(const Call& call, std::span<const int> ranks) {
+  check_call(call, ranks);
   for (Lane& lane : lanes_)
     if (const auto a = arguments(lane, call, ranks)) return plan_launch(*a);
   throw std::invalid_argument("the call names no rank of this group");
 }
 
 void VirtualGroup::enqueue(const Call& call, std::span<const int> ranks) {
+  check_call(call, ranks);
   for (Lane& lane : lanes_)
     if (const auto a = arguments(lane, call, ranks)) launch(*a, lane.stream);
 }
@@ -224,6 +226,7 @@ void VirtualGroup::reset() { workspace_->reset(); }
 double VirtualGroup::time_us(const Call& call, int warmup, int iterations, int graph_launches,
                              const std::function<void()>& before_timing) {
   if (iterations < 1) throw std::invalid_argument("time_us needs at least one iteration");
+  check_call(call, {});  // once: the captured launches below build their arguments directly
   for (int i = 0; i < warmup; ++i) enqueue(call);
   if (auto e = finish()) throw std::runtime_error(describe_wait_error(*e));
 

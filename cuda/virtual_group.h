@@ -106,9 +106,12 @@ class VirtualGroup {
     std::vector<RankIo> io;
     std::vector<RankIo> subset;  // the ranks of a partial launch
   };
-  /// The arguments of `call` for the lane's ranks among `ranks` (empty: all of them); nullopt when none is.
+  /// Throws std::invalid_argument for a call larger than the group's inputs and outputs, or naming a rank
+  /// this group does not run. Every public entry checks once, before its per-lane work.
+  void check_call(const Call& call, std::span<const int> ranks);
+  /// The arguments of `call` (checked) for the lane's ranks among `ranks` (empty: all of them); nullopt when
+  /// none is.
   std::optional<AllReduceArguments> arguments(Lane& lane, const Call& call, std::span<const int> ranks);
-  void check_fits(const Call& call) const;
   std::pair<Lane*, const RankIo*> find(int rank);  // throws for a rank this group does not run
   void release() noexcept;
 
