@@ -131,12 +131,7 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
   const JobDevice choice = pick_device(job, *backend, s.device);
   const GpuDevice dev = backend->device(choice.device);
   const std::vector<int> devices = devices_option(s.devices_text, job, dev.device_count);
-  const int parts = processes * std::max<int>(1, static_cast<int>(devices.size()));
-  const std::vector<int> worlds = splittable_worlds(
-      s.worlds, parts, false,
-      devices.empty() ? fmt::format("the {} processes (each process runs W / {} ranks)", processes, processes)
-                      : fmt::format("the {} GPUs of --devices", devices.size()),
-      job, err);
+  const std::vector<int> worlds = runnable_worlds(job, s.worlds, devices, /*all=*/false, err);
   const int device = devices.empty() ? choice.device : devices.front();
   const std::vector<int> gpus = job_gpus(job, device, devices);
   GpuLimits limits;

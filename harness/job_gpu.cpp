@@ -114,6 +114,17 @@ std::vector<int> splittable_worlds(const std::vector<int>& worlds, int parts, bo
   return kept;
 }
 
+std::vector<int> runnable_worlds(const Job& job, const std::vector<int>& worlds, const std::vector<int>& devices,
+                                 bool all, std::ostream& err) {
+  const int processes = job.processes();
+  if (devices.empty())
+    return splittable_worlds(worlds, processes, all,
+                             fmt::format("the {} processes (each process runs W / {} ranks)", processes, processes),
+                             job, err);
+  return splittable_worlds(worlds, processes * static_cast<int>(devices.size()), all,
+                           fmt::format("the {} GPUs of --devices", devices.size()), job, err);
+}
+
 void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err) {
   if (!job.multi_process()) return;
   const nlohmann::json mine{{"host", job.host()}, {"device", choice.device}, {"pci", device.pci_bus_id},

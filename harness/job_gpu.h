@@ -50,6 +50,11 @@ void describe_devices(GpuBackend& backend, const std::vector<int>& devices, std:
 std::vector<int> splittable_worlds(const std::vector<int>& worlds, int parts, bool all, const std::string& why,
                                    const Job& job, std::ostream& err);
 
+/// The world sizes of `worlds` this process can run: each must split evenly over the job's processes and,
+/// with --devices, over this process's GPUs (splittable_worlds, with the reason worded for the case).
+std::vector<int> runnable_worlds(const Job& job, const std::vector<int>& worlds, const std::vector<int>& devices,
+                                 bool all, std::ostream& err);
+
 /// Rank 0 prints where every process runs (host, GPU, PCI id), a notice when ranks share a GPU, and one
 /// when the job has no token. A collective call: every process must make it.
 void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err);

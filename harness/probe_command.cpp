@@ -250,7 +250,8 @@ int probe_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       "rank 0's process sees: the P2P access matrix, the round trip of a flag ping-pong, and copy-engine peer\n"
       "bandwidth one way and both ways at once. Then a short all-reduce over all ranks with both strategies,\n"
       "bit for bit against reference/ (one process: 2 virtual ranks on each GPU, then one rank on each of the\n"
-      "first 2, 4 or 8 GPUs; a job: one rank per process, sharing memory as `run` does). It ends with what this setup could not check and a verdict per check:\n"
+      "first 2, 4 or 8 GPUs; a job: one rank per process, sharing memory as `run` does). It ends with what\n"
+      "this setup could not check and a verdict per check:\n"
       "ok, warning (reported, not fatal: inactive links, error counters, fabric health), FAILED, not checked.\n\n" +
           std::string(kJobHelp) +
           "\n\n"

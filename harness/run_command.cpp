@@ -293,12 +293,7 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
 
   // World sizes: each process runs W / P ranks, spread over its --devices.
   const std::vector<int> devices = devices_option(s.devices_text, job, dev.device_count);
-  const int parts = processes * std::max<int>(1, static_cast<int>(devices.size()));
-  const std::vector<int> worlds = splittable_worlds(
-      s.worlds, parts, s.world_text == "all",
-      devices.empty() ? fmt::format("the {} processes (each process runs W / {} ranks)", processes, processes)
-                      : fmt::format("the {} GPUs of --devices", devices.size()),
-      job, err);
+  const std::vector<int> worlds = runnable_worlds(job, s.worlds, devices, s.world_text == "all", err);
   if (!devices.empty()) describe_devices(*backend, devices, out);
   const std::vector<int> gpus = job_gpus(job, choice.device, devices);
   const HandleDecision handles = agree_on_handles(job, *backend, choice.device, s.handles);

@@ -117,6 +117,11 @@ TEST_CASE("world sizes that do not split over the GPUs are refused when named, d
   CHECK_THAT(err.str(), Catch::Contains("W = 2, 4 skipped: not a multiple of the 8 GPUs"));
   CHECK_THROWS_WITH(splittable_worlds({2}, 4, true, "the 4 GPUs", job, err),
                     Catch::Contains("no supported world size splits evenly over the 4 GPUs"));
+  // The commands' wording: over the processes, or over the GPUs of --devices.
+  CHECK(runnable_worlds(job, {2, 4}, {}, false, err) == std::vector<int>{2, 4});
+  CHECK_THROWS_WITH(runnable_worlds(job, {2, 4}, {0, 1, 2, 3}, false, err),
+                    Catch::Contains("W = 2 cannot be split evenly over the 4 GPUs of --devices"));
+  CHECK(runnable_worlds(job, {2, 4, 8}, {0, 1, 2, 3}, true, err) == std::vector<int>{4, 8});
 }
 
 TEST_CASE("processes that plan different calls refuse before any kernel, naming the difference", "[cpu]") {
