@@ -11,8 +11,8 @@
 #include <fstream>
 
 #include "gpu_test_support.h"
-#include "harness/golden_cases.h"
-#include "harness/npy.h"
+#include "harness/io/golden_cases.h"
+#include "harness/io/npy.h"
 #include "reference/all_reduce.h"
 
 using ar::DType;

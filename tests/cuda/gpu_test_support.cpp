@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "harness/golden_cases.h"
+#include "harness/io/golden_cases.h"
 #include "reference/all_reduce.h"
 
 namespace ar::test {

@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "gpu_test_support.h"
-#include "harness/golden_cases.h"
+#include "harness/io/golden_cases.h"
 #include "reference/all_reduce.h"
 
 using ar::DType;

@@ -2,7 +2,7 @@
 // lowest rank's, ranks in different processes are compared through their digests, a timeout stops all.
 #include <catch2/catch.hpp>
 
-#include "harness/call_report.h"
+#include "harness/job/call_report.h"
 
 using namespace ar;
 

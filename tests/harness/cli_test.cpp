@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
-#include "harness/golden_cases.h"
-#include "harness/npy.h"
+#include "harness/io/golden_cases.h"
+#include "harness/io/npy.h"
 #include "test_support.h"
 
 using namespace ar;

@@ -3,12 +3,12 @@
 
 #include <future>
 
-#include "harness/asio.h"
+#include "harness/job/asio.h"
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "harness/fd_passing.h"
+#include "harness/job/fd_passing.h"
 
 using namespace ar;
 

@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/golden_cases.h"
-#include "harness/npy.h"
-#include "harness/sha256.h"
+#include "harness/io/golden_cases.h"
+#include "harness/io/npy.h"
+#include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
 #include "test_support.h"
 

@@ -2,8 +2,8 @@
 // to POSIX handles on one host with the reasons fabric handles were not possible, and the refusals.
 #include <catch2/catch.hpp>
 
-#include "harness/exit_codes.h"
-#include "harness/handle_choice.h"
+#include "harness/io/exit_codes.h"
+#include "harness/job/handle_choice.h"
 
 using namespace ar;
 

@@ -8,10 +8,10 @@
 
 #include <fmt/format.h>
 
-#include "harness/asio.h"
-#include "harness/exit_codes.h"
-#include "harness/job.h"
-#include "harness/job_gpu.h"
+#include "harness/job/asio.h"
+#include "harness/io/exit_codes.h"
+#include "harness/job/job.h"
+#include "harness/job/job_gpu.h"
 
 using namespace ar;
 using namespace std::chrono_literals;

@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "harness/exit_codes.h"
-#include "harness/launcher_env.h"
+#include "harness/io/exit_codes.h"
+#include "harness/job/launcher_env.h"
 
 using namespace ar;
 

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <sys/wait.h>
 
-#include "harness/asio.h"
+#include "harness/job/asio.h"
 #include "test_support.h"
 
 using namespace std::chrono_literals;

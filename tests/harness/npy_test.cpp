@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/npy.h"
+#include "harness/io/npy.h"
 #include "test_support.h"
 
 using namespace ar;

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "harness/probe_report.h"
+#include "harness/commands/probe_report.h"
 
 using namespace ar;
 

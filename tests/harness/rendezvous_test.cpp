@@ -6,10 +6,10 @@
 #include <future>
 #include <thread>
 
-#include "harness/asio.h"
+#include "harness/job/asio.h"
 
-#include "harness/rendezvous.h"
-#include "harness/wire_format.h"
+#include "harness/job/rendezvous.h"
+#include "harness/job/wire_format.h"
 
 using namespace ar;
 using namespace std::chrono_literals;

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "harness/sha256.h"
+#include "harness/io/sha256.h"
 
 TEST_CASE("sha256 matches the FIPS 180-4 examples", "[cpu]") {
   CHECK(ar::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

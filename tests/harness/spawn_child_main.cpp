@@ -5,8 +5,8 @@
 #include <string>
 #include <unistd.h>
 
-#include "harness/launcher_env.h"
-#include "harness/rendezvous.h"
+#include "harness/job/launcher_env.h"
+#include "harness/job/rendezvous.h"
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "gather";

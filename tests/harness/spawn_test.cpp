@@ -1,9 +1,9 @@
 // --spawn: real processes on one host meet in the rendezvous; a dying or impostor rank ends the job cleanly.
 #include <catch2/catch.hpp>
 
-#include "harness/exit_codes.h"
-#include "harness/rendezvous.h"
-#include "harness/spawn.h"
+#include "harness/io/exit_codes.h"
+#include "harness/job/rendezvous.h"
+#include "harness/job/spawn.h"
 
 using namespace ar;
 using namespace std::chrono_literals;

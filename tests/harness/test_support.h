@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-#include "harness/cli.h"
+#include "harness/commands/cli.h"
 
 namespace ar::test {
 

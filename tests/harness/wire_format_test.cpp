@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "harness/wire_format.h"
+#include "harness/job/wire_format.h"
 
 using namespace ar::wire;
 

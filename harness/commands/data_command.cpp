@@ -1,0 +1,70 @@
+// mnnvl-ar data: writes (or, with --check, verifies) the golden cases of data/.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <ostream>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "harness/commands/commands.h"
+#include "harness/io/exit_codes.h"
+#include "harness/io/golden_manifest.h"
+#include "harness/io/npy.h"
+#include "harness/commands/options.h"
+
+namespace ar {
+namespace {
+
+std::string read_all(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return {};
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
+  std::string dir;
+  po::options_description options("options");
+  options.add_options()("out,o", po::value(&dir)->default_value("data"), "folder of the golden set")(
+      "check", "regenerate in memory and compare with the folder's files; exit 1 on any difference");
+  po::variables_map vm;
+  const CommandHelp help{
+      "mnnvl-ar data [--out DIR] [--check]",
+      "Regenerates the golden cases: seeded inputs ([W, N, D] .npy) of three kinds (exact small integers,\n"
+      "full-mantissa random values, SPEC section 10 edge scenarios) and the reference output of every\n"
+      "strategy and profile, plus manifest.json with the seed, shape and sha256 of every file.\n"
+      "Inputs are functions of (seed, element index), so the files come out the same byte for byte.\n\n"
+      "examples:\n  mnnvl-ar data --check          verify data/ against the generator and reference\n"
+      "  mnnvl-ar data --out /tmp/gold  write a fresh copy\n\n"
+      "exit codes: 0 ok (or --check found data/ identical), 1 --check found a difference, 2 bad usage"};
+  if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+
+  const GoldenSet set = build_golden_set();
+  const std::string manifest = set.manifest.dump(2) + "\n";
+  namespace fs = std::filesystem;
+  if (vm.count("check")) {
+    int differences = 0;
+    const auto check = [&](const std::string& name, const std::string& want) {
+      if (read_all(fs::path(dir) / name) == want) return;
+      ++differences;
+      fmt::print(err, "differs: {}\n", (fs::path(dir) / name).string());
+    };
+    for (const auto& [name, bytes] : set.files) check(name, bytes);
+    check("manifest.json", manifest);
+    fmt::print(out, "{} files checked in {}: {}\n", set.files.size() + 1, dir,
+               differences ? fmt::format("{} differ", differences) : std::string("all identical"));
+    return differences ? kExitDifference : kExitOk;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw UsageError(fmt::format("cannot create folder '{}': {}", dir, ec.message()));
+  for (const auto& [name, bytes] : set.files) write_file_atomically((fs::path(dir) / name).string(), bytes);
+  write_file_atomically((fs::path(dir) / "manifest.json").string(), manifest);
+  fmt::print(out, "wrote {} golden cases ({} files) and manifest.json to {}\n", set.manifest["cases"].size(),
+             set.files.size(), dir);
+  return kExitOk;
+}
+
+}  // namespace ar

@@ -1,0 +1,99 @@
+// mnnvl-ar explain: the addition tree of one output element, and why strategies and profiles disagree on it.
+#include <ostream>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "harness/commands/commands.h"
+#include "harness/io/exit_codes.h"
+#include "harness/commands/options.h"
+#include "harness/io/rank_inputs.h"
+#include "reference/explain.h"
+
+namespace ar {
+namespace {
+
+void print_fold(std::ostream& out, const ExplainedFold& fold, DType t) {
+  fmt::print(out, "{}: {}\n", fold.label(), describe(fold.order));
+  int chunk = -1;
+  for (std::size_t i = 0; i < fold.trace.steps.size(); ++i) {
+    const FoldStep& s = fold.trace.steps[i];
+    if (s.kind == FoldStep::Kind::kAddRank && s.chunk >= 0 && s.chunk != chunk) {
+      chunk = s.chunk;
+      fmt::print(out, "  -- chunk {}: ranks {}..{}, starts from +0 --\n", chunk, chunk * fold.order.chunk,
+                 (chunk + 1) * fold.order.chunk - 1);
+    }
+    fmt::print(out, "  step {:>2}  {}\n", i, describe_step(s, t));
+  }
+}
+
+}  // namespace
+
+int explain_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
+  std::string input, strategy_text, profile_text, dtype_text;
+  std::int64_t token = -1, col = -1;
+  po::options_description options("options");
+  options.add_options()
+      ("input,i", po::value(&input)->required(), "every rank's input, [W, N, D] .npy")
+      ("token,t", po::value(&token)->required(), "token (row) of the element, 0 <= T < N")
+      ("col,c", po::value(&col)->required(), "column of the element, 0 <= C < D")
+      ("strategy,s", po::value(&strategy_text)->default_value("auto"), "oneshot | twoshot | auto")
+      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm")
+      ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16");
+  po::variables_map vm;
+  const CommandHelp help{
+      "mnnvl-ar explain --input X.npy --token T --col C [--strategy auto] [--profile flashinfer]",
+      "Prints how output element [T, C] is computed: each rank's input as given, sanitised (-0 -> +0) and\n"
+      "widened to fp32; every fp32 add with its operands and accumulator in hex and decimal, chunk boundaries,\n"
+      "FTZ flushes and roundings; the narrowing; the TWOSHOT -0 sanitising. Then it folds the same element\n"
+      "with every other strategy and profile, and for each that gives other bits names the rank after which\n"
+      "the partial sums first part as real numbers, and the steps there (or the sanitising, when only the\n"
+      "sign of zero differs).\n\n"
+      "example (find an element first with `mnnvl-ar compare --input X.npy`):\n"
+      "  mnnvl-ar explain -i x.npy -t 0 -c 5 --strategy oneshot\n\n"
+      "exit codes: 0 ok, 2 bad usage or input"};
+  if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+
+  const Strategy strategy = strategy_option(strategy_text);
+  const Profile profile = profile_option(profile_text);
+  const RankInputs in = load_rank_inputs(input, optional_dtype_option(dtype_text));
+  const ProblemShape& s = in.shape;
+  if (token < 0 || token >= s.tokens)
+    throw UsageError(fmt::format("--token {} is outside [0, {}) (the input has N = {} tokens)", token, s.tokens, s.tokens));
+  if (col < 0 || col >= s.hidden)
+    throw UsageError(fmt::format("--col {} is outside [0, {}) (the input has D = {})", col, s.hidden, s.hidden));
+
+  const Strategy resolved = resolve_strategy(strategy, s);
+  std::vector<std::uint32_t> column(s.world_size);
+  for (int r = 0; r < s.world_size; ++r) column[r] = in.tensor.bits((r * s.tokens + token) * s.hidden + col);
+  const ElementExplanation e = explain_element(column, s.dtype, resolved, profile);
+
+  fmt::print(out, "element [{}, {}] of {}: W = {}, {}, N = {}, D = {}\n", token, col, input, s.world_size,
+             dtype_name(s.dtype), s.tokens, s.hidden);
+  if (strategy == Strategy::kAuto)
+    fmt::print(out, "auto -> {}: N*D*W*E = {} bytes {} 1 MiB\n", strategy_name(resolved),
+               s.tokens * s.hidden * s.world_size * dtype_bytes(s.dtype), resolved == Strategy::kOneShot ? "<=" : ">");
+  fmt::print(out, "\ninputs (rank: as given -> sanitised -> fp32 operand):\n");
+  const ExplainedFold& main = e.folds[0];
+  for (int r = 0; r < s.world_size; ++r) {
+    const bool sanitized = main.trace.raw[r] != main.trace.sanitized[r];
+    fmt::print(out, "  rank {:>2}: {}{} -> {}\n", r, format_value(main.trace.raw[r], s.dtype),
+               sanitized ? " -> +0 (sanitised)" : "", format_fp32(main.trace.widened[r]));
+  }
+  fmt::print(out, "\n");
+  print_fold(out, main, s.dtype);
+  fmt::print(out, "result: {}\nexact sum rounded once: {}\n\n", format_value(main.trace.result, s.dtype),
+             format_value(e.correctly_rounded, s.dtype));
+
+  fmt::print(out, "the same element under every strategy and profile:\n");
+  for (const ExplainedFold& f : e.folds)
+    fmt::print(out, "  {:<20} {:<24} {}\n", f.label(), format_value(f.trace.result, s.dtype),
+               &f == &main ? "(this one)" : f.trace.result == main.trace.result ? "same bits" : "DIFFERENT");
+  for (const FoldComparison& c : e.comparisons) {
+    if (c.same_bits) continue;
+    fmt::print(out, "\nwhy {} and {} differ:\n  {}\n", main.label(), c.other->label(), c.difference);
+  }
+  return kExitOk;
+}
+
+}  // namespace ar

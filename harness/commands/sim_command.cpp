@@ -1,0 +1,377 @@
+// mnnvl-ar sim: the Lamport protocol simulator on the command line. Parses options into a search plan (the
+// default plan, or one leg from the options given), runs sim::run_search, and prints the verdict, the
+// diagnosis and how to reproduce it; optionally a Chrome trace and a JSON result.
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "harness/commands/commands.h"
+#include "harness/io/exit_codes.h"
+#include "harness/io/npy.h"
+#include "harness/commands/options.h"
+#include "sim/call_sequence.h"
+#include "sim/mutation.h"
+#include "sim/search.h"
+
+namespace ar {
+namespace {
+
+constexpr const char* kDefaultCalls = "oneshot,twoshot,oneshot,twoshot,oneshot,auto";
+
+std::string help_text() {
+  std::string mutations;
+  for (const sim::MutationInfo& m : sim::kMutationTable) {
+    if (m.mutation == sim::Mutation::kNone) continue;
+    mutations += fmt::format("  {:<24}{}{}\n", m.name, m.flashinfer ? "" : "(ours only) ", m.summary);
+    if (m.flashinfer && m.ours && !m.in_ours.empty()) mutations += fmt::format("  {:<24}ours: {}\n", "", m.in_ours);
+  }
+  return fmt::format(
+      "Simulates FlashInfer's Lamport all-reduce protocol (SPEC sections 4-5), or our kernels' variant of it\n"
+      "(--protocol ours), on the CPU and searches for the timings that break it. W ranks share one workspace:\n"
+      "each has three Lamport buffers of BPB bytes filled with the sentinel 0x80000000 and the flag words.\n"
+      "Several CTAs per rank interleave one memory operation at a time (st_v4, ld_volatile_v4,\n"
+      "red_release_gpu_add_u32, atom_relaxed_gpu_add_u32, ... as the kernels issue them).\n"
+      "A 16-byte store lands as two 8-byte halves, each after any delay and in any order; a poll may read its\n"
+      "four words at different moments. Each call stores, clears the previous launch's buffer, arrives,\n"
+      "polls, folds with the reference arithmetic and rotates the flags, for a sequence of calls whose strategy,\n"
+      "N, D and dtype may change. Checked on every run: every rank's output equals the reference bit for bit,\n"
+      "no poll accepts a pack that is not this call's data, data lands only on cleared words, no clear erases\n"
+      "unread data, all CTAs and ranks read the same flags, and no deadlock.\n\n"
+      "schedules:\n"
+      "  random       every runnable CTA equally likely; a read sees each store in flight with p = 1/2\n"
+      "  adversarial  seeded scenarios: one rank slowed or run ahead over some calls, CTAs that start late,\n"
+      "               stores kept in flight, polls torn\n"
+      "  exhaustive   every schedule of a tiny configuration (depth-first, states hashed); reports the\n"
+      "               interleavings covered\n"
+      "Without --world-size, --tokens, --hidden, --dtype, --calls, --buffer-bytes, --packs-per-cta, --schedule,\n"
+      "the residency options, --blocks-per-rank or --tokens-per-round, the default search runs: random and\n"
+      "adversarial legs at W = 4, 32, 8 and 2 over mixed call sequences (ours: with block caps and rounds in\n"
+      "some, and a W = 16 leg), then an exhaustive leg at W = 2 (one token, two packs, four calls; ours: two\n"
+      "smaller ones, one and two blocks per rank). It catches every mutation below that applies to the protocol;\n"
+      "any of those options instead runs one leg with the values given.\n"
+      "Run i of a leg uses seed S + i; a failure prints the seed and step, the shortest failing schedule found\n"
+      "and the arguments that replay it exactly.\n\n"
+      "mutations (deliberate protocol bugs the simulator must catch; --list-mutations prints the names):\n{}\n"
+      "--calls grammar: call(,call)* with call = oneshot|twoshot|auto[:N=n][:D=d][:dtype=t]\n"
+      "  (omitted parameters take --tokens, --hidden, --dtype)\n\n"
+      "protocol: --protocol flashinfer (default) runs FlashInfer's kernels as SPEC describes them; --protocol ours\n"
+      "runs our kernels (cuda/): blocks stride over the call's packs in rounds, every block arrives with a relaxed\n"
+      "atomic (atom_relaxed_gpu_add_u32) right after reading the flags, the last block to arrive advances the\n"
+      "flags after its work (a rank of one block at once), each slot is polled until full, clears come after the\n"
+      "polls, and flag word 12 counts the calls. With ours, --blocks-per-rank B caps the blocks per rank (default:\n"
+      "one pack per thread; fewer blocks make threads stride over several packs), --packs-per-cta is the threads\n"
+      "per block, and --tokens-per-round R splits a call into rounds (default one; TWOSHOT rounds up to a\n"
+      "multiple of W). Ours is unicast only and arrives its own way (no --writer multicast, no --arrival).\n"
+      "--arrival (FlashInfer's protocol only): flashinfer (default) models SPEC's order; after-flags arrives right\n"
+      "after reading the flags with red.release, and CTA 0 fences after the counter spin (the arrival our kernels\n"
+      "were first designed with).\n\n"
+      "residency: by default every CTA of a launch is resident. --resident-ctas R lets only R run per rank at\n"
+      "once (a CTA keeps its slot until it exits); --dispatch any lets the schedule pick which waiting CTA\n"
+      "starts next (SPEC section 4.5: progress across ranks needs roughly in-order dispatch).\n\n"
+      "examples:\n"
+      "  mnnvl-ar sim                                    # the default search: must pass\n"
+      "  mnnvl-ar sim --mutation two-buffers             # catches it, prints the race and how to replay it\n"
+      "  mnnvl-ar sim --protocol ours                    # the default search on our kernels' protocol\n"
+      "  mnnvl-ar sim --protocol ours --mutation last-arriver-off-by-one\n"
+      "  mnnvl-ar sim --world-size 2 --tokens 1 --hidden 8 --calls oneshot,twoshot,oneshot,oneshot \\\n"
+      "      --schedule exhaustive --mutation no-clear --trace no-clear.json   # open in ui.perfetto.dev\n\n"
+      "exit codes: 0 every schedule passed, 1 a protocol failure was found, 2 bad usage",
+      mutations);
+}
+
+/// Progress on a terminal: one line rewritten in place.
+struct ProgressLine {
+  bool enabled = false;
+  std::ostream* err = nullptr;
+  bool dirty = false;
+  void operator()(const sim::SearchProgress& p) const {
+    if (!enabled) return;
+    std::string states = p.states ? fmt::format(", {} states", p.states) : std::string();
+    fmt::print(*err, "\r  leg {}/{} {:<11} run {}/{}{}, {:.1f}M events, {:.1f} s   ", p.leg + 1, p.legs,
+               sim::schedule_name(p.schedule), p.runs, p.runs_planned, states, static_cast<double>(p.events) / 1e6,
+               p.seconds);
+    err->flush();
+  }
+  void clear() const {
+    if (enabled) fmt::print(*err, "\r{:80}\r", "");
+  }
+};
+
+nlohmann::json failure_json(const sim::Failure& f) {
+  nlohmann::json j{{"kind", sim::failure_kind_name(f.kind)},
+                   {"rank", f.rank},
+                   {"cta", f.cta},
+                   {"call", f.call},
+                   {"step", f.step},
+                   {"message", f.message}};
+  if (f.kind == sim::FailureKind::kWrongBits)
+    j["element"] = {
+        {"index", f.element}, {"token", f.token}, {"column", f.column}, {"got", f.got}, {"expected", f.expected}};
+  else
+    j["element"] = nullptr;
+  return j;
+}
+
+nlohmann::json result_json(const sim::SearchResult& r, sim::Mutation m, sim::Protocol protocol, std::uint64_t seed) {
+  nlohmann::json legs = nlohmann::json::array();
+  for (const sim::LegStats& l : r.legs) {
+    nlohmann::json j{{"schedule", sim::schedule_name(l.schedule)},
+                     {"config", l.config},
+                     {"runs", l.runs},
+                     {"steps", l.steps},
+                     {"events", l.events},
+                     {"seconds", l.seconds},
+                     {"failed", l.failed}};
+    if (l.schedule == sim::ScheduleKind::kExhaustive) {
+      j["states"] = l.states;
+      j["transitions"] = l.transitions;
+      j["interleavings"] = l.interleavings;
+      j["exhausted"] = l.exhausted;
+    }
+    legs.push_back(j);
+  }
+  nlohmann::json j{{"passed", r.passed},
+                   {"mutation", sim::mutation_name(m)},
+                   {"protocol", sim::protocol_name(protocol)},
+                   {"seed", seed},
+                   {"runs", r.runs},
+                   {"steps", r.steps},
+                   {"events", r.events},
+                   {"seconds", r.seconds},
+                   {"events_per_second", r.events_per_second()},
+                   {"legs", legs}};
+  std::uint64_t states = 0;
+  double interleavings = 0;
+  for (const sim::LegStats& l : r.legs) {
+    states += l.states;
+    interleavings += l.interleavings;
+  }
+  j["interleavings_explored"] = interleavings;
+  j["states_explored"] = states;
+  if (r.failure) {
+    const sim::FailureReport& f = *r.failure;
+    nlohmann::json fj = failure_json(f.failure);
+    fj["leg"] = f.leg;
+    fj["schedule"] = sim::schedule_name(f.schedule);
+    fj["seed"] = f.seed;
+    fj["policy"] = f.policy;
+    fj["run_steps"] = f.run_steps;
+    fj["seconds_to_find"] = f.seconds_to_find;
+    fj["config"] = sim::describe(f.config);
+    fj["shortest"] = failure_json(f.shortest_failure);
+    fj["shortest"]["seed"] = f.shortest_seed;
+    fj["shortest"]["run_steps"] = f.shortest_steps;
+    fj["reproduce"] = "mnnvl-ar sim " + f.reproduce;
+    fj["schedule_tail"] = f.schedule_lines;
+    j["failure"] = fj;
+  } else {
+    j["failure"] = nullptr;
+  }
+  return j;
+}
+
+void print_text(std::ostream& out, const sim::SearchResult& r, const std::vector<sim::SearchLeg>& plan, sim::Mutation m,
+                sim::Protocol protocol) {
+  const bool ours = protocol == sim::Protocol::kOurs;
+  std::string subject = ours ? "our kernels' protocol" : "the protocol as specified";
+  if (m != sim::Mutation::kNone)
+    subject = fmt::format("{}mutation {}", ours ? "our kernels' protocol, " : "", sim::mutation_name(m));
+  fmt::print(out, "mnnvl-ar sim: {} ({} leg{})\n", subject, plan.size(), plan.size() == 1 ? "" : "s");
+  for (std::size_t i = 0; i < r.legs.size(); ++i) {
+    const sim::LegStats& l = r.legs[i];
+    std::string what;
+    if (l.schedule == sim::ScheduleKind::kExhaustive)
+      what = fmt::format("{} states, {} transitions, {:.4g} interleavings{}", l.states, l.transitions, l.interleavings,
+                         l.exhausted ? ", all explored"
+                         : l.failed  ? ""
+                                     : ", bounded (not exhausted)");
+    else
+      what = fmt::format("{} schedule{}", l.runs, l.runs == 1 ? "" : "s");
+    fmt::print(out, "  leg {}/{} {:<11} {}\n      {}: {}, {} events, {:.2f} s\n", i + 1, plan.size(),
+               sim::schedule_name(l.schedule), l.config, l.failed ? "FAILED" : "passed", what, l.events, l.seconds);
+  }
+  if (!r.failure) {
+    fmt::print(out, "PASSED: {} runs, {} steps, {} memory events in {:.2f} s ({:.2f}M events/s)\n", r.runs, r.steps,
+               r.events, r.seconds, r.events_per_second() / 1e6);
+    return;
+  }
+  const sim::FailureReport& f = *r.failure;
+  fmt::print(out, "FAILED: {}\n", sim::failure_kind_name(f.shortest_failure.kind));
+  fmt::print(out, "  first failure: {} at step {} of seed {} ({}; run {} of leg {}, after {:.2f} s)\n",
+             sim::failure_kind_name(f.failure.kind), f.failure.step, f.seed, f.policy, f.runs_to_find, f.leg + 1,
+             f.seconds_to_find);
+  fmt::print(out, "  shortest failing schedule found: seed {}, failing at step {}:\n  {}\n", f.shortest_seed,
+             f.shortest_failure.step, f.shortest_failure.message);
+  fmt::print(out, "  its last {} steps:\n", f.schedule_lines.size());
+  for (const std::string& line : f.schedule_lines) fmt::print(out, "    {}\n", line);
+  fmt::print(out, "  reproduce: mnnvl-ar sim {}\n", f.reproduce);
+  fmt::print(out, "{} runs, {} memory events in {:.2f} s ({:.2f}M events/s)\n", r.runs, r.events, r.seconds,
+             r.events_per_second() / 1e6);
+}
+
+}  // namespace
+
+int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
+  int world_size = 4;
+  std::int64_t tokens = 3, hidden = 16, buffer_bytes = 0, seed = 1, runs = 0;
+  int packs_per_cta = 1, resident_ctas = 0, blocks_per_rank = 0;
+  std::int64_t tokens_per_round = 0;
+  std::string dispatch_text = "in-order", arrival_text = "flashinfer", protocol_text = "flashinfer";
+  std::string dtype_text = "bf16", calls_text, schedule_text, mutation_text = "none", writer_text = "unicast";
+  std::string trace_path, json_path;
+  po::options_description options("options", 118);
+  // clang-format off
+  options.add_options()
+      ("world-size,w", po::value(&world_size), "ranks W: 2, 4, 8, 16, 32 or 64 (single leg; default 4)")
+      ("tokens,n", po::value(&tokens), "N of calls that do not set it (default 3)")
+      ("hidden,d", po::value(&hidden), "D of calls that do not set it; a multiple of 16/sizeof(T) (default 16)")
+      ("dtype", po::value(&dtype_text), "bf16 | fp16 | fp32 for calls that do not set it (default bf16)")
+      ("calls,c", po::value(&calls_text), "the call sequence, e.g. oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1")
+      ("buffer-bytes", po::value(&buffer_bytes), "BPB, bytes per Lamport buffer (default: what the largest call needs)")
+      ("packs-per-cta", po::value(&packs_per_cta), "16-byte packs (threads) per CTA (default 1)")
+      ("protocol", po::value(&protocol_text), "flashinfer (default: FlashInfer's kernels) | ours (cuda/'s kernels)")
+      ("blocks-per-rank", po::value(&blocks_per_rank), "ours: at most B blocks per rank (default 0: one pack per thread)")
+      ("tokens-per-round", po::value(&tokens_per_round), "ours: tokens per round (default 0: one round)")
+      ("writer", po::value(&writer_text), "unicast (ours: W st_v4) | multicast (FlashInfer: multimem_st_v4)")
+      ("arrival", po::value(&arrival_text), "flashinfer (SPEC) | after-flags (our kernels: arrive right after reading "
+                                            "the flags, acquire fence after the spin)")
+      ("resident-ctas", po::value(&resident_ctas), "CTAs resident per rank at once (default 0: all)")
+      ("dispatch", po::value(&dispatch_text), "in-order | any: which waiting CTA gets a free slot")
+      ("schedule,s", po::value(&schedule_text), "random | adversarial | exhaustive (single leg; default random)")
+      ("seed", po::value(&seed), "first seed; run i of a leg uses seed + i (default 1)")
+      ("runs", po::value(&runs), "schedules per leg (exhaustive: the budget of runs)")
+      ("mutation,m", po::value(&mutation_text), "a deliberate bug to inject (see --list-mutations), or none")
+      ("list-mutations", "print the names of the mutations that apply to --protocol, one a line, and exit")
+      ("trace", po::value(&trace_path), "write the failing (or first) run as Chrome trace JSON (Perfetto)")
+      ("json", "print the result as JSON instead of text")
+      ("json-out", po::value(&json_path), "also write the JSON result to this file");
+  // clang-format on
+  po::variables_map vm;
+  const CommandHelp help{
+      "mnnvl-ar sim [--world-size W] [--tokens N] [--hidden D] [--dtype T] [--calls SEQ] "
+      "[--schedule random|adversarial|exhaustive] [--seed S] [--mutation NAME] [--trace out.json]",
+      help_text()};
+  if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+
+  const auto protocol = sim::parse_protocol(protocol_text);
+  if (!protocol) throw UsageError(fmt::format("unknown protocol '{}' (choose flashinfer or ours)", protocol_text));
+  if (vm.count("list-mutations")) {
+    for (const sim::MutationInfo& m : sim::kMutationTable)
+      if (m.mutation != sim::Mutation::kNone && sim::mutation_applies(m.mutation, *protocol))
+        fmt::print(out, "{}\n", m.name);
+    return kExitOk;
+  }
+  const auto mutation = sim::parse_mutation(mutation_text);
+  if (!mutation) {
+    std::string names;
+    for (const sim::MutationInfo& m : sim::kMutationTable)
+      names += fmt::format("{}{}", names.empty() ? "" : ", ", m.name);
+    throw UsageError(fmt::format("unknown mutation '{}' (choose one of: {})", mutation_text, names));
+  }
+  sim::Writer writer = sim::Writer::kUnicast;
+  if (writer_text == "multicast")
+    writer = sim::Writer::kMulticast;
+  else if (writer_text != "unicast")
+    throw UsageError(fmt::format("unknown writer '{}' (choose unicast or multicast)", writer_text));
+  sim::Arrival arrival = sim::Arrival::kFlashInfer;
+  if (arrival_text == "after-flags")
+    arrival = sim::Arrival::kAfterFlags;
+  else if (arrival_text != "flashinfer")
+    throw UsageError(fmt::format("unknown arrival '{}' (choose flashinfer or after-flags)", arrival_text));
+  if (seed < 0) throw UsageError(fmt::format("--seed must be >= 0, got {}", seed));
+  if (vm.count("runs") && runs < 1) throw UsageError(fmt::format("--runs must be >= 1, got {}", runs));
+  if (blocks_per_rank < 0) throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", blocks_per_rank));
+  if (tokens_per_round < 0) throw UsageError(fmt::format("--tokens-per-round must be >= 0, got {}", tokens_per_round));
+  if (*protocol == sim::Protocol::kOurs && vm.count("arrival"))
+    throw UsageError("--arrival applies to --protocol flashinfer only; our kernels arrive their own way");
+  if (*protocol == sim::Protocol::kFlashInfer && (vm.count("blocks-per-rank") || vm.count("tokens-per-round")))
+    throw UsageError("--blocks-per-rank and --tokens-per-round apply to --protocol ours only");
+  if (*protocol == sim::Protocol::kOurs && writer != sim::Writer::kUnicast)
+    throw UsageError(
+        "--writer multicast is FlashInfer's writer; our kernels (--protocol ours) store with unicast st_v4");
+  if (!sim::mutation_applies(*mutation, *protocol))
+    throw UsageError(
+        fmt::format("mutation {} does not apply to --protocol {} (--protocol {} --list-mutations lists "
+                    "those that do)",
+                    mutation_text, protocol_text, protocol_text));
+
+  const bool single_leg = vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") ||
+                          vm.count("calls") || vm.count("buffer-bytes") || vm.count("packs-per-cta") ||
+                          vm.count("schedule") || vm.count("resident-ctas") || vm.count("dispatch") ||
+                          vm.count("blocks-per-rank") || vm.count("tokens-per-round");
+  std::vector<sim::SearchLeg> plan;
+  if (single_leg) {
+    const DType dtype = dtype_option(dtype_text);
+    sim::ScheduleKind schedule = sim::ScheduleKind::kRandom;
+    if (vm.count("schedule")) {
+      const auto s = sim::parse_schedule(schedule_text);
+      if (!s)
+        throw UsageError(
+            fmt::format("unknown schedule '{}' (choose random, adversarial or exhaustive)", schedule_text));
+      schedule = *s;
+    }
+    if (!is_supported_world_size(world_size))
+      throw UsageError(fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", world_size));
+    std::vector<CallSpec> specs;
+    std::vector<ResolvedCall> calls;
+    try {
+      specs = parse_call_sequence(vm.count("calls") ? calls_text : kDefaultCalls);
+      calls = resolve_calls(specs, world_size, {tokens, hidden, dtype});
+    } catch (const CallSequenceError& e) {
+      throw UsageError(fmt::format("--calls: {}", e.what()));
+    }
+    sim::SimConfig config;
+    try {
+      config = sim::make_sim_config(world_size, std::move(calls),
+                                    vm.count("buffer-bytes") ? std::optional<std::int64_t>(buffer_bytes) : std::nullopt,
+                                    packs_per_cta, writer, *mutation);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    if (resident_ctas < 0) throw UsageError(fmt::format("--resident-ctas must be >= 0, got {}", resident_ctas));
+    if (dispatch_text != "in-order" && dispatch_text != "any")
+      throw UsageError(fmt::format("unknown dispatch '{}' (choose in-order or any)", dispatch_text));
+    config.resident_ctas = resident_ctas;
+    config.arrival = arrival;
+    config.dispatch_in_order = dispatch_text == "in-order";
+    config.protocol = *protocol;
+    config.max_blocks_per_rank = blocks_per_rank;
+    config.round_tokens = tokens_per_round;
+    if (auto why = sim::protocol_conflict(config)) throw UsageError(*why);
+    const std::uint64_t default_runs = schedule == sim::ScheduleKind::kExhaustive ? 300'000 : 100;
+    plan.push_back({std::move(config), schedule, static_cast<std::uint64_t>(seed),
+                    vm.count("runs") ? static_cast<std::uint64_t>(runs) : default_runs});
+  } else {
+    plan = sim::default_plan(*mutation, writer, static_cast<std::uint64_t>(seed), *protocol);
+    for (sim::SearchLeg& leg : plan) {
+      if (vm.count("runs")) leg.runs = static_cast<std::uint64_t>(runs);
+      leg.config.arrival = arrival;
+    }
+  }
+
+  sim::SearchOptions search;
+  search.want_trace = !trace_path.empty();
+  ProgressLine progress;
+  progress.enabled = &err == &std::cerr && isatty(STDERR_FILENO) != 0;
+  progress.err = &err;
+  if (progress.enabled) search.progress = progress;
+  const sim::SearchResult result = sim::run_search(plan, search);
+  progress.clear();
+
+  if (!trace_path.empty()) write_file_atomically(trace_path, result.trace_json);
+  const nlohmann::json j = result_json(result, *mutation, *protocol, static_cast<std::uint64_t>(seed));
+  if (!json_path.empty()) write_file_atomically(json_path, j.dump(2) + "\n");
+  if (vm.count("json"))
+    fmt::print(out, "{}\n", j.dump(2));
+  else
+    print_text(out, result, plan, *mutation, *protocol);
+  if (!trace_path.empty() && !vm.count("json")) fmt::print(out, "trace: {} (open in ui.perfetto.dev)\n", trace_path);
+  return result.passed ? kExitOk : kExitDifference;
+}
+
+}  // namespace ar

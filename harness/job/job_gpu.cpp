@@ -1,0 +1,245 @@
+#include "harness/job/job_gpu.h"
+
+#include <algorithm>
+#include <map>
+#include <ostream>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/io/exit_codes.h"
+#include "harness/io/sha256.h"
+#include "harness/job/wire_format.h"
+
+namespace ar {
+
+std::vector<int> local_ranks_of(int world, int processes, int process) {
+  if (processes < 1 || world % processes != 0)
+    throw UsageError(fmt::format("W = {} ranks cannot be split evenly over {} processes (choose a world size that is "
+                                 "a multiple of the process count)",
+                                 world, processes));
+  const int per = world / processes;
+  std::vector<int> ranks;
+  for (int r = 0; r < per; ++r) ranks.push_back(process * per + r);
+  return ranks;
+}
+
+std::optional<std::string> gather_gpu_problems(Job& job, GpuBackend& backend) {
+  const std::optional<std::string> mine = backend.unavailable();
+  const std::vector<std::string> all = job.gather(mine.value_or(""));
+  std::map<std::string, std::vector<int>> by_reason;
+  for (int r = 0; r < static_cast<int>(all.size()); ++r)
+    if (!all[r].empty()) by_reason[all[r]].push_back(r);
+  if (by_reason.empty()) return std::nullopt;
+  if (!job.multi_process()) return all[0];
+  std::vector<std::string> parts;
+  for (const auto& [why, ranks] : by_reason) parts.push_back(fmt::format("{}: {}", ranks_text(ranks), why));
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
+JobDevice pick_device(const Job& job, GpuBackend& backend, int requested) {
+  const int count = backend.device_count();
+  if (requested >= 0) {
+    if (requested >= count)
+      throw UsageError(fmt::format("--device {}: this process sees {} GPU{}", requested, count, count == 1 ? "" : "s"));
+    return {requested, false};
+  }
+  const DeviceChoice c = choose_device(job.launch(), count);
+  return {c.device, c.shared};
+}
+
+std::vector<int> devices_option(const std::string& text, const Job& job, int visible) {
+  if (text.empty()) return {};
+  if (job.multi_process())
+    throw UsageError("--devices spreads one process's ranks over several GPUs; in a job of several processes each "
+                     "process runs on one GPU (--device, or LOCAL_RANK % visible GPUs)");
+  std::vector<int> devices;
+  if (text == "all") {
+    for (int d = 0; d < visible; ++d) devices.push_back(d);
+  } else {
+    std::size_t at = 0;
+    while (at <= text.size()) {
+      const std::size_t comma = std::min(text.find(',', at), text.size());
+      const std::string item = text.substr(at, comma - at);
+      int d = -1;
+      std::size_t used = 0;
+      try {
+        d = std::stoi(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != item.size() || d < 0)
+        throw UsageError(fmt::format("--devices: '{}' is not a GPU number (give e.g. 0,1 or all)", item));
+      if (d >= visible)
+        throw UsageError(fmt::format("--devices: GPU {} is not visible (this process sees {} GPU{})", d, visible,
+                                     visible == 1 ? "" : "s"));
+      if (std::find(devices.begin(), devices.end(), d) != devices.end())
+        throw UsageError(fmt::format("--devices: GPU {} is named twice", d));
+      devices.push_back(d);
+      at = comma + 1;
+    }
+  }
+  if (devices.size() < 2)
+    throw UsageError(fmt::format("--devices {}: spreading ranks needs at least 2 GPUs (this process sees {}); leave "
+                                 "--devices out to run every rank on one GPU",
+                                 text, visible));
+  return devices;
+}
+
+std::vector<int> job_gpus(Job& job, int device, const std::vector<int>& devices) {
+  if (!devices.empty()) return devices;
+  std::vector<int> out;
+  for (const std::string& text : job.gather(std::to_string(device))) out.push_back(std::stoi(text));
+  return out;
+}
+
+void describe_devices(GpuBackend& backend, const std::vector<int>& devices, std::ostream& out) {
+  fmt::print(out, "# one process drives {} GPUs, the ranks in equal contiguous blocks in this order:\n", devices.size());
+  for (int d : devices) {
+    const GpuDevice g = backend.device(d);
+    fmt::print(out, "#   GPU {}: {} (PCI {})\n", d, g.name, g.pci_bus_id);
+  }
+}
+
+std::vector<int> splittable_worlds(const std::vector<int>& worlds, int parts, bool all, const std::string& why,
+                                   const Job& job, std::ostream& err) {
+  std::vector<int> kept, skipped;
+  for (int w : worlds) (w % parts == 0 ? kept : skipped).push_back(w);
+  if (!skipped.empty() && !all)
+    throw UsageError(fmt::format("W = {} cannot be split evenly over {}", fmt::join(skipped, ", "), why));
+  if (kept.empty()) throw UsageError(fmt::format("no supported world size splits evenly over {}", why));
+  if (!skipped.empty() && job.leader())
+    fmt::print(err, "W = {} skipped: not a multiple of {}\n", fmt::join(skipped, ", "), why);
+  return kept;
+}
+
+std::vector<int> runnable_worlds(const Job& job, const std::vector<int>& worlds, const std::vector<int>& devices,
+                                 bool all, std::ostream& err) {
+  const int processes = job.processes();
+  if (devices.empty())
+    return splittable_worlds(worlds, processes, all,
+                             fmt::format("the {} processes (each process runs W / {} ranks)", processes, processes),
+                             job, err);
+  return splittable_worlds(worlds, processes * static_cast<int>(devices.size()), all,
+                           fmt::format("the {} GPUs of --devices", devices.size()), job, err);
+}
+
+void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err) {
+  if (!job.multi_process()) return;
+  const nlohmann::json mine{{"host", job.host()}, {"device", choice.device}, {"pci", device.pci_bus_id},
+                            {"name", device.name}};
+  const std::vector<std::string> all = job.gather(mine.dump());
+  if (!job.leader()) return;
+  // Group the ranks by (host, GPU), in rank order of their first member.
+  std::vector<std::pair<std::string, std::vector<int>>> groups;
+  std::map<std::string, std::size_t> index;
+  std::map<std::string, int> hosts;
+  for (int r = 0; r < static_cast<int>(all.size()); ++r) {
+    const nlohmann::json j = nlohmann::json::parse(all[r]);
+    const std::string host = j.at("host").get<std::string>();
+    ++hosts[host];
+    const std::string key = fmt::format("GPU {} ({}, PCI {}) on {}", j.at("device").get<int>(),
+                                        j.at("name").get<std::string>(), j.at("pci").get<std::string>(), host);
+    if (!index.count(key)) {
+      index[key] = groups.size();
+      groups.push_back({key, {}});
+    }
+    groups[index[key]].second.push_back(r);
+  }
+  fmt::print(out, "# job: {} processes ({}) on {} host{}\n", job.processes(), job.launcher(), hosts.size(),
+             hosts.size() == 1 ? "" : "s");
+  for (const auto& [where, ranks] : groups) fmt::print(out, "#   {}: {}\n", ranks_text(ranks), where);
+  for (const auto& [where, ranks] : groups)
+    if (ranks.size() > 1)
+      fmt::print(err,
+                 "notice: {} share {}: processes on one GPU take turns on it (time slices), so this checks bits, "
+                 "not speed\n",
+                 ranks_text(ranks), where);
+  if (job.token_is_empty())
+    fmt::print(err, "notice: no shared token is set ($MNNVL_AR_TOKEN, $MNNVL_AR_TOKEN_FILE or --token-file): any "
+                    "process that reaches the rendezvous port may join\n");
+}
+
+SharingFacts local_sharing_facts(const Job& job, GpuBackend& backend, int device) {
+  SharingFacts f;
+  f.rank = job.rank();
+  f.host = job.host();
+  f.host_id = job.host_id();
+  f.device = device;
+  const GpuDevice d = backend.device(device);
+  f.posix_supported = d.posix_handles;
+  f.fabric_attribute = d.fabric_handles;
+  const GpuNvml n = backend.nvml(device);
+  if (!n.fabric.queried) {
+    f.nvml_error = n.fabric.error.empty() ? n.error : n.fabric.error;
+    if (f.nvml_error.empty()) f.nvml_error = "no answer";
+  } else {
+    f.fabric_state = n.fabric.state;
+    f.fabric_status = n.fabric.status;
+    f.fabric_status_text = n.fabric.status_text;
+    for (std::uint8_t b : n.fabric.cluster_uuid) f.cluster_uuid_nonzero = f.cluster_uuid_nonzero || b != 0;
+  }
+  const GpuImex imex = backend.imex();
+  f.imex_directory = imex.directory;
+  f.imex_channels = static_cast<int>(imex.channels.size());
+  return f;
+}
+
+namespace {
+
+std::vector<SharingFacts> gather_facts(Job& job, const SharingFacts& mine) {
+  std::vector<SharingFacts> all;
+  for (const std::string& text : job.gather(mine.to_json())) all.push_back(SharingFacts::from_json(text));
+  return all;
+}
+
+}  // namespace
+
+HandleDecision agree_on_handles(Job& job, GpuBackend& backend, int device, HandleRequest request) {
+  if (!job.multi_process()) {
+    HandleDecision d;
+    d.kind = HandleKind::kPosix;
+    d.summary = "none exported: one process holds every rank";
+    return d;
+  }
+  SharingFacts mine = local_sharing_facts(job, backend, device);
+  std::vector<SharingFacts> all = gather_facts(job, mine);
+  if (should_try_fabric(request, all)) {
+    const std::optional<std::string> refused = backend.try_fabric_allocation(device);
+    mine.fabric_trial_made = true;
+    mine.fabric_trial_error = refused.value_or("");
+    all = gather_facts(job, mine);
+  }
+  HandleDecision d = choose_handles(request, all);
+  if (!d.kind) throw UsageError(d.summary);
+  return d;
+}
+
+std::string bounded_plan(const std::string& plan, std::size_t limit) {
+  if (plan.size() <= limit) return plan;
+  // Keep whole lines up to the limit (so an early difference is still named item by item) and stand for the
+  // rest with its digest (so a late one is still found).
+  std::size_t cut = plan.rfind('\n', limit);
+  cut = cut == std::string::npos ? 0 : cut + 1;
+  const std::string rest = plan.substr(cut);
+  const auto lines = std::count(rest.begin(), rest.end(), '\n');
+  return plan.substr(0, cut) + fmt::format("the remaining {} items: sha256 {}\n", lines, sha256_hex(rest));
+}
+
+void agree_on_plan(Job& job, const std::string& what, const std::string& plan) {
+  if (!job.multi_process()) return;
+  // Rank 0 sends every contribution back in one frame: together they must fit it.
+  const std::size_t limit = (wire::kMaxPayloadBytes - 64 * 1024) / static_cast<std::size_t>(job.processes());
+  job.rendezvous().agree(what, bounded_plan(plan, limit));
+}
+
+std::string plan_line(int index, const std::string& label, const GpuCall& call, Strategy requested, Profile expect,
+                      std::uint64_t seed) {
+  return fmt::format("call {}: {} {} N={} D={} {} W={} {} expect={} pdl={} seed={}", index, label,
+                     strategy_name(requested), call.shape.tokens, call.shape.hidden, dtype_name(call.shape.dtype),
+                     call.shape.world_size, profile_name(call.profile), profile_name(expect),
+                     call.pdl ? "on" : "off", seed);
+}
+
+}  // namespace ar
