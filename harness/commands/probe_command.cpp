@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include "harness/job/call_report.h"
+#include "harness/job/call_check.h"
 #include "harness/commands/commands.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/golden_cases.h"
@@ -18,7 +18,7 @@
 #include "harness/job/gpu_check.h"
 #include "harness/commands/job_options.h"
 #include "harness/job/job.h"
-#include "harness/job/job_gpu.h"
+#include "harness/job/gpu_job.h"
 #include "harness/io/npy.h"
 #include "harness/commands/options.h"
 #include "harness/commands/probe_report.h"
@@ -38,59 +38,37 @@ struct ProbeSettings {
 
 /// Both strategies once each on `world` ranks (this process runs `local`; empty: all of them), bf16
 /// adversarial inputs, compared bit for bit with reference/ by every process for its ranks.
-std::vector<ProbeAllReduce> probe_allreduce(Job& job, GpuBackend& backend, int device, int world,
-                                            const std::vector<int>& local, HandleKind handles, double timeout_ms,
-                                            const std::string& where, const std::vector<int>& devices = {}) {
-  struct Call {
-    Strategy strategy;
-    std::int64_t tokens;
-  };
-  const Call calls[] = {{Strategy::kOneShot, 4}, {Strategy::kTwoShot, 64}};
+std::vector<ProbeAllReduce> probe_allreduce(GpuJob& gpu, int device, int world, const std::vector<int>& local,
+                                            HandleKind handles, double timeout_ms, const std::string& where,
+                                            const std::vector<int>& devices = {}) {
+  Job& job = gpu.job();
   constexpr std::int64_t kHidden = 1024;
+  const std::vector<GpuCall> calls{{{world, 4, kHidden, DType::kBf16}, Strategy::kOneShot, Profile::kFlashInfer, false},
+                                   {{world, 64, kHidden, DType::kBf16}, Strategy::kTwoShot, Profile::kFlashInfer, false}};
   std::string plan = fmt::format("program mnnvl-ar {}\ncommand probe\nprocesses {}\nworld size {}\nhandles {}\n",
                                  MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles));
-  std::int64_t buffer = kBufferAlignment, io = 16;
-  for (std::size_t i = 0; i < std::size(calls); ++i) {
-    const GpuCall call{{world, calls[i].tokens, kHidden, DType::kBf16}, calls[i].strategy, Profile::kFlashInfer, false};
-    plan += plan_line(static_cast<int>(i) + 1, "probe", call, calls[i].strategy, Profile::kFlashInfer, i + 1) + "\n";
-    buffer = std::max(buffer, required_buffer_bytes(calls[i].strategy, call.shape));
-    io = std::max(io, call.shape.bytes_per_rank());
+  GroupSizing sizing{0, 16, static_cast<std::uint64_t>(timeout_ms * 1e6), -1};
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    plan += plan_line(static_cast<int>(i) + 1, "probe", calls[i], calls[i].strategy, Profile::kFlashInfer, i + 1) + "\n";
+    sizing.add(calls[i].strategy, calls[i].shape);
   }
   agree_on_plan(job, "probe all-reduce", plan);
-  const BufferRequest request = request_buffer_bytes({world, 1, kHidden, DType::kBf16}, buffer);
-  if (request.error) throw UsageError(*request.error);
-  GpuBackend::GroupOptions options{device, world, request.bytes, io, static_cast<std::uint64_t>(timeout_ms * 1e6), -1};
-  options.devices = devices;
-  if (!local.empty()) {
-    options.local_ranks = local;
-    options.handles = handles;
-    options.rendezvous = &job.rendezvous();
-    options.job_name = fmt::format("probe-w{}", world);
-  }
-  auto group = backend.open(options);
+  auto group = gpu.open_group_on(world, sizing, fmt::format("probe-w{}", world), device, devices, local);
+  gpu.refuse_unrunnable(*group, calls, [&](std::size_t i) {
+    return fmt::format("the probe's {} call", strategy_name(calls[i].strategy));
+  });
   std::vector<ProbeAllReduce> rows;
-  for (std::size_t i = 0; i < std::size(calls); ++i) {
-    const ProblemShape shape{world, calls[i].tokens, kHidden, DType::kBf16};
-    const GpuCall call{shape, calls[i].strategy, Profile::kFlashInfer, false};
-    ProbeAllReduce row{where, std::string(strategy_name(calls[i].strategy)), world, shape.tokens, kHidden, "bf16"};
-    const std::vector<std::string> refusals = job.gather(group->cannot_run(call).value_or(""));
-    for (int p = 0; p < job.processes(); ++p)
-      if (!refusals[p].empty()) throw UsageError(fmt::format("the probe's {} call: {}", row.strategy, refusals[p]));
-    const HostTensor input = adversarial_input(DType::kBf16, world, shape.tokens, kHidden, i + 1);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const GpuCall& call = calls[i];
+    ProbeAllReduce row{where, std::string(strategy_name(call.strategy)), world, call.shape.tokens, kHidden, "bf16"};
+    const HostTensor input = adversarial_input(DType::kBf16, world, call.shape.tokens, kHidden, i + 1);
     group->upload(input);
     CallReport mine;
     mine.timeout = group->run(call);
-    if (!mine.timeout) {
-      const HostTensor expected = parallel_reference(input, call.strategy, Profile::kFlashInfer);
-      for (int r : group->local_ranks()) {
-        const BitDiff d = compare_fast(group->output(r, shape), expected);
-        mine.elements += d.elements;
-        mine.mismatches += d.differing;
-      }
-    }
-    std::vector<CallReport> reports;
-    for (const std::string& text : job.gather(mine.to_json())) reports.push_back(CallReport::from_json(text));
-    const MergedCall merged = merge_call_reports(reports, world);
+    if (!mine.timeout)
+      check_outputs(*group, group->local_ranks(), call.shape,
+                    parallel_reference(input, call.strategy, Profile::kFlashInfer), {}, mine);
+    const MergedCall merged = agree_on_call(job, mine, world);
     row.elements = merged.elements;
     row.mismatches = merged.mismatches;
     if (merged.timeout) row.timeout = merged.timeout->message;
@@ -101,23 +79,21 @@ std::vector<ProbeAllReduce> probe_allreduce(Job& job, GpuBackend& backend, int d
 }
 
 int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream& err) {
-  auto backend = make_gpu_backend();
-  if (auto why = gather_gpu_problems(job, *backend)) {
-    if (job.leader()) fmt::print(err, "mnnvl-ar probe: no GPU: {}\n", *why);
-    return kExitUsage;
-  }
-  const JobDevice choice = pick_device(job, *backend, s.device);
+  const auto gpu = GpuJob::start(job, "probe", {s.device, "", s.handles}, err);
+  if (!gpu) return kExitUsage;
+  GpuBackend& backend = gpu->backend();
+  const JobDevice& choice = gpu->choice();
   ProbeReport report;
   report.launcher = job.launcher();
   report.processes = job.processes();
-  const int visible = backend->device_count();
+  const int visible = backend.device_count();
 
   // 1. The GPUs: every one this process sees, or each rank's own (gathered, one entry per physical GPU).
   if (!job.multi_process()) {
     report.hosts = {job.host()};
-    for (int d = 0; d < visible; ++d) report.gpus.push_back({{}, job.host(), backend->device(d), backend->nvml(d)});
+    for (int d = 0; d < visible; ++d) report.gpus.push_back({{}, job.host(), backend.device(d), backend.nvml(d)});
   } else {
-    const ProbeGpu mine{{job.rank()}, job.host(), backend->device(choice.device), backend->nvml(choice.device)};
+    const ProbeGpu mine{{job.rank()}, job.host(), backend.device(choice.device), backend.nvml(choice.device)};
     std::set<std::string> hosts;
     std::map<std::string, std::size_t> index;
     for (const std::string& text : job.gather(probe_gpu_to_json(mine))) {
@@ -134,13 +110,13 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
     report.hosts.assign(hosts.begin(), hosts.end());
   }
   report.imex_host = job.host();
-  report.imex = backend->imex();
+  report.imex = backend.imex();
 
   // 2. Handles: the processes of a job agree on them as `run` does (a refusal is a failed check here).
   HandleKind handles = HandleKind::kPosix;
   if (job.multi_process()) {
     try {
-      const HandleDecision d = agree_on_handles(job, *backend, choice.device, s.handles);
+      const HandleDecision& d = gpu->handles();
       handles = *d.kind;
       report.handles = d.summary;
     } catch (const UsageError& e) {
@@ -158,7 +134,7 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
     std::vector<int> devices(static_cast<std::size_t>(visible));
     for (int d = 0; d < visible; ++d) devices[d] = d;
     fmt::print(err, "measuring P2P access, latency and bandwidth between {} GPUs...\n", visible);
-    report.peers = backend->measure_peers(devices);
+    report.peers = backend.measure_peers(devices);
   }
 
   // 4. The all-reduce over all ranks: one per process in a job, two virtual ranks on each GPU otherwise.
@@ -169,11 +145,11 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
       report.allreduce_note = fmt::format("{} processes is not a supported world size (2, 4, 8, 16, 32, 64)",
                                           job.processes());
     else
-      report.allreduce = probe_allreduce(job, *backend, choice.device, job.processes(), {job.rank()}, handles,
+      report.allreduce = probe_allreduce(*gpu, choice.device, job.processes(), {job.rank()}, handles,
                                          s.timeout_ms, fmt::format("{} processes, one rank each", job.processes()));
   } else {
     for (int d = 0; d < visible; ++d) {
-      const auto rows = probe_allreduce(job, *backend, d, 2, {}, handles, s.timeout_ms,
+      const auto rows = probe_allreduce(*gpu, d, 2, {}, handles, s.timeout_ms,
                                         fmt::format("GPU {}, 2 virtual ranks", d));
       report.allreduce.insert(report.allreduce.end(), rows.begin(), rows.end());
     }
@@ -188,7 +164,7 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
       for (int d = 0; d < across; ++d) devices[d] = d;
       const std::string where = fmt::format("GPUs 0-{}, one rank each", across - 1);
       try {
-        const auto rows = probe_allreduce(job, *backend, 0, across, {}, handles, s.timeout_ms, where, devices);
+        const auto rows = probe_allreduce(*gpu, 0, across, {}, handles, s.timeout_ms, where, devices);
         report.allreduce.insert(report.allreduce.end(), rows.begin(), rows.end());
       } catch (const std::exception& e) {
         report.allreduce.push_back(

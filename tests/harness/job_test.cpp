@@ -11,7 +11,7 @@
 #include "harness/job/asio.h"
 #include "harness/io/exit_codes.h"
 #include "harness/job/job.h"
-#include "harness/job/job_gpu.h"
+#include "harness/job/gpu_job.h"
 
 using namespace ar;
 using namespace std::chrono_literals;

@@ -1,4 +1,4 @@
-#include "harness/job/job_gpu.h"
+#include "harness/job/gpu_job.h"
 
 #include <algorithm>
 #include <map>
@@ -240,6 +240,82 @@ std::string plan_line(int index, const std::string& label, const GpuCall& call, 
                      strategy_name(requested), call.shape.tokens, call.shape.hidden, dtype_name(call.shape.dtype),
                      call.shape.world_size, profile_name(call.profile), profile_name(expect),
                      call.pdl ? "on" : "off", seed);
+}
+
+}  // namespace ar
+
+namespace ar {
+
+void GroupSizing::add(Strategy requested, const ProblemShape& shape) {
+  buffer_bytes = std::max({buffer_bytes, kBufferAlignment, required_buffer_bytes(requested, shape)});
+  io_bytes = std::max(io_bytes, shape.bytes_per_rank());
+}
+
+std::unique_ptr<GpuJob> GpuJob::start(Job& job, std::string_view command, const GpuJobRequest& request,
+                                      std::ostream& err) {
+  auto backend = make_gpu_backend();
+  if (auto why = gather_gpu_problems(job, *backend)) {
+    if (job.leader()) fmt::print(err, "mnnvl-ar {}: no GPU: {}\n", command, *why);
+    return nullptr;
+  }
+  return std::unique_ptr<GpuJob>(new GpuJob(job, std::move(backend), request));
+}
+
+GpuJob::GpuJob(Job& job, std::unique_ptr<GpuBackend> backend, const GpuJobRequest& request)
+    : job_(job), backend_(std::move(backend)), request_(request) {
+  choice_ = pick_device(job_, *backend_, request_.device);
+  device_ = backend_->device(choice_.device);
+  devices_ = devices_option(request_.devices_text, job_, device_.device_count);
+}
+
+std::vector<int> GpuJob::worlds(const std::vector<int>& requested, bool all, std::ostream& err) const {
+  return runnable_worlds(job_, requested, devices_, all, err);
+}
+
+std::vector<int> GpuJob::gpus() { return job_gpus(job_, lead_device(), devices_); }
+
+void GpuJob::describe(std::ostream& out, std::ostream& err) {
+  describe_job(job_, device_, choice_, out, err);
+  if (!devices_.empty()) describe_devices(*backend_, devices_, out);
+}
+
+const HandleDecision& GpuJob::handles() {
+  if (!handles_) handles_ = agree_on_handles(job_, *backend_, lead_device(), request_.handles);
+  return *handles_;
+}
+
+std::unique_ptr<GpuRanks> GpuJob::open_group(int world, const GroupSizing& sizing, const std::string& name,
+                                             const std::string& plan_title, const std::string& plan) {
+  agree_on_plan(job_, plan_title, plan);
+  return open_group_on(world, sizing, name, choice_.device, devices_,
+                       job_.multi_process() ? local_ranks_of(world, job_.processes(), job_.rank()) : std::vector<int>{});
+}
+
+std::unique_ptr<GpuRanks> GpuJob::open_group_on(int world, const GroupSizing& sizing, const std::string& name,
+                                                int device, const std::vector<int>& devices,
+                                                const std::vector<int>& local) {
+  const BufferRequest request = request_buffer_bytes({world, 1, 8, DType::kBf16}, sizing.buffer_bytes);
+  if (request.error) throw UsageError(fmt::format("W = {}: {}", world, *request.error));
+  GpuBackend::GroupOptions options{device, world, request.bytes, sizing.io_bytes, sizing.timeout_ns, sizing.round_bytes};
+  options.devices = devices;
+  if (!local.empty()) {
+    options.local_ranks = local;
+    options.handles = *handles().kind;
+    options.rendezvous = &job_.rendezvous();
+    options.job_name = name;
+  }
+  return backend_->open(options);
+}
+
+void GpuJob::refuse_unrunnable(GpuRanks& group, const std::vector<GpuCall>& calls,
+                               const std::function<std::string(std::size_t)>& describe) {
+  std::string cannot;
+  for (std::size_t i = 0; i < calls.size() && cannot.empty(); ++i)
+    if (auto why = group.cannot_run(calls[i])) cannot = fmt::format("{}: {}", describe(i), *why);
+  const std::vector<std::string> refusals = job_.gather(cannot);
+  for (int p = 0; p < job_.processes(); ++p)
+    if (!refusals[p].empty())
+      throw UsageError(job_.multi_process() ? fmt::format("rank {}: {}", p, refusals[p]) : refusals[p]);
 }
 
 }  // namespace ar

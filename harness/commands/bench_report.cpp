@@ -1,0 +1,108 @@
+#include "harness/commands/bench_report.h"
+
+#include <ctime>
+#include <ostream>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/commands/list_options.h"
+
+namespace ar {
+
+void BenchRow::derive(double copy_gbps) {
+  algbw = static_cast<double>(bytes) / (us * 1e3);
+  busbw = algbw * 2.0 * (world - 1) / world;
+  traffic = call_traffic(resolved, shape);
+  traffic_gbps = static_cast<double>(traffic.total()) / (us * 1e3);
+  pct_copy = copy_gbps > 0 ? 100.0 * traffic_gbps / copy_gbps : NAN;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void print_bench_device(std::ostream& out, const GpuDevice& dev) {
+  fmt::print(out, "# mnnvl-ar bench on {} (sm_{}, {} SMs, {:.0f} GiB), driver {} (CUDA {}), runtime {}\n", dev.name,
+             dev.compute_capability, dev.sm_count, static_cast<double>(dev.memory_bytes) / (1 << 30),
+             dev.driver.empty() ? "?" : dev.driver, dev.cuda_driver, dev.cuda_runtime);
+}
+
+void print_bench_settings(std::ostream& out, const BenchSettings& s, const BenchPlace& place) {
+  fmt::print(out, "# launch overhead (empty kernel): eager {:.2f} us, CUDA graph {:.2f} us per launch\n",
+             place.limits.launch_eager_us, place.limits.launch_graph_us);
+  fmt::print(out, "# device-to-device copy: {:.0f} GB/s (bytes read + written, {} copy)\n", place.limits.copy_gbps,
+             size_text(place.limits.copy_bytes));
+  fmt::print(out, "# NCCL: {}\n", place.nccl);
+  fmt::print(out, "# {} mode, {} iterations{}, {} warm-up, profile {}, PDL {}, D = {}\n",
+             s.graph > 0 ? "CUDA-graph" : "eager", s.iters, s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "",
+             s.warmup, profile_name(s.profile), s.pdl ? "on" : "off", s.hidden);
+}
+
+std::string bench_table_header(bool nccl) {
+  return fmt::format("{:>3} {:>10} {:>12} {:>5} {:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}", "W", "size", "count",
+                     "type", "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
+                     nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "");
+}
+
+void print_bench_row(std::ostream& out, const BenchRow& r) {
+  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}\n", r.world,
+             r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype), strategy_name(r.requested), r.us,
+             r.algbw, r.busbw, r.traffic_gbps, r.pct_copy, r.wrong,
+             r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "");
+}
+
+std::string bench_json(const BenchSettings& s, const BenchPlace& place, const std::vector<BenchRow>& rows,
+                       const std::string& date) {
+  const GpuDevice& dev = place.device;
+  nlohmann::json j;
+  j["command"] = "bench";
+  j["date"] = date;
+  j["labels"] = s.labels;
+  j["device"] = {{"name", dev.name},         {"compute_capability", dev.compute_capability},
+                 {"sms", dev.sm_count},       {"memory_bytes", dev.memory_bytes},
+                 {"l2_bytes", dev.l2_bytes},  {"clock_mhz", dev.clock_mhz},
+                 {"driver", dev.driver},      {"cuda_driver", dev.cuda_driver},
+                 {"cuda_runtime", dev.cuda_runtime}, {"gpus_visible", dev.device_count}};
+  j["job"] = {{"processes", place.processes}, {"launcher", place.launcher}, {"handles", place.handles},
+              {"gpu_shared", place.gpu_shared}, {"gpus", place.gpus}};
+  j["settings"] = {{"mode", s.graph > 0 ? "graph" : "eager"}, {"graph_launches", s.graph}, {"iters", s.iters},
+                   {"warmup", s.warmup}, {"profile", profile_name(s.profile)}, {"pdl", s.pdl != 0},
+                   {"hidden", s.hidden}, {"seed", s.seed}, {"check", s.check != 0}};
+  j["limits"] = {{"launch_eager_us", place.limits.launch_eager_us}, {"launch_graph_us", place.limits.launch_graph_us},
+                 {"copy_gbps", place.limits.copy_gbps}, {"copy_bytes", place.limits.copy_bytes}};
+  j["nccl"] = place.nccl;
+  j["rows"] = nlohmann::json::array();
+  for (const BenchRow& r : rows) {
+    nlohmann::json row{{"world_size", r.world},
+                       {"size", r.bytes},
+                       {"count", r.bytes / dtype_bytes(r.shape.dtype)},
+                       {"type", dtype_name(r.shape.dtype)},
+                       {"strategy", strategy_name(r.requested)},
+                       {"resolved", strategy_name(r.resolved)},
+                       {"tokens", r.shape.tokens},
+                       {"hidden", r.shape.hidden},
+                       {"time_us", r.us},
+                       {"algbw_gbps", r.algbw},
+                       {"busbw_gbps", r.busbw},
+                       {"traffic_bytes", r.traffic.total()},
+                       {"traffic_gbps", r.traffic_gbps},
+                       {"pct_copy", r.pct_copy},
+                       {"wrong", r.wrong},
+                       {"launch", r.launch}};
+    if (r.nccl_us) {
+      row["nccl_us"] = *r.nccl_us;
+      row["speedup_vs_nccl"] = *r.nccl_us / r.us;
+    }
+    j["rows"].push_back(row);
+  }
+  return j.dump(1) + "\n";
+}
+
+}  // namespace ar

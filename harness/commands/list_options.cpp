@@ -1,0 +1,106 @@
+#include "harness/commands/list_options.h"
+
+#include <charconv>
+#include <limits>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "harness/commands/options.h"
+#include "harness/io/exit_codes.h"
+
+namespace ar {
+namespace {
+
+/// The whole of `text` as a non-negative integer, or nullopt.
+std::optional<std::int64_t> whole_number(const std::string& text) {
+  std::int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [at, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || at != end || v < 0) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(item);
+  if (!text.empty() && text.back() == ',') out.emplace_back();
+  return out;
+}
+
+std::vector<int> world_list_option(const std::string& option, const std::string& text) {
+  if (text == "all") return {kWorldSizes.begin(), kWorldSizes.end()};
+  std::vector<int> out;
+  for (const std::string& item : split_list(text)) {
+    const auto w = whole_number(item);
+    if (!w) throw UsageError(fmt::format("{}: '{}' is not a number (give e.g. 2,8 or all)", option, item));
+    if (*w > std::numeric_limits<int>::max() || !is_supported_world_size(static_cast<int>(*w)))
+      throw UsageError(fmt::format("{}: {} is not a supported world size ({})", option, item,
+                                   fmt::join(kWorldSizes, ", ")));
+    out.push_back(static_cast<int>(*w));
+  }
+  if (out.empty()) throw UsageError(fmt::format("{} names no world size", option));
+  return out;
+}
+
+std::vector<DType> dtype_list_option(const std::string& option, const std::string& text) {
+  if (text == "all") return {DType::kBf16, DType::kFp16, DType::kFp32};
+  std::vector<DType> out;
+  for (const std::string& item : split_list(text)) out.push_back(dtype_option(item));
+  if (out.empty()) throw UsageError(fmt::format("{} names no dtype", option));
+  return out;
+}
+
+std::vector<Strategy> strategy_list_option(const std::string& option, const std::string& text) {
+  if (text == "all") return {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto};
+  std::vector<Strategy> out;
+  for (const std::string& item : split_list(text)) out.push_back(strategy_option(item));
+  if (out.empty()) throw UsageError(fmt::format("{} names no strategy", option));
+  return out;
+}
+
+std::vector<Profile> kernel_profile_list_option(const std::string& option, const std::string& text) {
+  if (text == "both") return {Profile::kFlashInfer, Profile::kIeee};
+  const Profile p = profile_option(text);
+  if (p == Profile::kTrtllm)
+    throw UsageError(fmt::format("{} trtllm is a reference-only model; the kernels run flashinfer and ieee (or both)",
+                                 option));
+  return {p};
+}
+
+std::vector<bool> pdl_list_option(const std::string& option, const std::string& text) {
+  if (text == "both") return {false, true};
+  if (text == "on" || text == "1") return {true};
+  if (text == "off" || text == "0") return {false};
+  throw UsageError(fmt::format("{} '{}': choose on, off or both", option, text));
+}
+
+std::int64_t size_option(const std::string& option, const std::string& text) {
+  if (text.empty()) throw UsageError(fmt::format("{}: empty size", option));
+  int shift = 0;
+  std::string digits = text;
+  switch (text.back()) {
+    case 'K': case 'k': shift = 10; digits.pop_back(); break;
+    case 'M': case 'm': shift = 20; digits.pop_back(); break;
+    case 'G': case 'g': shift = 30; digits.pop_back(); break;
+    default: break;
+  }
+  const auto v = whole_number(digits);
+  if (!v || *v <= 0 || *v > (std::numeric_limits<std::int64_t>::max() >> shift))
+    throw UsageError(
+        fmt::format("{} '{}' is not a size (a positive number with an optional K, M or G)", option, text));
+  return *v << shift;
+}
+
+std::string size_text(std::int64_t bytes) {
+  if (bytes % (std::int64_t(1) << 30) == 0) return fmt::format("{}G", bytes >> 30);
+  if (bytes % (std::int64_t(1) << 20) == 0) return fmt::format("{}M", bytes >> 20);
+  if (bytes % (std::int64_t(1) << 10) == 0) return fmt::format("{}K", bytes >> 10);
+  return fmt::format("{}", bytes);
+}
+
+}  // namespace ar

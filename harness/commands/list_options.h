@@ -1,0 +1,33 @@
+// The list options of the GPU commands (`--world 2,8`, `--dtype bf16,fp16`, `--strategy all`, `--pdl both`,
+// sizes such as 4K), parsed in one place so that `run` and `bench` accept the same spellings and refuse
+// the same mistakes with the same messages. Every item must be whole: "2x" is not 2.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "reference/strategy.h"
+
+namespace ar {
+
+/// "a,b,c" -> {"a", "b", "c"}; an empty item is kept (and refused by the parsers below).
+std::vector<std::string> split_list(const std::string& text);
+
+/// `option` ("--world") names the option in messages. "all" -> every supported world size.
+std::vector<int> world_list_option(const std::string& option, const std::string& text);
+/// "all" -> bf16, fp16, fp32.
+std::vector<DType> dtype_list_option(const std::string& option, const std::string& text);
+/// "all" -> oneshot, twoshot, auto.
+std::vector<Strategy> strategy_list_option(const std::string& option, const std::string& text);
+/// The profiles the kernels run: flashinfer, ieee, or "both"; trtllm is refused (a reference-only model).
+std::vector<Profile> kernel_profile_list_option(const std::string& option, const std::string& text);
+/// on / 1, off / 0, or both.
+std::vector<bool> pdl_list_option(const std::string& option, const std::string& text);
+
+/// "4K" -> 4096, "256M", "1G", "128" (bytes, positive).
+std::int64_t size_option(const std::string& option, const std::string& text);
+/// 4096 -> "4K", 268435456 -> "256M", 100 -> "100".
+std::string size_text(std::int64_t bytes);
+
+}  // namespace ar

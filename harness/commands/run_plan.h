@@ -1,0 +1,59 @@
+// What `run` will do at one world size: the calls of the sequence (or of the golden cases) for every
+// dtype, profile and PDL setting, each with its input and what its outputs must equal, and the plan text
+// the processes of a job agree on before any kernel runs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/job/gpu_backend.h"
+#include "harness/job/handle_choice.h"
+#include "sim/call_sequence.h"
+
+namespace ar {
+
+class Job;
+
+enum class InputKind { kRandom, kAdversarial, kExact, kGolden };
+InputKind input_kind_option(const std::string& name);
+
+/// The command line of `run`, parsed and checked.
+struct RunSettings {
+  std::string calls_text, world_text, inputs_text, json_path, data_dir, dump_dir, devices_text;
+  std::vector<int> worlds;
+  std::vector<DType> dtypes;
+  std::vector<Profile> profiles;
+  std::vector<bool> pdls;
+  InputKind kind = InputKind::kAdversarial;
+  std::optional<Profile> expect;
+  std::vector<CallSpec> specs;
+  std::int64_t tokens = 1, hidden = 1024, round_bytes = -1;
+  std::uint64_t seed = 1;
+  int repeat = 2, omit_rank = -1, device = -1, die_after_call = 0, die_rank = -1;
+  double timeout_ms = 10000;
+  bool digests = false;
+  HandleRequest handles = HandleRequest::kAuto;
+};
+
+/// One call to run: its input and what its outputs must equal. AUTO is resolved once, here.
+struct PlannedCall {
+  std::string label;  ///< golden case name, or "seq"
+  GpuCall call;       ///< call.strategy is the requested one (the kernels' launcher resolves AUTO too)
+  Profile expect = Profile::kFlashInfer;  ///< the reference profile the outputs are compared with
+  Strategy resolved = Strategy::kOneShot;
+  HostTensor input;                    ///< [W, N, D]
+  std::optional<HostTensor> expected;  ///< golden: the manifest's file; else computed by the reference
+  std::uint64_t seed = 0;
+};
+
+/// The calls of one world size: every (dtype, profile, PDL) combination of the sequence (or of the golden
+/// cases), each with its input. Throws UsageError for a sequence that does not fit `world`.
+std::vector<PlannedCall> plan_calls(const RunSettings& s, int world);
+
+/// The plan every process states before its kernels run at one world size.
+std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,
+                          const std::vector<PlannedCall>& planned);
+
+}  // namespace ar

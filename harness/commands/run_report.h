@@ -1,0 +1,73 @@
+// How `run` reports: one table row per call, the summary line, the first difference explained step by
+// step, and the same as JSON (rank 0 only).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/commands/run_plan.h"
+#include "harness/job/gpu_backend.h"
+
+namespace ar {
+
+/// One call as it ran.
+struct RunRow {
+  int index = 0;  ///< 1-based over the whole run
+  std::string label;
+  GpuCall call;
+  Profile expect = Profile::kFlashInfer;
+  Strategy resolved = Strategy::kOneShot;
+  std::uint64_t seed = 0;
+  std::int64_t elements = 0;
+  std::int64_t mismatches = 0;
+  int ranks_disagreeing = 0;  ///< ranks whose output differs from rank 0's
+  bool flags_ok = true;
+  double ms = 0;
+  std::vector<std::string> digests;  ///< sha256 of every rank's output, when computed
+};
+
+/// The first difference found, kept to explain it.
+struct FirstMismatch {
+  RunRow row;
+  int rank = -1;
+  std::int64_t index = -1;
+  std::uint32_t gpu = 0, expected = 0;
+  HostTensor input;
+  std::string dumped_input;  ///< where --dump wrote the input, if it did
+};
+
+/// Everything a run found.
+struct RunResult {
+  std::vector<RunRow> rows;
+  std::optional<FirstMismatch> first;
+  std::optional<GpuTimeout> timeout;
+  int flag_failures = 0;
+  double seconds = 0;
+  std::int64_t elements() const;
+  std::int64_t mismatches() const;
+  /// "ok", "mismatch" or "timeout".
+  std::string verdict() const;
+};
+
+/// Where the run ran, for the JSON.
+struct RunPlace {
+  GpuDevice device;
+  int processes = 1;
+  std::string launcher;
+  std::string handles, handles_summary;
+  std::vector<int> gpus;
+};
+
+/// The table, the summary line, the timeout and the explanation of the first difference.
+void print_run_report(std::ostream& out, const RunResult& result);
+
+/// The explanation of the first differing element: its fold under the call's strategy and profile.
+void print_explanation(std::ostream& out, const FirstMismatch& m);
+
+/// The results as JSON text.
+std::string run_json(const RunSettings& s, const RunPlace& place, const RunResult& result);
+
+}  // namespace ar
