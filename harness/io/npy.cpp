@@ -1,85 +1,65 @@
 #include "harness/io/npy.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <regex>
-#include <sstream>
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "harness/io/npy_header.h"
+#include "reference/checked_math.h"
 
 namespace ar {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
-constexpr std::size_t kMaxHeaderBytes = 1 << 16;
 
-std::string header_field(const std::string& header, const std::string& key, const std::string& path) {
-  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*(\\([^)]*\\)|'[^']*'|\"[^\"]*\"|True|False)");
-  std::smatch m;
-  if (!std::regex_search(header, m, re))
-    throw UsageError(fmt::format("'{}' is not a valid .npy file: its header has no '{}'", path, key));
-  return m[1].str();
-}
-
-}  // namespace
-
-HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
-  // Read the header first, then the data straight into the tensor: inputs can be hundreds of MiB.
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw UsageError(fmt::format("cannot open '{}' for reading", path));
-  file.seekg(0, std::ios::end);
-  const auto file_size = static_cast<std::size_t>(file.tellg());
-  file.seekg(0);
-  std::string bytes(std::min<std::size_t>(file_size, kMaxHeaderBytes + 12), '\0');
-  file.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!file) throw UsageError(fmt::format("error while reading '{}'", path));
-  if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0)
-    throw UsageError(fmt::format("'{}' is not a .npy file (no \\x93NUMPY magic)", path));
-  const int major = static_cast<unsigned char>(bytes[6]);
-  std::size_t header_len = 0, header_start = 0;
-  if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) | (std::size_t(static_cast<unsigned char>(bytes[9])) << 8);
-    header_start = 10;
-  } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) throw UsageError(fmt::format("'{}' is truncated inside its .npy header", path));
-    for (int i = 0; i < 4; ++i) header_len |= std::size_t(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-    header_start = 12;
-  } else {
-    throw UsageError(fmt::format("'{}' has .npy format version {}, which is not supported (1, 2, 3 are)", path, major));
+/// An open file descriptor, closed on every path out.
+class InputFile {
+ public:
+  explicit InputFile(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)) {
+    // O_NONBLOCK: opening a FIFO that no one writes would otherwise wait forever; it is refused below.
+    // On a regular file the flag changes nothing.
+    if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}' for reading: {}", path, std::strerror(errno)));
   }
-  if (header_len > kMaxHeaderBytes || header_start + header_len > bytes.size())
-    throw UsageError(fmt::format("'{}' is truncated or corrupt: its .npy header claims {} bytes", path, header_len));
-  const std::string header = bytes.substr(header_start, header_len);
+  ~InputFile() { ::close(fd_); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
 
-  std::string descr = header_field(header, "descr", path);
-  descr = descr.substr(1, descr.size() - 2);
-  if (header_field(header, "fortran_order", path) != "False")
-    throw UsageError(fmt::format("'{}' is in Fortran order; write it in C order (numpy.ascontiguousarray)", path));
-  std::vector<std::int64_t> shape;
-  const std::string shape_text = header_field(header, "shape", path);
-  {
-    std::string inner = shape_text.substr(1, shape_text.size() - 2);
-    std::stringstream ss(inner);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      const auto first = item.find_first_not_of(" \t");
-      if (first == std::string::npos) continue;
-      std::size_t used = 0;
-      long long v = -1;
-      try {
-        v = std::stoll(item.substr(first), &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || v < 0)
-        throw UsageError(fmt::format("'{}' has a corrupt shape {} in its .npy header", path, shape_text));
-      shape.push_back(v);
+  /// The size of a regular file; anything else (a FIFO, a device such as /dev/zero, a folder) is refused,
+  /// since reading it could never end or would mean nothing.
+  std::int64_t regular_size() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
+    if (!S_ISREG(st.st_mode))
+      throw UsageError(fmt::format("'{}' is not a regular file (a folder, FIFO or device): give a .npy file", path_));
+    return st.st_size;
+  }
+  /// Exactly `n` bytes at `offset` into `to`; a short read means the file changed or is truncated.
+  void read_exactly(void* to, std::size_t n, std::int64_t offset) const {
+    auto* p = static_cast<char*>(to);
+    while (n > 0) {
+      const ssize_t got = ::pread(fd_, p, n, offset);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) throw UsageError(fmt::format("error while reading '{}': it ended early", path_));
+      p += got;
+      n -= static_cast<std::size_t>(got);
+      offset += got;
     }
   }
 
+ private:
+  std::string path_;
+  int fd_;
+};
+
+DType npy_dtype(const std::string& path, const std::string& descr, std::optional<DType> as_dtype) {
   DType dtype;
   if (descr == "<u2" || descr == "|u2") {
     if (as_dtype != DType::kBf16)
@@ -94,19 +74,48 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
                                  path, descr));
   }
   if (as_dtype && *as_dtype != dtype)
-    throw UsageError(fmt::format("'{}' holds {} but --dtype {} was given", path, dtype_name(dtype), dtype_name(*as_dtype)));
+    throw UsageError(
+        fmt::format("'{}' holds {} but --dtype {} was given", path, dtype_name(dtype), dtype_name(*as_dtype)));
+  return dtype;
+}
 
-  std::size_t want = static_cast<std::size_t>(dtype_bytes(dtype));
-  for (std::int64_t d : shape) want *= static_cast<std::size_t>(d);
-  const std::size_t data_start = header_start + header_len;
-  if (file_size - data_start != want)
-    throw UsageError(fmt::format("'{}' is truncated or has trailing bytes: shape {} of {} needs {} data bytes, the file "
-                                 "has {}", path, shape_text, dtype_name(dtype), want, file_size - data_start));
-  HostTensor t(dtype, shape, HostTensor::kUninitialized);
-  file.clear();
-  file.seekg(static_cast<std::streamoff>(data_start));
-  file.read(reinterpret_cast<char*>(t.bytes().data()), static_cast<std::streamsize>(want));
-  if (!file) throw UsageError(fmt::format("error while reading the data of '{}'", path));
+}  // namespace
+
+HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
+  // The header first, bounded by its stated length; the data only once its size matches the shape, straight
+  // into the tensor (inputs can be hundreds of MiB).
+  const InputFile file(path);
+  const std::int64_t file_size = file.regular_size();
+  std::string first(static_cast<std::size_t>(std::min<std::int64_t>(file_size, 12)), '\0');
+  file.read_exactly(first.data(), first.size(), 0);
+  const NpyPreambleResult pre = parse_npy_preamble(first);
+  if (!pre.preamble) throw UsageError(fmt::format("'{}': {}", path, pre.error));
+  const std::int64_t data_start = static_cast<std::int64_t>(pre.preamble->header_start + pre.preamble->header_bytes);
+  if (data_start > file_size)
+    throw UsageError(fmt::format("'{}' is truncated: its .npy header claims {} bytes, the file has {} in all", path,
+                                 pre.preamble->header_bytes, file_size));
+  std::string dict(pre.preamble->header_bytes, '\0');
+  file.read_exactly(dict.data(), dict.size(), static_cast<std::int64_t>(pre.preamble->header_start));
+  const NpyHeaderResult parsed = parse_npy_header(dict);
+  if (!parsed.header) throw UsageError(fmt::format("'{}' has a malformed .npy header: {}", path, parsed.error));
+  const NpyHeader& header = *parsed.header;
+  if (header.fortran_order)
+    throw UsageError(fmt::format("'{}' is in Fortran order; write it in C order (numpy.ascontiguousarray)", path));
+  const DType dtype = npy_dtype(path, header.descr, as_dtype);
+
+  const std::string shape_text = fmt::format("({})", fmt::join(header.shape, ", "));
+  std::vector<std::int64_t> factors = header.shape;
+  factors.push_back(dtype_bytes(dtype));
+  const std::optional<std::int64_t> want = checked_product(factors);
+  if (!want)
+    throw UsageError(fmt::format("'{}' has shape {} of {}: its size overflows 64 bits", path, shape_text,
+                                 dtype_name(dtype)));
+  if (file_size - data_start != *want)
+    throw UsageError(fmt::format("'{}' is truncated or has trailing bytes: shape {} of {} needs {} data bytes, the "
+                                 "file has {}",
+                                 path, shape_text, dtype_name(dtype), *want, file_size - data_start));
+  HostTensor t(dtype, header.shape, HostTensor::kUninitialized);
+  file.read_exactly(t.bytes().data(), static_cast<std::size_t>(*want), data_start);
   return t;
 }
 
