@@ -27,6 +27,8 @@
 namespace ar {
 namespace {
 
+constexpr int kMaxSweepSizes = 1000;
+
 /// The [N, D] shard of `bytes` per rank: rows of D = min(hidden, count).
 ProblemShape bench_shape(int world, std::int64_t bytes, DType dt, std::int64_t hidden) {
   const std::int64_t count = bytes / dtype_bytes(dt), d = std::min(hidden, count);
@@ -274,6 +276,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   if (!(factor > 1)) throw UsageError("-f must be greater than 1");
   if (s.iters < 1 || s.warmup < 0 || s.graph < 0) throw UsageError("-n must be >= 1, -w and -G >= 0");
   if (s.hidden <= 0) throw UsageError("-D must be positive");
+  check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   s.dtypes = dtype_list_option("-d", dtype_text);
   s.strategies = strategy_list_option("-s", strategy_text);
   s.worlds = world_list_option("-W", s.world_text);
@@ -286,7 +289,13 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
     if (eq == std::string::npos || eq == 0) throw UsageError(fmt::format("--label '{}' is not KEY=VALUE", l));
     s.labels[l.substr(0, eq)] = l.substr(eq + 1);
   }
-  // The sizes, each a whole number of rows.
+  // The sizes, each a whole number of rows. Their count is bounded before any is made: a factor just above
+  // 1 would otherwise ask for billions of rows (or, below double precision, never reach -e).
+  const double steps = std::floor(std::log(static_cast<double>(max_bytes) / static_cast<double>(min_bytes)) /
+                                  std::log(factor)) + 1;
+  if (!(steps <= kMaxSweepSizes))
+    throw UsageError(fmt::format("-b {} -e {} -f {} makes {:.0f} sizes; at most {} are allowed (raise -f)", min_text,
+                                 max_text, factor, steps, kMaxSweepSizes));
   for (double v = static_cast<double>(min_bytes); v <= static_cast<double>(max_bytes) * (1 + 1e-9); v *= factor) {
     const auto bytes = static_cast<std::int64_t>(std::llround(v));
     if (s.sizes.empty() || bytes != s.sizes.back()) s.sizes.push_back(bytes);

@@ -79,6 +79,15 @@ std::vector<bool> pdl_list_option(const std::string& option, const std::string& 
   throw UsageError(fmt::format("{} '{}': choose on, off or both", option, text));
 }
 
+void check_timeout_ms(const std::string& option, double ms, bool zero_waits_forever) {
+  if (zero_waits_forever ? !(ms >= 0) : !(ms > 0))
+    throw UsageError(zero_waits_forever ? fmt::format("{} must be >= 0 (0 = wait forever)", option)
+                                        : fmt::format("{} must be positive", option));
+  if (ms > kMaxTimeoutMs)
+    throw UsageError(fmt::format("{} {} is longer than a day ({} ms), the longest wait allowed", option, ms,
+                                 kMaxTimeoutMs));
+}
+
 std::int64_t size_option(const std::string& option, const std::string& text) {
   if (text.empty()) throw UsageError(fmt::format("{}: empty size", option));
   int shift = 0;

@@ -25,6 +25,12 @@ std::vector<Profile> kernel_profile_list_option(const std::string& option, const
 /// on / 1, off / 0, or both.
 std::vector<bool> pdl_list_option(const std::string& option, const std::string& text);
 
+/// The longest wait any option may ask for: a day. Longer ones would overflow the nanosecond counters of
+/// the device waits, and no real wait is that long.
+inline constexpr double kMaxTimeoutMs = 86'400'000;
+/// Refuses a timeout outside (0, kMaxTimeoutMs], or [0, kMaxTimeoutMs] when `zero_waits_forever`.
+void check_timeout_ms(const std::string& option, double ms, bool zero_waits_forever);
+
 /// "4K" -> 4096, "256M", "1G", "128" (bytes, positive).
 std::int64_t size_option(const std::string& option, const std::string& text);
 /// 4096 -> "4K", 268435456 -> "256M", 100 -> "100".

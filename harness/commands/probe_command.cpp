@@ -17,6 +17,7 @@
 #include "harness/job/gpu_backend.h"
 #include "harness/job/gpu_check.h"
 #include "harness/commands/job_options.h"
+#include "harness/commands/list_options.h"
 #include "harness/job/job.h"
 #include "harness/job/gpu_job.h"
 #include "harness/io/npy.h"
@@ -242,7 +243,7 @@ int probe_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   if (vm.count("spawn")) throw UsageError("--spawn is given more than once");
   s.handles = handle_request_option(handles_text);
   s.peers = !no_peers;
-  if (s.timeout_ms <= 0) throw UsageError("--timeout-ms must be positive");
+  check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/false);
 
   return run_as_job(spawn, "probe", args, job_options, out, err,
                     [&](Job& job, std::ostream& job_out) { return probe_job(job, s, job_out, err); });

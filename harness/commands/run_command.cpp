@@ -241,7 +241,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   s.handles = handle_request_option(handles_text);
   s.expect = expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
   if (s.repeat < 1) throw UsageError("--repeat must be at least 1");
-  if (s.timeout_ms < 0) throw UsageError("--timeout-ms must be >= 0 (0 = wait forever)");
+  check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   if (s.die_after_call < 0 || (s.die_after_call > 0) != (s.die_rank >= 0))
     throw UsageError("--die-after-call K (K >= 1) and --die-rank R go together");
   if (s.kind != InputKind::kGolden) {
