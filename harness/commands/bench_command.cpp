@@ -269,6 +269,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
           "  torchrun --nproc-per-node 8 $(which mnnvl-ar) bench -W 8 -b 4K -e 64M -f 4 -G 10\n\n"
           "exit codes: 0 ok, 1 a timed size gave wrong bits, a wait timed out or a peer died, 2 bad usage or no GPU"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  if (!s.json_path.empty()) check_output_path(s.json_path);  // before the work, so a typo costs nothing
   if (vm.count("spawn")) throw UsageError("--spawn is given more than once");
 
   const std::int64_t min_bytes = size_option("-b", min_text), max_bytes = size_option("-e", max_text);

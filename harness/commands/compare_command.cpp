@@ -48,6 +48,7 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
       "  mnnvl-ar compare --save-input adv.npy && mnnvl-ar explain -i adv.npy --dtype bf16 -t 0 -c 2\n\n"
       "exit codes: 0 ok, 2 bad usage or input"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  if (vm.count("save-input")) check_output_path(save_input);
 
   RankInputs in;
   std::string source;

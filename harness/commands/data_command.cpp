@@ -60,8 +60,14 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw UsageError(fmt::format("cannot create folder '{}': {}", dir, ec.message()));
-  for (const auto& [name, bytes] : set.files) write_file_atomically((fs::path(dir) / name).string(), bytes);
-  write_file_atomically((fs::path(dir) / "manifest.json").string(), manifest);
+  // All or nothing: every file written and synced unnamed first, then linked into place (OutputSet).
+  std::vector<std::string> paths;
+  for (const auto& [name, bytes] : set.files) paths.push_back((fs::path(dir) / name).string());
+  paths.push_back((fs::path(dir) / "manifest.json").string());
+  OutputSet outputs(paths);
+  for (std::size_t i = 0; i < set.files.size(); ++i) outputs.file(i).write(set.files[i].second);
+  outputs.file(set.files.size()).write(manifest);
+  outputs.commit();
   fmt::print(out, "wrote {} golden cases ({} files) and manifest.json to {}\n", set.manifest["cases"].size(),
              set.files.size(), dir);
   return kExitOk;

@@ -240,6 +240,7 @@ int probe_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
           "exit codes: 0 every check that could run passed, 1 a check failed (the report says which and why), 2 bad\n"
           "usage, no GPU, or a build without the CUDA layer"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  if (!s.json_path.empty()) check_output_path(s.json_path);  // before the work, so a typo costs nothing
   if (vm.count("spawn")) throw UsageError("--spawn is given more than once");
   s.handles = handle_request_option(handles_text);
   s.peers = !no_peers;

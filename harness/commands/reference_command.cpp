@@ -35,6 +35,7 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream&)
       "example:\n  mnnvl-ar reference -i x.npy -o y.npy --strategy twoshot && mnnvl-ar diff y.npy expected.npy\n\n"
       "exit codes: 0 written, 2 bad usage or input (nothing is written)"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  check_output_path(output);  // before the work, so a typo costs nothing
 
   const Strategy strategy = strategy_option(strategy_text);
   const Profile profile = profile_option(profile_text);

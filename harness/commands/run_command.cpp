@@ -231,6 +231,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
           "exit codes: 0 every output bit-exact, 1 a mismatch, flags difference or timeout, or a peer that died\n"
           "or never came, 2 bad usage or input, or no GPU (or a build without the CUDA layer)"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
+  if (!s.json_path.empty()) check_output_path(s.json_path);  // before the work, so a typo costs nothing
   if (vm.count("spawn")) throw UsageError("--spawn is given more than once");
 
   s.worlds = world_list_option("--world", s.world_text);

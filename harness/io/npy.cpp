@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness/io/npy_header.h"
+#include "harness/io/output_file.h"
 #include "reference/checked_math.h"
 
 namespace ar {
@@ -117,30 +118,6 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
   HostTensor t(dtype, header.shape, HostTensor::kUninitialized);
   file.read_exactly(t.bytes().data(), static_cast<std::size_t>(*want), data_start);
   return t;
-}
-
-void write_file_atomically(const std::string& path, const std::string& contents) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const fs::path temp = dir / fmt::format(".{}.tmp{}", target.filename().string(), ::getpid());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw UsageError(fmt::format("cannot write '{}': the folder is missing or not writable", path));
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temp, ignored);
-      throw UsageError(fmt::format("cannot write '{}': write failed (disk full?)", path));
-    }
-  }
-  std::error_code ec;
-  fs::rename(temp, target, ec);
-  if (ec) {
-    fs::remove(temp, ec);
-    throw UsageError(fmt::format("cannot write '{}': {}", path, ec.message()));
-  }
 }
 
 std::string encode_npy(const HostTensor& t) {

@@ -1,12 +1,14 @@
 // Reading and writing NumPy .npy files (format 1.0-3.0, C order, little-endian <u2 / <f2 / <f4), the
-// exchange format of every mnnvl-ar command. Bad files raise UsageError naming what is wrong; writes go to a
-// temporary name that is renamed into place, so a failed write never leaves a half-written output.
+// exchange format of every mnnvl-ar command. Bad files raise UsageError naming what is wrong; the header is
+// parsed strictly (harness/io/npy_header.h) and the data size checked before anything is allocated; writes
+// go through harness/io/output_file.h, so a failed or killed write never leaves a half-written output.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "harness/io/exit_codes.h"
+#include "harness/io/output_file.h"
 #include "reference/tensor.h"
 
 namespace ar {
@@ -18,10 +20,8 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype = std
 /// The .npy bytes of `t` (format 1.0, header padded to 64 bytes).
 std::string encode_npy(const HostTensor& t);
 
-/// Writes `t` to `path` atomically (temporary file + rename).
+/// Writes `t` to `path` atomically (OutputFile).
 void write_npy(const std::string& path, const HostTensor& t);
 
-/// Writes `contents` to `path` atomically. Shared by every command that writes a file.
-void write_file_atomically(const std::string& path, const std::string& contents);
 
 }  // namespace ar

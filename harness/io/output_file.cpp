@@ -1,0 +1,144 @@
+#include "harness/io/output_file.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness/io/exit_codes.h"
+
+namespace ar {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path folder_of(const std::string& path) {
+  const fs::path p(path);
+  return p.has_parent_path() ? p.parent_path() : fs::path(".");
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+/// A name in `folder` no one can have guessed: the unnamed file is linked there for an instant before it is
+/// renamed over the target (link() cannot replace a file). It carries the writer's pid, so that a name left
+/// by a writer killed in that instant is recognised and removed by the next write to the same target.
+std::string fresh_name(const fs::path& folder, const std::string& target_name) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return (folder / fmt::format(".{}.{}.{:016x}.partial", target_name, ::getpid(), rng())).string();
+}
+
+/// Removes the names fresh_name gave for `target_name` whose writer is no longer running.
+void remove_stale_partials(const fs::path& folder, const std::string& target_name) {
+  const std::string prefix = "." + target_name + ".";
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(folder, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() <= prefix.size() + 8 || name.compare(0, prefix.size(), prefix) != 0 ||
+        !name.ends_with(".partial"))
+      continue;
+    const std::string rest = name.substr(prefix.size());
+    const pid_t pid = static_cast<pid_t>(std::strtol(rest.c_str(), nullptr, 10));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) ::unlink(e.path().c_str());
+  }
+}
+
+}  // namespace
+
+void check_output_path(const std::string& path) {
+  if (path.empty()) throw UsageError("an output path is empty");
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode))
+      throw UsageError(fmt::format("cannot write '{}': it is a symbolic link (write to the file it points to, or "
+                                   "remove the link)",
+                                   path));
+    if (!S_ISREG(st.st_mode))
+      throw UsageError(fmt::format("cannot write '{}': it exists and is not a regular file (a folder, device or "
+                                   "FIFO)",
+                                   path));
+  } else if (errno != ENOENT) {
+    throw UsageError(fmt::format("cannot write '{}': {}", path, errno_text()));
+  }
+  const fs::path folder = folder_of(path);
+  struct stat dir {};
+  if (::stat(folder.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode))
+    throw UsageError(fmt::format("cannot write '{}': the folder '{}' does not exist", path, folder.string()));
+  if (::access(folder.c_str(), W_OK | X_OK) != 0)
+    throw UsageError(fmt::format("cannot write '{}': the folder '{}' is not writable", path, folder.string()));
+}
+
+OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
+  check_output_path(path_);
+  fd_ = ::open(folder_of(path_).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw UsageError(fmt::format("cannot write '{}': cannot create a file in its folder ({})", path_, errno_text()));
+  // O_TMPFILE ignores the umask's effect on a later link; give the file the mode a plain create would.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  (void)::fchmod(fd_, 0666 & ~mask);
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void OutputFile::write(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw UsageError(fmt::format("cannot write '{}': {} (disk full?)", path_, errno_text()));
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void OutputFile::commit() {
+  if (committed_) return;
+  if (::fsync(fd_) != 0) throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
+  const std::string proc = fmt::format("/proc/self/fd/{}", fd_);
+  // A new target: link the finished file at its name, one atomic step. An existing one: link it at a fresh
+  // name beside the target and rename that over it (rename replaces atomically; link cannot).
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    if (errno != EEXIST) throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
+    check_output_path(path_);  // still a regular file, not replaced by a link or device meanwhile
+    remove_stale_partials(folder_of(path_), fs::path(path_).filename().string());
+    const std::string temp = fresh_name(folder_of(path_), fs::path(path_).filename().string());
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, temp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+      throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
+    if (::rename(temp.c_str(), path_.c_str()) != 0) {
+      const std::string why = errno_text();
+      ::unlink(temp.c_str());
+      throw UsageError(fmt::format("cannot write '{}': {}", path_, why));
+    }
+  }
+  // The new name is durable only once the folder is synced too.
+  const int dir = ::open(folder_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    (void)::fsync(dir);
+    ::close(dir);
+  }
+  committed_ = true;
+}
+
+void write_file_atomically(const std::string& path, std::string_view contents) {
+  OutputFile f(path);
+  f.write(contents);
+  f.commit();
+}
+
+OutputSet::OutputSet(const std::vector<std::string>& paths) {
+  for (const std::string& p : paths) check_output_path(p);
+  for (const std::string& p : paths) files_.push_back(std::make_unique<OutputFile>(p));
+}
+
+void OutputSet::commit() {
+  for (auto& f : files_) f->commit();
+}
+
+}  // namespace ar

@@ -1,0 +1,61 @@
+// Writing outputs so that nothing half-done is ever seen: a file is written unnamed (O_TMPFILE in the
+// target's folder) and linked into place only when complete and synced, so a crash, a SIGKILL or a full
+// disk at any moment leaves the old file or the whole new one. Targets are checked before the work that
+// produces them starts, so an hour of simulation is never lost to a typo, and a target that exists but is
+// not a regular file (a device node, a FIFO, a folder, a symbolic link) is refused rather than replaced or
+// written through.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ar {
+
+/// Throws UsageError naming the problem when `path` cannot be written: its folder is missing or not
+/// writable, or it exists and is not a regular file. Call before starting the work whose result it takes.
+void check_output_path(const std::string& path);
+
+/// One output being written. Nothing appears at `path` before commit(); a destroyed, uncommitted file leaves
+/// no trace (it has no name).
+class OutputFile {
+ public:
+  /// Checks `path` (check_output_path) and opens an unnamed file in its folder. Throws UsageError.
+  explicit OutputFile(std::string path);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  /// Appends `bytes`. Throws UsageError (disk full, I/O error).
+  void write(std::string_view bytes);
+  /// Syncs the data and puts the file at its path, replacing an old regular file there. Throws UsageError.
+  void commit();
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+/// Writes `contents` to `path` through an OutputFile.
+void write_file_atomically(const std::string& path, std::string_view contents);
+
+/// Several outputs that belong together (`data --out`, `sim --trace` with `--json-out`): all are written
+/// and synced unnamed first, then linked into place one after the other at commit. A failure while writing
+/// any of them changes none of the targets; only a crash inside commit() itself (a few system calls per
+/// file, no data written) can leave some targets new and others old.
+class OutputSet {
+ public:
+  /// Checks every path (check_output_path) before anything is written. Throws UsageError.
+  explicit OutputSet(const std::vector<std::string>& paths);
+  OutputFile& file(std::size_t i) { return *files_.at(i); }
+  /// Commits every file, in order.
+  void commit();
+
+ private:
+  std::vector<std::unique_ptr<OutputFile>> files_;
+};
+
+}  // namespace ar
