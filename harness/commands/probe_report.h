@@ -1,8 +1,9 @@
 // The bring-up report of `mnnvl-ar probe`: what every GPU of the job is and allows, what NVML says about its
 // NVLinks and fabric, the IMEX channels, P2P access and peer measurements, a short bit-exact all-reduce,
 // what could not be checked with this setup, and the verdict of each check. The facts are gathered by
-// harness/probe_command.cpp; here they are judged (evaluate_probe), printed (render_probe) and written as
-// JSON (probe_json, also the form a rank sends its GPU to rank 0 in). Pure, so the CPU tests cover it.
+// harness/commands/probe_command.cpp; here they are judged (evaluate_probe, probe_checks.cpp), printed
+// (render_probe, probe_render.cpp) and written as JSON (probe_json, probe_report.cpp; also the form a rank
+// sends its GPU to rank 0 in). Pure, so the CPU tests cover it.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +73,8 @@ std::string probe_json(const ProbeReport& report);
 std::string probe_gpu_to_json(const ProbeGpu& gpu);
 ProbeGpu probe_gpu_from_json(const std::string& text);
 
+/// "GPU 0 of host-a": how the checks and the report name a GPU.
+std::string gpu_label(const ProbeGpu& gpu);
 /// "00000000-0000-0000-0000-000000000000"
 std::string uuid_text(const std::array<std::uint8_t, 16>& uuid);
 /// The fabric health mask in words: "bandwidth not degraded, route recovery not in progress, ..." (fields the

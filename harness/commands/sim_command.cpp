@@ -1,6 +1,7 @@
 // mnnvl-ar sim: the Lamport protocol simulator on the command line. Parses options into a search plan (the
 // default plan, or one leg from the options given), runs sim::run_search, and prints the verdict, the
-// diagnosis and how to reproduce it; optionally a Chrome trace and a JSON result.
+// diagnosis and how to reproduce it; optionally a Chrome trace and a JSON result. The options are read into
+// SimOptions, checked into SimChoices (what every leg runs with), then made into one leg or the default legs.
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 #include <unistd.h>
@@ -214,9 +215,8 @@ void print_text(std::ostream& out, const sim::SearchResult& r, const std::vector
              r.events_per_second() / 1e6);
 }
 
-}  // namespace
-
-int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
+/// The options of `mnnvl-ar sim` as given, before they are checked; the defaults are those of --help.
+struct SimOptions {
   int world_size = 4;
   std::int64_t tokens = 3, hidden = 16, buffer_bytes = 0, seed = 1, runs = 0;
   int packs_per_cta = 1, resident_ctas = 0, blocks_per_rank = 0;
@@ -224,33 +224,183 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   std::string dispatch_text = "in-order", arrival_text = "flashinfer", protocol_text = "flashinfer";
   std::string dtype_text = "bf16", calls_text, schedule_text, mutation_text = "none", writer_text = "unicast";
   std::string trace_path, json_path;
-  po::options_description options("options", 118);
+};
+
+void add_sim_options(po::options_description& options, SimOptions& o) {
   // clang-format off
   options.add_options()
-      ("world-size,w", po::value(&world_size), "ranks W: 2, 4, 8, 16, 32 or 64 (single leg; default 4)")
-      ("tokens,n", po::value(&tokens), "N of calls that do not set it (default 3)")
-      ("hidden,d", po::value(&hidden), "D of calls that do not set it; a multiple of 16/sizeof(T) (default 16)")
-      ("dtype", po::value(&dtype_text), "bf16 | fp16 | fp32 for calls that do not set it (default bf16)")
-      ("calls,c", po::value(&calls_text), "the call sequence, e.g. oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1")
-      ("buffer-bytes", po::value(&buffer_bytes), "BPB, bytes per Lamport buffer (default: what the largest call needs)")
-      ("packs-per-cta", po::value(&packs_per_cta), "16-byte packs (threads) per CTA (default 1)")
-      ("protocol", po::value(&protocol_text), "flashinfer (default: FlashInfer's kernels) | ours (cuda/'s kernels)")
-      ("blocks-per-rank", po::value(&blocks_per_rank), "ours: at most B blocks per rank (default 0: one pack per thread)")
-      ("tokens-per-round", po::value(&tokens_per_round), "ours: tokens per round (default 0: one round)")
-      ("writer", po::value(&writer_text), "unicast (ours: W st_v4) | multicast (FlashInfer: multimem_st_v4)")
-      ("arrival", po::value(&arrival_text), "flashinfer (SPEC) | after-flags (our kernels: arrive right after reading "
-                                            "the flags, acquire fence after the spin)")
-      ("resident-ctas", po::value(&resident_ctas), "CTAs resident per rank at once (default 0: all)")
-      ("dispatch", po::value(&dispatch_text), "in-order | any: which waiting CTA gets a free slot")
-      ("schedule,s", po::value(&schedule_text), "random | adversarial | exhaustive (single leg; default random)")
-      ("seed", po::value(&seed), "first seed; run i of a leg uses seed + i (default 1)")
-      ("runs", po::value(&runs), "schedules per leg (exhaustive: the budget of runs)")
-      ("mutation,m", po::value(&mutation_text), "a deliberate bug to inject (see --list-mutations), or none")
+      ("world-size,w", po::value(&o.world_size), "ranks W: 2, 4, 8, 16, 32 or 64 (single leg; default 4)")
+      ("tokens,n", po::value(&o.tokens), "N of calls that do not set it (default 3)")
+      ("hidden,d", po::value(&o.hidden), "D of calls that do not set it; a multiple of 16/sizeof(T) (default 16)")
+      ("dtype", po::value(&o.dtype_text), "bf16 | fp16 | fp32 for calls that do not set it (default bf16)")
+      ("calls,c", po::value(&o.calls_text), "the call sequence, e.g. oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1")
+      ("buffer-bytes", po::value(&o.buffer_bytes), "BPB, bytes per Lamport buffer (default: what the largest call "
+                                                   "needs)")
+      ("packs-per-cta", po::value(&o.packs_per_cta), "16-byte packs (threads) per CTA (default 1)")
+      ("protocol", po::value(&o.protocol_text), "flashinfer (default: FlashInfer's kernels) | ours (cuda/'s kernels)")
+      ("blocks-per-rank", po::value(&o.blocks_per_rank), "ours: at most B blocks per rank (default 0: one pack per "
+                                                         "thread)")
+      ("tokens-per-round", po::value(&o.tokens_per_round), "ours: tokens per round (default 0: one round)")
+      ("writer", po::value(&o.writer_text), "unicast (ours: W st_v4) | multicast (FlashInfer: multimem_st_v4)")
+      ("arrival", po::value(&o.arrival_text), "flashinfer (SPEC) | after-flags (our kernels: arrive right after "
+                                              "reading the flags, acquire fence after the spin)")
+      ("resident-ctas", po::value(&o.resident_ctas), "CTAs resident per rank at once (default 0: all)")
+      ("dispatch", po::value(&o.dispatch_text), "in-order | any: which waiting CTA gets a free slot")
+      ("schedule,s", po::value(&o.schedule_text), "random | adversarial | exhaustive (single leg; default random)")
+      ("seed", po::value(&o.seed), "first seed; run i of a leg uses seed + i (default 1)")
+      ("runs", po::value(&o.runs), "schedules per leg (exhaustive: the budget of runs)")
+      ("mutation,m", po::value(&o.mutation_text), "a deliberate bug to inject (see --list-mutations), or none")
       ("list-mutations", "print the names of the mutations that apply to --protocol, one a line, and exit")
-      ("trace", po::value(&trace_path), "write the failing (or first) run as Chrome trace JSON (Perfetto)")
+      ("trace", po::value(&o.trace_path), "write the failing (or first) run as Chrome trace JSON (Perfetto)")
       ("json", "print the result as JSON instead of text")
-      ("json-out", po::value(&json_path), "also write the JSON result to this file");
+      ("json-out", po::value(&o.json_path), "also write the JSON result to this file");
   // clang-format on
+}
+
+sim::Protocol protocol_option(const std::string& text) {
+  const auto protocol = sim::parse_protocol(text);
+  if (!protocol) throw UsageError(fmt::format("unknown protocol '{}' (choose flashinfer or ours)", text));
+  return *protocol;
+}
+
+int list_mutations(sim::Protocol protocol, std::ostream& out) {
+  for (const sim::MutationInfo& m : sim::kMutationTable)
+    if (m.mutation != sim::Mutation::kNone && sim::mutation_applies(m.mutation, protocol))
+      fmt::print(out, "{}\n", m.name);
+  return kExitOk;
+}
+
+/// What the protocol is run with in every leg: the protocol, the injected bug, the writer and the arrival.
+struct SimChoices {
+  sim::Protocol protocol = sim::Protocol::kFlashInfer;
+  sim::Mutation mutation = sim::Mutation::kNone;
+  sim::Writer writer = sim::Writer::kUnicast;
+  sim::Arrival arrival = sim::Arrival::kFlashInfer;
+};
+
+/// Checks the options every search uses, alone and against the protocol; throws UsageError.
+SimChoices checked_choices(const SimOptions& o, const po::variables_map& vm, sim::Protocol protocol) {
+  SimChoices c;
+  c.protocol = protocol;
+  const auto mutation = sim::parse_mutation(o.mutation_text);
+  if (!mutation) {
+    std::string names;
+    for (const sim::MutationInfo& m : sim::kMutationTable)
+      names += fmt::format("{}{}", names.empty() ? "" : ", ", m.name);
+    throw UsageError(fmt::format("unknown mutation '{}' (choose one of: {})", o.mutation_text, names));
+  }
+  c.mutation = *mutation;
+  if (o.writer_text == "multicast")
+    c.writer = sim::Writer::kMulticast;
+  else if (o.writer_text != "unicast")
+    throw UsageError(fmt::format("unknown writer '{}' (choose unicast or multicast)", o.writer_text));
+  if (o.arrival_text == "after-flags")
+    c.arrival = sim::Arrival::kAfterFlags;
+  else if (o.arrival_text != "flashinfer")
+    throw UsageError(fmt::format("unknown arrival '{}' (choose flashinfer or after-flags)", o.arrival_text));
+  if (o.seed < 0) throw UsageError(fmt::format("--seed must be >= 0, got {}", o.seed));
+  if (vm.count("runs") && o.runs < 1) throw UsageError(fmt::format("--runs must be >= 1, got {}", o.runs));
+  if (o.blocks_per_rank < 0)
+    throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", o.blocks_per_rank));
+  if (o.tokens_per_round < 0)
+    throw UsageError(fmt::format("--tokens-per-round must be >= 0, got {}", o.tokens_per_round));
+  if (protocol == sim::Protocol::kOurs && vm.count("arrival"))
+    throw UsageError("--arrival applies to --protocol flashinfer only; our kernels arrive their own way");
+  if (protocol == sim::Protocol::kFlashInfer && (vm.count("blocks-per-rank") || vm.count("tokens-per-round")))
+    throw UsageError("--blocks-per-rank and --tokens-per-round apply to --protocol ours only");
+  if (protocol == sim::Protocol::kOurs && c.writer != sim::Writer::kUnicast)
+    throw UsageError(
+        "--writer multicast is FlashInfer's writer; our kernels (--protocol ours) store with unicast st_v4");
+  if (!sim::mutation_applies(c.mutation, protocol))
+    throw UsageError(
+        fmt::format("mutation {} does not apply to --protocol {} (--protocol {} --list-mutations lists "
+                    "those that do)",
+                    o.mutation_text, o.protocol_text, o.protocol_text));
+  return c;
+}
+
+/// Any option that shapes a leg replaces the default search with one leg of the values given.
+bool asks_for_one_leg(const po::variables_map& vm) {
+  return vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") ||
+         vm.count("calls") || vm.count("buffer-bytes") || vm.count("packs-per-cta") || vm.count("schedule") ||
+         vm.count("resident-ctas") || vm.count("dispatch") || vm.count("blocks-per-rank") ||
+         vm.count("tokens-per-round");
+}
+
+/// The one leg the options describe; throws UsageError for values the simulator cannot run.
+sim::SearchLeg single_leg(const SimOptions& o, const po::variables_map& vm, const SimChoices& c) {
+  const DType dtype = dtype_option(o.dtype_text);
+  sim::ScheduleKind schedule = sim::ScheduleKind::kRandom;
+  if (vm.count("schedule")) {
+    const auto s = sim::parse_schedule(o.schedule_text);
+    if (!s)
+      throw UsageError(
+          fmt::format("unknown schedule '{}' (choose random, adversarial or exhaustive)", o.schedule_text));
+    schedule = *s;
+  }
+  if (!is_supported_world_size(o.world_size))
+    throw UsageError(fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", o.world_size));
+  std::vector<CallSpec> specs;
+  std::vector<ResolvedCall> calls;
+  try {
+    specs = parse_call_sequence(vm.count("calls") ? o.calls_text : kDefaultCalls);
+    calls = resolve_calls(specs, o.world_size, {o.tokens, o.hidden, dtype});
+  } catch (const CallSequenceError& e) {
+    throw UsageError(fmt::format("--calls: {}", e.what()));
+  }
+  sim::SimConfig config;
+  try {
+    config = sim::make_sim_config(o.world_size, std::move(calls),
+                                  vm.count("buffer-bytes") ? std::optional<std::int64_t>(o.buffer_bytes) : std::nullopt,
+                                  o.packs_per_cta, c.writer, c.mutation);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (o.resident_ctas < 0) throw UsageError(fmt::format("--resident-ctas must be >= 0, got {}", o.resident_ctas));
+  if (o.dispatch_text != "in-order" && o.dispatch_text != "any")
+    throw UsageError(fmt::format("unknown dispatch '{}' (choose in-order or any)", o.dispatch_text));
+  config.resident_ctas = o.resident_ctas;
+  config.arrival = c.arrival;
+  config.dispatch_in_order = o.dispatch_text == "in-order";
+  config.protocol = c.protocol;
+  config.max_blocks_per_rank = o.blocks_per_rank;
+  config.round_tokens = o.tokens_per_round;
+  if (auto why = sim::protocol_conflict(config)) throw UsageError(*why);
+  const std::uint64_t default_runs = schedule == sim::ScheduleKind::kExhaustive ? 300'000 : 100;
+  return {std::move(config), schedule, static_cast<std::uint64_t>(o.seed),
+          vm.count("runs") ? static_cast<std::uint64_t>(o.runs) : default_runs};
+}
+
+/// The default search (sim::default_plan), with --runs and --arrival applied to every leg.
+std::vector<sim::SearchLeg> default_legs(const SimOptions& o, const po::variables_map& vm, const SimChoices& c) {
+  std::vector<sim::SearchLeg> plan =
+      sim::default_plan(c.mutation, c.writer, static_cast<std::uint64_t>(o.seed), c.protocol);
+  for (sim::SearchLeg& leg : plan) {
+    if (vm.count("runs")) leg.runs = static_cast<std::uint64_t>(o.runs);
+    leg.config.arrival = c.arrival;
+  }
+  return plan;
+}
+
+/// Runs the search, with a progress line when standard error is a terminal.
+sim::SearchResult run_plan(const std::vector<sim::SearchLeg>& plan, bool want_trace, std::ostream& err) {
+  sim::SearchOptions search;
+  search.want_trace = want_trace;
+  ProgressLine progress;
+  progress.enabled = &err == &std::cerr && isatty(STDERR_FILENO) != 0;
+  progress.err = &err;
+  if (progress.enabled) search.progress = progress;
+  sim::SearchResult result = sim::run_search(plan, search);
+  progress.clear();
+  return result;
+}
+
+}  // namespace
+
+int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
+  SimOptions o;
+  po::options_description options("options", 118);
+  add_sim_options(options, o);
   po::variables_map vm;
   const CommandHelp help{
       "mnnvl-ar sim [--world-size W] [--tokens N] [--hidden D] [--dtype T] [--calls SEQ] "
@@ -258,119 +408,25 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
       help_text()};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
 
-  const auto protocol = sim::parse_protocol(protocol_text);
-  if (!protocol) throw UsageError(fmt::format("unknown protocol '{}' (choose flashinfer or ours)", protocol_text));
-  if (vm.count("list-mutations")) {
-    for (const sim::MutationInfo& m : sim::kMutationTable)
-      if (m.mutation != sim::Mutation::kNone && sim::mutation_applies(m.mutation, *protocol))
-        fmt::print(out, "{}\n", m.name);
-    return kExitOk;
-  }
-  const auto mutation = sim::parse_mutation(mutation_text);
-  if (!mutation) {
-    std::string names;
-    for (const sim::MutationInfo& m : sim::kMutationTable)
-      names += fmt::format("{}{}", names.empty() ? "" : ", ", m.name);
-    throw UsageError(fmt::format("unknown mutation '{}' (choose one of: {})", mutation_text, names));
-  }
-  sim::Writer writer = sim::Writer::kUnicast;
-  if (writer_text == "multicast")
-    writer = sim::Writer::kMulticast;
-  else if (writer_text != "unicast")
-    throw UsageError(fmt::format("unknown writer '{}' (choose unicast or multicast)", writer_text));
-  sim::Arrival arrival = sim::Arrival::kFlashInfer;
-  if (arrival_text == "after-flags")
-    arrival = sim::Arrival::kAfterFlags;
-  else if (arrival_text != "flashinfer")
-    throw UsageError(fmt::format("unknown arrival '{}' (choose flashinfer or after-flags)", arrival_text));
-  if (seed < 0) throw UsageError(fmt::format("--seed must be >= 0, got {}", seed));
-  if (vm.count("runs") && runs < 1) throw UsageError(fmt::format("--runs must be >= 1, got {}", runs));
-  if (blocks_per_rank < 0) throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", blocks_per_rank));
-  if (tokens_per_round < 0) throw UsageError(fmt::format("--tokens-per-round must be >= 0, got {}", tokens_per_round));
-  if (*protocol == sim::Protocol::kOurs && vm.count("arrival"))
-    throw UsageError("--arrival applies to --protocol flashinfer only; our kernels arrive their own way");
-  if (*protocol == sim::Protocol::kFlashInfer && (vm.count("blocks-per-rank") || vm.count("tokens-per-round")))
-    throw UsageError("--blocks-per-rank and --tokens-per-round apply to --protocol ours only");
-  if (*protocol == sim::Protocol::kOurs && writer != sim::Writer::kUnicast)
-    throw UsageError(
-        "--writer multicast is FlashInfer's writer; our kernels (--protocol ours) store with unicast st_v4");
-  if (!sim::mutation_applies(*mutation, *protocol))
-    throw UsageError(
-        fmt::format("mutation {} does not apply to --protocol {} (--protocol {} --list-mutations lists "
-                    "those that do)",
-                    mutation_text, protocol_text, protocol_text));
-
-  const bool single_leg = vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") ||
-                          vm.count("calls") || vm.count("buffer-bytes") || vm.count("packs-per-cta") ||
-                          vm.count("schedule") || vm.count("resident-ctas") || vm.count("dispatch") ||
-                          vm.count("blocks-per-rank") || vm.count("tokens-per-round");
+  const sim::Protocol protocol = protocol_option(o.protocol_text);
+  if (vm.count("list-mutations")) return list_mutations(protocol, out);
+  const SimChoices choices = checked_choices(o, vm, protocol);
   std::vector<sim::SearchLeg> plan;
-  if (single_leg) {
-    const DType dtype = dtype_option(dtype_text);
-    sim::ScheduleKind schedule = sim::ScheduleKind::kRandom;
-    if (vm.count("schedule")) {
-      const auto s = sim::parse_schedule(schedule_text);
-      if (!s)
-        throw UsageError(
-            fmt::format("unknown schedule '{}' (choose random, adversarial or exhaustive)", schedule_text));
-      schedule = *s;
-    }
-    if (!is_supported_world_size(world_size))
-      throw UsageError(fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", world_size));
-    std::vector<CallSpec> specs;
-    std::vector<ResolvedCall> calls;
-    try {
-      specs = parse_call_sequence(vm.count("calls") ? calls_text : kDefaultCalls);
-      calls = resolve_calls(specs, world_size, {tokens, hidden, dtype});
-    } catch (const CallSequenceError& e) {
-      throw UsageError(fmt::format("--calls: {}", e.what()));
-    }
-    sim::SimConfig config;
-    try {
-      config = sim::make_sim_config(world_size, std::move(calls),
-                                    vm.count("buffer-bytes") ? std::optional<std::int64_t>(buffer_bytes) : std::nullopt,
-                                    packs_per_cta, writer, *mutation);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(e.what());
-    }
-    if (resident_ctas < 0) throw UsageError(fmt::format("--resident-ctas must be >= 0, got {}", resident_ctas));
-    if (dispatch_text != "in-order" && dispatch_text != "any")
-      throw UsageError(fmt::format("unknown dispatch '{}' (choose in-order or any)", dispatch_text));
-    config.resident_ctas = resident_ctas;
-    config.arrival = arrival;
-    config.dispatch_in_order = dispatch_text == "in-order";
-    config.protocol = *protocol;
-    config.max_blocks_per_rank = blocks_per_rank;
-    config.round_tokens = tokens_per_round;
-    if (auto why = sim::protocol_conflict(config)) throw UsageError(*why);
-    const std::uint64_t default_runs = schedule == sim::ScheduleKind::kExhaustive ? 300'000 : 100;
-    plan.push_back({std::move(config), schedule, static_cast<std::uint64_t>(seed),
-                    vm.count("runs") ? static_cast<std::uint64_t>(runs) : default_runs});
-  } else {
-    plan = sim::default_plan(*mutation, writer, static_cast<std::uint64_t>(seed), *protocol);
-    for (sim::SearchLeg& leg : plan) {
-      if (vm.count("runs")) leg.runs = static_cast<std::uint64_t>(runs);
-      leg.config.arrival = arrival;
-    }
-  }
+  if (asks_for_one_leg(vm))
+    plan.push_back(single_leg(o, vm, choices));
+  else
+    plan = default_legs(o, vm, choices);
 
-  sim::SearchOptions search;
-  search.want_trace = !trace_path.empty();
-  ProgressLine progress;
-  progress.enabled = &err == &std::cerr && isatty(STDERR_FILENO) != 0;
-  progress.err = &err;
-  if (progress.enabled) search.progress = progress;
-  const sim::SearchResult result = sim::run_search(plan, search);
-  progress.clear();
-
-  if (!trace_path.empty()) write_file_atomically(trace_path, result.trace_json);
-  const nlohmann::json j = result_json(result, *mutation, *protocol, static_cast<std::uint64_t>(seed));
-  if (!json_path.empty()) write_file_atomically(json_path, j.dump(2) + "\n");
+  const sim::SearchResult result = run_plan(plan, !o.trace_path.empty(), err);
+  if (!o.trace_path.empty()) write_file_atomically(o.trace_path, result.trace_json);
+  const nlohmann::json j = result_json(result, choices.mutation, protocol, static_cast<std::uint64_t>(o.seed));
+  if (!o.json_path.empty()) write_file_atomically(o.json_path, j.dump(2) + "\n");
   if (vm.count("json"))
     fmt::print(out, "{}\n", j.dump(2));
   else
-    print_text(out, result, plan, *mutation, *protocol);
-  if (!trace_path.empty() && !vm.count("json")) fmt::print(out, "trace: {} (open in ui.perfetto.dev)\n", trace_path);
+    print_text(out, result, plan, choices.mutation, protocol);
+  if (!o.trace_path.empty() && !vm.count("json"))
+    fmt::print(out, "trace: {} (open in ui.perfetto.dev)\n", o.trace_path);
   return result.passed ? kExitOk : kExitDifference;
 }
 
