@@ -1,7 +1,7 @@
 // Timing of work on one stream per GPU: the timing resources of one stream (StreamTimer: start and stop events,
 // the instantiated graph of a CUDA-graph replay), made current on their device and freed on every path, and the
 // timing loop over all the streams (time_per_iteration_us). Used by the kernels' timing (VirtualGroup) and by
-// the NCCL baseline, so both are measured the same way.
+// the NCCL baseline, so both are measured the same way; the probes (cuda/probes.h) time with StreamTimer too.
 #pragma once
 
 #include <cstddef>
