@@ -15,11 +15,7 @@ namespace ar::cuda {
 std::optional<std::string> try_fabric_allocation(int device) {
   try {
     const detail::DriverApi& api = detail::driver_api();
-    CUmemAllocationProp prop{};
-    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    prop.location.id = device;
-    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_FABRIC;
+    const CUmemAllocationProp prop = detail::allocation_prop(device, CU_MEM_HANDLE_TYPE_FABRIC);
     std::size_t granularity = 0;
     if (const CUresult r = api.cuMemGetAllocationGranularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
         r != CUDA_SUCCESS)

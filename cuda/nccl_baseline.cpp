@@ -2,8 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <algorithm>
-#include <exception>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -134,69 +132,14 @@ double NcclBaseline::time_us(std::int64_t bytes, DType dtype, int warmup, int it
     capacity_ = bytes;
   }
   const std::size_t count = static_cast<std::size_t>(bytes / dtype_bytes(dtype));
-  for (int i = 0; i < warmup; ++i) enqueue(count, dtype);
-  synchronize();
-
-  std::vector<std::unique_ptr<detail::StreamTimer>> timers;
-  for (int d : devices_) timers.push_back(std::make_unique<detail::StreamTimer>(d));
-  const auto stream = [&](std::size_t i) { return static_cast<cudaStream_t>(streams_[i]); };
-  double calls = iterations;
-  if (graph_launches > 0) {
-    // Every GPU's stream captures at once: NCCL's grouped launch enqueues on all of them together.
-    for (std::size_t i = 0; i < devices_.size(); ++i) {
-      detail::DeviceGuard guard(devices_[i]);
-      AR_CUDA_CHECK(cudaStreamBeginCapture(stream(i), cudaStreamCaptureModeGlobal));
-    }
-    std::exception_ptr failed;
-    try {
-      for (int i = 0; i < iterations; ++i) enqueue(count, dtype);
-    } catch (...) {
-      failed = std::current_exception();
-    }
-    std::vector<cudaGraph_t> graphs(devices_.size(), nullptr);
-    cudaError_t ended = cudaSuccess;
-    for (std::size_t i = 0; i < devices_.size(); ++i) {
-      detail::DeviceGuard guard(devices_[i]);
-      const cudaError_t e = cudaStreamEndCapture(stream(i), &graphs[i]);
-      if (ended == cudaSuccess) ended = e;
-    }
-    for (std::size_t i = 0; i < devices_.size() && !failed && ended == cudaSuccess; ++i) {
-      detail::DeviceGuard guard(devices_[i]);
-      ended = cudaGraphInstantiate(&timers[i]->exec, graphs[i], 0);
-    }
-    for (std::size_t i = 0; i < devices_.size(); ++i)
-      if (graphs[i]) AR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graphs[i]));
-    if (failed) std::rethrow_exception(failed);
-    AR_CUDA_CHECK(ended);
-    for (std::size_t i = 0; i < devices_.size(); ++i) {  // one replay to warm the graphs
-      detail::DeviceGuard guard(devices_[i]);
-      AR_CUDA_CHECK(cudaGraphLaunch(timers[i]->exec, stream(i)));
-    }
-    synchronize();
-    for (std::size_t i = 0; i < devices_.size(); ++i) {
-      detail::DeviceGuard guard(devices_[i]);
-      AR_CUDA_CHECK(cudaEventRecord(timers[i]->start, stream(i)));
-    }
-    for (int g = 0; g < graph_launches; ++g)
-      for (std::size_t i = 0; i < devices_.size(); ++i) {
-        detail::DeviceGuard guard(devices_[i]);
-        AR_CUDA_CHECK(cudaGraphLaunch(timers[i]->exec, stream(i)));
-      }
-    calls = static_cast<double>(graph_launches) * iterations;
-  } else {
-    for (std::size_t i = 0; i < devices_.size(); ++i) {
-      detail::DeviceGuard guard(devices_[i]);
-      AR_CUDA_CHECK(cudaEventRecord(timers[i]->start, stream(i)));
-    }
-    for (int i = 0; i < iterations; ++i) enqueue(count, dtype);
-  }
-  float slowest_ms = 0.0f;
-  for (std::size_t i = 0; i < devices_.size(); ++i) {
-    detail::DeviceGuard guard(devices_[i]);
-    AR_CUDA_CHECK(cudaEventRecord(timers[i]->stop, stream(i)));
-  }
-  for (const auto& t : timers) slowest_ms = std::max(slowest_ms, t->elapsed_ms());
-  return static_cast<double>(slowest_ms) * 1000.0 / calls;
+  detail::TimedWork work;
+  work.devices = devices_;
+  for (void* s : streams_) work.streams.push_back(static_cast<cudaStream_t>(s));
+  work.launch = [&] { enqueue(count, dtype); };
+  // Every GPU's stream captures at once: NCCL's grouped launch enqueues on all of them together.
+  work.capture = detail::GraphCapture::kAllStreams;
+  work.synchronize = [&] { synchronize(); };
+  return detail::time_per_iteration_us(work, warmup, iterations, graph_launches);
 }
 
 }  // namespace ar::cuda

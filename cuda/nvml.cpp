@@ -160,25 +160,22 @@ FabricFacts fabric_facts(const Api& a, NvmlDevice dev) {
     f.clique_id = clique;
     f.state = state;
   };
-  if (a.fabric_info_v) {
-    FabricInfoV3 v3{};
-    v3.version = kFabricInfoV3;
-    NvmlReturn r = a.fabric_info_v(dev, &v3);
+  // The versioned query of one struct version (`info` value-initialised); v3 adds the health summary.
+  const auto query_versioned = [&](auto info, unsigned version, int struct_version) {
+    info.version = version;
+    const NvmlReturn r = a.fabric_info_v(dev, &info);
     if (r == kSuccess) {
-      fill(v3.cluster_uuid, v3.status, v3.clique_id, v3.state);
-      f.health_mask = v3.health_mask;
-      f.health_summary = v3.health_summary;
-      f.struct_version = 3;
-    } else if (r == kArgumentVersionMismatch) {  // a driver that knows only v2
-      FabricInfoV2 v2{};
-      v2.version = kFabricInfoV2;
-      r = a.fabric_info_v(dev, &v2);
-      if (r == kSuccess) {
-        fill(v2.cluster_uuid, v2.status, v2.clique_id, v2.state);
-        f.health_mask = v2.health_mask;
-        f.struct_version = 2;
-      }
+      fill(info.cluster_uuid, info.status, info.clique_id, info.state);
+      f.health_mask = info.health_mask;
+      if constexpr (requires { info.health_summary; }) f.health_summary = info.health_summary;
+      f.struct_version = struct_version;
     }
+    return r;
+  };
+  if (a.fabric_info_v) {
+    NvmlReturn r = query_versioned(FabricInfoV3{}, kFabricInfoV3, 3);
+    // A driver that knows only v2.
+    if (r == kArgumentVersionMismatch) r = query_versioned(FabricInfoV2{}, kFabricInfoV2, 2);
     if (!f.queried) f.error = fmt::format("nvmlDeviceGetGpuFabricInfoV: {}", text(a, r));
   } else if (a.fabric_info) {
     FabricInfoV1 v1{};

@@ -1,21 +1,15 @@
 #include "cuda/peer_probes.h"
 
-#include <algorithm>
-
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include "cuda/detail/check.h"
 #include "cuda/detail/device_guard.h"
+#include "cuda/detail/median.h"
 #include "cuda/detail/ping_pong.h"
 
 namespace ar::cuda {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 void enable_peer_access(int from, int to) {
   detail::DeviceGuard guard(from);
@@ -118,7 +112,7 @@ double copy_gbps(int a, int b, bool both, void* buffer_a, void* buffer_b, void* 
   AR_CUDA_CHECK_NOTHROW(cudaStreamDestroy(sa));
   AR_CUDA_CHECK_NOTHROW(cudaStreamDestroy(sb));
   const double moved = static_cast<double>(bytes) * (both ? 2 : 1);
-  return moved / median(seconds) * 1e-9;
+  return moved / detail::median(seconds) * 1e-9;
 }
 
 }  // namespace

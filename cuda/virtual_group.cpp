@@ -227,65 +227,25 @@ double VirtualGroup::time_us(const Call& call, int warmup, int iterations, int g
                              const std::function<void()>& before_timing) {
   if (iterations < 1) throw std::invalid_argument("time_us needs at least one iteration");
   check_call(call, {});  // once: the captured launches below build their arguments directly
-  for (int i = 0; i < warmup; ++i) enqueue(call);
-  if (auto e = finish()) throw std::runtime_error(describe_wait_error(*e));
-
-  std::vector<std::unique_ptr<detail::StreamTimer>> timers;
-  for (const Lane& lane : lanes_) timers.push_back(std::make_unique<detail::StreamTimer>(lane.device));
-  double calls = iterations;
-  if (graph_launches > 0) {
-    // One graph per lane, captured one after the other: capturing only records, so no lane waits for another.
-    for (std::size_t l = 0; l < lanes_.size(); ++l) {
-      Lane& lane = lanes_[l];
-      detail::DeviceGuard guard(lane.device);
-      cudaGraph_t graph = nullptr;
-      AR_CUDA_CHECK(cudaStreamBeginCapture(lane.stream, cudaStreamCaptureModeThreadLocal));
-      try {
-        for (int i = 0; i < iterations; ++i)
-          if (const auto a = arguments(lane, call, {})) launch(*a, lane.stream);
-      } catch (...) {
-        (void)cudaStreamEndCapture(lane.stream, &graph);
-        if (graph) (void)cudaGraphDestroy(graph);
-        throw;
-      }
-      AR_CUDA_CHECK(cudaStreamEndCapture(lane.stream, &graph));
-      const cudaError_t made = cudaGraphInstantiate(&timers[l]->exec, graph, 0);
-      AR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graph));
-      AR_CUDA_CHECK(made);
-    }
-    for (std::size_t l = 0; l < lanes_.size(); ++l) {  // one replay to warm the graphs
-      detail::DeviceGuard guard(lanes_[l].device);
-      AR_CUDA_CHECK(cudaGraphLaunch(timers[l]->exec, lanes_[l].stream));
-    }
+  const auto finish_or_throw = [&] {
     if (auto e = finish()) throw std::runtime_error(describe_wait_error(*e));
-    if (before_timing) before_timing();
-    for (std::size_t l = 0; l < lanes_.size(); ++l) {
-      detail::DeviceGuard guard(lanes_[l].device);
-      AR_CUDA_CHECK(cudaEventRecord(timers[l]->start, lanes_[l].stream));
-    }
-    for (int g = 0; g < graph_launches; ++g)
-      for (std::size_t l = 0; l < lanes_.size(); ++l) {
-        detail::DeviceGuard guard(lanes_[l].device);
-        AR_CUDA_CHECK(cudaGraphLaunch(timers[l]->exec, lanes_[l].stream));
-      }
-    calls = static_cast<double>(graph_launches) * iterations;
-  } else {
-    if (before_timing) before_timing();  // the warm-up has finished above
-    for (std::size_t l = 0; l < lanes_.size(); ++l) {
-      detail::DeviceGuard guard(lanes_[l].device);
-      AR_CUDA_CHECK(cudaEventRecord(timers[l]->start, lanes_[l].stream));
-    }
-    for (int i = 0; i < iterations; ++i) enqueue(call);
+  };
+  detail::TimedWork work;
+  for (const Lane& lane : lanes_) {
+    work.devices.push_back(lane.device);
+    work.streams.push_back(lane.stream);
   }
-  for (std::size_t l = 0; l < lanes_.size(); ++l) {
-    detail::DeviceGuard guard(lanes_[l].device);
-    AR_CUDA_CHECK(cudaEventRecord(timers[l]->stop, lanes_[l].stream));
-  }
-  float slowest_ms = 0.0f;
-  for (const auto& t : timers) slowest_ms = std::max(slowest_ms, t->elapsed_ms());
-  timers.clear();
-  if (auto e = finish()) throw std::runtime_error(describe_wait_error(*e));
-  return static_cast<double>(slowest_ms) * 1000.0 / calls;
+  work.launch = [&] { enqueue(call); };
+  work.launch_on = [&](std::size_t l) {
+    if (const auto a = arguments(lanes_[l], call, {})) launch(*a, lanes_[l].stream);
+  };
+  // One graph per lane, captured one after the other: a lane's launch involves no other lane's stream.
+  work.capture = detail::GraphCapture::kEachStream;
+  work.synchronize = finish_or_throw;
+  work.before_timing = before_timing;
+  const double us = detail::time_per_iteration_us(work, warmup, iterations, graph_launches);
+  finish_or_throw();  // a wait that gave up while timed
+  return us;
 }
 
 }  // namespace ar::cuda

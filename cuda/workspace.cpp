@@ -16,15 +16,6 @@
 namespace ar::cuda {
 namespace {
 
-CUmemAllocationProp allocation_prop(int device, CUmemAllocationHandleType handle_type) {
-  CUmemAllocationProp prop{};
-  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  prop.location.id = device;
-  prop.requestedHandleTypes = handle_type;
-  return prop;
-}
-
 CUmemAllocationHandleType driver_handle_type(HandleType t) {
   return t == HandleType::kFabric ? CU_MEM_HANDLE_TYPE_FABRIC : CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
 }
@@ -80,7 +71,7 @@ void Workspace::create_and_map(unsigned long long requested) {
 
   std::size_t granularity = 0;
   for (int d : devices_) {
-    const CUmemAllocationProp prop = allocation_prop(d, handle_type);
+    const CUmemAllocationProp prop = detail::allocation_prop(d, handle_type);
     std::size_t g = 0;
     AR_CUDA_CHECK(api.cuMemGetAllocationGranularity(&g, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
     granularity = std::max(granularity, g);
@@ -106,12 +97,12 @@ void Workspace::create_and_map(unsigned long long requested) {
   // 1. The local ranks' allocations.
   for (int r : local_ranks_) {
     CUmemGenericAllocationHandle handle = 0;
-    CUmemAllocationProp prop = allocation_prop(rank_devices_[r], handle_type);
+    CUmemAllocationProp prop = detail::allocation_prop(rank_devices_[r], handle_type);
     CUresult made = api.cuMemCreate(&handle, bytes, &prop, 0);
     if (holds_every_rank() &&
         (made == CUDA_ERROR_NOT_PERMITTED || made == CUDA_ERROR_NOT_SUPPORTED || made == CUDA_ERROR_INVALID_VALUE)) {
       handle_type = CU_MEM_HANDLE_TYPE_NONE;  // exportable handles refused here: keep the memory process-local
-      prop = allocation_prop(rank_devices_[r], handle_type);
+      prop = detail::allocation_prop(rank_devices_[r], handle_type);
       made = api.cuMemCreate(&handle, bytes, &prop, 0);
     }
     if (made != CUDA_SUCCESS && !holds_every_rank())

@@ -29,4 +29,15 @@ const DriverApi& driver_api();
 /// The table if driver_api() has succeeded before, else nullptr (for error messages).
 const DriverApi* driver_api_if_loaded() noexcept;
 
+/// The properties of a pinned allocation in `device`'s memory, exportable as `handle_type`: the workspace's
+/// buffers, and the trial allocation that tells whether fabric handles work (cuda/fabric.h).
+inline CUmemAllocationProp allocation_prop(int device, CUmemAllocationHandleType handle_type) {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = device;
+  prop.requestedHandleTypes = handle_type;
+  return prop;
+}
+
 }  // namespace ar::cuda::detail

@@ -2,7 +2,7 @@
 // the Lamport sentinel test, the per-launch flag protocol (read + arrive, clear, advance) and the bounded
 // wait that turns a missing peer into an error record instead of a hang.
 //
-// Internal to cuda/: included by cuda/detail/one_shot_impl.cuh and cuda/detail/two_shot_impl.cuh only.
+// Internal to cuda/: included by cuda/detail/rank_launch.cuh and the kernels' bodies (cuda/detail/*_impl.cuh) only.
 #pragma once
 
 #include <cstdint>
@@ -27,15 +27,17 @@ inline constexpr std::uint32_t kEmptyWord = ::ar::kLamportEmptyWord;  // 0x80000
 template <DType T>
 struct Pack;
 
+/// The 16 bits of element e of a pack of 16-bit elements (element 2i is the low half of word i).
+__device__ __forceinline__ std::uint32_t half_bits(const uint4& p, int e) {
+  const std::uint32_t w = (&p.x)[e / 2];
+  return (e % 2) ? (w >> 16) : (w & 0xFFFFu);
+}
+
 template <>
 struct Pack<DType::kBf16> {
   static constexpr int kElements = 8;
   /// Element e widened exactly to fp32 (bf16 bits are the high half of the fp32 bits).
-  __device__ static float widen(const uint4& p, int e) {
-    const std::uint32_t w = (&p.x)[e / 2];
-    const std::uint32_t h = (e % 2) ? (w >> 16) : (w & 0xFFFFu);
-    return __uint_as_float(h << 16);
-  }
+  __device__ static float widen(const uint4& p, int e) { return __uint_as_float(half_bits(p, e) << 16); }
   __device__ static std::uint32_t narrow(float x) { return ptx::cvt_rn_bf16_f32(x); }
   static constexpr std::uint32_t kNegativeZero = 0x8000u;
 };
@@ -44,9 +46,7 @@ template <>
 struct Pack<DType::kFp16> {
   static constexpr int kElements = 8;
   __device__ static float widen(const uint4& p, int e) {
-    const std::uint32_t w = (&p.x)[e / 2];
-    const std::uint32_t h = (e % 2) ? (w >> 16) : (w & 0xFFFFu);
-    return ptx::cvt_f32_f16(static_cast<std::uint16_t>(h));
+    return ptx::cvt_f32_f16(static_cast<std::uint16_t>(half_bits(p, e)));
   }
   __device__ static std::uint32_t narrow(float x) { return ptx::cvt_rn_f16_f32(x); }
   static constexpr std::uint32_t kNegativeZero = 0x8000u;

@@ -1,7 +1,12 @@
-// The timing resources of one GPU's stream in a timed region (start and stop events, the instantiated graph
-// of a CUDA-graph replay), made current on their device and freed on every path. Used by the kernels'
-// timing and by the NCCL baseline, so both are measured the same way.
+// Timing of work on one stream per GPU: the timing resources of one stream (StreamTimer: start and stop events,
+// the instantiated graph of a CUDA-graph replay), made current on their device and freed on every path, and the
+// timing loop over all the streams (time_per_iteration_us). Used by the kernels' timing (VirtualGroup) and by
+// the NCCL baseline, so both are measured the same way; the probes (cuda/probes.h) time with StreamTimer too.
 #pragma once
+
+#include <cstddef>
+#include <functional>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 
@@ -38,5 +43,37 @@ struct StreamTimer {
     return ms;
   }
 };
+
+/// How the timed iterations become one CUDA graph per stream.
+enum class GraphCapture {
+  /// Stream after stream, each in thread-local mode around `launch_on(i)`: capturing only records, so no
+  /// stream waits for another.
+  kEachStream,
+  /// Every stream at once, in global mode around `launch()`: for work that enqueues on all the streams
+  /// together (NCCL's grouped launch).
+  kAllStreams,
+};
+
+/// What a timed region runs: one stream per GPU, and what one iteration launches on them.
+struct TimedWork {
+  std::vector<int> devices;           ///< the GPU of each stream
+  std::vector<cudaStream_t> streams;  ///< one per device, in the same order
+  /// One iteration on every stream: the warm-up, the eagerly launched iterations, the kAllStreams capture.
+  std::function<void()> launch;
+  /// One iteration on stream i alone: the kEachStream capture.
+  std::function<void(std::size_t)> launch_on;
+  GraphCapture capture = GraphCapture::kEachStream;
+  /// Waits for every stream; throws for a failure it finds there (a wait that gave up, an NCCL error).
+  std::function<void()> synchronize;
+  /// Optional: runs once all warm-up work has completed, right before the start events are recorded.
+  std::function<void()> before_timing;
+};
+
+/// Mean microseconds per iteration, the slowest stream's: `warmup` iterations launched and synchronized, then
+/// `iterations` timed with a start and a stop event on every stream. With graph_launches > 0 the iterations are
+/// captured in one CUDA graph per stream (`work.capture`), replayed once untimed (then synchronized), and
+/// replayed graph_launches times between the events. Throws what the launches and synchronize throw, and
+/// ar::CudaError for a failed CUDA call.
+double time_per_iteration_us(const TimedWork& work, int warmup, int iterations, int graph_launches);
 
 }  // namespace ar::cuda::detail
