@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "harness/io/npy.h"
-#include "test_support.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace ar;
 
