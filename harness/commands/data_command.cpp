@@ -52,7 +52,7 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
       fmt::print(err, "differs: {}\n", (fs::path(dir) / name).string());
     };
     for (const auto& [name, bytes] : set.files) check(name, bytes);
-    check("manifest.json", manifest);
+    check(std::string(kGoldenManifestFile), manifest);
     fmt::print(out, "{} files checked in {}: {}\n", set.files.size() + 1, dir,
                differences ? fmt::format("{} differ", differences) : std::string("all identical"));
     return differences ? kExitDifference : kExitOk;
@@ -61,9 +61,9 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
   fs::create_directories(dir, ec);
   if (ec) throw UsageError(fmt::format("cannot create folder '{}': {}", dir, ec.message()));
   for (const auto& [name, bytes] : set.files) write_file_atomically((fs::path(dir) / name).string(), bytes);
-  write_file_atomically((fs::path(dir) / "manifest.json").string(), manifest);
-  fmt::print(out, "wrote {} golden cases ({} files) and manifest.json to {}\n", set.manifest["cases"].size(),
-             set.files.size(), dir);
+  write_file_atomically((fs::path(dir) / kGoldenManifestFile).string(), manifest);
+  fmt::print(out, "wrote {} golden cases ({} files) and {} to {}\n", set.manifest["cases"].size(), set.files.size(),
+             kGoldenManifestFile, dir);
   return kExitOk;
 }
 
