@@ -17,8 +17,8 @@ function(ar_add_test NAME)
   endif()
   target_link_libraries(${NAME} PRIVATE Catch2::Catch2 ar_options ${ARG_LIBS})
   target_include_directories(${NAME} PRIVATE ${PROJECT_SOURCE_DIR})
-  target_compile_definitions(${NAME} PRIVATE
-    AR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" AR_CLI_PATH="$<TARGET_FILE:mnnvl-ar>" AR_MIN_GPUS=${ARG_MIN_GPUS})
+  # The mnnvl-ar path for tests that start it is ar_test_support's (tests/support/cli_runs.h).
+  target_compile_definitions(${NAME} PRIVATE AR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" AR_MIN_GPUS=${ARG_MIN_GPUS})
   catch_discover_tests(${NAME}
     TEST_PREFIX "${NAME}:"
     PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)

@@ -52,7 +52,7 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
       fmt::print(err, "differs: {}\n", (fs::path(dir) / name).string());
     };
     for (const auto& [name, bytes] : set.files) check(name, bytes);
-    check("manifest.json", manifest);
+    check(std::string(kGoldenManifestFile), manifest);
     fmt::print(out, "{} files checked in {}: {}\n", set.files.size() + 1, dir,
                differences ? fmt::format("{} differ", differences) : std::string("all identical"));
     return differences ? kExitDifference : kExitOk;
@@ -63,13 +63,13 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
   // All or nothing: every file written and synced unnamed first, then linked into place (OutputSet).
   std::vector<std::string> paths;
   for (const auto& [name, bytes] : set.files) paths.push_back((fs::path(dir) / name).string());
-  paths.push_back((fs::path(dir) / "manifest.json").string());
+  paths.push_back((fs::path(dir) / kGoldenManifestFile).string());
   OutputSet outputs(paths);
   for (std::size_t i = 0; i < set.files.size(); ++i) outputs.file(i).write(set.files[i].second);
   outputs.file(set.files.size()).write(manifest);
   outputs.commit();
-  fmt::print(out, "wrote {} golden cases ({} files) and manifest.json to {}\n", set.manifest["cases"].size(),
-             set.files.size(), dir);
+  fmt::print(out, "wrote {} golden cases ({} files) and {} to {}\n", set.manifest["cases"].size(), set.files.size(),
+             kGoldenManifestFile, dir);
   return kExitOk;
 }
 

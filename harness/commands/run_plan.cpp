@@ -1,14 +1,12 @@
 #include "harness/commands/run_plan.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "harness/io/exit_codes.h"
 #include "harness/io/golden_cases.h"
+#include "harness/io/golden_manifest.h"
 #include "harness/io/npy.h"
 #include "harness/job/gpu_job.h"
 #include "harness/job/job.h"
@@ -17,40 +15,24 @@
 namespace ar {
 namespace {
 
-/// Golden cases from `dir`/manifest.json, filtered by world size and dtype.
-std::vector<PlannedCall> golden_calls(const std::string& dir, const std::vector<int>& worlds,
-                                      const std::vector<DType>& dtypes, Profile profile, bool pdl,
+/// Golden cases from `dir`'s manifest, filtered by world size and dtype before any file is read.
+std::vector<PlannedCall> golden_calls(const std::string& dir, int world, DType dtype, Profile profile, bool pdl,
                                       std::optional<Profile> expect) {
-  const std::filesystem::path manifest_path = std::filesystem::path(dir) / "manifest.json";
-  std::ifstream in(manifest_path);
-  if (!in)
-    throw UsageError(fmt::format("--inputs golden: cannot read {} (give --data DIR, or regenerate it with `mnnvl-ar "
-                                 "data`)",
-                                 manifest_path.string()));
-  nlohmann::json manifest;
+  GoldenManifest manifest;
   try {
-    manifest = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw UsageError(fmt::format("{} is not valid JSON: {}", manifest_path.string(), e.what()));
+    manifest = read_golden_manifest(dir);
+  } catch (const UsageError& e) {
+    throw UsageError(fmt::format("--inputs golden: {} (give --data DIR, or regenerate it with `mnnvl-ar data`)",
+                                 e.what()));
   }
   std::vector<PlannedCall> calls;
-  for (const auto& c : manifest.at("cases")) {
-    const int world = c.at("world_size").get<int>();
-    const auto dtype = parse_dtype(c.at("dtype").get<std::string>());
-    if (!dtype) throw UsageError(fmt::format("{}: case {} has an unknown dtype", manifest_path.string(), c.at("name").dump()));
-    if (std::find(worlds.begin(), worlds.end(), world) == worlds.end()) continue;
-    if (std::find(dtypes.begin(), dtypes.end(), *dtype) == dtypes.end()) continue;
-    const std::string name = c.at("name").get<std::string>();
-    const HostTensor input = read_npy((std::filesystem::path(dir) / c.at("input").at("file").get<std::string>()).string(), *dtype);
-    const ProblemShape shape = shape_of_input(input);
-    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto}) {
-      const Strategy resolved = resolve_strategy(s, shape);
-      const std::string key = fmt::format("{}/{}", strategy_name(resolved), profile_name(expect.value_or(profile)));
-      const HostTensor expected =
-          read_npy((std::filesystem::path(dir) / c.at("outputs").at(key).at("file").get<std::string>()).string(), *dtype);
-      calls.push_back({name, GpuCall{shape, s, profile, pdl}, expect.value_or(profile), resolved, input, expected,
-                       c.at("seed").get<std::uint64_t>()});
-    }
+  for (const GoldenManifestCase& c : manifest.cases) {
+    if (c.shape.world_size != world || c.shape.dtype != dtype) continue;
+    const HostTensor input = manifest.load_input(c);
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
+      calls.push_back({c.name, GpuCall{c.shape, s, profile, pdl}, expect.value_or(profile),
+                       resolve_strategy(s, c.shape), input, manifest.load_expected(c, s, expect.value_or(profile)),
+                       c.seed});
   }
   return calls;
 }
@@ -83,7 +65,7 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
     for (Profile p : s.profiles)
       for (bool pdl : s.pdls) {
         if (s.kind == InputKind::kGolden) {
-          auto g = golden_calls(s.data_dir, {world}, {dt}, p, pdl, s.expect);
+          auto g = golden_calls(s.data_dir, world, dt, p, pdl, s.expect);
           for (auto& c : g) planned.push_back(std::move(c));
           continue;
         }

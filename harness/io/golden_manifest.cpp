@@ -1,12 +1,33 @@
 #include "harness/io/golden_manifest.h"
 
-#include <fmt/format.h>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
 #include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
 
 namespace ar {
+namespace {
+
+/// The manifest layout this file writes and reads.
+constexpr int kFormat = 1;
+/// Larger token or hidden counts are refused before they are multiplied.
+constexpr std::uint64_t kMaxExtent = std::uint64_t(1) << 40;
+
+}  // namespace
+
+std::string golden_output_key(Strategy strategy, Profile profile) {
+  return fmt::format("{}/{}", strategy_name(strategy), profile_name(profile));
+}
 
 GoldenSet build_golden_set() {
   GoldenSet set;
@@ -42,17 +63,184 @@ GoldenSet build_golden_set() {
           written.emplace_back(sha, file);
           set.files.emplace_back(file, std::move(bytes));
         }
-        outputs[fmt::format("{}/{}", strategy_name(s), profile_name(p))] = {{"file", file}, {"sha256", sha}};
+        outputs[golden_output_key(s, p)] = {{"file", file}, {"sha256", sha}};
       }
     }
     entry["outputs"] = outputs;
     cases.push_back(entry);
   }
-  set.manifest = {{"format", 1},
+  set.manifest = {{"format", kFormat},
                   {"generator", "mnnvl-ar data"},
                   {"note", "inputs are [W, N, D]; outputs [N, D]; bf16 is stored as raw <u2 bits"},
                   {"cases", cases}};
   return set;
+}
+
+namespace {
+
+/// Reads the fields of the manifest's JSON objects; every refusal names the manifest and where in it.
+class ManifestReader {
+ public:
+  explicit ManifestReader(std::string path) : path_(std::move(path)) {}
+
+  [[noreturn]] void refuse(std::string_view where, std::string_view problem) const {
+    throw UsageError(fmt::format("{}: {}{}", path_, where.empty() ? "" : fmt::format("{}: ", where), problem));
+  }
+
+  const nlohmann::json& field(const nlohmann::json& object, const char* key, std::string_view where) const {
+    const auto it = object.find(key);
+    if (it == object.end()) refuse(where, fmt::format("field '{}' is missing", key));
+    return *it;
+  }
+
+  const nlohmann::json& object_field(const nlohmann::json& object, const char* key, std::string_view where) const {
+    const nlohmann::json& j = field(object, key, where);
+    if (!j.is_object()) refuse(where, fmt::format("field '{}' must be an object, not {}", key, j.type_name()));
+    return j;
+  }
+
+  std::string string_field(const nlohmann::json& object, const char* key, std::string_view where) const {
+    const nlohmann::json& j = field(object, key, where);
+    if (!j.is_string()) refuse(where, fmt::format("field '{}' must be a string, not {}", key, j.dump()));
+    return j.get<std::string>();
+  }
+
+  std::uint64_t unsigned_field(const nlohmann::json& object, const char* key, std::string_view where) const {
+    const nlohmann::json& j = field(object, key, where);
+    if (!j.is_number_unsigned())
+      refuse(where, fmt::format("field '{}' must be a non-negative integer, not {}", key, j.dump()));
+    return j.get<std::uint64_t>();
+  }
+
+  /// {file, sha256}: the file name is required, the digest optional.
+  GoldenFile file_field(const nlohmann::json& object, const char* key, std::string_view where) const {
+    const nlohmann::json& j = object_field(object, key, where);
+    const std::string inner = fmt::format("{}: {}", where, key);
+    GoldenFile f{string_field(j, "file", inner), ""};
+    if (f.file.empty() || f.file.find('/') != std::string::npos)
+      refuse(inner, fmt::format("file '{}' must be a plain file name inside the folder", f.file));
+    if (j.contains("sha256")) f.sha256 = string_field(j, "sha256", inner);
+    return f;
+  }
+
+  GoldenManifestCase read_case(const nlohmann::json& c, std::size_t index) const {
+    std::string where = fmt::format("cases[{}]", index);
+    if (!c.is_object()) refuse(where, fmt::format("must be an object, not {}", c.type_name()));
+    GoldenManifestCase out;
+    out.name = string_field(c, "name", where);
+    where += fmt::format(" ({})", out.name);
+    out.kind = string_field(c, "kind", where);
+    if (out.kind != "exact" && out.kind != "random" && out.kind != "edge")
+      refuse(where, fmt::format("kind '{}' is not exact, random or edge", out.kind));
+    out.description = string_field(c, "description", where);
+    out.seed = unsigned_field(c, "seed", where);
+    const std::string dtype = string_field(c, "dtype", where);
+    const auto parsed = parse_dtype(dtype);
+    if (!parsed) refuse(where, fmt::format("unknown dtype '{}' (bf16, fp16 or fp32)", dtype));
+    const std::uint64_t world = unsigned_field(c, "world_size", where);
+    if (world > 64 || !is_supported_world_size(static_cast<int>(world)))
+      refuse(where, fmt::format("world_size {} is not supported (2, 4, 8, 16, 32, 64)", world));
+    const std::uint64_t tokens = unsigned_field(c, "tokens", where), hidden = unsigned_field(c, "hidden", where);
+    if (tokens > kMaxExtent || hidden > kMaxExtent)
+      refuse(where, fmt::format("tokens {} or hidden {} is out of range", tokens, hidden));
+    out.shape = ProblemShape{static_cast<int>(world), static_cast<std::int64_t>(tokens),
+                             static_cast<std::int64_t>(hidden), *parsed};
+    if (const auto why = validate_shape(out.shape)) refuse(where, *why);
+    out.input = file_field(c, "input", where);
+    const nlohmann::json& outputs = object_field(c, "outputs", where);
+    for (const auto& [key, entry] : outputs.items()) {
+      const auto slash = key.find('/');
+      const auto strategy = parse_strategy(key.substr(0, slash));
+      const auto profile = parse_profile(slash == std::string::npos ? std::string() : key.substr(slash + 1));
+      if (!strategy || *strategy == Strategy::kAuto || !profile || golden_output_key(*strategy, *profile) != key)
+        refuse(where, fmt::format("output key '{}' is not <strategy>/<profile> (oneshot or twoshot / flashinfer, "
+                                  "ieee or trtllm)",
+                                  key));
+      out.outputs[GoldenOutput{*strategy, *profile}] = file_field(outputs, key.c_str(), where + ": outputs");
+    }
+    return out;
+  }
+
+ private:
+  std::string path_;
+};
+
+/// The bytes of `path`; UsageError naming it when it cannot be read.
+std::string read_file_bytes(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Reads the golden file `f` (`path`) as `dtype`, checked against its sha256 and `shape`.
+HostTensor load_checked(const std::string& manifest_path, const std::string& path, const GoldenFile& f, DType dtype,
+                        const std::vector<std::int64_t>& shape) {
+  if (!f.sha256.empty()) {
+    const std::string sha = sha256_hex(read_file_bytes(path, "golden file"));
+    if (sha != f.sha256)
+      throw UsageError(fmt::format("{} has sha256 {}, but {} records {} (regenerate the folder with `mnnvl-ar "
+                                   "data`)",
+                                   path, sha, manifest_path, f.sha256));
+  }
+  HostTensor t = read_npy(path, dtype);
+  if (t.shape() != shape)
+    throw UsageError(fmt::format("{} has shape [{}], but {} gives its case the shape [{}]", path,
+                                 fmt::join(t.shape(), ", "), manifest_path, fmt::join(shape, ", ")));
+  return t;
+}
+
+}  // namespace
+
+std::string GoldenManifest::file_path(const GoldenFile& f) const {
+  return (std::filesystem::path(dir) / f.file).string();
+}
+
+const GoldenFile& GoldenManifest::expected_file(const GoldenManifestCase& c, Strategy strategy,
+                                                Profile profile) const {
+  const GoldenOutput key{resolve_strategy(strategy, c.shape), profile};
+  const auto it = c.outputs.find(key);
+  if (it == c.outputs.end())
+    throw UsageError(fmt::format("{}: case {} lists no output for {}", path, c.name,
+                                 golden_output_key(key.strategy, key.profile)));
+  return it->second;
+}
+
+HostTensor GoldenManifest::load_input(const GoldenManifestCase& c) const {
+  return load_checked(path, file_path(c.input), c.input, c.shape.dtype,
+                      {c.shape.world_size, c.shape.tokens, c.shape.hidden});
+}
+
+HostTensor GoldenManifest::load_expected(const GoldenManifestCase& c, Strategy strategy, Profile profile) const {
+  const GoldenFile& f = expected_file(c, strategy, profile);
+  return load_checked(path, file_path(f), f, c.shape.dtype, {c.shape.tokens, c.shape.hidden});
+}
+
+GoldenManifest read_golden_manifest(const std::string& dir) {
+  GoldenManifest m;
+  m.dir = dir;
+  m.path = (std::filesystem::path(dir) / kGoldenManifestFile).string();
+  const std::string text = read_file_bytes(m.path, "the golden manifest");
+  const ManifestReader reader(m.path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    reader.refuse("", fmt::format("not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object()) reader.refuse("", fmt::format("must hold a JSON object, not {}", j.type_name()));
+  const std::uint64_t format = reader.unsigned_field(j, "format", "");
+  if (format != kFormat)
+    reader.refuse("", fmt::format("format {} is not the format {} this build reads", format, kFormat));
+  const nlohmann::json& cases = reader.field(j, "cases", "");
+  if (!cases.is_array()) reader.refuse("", fmt::format("field 'cases' must be an array, not {}", cases.type_name()));
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    GoldenManifestCase c = reader.read_case(cases[i], i);
+    if (!names.insert(c.name).second)
+      reader.refuse(fmt::format("cases[{}]", i), fmt::format("a second case named {}", c.name));
+    m.cases.push_back(std::move(c));
+  }
+  return m;
 }
 
 }  // namespace ar

@@ -1,16 +1,28 @@
 // The golden manifest (data/manifest.json): for every golden case its seed, shape, input file and the
-// expected output of every strategy and profile, each file with its sha256. `mnnvl-ar data` writes it;
-// tests and the GPU `run --inputs golden` read it.
+// expected output of every strategy and profile, each file with its sha256. `mnnvl-ar data` writes it
+// (build_golden_set); read_golden_manifest is its one reader, for the tests and the GPU `run --inputs golden`.
 #pragma once
 
+#include <compare>
+#include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "harness/io/golden_cases.h"
+#include "reference/strategy.h"
+#include "reference/tensor.h"
 
 namespace ar {
+
+/// The manifest's name inside a golden folder.
+inline constexpr std::string_view kGoldenManifestFile = "manifest.json";
+
+/// "oneshot/flashinfer": how the manifest keys the expected output of one strategy and profile.
+std::string golden_output_key(Strategy strategy, Profile profile);
 
 /// Files of one generated golden set: name -> bytes, plus the manifest JSON naming them.
 struct GoldenSet {
@@ -20,5 +32,57 @@ struct GoldenSet {
 
 /// Builds every golden case's input and expected outputs in memory.
 GoldenSet build_golden_set();
+
+/// One file the manifest names.
+struct GoldenFile {
+  std::string file;    ///< its name inside the golden folder
+  std::string sha256;  ///< lowercase hex of its bytes; empty where the manifest records none
+};
+
+/// The strategy (ONESHOT or TWOSHOT, never AUTO) and profile of one expected output.
+struct GoldenOutput {
+  Strategy strategy = Strategy::kOneShot;
+  Profile profile = Profile::kFlashInfer;
+  auto operator<=>(const GoldenOutput&) const = default;
+};
+
+/// One case of the manifest, typed.
+struct GoldenManifestCase {
+  std::string name;         ///< unique within the manifest, e.g. "random_bf16_w16"
+  std::string kind;         ///< "exact", "random" or "edge"
+  std::string description;
+  std::uint64_t seed = 0;   ///< the generator seed (0 for hand-written edge scenarios)
+  ProblemShape shape;       ///< W, N, D and dtype: the input is [W, N, D], every output [N, D]
+  GoldenFile input;
+  std::map<GoldenOutput, GoldenFile> outputs;  ///< every (strategy, profile) the manifest lists
+};
+
+/// A golden folder's manifest, read and checked. The load functions read the files it names from `dir`.
+struct GoldenManifest {
+  std::string dir;   ///< the folder, as given to read_golden_manifest
+  std::string path;  ///< `dir`/manifest.json, as error messages name it
+  std::vector<GoldenManifestCase> cases;
+
+  /// `dir`/`f.file`.
+  std::string file_path(const GoldenFile& f) const;
+
+  /// The expected output of `c` under `strategy` (AUTO resolved by the case's shape) and `profile`.
+  /// Throws UsageError naming the manifest and the case when the manifest lists none.
+  const GoldenFile& expected_file(const GoldenManifestCase& c, Strategy strategy, Profile profile) const;
+
+  /// The case's [W, N, D] input. Throws UsageError naming the file when it is missing or not a .npy file, when
+  /// its bytes do not have the manifest's sha256, or when its dtype or shape is not the case's.
+  HostTensor load_input(const GoldenManifestCase& c) const;
+
+  /// The case's expected [N, D] output under `strategy` and `profile` (as expected_file), checked like the
+  /// input.
+  HostTensor load_expected(const GoldenManifestCase& c, Strategy strategy, Profile profile) const;
+};
+
+/// Reads `dir`/manifest.json. Throws UsageError with a message naming the file and the problem when it is
+/// missing or unreadable, not valid JSON, not format 1, or when a field is missing or has the wrong type or
+/// an unsupported value (unknown dtype, unsupported shape, an output key that is not "<strategy>/<profile>",
+/// two cases of one name). Reads only the manifest: the files it names are checked when they are loaded.
+GoldenManifest read_golden_manifest(const std::string& dir);
 
 }  // namespace ar

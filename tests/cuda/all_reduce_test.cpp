@@ -5,14 +5,9 @@
 
 #include <filesystem>
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-#include <fstream>
-
 #include "gpu_test_support.h"
 #include "harness/io/golden_cases.h"
-#include "harness/io/npy.h"
+#include "harness/io/golden_manifest.h"
 #include "reference/all_reduce.h"
 
 using ar::DType;
@@ -33,28 +28,24 @@ TEST_CASE("every golden case is bit-exact on the GPU for every strategy, profile
 
 TEST_CASE("the committed data/ golden outputs match the GPU bit for bit", "[gpu]") {
   const std::filesystem::path dir = std::filesystem::path(AR_SOURCE_DIR) / "data";
-  const auto manifest_path = dir / "manifest.json";
+  const auto manifest_path = dir / ar::kGoldenManifestFile;
   if (!std::filesystem::exists(manifest_path)) {
     WARN("no " << manifest_path << " (generate it with `mnnvl-ar data`): nothing to compare against");
     return;
   }
-  std::ifstream in(manifest_path);
-  const nlohmann::json manifest = nlohmann::json::parse(in);
+  const ar::GoldenManifest manifest = ar::read_golden_manifest(dir.string());
   int compared = 0;
-  for (const auto& c : manifest.at("cases")) {
-    const auto dtype = *ar::parse_dtype(c.at("dtype").get<std::string>());
-    const ar::HostTensor input = ar::read_npy((dir / c.at("input").at("file").get<std::string>()).string(), dtype);
-    const ar::ProblemShape shape = ar::shape_of_input(input);
+  for (const ar::GoldenManifestCase& c : manifest.cases) {
+    const ar::HostTensor input = manifest.load_input(c);
+    const ar::ProblemShape& shape = c.shape;
     VirtualGroup group(ar::test::group_options(shape.world_size, {shape}));
     for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
       for (Profile p : kProfiles) {
-        const std::string key = fmt::format("{}/{}", ar::strategy_name(s), ar::profile_name(p));
-        const ar::HostTensor expected =
-            ar::read_npy((dir / c.at("outputs").at(key).at("file").get<std::string>()).string(), dtype);
+        const ar::HostTensor expected = manifest.load_expected(c, s, p);
         group.upload(input);
         group.poison_outputs();
         const auto wait = group.run({shape, s, p, /*pdl=*/true});
-        INFO(c.at("name").get<std::string>() << " " << key);
+        INFO(c.name << " " << ar::golden_output_key(s, p));
         REQUIRE(!wait);
         for (int r = 0; r < shape.world_size; ++r) {
           const ar::BitDiff d = ar::compare_bits(group.download(r, shape), expected);

@@ -4,67 +4,24 @@
 // mid-run ends the job within the timeout with a message naming it; probe runs and passes.
 #include <catch2/catch.hpp>
 
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <string>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "tests/support/cli_runs.h"
+#include "tests/support/launcher_env.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace std::chrono_literals;
+using ar::test::ProcessOutcome;
 
 namespace {
 
-std::string cli() {
-  const char* over = std::getenv("AR_CLI");  // the GPU suite runs binaries copied away from the build tree
-  return over ? over : AR_CLI_PATH;
-}
+/// Runs `mnnvl-ar <arguments>`; a GPU job may take minutes, so its limit is longer than the default.
+ProcessOutcome mnnvl_ar(const std::string& arguments) { return ar::test::run_process({arguments}, 300s); }
 
-struct Scratch {
-  std::string dir =
-      (std::filesystem::temp_directory_path() / fmt::format("mnnvl_ar_mp_test_{}", ::getpid())).string();
-  Scratch() {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
-  }
-  std::string file(const std::string& name) const { return dir + "/" + name; }
-};
-
-struct Outcome {
-  int code = -1;
-  std::string output;
-  std::chrono::duration<double> took{};
-};
-
-Outcome mnnvl_ar(const Scratch& s, const std::string& arguments, const std::string& environment = "") {
-  const std::string log = s.file("log");
-  const std::string command =
-      fmt::format("{} timeout -k 5 300 {} {} >{} 2>&1", environment, cli(), arguments, log);
-  const auto start = std::chrono::steady_clock::now();
-  const int status = std::system(command.c_str());
-  Outcome o;
-  o.took = std::chrono::steady_clock::now() - start;
-  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream text;
-  text << in.rdbuf();
-  o.output = text.str();
-  return o;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in);
-  return nlohmann::json::parse(in);
-}
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(ar::test::read_text(path)); }
 
 // The same calls, inputs and order: only how the ranks are spread over processes differs.
 const std::string kCalls =
@@ -90,14 +47,14 @@ void require_same_bits(const nlohmann::json& single, const nlohmann::json& multi
 }  // namespace
 
 TEST_CASE("2 and 4 processes on one GPU give the bits of one process with virtual ranks", "[gpu][slow]") {
-  Scratch s;
-  const Outcome single = mnnvl_ar(s, kCalls + " --json " + s.file("single.json"));
+  ar::test::ScratchDir s;
+  const ProcessOutcome single = mnnvl_ar(kCalls + " --json " + s.file("single.json"));
   INFO(single.output);
   REQUIRE(single.code == 0);
   const nlohmann::json reference = read_json(s.file("single.json"));
   for (int processes : {2, 4}) {
     const std::string json = s.file(fmt::format("spawn{}.json", processes));
-    const Outcome multi = mnnvl_ar(s, fmt::format("{} --spawn {} --json {}", kCalls, processes, json));
+    const ProcessOutcome multi = mnnvl_ar(fmt::format("{} --spawn {} --json {}", kCalls, processes, json));
     INFO(multi.output);
     REQUIRE(multi.code == 0);
     CHECK_THAT(multi.output, Catch::Contains("# handles: POSIX file descriptors"));
@@ -106,34 +63,28 @@ TEST_CASE("2 and 4 processes on one GPU give the bits of one process with virtua
 }
 
 TEST_CASE("processes started by hand with torchrun's variables give the same bits", "[gpu]") {
-  Scratch s;
-  const std::string args = "--world 2 --dtype bf16 --profile flashinfer --pdl on --calls oneshot:N=5,twoshot:N=64 "
+  ar::test::ScratchDir s;
+  const std::string args = "run --world 2 --dtype bf16 --profile flashinfer --pdl on --calls oneshot:N=5,twoshot:N=64 "
                            "--inputs random --seed 3 --digests";
-  const Outcome single = mnnvl_ar(s, "run " + args + " --json " + s.file("single.json"));
+  const ProcessOutcome single = mnnvl_ar(args + " --json " + s.file("single.json"));
   INFO(single.output);
   REQUIRE(single.code == 0);
-  const std::string common = fmt::format("WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
-                                         "MNNVL_AR_TOKEN=t NCCL_NVLS_ENABLE=0",
-                                         20000 + ::getpid() % 20000);
-  const std::string script = fmt::format(
-      "({c} RANK=1 LOCAL_RANK=1 timeout -k 5 120 {cli} run {a} >{d}/r1 2>&1; echo $? >{d}/c1) & "
-      "{c} RANK=0 LOCAL_RANK=0 timeout -k 5 120 {cli} run {a} --json {d}/multi.json >{d}/r0 2>&1; echo $? >{d}/c0; wait",
-      fmt::arg("c", common), fmt::arg("cli", cli()), fmt::arg("a", args), fmt::arg("d", s.dir));
-  REQUIRE(std::system(("bash -c '" + script + "'").c_str()) == 0);
-  std::ifstream c0(s.file("c0")), c1(s.file("c1"));
-  int code0 = -1, code1 = -1;
-  c0 >> code0;
-  c1 >> code1;
-  CHECK(code0 == 0);
-  CHECK(code1 == 0);
+  const std::uint16_t port = ar::test::free_port();
+  const std::string job = " MNNVL_AR_TOKEN=t NCCL_NVLS_ENABLE=0";
+  const auto ranks = ar::test::run_processes(
+      {{args + " --json " + s.file("multi.json"), ar::test::torchrun_environment(0, 2, port) + job},
+       {args, ar::test::torchrun_environment(1, 2, port) + job}},
+      120s);
+  INFO("rank 0: " << ranks[0].output << "\nrank 1: " << ranks[1].output);
+  CHECK(ranks[0].code == 0);
+  CHECK(ranks[1].code == 0);
   require_same_bits(read_json(s.file("single.json")), read_json(s.file("multi.json")), 2);
 }
 
 TEST_CASE("a rank killed mid-run ends the job within the timeout, named", "[gpu]") {
-  Scratch s;
-  const Outcome o = mnnvl_ar(s, "run --spawn 4 --world 4 --dtype bf16 --profile flashinfer --pdl off "
-                                "--calls oneshot:N=4,twoshot:N=64 --repeat 3 --timeout-ms 2000 "
-                                "--die-after-call 2 --die-rank 2 --rendezvous-timeout-ms 30000");
+  const ProcessOutcome o = mnnvl_ar("run --spawn 4 --world 4 --dtype bf16 --profile flashinfer --pdl off "
+                                    "--calls oneshot:N=4,twoshot:N=64 --repeat 3 --timeout-ms 2000 "
+                                    "--die-after-call 2 --die-rank 2 --rendezvous-timeout-ms 30000");
   INFO(o.output);
   CHECK(o.code == 1);
   CHECK(o.took < 45s);
@@ -143,14 +94,14 @@ TEST_CASE("a rank killed mid-run ends the job within the timeout, named", "[gpu]
 }
 
 TEST_CASE("probe passes alone and as two processes", "[gpu]") {
-  Scratch s;
-  const Outcome alone = mnnvl_ar(s, "probe --json " + s.file("p1.json"));
+  ar::test::ScratchDir s;
+  const ProcessOutcome alone = mnnvl_ar("probe --json " + s.file("p1.json"));
   INFO(alone.output);
   CHECK(alone.code == 0);
   const nlohmann::json one = read_json(s.file("p1.json"));
   CHECK(one.at("result") == "ok");
   CHECK(one.at("allreduce").size() >= 2);
-  const Outcome two = mnnvl_ar(s, "probe --spawn 2 --json " + s.file("p2.json"));
+  const ProcessOutcome two = mnnvl_ar("probe --spawn 2 --json " + s.file("p2.json"));
   INFO(two.output);
   CHECK(two.code == 0);
   const nlohmann::json j = read_json(s.file("p2.json"));

@@ -6,10 +6,11 @@
 
 #include "harness/io/golden_cases.h"
 #include "harness/io/npy.h"
-#include "test_support.h"
+#include "tests/support/cli_runs.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace ar;
-using test::run;
+using test::run_in_process;
 
 namespace {
 
@@ -24,38 +25,38 @@ HostTensor chunk_order_input() {
 }  // namespace
 
 TEST_CASE("help and unknown commands", "[cpu]") {
-  CHECK(run({"--help"}).code == 0);
-  CHECK_THAT(run({"--help"}).out, Catch::Contains("explain"));
-  CHECK(run({}).code == 2);
-  CHECK(run({"frobnicate"}).code == 2);
+  CHECK(run_in_process({"--help"}).code == 0);
+  CHECK_THAT(run_in_process({"--help"}).out, Catch::Contains("explain"));
+  CHECK(run_in_process({}).code == 2);
+  CHECK(run_in_process({"frobnicate"}).code == 2);
   for (const char* c : {"reference", "explain", "diff", "compare", "accuracy", "data"}) {
-    const auto r = run({c, "--help"});
+    const auto r = run_in_process({c, "--help"});
     INFO(c);
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("exit codes"));
   }
-  CHECK(run({"reference", "--no-such-flag"}).code == 2);
+  CHECK(run_in_process({"reference", "--no-such-flag"}).code == 2);
 }
 
 TEST_CASE("reference writes the bit-exact result", "[cpu]") {
   test::ScratchDir dir;
   write_npy(dir.file("x.npy"), chunk_order_input());
   for (const auto& [strategy, expected] : {std::pair{"oneshot", 0x40E0u}, std::pair{"twoshot", 0x0000u}}) {
-    const auto r = run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--dtype", "bf16",
-                        "--strategy", strategy});
+    const auto r = run_in_process(
+        {"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--dtype", "bf16", "--strategy", strategy});
     REQUIRE(r.code == 0);
     const HostTensor y = read_npy(dir.file("y.npy"), DType::kBf16);
     CHECK(y.shape() == std::vector<std::int64_t>{1, 8});
     for (std::int64_t i = 0; i < 8; ++i) CHECK(y.bits(i) == expected);
   }
   // diff: 0 for identical, 1 for different, 2 for mismatched shapes.
-  run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("one.npy"), "-d", "bf16", "-s", "oneshot"});
-  run({"reference", "-i", dir.file("x.npy"), "-o", dir.file("two.npy"), "-d", "bf16", "-s", "twoshot"});
-  CHECK(run({"diff", dir.file("one.npy"), dir.file("one.npy"), "-d", "bf16"}).code == 0);
-  const auto d = run({"diff", dir.file("one.npy"), dir.file("two.npy"), "-d", "bf16"});
+  run_in_process({"reference", "-i", dir.file("x.npy"), "-o", dir.file("one.npy"), "-d", "bf16", "-s", "oneshot"});
+  run_in_process({"reference", "-i", dir.file("x.npy"), "-o", dir.file("two.npy"), "-d", "bf16", "-s", "twoshot"});
+  CHECK(run_in_process({"diff", dir.file("one.npy"), dir.file("one.npy"), "-d", "bf16"}).code == 0);
+  const auto d = run_in_process({"diff", dir.file("one.npy"), dir.file("two.npy"), "-d", "bf16"});
   CHECK(d.code == 1);
   CHECK_THAT(d.out, Catch::Contains("8 of 8 elements differ"));
-  CHECK(run({"diff", dir.file("one.npy"), dir.file("x.npy"), "-d", "bf16"}).code == 2);
+  CHECK(run_in_process({"diff", dir.file("one.npy"), dir.file("x.npy"), "-d", "bf16"}).code == 2);
 }
 
 TEST_CASE("bad inputs exit 2 with a message and leave no output file", "[cpu]") {
@@ -65,7 +66,7 @@ TEST_CASE("bad inputs exit 2 with a message and leave no output file", "[cpu]") 
     std::vector<std::string> args{"reference", "-i", dir.file("in.npy"), "-o", dir.file("out.npy")};
     if (in.dtype() == DType::kBf16) args.insert(args.end(), {"--dtype", "bf16"});
     args.insert(args.end(), extra.begin(), extra.end());
-    const auto r = run(args);
+    const auto r = run_in_process(args);
     INFO(r.err);
     CHECK(r.code == 2);
     CHECK_THAT(r.err, Catch::Contains(message));
@@ -82,41 +83,42 @@ TEST_CASE("bad inputs exit 2 with a message and leave no output file", "[cpu]") 
   expect_refusal(HostTensor(DType::kFp32, {2, 1, 8}), "holds fp32 but --dtype bf16", {"--dtype", "bf16"});
   // An unwritable output: the folder does not exist.
   write_npy(dir.file("ok.npy"), HostTensor(DType::kFp32, {2, 1, 8}));
-  const auto r = run({"reference", "-i", dir.file("ok.npy"), "-o", dir.file("missing/out.npy")});
+  const auto r = run_in_process({"reference", "-i", dir.file("ok.npy"), "-o", dir.file("missing/out.npy")});
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("cannot write"));
-  CHECK(run({"reference", "-i", dir.file("nope.npy"), "-o", dir.file("out.npy")}).code == 2);
+  CHECK(run_in_process({"reference", "-i", dir.file("nope.npy"), "-o", dir.file("out.npy")}).code == 2);
 }
 
 TEST_CASE("explain prints the tree and names the chunk step at W = 16", "[cpu]") {
   test::ScratchDir dir;
   write_npy(dir.file("x.npy"), chunk_order_input());
-  const auto r = run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "3", "-s", "oneshot"});
+  const auto r =
+      run_in_process({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "3", "-s", "oneshot"});
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("-- chunk 1: ranks 8..15, starts from +0 --"));
   CHECK_THAT(r.out, Catch::Contains("why oneshot/flashinfer and twoshot/flashinfer differ"));
   CHECK_THAT(r.out, Catch::Contains("first part after rank 8"));
-  CHECK(run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "1", "-c", "0"}).code == 2);
-  CHECK(run({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "8"}).code == 2);
+  CHECK(run_in_process({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "1", "-c", "0"}).code == 2);
+  CHECK(run_in_process({"explain", "-i", dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "8"}).code == 2);
 }
 
 TEST_CASE("compare runs on the built-in case and shows ONESHOT vs TWOSHOT differ at W = 16", "[cpu]") {
-  const auto r = run({"compare"});
+  const auto r = run_in_process({"compare"});
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("oneshot/flashinfer and twoshot/flashinfer first differ"));
-  const auto fp16 = run({"compare", "-d", "fp16", "-w", "8"});
+  const auto fp16 = run_in_process({"compare", "-d", "fp16", "-w", "8"});
   CHECK_THAT(fp16.out, Catch::Contains("all strategies and profiles agree"));
-  CHECK(run({"compare", "-w", "12"}).code == 2);
+  CHECK(run_in_process({"compare", "-w", "12"}).code == 2);
 }
 
 TEST_CASE("the GPU commands teach the launchers, --spawn and their exit codes", "[cpu]") {
   for (const char* c : {"run", "bench", "probe"}) {
-    const auto r = run({c, "--help"});
+    const auto r = run_in_process({c, "--help"});
     INFO(c);
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("torchrun") && Catch::Contains("SLURM_PROCID") &&
                           Catch::Contains("OMPI_COMM_WORLD_RANK") && Catch::Contains("--spawn K") &&
                           Catch::Contains("MNNVL_AR_TOKEN") && Catch::Contains("exit codes"));
   }
-  CHECK_THAT(run({"--help"}).out, Catch::Contains("probe"));
+  CHECK_THAT(run_in_process({"--help"}).out, Catch::Contains("probe"));
 }

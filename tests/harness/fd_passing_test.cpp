@@ -3,12 +3,12 @@
 
 #include <future>
 
-#include "harness/job/asio.h"
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness/job/fd_passing.h"
+#include "tests/support/launcher_env.h"
 
 using namespace ar;
 
@@ -43,10 +43,7 @@ TEST_CASE("send_fd / receive_fd over a socket pair", "[cpu]") {
 }
 
 TEST_CASE("exchange_fds gives every rank every other rank's descriptor", "[cpu]") {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor probe(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  const auto port = probe.local_endpoint().port();
-  probe.close();
+  const auto port = test::free_port();
   constexpr int kWorld = 4;
   std::vector<std::future<std::vector<std::string>>> ranks;
   for (int r = 0; r < kWorld; ++r)

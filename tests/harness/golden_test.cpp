@@ -2,55 +2,45 @@
 // and the generator covers every SPEC section 10 scenario.
 #include <catch2/catch.hpp>
 
-#include <filesystem>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
+#include <string>
 
 #include "harness/io/golden_cases.h"
-#include "harness/io/npy.h"
-#include "harness/io/sha256.h"
+#include "harness/io/golden_manifest.h"
 #include "reference/all_reduce.h"
-#include "test_support.h"
+#include "tests/support/cli_runs.h"
 
 using namespace ar;
 
 TEST_CASE("data/ reproduces: mnnvl-ar data --check", "[cpu]") {
-  const auto r = test::run({"data", "--check", "--out", std::string(AR_SOURCE_DIR) + "/data"});
+  const auto r = test::run_in_process({"data", "--check", "--out", std::string(AR_SOURCE_DIR) + "/data"});
   INFO(r.out << r.err);
   CHECK(r.code == 0);
 }
 
 TEST_CASE("every golden output equals the reference recomputed from its input", "[cpu]") {
-  const std::string dir = std::string(AR_SOURCE_DIR) + "/data/";
-  std::ifstream in(dir + "manifest.json");
-  REQUIRE(in);
-  const nlohmann::json manifest = nlohmann::json::parse(in);
-  REQUIRE(manifest["cases"].size() > 40);
-  for (const auto& c : manifest["cases"]) {
-    const DType t = parse_dtype(c["dtype"].get<std::string>()).value();
-    const HostTensor input = read_npy(dir + c["input"]["file"].get<std::string>(), t);
-    for (const auto& [key, entry] : c["outputs"].items()) {
-      const auto slash = key.find('/');
-      const Strategy s = parse_strategy(key.substr(0, slash)).value();
-      const Profile p = parse_profile(key.substr(slash + 1)).value();
-      const HostTensor expected = read_npy(dir + entry["file"].get<std::string>(), t);
-      INFO(c["name"].get<std::string>() << " " << key);
-      REQUIRE(reference_all_reduce(input, s, p, Engine::kScalar) == expected);
+  const GoldenManifest manifest = read_golden_manifest(std::string(AR_SOURCE_DIR) + "/data");
+  REQUIRE(manifest.cases.size() > 40);
+  for (const GoldenManifestCase& c : manifest.cases) {
+    const HostTensor input = manifest.load_input(c);
+    for (const auto& [key, file] : c.outputs) {
+      INFO(c.name << " " << golden_output_key(key.strategy, key.profile));
+      REQUIRE(reference_all_reduce(input, key.strategy, key.profile, Engine::kScalar) ==
+              manifest.load_expected(c, key.strategy, key.profile));
     }
   }
 }
 
 TEST_CASE("the adversarial cases at W = 16, 32, 64 make ONESHOT and TWOSHOT differ", "[cpu]") {
-  std::ifstream in(std::string(AR_SOURCE_DIR) + "/data/manifest.json");
-  REQUIRE(in);
-  const nlohmann::json manifest = nlohmann::json::parse(in);
+  const GoldenManifest manifest = read_golden_manifest(std::string(AR_SOURCE_DIR) + "/data");
   int checked = 0;
-  for (const auto& c : manifest["cases"]) {
-    if (c["name"].get<std::string>().rfind("adversarial_", 0) != 0) continue;
-    INFO(c["name"].get<std::string>());
-    CHECK(c["world_size"].get<int>() >= 16);
-    CHECK(c["outputs"]["oneshot/flashinfer"]["sha256"] != c["outputs"]["twoshot/flashinfer"]["sha256"]);
+  for (const GoldenManifestCase& c : manifest.cases) {
+    if (!c.name.starts_with("adversarial_")) continue;
+    INFO(c.name);
+    CHECK(c.shape.world_size >= 16);
+    const GoldenFile& oneshot = manifest.expected_file(c, Strategy::kOneShot, Profile::kFlashInfer);
+    const GoldenFile& twoshot = manifest.expected_file(c, Strategy::kTwoShot, Profile::kFlashInfer);
+    REQUIRE_FALSE(oneshot.sha256.empty());
+    CHECK(oneshot.sha256 != twoshot.sha256);
     ++checked;
   }
   CHECK(checked == 9);  // 3 dtypes x W = 16, 32, 64

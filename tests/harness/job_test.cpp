@@ -8,26 +8,22 @@
 
 #include <fmt/format.h>
 
-#include "harness/job/asio.h"
 #include "harness/io/exit_codes.h"
 #include "harness/job/job.h"
 #include "harness/job/gpu_job.h"
+#include "tests/support/launcher_env.h"
 
 using namespace ar;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kLauncherVariables[] = {
-    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "OMPI_COMM_WORLD_RANK",
-    "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "MNNVL_AR_TOKEN"};
-
 /// Sets environment variables for one test and removes them afterwards. Launcher variables left behind by
 /// another test of this process (a --spawn test makes its process rank 0) are cleared first.
 class ScopedEnv {
  public:
   explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars = {}) : vars_(std::move(vars)) {
-    for (const char* name : kLauncherVariables) ::unsetenv(name);
+    for (const char* name : test::kLauncherVariables) ::unsetenv(name);
     for (const auto& [k, v] : vars_) ::setenv(k.c_str(), v.c_str(), 1);
   }
   ~ScopedEnv() {
@@ -37,12 +33,6 @@ class ScopedEnv {
  private:
   std::vector<std::pair<std::string, std::string>> vars_;
 };
-
-std::uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
 
 }  // namespace
 
@@ -134,7 +124,7 @@ TEST_CASE("processes that plan different calls refuse before any kernel, naming 
     return plan_line(1, "seq", base, Strategy::kOneShot, Profile::kFlashInfer, 2) + "\n" +
            plan_line(2, "seq", second, Strategy::kTwoShot, Profile::kFlashInfer, 3) + "\n";
   };
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = test::free_port();
   const auto rank = [&](int r) -> std::string {
     RendezvousOptions o;
     o.rank = r;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "harness/io/npy.h"
-#include "test_support.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace ar;
 

@@ -7,20 +7,14 @@
 #include <thread>
 
 #include "harness/job/asio.h"
-
 #include "harness/job/rendezvous.h"
 #include "harness/job/wire_format.h"
+#include "tests/support/launcher_env.h"
 
 using namespace ar;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
 
 RendezvousOptions options_for(int rank, int world, std::uint16_t port, std::chrono::milliseconds timeout = 5000ms) {
   RendezvousOptions o;
@@ -53,7 +47,7 @@ std::vector<std::string> run_ranks(int world, Body body) {
 }  // namespace
 
 TEST_CASE("all-gather and agreement across 4 ranks", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   const auto results = run_ranks(4, [port](int r) {
     Rendezvous rv(options_for(r, 4, port));
     const auto all = rv.all_gather("from " + std::to_string(r));
@@ -66,7 +60,7 @@ TEST_CASE("all-gather and agreement across 4 ranks", "[cpu]") {
 }
 
 TEST_CASE("a different plan on one rank stops every rank with a message naming it", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   const auto results = run_ranks(3, [port](int r) {
     Rendezvous rv(options_for(r, 3, port));
     rv.agree("call sequence", r == 2 ? "oneshot N=4\ntwoshot N=65\n" : "oneshot N=4\ntwoshot N=64\n");
@@ -79,7 +73,7 @@ TEST_CASE("a different plan on one rank stops every rank with a message naming i
 }
 
 TEST_CASE("a wrong token is refused", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   const auto results = run_ranks(2, [port](int r) {
     auto o = options_for(r, 2, port, 1500ms);
     if (r == 1) o.token = "guess";
@@ -92,7 +86,7 @@ TEST_CASE("a wrong token is refused", "[cpu]") {
 }
 
 TEST_CASE("a peer that never arrives ends in a timeout naming it", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   const auto start = std::chrono::steady_clock::now();
   const auto results = run_ranks(3, [port](int r) {
     if (r == 2) return std::string("never started");
@@ -104,13 +98,13 @@ TEST_CASE("a peer that never arrives ends in a timeout naming it", "[cpu]") {
 }
 
 TEST_CASE("rank 0 that never listens ends in a timeout on the others", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   CHECK_THROWS_WITH(Rendezvous(options_for(1, 2, port, 500ms)),
                     Catch::Contains("timed out") && Catch::Contains("connecting to rank 0"));
 }
 
 TEST_CASE("a rank that dies mid-run is named to the others", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   const auto results = run_ranks(3, [port](int r) {
     auto rv = std::make_unique<Rendezvous>(options_for(r, 3, port, 3000ms));
     rv->barrier();
@@ -126,7 +120,7 @@ TEST_CASE("a rank that dies mid-run is named to the others", "[cpu]") {
 }
 
 TEST_CASE("garbage on the rendezvous port is refused, the job still forms", "[cpu]") {
-  const auto port = free_port();
+  const auto port = test::free_port();
   std::atomic<bool> sent{false};
   std::thread intruder([&] {
     boost::asio::io_context io;
