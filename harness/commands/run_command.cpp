@@ -31,7 +31,7 @@
 #include "harness/job/spawn.h"
 #include "reference/all_reduce.h"
 #include "reference/explain.h"
-#include "sim/call_sequence.h"
+#include "reference/call_sequence.h"
 
 namespace ar {
 namespace {

@@ -14,7 +14,7 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
 #include "harness/commands/options.h"
-#include "sim/call_sequence.h"
+#include "reference/call_sequence.h"
 #include "sim/mutation.h"
 #include "sim/search.h"
 

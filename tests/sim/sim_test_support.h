@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/call_sequence.h"
+#include "reference/call_sequence.h"
 #include "sim/config.h"
 #include "sim/lamport_kernel.h"
 #include "sim/scheduler.h"
