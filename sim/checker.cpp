@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "sim/inputs.h"
-#include "sim/lamport_kernel.h"
+#include "sim/flashinfer_kernels.h"
 
 namespace ar::sim {
 

@@ -1,5 +1,5 @@
 // Our kernels' programs (cuda/: one_shot_st_ld_r and two_shot_rs_st_ag; Protocol::kOurs) as resumable state
-// machines of the same form as FlashInfer's in sim/lamport_kernel.cpp: each step runs a block up to and
+// machines of the same form as FlashInfer's in sim/flashinfer_kernels.cpp: each step runs a block up to and
 // including its next memory operation (sim/ops.h). The phases follow the README's description of the kernels.
 //
 // Block b of B per rank, T threads (lanes) each, rank r; thread g = b*T + lane of B*T. Flat pack index

@@ -1,4 +1,4 @@
-// What the two protocols' kernel programs share (sim/lamport_kernel.cpp: FlashInfer's; sim/our_kernels.cpp:
+// What the two protocols' kernel programs share (sim/flashinfer_kernels.cpp: FlashInfer's; sim/our_kernels.cpp:
 // our kernels'): element bits of a pack, the sanitised input pack, slot addresses, the fold of the polled words
 // and the output check, the advanced flags. Internal to sim/: included by those two files only.
 #pragma once
@@ -11,7 +11,7 @@
 
 #include "reference/workspace.h"
 #include "sim/checker.h"
-#include "sim/lamport_kernel.h"
+#include "sim/flashinfer_kernels.h"
 
 namespace ar::sim::detail {
 

@@ -1,4 +1,4 @@
-#include "sim/lamport_kernel.h"
+#include "sim/flashinfer_kernels.h"
 
 #include <fmt/format.h>
 
