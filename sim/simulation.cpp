@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "sim/inputs.h"
+#include "sim/word_description.h"
 
 namespace ar::sim {
 namespace {

@@ -21,7 +21,7 @@
 
 #include "sim/checker.h"
 #include "sim/config.h"
-#include "sim/flashinfer_kernels.h"
+#include "sim/cta_program.h"
 #include "sim/memory_model.h"
 #include "sim/scheduler.h"
 #include "sim/trace.h"

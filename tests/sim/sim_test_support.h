@@ -8,7 +8,7 @@
 
 #include "reference/call_sequence.h"
 #include "sim/config.h"
-#include "sim/flashinfer_kernels.h"
+#include "sim/cta_program.h"
 #include "sim/scheduler.h"
 #include "sim/search.h"
 #include "sim/simulation.h"
