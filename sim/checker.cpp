@@ -156,8 +156,9 @@ void Checker::on_out_of_bounds(int rank, int cta, int call, std::string_view op,
   Failure f{.kind = FailureKind::kOutOfBounds, .rank = rank, .cta = cta, .call = call};
   f.message = fmt::format(
       "out of bounds: r{} CTA {} in call {} issued {} to byte {} of r{}'s Lamport buffers, which end at byte {} "
-      "(3 x BPB {})",
-      rank, cta, call, op, byte, dest, 3 * config_.buffer_bytes, config_.buffer_bytes);
+      "({} x BPB {})",
+      rank, cta, call, op, byte, dest, kLamportBufferCount * config_.buffer_bytes, kLamportBufferCount,
+      config_.buffer_bytes);
   fail(std::move(f));
 }
 

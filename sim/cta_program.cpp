@@ -92,7 +92,7 @@ std::optional<WaitTarget> next_wait(const CtaState& c, const KernelEnv& env) {
   // a retry waits.
   if (ours(env) && c.sub != 1) return std::nullopt;
   if (c.phase(env) == Phase::kWaitArrivals)  // FlashInfer's CTA 0 spins on the arrival counter
-    return WaitTarget{{c.rank, env.flags_word + MemorySystem::kArrivalWord}, true,
+    return WaitTarget{{c.rank, env.flags_word + kArrivalWord}, true,
                       static_cast<std::uint32_t>(env.call.ctas)};
   const auto it = polled_item(c, env);
   if (!it) return std::nullopt;

@@ -258,7 +258,7 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
     // Arrival: the CTA barrier, then one release increment of this rank's counter (flag word 8).
     case Phase::kArrive:
       ops.bar_cta_sync();
-      ops.red_release_gpu_add_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 1);
+      ops.red_release_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
       next_pc(c);
       break;
     // ONESHOT 5. Poll the remote slots of the pack; a pass (or chunk) counts only when all its slots are clean.
@@ -326,7 +326,7 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
     }
     // 6/8. Grid thread 0 waits until every CTA has arrived (so every CTA has read the flags) ...
     case Phase::kWaitArrivals: {
-      const std::uint32_t arrived = ops.ld_volatile_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord});
+      const std::uint32_t arrived = ops.ld_volatile_u32({c.rank, env.flags_word + kArrivalWord});
       if (arrived >= static_cast<std::uint32_t>(env.call.ctas)) {
         if (env.config.arrival == Arrival::kAfterFlags) ops.fence_acq_rel_gpu();
         next_pc(c);

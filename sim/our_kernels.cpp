@@ -36,14 +36,15 @@
 #include <stdexcept>
 #include <vector>
 
+#include "reference/kernel_schedule.h"
 #include "sim/checker.h"
 #include "sim/detail/kernel_support.h"
 
 namespace ar::sim::detail {
 namespace {
 
-constexpr std::uint32_t kPollGroup = 4;      ///< slots whose loads are in flight together (cuda kPollGroup)
-constexpr std::uint32_t kGatherUnroll = 2;   ///< BROADCAST polls in flight per thread (cuda kUnroll)
+// kPollGroup and kPacksPerLoopStep (the BROADCAST polls in flight per thread) are the kernels' own, from
+// reference/kernel_schedule.h.
 constexpr std::uint32_t kAdvanceStores = 4;  ///< st_v4 words 0-3, st_v4 words 4-7, st_u32 word 8, st_u32 word 12
 
 // The clear comes right after the stores, as in the kernels (it fills the wait for the peers' stores).
@@ -113,7 +114,7 @@ std::uint32_t other_packs(const CtaState& c, const KernelEnv& env, const Grid& q
   return (q.t1 - q.t0) * q.row_packs - owned_packs(c, env, q);
 }
 /// The walk index of the first of the (up to) two packs of this iteration, and how many there are.
-std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kGatherUnroll * q.threads; }
+std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kPacksPerLoopStep * q.threads; }
 std::uint32_t gather_count(const CtaState& c, const KernelEnv& env, const Grid& q) {
   const std::uint32_t base = gather_base(c, q), end = other_packs(c, env, q);
   return base >= end ? 0 : (base + q.threads < end ? 2 : 1);
@@ -245,7 +246,7 @@ void advance_store(CtaState& c, KernelEnv& env) {
       reset_arrival_counter(c, env);
       break;
     default:
-      env.ops.st_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord}, c.call_word + 1,
+      env.ops.st_u32({c.rank, env.flags_word + kCallCounterWord}, c.call_word + 1,
                      {WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)});
       break;
   }
@@ -271,7 +272,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh);
       break;
     case Phase::kReadCallWord:
-      c.call_word = ops.ld_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord});
+      c.call_word = ops.ld_u32({c.rank, env.flags_word + kCallCounterWord});
       env.checker.on_call_counter_read(c.rank, static_cast<int>(c.index), env.call.index, c.call_word);
       next_pc(c);
       break;
@@ -284,7 +285,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
         c.advance = 1;  // the only reader of the flags has read them (the mutation: block 0 assumes so)
       } else {
         const std::uint32_t before =
-            ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 1);
+            ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
         const std::uint32_t last = env.config.mutation == Mutation::kLastArriverOffByOne ? blocks - 2 : blocks - 1;
         c.advance = before == last ? 2 : 0;
       }

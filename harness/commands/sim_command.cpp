@@ -227,7 +227,8 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   po::options_description options("options", 118);
   // clang-format off
   options.add_options()
-      ("world-size,w", po::value(&world_size), "ranks W: 2, 4, 8, 16, 32 or 64 (single leg; default 4)")
+      ("world-size,w", po::value(&world_size),
+       fmt::format("ranks W: {} (single leg; default 4)", world_sizes_text(" or ")).c_str())
       ("tokens,n", po::value(&tokens), "N of calls that do not set it (default 3)")
       ("hidden,d", po::value(&hidden), "D of calls that do not set it; a multiple of 16/sizeof(T) (default 16)")
       ("dtype", po::value(&dtype_text), "bf16 | fp16 | fp32 for calls that do not set it (default bf16)")
@@ -316,7 +317,7 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
       schedule = *s;
     }
     if (!is_supported_world_size(world_size))
-      throw UsageError(fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", world_size));
+      throw UsageError(fmt::format("world size {} is not supported (supported: {})", world_size, world_sizes_text()));
     std::vector<CallSpec> specs;
     std::vector<ResolvedCall> calls;
     try {

@@ -222,7 +222,7 @@ void store_flags_half(const CtaState& c, const KernelEnv& env, bool high) {
 }
 
 void reset_arrival_counter(const CtaState& c, const KernelEnv& env) {
-  env.ops.st_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 0, flags_ghost(c, env));
+  env.ops.st_u32({c.rank, env.flags_word + kArrivalWord}, 0, flags_ghost(c, env));
 }
 
 }  // namespace ar::sim::detail

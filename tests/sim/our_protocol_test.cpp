@@ -183,7 +183,7 @@ TEST_CASE("our kernels issue only their operations; one block per launch advance
     const auto it = counts.find({rank, call, op});
     return it == counts.end() ? 0 : it->second;
   };
-  const std::uint32_t flags_word = static_cast<std::uint32_t>(3 * config.buffer_bytes / 4);
+  const std::uint32_t flags_word = static_cast<std::uint32_t>(kLamportBufferCount * config.buffer_bytes / 4);
   for (int k = 0; k < 4; ++k) {
     const int blocks = static_cast<int>(run.calls[static_cast<std::size_t>(k)].ctas);
     CHECK(blocks == (k == 0 || k == 3 ? 2 : 1));  // the cap of two blocks, or a one-pack call
@@ -197,7 +197,7 @@ TEST_CASE("our kernels issue only their operations; one block per launch advance
       int advancer = -1;
       for (const TraceEvent& e : trace.events()) {
         if (e.kind != TraceEvent::Kind::kOp || e.rank != r || e.call != k) continue;
-        if (e.name == "st_u32" && e.word == flags_word + 12)
+        if (e.name == "st_u32" && e.word == flags_word + kCallCounterWord)
           CHECK_THAT(e.detail, Catch::Contains(fmt::format("<- {:08x}", k + 1)));
         if (e.name == "st_v4" && e.word == flags_word) advancer = e.cta;
       }

@@ -144,7 +144,7 @@ TEST_CASE("SPEC 4.1 TWOSHOT's -0 -> +0 before the broadcast matters only at W >=
   // The arithmetic: the cancelling pair -(2^-126 + ulp) on rank 0 and 2^-126 on rank W-1 sums to a negative
   // subnormal that FTZ flushes to -0 inside the first chunk (W <= 16) or in the outer add (W >= 32). For
   // W <= 16 the chunk close A(+0, -0) = +0 already removes it; only two or more chunks of 16 can produce -0.
-  for (int world : {2, 4, 8, 16, 32, 64}) {
+  for (int world : kWorldSizes) {
     std::vector<std::uint32_t> bits(static_cast<std::size_t>(world), 0u);
     bits.front() = 0x8081u;  // bf16 -(2^-126 + 2^-133)
     bits.back() = 0x0080u;   // bf16 2^-126
