@@ -13,26 +13,6 @@
 namespace ar::sim::test {
 namespace {
 
-/// Bytes of `rank`'s memory that `kind` stores of call `call` wrote (issued stores, from a trace).
-std::set<std::int64_t> bytes_written(const TraceRecorder& trace, int rank, int call, WriteKind kind,
-                                     bool deliveries = false) {
-  std::set<std::int64_t> bytes;
-  for (const TraceEvent& e : trace.events()) {
-    const bool is_store = e.kind == TraceEvent::Kind::kOp && e.words > 0;
-    const bool is_delivery = e.kind == TraceEvent::Kind::kDelivery;
-    if (!(deliveries ? is_delivery : is_store)) continue;
-    if (e.dest != rank || e.ghost.kind != kind || e.ghost.call != call) continue;
-    for (std::int64_t b = e.word * 4; b < (e.word + e.words) * 4; ++b) bytes.insert(b);
-  }
-  return bytes;
-}
-
-std::set<std::int64_t> range(std::int64_t begin, std::int64_t count) {
-  std::set<std::int64_t> s;
-  for (std::int64_t b = begin; b < begin + count; ++b) s.insert(b);
-  return s;
-}
-
 TEST_CASE("SPEC 4.2 [inferred] why three buffers: confirmed", "[cpu]") {
   // With two buffers, a peer that finished call k+1 (it needs only my k+1 data) writes its k+2 data into the
   // buffer I am still clearing in k+1. The exhaustive search finds that race at W = 2 with one pack.
@@ -81,10 +61,10 @@ TEST_CASE("SPEC 4.3 [inferred] mixed strategies clear the recorded layout: confi
     INFO("rank " << r);
     // ONESHOT -> TWOSHOT: TWOSHOT clears dirty stage 0 at dirty*BPB with the ONESHOT byte count, and skips
     // stage 1 because the ONESHOT launch recorded one stage.
-    CHECK(bytes_written(trace, r, 1, WriteKind::kClear) == range(0 * bpb, 384));
+    CHECK(bytes_written(trace, r, 1, WriteKind::kClear) == byte_range(0 * bpb, 384));
     // TWOSHOT -> ONESHOT: ONESHOT clears both dirty stages, at dirty*BPB and dirty*BPB + BPB/2.
-    std::set<std::int64_t> want = range(1 * bpb, 256);
-    for (std::int64_t b : range(1 * bpb + bpb / 2, 160)) want.insert(b);
+    std::set<std::int64_t> want = byte_range(1 * bpb, 256);
+    for (std::int64_t b : byte_range(1 * bpb + bpb / 2, 160)) want.insert(b);
     CHECK(bytes_written(trace, r, 2, WriteKind::kClear) == want);
   }
   // Clearing with the launch's own layout instead breaks exactly this switch.
