@@ -246,8 +246,7 @@ void advance_store(CtaState& c, KernelEnv& env) {
       reset_arrival_counter(c, env);
       break;
     default:
-      env.ops.st_u32({c.rank, env.flags_word + kCallCounterWord}, c.call_word + 1,
-                     {WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)});
+      env.ops.st_u32({c.rank, env.flags_word + kCallCounterWord}, c.call_word + 1, flags_ghost(c, env));
       break;
   }
   if (++c.i == kAdvanceStores) next_pc(c);

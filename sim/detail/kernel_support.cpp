@@ -207,12 +207,6 @@ LamportFlags next_flags(const CtaState& c, const KernelEnv& env) {
   return next;
 }
 
-namespace {
-Ghost flags_ghost(const CtaState& c, const KernelEnv& env) {
-  return {WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)};
-}
-}  // namespace
-
 void store_flags_half(const CtaState& c, const KernelEnv& env, bool high) {
   const LamportFlags next = next_flags(c, env);
   const std::size_t first = high ? 4 : 0;

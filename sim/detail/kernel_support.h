@@ -72,6 +72,9 @@ SlotDescription describe_polled_slot(const CtaState& c, const KernelEnv& env, It
 inline Ghost data_ghost(const CtaState& c, const KernelEnv& env) {
   return {WriteKind::kData, static_cast<std::uint8_t>(c.rank), call_tag(env)};
 }
+inline Ghost flags_ghost(const CtaState& c, const KernelEnv& env) {
+  return {WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)};
+}
 
 /// Moves to the next phase of the program with the loop registers reset.
 void next_pc(CtaState& c);
