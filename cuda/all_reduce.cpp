@@ -16,6 +16,7 @@
 #include "cuda/detail/dispatch.h"
 #include "cuda/one_shot.cuh"
 #include "cuda/two_shot.cuh"
+#include "reference/kernel_schedule.h"
 #include "reference/workspace.h"
 
 namespace ar::cuda {
@@ -42,20 +43,18 @@ int resident_blocks(const void* kernel, int device) {
 }
 
 /// Tokens per round: the Lamport traffic of a round (ONESHOT: W ranks x (W stores + input + output) rows;
-/// TWOSHOT: W ranks x about 5 rows) fits in round_bytes; at least kMinRoundPacks packs; a multiple of W for
-/// TWOSHOT so every round starts at a token owned by rank 0. Depends on the shape only.
+/// TWOSHOT: W ranks x about 5 rows) fits in round_bytes; at least kMinRoundPacks packs; then reference
+/// round_tokens (at most N, a multiple of W for TWOSHOT), as the simulator's rounds. Depends on the shape only.
 std::int64_t tokens_per_round(Strategy resolved, const ProblemShape& s, std::int64_t round_bytes) {
   const std::int64_t row_bytes = s.hidden * dtype_bytes(s.dtype);
   const std::int64_t row_packs = row_bytes / kPackBytes;
   const std::int64_t w = s.world_size;
-  std::int64_t rt = s.tokens;
+  std::int64_t requested = 0;  // the whole call in one round
   if (round_bytes > 0) {
     const std::int64_t per_token = resolved == Strategy::kOneShot ? w * (w + 2) * row_bytes : w * 5 * row_bytes;
-    rt = std::max<std::int64_t>({1, round_bytes / per_token, ceil_div(kMinRoundPacks, row_packs)});
+    requested = std::max<std::int64_t>({1, round_bytes / per_token, ceil_div(kMinRoundPacks, row_packs)});
   }
-  rt = std::min(rt, s.tokens);
-  if (resolved == Strategy::kTwoShot) rt = round_up(rt, w);
-  return rt;
+  return round_tokens(resolved, s, requested);
 }
 
 }  // namespace

@@ -5,20 +5,19 @@
 // the blocks of one slot behave exactly like the whole grid of one GPU in FlashInfer (they read that rank's
 // flags, arrive on its counter, and the last of them to arrive advances its flags). W virtual ranks on one GPU are one
 // launch with W slots; one rank per GPU is one launch with one slot per GPU.
+//
+// What the kernels and the simulator must agree on comes from reference/: the flags block layout
+// (kFlagsBlockWords, kArrivalWord, kCallCounterWord in reference/workspace.h), kMaxWorldSize
+// (reference/strategy.h), and the rounds, poll groups and packs per loop step (reference/kernel_schedule.h).
 #pragma once
 
 #include <cstdint>
 
+#include "reference/kernel_schedule.h"
+#include "reference/strategy.h"
+#include "reference/workspace.h"
+
 namespace ar::cuda {
-
-inline constexpr int kMaxWorldSize = 64;
-
-/// Words of a rank's flags block. Words 0..8 are FlashInfer's nine flags (SPEC section 2: current buffer,
-/// dirty buffer, BPB, dirty stage count, bytes to clear per dirty stage, arrival counter); word 12 is ours:
-/// the number of calls this rank has completed, so a timeout can say which call it happened in.
-inline constexpr int kFlagsBlockWords = 16;
-inline constexpr int kArrivalWord = 8;
-inline constexpr int kCallCounterWord = 12;
 
 /// One GPU's virtual address of every rank's Lamport buffers (unicast mappings; no multicast object exists).
 /// Rank r's buffer i, stage s lies at base[r] + stage_offset_bytes(i, s, S, BPB).
@@ -66,7 +65,7 @@ struct AllReduceParams {
   std::int32_t slot_count;         ///< gridDim.z
   std::int64_t tokens;             ///< N
   std::int64_t row_packs;          ///< D / (16 / sizeof(T)): 16-byte packs per row
-  std::int64_t tokens_per_round;   ///< the same on every rank (a function of the shape only)
+  std::int64_t tokens_per_round;   ///< round_tokens (reference/kernel_schedule.h): the same on every rank
   std::int32_t chunk;              ///< ReductionOrder::chunk: 0 = one flat fold, K = chunks of K ranks
   std::int32_t sanitize_result;    ///< ReductionOrder::sanitize_result: a -0 sum becomes +0
   std::uint32_t clear_bytes[4];    ///< what this launch records for the next launch's clear (ClearRecord)

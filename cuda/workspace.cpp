@@ -27,7 +27,8 @@ std::string_view handle_type_name(HandleType t) { return t == HandleType::kFabri
 Workspace::Workspace(const Options& options) : options_(options) {
   const int world = options.world_size;
   if (!is_supported_world_size(world))
-    throw std::invalid_argument(fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", world));
+    throw std::invalid_argument(
+        fmt::format("world size {} is not supported (supported: {})", world, world_sizes_text()));
   if (options.buffer_bytes_request <= 0)
     throw std::invalid_argument("the Lamport buffer request must be positive");
   view_.world_size = world;  // holds_every_rank() compares with it

@@ -16,9 +16,16 @@ std::optional<Profile> parse_profile(std::string_view name) {
   return std::nullopt;
 }
 
+std::string world_sizes_text(std::string_view last) {
+  std::string text;
+  for (std::size_t i = 0; i < kWorldSizes.size(); ++i)
+    text += fmt::format("{}{}", i == 0 ? "" : (i + 1 == kWorldSizes.size() ? last : ", "), kWorldSizes[i]);
+  return text;
+}
+
 std::optional<std::string> validate_shape(const ProblemShape& s) {
   if (!is_supported_world_size(s.world_size))
-    return fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", s.world_size);
+    return fmt::format("world size {} is not supported (supported: {})", s.world_size, world_sizes_text());
   if (s.tokens <= 0) return fmt::format("the number of tokens N must be at least 1 (got {})", s.tokens);
   if (s.hidden <= 0) return fmt::format("the hidden size D must be at least 1 (got {})", s.hidden);
   const int pack = elements_per_pack(s.dtype);

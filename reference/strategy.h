@@ -22,7 +22,9 @@ enum class Profile : std::uint8_t {
 
 inline constexpr std::array<std::string_view, 3> kStrategyNames{"oneshot", "twoshot", "auto"};
 inline constexpr std::array<std::string_view, 3> kProfileNames{"flashinfer", "ieee", "trtllm"};
+/// The world sizes the kernels, the simulator and the reference support, ascending.
 inline constexpr std::array<int, 6> kWorldSizes{2, 4, 8, 16, 32, 64};
+inline constexpr int kMaxWorldSize = kWorldSizes.back();
 
 constexpr std::string_view strategy_name(Strategy s) { return kStrategyNames[static_cast<std::size_t>(s)]; }
 constexpr std::string_view profile_name(Profile p) { return kProfileNames[static_cast<std::size_t>(p)]; }
@@ -33,6 +35,8 @@ constexpr bool is_supported_world_size(int w) {
     if (s == w) return true;
   return false;
 }
+/// kWorldSizes for messages: "2, 4, 8, 16, 32, 64", or with `last` before the last one: "2, 4, 8, 16, 32 or 64".
+std::string world_sizes_text(std::string_view last = ", ");
 
 /// One all-reduce call: every rank contributes a [tokens, hidden] tensor of `dtype`.
 struct ProblemShape {

@@ -1,6 +1,6 @@
 // Workspace arithmetic of SPEC section 2 as pure functions: buffer sizes per strategy, the workspace request,
-// stage geometry, the 9-word Lamport flags and the bytes each launch records for the next launch's clear.
-// The simulator and the CUDA kernels use these; they keep no copies.
+// stage geometry, the layout of a rank's flags block, the 9-word Lamport flags and the bytes each launch records
+// for the next launch's clear. The simulator and the CUDA kernels use these; they keep no copies.
 #pragma once
 
 #include <array>
@@ -52,6 +52,14 @@ constexpr std::int64_t stage_offset_bytes(int buffer, int stage, int stages, std
   return (std::int64_t(buffer) * stages + stage) * (buffer_bytes / stages);
 }
 
+/// Every rank's flags block: kFlagsBlockWords 32-bit words (four 16-byte packs), the layout the kernels and the
+/// simulator share. Words 0..8 are FlashInfer's nine flags (LamportFlags), word 8 the CTA arrival counter; word
+/// 12 is ours: the number of calls the rank has completed, so a timeout can say which call it happened in (our
+/// kernels advance it with the flags; FlashInfer's leave it alone). The other words stay zero.
+inline constexpr int kFlagsBlockWords = 16;
+inline constexpr int kArrivalWord = 8;
+inline constexpr int kCallCounterWord = 12;
+
 /// The flags words (SPEC section 2): w0 current buffer, w1 dirty buffer, w2 BPB, w3 dirty stage count,
 /// w4..w7 bytes to clear per dirty stage, w8 the CTA arrival counter.
 struct LamportFlags {
@@ -63,9 +71,11 @@ struct LamportFlags {
   std::uint32_t buffer_bytes() const { return words[2]; }
   std::uint32_t dirty_stages() const { return words[3]; }
   std::uint32_t dirty_bytes(int stage) const { return words[4 + stage]; }
-  std::uint32_t arrivals() const { return words[8]; }
+  std::uint32_t arrivals() const { return words[kArrivalWord]; }
   bool operator==(const LamportFlags&) const = default;
 };
+static_assert(LamportFlags::kWords == kArrivalWord + 1 && kCallCounterWord >= LamportFlags::kWords &&
+              kCallCounterWord < kFlagsBlockWords);
 
 /// Flags after Lamport initialisation: {0, 2, BPB, 0, 0, 0, 0, 0, 0}.
 LamportFlags initial_flags(std::uint32_t buffer_bytes);

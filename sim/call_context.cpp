@@ -4,20 +4,20 @@
 #include <stdexcept>
 
 #include "reference/all_reduce.h"
+#include "reference/kernel_schedule.h"
 #include "sim/inputs.h"
 
 namespace ar::sim {
 namespace {
 
 /// Our kernels' grid for a call (cuda/ plan_launch and tokens_per_round, with tokens per round given directly
-/// and the residency cap as a parameter): rounds of R tokens (TWOSHOT: R rounded up to a multiple of W), and
-/// one thread per pack of a round unless the cap leaves fewer blocks.
+/// and the residency cap as a parameter): rounds of R tokens (reference round_tokens: TWOSHOT rounds R up to a
+/// multiple of W), and one thread per pack of a round unless the cap leaves fewer blocks.
 void plan_our_grid(const SimConfig& config, CallContext& c) {
   const std::int64_t n = c.shape.tokens;
-  std::int64_t rt = config.round_tokens > 0 ? std::min(config.round_tokens, n) : n;
-  if (c.strategy == Strategy::kTwoShot) rt = round_up(rt, config.world_size);
+  const std::int64_t rt = round_tokens(c.strategy, c.shape, config.round_tokens);
   c.tokens_per_round = rt;
-  c.rounds = ceil_div(n, rt);
+  c.rounds = round_count(n, rt);
   std::int64_t blocks = std::max<std::int64_t>(1, ceil_div(std::min(rt, n) * c.packs_per_token, config.packs_per_cta));
   if (config.max_blocks_per_rank > 0) blocks = std::min<std::int64_t>(blocks, config.max_blocks_per_rank);
   c.ctas = blocks;

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "sim/inputs.h"
-#include "sim/lamport_kernel.h"
+#include "sim/word_description.h"
 
 namespace ar::sim {
 
@@ -43,11 +43,7 @@ void Checker::on_flags_read(int rank, int cta, int call, const std::array<std::u
     return fmt::format("{{cur {}, dirty {}, BPB {}, dirty stages {}, bytes {} {} {} {}}}", w[0], w[1], w[2], w[3], w[4],
                        w[5], w[6], w[7]);
   };
-  Failure f;
-  f.kind = FailureKind::kFlagsMismatch;
-  f.rank = rank;
-  f.cta = cta;
-  f.call = call;
+  Failure f{.kind = FailureKind::kFlagsMismatch, .rank = rank, .cta = cta, .call = call};
   f.message = fmt::format(
       "flags inconsistent in call {}: r{} CTA {} read {} but r{} CTA {} read {}. Every CTA of every rank must "
       "start a call from the same flags; {}",
@@ -63,11 +59,7 @@ void Checker::on_flags_read(int rank, int cta, int call, const std::array<std::u
 
 void Checker::on_call_counter_read(int rank, int cta, int call, std::uint32_t value) {
   if (value == static_cast<std::uint32_t>(call)) return;
-  Failure f;
-  f.kind = FailureKind::kFlagsMismatch;
-  f.rank = rank;
-  f.cta = cta;
-  f.call = call;
+  Failure f{.kind = FailureKind::kFlagsMismatch, .rank = rank, .cta = cta, .call = call};
   f.message = fmt::format(
       "flags inconsistent in call {}: r{} block {} read the call counter (flag word 12) as {}, but the rank has "
       "completed {} calls: {}",
@@ -85,11 +77,7 @@ void Checker::on_pack_accepted(const AcceptedPack& p) {
     for (int j = 0; j < 4; ++j)
       words += fmt::format("{}{:08x} ({})", j ? ", " : "", p.words[static_cast<std::size_t>(j)],
                            describe_ghost(p.ghosts[static_cast<std::size_t>(j)]));
-    Failure f;
-    f.kind = FailureKind::kStaleRead;
-    f.rank = p.rank;
-    f.cta = p.cta;
-    f.call = p.call;
+    Failure f{.kind = FailureKind::kStaleRead, .rank = p.rank, .cta = p.cta, .call = p.call};
     f.message = fmt::format(
         "stale read: r{} CTA {} in call {} accepted {} ({}) at {} as full, but word {} is {} instead of data "
         "from r{} in call {}. Words read: [{}]. A poll may accept a pack only when every word is this call's "
@@ -109,16 +97,15 @@ bool Checker::on_output(int rank, int cta, int call, std::int64_t element, std::
   if (got == want) return true;
   const std::int64_t hidden = config_.calls[static_cast<std::size_t>(call)].shape.hidden;
   const DType t = config_.calls[static_cast<std::size_t>(call)].shape.dtype;
-  Failure f;
-  f.kind = FailureKind::kWrongBits;
-  f.rank = rank;
-  f.cta = cta;
-  f.call = call;
-  f.element = element;
-  f.token = element / hidden;
-  f.column = element % hidden;
-  f.got = got;
-  f.expected = want;
+  Failure f{.kind = FailureKind::kWrongBits,
+            .rank = rank,
+            .cta = cta,
+            .call = call,
+            .element = element,
+            .token = element / hidden,
+            .column = element % hidden,
+            .got = got,
+            .expected = want};
   const int digits = dtype_bytes(t) * 2;
   f.message =
       fmt::format("wrong bits: r{} (CTA {}) call {} element [{}, {}] ({}) is 0x{:0{}x}, the reference says 0x{:0{}x}",
@@ -166,15 +153,12 @@ void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& befo
 }
 
 void Checker::on_out_of_bounds(int rank, int cta, int call, std::string_view op, int dest, std::int64_t byte) {
-  Failure f;
-  f.kind = FailureKind::kOutOfBounds;
-  f.rank = rank;
-  f.cta = cta;
-  f.call = call;
+  Failure f{.kind = FailureKind::kOutOfBounds, .rank = rank, .cta = cta, .call = call};
   f.message = fmt::format(
       "out of bounds: r{} CTA {} in call {} issued {} to byte {} of r{}'s Lamport buffers, which end at byte {} "
-      "(3 x BPB {})",
-      rank, cta, call, op, byte, dest, 3 * config_.buffer_bytes, config_.buffer_bytes);
+      "({} x BPB {})",
+      rank, cta, call, op, byte, dest, kLamportBufferCount * config_.buffer_bytes, kLamportBufferCount,
+      config_.buffer_bytes);
   fail(std::move(f));
 }
 

@@ -11,7 +11,7 @@ SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::
                           int packs_per_cta, Writer writer, Mutation mutation) {
   if (!is_supported_world_size(world_size))
     throw std::invalid_argument(
-        fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", world_size));
+        fmt::format("world size {} is not supported (supported: {})", world_size, world_sizes_text()));
   if (calls.empty()) throw std::invalid_argument("the call sequence is empty");
   if (packs_per_cta < 1 || packs_per_cta > kMaxPacksPerCta)
     throw std::invalid_argument(
@@ -32,11 +32,11 @@ SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::
   for (std::size_t i = 0; i < calls.size(); ++i)
     if (auto why = check_fits_workspace(calls[i].requested, calls[i].shape, bpb))
       throw std::invalid_argument(fmt::format("call {}: {}", i + 1, *why));
-  if (3 * bpb * world_size > kMaxSimulatedBytes)
+  if (kLamportBufferCount * bpb * world_size > kMaxSimulatedBytes)
     throw std::invalid_argument(fmt::format(
-        "the workspace is too large to simulate: {} ranks x 3 x {} bytes exceeds {} MiB; use fewer tokens or a "
+        "the workspace is too large to simulate: {} ranks x {} x {} bytes exceeds {} MiB; use fewer tokens or a "
         "smaller hidden size",
-        world_size, bpb, kMaxSimulatedBytes >> 20));
+        world_size, kLamportBufferCount, bpb, kMaxSimulatedBytes >> 20));
   for (std::size_t i = 0; i < calls.size(); ++i) {
     const ProblemShape& s = calls[i].shape;
     const std::int64_t ctas = s.tokens * ceil_div(s.hidden / elements_per_pack(s.dtype), packs_per_cta);

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "reference/call_sequence.h"
 #include "reference/reduction_order.h"
 #include "reference/workspace.h"
-#include "sim/call_sequence.h"
 #include "sim/mutation.h"
 
 namespace ar::sim {

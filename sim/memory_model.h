@@ -58,18 +58,14 @@ struct PendingUnit {
 
 class MemorySystem {
  public:
-  /// `ranks` memories of `lamport_bytes` (three buffers) followed by the flags (16 words: FlashInfer's nine,
-  /// and word 12, our kernels' call counter).
+  /// `ranks` memories of `lamport_bytes` (three buffers) followed by the flags block (kFlagsBlockWords words,
+  /// reference/workspace.h: FlashInfer's nine, and word 12, our kernels' call counter).
   MemorySystem(int ranks, std::int64_t lamport_bytes);
-
-  static constexpr std::uint32_t kFlagWords = 16;        ///< the kernels' 16-word flags block (four 16-byte packs)
-  static constexpr std::uint32_t kArrivalWord = 8;       ///< flag word 8: the arrival counter
-  static constexpr std::uint32_t kCallCounterWord = 12;  ///< flag word 12: calls completed (our kernels only)
 
   int ranks() const { return ranks_; }
   std::uint32_t lamport_words() const { return lamport_words_; }
   std::uint32_t words_per_rank() const { return words_per_rank_; }
-  /// Word index of flag word `i` (0..15) in every rank's memory.
+  /// Word index of flag word `i` (0 .. kFlagsBlockWords - 1) in every rank's memory.
   std::uint32_t flag_word(int i) const { return lamport_words_ + static_cast<std::uint32_t>(i); }
 
   std::uint32_t word(int rank, std::uint32_t w) const { return words_[index(rank, w)]; }

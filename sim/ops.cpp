@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "sim/simulation.h"
+#include "sim/word_description.h"
 
 namespace ar::sim {
 namespace {

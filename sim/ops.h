@@ -1,5 +1,5 @@
 // The PTX operations the Lamport kernels use, modelled one to one with the names cuda/ptx.cuh gives them. The
-// simulated kernel programs (sim/lamport_kernel.cpp, sim/our_kernels.cpp) touch memory through these and nothing
+// simulated kernel programs (sim/flashinfer_kernels.cpp, sim/our_kernels.cpp) touch memory through these and nothing
 // else, so the simulator's vocabulary is the kernel's. Each operation says below what ordering and atomicity it
 // gives; the memory model behind them is described in sim/memory_model.h.
 //

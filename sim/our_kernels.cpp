@@ -1,5 +1,5 @@
 // Our kernels' programs (cuda/: one_shot_st_ld_r and two_shot_rs_st_ag; Protocol::kOurs) as resumable state
-// machines of the same form as FlashInfer's in sim/lamport_kernel.cpp: each step runs a block up to and
+// machines of the same form as FlashInfer's in sim/flashinfer_kernels.cpp: each step runs a block up to and
 // including its next memory operation (sim/ops.h). The phases follow the README's description of the kernels.
 //
 // Block b of B per rank, T threads (lanes) each, rank r; thread g = b*T + lane of B*T. Flat pack index
@@ -36,14 +36,15 @@
 #include <stdexcept>
 #include <vector>
 
+#include "reference/kernel_schedule.h"
 #include "sim/checker.h"
 #include "sim/detail/kernel_support.h"
 
 namespace ar::sim::detail {
 namespace {
 
-constexpr std::uint32_t kPollGroup = 4;      ///< slots whose loads are in flight together (cuda kPollGroup)
-constexpr std::uint32_t kGatherUnroll = 2;   ///< BROADCAST polls in flight per thread (cuda kUnroll)
+// kPollGroup and kPacksPerLoopStep (the BROADCAST polls in flight per thread) are the kernels' own, from
+// reference/kernel_schedule.h.
 constexpr std::uint32_t kAdvanceStores = 4;  ///< st_v4 words 0-3, st_v4 words 4-7, st_u32 word 8, st_u32 word 12
 
 // The clear comes right after the stores, as in the kernels (it fills the wait for the peers' stores).
@@ -83,11 +84,7 @@ Grid grid_of(const CtaState& c, const KernelEnv& env) {
   return q;
 }
 
-/// A pack of the call: token and pack within the row.
-struct Item {
-  std::uint32_t token = 0;
-  std::uint32_t pack = 0;
-};
+/// The pack at flat index `flat` of the call.
 Item item_of(std::uint32_t flat, const Grid& q) { return {flat / q.row_packs, flat % q.row_packs}; }
 
 /// The flat pack of the current iteration of a grid-stride loop over the round's packs (phases 2 and 3).
@@ -117,7 +114,7 @@ std::uint32_t other_packs(const CtaState& c, const KernelEnv& env, const Grid& q
   return (q.t1 - q.t0) * q.row_packs - owned_packs(c, env, q);
 }
 /// The walk index of the first of the (up to) two packs of this iteration, and how many there are.
-std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kGatherUnroll * q.threads; }
+std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kPacksPerLoopStep * q.threads; }
 std::uint32_t gather_count(const CtaState& c, const KernelEnv& env, const Grid& q) {
   const std::uint32_t base = gather_base(c, q), end = other_packs(c, env, q);
   return base >= end ? 0 : (base + q.threads < end ? 2 : 1);
@@ -152,24 +149,6 @@ ClearShare clear_share(const CtaState& c, const KernelEnv& env) {
 }
 std::uint32_t clear_pack(const CtaState& c, const ClearShare& s, const Grid& q) {
   return s.begin + q.g + c.item * q.threads;
-}
-
-/// Slot words. ONESHOT [t][src] (one stage); TWOSHOT SCATTER [t/W][src] (stage 0) and BROADCAST [t] (stage 1).
-std::uint32_t oneshot_slot(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src) {
-  const std::int64_t element = (static_cast<std::int64_t>(it.token) * world(env) + src) * hidden(env) +
-                               static_cast<std::int64_t>(it.pack) * env.call.elements_per_pack;
-  return static_cast<std::uint32_t>(stage_word(c.current_buffer(), 0, 1, c.buffer_bytes(), element, elem_bytes(env)));
-}
-std::uint32_t scatter_slot(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src) {
-  const std::int64_t row = it.token / static_cast<std::uint32_t>(world(env));
-  const std::int64_t element =
-      (row * world(env) + src) * hidden(env) + static_cast<std::int64_t>(it.pack) * env.call.elements_per_pack;
-  return static_cast<std::uint32_t>(stage_word(c.current_buffer(), 0, 2, c.buffer_bytes(), element, elem_bytes(env)));
-}
-std::uint32_t broadcast_slot(const CtaState& c, const KernelEnv& env, Item it) {
-  const std::int64_t element = static_cast<std::int64_t>(it.token) * hidden(env) +
-                               static_cast<std::int64_t>(it.pack) * env.call.elements_per_pack;
-  return static_cast<std::uint32_t>(stage_word(c.current_buffer(), 1, 2, c.buffer_bytes(), element, elem_bytes(env)));
 }
 
 /// The next iteration of a grid-stride loop: the next lane, then the next stride.
@@ -237,41 +216,10 @@ bool poll_step(CtaState& c, KernelEnv& env, Item it, std::uint32_t word, const c
   if (!env.ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) return false;  // torn: later steps
   const std::uint32_t s = c.i;
   const bool full = keep_read(c, env, s);
-  if (full) {
-    // A full slot is what the kernel folds: every word must be this call's data from its source.
-    AcceptedPack a;
-    a.rank = c.rank;
-    a.cta = static_cast<int>(c.index);
-    a.call = env.call.index;
-    a.writer = static_cast<int>(s);
-    a.word = word;
-    a.slot = slot_name;
-    a.slot_detail = fmt::format("token {} pack {} source r{} in buffer {}", it.token, it.pack, s, c.current_buffer());
-    a.words = c.read_words;
-    a.ghosts = c.read_ghosts;
-    env.checker.on_pack_accepted(a);
-  }
+  // A full slot is what the kernel folds: every word must be this call's data from its source.
+  if (full) accept_polled(c, env, it, s, word, slot_name);
   if (c.sub == 0 || full) ++c.i;  // a retry stays on its slot until it is full
   return settle_poll(c, env);
-}
-
-/// The TWOSHOT gather of pack `flat` (iteration slot u): the words read were full.
-void gather_accept(CtaState& c, KernelEnv& env, std::uint32_t flat, const Grid& q, std::uint32_t word) {
-  const Item it = item_of(flat, q);
-  AcceptedPack a;
-  a.rank = c.rank;
-  a.cta = static_cast<int>(c.index);
-  a.call = env.call.index;
-  a.writer = static_cast<int>(it.token % static_cast<std::uint32_t>(world(env)));
-  a.word = word;
-  a.slot = "TWOSHOT BROADCAST slot";
-  a.slot_detail = fmt::format("token {} pack {} in buffer {}", it.token, it.pack, c.current_buffer());
-  a.words = c.read_words;
-  a.ghosts = c.read_ghosts;
-  env.checker.on_pack_accepted(a);
-  emit_outputs(c, env, it.token, it.pack, c.read_words, "TWOSHOT broadcast copied out", [&](int) {
-    return fmt::format("copied verbatim from BROADCAST token {} written by owner r{}", it.token, a.writer);
-  });
 }
 
 /// The gather's position after a load: on to the second pack's first load, to the retries, past full packs.
@@ -286,24 +234,19 @@ bool settle_gather(CtaState& c, const KernelEnv& env, std::uint32_t count) {
   return c.i >= count;
 }
 
-/// One of the four stores that advance the flags (cuda advance_flags), c.i = 0..3.
+/// One of the four stores that advance the flags (cuda advance_flags), c.i = 0..3: FlashInfer's three, then
+/// flag word 12 = calls + 1.
 void advance_store(CtaState& c, KernelEnv& env) {
-  const LamportFlags next = next_flags(c, env);
-  const Ghost ghost{WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)};
   switch (c.i) {
     case 0:
-    case 1: {
-      const std::size_t first = c.i == 0 ? 0 : 4;
-      env.ops.st_v4({c.rank, env.flags_word + static_cast<std::uint32_t>(first)},
-                    Pack{next.words[first], next.words[first + 1], next.words[first + 2], next.words[first + 3]},
-                    ghost);
+    case 1:
+      store_flags_half(c, env, /*high=*/c.i == 1);
       break;
-    }
     case 2:
-      env.ops.st_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 0, ghost);
+      reset_arrival_counter(c, env);
       break;
     default:
-      env.ops.st_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord}, c.call_word + 1, ghost);
+      env.ops.st_u32({c.rank, env.flags_word + kCallCounterWord}, c.call_word + 1, flags_ghost(c, env));
       break;
   }
   if (++c.i == kAdvanceStores) next_pc(c);
@@ -324,13 +267,11 @@ void step_ours(CtaState& c, KernelEnv& env) {
   switch (phase) {
     // 1. Thread 0 reads the flags (plain loads: the previous launch has completed) and the call counter.
     case Phase::kReadFlagsLow:
-      read_flags_half(c, env, /*high=*/false);
-      break;
     case Phase::kReadFlagsHigh:
-      read_flags_half(c, env, /*high=*/true);
+      read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh);
       break;
     case Phase::kReadCallWord:
-      c.call_word = ops.ld_u32({c.rank, env.flags_word + MemorySystem::kCallCounterWord});
+      c.call_word = ops.ld_u32({c.rank, env.flags_word + kCallCounterWord});
       env.checker.on_call_counter_read(c.rank, static_cast<int>(c.index), env.call.index, c.call_word);
       next_pc(c);
       break;
@@ -343,7 +284,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
         c.advance = 1;  // the only reader of the flags has read them (the mutation: block 0 assumes so)
       } else {
         const std::uint32_t before =
-            ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + MemorySystem::kArrivalWord}, 1);
+            ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
         const std::uint32_t last = env.config.mutation == Mutation::kLastArriverOffByOne ? blocks - 2 : blocks - 1;
         c.advance = before == last ? 2 : 0;
       }
@@ -374,11 +315,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
     case Phase::kPoll: {
       const Item it = item_of(round_pack(c, q), q);
       if (!poll_step(c, env, it, oneshot_slot(c, env, it, c.i), "ONESHOT slot")) break;
-      std::vector<std::uint32_t> operands;
-      const Pack result = fold_pack(c, env, nullptr, c.rank, operands);
-      emit_outputs(c, env, it.token, it.pack, result, "ONESHOT fold of the polled slots",
-                   [&](int e) { return fold_detail(c, env, it.token, it.pack, nullptr, c.rank, e); });
-      clear_registers(c);
+      fold_and_check(c, env, it, nullptr, "ONESHOT fold of the polled slots");
       next_iteration(c, env);
       break;
     }
@@ -388,12 +325,8 @@ void step_ours(CtaState& c, KernelEnv& env) {
       const Item it = owned_item(c, env, q);
       if (!c.broadcasting) {
         if (!poll_step(c, env, it, scatter_slot(c, env, it, c.i), "TWOSHOT SCATTER slot")) break;
-        std::vector<std::uint32_t> operands;
-        const Pack sum = fold_pack(c, env, nullptr, c.rank, operands);
         // My own token goes straight to my output; its BROADCAST slot in my buffer stays empty.
-        emit_outputs(c, env, it.token, it.pack, sum, "TWOSHOT fold of the owner's SCATTER slots",
-                     [&](int e) { return fold_detail(c, env, it.token, it.pack, nullptr, c.rank, e); });
-        clear_registers(c);
+        const Pack sum = fold_and_check(c, env, it, nullptr, "TWOSHOT fold of the owner's SCATTER slots");
         std::copy(sum.begin(), sum.end(), c.read_words.begin());  // the sum waits in registers
         c.broadcasting = true;
         c.i = c.rank == 0 ? 1 : 0;
@@ -413,7 +346,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       const std::uint32_t word = broadcast_slot(c, env, item_of(flat, q));
       if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
       const bool full = keep_read(c, env, c.i);
-      if (full) gather_accept(c, env, flat, q, word);
+      if (full) accept_broadcast(c, env, item_of(flat, q), word);
       if (c.sub == 0 || full) ++c.i;
       if (settle_gather(c, env, count)) {
         clear_registers(c);
@@ -424,11 +357,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
     // ONESHOT 3 / TWOSHOT 3. This round's share of the current dirty stage: sentinel stores into my own buffer.
     case Phase::kClearShare: {
       const ClearShare s = clear_share(c, env);
-      const std::int64_t byte = s.stage_byte + static_cast<std::int64_t>(clear_pack(c, s, q)) * kPackBytes;
-      const Pack empty{kLamportEmptyWord, kLamportEmptyWord, kLamportEmptyWord, kLamportEmptyWord};
-      // (An address past 2^32 words is clamped; the operation reports it out of bounds either way.)
-      ops.st_v4({c.rank, static_cast<std::uint32_t>(std::min<std::int64_t>(byte / 4, 0xFFFFFFF0))}, empty,
-                {WriteKind::kClear, static_cast<std::uint8_t>(c.rank), call_tag(env)});
+      store_clear(c, env, s.stage_byte + static_cast<std::int64_t>(clear_pack(c, s, q)) * kPackBytes);
       next_iteration(c, env);
       break;
     }
@@ -492,42 +421,18 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
   }
 }
 
-std::optional<WaitTarget> next_wait_ours(const CtaState& c, const KernelEnv& env) {
-  // Only a retry waits: the first loads of a group (or of the gather's two packs) are issued whatever they find.
-  if (c.sub != 1) return std::nullopt;
+std::optional<Item> polled_item_ours(const CtaState& c, const KernelEnv& env) {
   const Grid q = grid_of(c, env);
   switch (c.phase(env)) {
-    case Phase::kPoll: {
-      const Item it = item_of(round_pack(c, q), q);
-      return WaitTarget{{c.rank, oneshot_slot(c, env, it, c.i)}};
-    }
+    case Phase::kPoll:
+      return item_of(round_pack(c, q), q);
     case Phase::kReduce:
       if (c.broadcasting) return std::nullopt;
-      return WaitTarget{{c.rank, scatter_slot(c, env, owned_item(c, env, q), c.i)}};
+      return owned_item(c, env, q);
     case Phase::kGather:
-      return WaitTarget{{c.rank, broadcast_slot(c, env, item_of(gather_flat(c, env, q), q))}};
+      return item_of(gather_flat(c, env, q), q);
     default:
       return std::nullopt;
-  }
-}
-
-SlotDescription describe_slot_ours(const CtaState& c, const KernelEnv& env) {
-  const Grid q = grid_of(c, env);
-  const auto w = static_cast<std::uint32_t>(world(env));
-  switch (c.phase(env)) {
-    case Phase::kPoll: {
-      const Item it = item_of(round_pack(c, q), q);
-      return {fmt::format("ONESHOT slot [t={}][src={}] pack {}", it.token, c.i, it.pack), static_cast<int>(c.i)};
-    }
-    case Phase::kReduce: {
-      const Item it = owned_item(c, env, q);
-      return {fmt::format("SCATTER row {} [src={}] pack {} (token {})", it.token / w, c.i, it.pack, it.token),
-              static_cast<int>(c.i)};
-    }
-    default: {
-      const Item it = item_of(gather_flat(c, env, q), q);
-      return {fmt::format("BROADCAST token {} pack {}", it.token, it.pack), static_cast<int>(it.token % w)};
-    }
   }
 }
 

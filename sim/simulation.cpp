@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "sim/inputs.h"
+#include "sim/word_description.h"
 
 namespace ar::sim {
 namespace {
@@ -26,7 +27,7 @@ Simulation::Simulation(const SimConfig& config, const std::vector<CallContext>& 
       calls_(calls),
       chooser_(chooser),
       trace_(trace),
-      memory_(config.world_size, 3 * config.buffer_bytes),
+      memory_(config.world_size, kLamportBufferCount * config.buffer_bytes),
       checker_(config, record_outputs) {
   for (const CallContext& c : calls_) cta_stride_ = std::max(cta_stride_, static_cast<std::uint32_t>(c.ctas));
   const std::size_t total = static_cast<std::size_t>(config.world_size) * cta_stride_;
@@ -41,7 +42,7 @@ Simulation::Simulation(const SimConfig& config, const std::vector<CallContext>& 
   const LamportFlags flags = initial_flags(static_cast<std::uint32_t>(config.buffer_bytes));
   // The flags block: FlashInfer's nine words, the rest (our kernels' call counter among them) zero.
   for (int r = 0; r < config.world_size; ++r)
-    for (int i = 0; i < static_cast<int>(MemorySystem::kFlagWords); ++i)
+    for (int i = 0; i < kFlagsBlockWords; ++i)
       memory_.set_word(r, memory_.flag_word(i), i < LamportFlags::kWords ? flags.words[static_cast<std::size_t>(i)] : 0,
                        {WriteKind::kFlags, static_cast<std::uint8_t>(r), 0});
   for (int r = 0; r < config.world_size; ++r) start_launch(r);

@@ -21,7 +21,7 @@
 
 #include "sim/checker.h"
 #include "sim/config.h"
-#include "sim/lamport_kernel.h"
+#include "sim/cta_program.h"
 #include "sim/memory_model.h"
 #include "sim/scheduler.h"
 #include "sim/trace.h"

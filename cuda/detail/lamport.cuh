@@ -232,9 +232,9 @@ __device__ __forceinline__ bool poll_slots(const std::uint8_t* first, std::uint6
   return true;
 }
 
-/// Slots polled together: their loads are in flight at once; a chunk is polled group by group (the same
-/// values as whole-chunk passes, see poll_slots), which bounds the registers a pack needs.
-inline constexpr int kPollGroup = 4;
+/// Slots polled together (reference/kernel_schedule.h): their loads are in flight at once; a chunk is polled
+/// group by group (the same values as whole-chunk passes, see poll_slots), which bounds the registers a pack needs.
+using ::ar::kPollGroup;
 
 /// Folds the W slots of one pack in `chunk` order (ReductionOrder: 0 = one flat fold from +0; K = chunks of
 /// K ranks from +0, then an outer fold of chunk sums from +0), in ascending rank order.
@@ -359,7 +359,7 @@ __device__ __forceinline__ uint4 load_input(const void* input, std::uint32_t i) 
 /// Packs a thread handles per loop step (i, i + threads, ...): their loads are all in flight before the
 /// first use. The protocol stores and polls are volatile asm, which the compiler keeps in order, so
 /// without this each thread would have one memory operation in flight at a time.
-inline constexpr int kUnroll = 2;
+inline constexpr int kUnroll = ::ar::kPacksPerLoopStep;  // reference/kernel_schedule.h
 
 /// Loads and sanitises input packs base + u * threads (those below `last`).
 template <DType T>

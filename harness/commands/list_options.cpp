@@ -39,8 +39,7 @@ std::vector<int> world_list_option(const std::string& option, const std::string&
     const auto w = whole_number(item);
     if (!w) throw UsageError(fmt::format("{}: '{}' is not a number (give e.g. 2,8 or all)", option, item));
     if (*w > std::numeric_limits<int>::max() || !is_supported_world_size(static_cast<int>(*w)))
-      throw UsageError(fmt::format("{}: {} is not a supported world size ({})", option, item,
-                                   fmt::join(kWorldSizes, ", ")));
+      throw UsageError(fmt::format("{}: {} is not a supported world size ({})", option, item, world_sizes_text()));
     out.push_back(static_cast<int>(*w));
   }
   if (out.empty()) throw UsageError(fmt::format("{} names no world size", option));

@@ -143,8 +143,8 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
     if (report.handles_failed)
       report.allreduce_note = "the processes cannot share memory (see handles)";
     else if (!is_supported_world_size(job.processes()))
-      report.allreduce_note = fmt::format("{} processes is not a supported world size (2, 4, 8, 16, 32, 64)",
-                                          job.processes());
+      report.allreduce_note = fmt::format("{} processes is not a supported world size ({})",
+                                          job.processes(), world_sizes_text());
     else
       report.allreduce = probe_allreduce(*gpu, choice.device, job.processes(), {job.rank()}, handles,
                                          s.timeout_ms, fmt::format("{} processes, one rank each", job.processes()));

@@ -163,7 +163,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       ("calls", po::value(&s.calls_text)->default_value("oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1"),
        "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..], comma-separated")
       ("world,W", po::value(&s.world_text)->default_value("all"),
-       "world sizes to run, e.g. 2,8 (or all: 2..64; with P processes, those that are multiples of P)")
+       fmt::format("world sizes to run, e.g. 2,8 (or all: {}..{}; with P processes, those that are multiples of P)",
+                   kWorldSizes.front(), kMaxWorldSize).c_str())
       ("dtype,d", po::value(&dtype_text)->default_value("all"), "default dtype(s) of calls without dtype=: bf16,fp16,fp32 or all")
       ("tokens,N", po::value(&s.tokens)->default_value(1), "default N of calls without N=")
       ("hidden,D", po::value(&s.hidden)->default_value(1024), "default D of calls without D=")

@@ -10,7 +10,7 @@
 
 #include "harness/job/gpu_backend.h"
 #include "harness/job/handle_choice.h"
-#include "sim/call_sequence.h"
+#include "reference/call_sequence.h"
 
 namespace ar {
 

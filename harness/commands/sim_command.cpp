@@ -15,7 +15,7 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
 #include "harness/commands/options.h"
-#include "sim/call_sequence.h"
+#include "reference/call_sequence.h"
 #include "sim/mutation.h"
 #include "sim/search.h"
 
@@ -229,7 +229,8 @@ struct SimOptions {
 void add_sim_options(po::options_description& options, SimOptions& o) {
   // clang-format off
   options.add_options()
-      ("world-size,w", po::value(&o.world_size), "ranks W: 2, 4, 8, 16, 32 or 64 (single leg; default 4)")
+      ("world-size,w", po::value(&o.world_size),
+       fmt::format("ranks W: {} (single leg; default 4)", world_sizes_text(" or ")).c_str())
       ("tokens,n", po::value(&o.tokens), "N of calls that do not set it (default 3)")
       ("hidden,d", po::value(&o.hidden), "D of calls that do not set it; a multiple of 16/sizeof(T) (default 16)")
       ("dtype", po::value(&o.dtype_text), "bf16 | fp16 | fp32 for calls that do not set it (default bf16)")
@@ -339,7 +340,7 @@ sim::SearchLeg single_leg(const SimOptions& o, const po::variables_map& vm, cons
     schedule = *s;
   }
   if (!is_supported_world_size(o.world_size))
-    throw UsageError(fmt::format("world size {} is not supported (supported: 2, 4, 8, 16, 32, 64)", o.world_size));
+    throw UsageError(fmt::format("world size {} is not supported (supported: {})", o.world_size, world_sizes_text()));
   std::vector<CallSpec> specs;
   std::vector<ResolvedCall> calls;
   try {

@@ -32,7 +32,7 @@ std::uint64_t seeded_bits(std::uint64_t seed, std::uint64_t index);
 HostTensor random_input(DType dtype, int world, std::int64_t tokens, std::int64_t hidden, std::uint64_t seed,
                         int exponent_spread);
 
-/// Small integers in [-4, 4] (exact in every order for W <= 64).
+/// Small integers in [-4, 4] (exact in every order for every supported W, up to kMaxWorldSize).
 HostTensor exact_input(DType dtype, int world, std::int64_t tokens, std::int64_t hidden, std::uint64_t seed);
 
 /// The built-in adversarial input of `mnnvl-ar compare`: random values plus the edge scenarios that make

@@ -139,7 +139,7 @@ class ManifestReader {
     if (!parsed) refuse(where, fmt::format("unknown dtype '{}' (bf16, fp16 or fp32)", dtype));
     const std::uint64_t world = unsigned_field(c, "world_size", where);
     if (world > 64 || !is_supported_world_size(static_cast<int>(world)))
-      refuse(where, fmt::format("world_size {} is not supported (2, 4, 8, 16, 32, 64)", world));
+      refuse(where, fmt::format("world_size {} is not supported ({})", world, world_sizes_text()));
     const std::uint64_t tokens = unsigned_field(c, "tokens", where), hidden = unsigned_field(c, "hidden", where);
     if (tokens > kMaxExtent || hidden > kMaxExtent)
       refuse(where, fmt::format("tokens {} or hidden {} is out of range", tokens, hidden));

@@ -13,6 +13,7 @@
 
 #include "harness/job/asio.h"
 #include "harness/io/exit_codes.h"
+#include "reference/strategy.h"
 
 extern char** environ;
 
@@ -66,8 +67,8 @@ int take_spawn_option(std::vector<std::string>& args) {
     }
     char* end = nullptr;
     const long k = std::strtol(value.c_str(), &end, 10);
-    if (value.empty() || *end != '\0' || k < 1 || k > 64)
-      throw UsageError(fmt::format("--spawn {} is not a number of ranks between 1 and 64", value));
+    if (value.empty() || *end != '\0' || k < 1 || k > kMaxWorldSize)
+      throw UsageError(fmt::format("--spawn {} is not a number of ranks between 1 and {}", value, kMaxWorldSize));
     args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i + erase));
     return static_cast<int>(k);
   }

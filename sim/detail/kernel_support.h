@@ -1,6 +1,8 @@
-// What the two protocols' kernel programs share (sim/lamport_kernel.cpp: FlashInfer's; sim/our_kernels.cpp:
-// our kernels'): element bits of a pack, the sanitised input pack, slot addresses, the fold of the polled words
-// and the output check, the advanced flags. Internal to sim/: included by those two files only.
+// What the two protocols' kernel programs share (sim/flashinfer_kernels.cpp: FlashInfer's; sim/our_kernels.cpp:
+// our kernels'): element bits of a pack, the sanitised input pack, slot addresses, the handing of accepted
+// packs to the checker, the fold of the polled words and the output check, the clear store, the flag reads and
+// the stores that advance the flags; and each protocol's entry points, which sim/cta_program.cpp dispatches to.
+// Internal to sim/: included by those three files only (bodies in sim/detail/kernel_support.cpp).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +13,7 @@
 
 #include "reference/workspace.h"
 #include "sim/checker.h"
-#include "sim/lamport_kernel.h"
+#include "sim/cta_program.h"
 
 namespace ar::sim::detail {
 
@@ -44,12 +46,47 @@ inline std::int64_t stage_word(std::uint32_t buffer, int stage, int stages, std:
   return (stage_offset_bytes(static_cast<int>(buffer), stage, stages, bpb) + element * e_bytes) / 4;
 }
 
+/// A pack of the call: its token and the pack within the token's row.
+struct Item {
+  std::uint32_t token = 0;
+  std::uint32_t pack = 0;
+};
+
+/// Slot words in the buffer `c` read from the flags: ONESHOT [t][src] (one stage); TWOSHOT SCATTER [t / W][src]
+/// (stage 0) and BROADCAST [t] (stage 1).
+std::uint32_t oneshot_slot(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src);
+std::uint32_t scatter_slot(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src);
+std::uint32_t broadcast_slot(const CtaState& c, const KernelEnv& env, Item it);
+
+/// The slot a poll at `c`'s phase reads for `it`: ONESHOT slot [t][c.i] (kPoll), SCATTER [t / W][c.i]
+/// (kReduce) or BROADCAST [t] (kGather).
+std::uint32_t polled_slot(const CtaState& c, const KernelEnv& env, Item it);
+
+/// That slot for people, and the rank whose data it must hold (for describe_wait).
+struct SlotDescription {
+  std::string slot;
+  int writer = 0;
+};
+SlotDescription describe_polled_slot(const CtaState& c, const KernelEnv& env, Item it);
+
 inline Ghost data_ghost(const CtaState& c, const KernelEnv& env) {
   return {WriteKind::kData, static_cast<std::uint8_t>(c.rank), call_tag(env)};
+}
+inline Ghost flags_ghost(const CtaState& c, const KernelEnv& env) {
+  return {WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)};
 }
 
 /// Moves to the next phase of the program with the loop registers reset.
 void next_pc(CtaState& c);
+
+/// Hands the checker the pack a poll accepted from source `src` (words and ghosts in c.polled[src]), read at
+/// `word`: each of its words must be src's data of this call.
+void accept_polled(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src, std::uint32_t word,
+                   const char* slot_name);
+
+/// TWOSHOT: the BROADCAST pack `it` read at `word` (c.read_words) was full: the checker checks it is its owner's
+/// data of this call, and it is copied out verbatim as this rank's output.
+void accept_broadcast(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t word);
 
 /// Folds one pack from the polled words (c.polled, [W][4]): per element, reduce_element over the ranks' bits in
 /// the kernel's operand order (rank-order puts `folding_rank` first). `own` supplies the local value when it
@@ -78,6 +115,10 @@ void emit_outputs(const CtaState& c, const KernelEnv& env, std::uint32_t token, 
   }
 }
 
+/// Folds the polled pack `it` as this CTA's rank does (fold_pack), checks the sum as that rank's output (`how`
+/// says what it is), forgets the polled words and returns the sum.
+Pack fold_and_check(CtaState& c, const KernelEnv& env, Item it, const Pack* own, const char* how);
+
 /// The two flag-read phases both protocols share: `high` = false loads words 0-3, true loads words 4-7, hands
 /// the eight words to the checker and sizes the poll registers. Moves to the next phase.
 void read_flags_half(CtaState& c, KernelEnv& env, bool high);
@@ -85,21 +126,32 @@ void read_flags_half(CtaState& c, KernelEnv& env, bool high);
 /// Forgets the polled words (so equal program states hash equal in the exhaustive search).
 void clear_registers(CtaState& c);
 
+/// One store of a clear: the sentinel into the 16 bytes at byte `byte` of this rank's Lamport buffers.
+void store_clear(const CtaState& c, const KernelEnv& env, std::int64_t byte);
+
 /// The flags the launch leaves for the next one, from the flags `c` read (reference advance_flags; two-buffers
 /// rotates over two buffers).
 LamportFlags next_flags(const CtaState& c, const KernelEnv& env);
+
+/// The stores that advance the flags, in the kernels' order: st_v4 of the new words 0-3 (`high` = false), then
+/// 4-7 (true), then st_u32 of the arrival counter back to 0.
+void store_flags_half(const CtaState& c, const KernelEnv& env, bool high);
+void reset_arrival_counter(const CtaState& c, const KernelEnv& env);
+
+// FlashInfer's programs (sim/flashinfer_kernels.cpp).
+std::span<const Phase> flashinfer_program(const KernelEnv& env);
+void step_flashinfer(CtaState& c, KernelEnv& env);
+/// Advances `c` until it stands at a memory operation (or kDone).
+void normalize_flashinfer(CtaState& c, const KernelEnv& env);
+/// The pack a CTA at a poll (kPoll, kGather, kReduce before its broadcast) polls; nullopt elsewhere.
+std::optional<Item> polled_item_flashinfer(const CtaState& c, const KernelEnv& env);
 
 // Our kernels' programs (sim/our_kernels.cpp).
 std::span<const Phase> our_program(Strategy resolved);
 void step_ours(CtaState& c, KernelEnv& env);
 /// Advances `c` until it stands at a memory operation (or kDone).
 void normalize_ours(CtaState& c, const KernelEnv& env);
-std::optional<WaitTarget> next_wait_ours(const CtaState& c, const KernelEnv& env);
-/// The slot a blocked CTA polls and who writes it, for describe_wait.
-struct SlotDescription {
-  std::string slot;
-  int writer = 0;
-};
-SlotDescription describe_slot_ours(const CtaState& c, const KernelEnv& env);
+/// The pack a block at a poll (kPoll, kGather, kReduce before its broadcast) polls; nullopt elsewhere.
+std::optional<Item> polled_item_ours(const CtaState& c, const KernelEnv& env);
 
 }  // namespace ar::sim::detail

@@ -9,15 +9,10 @@
 #include <map>
 #include <set>
 
-#include "reference/all_reduce.h"
 #include "sim_test_support.h"
 
 namespace ar::sim::test {
 namespace {
-
-std::string describe_failure(const RunResult& r) {
-  return r.failure ? fmt::format("{}: {}", failure_kind_name(r.failure->kind), r.failure->message) : "none";
-}
 
 /// Our kernels' grid: a block cap (0: one pack per thread), threads per block, tokens per round (0: one round).
 struct Grid {
@@ -46,19 +41,9 @@ TEST_CASE("our kernels' protocol passes seeded random and adversarial schedules 
                             : world == 16 ? "twoshot:N=2,oneshot:N=1,twoshot:N=20,oneshot:N=3,twoshot:N=1"
                                           : "twoshot:N=2,oneshot:N=1,twoshot:N=3,oneshot:N=2";
   const int seeds = world <= 8 ? 30 : (world == 16 ? 8 : 2);
-  for (const Grid grid : {Grid{}, Grid{2, 2, 0}, Grid{3, 1, 2}}) {
-    const SimConfig config = ours(world, calls, world <= 16 ? 16 : 8, grid);
-    for (int s = 0; s < seeds; ++s) {
-      for (bool adversarial : {false, true}) {
-        const SeededRun run = run_once(config, 300 + s, adversarial);
-        INFO("W = " << world << " " << grid_text(grid) << ", seed " << 300 + s
-                    << (adversarial ? " adversarial" : " random"));
-        INFO(describe_failure(run.result));
-        REQUIRE(run.result.finished);
-        REQUIRE_FALSE(run.result.failure);
-      }
-    }
-  }
+  for (const Grid grid : {Grid{}, Grid{2, 2, 0}, Grid{3, 1, 2}})
+    require_seeded_passes(ours(world, calls, world <= 16 ? 16 : 8, grid), 300, seeds,
+                          fmt::format("W = {} {}", world, grid_text(grid)));
 }
 
 TEST_CASE("our kernels' protocol passes mixed sequences: strategy, N, D and dtype change between calls", "[cpu]") {
@@ -87,15 +72,7 @@ TEST_CASE("our kernels' outputs equal reference_all_reduce bit for bit on every 
   const SeededRun run = run_once(config, 2024, true, nullptr, /*record_outputs=*/true);
   INFO("W = " << world << " " << grid_text(grid) << ": " << describe_failure(run.result));
   REQUIRE(run.result.finished);
-  REQUIRE(run.outputs.size() == config.calls.size());
-  for (std::size_t k = 0; k < config.calls.size(); ++k) {
-    // Computed here from the inputs, independently of the expected tensors the checker compared against.
-    const HostTensor want = reference_all_reduce(run.calls[k].input, config.calls[k].requested, Profile::kFlashInfer);
-    for (int r = 0; r < world; ++r) {
-      INFO("call " << k << " rank " << r);
-      CHECK(run.outputs[k][static_cast<std::size_t>(r)] == want);
-    }
-  }
+  check_outputs_equal_reference(config, run);
 }
 
 TEST_CASE("the default search of our kernels' protocol passes", "[cpu]") {
@@ -183,7 +160,7 @@ TEST_CASE("our kernels issue only their operations; one block per launch advance
     const auto it = counts.find({rank, call, op});
     return it == counts.end() ? 0 : it->second;
   };
-  const std::uint32_t flags_word = static_cast<std::uint32_t>(3 * config.buffer_bytes / 4);
+  const std::uint32_t flags_word = static_cast<std::uint32_t>(kLamportBufferCount * config.buffer_bytes / 4);
   for (int k = 0; k < 4; ++k) {
     const int blocks = static_cast<int>(run.calls[static_cast<std::size_t>(k)].ctas);
     CHECK(blocks == (k == 0 || k == 3 ? 2 : 1));  // the cap of two blocks, or a one-pack call
@@ -197,7 +174,7 @@ TEST_CASE("our kernels issue only their operations; one block per launch advance
       int advancer = -1;
       for (const TraceEvent& e : trace.events()) {
         if (e.kind != TraceEvent::Kind::kOp || e.rank != r || e.call != k) continue;
-        if (e.name == "st_u32" && e.word == flags_word + 12)
+        if (e.name == "st_u32" && e.word == flags_word + kCallCounterWord)
           CHECK_THAT(e.detail, Catch::Contains(fmt::format("<- {:08x}", k + 1)));
         if (e.name == "st_v4" && e.word == flags_word) advancer = e.cta;
       }
@@ -221,22 +198,6 @@ TEST_CASE("our kernels issue only their operations; one block per launch advance
   }
 }
 
-/// Bytes of `rank`'s memory that clears of call `call` wrote (issued stores, from a trace).
-std::set<std::int64_t> cleared_bytes(const TraceRecorder& trace, int rank, int call) {
-  std::set<std::int64_t> bytes;
-  for (const TraceEvent& e : trace.events()) {
-    if (e.kind != TraceEvent::Kind::kOp || e.words == 0 || e.dest != rank) continue;
-    if (e.ghost.kind != WriteKind::kClear || e.ghost.call != call) continue;
-    for (std::int64_t b = e.word * 4; b < (e.word + e.words) * 4; ++b) bytes.insert(b);
-  }
-  return bytes;
-}
-std::set<std::int64_t> range(std::int64_t begin, std::int64_t count) {
-  std::set<std::int64_t> s;
-  for (std::int64_t b = begin; b < begin + count; ++b) s.insert(b);
-  return s;
-}
-
 TEST_CASE("our kernels clear the recorded layout, each round its share, exactly once", "[cpu]") {
   // W = 4, D = 16 bf16: ONESHOT N=3 records {384}; TWOSHOT N=5 records {256, 160}; rounds of one token (TWOSHOT:
   // four), at most two blocks of two threads.
@@ -250,11 +211,11 @@ TEST_CASE("our kernels clear the recorded layout, each round its share, exactly 
   const std::int64_t bpb = config.buffer_bytes;
   for (int r = 0; r < 4; ++r) {
     INFO("rank " << r);
-    CHECK(cleared_bytes(trace, r, 0).empty());
-    CHECK(cleared_bytes(trace, r, 1) == range(0 * bpb, 384));
-    std::set<std::int64_t> want = range(1 * bpb, 256);
-    for (std::int64_t b : range(1 * bpb + bpb / 2, 160)) want.insert(b);
-    CHECK(cleared_bytes(trace, r, 2) == want);
+    CHECK(bytes_written(trace, r, 0, WriteKind::kClear).empty());
+    CHECK(bytes_written(trace, r, 1, WriteKind::kClear) == byte_range(0 * bpb, 384));
+    std::set<std::int64_t> want = byte_range(1 * bpb, 256);
+    for (std::int64_t b : byte_range(1 * bpb + bpb / 2, 160)) want.insert(b);
+    CHECK(bytes_written(trace, r, 2, WriteKind::kClear) == want);
     // Exactly once: as many clear stores as 16-byte packs cleared.
     std::size_t stores = 0;
     for (const TraceEvent& e : trace.events())

@@ -5,32 +5,18 @@
 
 #include <catch2/catch.hpp>
 
-#include "reference/all_reduce.h"
 #include "sim_test_support.h"
 
 namespace ar::sim::test {
 namespace {
 
-std::string describe_failure(const RunResult& r) {
-  return r.failure ? fmt::format("{}: {}", failure_kind_name(r.failure->kind), r.failure->message) : "none";
-}
-
 TEST_CASE("the protocol passes seeded random and adversarial schedules at every world size", "[cpu]") {
-  const int world = GENERATE(2, 4, 8, 16, 32, 64);
+  const int world = GENERATE(from_range(kWorldSizes));
   // Tokens per call vary around W so TWOSHOT has ranks that own no token and ranks that own several.
   const std::string calls = world <= 8 ? "oneshot:N=3,twoshot:N=5,oneshot:N=2,twoshot:N=9,oneshot:N=1,auto:N=4"
                                        : "twoshot:N=2,oneshot:N=1,twoshot:N=3,oneshot:N=2";
   const SimConfig config = config_of(world, calls, world <= 16 ? 16 : 8);
-  const int seeds = world <= 16 ? 60 : 6;
-  for (int s = 0; s < seeds; ++s) {
-    for (bool adversarial : {false, true}) {
-      const SeededRun run = run_once(config, 100 + s, adversarial);
-      INFO("W = " << world << ", seed " << 100 + s << (adversarial ? " adversarial" : " random"));
-      INFO(describe_failure(run.result));
-      REQUIRE(run.result.finished);
-      REQUIRE_FALSE(run.result.failure);
-    }
-  }
+  require_seeded_passes(config, 100, world <= 16 ? 60 : 6, fmt::format("W = {}", world));
 }
 
 TEST_CASE("mixed sequences pass: strategy, N, D and dtype change between calls", "[cpu]") {
@@ -71,15 +57,7 @@ TEST_CASE("every rank's output of every call equals reference_all_reduce bit for
   const SeededRun run = run_once(config, 2024, true, nullptr, /*record_outputs=*/true);
   INFO(describe_failure(run.result));
   REQUIRE(run.result.finished);
-  REQUIRE(run.outputs.size() == config.calls.size());
-  for (std::size_t k = 0; k < config.calls.size(); ++k) {
-    // Computed here from the inputs, independently of the expected tensors the checker compared against.
-    const HostTensor want = reference_all_reduce(run.calls[k].input, config.calls[k].requested, Profile::kFlashInfer);
-    for (int r = 0; r < world; ++r) {
-      INFO("call " << k << " rank " << r);
-      CHECK(run.outputs[k][static_cast<std::size_t>(r)] == want);
-    }
-  }
+  check_outputs_equal_reference(config, run);
 }
 
 TEST_CASE("a failure reproduces exactly from its seed", "[cpu]") {

@@ -13,26 +13,6 @@
 namespace ar::sim::test {
 namespace {
 
-/// Bytes of `rank`'s memory that `kind` stores of call `call` wrote (issued stores, from a trace).
-std::set<std::int64_t> bytes_written(const TraceRecorder& trace, int rank, int call, WriteKind kind,
-                                     bool deliveries = false) {
-  std::set<std::int64_t> bytes;
-  for (const TraceEvent& e : trace.events()) {
-    const bool is_store = e.kind == TraceEvent::Kind::kOp && e.words > 0;
-    const bool is_delivery = e.kind == TraceEvent::Kind::kDelivery;
-    if (!(deliveries ? is_delivery : is_store)) continue;
-    if (e.dest != rank || e.ghost.kind != kind || e.ghost.call != call) continue;
-    for (std::int64_t b = e.word * 4; b < (e.word + e.words) * 4; ++b) bytes.insert(b);
-  }
-  return bytes;
-}
-
-std::set<std::int64_t> range(std::int64_t begin, std::int64_t count) {
-  std::set<std::int64_t> s;
-  for (std::int64_t b = begin; b < begin + count; ++b) s.insert(b);
-  return s;
-}
-
 TEST_CASE("SPEC 4.2 [inferred] why three buffers: confirmed", "[cpu]") {
   // With two buffers, a peer that finished call k+1 (it needs only my k+1 data) writes its k+2 data into the
   // buffer I am still clearing in k+1. The exhaustive search finds that race at W = 2 with one pack.
@@ -81,10 +61,10 @@ TEST_CASE("SPEC 4.3 [inferred] mixed strategies clear the recorded layout: confi
     INFO("rank " << r);
     // ONESHOT -> TWOSHOT: TWOSHOT clears dirty stage 0 at dirty*BPB with the ONESHOT byte count, and skips
     // stage 1 because the ONESHOT launch recorded one stage.
-    CHECK(bytes_written(trace, r, 1, WriteKind::kClear) == range(0 * bpb, 384));
+    CHECK(bytes_written(trace, r, 1, WriteKind::kClear) == byte_range(0 * bpb, 384));
     // TWOSHOT -> ONESHOT: ONESHOT clears both dirty stages, at dirty*BPB and dirty*BPB + BPB/2.
-    std::set<std::int64_t> want = range(1 * bpb, 256);
-    for (std::int64_t b : range(1 * bpb + bpb / 2, 160)) want.insert(b);
+    std::set<std::int64_t> want = byte_range(1 * bpb, 256);
+    for (std::int64_t b : byte_range(1 * bpb + bpb / 2, 160)) want.insert(b);
     CHECK(bytes_written(trace, r, 2, WriteKind::kClear) == want);
   }
   // Clearing with the launch's own layout instead breaks exactly this switch.
@@ -144,7 +124,7 @@ TEST_CASE("SPEC 4.1 TWOSHOT's -0 -> +0 before the broadcast matters only at W >=
   // The arithmetic: the cancelling pair -(2^-126 + ulp) on rank 0 and 2^-126 on rank W-1 sums to a negative
   // subnormal that FTZ flushes to -0 inside the first chunk (W <= 16) or in the outer add (W >= 32). For
   // W <= 16 the chunk close A(+0, -0) = +0 already removes it; only two or more chunks of 16 can produce -0.
-  for (int world : {2, 4, 8, 16, 32, 64}) {
+  for (int world : kWorldSizes) {
     std::vector<std::uint32_t> bits(static_cast<std::size_t>(world), 0u);
     bits.front() = 0x8081u;  // bf16 -(2^-126 + 2^-133)
     bits.back() = 0x0080u;   // bf16 2^-126

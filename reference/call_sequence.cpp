@@ -1,4 +1,4 @@
-#include "sim/call_sequence.h"
+#include "reference/call_sequence.h"
 
 #include <fmt/format.h>
 

@@ -1,5 +1,5 @@
-// Tests of the call-sequence grammar (sim/call_sequence.h), shared by `sim --calls` and `run --calls`.
-#include "sim/call_sequence.h"
+// Tests of the call-sequence grammar (reference/call_sequence.h), shared by `sim --calls` and `run --calls`.
+#include "reference/call_sequence.h"
 
 #include <catch2/catch.hpp>
 

@@ -1,25 +1,10 @@
-// The per-CTA programs of the ONESHOT and TWOSHOT kernels (SPEC sections 4 and 5) as resumable state machines:
-// each step_cta call runs one CTA up to and including its next memory operation (sim/ops.h), so the scheduler
-// can interleave every operation of every CTA of every rank. Simulation calls step_cta; the phases are numbered
-// as in the README's algorithm description.
-//
-// (With Arrival::kAfterFlags, the arrival our kernels were first designed with, every CTA arrives right after
-// step 1 instead, and CTA 0 issues fence_acq_rel_gpu after its counter spin.)
-//
-// Protocol::kOurs runs our kernels' programs instead (sim/our_kernels.cpp, described there); step_cta,
-// next_wait and describe_wait dispatch on the protocol.
-//
-// ONESHOT, CTA (token t, packs of lanes), rank r:
-//   1. read the flags (two ld_v4)         4. clear every dirty stage (grid-stride st_v4 of the sentinel)
-//   2. store the input pack into slot     5. poll the other ranks' slots [t][src] until one pass is clean,
-//      [t][r] of every rank                  fold with reduce_element, compare with the reference
-//   3. arrive (bar_cta_sync, red)         6. CTA 0: wait for every arrival, rotate the flags, reset the counter
-// TWOSHOT, CTA (token t, lanes), rank r:
-//   1. read the flags                     5. clear dirty stage 1
-//   2. scatter the pack to owner t % W    6. arrive
-//   3. clear dirty stage 0                7. poll BROADCAST[t] until clean, copy it out
-//   4. owner: poll SCATTER for all W      8. CTA 0: wait, rotate the flags, reset the counter
-//      sources, fold, broadcast the sum
+// A simulated CTA of either protocol's kernels: its registers and program position (CtaState), the phases a
+// program is made of (Phase), what a program needs besides its own state (KernelEnv), and the entry points
+// Simulation drives. step_cta runs one CTA up to and including its next memory operation (sim/ops.h), so the
+// scheduler can interleave every operation of every CTA of every rank; next_wait and describe_wait say what a
+// blocked CTA waits for. Each dispatches on the protocol: Protocol::kFlashInfer runs FlashInfer's kernels as
+// SPEC describes them (sim/flashinfer_kernels.cpp), Protocol::kOurs our kernels (sim/our_kernels.cpp); what
+// the two share is in sim/detail/kernel_support.h.
 #pragma once
 
 #include <array>
@@ -37,7 +22,8 @@ namespace ar::sim {
 
 class Checker;
 
-/// Program counter values; each strategy runs a fixed list of them (kOneShotProgram, kTwoShotProgram).
+/// Program counter values; each protocol runs a fixed list of them per strategy (its kOneShotProgram and
+/// kTwoShotProgram). Step numbers are FlashInfer's, as sim/flashinfer_kernels.cpp numbers its phases.
 enum class Phase : std::uint8_t {
   kReadFlagsLow,    ///< ld_v4 of flag words 0-3
   kReadFlagsHigh,   ///< ld_v4 of flag words 4-7
@@ -133,11 +119,5 @@ bool wait_fails(const WaitTarget& target, const Pack& words, Mutation m);
 
 /// What a blocked CTA waits for, in words, for deadlock reports: the slot, its location and the words seen.
 std::string describe_wait(const CtaState& cta, const KernelEnv& env, const MemorySystem& memory);
-
-/// A word's location for people: "rank 1 buffer 2 +96 B" or "rank 1 flag word 8".
-std::string describe_word(const SimConfig& config, int rank, std::uint32_t word);
-
-/// A word's provenance: "init", "clear by r1 in call 2", "data from r0 in call 3", "flags of r1 call 2".
-std::string describe_ghost(Ghost g);
 
 }  // namespace ar::sim
