@@ -19,7 +19,7 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
 #include "harness/job/call_timing.h"
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 #include "harness/job/gpu_job.h"
 #include "harness/job/job.h"
 #include "harness/job/spawn.h"

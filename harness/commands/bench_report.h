@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "harness/job/gpu_backend.h"
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 #include "harness/job/handle_choice.h"
 
 namespace ar {

@@ -15,7 +15,7 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/golden_cases.h"
 #include "harness/job/gpu_backend.h"
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 #include "harness/commands/job_options.h"
 #include "harness/commands/list_options.h"
 #include "harness/job/job.h"

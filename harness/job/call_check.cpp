@@ -8,7 +8,7 @@
 #include <fmt/ostream.h>
 
 #include "harness/io/sha256.h"
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 
 namespace ar {
 namespace {

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 #include "harness/job/rendezvous.h"
 
 namespace ar {

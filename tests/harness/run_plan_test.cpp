@@ -4,7 +4,7 @@
 
 #include "harness/commands/run_plan.h"
 #include "harness/io/golden_manifest.h"
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 
 using namespace ar;
 

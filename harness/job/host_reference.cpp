@@ -1,4 +1,4 @@
-#include "harness/job/gpu_check.h"
+#include "harness/job/host_reference.h"
 
 #include <algorithm>
 #include <cstring>
