@@ -1,7 +1,7 @@
-// The host side of checking and timing a GPU call (`run`, `bench`, `probe`): the reference computed on several threads (the same bits
-// as reference_all_reduce), a bit comparison that is fast when nothing differs, seeded full-mantissa inputs
-// made on several threads, and the memory traffic a call must move (SPEC section 5), which bench divides by
-// the measured copy bandwidth.
+// The host side of checking and timing a GPU call (`run`, `bench`, `probe`): the reference computed on
+// several threads (the same bits as reference_all_reduce), a bit comparison that is fast when nothing
+// differs, seeded full-mantissa inputs made on several threads, and the memory traffic a call must move
+// (SPEC section 5), which bench divides by the measured copy bandwidth.
 #pragma once
 
 #include <cstdint>
