@@ -11,7 +11,9 @@
 #
 #   scripts/gpu_suite.sh STAGE... [OUT_DIR]
 #
-# stages: smoke tests sanitize run multiprocess bench bench-small all (one GPU is enough), and on a machine
+# stages: smoke tests sanitize run multiprocess bench bench-small all (one GPU is enough), ab (this build
+# against an earlier one whose dist folder AR_DIST_BEFORE names: the sha256 of every rank output of the same
+# `run --digests` calls, and small-size and 256 MiB times measured back to back, alternating), and on a machine
 # with 2+ GPUs: two-gpu (bit-exactness across NVLink, one process driving both and one process per GPU,
 # probe) and two-gpu-bench (the sweep against NCCL on the same GPUs). NCCL is found inside the machine's
 # Python environment unless AR_NCCL_LIB names it.
@@ -43,7 +45,7 @@ out="${TMPDIR:-/tmp}/mnnvl-ar-gpu-suite"
 stages=()
 for a in "$@"; do
   case "$a" in
-    smoke|tests|sanitize|run|multiprocess|bench|bench-small|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
+    smoke|tests|sanitize|run|multiprocess|bench|bench-small|ab|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
     *) out="$a" ;;
   esac
 done
@@ -71,7 +73,7 @@ run_logged() {
 # "all" means every one-GPU stage; the two-GPU stages run only when named.
 has() {
   local s
-  for s in "${stages[@]}"; do [[ "$s" == "$1" || ("$s" == all && "$1" != two-gpu*) ]] && return 0; done
+  for s in "${stages[@]}"; do [[ "$s" == "$1" || ("$s" == all && "$1" != two-gpu* && "$1" != ab) ]] && return 0; done
   return 1
 }
 
@@ -219,6 +221,50 @@ fi
 if has bench; then
   run_logged bench_sweep 420 "$cli" bench -b 4K -e 256M -f 4 -n 20 -w 5 -G 5 -d all -s all -W 2,8 \
     --label commit="$commit" -J "$out/bench.json"
+fi
+
+if has ab; then
+  # The same calls through an earlier build and this one: every rank output must have the same sha256, and the
+  # times are compared run for run, before and after alternating so that drift falls on both.
+  before="${AR_DIST_BEFORE:?ab needs AR_DIST_BEFORE, the dist folder of the earlier build}"
+  ab_run=(run --world all --dtype all --inputs random --repeat 2 --timeout-ms 10000 --digests
+          --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32,oneshot:N=1,twoshot:N=3:D=2880,auto:N=200:D=2880,twoshot:N=257:dtype=fp16)
+  run_logged ab_run_before 300 env LD_LIBRARY_PATH="$before" "$before/mnnvl-ar" "${ab_run[@]}" --json "$out/logs/ab_run_before.json"
+  run_logged ab_run_after 300 "$cli" "${ab_run[@]}" --json "$out/logs/ab_run_after.json"
+  run_logged ab_golden_before 300 env LD_LIBRARY_PATH="$before" "$before/mnnvl-ar" run --inputs golden --data data --digests \
+    --json "$out/logs/ab_golden_before.json"
+  run_logged ab_golden_after 300 "$cli" run --inputs golden --data data --digests --json "$out/logs/ab_golden_after.json"
+  compare_digests "$out/ab_compare.txt" "$out/logs/ab_run_before.json" "$out/logs/ab_run_after.json"
+  note "$(printf '%-28s rc=%-3s        %s' ab_compare "$?" "$(tail -n 1 "$out/ab_compare.txt")")"
+  for round in 1 2; do
+    for side in before after; do
+      bin="$cli"; lib="$dist"
+      [[ $side == before ]] && bin="$before/mnnvl-ar" && lib="$before"
+      run_logged "ab_small_${side}_$round" 200 env LD_LIBRARY_PATH="$lib" "$bin" bench -b 4K -e 64K -f 2 -n 50 -w 10 \
+        -G 20 -d bf16 -s all -W 2 -J "$out/ab_small_${side}_$round.json"
+      run_logged "ab_large_${side}_$round" 200 env LD_LIBRARY_PATH="$lib" "$bin" bench -b 256M -e 256M -n 20 -w 5 \
+        -G 5 -d bf16 -s all -W 2 -J "$out/ab_large_${side}_$round.json"
+    done
+  done
+  python3 - "$out" >"$out/ab_times.txt" 2>&1 <<'PY'
+import glob, json, statistics, sys
+out = sys.argv[1]
+def rows(side, kind):
+    times = {}
+    for path in sorted(glob.glob(f"{out}/ab_{kind}_{side}_*.json")):
+        for r in json.load(open(path))["rows"]:
+            times.setdefault((r["size"], r["strategy"]), []).append(r["time_us"])
+    return {k: statistics.median(v) for k, v in times.items()}
+worst = 0.0
+for kind in ("small", "large"):
+    b, a = rows("before", kind), rows("after", kind)
+    for key in sorted(b):
+        ratio = a[key] / b[key]
+        worst = max(worst, abs(ratio - 1))
+        print(f"{kind:5} {key[0]:>10} {key[1]:8} before {b[key]:9.2f} us  after {a[key]:9.2f} us  after/before {ratio:.4f}")
+print(f"largest change {100 * worst:.2f}%")
+PY
+  note "$(printf '%-28s        %s' ab_times "$(tail -n 1 "$out/ab_times.txt")")"
 fi
 
 if has two-gpu || has two-gpu-bench; then
