@@ -54,7 +54,7 @@ HeaderParts random_parts(std::mt19937_64& rng) {
   h.descr = kDescr[rng() % 5];
   h.fortran = rng() % 2;
   for (std::uint64_t n = rng() % 5; n > 0; --n) {
-    const int bits = static_cast<int>(rng() % 64);
+    const int bits = 1 + static_cast<int>(rng() % 64);  // 1..64: a shift by 64 would be undefined
     h.shape.push_back(static_cast<std::int64_t>(rng() >> (64 - bits) >> 1));
   }
   return h;
