@@ -126,6 +126,6 @@ TEST_CASE("a process whose token is wrong is refused and both end within the tim
   INFO("rank 0: " << read("r0") << "\nrank 1: " << read("r1"));
   CHECK(read("c0") == "1\n");
   CHECK(read("c1") == "1\n");
-  CHECK_THAT(read("r1"), Catch::Contains("refused this process: the shared token does not match"));
+  CHECK_THAT(read("r1"), Catch::Contains("refused this process: rank 1 presented a proof that does not match"));
   CHECK_THAT(read("r0"), Catch::Contains("waiting for rank 1 to join") && Catch::Contains("1 connection refused"));
 }
