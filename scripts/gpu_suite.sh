@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU suite: what the GPU machine runs against binaries built elsewhere (the machine has no Boost, Eigen,
-# Catch2 or fmt development files). Build first, on a machine with the toolchain:
+# Catch2, fmt or OpenSSL development files). Build first, on a machine with the toolchain (Boost_USE_STATIC_LIBS
+# also links libcrypto statically: the GPU machine may carry another libcrypto version or none):
 #
 #   cmake -S . -B build-cuda -G Ninja -DMNNVL_AR_CUDA=ON -DBoost_USE_STATIC_LIBS=ON -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test \
@@ -32,7 +33,8 @@ if [[ "${1:-}" == "pack" ]]; then
   mkdir -p "$dist"
   cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" \
     "$build/tests/cuda/cuda_multi_process_test" "$build/tests/cuda/cuda_multi_gpu_test" "$dist/"
-  # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader).
+  # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader):
+  # libcrypto.so.3 too, should a build link it dynamically.
   ldd "$dist/mnnvl-ar" "$dist"/cuda_*_test | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
     while read -r lib; do cp -L "$lib" "$dist/"; done

@@ -3,7 +3,7 @@
 # it prints the exact line to run and exits 1. The CUDA toolkit is optional and not installed here.
 set -euo pipefail
 packages=(cmake ninja-build g++ libboost-program-options-dev libboost-dev libeigen3-dev catch2
-          nlohmann-json3-dev libfmt-dev)
+          nlohmann-json3-dev libfmt-dev libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,21 +11,24 @@ const char* const kJobHelp =
     "  Open MPI     OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK/_LOCAL_SIZE; MPICH: PMI_RANK, PMI_SIZE (with\n"
     "               MASTER_ADDR and MASTER_PORT, or --rendezvous, naming rank 0's host and a free port)\n"
     "  --spawn K    this command starts K processes on this host itself (rank 0 is this one)\n"
-    "Rank 0 listens on the port; every process must present the same token ($MNNVL_AR_TOKEN, the file\n"
-    "$MNNVL_AR_TOKEN_FILE, or --token-file; --spawn makes one up). A process uses GPU LOCAL_RANK % (GPUs it\n"
-    "sees); several ranks may share a GPU (they time-slice: right for checking bits, not for timing). With W\n"
-    "ranks and P processes each process runs W / P of them (W must be a multiple of P). Before any kernel\n"
-    "runs the processes compare what they will do and refuse, naming the difference; a process that dies\n"
-    "makes the others stop within the timeouts, naming it. Only rank 0 prints results; every process exits\n"
-    "with the same code when the job ends normally. Memory is shared through POSIX file descriptors on one\n"
-    "host or fabric handles across hosts (--handles; see SPEC section 8).";
+    "Rank 0 listens on the port. A job of several processes needs a token, the same on every process\n"
+    "($MNNVL_AR_TOKEN, the file $MNNVL_AR_TOKEN_FILE, or --token-file; --spawn makes its own), and refuses to\n"
+    "start without one. The token is never sent: rank 0 and each rank prove to each other that they know it\n"
+    "(HMAC-SHA256 over fresh nonces), so a process that takes the port first can neither join nor pose as\n"
+    "rank 0. Use a random token of 128 bits or more: export MNNVL_AR_TOKEN=$(openssl rand -hex 16). A process\n"
+    "uses GPU LOCAL_RANK % (GPUs it sees); several ranks may share a GPU (they time-slice: right for checking\n"
+    "bits, not for timing). With W ranks and P processes each process runs W / P of them (W must be a\n"
+    "multiple of P). Before any kernel runs the processes compare what they will do and refuse, naming the\n"
+    "difference; a process that dies makes the others stop within the timeouts, naming it. Only rank 0 prints\n"
+    "results; every process exits with the same code when the job ends normally. Memory is shared through\n"
+    "POSIX file descriptors on one host or fabric handles across hosts (--handles; see SPEC section 8).";
 
 void add_job_options(po::options_description& options, JobOptions& job) {
   options.add_options()
       ("rendezvous", po::value(&job.rendezvous)->default_value(""),
        "HOST:PORT where rank 0 listens (default: MASTER_ADDR:MASTER_PORT or the launcher's)")
       ("token-file", po::value(&job.token_file)->default_value(""),
-       "file holding the job's shared token (default: $MNNVL_AR_TOKEN, else $MNNVL_AR_TOKEN_FILE)")
+       "file whose first line is the job's token (default: $MNNVL_AR_TOKEN, else the file $MNNVL_AR_TOKEN_FILE)")
       ("rendezvous-timeout-ms", po::value(&job.timeout_ms)->default_value(60000),
        "how long any process waits for a peer (joining, gathering results) before giving up");
 }

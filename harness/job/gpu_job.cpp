@@ -156,9 +156,6 @@ void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, st
                  "notice: {} share {}: processes on one GPU take turns on it (time slices), so this checks bits, "
                  "not speed\n",
                  ranks_text(ranks), where);
-  if (job.token_is_empty())
-    fmt::print(err, "notice: no shared token is set ($MNNVL_AR_TOKEN, $MNNVL_AR_TOKEN_FILE or --token-file): any "
-                    "process that reaches the rendezvous port may join\n");
 }
 
 SharingFacts local_sharing_facts(const Job& job, GpuBackend& backend, int device) {

@@ -61,8 +61,8 @@ std::vector<int> splittable_worlds(const std::vector<int>& worlds, int parts, bo
 std::vector<int> runnable_worlds(const Job& job, const std::vector<int>& worlds, const std::vector<int>& devices,
                                  bool all, std::ostream& err);
 
-/// Rank 0 prints where every process runs (host, GPU, PCI id), a notice when ranks share a GPU, and one
-/// when the job has no token. A collective call: every process must make it.
+/// Rank 0 prints where every process runs (host, GPU, PCI id) and a notice when ranks share a GPU. A
+/// collective call: every process must make it.
 void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err);
 
 /// What this process knows about sharing memory from `device` (attributes, NVML, IMEX); no trial yet.

@@ -16,14 +16,6 @@
 namespace ar {
 namespace {
 
-std::string read_first_line(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("--token-file {}: cannot read it", path));
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 /// "host:port" -> (host, port); the host may be a bracketed IPv6 literal.
 std::pair<std::string, std::uint16_t> parse_endpoint(const std::string& text) {
   const std::size_t colon = text.rfind(':');
@@ -72,6 +64,10 @@ Job::Job(int spawn, std::string_view command, const std::vector<std::string>& ar
     : timeout_ms_(options.timeout_ms) {
   if (options.timeout_ms <= 0) throw UsageError("--rendezvous-timeout-ms must be positive");
   const LaunchInfo outer = detect_launch(process_environment());
+  // Read before any rank is spawned, so a bad token file starts nothing.
+  std::string token = options.token_file.empty()
+                          ? std::string()
+                          : read_token_file(options.token_file, "--token-file " + options.token_file);
   if (spawn > 0) {
     if (outer.world_size > 1)
       throw UsageError(fmt::format("--spawn {} starts a job of its own, but this process is already rank {} of {} "
@@ -93,13 +89,21 @@ Job::Job(int spawn, std::string_view command, const std::vector<std::string>& ar
   r.world_size = launch_.world_size;
   r.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_ms));
   r.program_version = MNNVL_AR_VERSION;
-  r.token = options.token_file.empty() ? token_from_environment() : read_first_line(options.token_file);
-  token_empty_ = r.token.empty();
   if (launch_.world_size > 1) {
     if (launch_.address.empty() || launch_.port == 0)
       throw UsageError(fmt::format(
           "this process is rank {} of {} ({}), but nothing says where rank 0 listens: set MASTER_ADDR and "
           "MASTER_PORT (rank 0's host and a free port) or pass --rendezvous HOST:PORT",
+          launch_.rank, launch_.world_size, launch_.launcher));
+    r.token = token.empty() ? token_from_environment() : token;  // --spawn has put its own in the environment
+    // Without a token any process that reaches the port could join the job, or pose as rank 0 and hand
+    // the ranks its own plan; so a job of several processes refuses before it listens or connects.
+    if (r.token.empty())
+      throw UsageError(fmt::format(
+          "this process is rank {} of {} ({}), but no token is set: the processes of a job prove to each other "
+          "that they know one secret token before any of them is trusted. Set the same token on every process, "
+          "e.g. export MNNVL_AR_TOKEN=$(openssl rand -hex 16) before starting them, or name a file holding it "
+          "with $MNNVL_AR_TOKEN_FILE or --token-file FILE (--spawn makes its own)",
           launch_.rank, launch_.world_size, launch_.launcher));
     r.address = launch_.address;
     r.port = launch_.port;

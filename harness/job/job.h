@@ -28,8 +28,9 @@ class Job {
  public:
   /// Detects the launch (detect_launch); with `spawn` > 0 starts ranks 1..spawn-1 as fresh runs of this
   /// program with `command` and `args` (this process becomes rank 0); then joins the rendezvous. Throws
-  /// UsageError (bad launcher variables, --spawn under a launcher, no address to meet at, unreadable token
-  /// file) or RendezvousError (a peer never came, was refused, or differs in version).
+  /// UsageError (bad launcher variables, --spawn under a launcher, no address to meet at, no token for a job
+  /// of several processes, an unreadable token file) before listening or connecting, or RendezvousError (a
+  /// peer never came, was refused, failed to prove the token, or differs in version).
   Job(int spawn, std::string_view command, const std::vector<std::string>& args, const JobOptions& options);
   ~Job();
   Job(const Job&) = delete;
@@ -43,7 +44,6 @@ class Job {
   Rendezvous& rendezvous() { return *rendezvous_; }
   const std::string& host() const { return host_; }        ///< host name
   const std::string& host_id() const { return host_id_; }  ///< host name and boot id: one per machine
-  bool token_is_empty() const { return token_empty_; }
   /// "--spawn" for a job this process started, else the launcher detect_launch found.
   std::string launcher() const { return spawned_ ? "--spawn" : launch_.launcher; }
 
@@ -65,7 +65,6 @@ class Job {
   std::unique_ptr<Rendezvous> rendezvous_;
   std::string host_, host_id_;
   double timeout_ms_ = 60000;
-  bool token_empty_ = false;
 };
 
 /// A stream that drops everything: what the ranks other than 0 print their tables to.

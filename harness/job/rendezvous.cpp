@@ -9,7 +9,12 @@
 
 #include "harness/job/asio.h"
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
+#include "harness/io/exit_codes.h"
 #include "harness/job/wire_format.h"
 
 namespace ar {
@@ -19,27 +24,114 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Constant-time comparison, so a refused peer learns nothing from the timing.
-bool same_secret(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::min(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+// How long a connection may take to send its hello (at most; half the rendezvous timeout when that is
+// shorter): a slow or silent connection is dropped after this, so it cannot hold the real ranks queued
+// behind it for longer.
+constexpr std::chrono::seconds kHelloTimeout{5};
+
+// The fields of a hello, in order.
+enum HelloField : std::size_t { kHelloRank, kHelloWorld, kHelloVersion, kHelloNonce, kHelloProof, kHelloFields };
+
+std::string random_bytes(std::size_t n) {
+  std::string bytes(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n)) != 1)
+    throw RendezvousError("libcrypto has no random bytes for the rendezvous nonce");
+  return bytes;
 }
 
-std::string hello_payload(const RendezvousOptions& o) {
-  return wire::encode_list({o.token, std::to_string(o.rank), std::to_string(o.world_size), o.program_version});
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  std::string mac(EVP_MAX_MD_SIZE, '\0');
+  unsigned int length = 0;
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+            data.size(), reinterpret_cast<unsigned char*>(mac.data()), &length))
+    throw RendezvousError("HMAC-SHA256 failed in libcrypto");
+  mac.resize(length);
+  return mac;
 }
+
+// Constant-time comparison of two MACs, so a peer learns nothing from how long a refusal takes. The
+// sizes are public (kTagBytes), so comparing them first reveals nothing.
+bool same_mac(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// What the two ends of one connection agree on in the handshake. Every proof and key below is an HMAC of
+// these under the token with a label naming its purpose and direction, so a proof made for one
+// direction, one purpose, another connection (other nonces) or another job shape is worth nothing here.
+struct Session {
+  std::string root_nonce;  // rank 0's challenge
+  std::string rank_nonce;  // the rank's challenge
+  int rank = 0;
+  int world_size = 0;
+  std::string program_version;
+};
+
+// The MAC input: encode_list's length prefixes keep the fields apart, so no two sessions give one input.
+std::string transcript(std::string_view label, std::string_view first_nonce, std::string_view second_nonce,
+                       const Session& s) {
+  return wire::encode_list({std::string(label), std::string(first_nonce), std::string(second_nonce),
+                            std::to_string(s.rank), std::to_string(s.world_size), s.program_version,
+                            std::to_string(wire::kVersion)});
+}
+
+// The rank's proof answers rank 0's challenge; rank 0's proof answers the rank's, so each side's proof
+// covers the nonce it did not choose.
+std::string rank_proof(const std::string& token, const Session& s) {
+  return hmac_sha256(token, transcript("mnnvl-ar rank->0", s.root_nonce, s.rank_nonce, s));
+}
+std::string root_proof(const std::string& token, const Session& s) {
+  return hmac_sha256(token, transcript("mnnvl-ar 0->rank", s.rank_nonce, s.root_nonce, s));
+}
+// The keys of the frames after the handshake: never sent, and new with every connection's nonces.
+std::string rank_to_root_key(const std::string& token, const Session& s) {
+  return hmac_sha256(token, transcript("mnnvl-ar frames rank->0", s.root_nonce, s.rank_nonce, s));
+}
+std::string root_to_rank_key(const std::string& token, const Session& s) {
+  return hmac_sha256(token, transcript("mnnvl-ar frames 0->rank", s.root_nonce, s.rank_nonce, s));
+}
+
+// A whole decimal number from a peer, or nothing (atoi would take "1x" for 1).
+std::optional<int> parse_count(const std::string& text) {
+  if (text.empty() || text.size() > 9) return std::nullopt;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+// A reason from a peer that has not proved itself, fit for a terminal: control bytes (escape sequences
+// that could rewrite what the user sees) become '?'.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+  return out;
+}
+
+constexpr const char* kTokenHint = "every process needs the same MNNVL_AR_TOKEN, MNNVL_AR_TOKEN_FILE or --token-file";
 
 }  // namespace
 
-/// One connection: a socket and the decoder of what arrives on it.
+/// One connection: a socket, the decoder of what arrives on it, and once the handshake has proved the
+/// peer, the keys and counters that authenticate every frame after it.
 struct Link {
-  explicit Link(asio::io_context& io) : socket(io) {}
+  explicit Link(asio::io_context& io) : socket(io), decoder(wire::kMaxHandshakePayloadBytes) {}
   tcp::socket socket;
   wire::FrameDecoder decoder;
   std::array<char, 4096> chunk{};
   int peer = -1;  // rank at the other end, once known
+  bool authenticated = false;
+  std::string send_key, receive_key;
+  std::uint64_t sent = 0, received = 0;  // frames so far in each direction: the counter each tag covers
+
+  void authenticate(std::string send, std::string receive) {
+    send_key = std::move(send);
+    receive_key = std::move(receive);
+    authenticated = true;
+    decoder.set_max_payload(wire::kMaxPayloadBytes);
+  }
 };
 
 struct Rendezvous::Impl {
@@ -49,6 +141,10 @@ struct Rendezvous::Impl {
   std::uint32_t sequence = 0;
 
   Clock::time_point deadline() const { return Clock::now() + options.timeout; }
+
+  // How a rank names rank 0 before it has proved itself: whoever answers at the address may be another
+  // process.
+  std::string root_endpoint() const { return fmt::format("rank 0 at {}:{}", options.address, options.port); }
 
   // Runs the io_context until `done()` or `until`; at the deadline, cancels `pending` (their handlers then
   // run with operation_aborted) and returns false.
@@ -69,21 +165,55 @@ struct Rendezvous::Impl {
     return true;
   }
 
+  // Sends one frame; a frame after the handshake gets its tag (the link's send key over the next counter).
   void send(Link& link, wire::FrameType type, const std::string& payload) {
-    const std::string bytes = wire::encode({type, static_cast<std::uint32_t>(options.rank), sequence, payload});
+    wire::Frame frame{type, static_cast<std::uint32_t>(options.rank), sequence, payload, {}};
+    if (wire::is_authenticated(type)) {
+      if (!link.authenticated)
+        throw std::logic_error(fmt::format("a {} message to {} before the handshake", wire::type_name(type),
+                                           describe(link)));
+      frame.tag = hmac_sha256(link.send_key, wire::authenticated_content(frame, link.sent++));
+    }
+    const std::string bytes = wire::encode(frame);
     boost::system::error_code ec;
     asio::write(link.socket, asio::buffer(bytes), ec);
     if (ec) throw RendezvousError(fmt::format("rank {}: cannot send to {}: {}", options.rank, describe(link), ec.message()));
   }
 
   std::string describe(const Link& link) const {
-    return link.peer >= 0 ? fmt::format("rank {}", link.peer) : std::string("a connecting peer");
+    if (link.peer < 0) return "a connecting peer";
+    if (link.peer == 0 && !link.authenticated) return root_endpoint();
+    return fmt::format("rank {}", link.peer);
+  }
+
+  // Whether a frame that arrived may be used: before the handshake only handshake messages (nothing else
+  // from an unproven peer is looked at), after it only frames whose tag checks out under the link's
+  // receive key and counter. Returns why not.
+  std::optional<std::string> check_frame(Link& link, const wire::Frame& frame) {
+    if (!link.authenticated) {
+      if (!wire::is_authenticated(frame.type)) return std::nullopt;
+      return fmt::format("{} sent a '{}' message before it proved it knows the job's token{}; nothing in it was used",
+                         describe(link), wire::type_name(frame.type),
+                         link.peer == 0 ? ": it may not be this job's rank 0" : "");
+    }
+    if (!wire::is_authenticated(frame.type))
+      return fmt::format("{} sent a '{}' message after the handshake", describe(link), wire::type_name(frame.type));
+    const std::string expected = hmac_sha256(link.receive_key, wire::authenticated_content(frame, link.received));
+    if (!same_mac(frame.tag, expected))
+      return fmt::format("a '{}' message from {} failed its authentication check (changed, replayed or injected on "
+                         "the way?); nothing in it was used",
+                         wire::type_name(frame.type), describe(link));
+    ++link.received;
+    return std::nullopt;
   }
 
   // Starts reading one frame from `link` into `out` (or an error into `error`).
   void read_frame(Link& link, std::optional<wire::Frame>& out, std::optional<std::string>& error) {
     if (auto f = link.decoder.next()) {
-      out = std::move(f);
+      if (auto problem = check_frame(link, *f))
+        error = std::move(problem);
+      else
+        out = std::move(f);
       return;
     }
     if (link.decoder.failed()) {
@@ -104,8 +234,9 @@ struct Rendezvous::Impl {
     });
   }
 
-  // Reads one frame from each of `targets` (concurrently), within the timeout.
-  std::vector<wire::Frame> read_from(const std::vector<Link*>& targets, const std::string& waiting_for) {
+  // Reads one frame from each of `targets` (concurrently) until `until`.
+  std::vector<wire::Frame> read_from(const std::vector<Link*>& targets, const std::string& waiting_for,
+                                     Clock::time_point until) {
     std::vector<std::optional<wire::Frame>> frames(targets.size());
     std::vector<std::optional<std::string>> errors(targets.size());
     std::vector<tcp::socket*> sockets;
@@ -121,7 +252,7 @@ struct Rendezvous::Impl {
             if (!f) return false;
           return true;
         },
-        deadline(), sockets);
+        until, sockets);
     for (std::size_t i = 0; i < targets.size(); ++i)
       if (errors[i]) throw RendezvousError(fmt::format("rank {}: {}", options.rank, *errors[i]));
     if (!finished) {
@@ -134,11 +265,92 @@ struct Rendezvous::Impl {
     std::vector<wire::Frame> out;
     for (std::size_t i = 0; i < targets.size(); ++i) {
       if (frames[i]->type == wire::FrameType::kAbort)
-        throw RendezvousError(fmt::format("rank {}: the job was stopped by rank {}: {}", options.rank,
-                                          frames[i]->sender, frames[i]->payload));
+        throw RendezvousError(fmt::format("rank {}: the job was stopped by {}: {}", options.rank,
+                                          describe(*targets[i]), frames[i]->payload));
       out.push_back(std::move(*frames[i]));
     }
     return out;
+  }
+  std::vector<wire::Frame> read_from(const std::vector<Link*>& targets, const std::string& waiting_for) {
+    return read_from(targets, waiting_for, deadline());
+  }
+
+  wire::Frame read_single(Link& link, const std::string& waiting_for) {
+    auto frames = read_from({&link}, waiting_for);
+    return std::move(frames[0]);
+  }
+
+  // Tells every proved peer to stop, each on its own (one that is gone does not keep the others uninformed).
+  void abort_links(const std::string& reason) noexcept {
+    for (auto& l : links) {
+      if (!l || !l->authenticated || !l->socket.is_open()) continue;
+      try {
+        send(*l, wire::FrameType::kAbort, reason);
+      } catch (...) {
+      }
+    }
+  }
+
+  // Rank 0's side of one connection's handshake. Returns the refusal, or nothing once the peer has proved
+  // it knows the token and fits this job (then it is in `links`).
+  //
+  // Rank 0 gives an unproven peer nothing but its nonce and, for a wrong proof, the refusal: its own
+  // proof, the job's world size, its version and which ranks have joined come only after the peer's proof
+  // checks out, so a process without the token learns nothing about the job.
+  std::optional<std::string> admit(std::unique_ptr<Link> link, Clock::time_point until) {
+    Session session;
+    session.root_nonce = random_bytes(wire::kNonceBytes);
+    try {
+      send(*link, wire::FrameType::kChallenge, session.root_nonce);
+    } catch (const RendezvousError&) {
+      return std::string("the connection closed before the handshake");
+    }
+    std::optional<wire::Frame> hello;
+    std::optional<std::string> error;
+    read_frame(*link, hello, error);
+    const auto hello_time = std::min<Clock::duration>(kHelloTimeout, options.timeout / 2);
+    const bool got = run_until([&] { return hello.has_value() || error.has_value(); },
+                               std::min(until, Clock::now() + hello_time), {&link->socket});
+    const auto refuse = [&](const std::string& reason) {
+      boost::system::error_code ignored;
+      const std::string bytes = wire::encode({wire::FrameType::kRefused, 0, 0, reason, {}});
+      asio::write(link->socket, asio::buffer(bytes), ignored);
+      link->socket.close(ignored);
+      return reason;
+    };
+    if (error) return refuse(*error);
+    if (!got)
+      return refuse(fmt::format("no hello within {} ms",
+                                std::chrono::duration_cast<std::chrono::milliseconds>(hello_time).count()));
+    if (hello->type != wire::FrameType::kHello) return refuse("expected a hello message first");
+    const auto fields = wire::decode_list(hello->payload, kHelloFields);
+    if (!fields || fields->size() != kHelloFields) return refuse("malformed hello message");
+    const std::optional<int> peer_rank = parse_count((*fields)[kHelloRank]);
+    const std::optional<int> peer_world = parse_count((*fields)[kHelloWorld]);
+    if (!peer_rank || !peer_world || (*fields)[kHelloNonce].size() != wire::kNonceBytes ||
+        (*fields)[kHelloProof].size() != wire::kTagBytes)
+      return refuse("malformed hello message");
+    session.rank_nonce = (*fields)[kHelloNonce];
+    session.rank = *peer_rank;
+    session.world_size = *peer_world;
+    session.program_version = (*fields)[kHelloVersion];
+    // The proof covers the rank, world size and version the peer claims, so it is checked over those first
+    // and they are compared with this job's only once the peer has shown it holds the token.
+    if (!same_mac((*fields)[kHelloProof], rank_proof(options.token, session)))
+      return refuse(fmt::format("rank {} presented a proof that does not match the job's token: {}", *peer_rank,
+                                kTokenHint));
+    if (*peer_world != options.world_size)
+      return refuse(fmt::format("world size {} differs from rank 0's {}", *peer_world, options.world_size));
+    if (*peer_rank < 1 || *peer_rank >= options.world_size || links[*peer_rank])
+      return refuse(fmt::format("rank {} is out of range or already joined", *peer_rank));
+    if (session.program_version != options.program_version)
+      return refuse(fmt::format("program version '{}' differs from rank 0's '{}'", session.program_version,
+                                options.program_version));
+    link->peer = *peer_rank;
+    send(*link, wire::FrameType::kWelcome, root_proof(options.token, session));
+    link->authenticate(root_to_rank_key(options.token, session), rank_to_root_key(options.token, session));
+    links[*peer_rank] = std::move(link);
+    return std::nullopt;
   }
 
   void accept_all() {
@@ -175,59 +387,70 @@ struct Rendezvous::Impl {
         std::vector<int> missing;
         for (int r = 1; r < options.world_size; ++r)
           if (!links[r]) missing.push_back(r);
-        throw RendezvousError(fmt::format(
-            "rank 0: timed out after {} ms waiting for rank{} {} to join on {}:{}{}", options.timeout.count(),
+        const std::string reason = fmt::format(
+            "timed out after {} ms waiting for rank{} {} to join on {}:{}{}", options.timeout.count(),
             missing.size() > 1 ? "s" : "", fmt::join(missing, ", "), options.address, options.port,
             refused ? fmt::format(" ({} connection{} refused; last: {})", refused, refused > 1 ? "s" : "", last_refusal)
-                    : std::string()));
+                    : std::string());
+        abort_links(reason);  // the ranks that did join learn why at once, not at their own timeout
+        throw RendezvousError("rank 0: " + reason);
       }
-      // Handshake: one hello within the timeout, else drop the connection and keep waiting for real peers.
-      std::optional<wire::Frame> hello;
-      std::optional<std::string> error;
-      read_frame(*link, hello, error);
-      const bool got = run_until([&] { return hello.has_value() || error.has_value(); },
-                                 std::min(until, Clock::now() + std::chrono::seconds(5)), {&link->socket});
-      const auto refuse = [&](const std::string& reason) {
+      if (auto refusal = admit(std::move(link), until)) {
         ++refused;
-        last_refusal = reason;
-        boost::system::error_code ignored;
-        const std::string bytes = wire::encode({wire::FrameType::kRefused, 0, 0, reason});
-        asio::write(link->socket, asio::buffer(bytes), ignored);
-        link->socket.close(ignored);
-      };
-      if (!got || error || hello->type != wire::FrameType::kHello) {
-        refuse(error ? *error : "expected a hello message first");
+        last_refusal = std::move(*refusal);
         continue;
       }
-      const auto fields = wire::decode_list(hello->payload, 4);
-      if (!fields || fields->size() != 4) {
-        refuse("malformed hello message");
-        continue;
-      }
-      const std::string& token = (*fields)[0];
-      const int peer_rank = std::atoi((*fields)[1].c_str());
-      const int peer_world = std::atoi((*fields)[2].c_str());
-      if (!same_secret(token, options.token)) {
-        refuse("the shared token does not match (set the same MNNVL_AR_TOKEN or MNNVL_AR_TOKEN_FILE on every rank)");
-        continue;
-      }
-      if (peer_world != options.world_size) {
-        refuse(fmt::format("world size {} differs from rank 0's {}", peer_world, options.world_size));
-        continue;
-      }
-      if (peer_rank < 1 || peer_rank >= options.world_size || links[peer_rank]) {
-        refuse(fmt::format("rank {} is out of range or already joined", (*fields)[1]));
-        continue;
-      }
-      if ((*fields)[3] != options.program_version) {
-        refuse(fmt::format("program version '{}' differs from rank 0's '{}'", (*fields)[3], options.program_version));
-        continue;
-      }
-      link->peer = peer_rank;
-      send(*link, wire::FrameType::kWelcome, "");
-      links[peer_rank] = std::move(link);
       ++joined;
     }
+  }
+
+  // A rank's side of the handshake. It sends its hello (which reveals only an HMAC over the listener's
+  // nonce and its own) and then accepts nothing but a proof from rank 0: until that checks out, nothing the
+  // listener sends is acted on.
+  //
+  // A listener without the token (a process that took the port first) therefore gets the hello and
+  // nothing else. That HMAC-SHA256 under a secret key neither reveals the token nor lets the listener
+  // pass as this rank to the real rank 0, whose challenge is a fresh nonce; what remains is guessing a weak
+  // token offline against it, which a random token of 128 bits or more (the --help text says how) rules out.
+  void handshake_with_root(Link& root) {
+    const std::string where = root_endpoint();
+    const wire::Frame challenge = read_single(root, "the handshake's challenge");
+    if (challenge.type == wire::FrameType::kRefused)
+      throw RendezvousError(
+          fmt::format("rank {}: {} refused this process: {}", options.rank, where, printable(challenge.payload)));
+    if (challenge.type != wire::FrameType::kChallenge || challenge.payload.size() != wire::kNonceBytes)
+      throw RendezvousError(fmt::format("rank {}: {} did not start the handshake (it sent a '{}' message where a "
+                                        "challenge belongs): it may not be this job's rank 0",
+                                        options.rank, where, wire::type_name(challenge.type)));
+    Session session;
+    session.root_nonce = challenge.payload;
+    session.rank_nonce = random_bytes(wire::kNonceBytes);
+    session.rank = options.rank;
+    session.world_size = options.world_size;
+    session.program_version = options.program_version;
+    std::vector<std::string> hello(kHelloFields);
+    hello[kHelloRank] = std::to_string(options.rank);
+    hello[kHelloWorld] = std::to_string(options.world_size);
+    hello[kHelloVersion] = options.program_version;
+    hello[kHelloNonce] = session.rank_nonce;
+    hello[kHelloProof] = rank_proof(options.token, session);
+    send(root, wire::FrameType::kHello, wire::encode_list(hello));
+    const wire::Frame reply = read_single(root, "the answer to its hello");
+    // A refusal is not authenticated (a rank whose token is wrong could not check it anyway); it only
+    // stops this rank, which a listener that holds the port can do by closing it just as well.
+    if (reply.type == wire::FrameType::kRefused)
+      throw RendezvousError(
+          fmt::format("rank {}: {} refused this process: {}", options.rank, where, printable(reply.payload)));
+    if (reply.type != wire::FrameType::kWelcome)
+      throw RendezvousError(fmt::format("rank {}: {} answered the hello with a '{}' message: it may not be this job's "
+                                        "rank 0",
+                                        options.rank, where, wire::type_name(reply.type)));
+    if (!same_mac(reply.payload, root_proof(options.token, session)))
+      throw RendezvousError(fmt::format(
+          "rank {}: {} did not prove it knows the job's token: it may not be this job's rank 0 (another process "
+          "may hold the port, or rank 0 has another token: {}); nothing it sent was used",
+          options.rank, where, kTokenHint));
+    root.authenticate(rank_to_root_key(options.token, session), root_to_rank_key(options.token, session));
   }
 
   void connect_to_root() {
@@ -249,12 +472,7 @@ struct Rendezvous::Impl {
         });
         if (!run_until([&] { return finished; }, until, {&root.socket})) break;
         if (!ec) {
-          send(root, wire::FrameType::kHello, hello_payload(options));
-          const wire::Frame reply = read_single(root, "the answer to its hello");
-          if (reply.type == wire::FrameType::kRefused)
-            throw RendezvousError(fmt::format("rank {}: rank 0 refused this process: {}", options.rank, reply.payload));
-          if (reply.type != wire::FrameType::kWelcome)
-            throw RendezvousError(fmt::format("rank {}: unexpected answer from rank 0", options.rank));
+          handshake_with_root(root);
           return;
         }
       }
@@ -264,11 +482,6 @@ struct Rendezvous::Impl {
     throw RendezvousError(fmt::format("rank {}: timed out after {} ms connecting to rank 0 at {}:{} (last error: {})",
                                       options.rank, options.timeout.count(), options.address, options.port, last_error));
   }
-
-  wire::Frame read_single(Link& link, const std::string& waiting_for) {
-    auto frames = read_from({&link}, waiting_for);
-    return std::move(frames[0]);
-  }
 };
 
 Rendezvous::Rendezvous(const RendezvousOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -276,6 +489,9 @@ Rendezvous::Rendezvous(const RendezvousOptions& options) : impl_(std::make_uniqu
   if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size)
     throw RendezvousError(fmt::format("rank {} is outside a world of {}", options.rank, options.world_size));
   if (options.world_size == 1) return;
+  if (options.token.empty())
+    throw RendezvousError(fmt::format("rank {}: no token to prove this process belongs to the job ({})", options.rank,
+                                      kTokenHint));
   if (options.rank == 0)
     impl_->accept_all();
   else
@@ -350,22 +566,22 @@ void Rendezvous::agree(const std::string& what, const std::string& description) 
   }
 }
 
-void Rendezvous::abort(const std::string& reason) noexcept {
-  try {
-    for (auto& l : impl_->links)
-      if (l && l->socket.is_open()) impl_->send(*l, wire::FrameType::kAbort, reason);
-  } catch (...) {
-  }
+void Rendezvous::abort(const std::string& reason) noexcept { impl_->abort_links(reason); }
+
+std::string read_token_file(const std::string& path, const std::string& source) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("{}: cannot read it", source));
+  std::string token;
+  std::getline(in, token);
+  if (!token.empty() && token.back() == '\r') token.pop_back();  // a file written with CRLF line endings
+  if (token.empty()) throw UsageError(fmt::format("{}: its first line is empty, so it holds no token", source));
+  return token;
 }
 
 std::string token_from_environment() {
-  if (const char* t = std::getenv("MNNVL_AR_TOKEN")) return t;
-  if (const char* path = std::getenv("MNNVL_AR_TOKEN_FILE")) {
-    std::ifstream in(path);
-    std::string token;
-    std::getline(in, token);
-    return token;
-  }
+  if (const char* t = std::getenv("MNNVL_AR_TOKEN"); t && *t) return t;
+  if (const char* path = std::getenv("MNNVL_AR_TOKEN_FILE"); path && *path)
+    return read_token_file(path, fmt::format("$MNNVL_AR_TOKEN_FILE={}", path));
   return {};
 }
 

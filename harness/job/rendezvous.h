@@ -1,7 +1,14 @@
 // Rendezvous of the ranks of one job over TCP (Boost.Asio): rank 0 listens, the others connect; it offers
 // all-gather and barrier, which the workspace set-up uses, and a check that every rank plans the same
-// calls. Every peer must present the job's shared token. Every wait is bounded by the timeout, and a peer
-// that disappears is named in the error the others raise.
+// calls. Every wait is bounded by the timeout, and a peer that disappears is named in the error the
+// others raise.
+//
+// Each connection starts with a mutual handshake over the job's shared token, which never travels: rank 0
+// and the rank each send a fresh nonce and prove they know the token with an HMAC-SHA256 over both nonces
+// and the job's parameters, rank 0 only after the rank has proved itself. A rank acts on nothing from a
+// listener that has not proved itself (a process that took rank 0's port first cannot feed it a plan),
+// and every frame after the handshake carries an HMAC under a key of that connection and direction, with a
+// counter, so nothing can be injected, changed or replayed on the way either.
 #pragma once
 
 #include <chrono>
@@ -18,7 +25,8 @@ struct RendezvousOptions {
   int world_size = 1;
   std::string address = "127.0.0.1";  ///< rank 0's address as the other ranks reach it
   std::uint16_t port = 29500;
-  std::string token;                  ///< shared secret; every rank must present the same
+  std::string token;                  ///< the job's shared secret: the key of every proof, never sent; required
+                                      ///< when world_size > 1
   std::chrono::milliseconds timeout{30000};
   std::string program_version;        ///< ranks running different builds are refused
 };
@@ -31,7 +39,9 @@ class RendezvousError : public std::runtime_error {
 
 class Rendezvous {
  public:
-  /// Blocks until every rank has joined (or throws RendezvousError when the timeout passes).
+  /// Blocks until every rank has joined and proved it knows the token (on rank 0), or until rank 0 has
+  /// proved it (on the others). Throws RendezvousError when the timeout passes, when rank 0 refuses this
+  /// rank, when the listener fails its proof, and when world_size > 1 but the token is empty.
   explicit Rendezvous(const RendezvousOptions& options);
   ~Rendezvous();
   Rendezvous(const Rendezvous&) = delete;
@@ -55,8 +65,12 @@ class Rendezvous {
   std::unique_ptr<Impl> impl_;
 };
 
-/// The job's token: $MNNVL_AR_TOKEN, else the contents of the file $MNNVL_AR_TOKEN_FILE (trailing newline
-/// removed). Empty when neither is set.
+/// The job's token: $MNNVL_AR_TOKEN when set and not empty, else the first line of the file
+/// $MNNVL_AR_TOKEN_FILE (read_token_file). Empty when neither is set.
 std::string token_from_environment();
+
+/// The first line of a token file, without its line ending. Throws UsageError naming `source` ("--token-file
+/// F", "$MNNVL_AR_TOKEN_FILE=F") when the file cannot be read or the line is empty.
+std::string read_token_file(const std::string& path, const std::string& source);
 
 }  // namespace ar

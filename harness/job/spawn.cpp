@@ -3,10 +3,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,10 +26,11 @@ std::uint16_t free_loopback_port() {
   return probe.local_endpoint().port();
 }
 
+// 256 bits from libcrypto's generator, as hex: a token nobody can guess, even offline from a proof.
 std::string random_token() {
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  unsigned char bytes[16] = {};
-  urandom.read(reinterpret_cast<char*>(bytes), sizeof(bytes));
+  unsigned char bytes[32] = {};
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1)
+    throw UsageError("cannot make a token for --spawn: libcrypto has no random bytes");
   std::string hex;
   for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
   return hex;
@@ -77,7 +78,8 @@ int take_spawn_option(std::vector<std::string>& args) {
 
 SpawnedRanks::SpawnedRanks(int count, const std::string& program, const std::vector<std::string>& args) {
   const std::string port = std::to_string(free_loopback_port());
-  const std::string token = std::getenv("MNNVL_AR_TOKEN") ? std::getenv("MNNVL_AR_TOKEN") : random_token();
+  const char* given = std::getenv("MNNVL_AR_TOKEN");
+  const std::string token = given && *given ? given : random_token();
   const auto set_job = [&](int rank) {
     ::setenv("RANK", std::to_string(rank).c_str(), 1);
     ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);

@@ -1,6 +1,7 @@
 // `--spawn K`: one command starts a K-rank job on this host. This process becomes rank 0; ranks 1..K-1 are
 // fresh executions of the same program (posix_spawn + exec, never fork alone: CUDA is not fork-safe) with
-// torchrun-style variables, a free loopback port and a random token, so they meet in the rendezvous.
+// torchrun-style variables, a free loopback port and a token ($MNNVL_AR_TOKEN when set, else 256 random
+// bits), so they meet in the rendezvous.
 #pragma once
 
 #include <chrono>

@@ -3,15 +3,19 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <fstream>
 #include <future>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "harness/io/exit_codes.h"
+#include "harness/job/asio.h"
 #include "harness/job/job.h"
 #include "harness/job/gpu_job.h"
+#include "tests/support/cli_runs.h"
 #include "tests/support/launcher_env.h"
+#include "tests/support/scratch_dir.h"
 
 using namespace ar;
 using namespace std::chrono_literals;
@@ -71,6 +75,59 @@ TEST_CASE("launcher mistakes are usage errors that say what to set", "[cpu]") {
   JobOptions missing_token;
   missing_token.token_file = "/nonexistent/token";
   CHECK_THROWS_WITH(Job(0, "run", {}, missing_token), Catch::Contains("--token-file /nonexistent/token"));
+}
+
+TEST_CASE("a job of several processes with no token refuses before it listens or connects, saying how to set one",
+          "[cpu]") {
+  // The test holds the port: rank 0 could not listen there and rank 1's connection would wait here, so the
+  // usage error shows that neither tried.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor port_holder(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const std::string port = std::to_string(port_holder.local_endpoint().port());
+  for (const char* rank : {"0", "1"}) {
+    ScopedEnv env({{"RANK", rank}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port}});
+    CHECK_THROWS_AS(Job(0, "run", {}, JobOptions{}), UsageError);
+    CHECK_THROWS_WITH(Job(0, "run", {}, JobOptions{}),
+                      Catch::Contains(fmt::format("rank {} of 2 (torchrun), but no token is set", rank)) &&
+                          Catch::Contains("export MNNVL_AR_TOKEN=$(openssl rand -hex 16)") &&
+                          Catch::Contains("$MNNVL_AR_TOKEN_FILE or --token-file FILE"));
+    // Through the command line: exit 2 with that message, before the GPU is looked at.
+    const auto cli = test::run_in_process({"run", "--world", "2", "--calls", "oneshot:N=1"});
+    CHECK(cli.code == kExitUsage);
+    CHECK_THAT(cli.err, Catch::Contains("no token is set") && !Catch::Contains("GPU"));
+  }
+  port_holder.non_blocking(true);
+  boost::asio::ip::tcp::socket never(io);
+  boost::system::error_code nothing_waiting;
+  port_holder.accept(never, nothing_waiting);
+  CHECK(nothing_waiting == boost::asio::error::would_block);
+  // An empty MNNVL_AR_TOKEN counts as none.
+  ScopedEnv empty({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port},
+                   {"MNNVL_AR_TOKEN", ""}});
+  CHECK_THROWS_WITH(Job(0, "run", {}, JobOptions{}), Catch::Contains("no token is set"));
+}
+
+TEST_CASE("token files: the first line, refused when unreadable or empty", "[cpu]") {
+  test::ScratchDir dir;
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.file(name)) << text;
+    return dir.file(name);
+  };
+  CHECK(read_token_file(write("crlf", "s3cret\r\nsecond line\n"), "--token-file crlf") == "s3cret");
+  CHECK_THROWS_WITH(read_token_file(write("empty", "\nnot the first line\n"), "--token-file empty"),
+                    Catch::Contains("--token-file empty: its first line is empty"));
+  JobOptions empty_file;
+  empty_file.token_file = dir.file("empty");
+  {
+    ScopedEnv alone;
+    CHECK_THROWS_AS(Job(0, "run", {}, empty_file), UsageError);
+  }
+  ScopedEnv env({{"MNNVL_AR_TOKEN_FILE", dir.file("missing")}});
+  CHECK_THROWS_WITH(token_from_environment(),
+                    Catch::Contains("$MNNVL_AR_TOKEN_FILE=" + dir.file("missing") + ": cannot read it"));
+  ::setenv("MNNVL_AR_TOKEN", "from the variable", 1);  // the variable wins over the file
+  CHECK(token_from_environment() == "from the variable");
+  ::unsetenv("MNNVL_AR_TOKEN");
 }
 
 TEST_CASE("W ranks split evenly over the processes, in blocks", "[cpu]") {

@@ -81,6 +81,6 @@ TEST_CASE("a process whose token is wrong is refused and both end within the tim
   CHECK(ranks[1].took < 30s);
   CHECK(ranks[0].code == 1);
   CHECK(ranks[1].code == 1);
-  CHECK_THAT(ranks[1].output, Catch::Contains("refused this process: the shared token does not match"));
+  CHECK_THAT(ranks[1].output, Catch::Contains("refused this process: rank 1 presented a proof that does not match"));
   CHECK_THAT(ranks[0].output, Catch::Contains("waiting for rank 1 to join") && Catch::Contains("1 connection refused"));
 }
