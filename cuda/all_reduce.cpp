@@ -22,7 +22,7 @@
 namespace ar::cuda {
 namespace {
 
-constexpr int kBlockThreads = 256;     // detail::kBlockThreads (the kernels' __launch_bounds__)
+constexpr int kBlockThreads = 256;              // detail::kBlockThreads (the kernels' __launch_bounds__)
 constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
 
 const void* kernel_for(Strategy resolved, DType t, bool ftz) {
@@ -65,14 +65,13 @@ Status can_implement(const AllReduceArguments& a) {
     return Status::failure(StatusCode::kUnsupported,
                            "the kernels run the flashinfer and ieee profiles; trtllm is a reference-only model");
   if (!detail::dtype_compiled(a.shape.dtype))
-    return Status::failure(StatusCode::kUnsupported,
-                           fmt::format("{} kernels are not compiled into this build (CMake option AR_DTYPES)",
-                                       dtype_name(a.shape.dtype)));
+    return Status::failure(
+        StatusCode::kUnsupported,
+        fmt::format("{} kernels are not compiled into this build (CMake option AR_DTYPES)", dtype_name(a.shape.dtype)));
   if (a.workspace == nullptr) return Status::failure(StatusCode::kBadArguments, "no workspace");
   if (a.workspace->world_size != a.shape.world_size)
-    return Status::failure(StatusCode::kBadArguments,
-                           fmt::format("the workspace is for W = {} but the call has W = {}", a.workspace->world_size,
-                                       a.shape.world_size));
+    return Status::failure(StatusCode::kBadArguments, fmt::format("the workspace is for W = {} but the call has W = {}",
+                                                                  a.workspace->world_size, a.shape.world_size));
   if (auto why = check_fits_workspace(a.strategy, a.shape, a.workspace->buffer_bytes))
     return Status::failure(StatusCode::kWorkspaceTooSmall, *why);
   const Strategy resolved = resolve_strategy(a.strategy, a.shape);
@@ -118,7 +117,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t packs_per_round = std::min(plan.tokens_per_round, a.shape.tokens) * row_packs;
   const std::int64_t wanted = ceil_div(packs_per_round, kBlockThreads);  // one pack per thread: the least latency
-  const std::int64_t fit = plan.resident_blocks / plan.slots;  // every block of every slot resident at once
+  const std::int64_t fit = plan.resident_blocks / plan.slots;            // every block of every slot resident at once
   plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
   return plan;
 }

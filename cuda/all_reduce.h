@@ -36,16 +36,16 @@ struct RankIo {
 };
 
 struct AllReduceArguments {
-  ProblemShape shape;                        ///< W, N, D, dtype
-  Strategy strategy = Strategy::kAuto;       ///< AUTO resolves by reference resolve_strategy()
-  Profile profile = Profile::kFlashInfer;    ///< flashinfer (FTZ adds) or ieee; trtllm is reference-only
-  bool launch_with_pdl = false;              ///< programmatic dependent launch, as FlashInfer's flag
+  ProblemShape shape;                      ///< W, N, D, dtype
+  Strategy strategy = Strategy::kAuto;     ///< AUTO resolves by reference resolve_strategy()
+  Profile profile = Profile::kFlashInfer;  ///< flashinfer (FTZ adds) or ieee; trtllm is reference-only
+  bool launch_with_pdl = false;            ///< programmatic dependent launch, as FlashInfer's flag
   const WorkspaceView* workspace = nullptr;
-  std::span<const RankIo> ranks;             ///< the ranks this launch runs (one grid slice each)
-  int device = 0;                            ///< where the launch runs
-  std::uint64_t timeout_ns = kDefaultTimeoutNs;  ///< per wait; 0 = wait forever, like FlashInfer
+  std::span<const RankIo> ranks;                  ///< the ranks this launch runs (one grid slice each)
+  int device = 0;                                 ///< where the launch runs
+  std::uint64_t timeout_ns = kDefaultTimeoutNs;   ///< per wait; 0 = wait forever, like FlashInfer
   std::int64_t round_bytes = kDefaultRoundBytes;  ///< 0 = the whole call in one round
-  WaitChannelView channel;                   ///< where a wait that gives up reports
+  WaitChannelView channel;                        ///< where a wait that gives up reports
 };
 
 /// What launch() does for some arguments.

@@ -15,5 +15,6 @@
 #define AR_HAS_NANOSLEEP 0
 #endif
 
-/// Never defined: this project does not use NVLink multicast (multimem instructions or the multicast-object API), on any arch.
+/// Never defined: this project does not use NVLink multicast (multimem instructions or the multicast-object API), on
+/// any arch.
 #define AR_HAS_MULTIMEM 0

@@ -15,18 +15,18 @@ struct DeviceInfo {
   int sm_count = 0;
   std::int64_t memory_bytes = 0;
   std::int64_t l2_bytes = 0;
-  int clock_mhz = 0;               ///< peak SM clock
+  int clock_mhz = 0;  ///< peak SM clock
   int memory_clock_mhz = 0;
-  int driver_version = 0;          ///< e.g. 13000 (CUDA version the driver supports)
+  int driver_version = 0;  ///< e.g. 13000 (CUDA version the driver supports)
   int runtime_version = 0;
-  std::string driver_string;       ///< "13.0"
-  std::string kernel_driver;       ///< the kernel module version, e.g. "580.159.04" (empty if unknown)
-  std::string pci_bus_id;          ///< "0000:1b:00.0"
+  std::string driver_string;  ///< "13.0"
+  std::string kernel_driver;  ///< the kernel module version, e.g. "580.159.04" (empty if unknown)
+  std::string pci_bus_id;     ///< "0000:1b:00.0"
   bool vmm_supported = false;
   bool posix_handles_supported = false;   ///< CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED
   bool fabric_handles_supported = false;  ///< CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED (an attribute:
                                           ///< creating one may still be refused, see cuda/fabric.h)
-  bool multicast_supported = false;  ///< only reported; this project never uses multicast
+  bool multicast_supported = false;       ///< only reported; this project never uses multicast
 };
 
 /// Why no CUDA work can run here (no driver, no device, an error), or nullopt when device 0 is usable.

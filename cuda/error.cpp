@@ -21,7 +21,8 @@ namespace {
 
 std::string driver_name(CUresult e) {
   const char* name = nullptr;
-  if (const DriverApi* api = driver_api_if_loaded(); api && api->cuGetErrorName && api->cuGetErrorName(e, &name) == CUDA_SUCCESS && name)
+  if (const DriverApi* api = driver_api_if_loaded();
+      api && api->cuGetErrorName && api->cuGetErrorName(e, &name) == CUDA_SUCCESS && name)
     return name;
   return "CUresult";
 }

@@ -19,9 +19,9 @@ std::optional<std::string> try_fabric_allocation(int device);
 /// The IMEX channels this process can open (/dev/nvidia-caps-imex-channels/channelN): fabric handles need
 /// one; without an IMEX daemon and channel the driver refuses them.
 struct ImexChannels {
-  bool directory = false;              ///< /dev/nvidia-caps-imex-channels exists
-  std::vector<std::string> channels;   ///< "channel0", ... readable and writable by this process
-  bool driver_registered = false;      ///< /proc/devices lists nvidia-caps-imex-channels
+  bool directory = false;             ///< /dev/nvidia-caps-imex-channels exists
+  std::vector<std::string> channels;  ///< "channel0", ... readable and writable by this process
+  bool driver_registered = false;     ///< /proc/devices lists nvidia-caps-imex-channels
 };
 ImexChannels imex_channels();
 

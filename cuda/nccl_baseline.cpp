@@ -57,8 +57,8 @@ NcclBaseline::NcclBaseline(const std::string& library, const std::vector<int>& d
   setenv("NCCL_NVLS_ENABLE", "0", 1);
   handle_ = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle_ == nullptr)
-    throw std::runtime_error(fmt::format("cannot load NCCL from '{}': {} (give --nccl-lib PATH or set AR_NCCL_LIB)",
-                                         library, dlerror()));
+    throw std::runtime_error(
+        fmt::format("cannot load NCCL from '{}': {} (give --nccl-lib PATH or set AR_NCCL_LIB)", library, dlerror()));
   resolve(handle_, "ncclGetVersion", api_->get_version);
   resolve(handle_, "ncclGetErrorString", api_->get_error_string);
   resolve(handle_, "ncclCommInitAll", api_->comm_init_all);
@@ -115,7 +115,6 @@ void NcclBaseline::synchronize() {
     AR_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(streams_[i])));
   }
 }
-
 
 double NcclBaseline::time_us(std::int64_t bytes, DType dtype, int warmup, int iterations, int graph_launches) {
   if (iterations < 1) throw std::invalid_argument("NCCL timing needs at least one iteration");

@@ -16,9 +16,9 @@ constexpr NvmlReturn kSuccess = 0;
 constexpr NvmlReturn kInvalidArgument = 2;
 constexpr NvmlReturn kNotSupported = 3;
 constexpr NvmlReturn kArgumentVersionMismatch = 25;
-constexpr int kMaxLinks = 18;                  // NVML_NVLINK_MAX_LINKS
-constexpr unsigned kFieldLinkCount = 91;       // NVML_FI_DEV_NVLINK_LINK_COUNT
-constexpr unsigned kFieldLinkSpeed = 164;      // NVML_FI_DEV_NVLINK_GET_SPEED (scopeId = link), MB/s
+constexpr int kMaxLinks = 18;              // NVML_NVLINK_MAX_LINKS
+constexpr unsigned kFieldLinkCount = 91;   // NVML_FI_DEV_NVLINK_LINK_COUNT
+constexpr unsigned kFieldLinkSpeed = 164;  // NVML_FI_DEV_NVLINK_GET_SPEED (scopeId = link), MB/s
 
 struct PciInfo {
   char bus_id_legacy[16];

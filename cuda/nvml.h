@@ -27,23 +27,23 @@ struct NvLinkState {
 
 /// NVML's fabric facts (nvmlDeviceGetGpuFabricInfoV or nvmlDeviceGetGpuFabricInfo).
 struct FabricFacts {
-  bool queried = false;      ///< false: NVML or the function is missing; `error` says why
+  bool queried = false;  ///< false: NVML or the function is missing; `error` says why
   std::string error;
-  int state = -1;            ///< 0 not supported, 1 not started, 2 in progress, 3 completed
-  int status = -1;           ///< nvmlReturn_t of the registration; meaningful once completed (0 = success)
-  std::string status_text;   ///< nvmlErrorString(status)
+  int state = -1;           ///< 0 not supported, 1 not started, 2 in progress, 3 completed
+  int status = -1;          ///< nvmlReturn_t of the registration; meaningful once completed (0 = success)
+  std::string status_text;  ///< nvmlErrorString(status)
   std::uint32_t clique_id = 0;
   std::array<std::uint8_t, 16> cluster_uuid{};
   std::optional<std::uint32_t> health_mask;    ///< v2 and later
   std::optional<std::uint8_t> health_summary;  ///< v3 and later
-  int struct_version = 0;    ///< which layout answered (1 = the unversioned call)
+  int struct_version = 0;                      ///< which layout answered (1 = the unversioned call)
 };
 
 struct NvmlReport {
-  bool loaded = false;       ///< NVML initialised and the device found
-  std::string error;         ///< why not
+  bool loaded = false;  ///< NVML initialised and the device found
+  std::string error;    ///< why not
   std::string driver_version;
-  std::optional<int> link_count;  ///< NVML_FI_DEV_NVLINK_LINK_COUNT
+  std::optional<int> link_count;   ///< NVML_FI_DEV_NVLINK_LINK_COUNT
   std::vector<NvLinkState> links;  ///< empty when the GPU has no NVLink (links_note says so)
   std::string links_note;
   FabricFacts fabric;

@@ -35,17 +35,17 @@ enum class WaitSite : std::uint32_t {
 
 /// The first wait that timed out in a launch. Lives in mapped host memory; `status` is written last.
 struct WaitError {
-  std::uint32_t status;  ///< 0 none, 1 timed out
-  std::uint32_t site;    ///< WaitSite
-  std::int32_t rank;     ///< the rank that waited
-  std::int32_t peer;     ///< the rank whose data never came
-  std::uint32_t call;    ///< 1-based call number on the waiting rank's workspace
-  std::uint32_t buffer;  ///< Lamport buffer index (0..2)
-  std::uint32_t stage;   ///< stage within the buffer (ONESHOT 0; TWOSHOT 0 SCATTER, 1 BROADCAST)
-  std::uint32_t pack;    ///< 16-byte pack within the row
-  std::int64_t token;    ///< token (row) of the slot
-  std::uint32_t words[4];     ///< the four 32-bit words last seen in the slot
-  std::uint64_t waited_ns;    ///< how long it waited
+  std::uint32_t status;     ///< 0 none, 1 timed out
+  std::uint32_t site;       ///< WaitSite
+  std::int32_t rank;        ///< the rank that waited
+  std::int32_t peer;        ///< the rank whose data never came
+  std::uint32_t call;       ///< 1-based call number on the waiting rank's workspace
+  std::uint32_t buffer;     ///< Lamport buffer index (0..2)
+  std::uint32_t stage;      ///< stage within the buffer (ONESHOT 0; TWOSHOT 0 SCATTER, 1 BROADCAST)
+  std::uint32_t pack;       ///< 16-byte pack within the row
+  std::int64_t token;       ///< token (row) of the slot
+  std::uint32_t words[4];   ///< the four 32-bit words last seen in the slot
+  std::uint64_t waited_ns;  ///< how long it waited
 };
 
 /// One rank run by this launch (blockIdx.z).
@@ -62,18 +62,18 @@ struct AllReduceParams {
   PeerTable peers;
   RankSlot slots[kMaxWorldSize];
   std::int32_t world_size;
-  std::int32_t slot_count;         ///< gridDim.z
-  std::int64_t tokens;             ///< N
-  std::int64_t row_packs;          ///< D / (16 / sizeof(T)): 16-byte packs per row
-  std::int64_t tokens_per_round;   ///< round_tokens (reference/kernel_schedule.h): the same on every rank
-  std::int32_t chunk;              ///< ReductionOrder::chunk: 0 = one flat fold, K = chunks of K ranks
-  std::int32_t sanitize_result;    ///< ReductionOrder::sanitize_result: a -0 sum becomes +0
-  std::uint32_t clear_bytes[4];    ///< what this launch records for the next launch's clear (ClearRecord)
-  std::uint32_t stages;            ///< this kernel's stage count (ClearRecord::stages)
+  std::int32_t slot_count;        ///< gridDim.z
+  std::int64_t tokens;            ///< N
+  std::int64_t row_packs;         ///< D / (16 / sizeof(T)): 16-byte packs per row
+  std::int64_t tokens_per_round;  ///< round_tokens (reference/kernel_schedule.h): the same on every rank
+  std::int32_t chunk;             ///< ReductionOrder::chunk: 0 = one flat fold, K = chunks of K ranks
+  std::int32_t sanitize_result;   ///< ReductionOrder::sanitize_result: a -0 sum becomes +0
+  std::uint32_t clear_bytes[4];   ///< what this launch records for the next launch's clear (ClearRecord)
+  std::uint32_t stages;           ///< this kernel's stage count (ClearRecord::stages)
   std::uint32_t reserved;
-  std::uint64_t timeout_ns;        ///< per wait (BROADCAST waits twice that); 0 = wait forever, as FlashInfer
-  WaitError* error;                ///< mapped host memory
-  std::uint32_t* abort_flag;       ///< device word: set by the first wait that gives up, so the others stop
+  std::uint64_t timeout_ns;   ///< per wait (BROADCAST waits twice that); 0 = wait forever, as FlashInfer
+  WaitError* error;           ///< mapped host memory
+  std::uint32_t* abort_flag;  ///< device word: set by the first wait that gives up, so the others stop
 };
 
 }  // namespace ar::cuda

@@ -27,8 +27,8 @@ inline constexpr std::size_t kFabricHandleBytes = 64;  ///< sizeof(CUmemFabricHa
 /// One rank's exported allocation.
 struct ShareableHandle {
   int rank = -1;
-  std::int64_t allocation_bytes = 0;  ///< every rank's must be equal (one VA stride per rank)
-  int fd = -1;                        ///< kPosixFd: a descriptor valid in the receiving process
+  std::int64_t allocation_bytes = 0;                      ///< every rank's must be equal (one VA stride per rank)
+  int fd = -1;                                            ///< kPosixFd: a descriptor valid in the receiving process
   std::array<std::uint8_t, kFabricHandleBytes> fabric{};  ///< kFabric: the handle bytes
 };
 

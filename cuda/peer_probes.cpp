@@ -156,8 +156,10 @@ PeerMeasurements measure_peers(std::span<const int> devices, const PeerProbeOpti
         if (i == j) continue;
         const int a = devices[i], b = devices[j];
         if (!m.access[i][j] || !m.access[j][i]) {
-          m.errors.push_back(fmt::format("GPU {} and GPU {}: no P2P access both ways; latency and bandwidth not "
-                                         "measured", a, b));
+          m.errors.push_back(
+              fmt::format("GPU {} and GPU {}: no P2P access both ways; latency and bandwidth not "
+                          "measured",
+                          a, b));
           continue;
         }
         try {
@@ -165,8 +167,8 @@ PeerMeasurements measure_peers(std::span<const int> devices, const PeerProbeOpti
           enable_peer_access(b, a);
           m.round_trip_us[i][j] = round_trip_us(a, b, o);
           if (!m.round_trip_us[i][j])
-            m.errors.push_back(fmt::format("GPU {} <-> GPU {}: the flag ping-pong stalled for {} ms", a, b,
-                                           o.timeout_ns / 1000000));
+            m.errors.push_back(
+                fmt::format("GPU {} <-> GPU {}: the flag ping-pong stalled for {} ms", a, b, o.timeout_ns / 1000000));
           m.oneway_gbps[i][j] = copy_gbps(a, b, false, source[i], source[j], destination[i], destination[j], o);
           m.twoway_gbps[i][j] = copy_gbps(a, b, true, source[i], source[j], destination[i], destination[j], o);
         } catch (const std::exception& e) {

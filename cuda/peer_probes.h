@@ -14,12 +14,12 @@
 namespace ar::cuda {
 
 struct PeerMeasurements {
-  std::vector<int> devices;                           ///< the ordinals measured, in matrix order
-  std::vector<std::vector<bool>> access;              ///< [i][j]: device i can access device j's memory
+  std::vector<int> devices;                                       ///< the ordinals measured, in matrix order
+  std::vector<std::vector<bool>> access;                          ///< [i][j]: device i can access device j's memory
   std::vector<std::vector<std::optional<double>>> round_trip_us;  ///< flag ping-pong i <-> j, per round trip
   std::vector<std::vector<std::optional<double>>> oneway_gbps;    ///< cudaMemcpyPeer i -> j alone
   std::vector<std::vector<std::optional<double>>> twoway_gbps;    ///< i -> j and j -> i at once, both counted
-  std::vector<std::string> errors;                    ///< measurements that failed, in words
+  std::vector<std::string> errors;                                ///< measurements that failed, in words
 };
 
 struct PeerProbeOptions {

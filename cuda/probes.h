@@ -15,8 +15,8 @@ struct LaunchOverhead {
 LaunchOverhead measure_launch_overhead(int device, int launches = 1000, int repeats = 5);
 
 struct CopyBandwidth {
-  std::int64_t bytes = 0;         ///< copied per measurement
-  double seconds = 0;             ///< median time of one copy
+  std::int64_t bytes = 0;  ///< copied per measurement
+  double seconds = 0;      ///< median time of one copy
   double gbps() const { return seconds > 0 ? 2.0 * static_cast<double>(bytes) / seconds * 1e-9 : 0; }  ///< read + write
 };
 

@@ -8,11 +8,11 @@ namespace ar::cuda {
 
 enum class StatusCode {
   kOk,
-  kInvalidShape,        ///< validate_shape() refused the shape
-  kUnsupported,         ///< a profile, dtype or world size this build does not run
-  kWorkspaceTooSmall,   ///< check_fits_workspace() refused the call
-  kNotResident,         ///< the ranks of one launch cannot all be resident at once (they poll each other)
-  kBadArguments,        ///< inconsistent arguments (slots, pointers)
+  kInvalidShape,       ///< validate_shape() refused the shape
+  kUnsupported,        ///< a profile, dtype or world size this build does not run
+  kWorkspaceTooSmall,  ///< check_fits_workspace() refused the call
+  kNotResident,        ///< the ranks of one launch cannot all be resident at once (they poll each other)
+  kBadArguments,       ///< inconsistent arguments (slots, pointers)
 };
 
 struct Status {

@@ -20,8 +20,8 @@ namespace {
 /// the devices of its local ranks).
 std::vector<int> rank_devices(int world, const std::vector<int>& local, const std::vector<int>& devices) {
   if (local.size() % devices.size() != 0)
-    throw std::invalid_argument(fmt::format("{} ranks cannot be split evenly over {} GPUs", local.size(),
-                                            devices.size()));
+    throw std::invalid_argument(
+        fmt::format("{} ranks cannot be split evenly over {} GPUs", local.size(), devices.size()));
   std::vector<int> sorted = devices;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
@@ -110,8 +110,8 @@ void VirtualGroup::upload(const HostTensor& input) {
     throw std::invalid_argument(fmt::format("upload needs a [{}, N, D] tensor", options_.world_size));
   const std::int64_t shard = input.dim(1) * input.dim(2) * dtype_bytes(input.dtype());
   if (shard > io_stride_)
-    throw std::invalid_argument(fmt::format("a rank's shard of {} bytes exceeds the group's {} bytes per rank", shard,
-                                            io_stride_));
+    throw std::invalid_argument(
+        fmt::format("a rank's shard of {} bytes exceeds the group's {} bytes per rank", shard, io_stride_));
   for (Lane& lane : lanes_) {
     detail::DeviceGuard guard(lane.device);
     for (const RankIo& io : lane.io)
@@ -215,8 +215,8 @@ HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) {
   HostTensor out(shape.dtype, {shape.tokens, shape.hidden});
   const auto [lane, io] = find(rank);
   detail::DeviceGuard guard(lane->device);
-  AR_CUDA_CHECK(cudaMemcpyAsync(out.bytes().data(), io->output, out.bytes().size(), cudaMemcpyDeviceToHost,
-                                lane->stream));
+  AR_CUDA_CHECK(
+      cudaMemcpyAsync(out.bytes().data(), io->output, out.bytes().size(), cudaMemcpyDeviceToHost, lane->stream));
   AR_CUDA_CHECK(cudaStreamSynchronize(lane->stream));
   return out;
 }

@@ -45,13 +45,12 @@ std::optional<WaitError> WaitChannel::take() {
 
 std::string describe_wait_error(const WaitError& e) {
   const double waited_s = static_cast<double>(e.waited_ns) * 1e-9;
-  const std::string words = fmt::format("{:#010x} {:#010x} {:#010x} {:#010x}", e.words[0], e.words[1], e.words[2],
-                                        e.words[3]);
+  const std::string words =
+      fmt::format("{:#010x} {:#010x} {:#010x} {:#010x}", e.words[0], e.words[1], e.words[2], e.words[3]);
   int empty = 0;
   for (std::uint32_t w : e.words) empty += w == kLamportEmptyWord;
-  const std::string seen =
-      empty == 4 ? "every word still the empty sentinel 0x80000000: nothing was ever stored there"
-                 : fmt::format("{} of 4 words still the empty sentinel 0x80000000", empty);
+  const std::string seen = empty == 4 ? "every word still the empty sentinel 0x80000000: nothing was ever stored there"
+                                      : fmt::format("{} of 4 words still the empty sentinel 0x80000000", empty);
   switch (static_cast<WaitSite>(e.site)) {
     case WaitSite::kOneShotSlot:
       return fmt::format(
@@ -69,8 +68,7 @@ std::string describe_wait_error(const WaitError& e) {
           "(owned by rank {}) in Lamport buffer {} (stage 1), pack {}, held {} ({}). Rank {} is missing or out of "
           "step.",
           e.rank, waited_s, e.call, e.peer, e.token, e.peer, e.buffer, e.pack, words, seen, e.peer);
-    case WaitSite::kNone:
-      break;
+    case WaitSite::kNone: break;
   }
   return fmt::format("rank {} timed out in call {} (unknown wait site {})", e.rank, e.call, e.site);
 }

@@ -11,7 +11,7 @@ namespace ar::cuda {
 
 /// The device addresses a launch writes to (trivially copyable).
 struct WaitChannelView {
-  WaitError* record = nullptr;        ///< device alias of the mapped host record
+  WaitError* record = nullptr;  ///< device alias of the mapped host record
   std::uint32_t* abort_flag = nullptr;
 };
 

@@ -22,15 +22,16 @@ CUmemAllocationHandleType driver_handle_type(HandleType t) {
 
 }  // namespace
 
-std::string_view handle_type_name(HandleType t) { return t == HandleType::kFabric ? "fabric" : "POSIX file-descriptor"; }
+std::string_view handle_type_name(HandleType t) {
+  return t == HandleType::kFabric ? "fabric" : "POSIX file-descriptor";
+}
 
 Workspace::Workspace(const Options& options) : options_(options) {
   const int world = options.world_size;
   if (!is_supported_world_size(world))
     throw std::invalid_argument(
         fmt::format("world size {} is not supported (supported: {})", world, world_sizes_text()));
-  if (options.buffer_bytes_request <= 0)
-    throw std::invalid_argument("the Lamport buffer request must be positive");
+  if (options.buffer_bytes_request <= 0) throw std::invalid_argument("the Lamport buffer request must be positive");
   view_.world_size = world;  // holds_every_rank() compares with it
   rank_devices_ = options.rank_devices.empty() ? std::vector<int>(world, options.device) : options.rank_devices;
   if (static_cast<int>(rank_devices_.size()) != world)
@@ -127,7 +128,8 @@ void Workspace::create_and_map(unsigned long long requested) {
         h.rank = r;
         h.allocation_bytes = allocation_bytes_;
         if (options_.handle_type == HandleType::kPosixFd) {
-          AR_CUDA_CHECK(api.cuMemExportToShareableHandle(&h.fd, handles_[r], CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+          AR_CUDA_CHECK(
+              api.cuMemExportToShareableHandle(&h.fd, handles_[r], CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
           exported_fds.push_back(h.fd);
         } else {
           CUmemFabricHandle fabric{};
@@ -141,10 +143,12 @@ void Workspace::create_and_map(unsigned long long requested) {
       for (int fd : exported_fds) ::close(fd);
       exported_fds.clear();
       if (static_cast<int>(all.size()) != world)
-        throw std::runtime_error(fmt::format("the handle exchange returned {} handles for {} ranks", all.size(), world));
+        throw std::runtime_error(
+            fmt::format("the handle exchange returned {} handles for {} ranks", all.size(), world));
       for (int r = 0; r < world; ++r) {
         const ShareableHandle& h = all[r];
-        if (h.rank != r) throw std::runtime_error(fmt::format("the handle exchange put rank {} at index {}", h.rank, r));
+        if (h.rank != r)
+          throw std::runtime_error(fmt::format("the handle exchange put rank {} at index {}", h.rank, r));
         if (h.allocation_bytes != allocation_bytes_)
           throw std::runtime_error(fmt::format(
               "rank {} allocated {} bytes per rank but this process allocated {}: the ranks' GPUs round the workspace "
@@ -153,8 +157,9 @@ void Workspace::create_and_map(unsigned long long requested) {
         if (is_local(r)) continue;
         CUmemGenericAllocationHandle imported = 0;
         if (options_.handle_type == HandleType::kPosixFd) {
-          const CUresult got = api.cuMemImportFromShareableHandle(
-              &imported, reinterpret_cast<void*>(static_cast<std::uintptr_t>(h.fd)), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+          const CUresult got =
+              api.cuMemImportFromShareableHandle(&imported, reinterpret_cast<void*>(static_cast<std::uintptr_t>(h.fd)),
+                                                 CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
           if (got != CUDA_SUCCESS)
             throw std::runtime_error(fmt::format("cannot import rank {}'s POSIX file-descriptor handle: {}", r,
                                                  detail::describe_driver_result(got)));
@@ -197,9 +202,7 @@ void Workspace::create_and_map(unsigned long long requested) {
 
 Workspace::~Workspace() { release(); }
 
-bool Workspace::is_local(int rank) const {
-  return std::binary_search(local_ranks_.begin(), local_ranks_.end(), rank);
-}
+bool Workspace::is_local(int rank) const { return std::binary_search(local_ranks_.begin(), local_ranks_.end(), rank); }
 
 void Workspace::release() noexcept {
   const detail::DriverApi* api = detail::driver_api_if_loaded();

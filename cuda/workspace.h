@@ -27,9 +27,9 @@ namespace ar::cuda {
 /// What a launch needs of a workspace (trivially copyable).
 struct WorkspaceView {
   int world_size = 0;
-  std::int64_t buffer_bytes = 0;                ///< BPB, also in every rank's flags word 2
-  PeerTable peers{};                            ///< this process's address of every rank's buffers
-  std::uint32_t* flags[kMaxWorldSize] = {};     ///< the flags block of every rank of this process (else null)
+  std::int64_t buffer_bytes = 0;             ///< BPB, also in every rank's flags word 2
+  PeerTable peers{};                         ///< this process's address of every rank's buffers
+  std::uint32_t* flags[kMaxWorldSize] = {};  ///< the flags block of every rank of this process (else null)
 };
 
 class Workspace {
@@ -62,7 +62,7 @@ class Workspace {
   Workspace& operator=(const Workspace&) = delete;
 
   int world_size() const { return view_.world_size; }
-  std::int64_t buffer_bytes() const { return view_.buffer_bytes; }  ///< BPB
+  std::int64_t buffer_bytes() const { return view_.buffer_bytes; }     ///< BPB
   std::int64_t allocation_bytes() const { return allocation_bytes_; }  ///< per rank, granularity-rounded
   std::int64_t granularity() const { return granularity_; }
   int device_of(int rank) const { return rank_devices_.at(rank); }

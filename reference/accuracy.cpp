@@ -14,8 +14,8 @@ namespace ar {
 namespace {
 
 struct ExactColumns {
-  HostTensor rounded;          // [N, D] in T
-  Eigen::ArrayXd as_double;    // exact sums as doubles
+  HostTensor rounded;        // [N, D] in T
+  Eigen::ArrayXd as_double;  // exact sums as doubles
 };
 
 ExactColumns exact_columns(const HostTensor& input) {
@@ -58,7 +58,8 @@ AccuracyReport accuracy_report(const HostTensor& input, const std::vector<std::p
       } else {
         d = ulp_distance(got, best, input.dtype());
         const double value = to_double(got, input.dtype());
-        if (std::isfinite(value) && std::isfinite(exact.as_double[i])) abs_error[i] = std::abs(value - exact.as_double[i]);
+        if (std::isfinite(value) && std::isfinite(exact.as_double[i]))
+          abs_error[i] = std::abs(value - exact.as_double[i]);
       }
       row.correctly_rounded += got == best ? 1 : 0;
       row.max_ulp = std::max(row.max_ulp, d);

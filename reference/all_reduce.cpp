@@ -48,8 +48,8 @@ HostTensor reference_all_reduce(const HostTensor& input, Strategy strategy, Prof
   if (auto why = validate_shape(shape)) throw std::invalid_argument(*why);
   const ReductionOrder order = reduction_order(resolve_strategy(strategy, shape), profile, shape.world_size);
   HostTensor out(shape.dtype, {shape.tokens, shape.hidden});
-  fold_planes(input.bytes().data(), shape.world_size, shape.elements_per_rank(), shape.dtype, order,
-              out.bytes().data(), engine);
+  fold_planes(input.bytes().data(), shape.world_size, shape.elements_per_rank(), shape.dtype, order, out.bytes().data(),
+              engine);
   return out;
 }
 

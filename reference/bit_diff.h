@@ -15,12 +15,12 @@ int ulp_bucket(std::uint64_t ulps);
 
 struct BitDiff {
   std::int64_t elements = 0;
-  std::int64_t differing = 0;        ///< elements whose bits differ (+0 vs -0 counts; any NaN vs any NaN too)
-  std::int64_t first_index = -1;     ///< flat index of the first differing element
+  std::int64_t differing = 0;     ///< elements whose bits differ (+0 vs -0 counts; any NaN vs any NaN too)
+  std::int64_t first_index = -1;  ///< flat index of the first differing element
   std::uint32_t first_a = 0, first_b = 0;
-  std::int64_t zero_sign_only = 0;   ///< differing only as +0 vs -0
-  std::int64_t nan_mismatches = 0;   ///< NaN on one side only, or two NaNs with different bits
-  std::uint64_t max_ulp = 0;         ///< over differing non-NaN pairs
+  std::int64_t zero_sign_only = 0;          ///< differing only as +0 vs -0
+  std::int64_t nan_mismatches = 0;          ///< NaN on one side only, or two NaNs with different bits
+  std::uint64_t max_ulp = 0;                ///< over differing non-NaN pairs
   std::array<std::int64_t, 8> histogram{};  ///< of differing elements, by ulp_bucket
 };
 

@@ -15,9 +15,9 @@ enum class DType : std::uint8_t { kBf16, kFp16, kFp32 };
 
 struct DTypeInfo {
   DType dtype;
-  std::string_view name;      ///< as written on the command line and in JSON
-  std::string_view npy_descr; ///< .npy descriptor of its storage (bf16 is stored as raw `<u2` bits)
-  int bytes;                  ///< element size E
+  std::string_view name;       ///< as written on the command line and in JSON
+  std::string_view npy_descr;  ///< .npy descriptor of its storage (bf16 is stored as raw `<u2` bits)
+  int bytes;                   ///< element size E
 };
 
 inline constexpr std::array<DTypeInfo, 3> kDTypeTable{{

@@ -9,8 +9,14 @@ namespace ar {
 
 void ExactSum::add_fp32(std::uint32_t bits) {
   constexpr FloatFormat f = kFp32Format;
-  if (ar::is_nan(bits, f)) { nan_ = true; return; }
-  if (is_inf(bits, f)) { (sign_bit(bits, f) ? negative_inf_ : positive_inf_) = true; return; }
+  if (ar::is_nan(bits, f)) {
+    nan_ = true;
+    return;
+  }
+  if (is_inf(bits, f)) {
+    (sign_bit(bits, f) ? negative_inf_ : positive_inf_) = true;
+    return;
+  }
   if (ar::is_zero(bits, f)) return;
   const WideValue v = decode_finite(bits, f);
   const int offset = v.exponent - kLsbExponent;  // 0 .. 253

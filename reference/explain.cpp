@@ -38,7 +38,10 @@ RankStates partial_sums(const ExplainedFold& fold) {
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const FoldStep& s = steps[i];
     switch (s.kind) {
-      case FoldStep::Kind::kSeed: acc = s.after; last_rank = s.rank; break;
+      case FoldStep::Kind::kSeed:
+        acc = s.after;
+        last_rank = s.rank;
+        break;
       case FoldStep::Kind::kAddRank:
         last_rank = s.rank;
         if (fold.order.chunk == 0) {
@@ -48,7 +51,10 @@ RankStates partial_sums(const ExplainedFold& fold) {
           chunk_open = true;
         }
         break;
-      case FoldStep::Kind::kCloseChunk: acc = s.after; chunk_open = false; break;
+      case FoldStep::Kind::kCloseChunk:
+        acc = s.after;
+        chunk_open = false;
+        break;
       default: continue;  // narrowing and sanitising come after every rank
     }
     PartialSum p;
@@ -64,7 +70,8 @@ RankStates partial_sums(const ExplainedFold& fold) {
 
 std::string describe_rank_steps(const ExplainedFold& fold, const std::vector<std::size_t>& steps, DType t) {
   std::string out;
-  for (std::size_t i : steps) out += fmt::format("\n    {}: step {}: {}", fold.label(), i, describe_step(fold.trace.steps[i], t));
+  for (std::size_t i : steps)
+    out += fmt::format("\n    {}: step {}: {}", fold.label(), i, describe_step(fold.trace.steps[i], t));
   return out;
 }
 

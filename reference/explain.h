@@ -22,15 +22,15 @@ struct ExplainedFold {
 struct FoldComparison {
   const ExplainedFold* other = nullptr;
   bool same_bits = true;
-  int first_rank = -1;      ///< the rank after which partial sums first differ; -1 if they never do
-  std::string difference;   ///< one paragraph for people; empty when the bits agree
+  int first_rank = -1;     ///< the rank after which partial sums first differ; -1 if they never do
+  std::string difference;  ///< one paragraph for people; empty when the bits agree
 };
 
 struct ElementExplanation {
   DType dtype = DType::kBf16;
   int world_size = 0;
-  std::uint32_t correctly_rounded = 0;  ///< exact sum rounded once to T
-  std::vector<ExplainedFold> folds;     ///< [0] is the requested one, then every other pair
+  std::uint32_t correctly_rounded = 0;      ///< exact sum rounded once to T
+  std::vector<ExplainedFold> folds;         ///< [0] is the requested one, then every other pair
   std::vector<FoldComparison> comparisons;  ///< folds[0] against folds[1..]
 };
 

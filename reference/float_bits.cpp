@@ -12,9 +12,9 @@ Rounded round_to_format(const WideValue& v, FloatFormat f) {
   const std::uint32_t sign = v.negative ? f.sign_mask() : 0u;
   if (v.significand == 0) return {sign, v.sticky, false};
   const int msb = 63 - std::countl_zero(v.significand);
-  const int value_exponent = v.exponent + msb;               // value in [2^E, 2^(E+1))
-  const int min_exponent = 1 - f.bias();                      // smallest normal exponent
-  const int min_quantum = min_exponent - f.fraction_bits;     // last bit of the subnormals
+  const int value_exponent = v.exponent + msb;             // value in [2^E, 2^(E+1))
+  const int min_exponent = 1 - f.bias();                   // smallest normal exponent
+  const int min_quantum = min_exponent - f.fraction_bits;  // last bit of the subnormals
   if (value_exponent > f.bias()) return {sign | f.infinity(), true, true};
   // Exponent of the last kept bit: p bits for normals, fixed for subnormals.
   const int quantum = std::max(value_exponent - f.fraction_bits, min_quantum);
@@ -111,14 +111,26 @@ Fp32AddDetail add_fp32_detailed(std::uint32_t a, std::uint32_t b, bool ftz) {
     d.result = a;
     return d;
   }
-  if (is_inf(a, f)) { d.result = a; return d; }
-  if (is_inf(b, f)) { d.result = b; return d; }
+  if (is_inf(a, f)) {
+    d.result = a;
+    return d;
+  }
+  if (is_inf(b, f)) {
+    d.result = b;
+    return d;
+  }
   if (is_zero(a, f) && is_zero(b, f)) {
     d.result = (a & b & f.sign_mask());  // -0 only for (-0) + (-0) under round-to-nearest
     return d;
   }
-  if (is_zero(a, f)) { d.result = b; return d; }  // exact; with FTZ b is already normal or zero
-  if (is_zero(b, f)) { d.result = a; return d; }
+  if (is_zero(a, f)) {
+    d.result = b;
+    return d;
+  }  // exact; with FTZ b is already normal or zero
+  if (is_zero(b, f)) {
+    d.result = a;
+    return d;
+  }
 
   // Both finite and non-zero. Order by magnitude (the bit patterns of |x| order like the values).
   if ((a & ~f.sign_mask()) < (b & ~f.sign_mask())) std::swap(a, b);

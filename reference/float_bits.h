@@ -93,7 +93,7 @@ constexpr std::uint32_t sanitize_negative_zero(std::uint32_t bits, DType t) {
 /// What happened inside one fp32 add; `explain` shows it.
 struct Fp32AddDetail {
   std::uint32_t result = 0;
-  bool flushed_lhs = false;     ///< lhs was subnormal and FTZ made it a signed zero
+  bool flushed_lhs = false;  ///< lhs was subnormal and FTZ made it a signed zero
   bool flushed_rhs = false;
   bool flushed_result = false;  ///< the rounded sum was subnormal and FTZ made it a signed zero
   bool inexact = false;         ///< the sum was rounded

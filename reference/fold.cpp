@@ -55,8 +55,7 @@ std::uint32_t reduce_element(std::span<const std::uint32_t> per_rank, DType t, c
   // 4. Narrow once, RN-even, canonical NaN.
   std::uint32_t out = narrow_from_fp32(acc, t);
   if (trace) {
-    const bool exact = t == DType::kFp32 || is_nan(acc, kFp32Format) ||
-                       widen_to_fp32(out, t) == acc;
+    const bool exact = t == DType::kFp32 || is_nan(acc, kFp32Format) || widen_to_fp32(out, t) == acc;
     trace->steps.push_back({.kind = FoldStep::Kind::kNarrow, .before = acc, .after = out, .inexact = !exact});
   }
   // 5. TWOSHOT sanitises its sum before re-entering a Lamport buffer.

@@ -15,15 +15,15 @@ namespace ar {
 /// One step of the fold, as `explain` prints it.
 struct FoldStep {
   enum class Kind : std::uint8_t {
-    kSeed,          ///< acc = rank 0's value (TensorRT-LLM)
-    kAddRank,       ///< acc (or the open chunk) = A(acc, v_rank)
-    kCloseChunk,    ///< acc = A(acc, chunk sum)
-    kNarrow,        ///< fp32 accumulator -> T, RN-even
-    kSanitizeResult ///< -0 -> +0 before the TWOSHOT broadcast
+    kSeed,           ///< acc = rank 0's value (TensorRT-LLM)
+    kAddRank,        ///< acc (or the open chunk) = A(acc, v_rank)
+    kCloseChunk,     ///< acc = A(acc, chunk sum)
+    kNarrow,         ///< fp32 accumulator -> T, RN-even
+    kSanitizeResult  ///< -0 -> +0 before the TWOSHOT broadcast
   };
   Kind kind = Kind::kAddRank;
-  int rank = -1;   ///< kAddRank / kSeed
-  int chunk = -1;  ///< chunk index (kAddRank in a chunked order, kCloseChunk)
+  int rank = -1;              ///< kAddRank / kSeed
+  int chunk = -1;             ///< chunk index (kAddRank in a chunked order, kCloseChunk)
   std::uint32_t before = 0;   ///< accumulator (fp32 bits; T bits for kSanitizeResult) before the step
   std::uint32_t operand = 0;  ///< fp32 bits added (the rank value or the chunk sum)
   std::uint32_t after = 0;    ///< result (fp32 bits; T bits for kNarrow and kSanitizeResult)

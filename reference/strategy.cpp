@@ -30,8 +30,8 @@ std::optional<std::string> validate_shape(const ProblemShape& s) {
   if (s.hidden <= 0) return fmt::format("the hidden size D must be at least 1 (got {})", s.hidden);
   const int pack = elements_per_pack(s.dtype);
   if (s.hidden % pack != 0)
-    return fmt::format("hidden size D = {} is not a multiple of {} ({} elements of {} make one 16-byte pack)",
-                       s.hidden, pack, pack, dtype_name(s.dtype));
+    return fmt::format("hidden size D = {} is not a multiple of {} ({} elements of {} make one 16-byte pack)", s.hidden,
+                       pack, pack, dtype_name(s.dtype));
   return std::nullopt;
 }
 

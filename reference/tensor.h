@@ -49,9 +49,7 @@ class HostTensor {
     }
   }
 
-  bool operator==(const HostTensor& o) const {
-    return dtype_ == o.dtype_ && shape_ == o.shape_ && bytes_ == o.bytes_;
-  }
+  bool operator==(const HostTensor& o) const { return dtype_ == o.dtype_ && shape_ == o.shape_ && bytes_ == o.bytes_; }
 
  private:
   DType dtype_ = DType::kFp32;
@@ -59,9 +57,18 @@ class HostTensor {
   // Default-initialised bytes (no zero fill unless asked); byte storage implicitly creates the uint16/uint32
   // objects viewed above.
   struct DefaultInitAllocator : std::allocator<std::byte> {
-    template <class U> struct rebind { using other = DefaultInitAllocator; };
-    template <class U> void construct(U* p) { ::new (static_cast<void*>(p)) U; }
-    template <class U, class... Args> void construct(U* p, Args&&... args) { ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...); }
+    template <class U>
+    struct rebind {
+      using other = DefaultInitAllocator;
+    };
+    template <class U>
+    void construct(U* p) {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
   };
   std::vector<std::byte, DefaultInitAllocator> bytes_;
 };

@@ -32,7 +32,8 @@ BufferRequest request_buffer_bytes(const ProblemShape& max_shape, std::optional<
   bytes = round_up(bytes, kBufferAlignment);
   if (bytes > kMaxBufferBytes)
     return {bytes, fmt::format("the Lamport buffer size {} bytes is greater than the maximum supported size "
-                               "(UINT32_MAX = {})", bytes, kMaxBufferBytes)};
+                               "(UINT32_MAX = {})",
+                               bytes, kMaxBufferBytes)};
   return {bytes, std::nullopt};
 }
 
@@ -79,11 +80,13 @@ std::optional<std::string> check_fits_workspace(Strategy strategy, const Problem
                        std::numeric_limits<std::int32_t>::max());
   const std::int64_t need = required_buffer_bytes(resolved, s);
   if (need > kMaxBufferBytes)
-    return fmt::format("{} needs {} bytes per Lamport buffer, above the 32-bit limit {}", strategy_name(resolved),
-                       need, kMaxBufferBytes);
+    return fmt::format("{} needs {} bytes per Lamport buffer, above the 32-bit limit {}", strategy_name(resolved), need,
+                       kMaxBufferBytes);
   if (need > buffer_bytes)
-    return fmt::format("the buffer size in the workspace is insufficient: {} needs {} bytes per Lamport buffer, "
-                       "the workspace has {}", strategy_name(resolved), need, buffer_bytes);
+    return fmt::format(
+        "the buffer size in the workspace is insufficient: {} needs {} bytes per Lamport buffer, "
+        "the workspace has {}",
+        strategy_name(resolved), need, buffer_bytes);
   return std::nullopt;
 }
 

@@ -12,12 +12,12 @@
 
 namespace ar {
 
-inline constexpr int kLamportBufferCount = 3;                 ///< triple buffering
+inline constexpr int kLamportBufferCount = 3;                    ///< triple buffering
 inline constexpr std::uint32_t kLamportEmptyWord = 0x80000000u;  ///< fp32 -0 in every 32-bit word = empty
-inline constexpr std::int64_t kBufferAlignment = 32;          ///< 2 stages x 16-byte packs
-inline constexpr std::int64_t kSignalPadBytes = 2048;         ///< FlashInfer's unused signal pad
-inline constexpr std::int64_t kPackBytes = 16;                ///< every access is one 16-byte vector
-inline constexpr std::int64_t kMaxBufferBytes = 0xFFFFFFFFll; ///< byte counts are 32-bit
+inline constexpr std::int64_t kBufferAlignment = 32;             ///< 2 stages x 16-byte packs
+inline constexpr std::int64_t kSignalPadBytes = 2048;            ///< FlashInfer's unused signal pad
+inline constexpr std::int64_t kPackBytes = 16;                   ///< every access is one 16-byte vector
+inline constexpr std::int64_t kMaxBufferBytes = 0xFFFFFFFFll;    ///< byte counts are 32-bit
 
 constexpr std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
 constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t by) { return (x + by - 1) / by; }

@@ -55,8 +55,7 @@ Phase CtaState::phase(const KernelEnv& env) const { return program(env)[pc]; }
 
 int first_empty_word(const Pack& words, Mutation m) {
   switch (m) {
-    case Mutation::kPollFirstWord:
-      return words[0] == kLamportEmptyWord ? 0 : -1;
+    case Mutation::kPollFirstWord: return words[0] == kLamportEmptyWord ? 0 : -1;
     case Mutation::kFloatSentinelCompare:
       // `v == 0.f && signbit(v)` with FTZ: every negative subnormal compares equal to -0.0f.
       for (int k = 0; k < 4; ++k)
@@ -92,8 +91,7 @@ std::optional<WaitTarget> next_wait(const CtaState& c, const KernelEnv& env) {
   // a retry waits.
   if (ours(env) && c.sub != 1) return std::nullopt;
   if (c.phase(env) == Phase::kWaitArrivals)  // FlashInfer's CTA 0 spins on the arrival counter
-    return WaitTarget{{c.rank, env.flags_word + kArrivalWord}, true,
-                      static_cast<std::uint32_t>(env.call.ctas)};
+    return WaitTarget{{c.rank, env.flags_word + kArrivalWord}, true, static_cast<std::uint32_t>(env.call.ctas)};
   const auto it = polled_item(c, env);
   if (!it) return std::nullopt;
   return WaitTarget{{c.rank, detail::polled_slot(c, env, *it)}};
@@ -103,8 +101,8 @@ std::string describe_wait(const CtaState& c, const KernelEnv& env, const MemoryS
   const auto target = next_wait(c, env);
   const std::string who = ours(env) ? fmt::format("r{} block {} (call {} {}, round {})", c.rank, c.index,
                                                   env.call.index, strategy_name(env.call.strategy), c.round)
-                                    : fmt::format("r{} CTA {} (call {} {}, token {})", c.rank, c.index,
-                                                  env.call.index, strategy_name(env.call.strategy), c.token);
+                                    : fmt::format("r{} CTA {} (call {} {}, token {})", c.rank, c.index, env.call.index,
+                                                  strategy_name(env.call.strategy), c.token);
   if (!target) return fmt::format("{} is at '{}'", who, phase_name(c.phase(env)));
   const std::uint32_t w0 = target->pack.word;
   if (target->counter)

@@ -166,8 +166,7 @@ void normalize_flashinfer(CtaState& c, const KernelEnv& env) {
       case Phase::kAdvanceAtArrival:
       case Phase::kClearShare:
       case Phase::kNextRound:
-      case Phase::kAdvanceAtEnd:
-        return;
+      case Phase::kAdvanceAtEnd: return;
       case Phase::kStore:
       case Phase::kScatter:
       case Phase::kGather:
@@ -215,9 +214,7 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
   switch (phase) {
     // 1. Flags: two plain 16-byte loads; the checker compares them with every other CTA's.
     case Phase::kReadFlagsLow:
-    case Phase::kReadFlagsHigh:
-      read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh);
-      break;
+    case Phase::kReadFlagsHigh: read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh); break;
     // ONESHOT 2. The sanitised pack into slot [t][r] of every rank: W unicast stores (self last) or one multicast.
     case Phase::kStore: {
       const Pack value = input_pack(env, c.rank, c.token, pack_of(c));
@@ -343,8 +340,7 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
       reset_arrival_counter(c, env);
       next_pc(c);
       break;
-    case Phase::kDone:
-      break;
+    case Phase::kDone: break;
     case Phase::kReadCallWord:  // our kernels' phases: step_ours runs them
     case Phase::kArriveRelaxed:
     case Phase::kAdvanceAtArrival:
@@ -358,13 +354,11 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
 std::optional<Item> polled_item_flashinfer(const CtaState& c, const KernelEnv& env) {
   switch (c.phase(env)) {
     case Phase::kPoll:
-    case Phase::kGather:
-      return here(c);
+    case Phase::kGather: return here(c);
     case Phase::kReduce:
       if (c.broadcasting) return std::nullopt;
       return here(c);
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
 }
 

@@ -21,20 +21,13 @@ std::uint32_t random_normal(std::uint64_t h, FloatFormat f) {
 
 std::uint32_t special_value(std::uint64_t h, FloatFormat f) {
   switch ((h >> 3) % 7) {
-    case 0:
-      return f.canonical_nan() ^ ((h & 1) ? f.sign_mask() : 0u) ^ 1u;  // a NaN with another payload
-    case 1:
-      return f.infinity();
-    case 2:
-      return f.infinity() | f.sign_mask();
-    case 3:
-      return 1u + static_cast<std::uint32_t>(h >> 12) % f.fraction_mask();  // positive subnormal
-    case 4:
-      return f.sign_mask();  // -0
-    case 5:
-      return f.exponent_mask() - 1u;  // largest finite
-    default:
-      return random_normal(h >> 5, f);
+    case 0: return f.canonical_nan() ^ ((h & 1) ? f.sign_mask() : 0u) ^ 1u;  // a NaN with another payload
+    case 1: return f.infinity();
+    case 2: return f.infinity() | f.sign_mask();
+    case 3: return 1u + static_cast<std::uint32_t>(h >> 12) % f.fraction_mask();  // positive subnormal
+    case 4: return f.sign_mask();                                                 // -0
+    case 5: return f.exponent_mask() - 1u;                                        // largest finite
+    default: return random_normal(h >> 5, f);
   }
 }
 
@@ -76,8 +69,7 @@ HostTensor make_call_inputs(std::uint64_t seed, int call, int world_size, std::i
       const bool carries = ((who >> (r % 64)) & 1) != 0 || r == static_cast<int>(who % world_size);
       std::uint32_t v = random_normal(h, f);
       switch (pattern) {
-        case InputPattern::kRandom:
-          break;
+        case InputPattern::kRandom: break;
         case InputPattern::kSentinelPair:
           if (carries) v = (per_word == 1 || high) ? f.sign_mask() : 0u;
           break;
@@ -96,9 +88,7 @@ HostTensor make_call_inputs(std::uint64_t seed, int call, int world_size, std::i
           else
             v = 0;
           break;
-        case InputPattern::kSpecial:
-          v = special_value(h, f);
-          break;
+        case InputPattern::kSpecial: v = special_value(h, f); break;
       }
       t.set_bits(static_cast<std::int64_t>(r) * count + e, v);
     }

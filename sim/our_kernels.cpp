@@ -239,15 +239,9 @@ bool settle_gather(CtaState& c, const KernelEnv& env, std::uint32_t count) {
 void advance_store(CtaState& c, KernelEnv& env) {
   switch (c.i) {
     case 0:
-    case 1:
-      store_flags_half(c, env, /*high=*/c.i == 1);
-      break;
-    case 2:
-      reset_arrival_counter(c, env);
-      break;
-    default:
-      env.ops.st_u32({c.rank, env.flags_word + kCallCounterWord}, c.call_word + 1, flags_ghost(c, env));
-      break;
+    case 1: store_flags_half(c, env, /*high=*/c.i == 1); break;
+    case 2: reset_arrival_counter(c, env); break;
+    default: env.ops.st_u32({c.rank, env.flags_word + kCallCounterWord}, c.call_word + 1, flags_ghost(c, env)); break;
   }
   if (++c.i == kAdvanceStores) next_pc(c);
 }
@@ -267,9 +261,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
   switch (phase) {
     // 1. Thread 0 reads the flags (plain loads: the previous launch has completed) and the call counter.
     case Phase::kReadFlagsLow:
-    case Phase::kReadFlagsHigh:
-      read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh);
-      break;
+    case Phase::kReadFlagsHigh: read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh); break;
     case Phase::kReadCallWord:
       c.call_word = ops.ld_u32({c.rank, env.flags_word + kCallCounterWord});
       env.checker.on_call_counter_read(c.rank, static_cast<int>(c.index), env.call.index, c.call_word);
@@ -283,8 +275,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       if (blocks == 1 || (env.config.mutation == Mutation::kNoArrivalWait && c.index == 0)) {
         c.advance = 1;  // the only reader of the flags has read them (the mutation: block 0 assumes so)
       } else {
-        const std::uint32_t before =
-            ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
+        const std::uint32_t before = ops.atom_relaxed_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
         const std::uint32_t last = env.config.mutation == Mutation::kLastArriverOffByOne ? blocks - 2 : blocks - 1;
         c.advance = before == last ? 2 : 0;
       }
@@ -292,9 +283,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       break;
     }
     case Phase::kAdvanceAtArrival:
-    case Phase::kAdvanceAtEnd:
-      advance_store(c, env);
-      break;
+    case Phase::kAdvanceAtEnd: advance_store(c, env); break;
     // ONESHOT 2. W unicast stores of the sanitised pack into slot [t][r] of ranks 0..W-1.
     case Phase::kStore: {
       const Item it = item_of(round_pack(c, q), q);
@@ -361,8 +350,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       next_iteration(c, env);
       break;
     }
-    default:
-      throw std::logic_error(fmt::format("our kernels have no phase '{}' to step", phase_name(phase)));
+    default: throw std::logic_error(fmt::format("our kernels have no phase '{}' to step", phase_name(phase)));
   }
 }
 
@@ -375,8 +363,7 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
       case Phase::kReadFlagsHigh:
       case Phase::kReadCallWord:
       case Phase::kArriveRelaxed:
-      case Phase::kDone:
-        return;
+      case Phase::kDone: return;
       case Phase::kAdvanceAtArrival:
         if (c.advance == 1) return;
         break;
@@ -414,8 +401,7 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
           continue;
         }
         break;
-      default:
-        throw std::logic_error(fmt::format("our kernels have no phase '{}'", phase_name(phase)));
+      default: throw std::logic_error(fmt::format("our kernels have no phase '{}'", phase_name(phase)));
     }
     next_pc(c);
   }
@@ -424,15 +410,12 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
 std::optional<Item> polled_item_ours(const CtaState& c, const KernelEnv& env) {
   const Grid q = grid_of(c, env);
   switch (c.phase(env)) {
-    case Phase::kPoll:
-      return item_of(round_pack(c, q), q);
+    case Phase::kPoll: return item_of(round_pack(c, q), q);
     case Phase::kReduce:
       if (c.broadcasting) return std::nullopt;
       return owned_item(c, env, q);
-    case Phase::kGather:
-      return item_of(gather_flat(c, env, q), q);
-    default:
-      return std::nullopt;
+    case Phase::kGather: return item_of(gather_flat(c, env, q), q);
+    default: return std::nullopt;
   }
 }
 

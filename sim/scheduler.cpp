@@ -50,15 +50,9 @@ SchedulePolicy adversarial_policy(std::uint64_t seed, int world_size, int calls)
   p.race_first = rng.chance(0.5) ? 0.5 : 0.9;
   p.tear = rng.chance(0.5) ? 0.5 : 0.1;
   switch (rng.below(3)) {
-    case 0:
-      p.victim_mode = SchedulePolicy::Victim::kSlow;
-      break;
-    case 1:
-      p.victim_mode = SchedulePolicy::Victim::kAhead;
-      break;
-    default:
-      p.victim_mode = SchedulePolicy::Victim::kNone;
-      break;
+    case 0: p.victim_mode = SchedulePolicy::Victim::kSlow; break;
+    case 1: p.victim_mode = SchedulePolicy::Victim::kAhead; break;
+    default: p.victim_mode = SchedulePolicy::Victim::kNone; break;
   }
   p.victim = static_cast<int>(rng.below(static_cast<std::uint64_t>(world_size)));
   // The victim rule holds over a window of calls, so a rank can fall behind (or run ahead) by a call and then

@@ -255,7 +255,8 @@ std::uint64_t default_max_steps(const SimConfig& config) {
   for (const ResolvedCall& c : config.calls) {
     const std::uint64_t packs =
         static_cast<std::uint64_t>(c.shape.tokens * c.shape.hidden / elements_per_pack(c.shape.dtype));
-    steps += packs * w * (w * 256 + 512) + static_cast<std::uint64_t>(kLamportBufferCount * config.buffer_bytes / kPackBytes) * w;
+    steps += packs * w * (w * 256 + 512) +
+             static_cast<std::uint64_t>(kLamportBufferCount * config.buffer_bytes / kPackBytes) * w;
   }
   return steps;
 }

@@ -15,18 +15,10 @@ std::string escape(const std::string& s) {
   out.reserve(s.size() + 8);
   for (char ch : s) {
     switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
       default:
         if (static_cast<unsigned char>(ch) < 0x20)
           out += fmt::format("\\u{:04x}", static_cast<int>(ch));
@@ -79,11 +71,10 @@ std::string TraceRecorder::chrome_json(const std::string& title, int world_size)
     switch (e.kind) {
       case TraceEvent::Kind::kOp:
       case TraceEvent::Kind::kDelivery:
-        add(fmt::format(
-            R"({{"name":"{}","cat":"{}","ph":"X","ts":{},"dur":1,"pid":{},"tid":{},)"
-            R"("args":{{"call":{},"step":{},"detail":"{}"}}}})",
-            escape(e.name), e.kind == TraceEvent::Kind::kOp ? "op" : "delivery", e.step, e.rank, tid, e.call, e.step,
-            escape(e.detail)));
+        add(fmt::format(R"({{"name":"{}","cat":"{}","ph":"X","ts":{},"dur":1,"pid":{},"tid":{},)"
+                        R"("args":{{"call":{},"step":{},"detail":"{}"}}}})",
+                        escape(e.name), e.kind == TraceEvent::Kind::kOp ? "op" : "delivery", e.step, e.rank, tid,
+                        e.call, e.step, escape(e.detail)));
         break;
       case TraceEvent::Kind::kLaunchBegin:
         add(fmt::format(R"({{"name":"{}","cat":"launch","ph":"B","ts":{},"pid":{},"tid":{},"args":{{"shape":"{}"}}}})",
@@ -93,10 +84,9 @@ std::string TraceRecorder::chrome_json(const std::string& title, int world_size)
         add(fmt::format(R"({{"ph":"E","ts":{},"pid":{},"tid":{}}})", e.step, e.rank, tid));  // after its last op
         break;
       case TraceEvent::Kind::kFailure:
-        add(fmt::format(
-            R"({{"name":"FAILURE: {}","cat":"failure","ph":"i","s":"g","ts":{},"pid":{},"tid":{},)"
-            R"("args":{{"detail":"{}"}}}})",
-            escape(e.name), e.step + 1, e.rank, tid, escape(e.detail)));
+        add(fmt::format(R"({{"name":"FAILURE: {}","cat":"failure","ph":"i","s":"g","ts":{},"pid":{},"tid":{},)"
+                        R"("args":{{"detail":"{}"}}}})",
+                        escape(e.name), e.step + 1, e.rank, tid, escape(e.detail)));
         break;
     }
   }

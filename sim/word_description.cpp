@@ -14,14 +14,10 @@ std::string describe_word(const SimConfig& config, int rank, std::uint32_t word)
 
 std::string describe_ghost(Ghost g) {
   switch (g.kind) {
-    case WriteKind::kInit:
-      return "initial fill";
-    case WriteKind::kClear:
-      return fmt::format("clear by r{} in call {}", g.writer, g.call);
-    case WriteKind::kData:
-      return fmt::format("data from r{} in call {}", g.writer, g.call);
-    case WriteKind::kFlags:
-      return fmt::format("flags of r{} in call {}", g.writer, g.call);
+    case WriteKind::kInit: return "initial fill";
+    case WriteKind::kClear: return fmt::format("clear by r{} in call {}", g.writer, g.call);
+    case WriteKind::kData: return fmt::format("data from r{} in call {}", g.writer, g.call);
+    case WriteKind::kFlags: return fmt::format("flags of r{} in call {}", g.writer, g.call);
   }
   return "?";
 }

@@ -22,7 +22,9 @@ static std::optional<std::string> why_no_device() {
   return std::nullopt;
 }
 #else
-static std::optional<std::string> why_no_device() { return std::string("no CUDA device (this build has no CUDA layer)"); }
+static std::optional<std::string> why_no_device() {
+  return std::string("no CUDA device (this build has no CUDA layer)");
+}
 #endif
 
 int main(int argc, char** argv) {

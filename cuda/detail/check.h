@@ -26,16 +26,16 @@ inline bool failed(CUresult e) { return e != CUDA_SUCCESS; }
 
 }  // namespace ar::cuda::detail
 
-#define AR_CUDA_CHECK(expr)                                                              \
-  do {                                                                                   \
-    const auto ar_cuda_check_result_ = (expr);                                           \
-    if (::ar::cuda::detail::failed(ar_cuda_check_result_))                               \
+#define AR_CUDA_CHECK(expr)                                                                   \
+  do {                                                                                        \
+    const auto ar_cuda_check_result_ = (expr);                                                \
+    if (::ar::cuda::detail::failed(ar_cuda_check_result_))                                    \
       ::ar::cuda::detail::throw_cuda_error(ar_cuda_check_result_, #expr, __FILE__, __LINE__); \
   } while (0)
 
-#define AR_CUDA_CHECK_NOTHROW(expr)                                                       \
-  do {                                                                                    \
-    const auto ar_cuda_check_result_ = (expr);                                            \
-    if (::ar::cuda::detail::failed(ar_cuda_check_result_))                                \
+#define AR_CUDA_CHECK_NOTHROW(expr)                                                            \
+  do {                                                                                         \
+    const auto ar_cuda_check_result_ = (expr);                                                 \
+    if (::ar::cuda::detail::failed(ar_cuda_check_result_))                                     \
       ::ar::cuda::detail::report_cuda_error(ar_cuda_check_result_, #expr, __FILE__, __LINE__); \
   } while (0)

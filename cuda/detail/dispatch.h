@@ -45,7 +45,8 @@ bool dispatch_arith(DType t, bool ftz, F&& f) {
     return ((t == kCompiledDTypes[I] &&
              (ftz ? (f(Arith<kCompiledDTypes[I], true>{}), true) : (f(Arith<kCompiledDTypes[I], false>{}), true))) ||
             ...);
-  }(std::make_index_sequence<kCompiledDTypes.size()>{});
+  }
+  (std::make_index_sequence<kCompiledDTypes.size()>{});
 }
 
 /// Whether `t` is compiled into this build.

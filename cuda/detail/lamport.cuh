@@ -120,14 +120,13 @@ __device__ __forceinline__ bool is_empty(const uint4& v) {
 
 /// The flags as this launch found them.
 struct LaunchFlags {
-  std::uint32_t current;       ///< w0: this launch's buffer
-  std::uint32_t dirty;         ///< w1: the previous launch's buffer, cleared now
-  std::uint32_t buffer_bytes;  ///< w2: BPB
-  std::uint32_t dirty_stages;  ///< w3
+  std::uint32_t current;         ///< w0: this launch's buffer
+  std::uint32_t dirty;           ///< w1: the previous launch's buffer, cleared now
+  std::uint32_t buffer_bytes;    ///< w2: BPB
+  std::uint32_t dirty_stages;    ///< w3
   std::uint32_t dirty_bytes[4];  ///< w4..w7
-  std::uint32_t call;          ///< 1-based number of this call on this rank
+  std::uint32_t call;            ///< 1-based number of this call on this rank
 };
-
 
 /// Who waits, for the error record. Built where a wait is set up; passed by value to the slow path only.
 struct WaitContext {
@@ -140,7 +139,7 @@ struct WaitContext {
 
 /// Records the first wait of a launch that gives up (later ones find the abort word set and only return).
 static __device__ __noinline__ void record_wait_error(const WaitContext& ctx, std::int32_t peer, std::int64_t token,
-                                               std::uint32_t pack, uint4 seen, std::uint64_t waited) {
+                                                      std::uint32_t pack, uint4 seen, std::uint64_t waited) {
   if (atomicCAS(ctx.p->abort_flag, 0u, 1u) != 0u) return;  // another wait recorded first
   volatile WaitError* e = ctx.p->error;
   e->site = static_cast<std::uint32_t>(ctx.site);
@@ -195,7 +194,7 @@ class WaitBudget {
 /// `slot` (relaxed, ld.volatile) until no word is the sentinel and returns it; returns a still-empty value
 /// when the wait gave up.
 static __device__ __noinline__ uint4 wait_until_full(const std::uint8_t* slot, uint4 seen, WaitContext ctx,
-                                              std::int32_t peer, std::int64_t token, std::uint32_t pack) {
+                                                     std::int32_t peer, std::int64_t token, std::uint32_t pack) {
   WaitBudget budget;
   while (is_empty(seen)) {
     if (!budget.keep_waiting(ctx, peer, token, pack, seen)) return seen;
@@ -212,9 +211,9 @@ inline constexpr int kInlinePolls = 8;
 /// rest of the call (only its owner's next-but-one launch clears it), so this gives the values FlashInfer's
 /// "reload the whole chunk until one pass finds it full" gives. False when a wait gave up.
 template <int kMaxSlots>
-__device__ __forceinline__ bool poll_slots(const std::uint8_t* first, std::uint64_t stride, int count,
-                                           int first_rank, std::int64_t token, std::uint32_t pack,
-                                           uint4 (&v)[kMaxSlots], const WaitContext& ctx) {
+__device__ __forceinline__ bool poll_slots(const std::uint8_t* first, std::uint64_t stride, int count, int first_rank,
+                                           std::int64_t token, std::uint32_t pack, uint4 (&v)[kMaxSlots],
+                                           const WaitContext& ctx) {
 #pragma unroll
   for (int i = 0; i < kMaxSlots; ++i)
     if (i < count) v[i] = ptx::ld_volatile_v4(first + i * stride);  // relaxed poll; orders nothing
@@ -222,7 +221,8 @@ __device__ __forceinline__ bool poll_slots(const std::uint8_t* first, std::uint6
   for (int i = 0; i < kMaxSlots; ++i) {
     if (i < count && is_empty(v[i])) {
       // A few polls inline (a peer's store is usually a moment away), then the out-of-line wait.
-      for (int retry = 0; retry < kInlinePolls && is_empty(v[i]); ++retry) v[i] = ptx::ld_volatile_v4(first + i * stride);
+      for (int retry = 0; retry < kInlinePolls && is_empty(v[i]); ++retry)
+        v[i] = ptx::ld_volatile_v4(first + i * stride);
       if (is_empty(v[i])) {
         v[i] = wait_until_full(first + i * stride, v[i], ctx, first_rank + i, token, pack);
         if (is_empty(v[i])) return false;
@@ -239,9 +239,9 @@ using ::ar::kPollGroup;
 /// Folds the W slots of one pack in `chunk` order (ReductionOrder: 0 = one flat fold from +0; K = chunks of
 /// K ranks from +0, then an outer fold of chunk sums from +0), in ascending rank order.
 template <DType T, bool kFtz>
-__device__ __forceinline__ bool fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
-                                           int chunk, std::int64_t token, std::uint32_t pack,
-                                           float (&acc)[Pack<T>::kElements], const WaitContext& ctx) {
+__device__ __forceinline__ bool fold_slots(const std::uint8_t* first, std::uint64_t stride, int world, int chunk,
+                                           std::int64_t token, std::uint32_t pack, float (&acc)[Pack<T>::kElements],
+                                           const WaitContext& ctx) {
   constexpr int E = Pack<T>::kElements;
   const int per_chunk = chunk == 0 ? world : chunk;
 #pragma unroll
@@ -301,9 +301,8 @@ __device__ __forceinline__ void clear_dirty_share(std::uint8_t* own_base, const 
   const std::uint32_t begin = per_round * round;
   const std::uint32_t end = packs - begin > per_round ? begin + per_round : packs;
   if (begin >= packs) return;
-  std::uint8_t* stage_base =
-      own_base + ::ar::stage_offset_bytes(static_cast<int>(f.dirty), stage, static_cast<int>(f.dirty_stages),
-                                          f.buffer_bytes);
+  std::uint8_t* stage_base = own_base + ::ar::stage_offset_bytes(static_cast<int>(f.dirty), stage,
+                                                                 static_cast<int>(f.dirty_stages), f.buffer_bytes);
   const uint4 empty{kEmptyWord, kEmptyWord, kEmptyWord, kEmptyWord};
   for (std::uint32_t i = begin + tid; i < end; i += threads) ptx::st_v4(stage_base + std::uint64_t(i) * 16, empty);
 }
@@ -374,8 +373,8 @@ __device__ __forceinline__ void load_input_batch(const void* input, std::uint32_
 /// TWOSHOT's gather: the j-th pack, in token order, of the round's tokens that rank `rank` does not own,
 /// as a pack index from the round's first token (tokens t0 + row * W + src for every src != rank; a
 /// partial last row yields its sources below the round's end first, so counting stops in the right place).
-__device__ __forceinline__ std::uint32_t other_token_pack(std::uint32_t j, std::uint32_t row_packs,
-                                                         std::uint32_t world, std::uint32_t rank) {
+__device__ __forceinline__ std::uint32_t other_token_pack(std::uint32_t j, std::uint32_t row_packs, std::uint32_t world,
+                                                          std::uint32_t rank) {
   const std::uint32_t other = j / row_packs, c = j - other * row_packs;
   const std::uint32_t row = other / (world - 1), k = other - row * (world - 1);
   const std::uint32_t src = k < rank ? k : k + 1;

@@ -31,8 +31,8 @@ __global__ void ping_pong(std::uint32_t* mine, std::uint32_t* theirs, int round_
 
 }  // namespace
 
-void launch_ping_pong(std::uint32_t* mine, std::uint32_t* theirs, int round_trips, bool starter, std::uint64_t timeout_ns,
-                      std::uint64_t* elapsed_ns, cudaStream_t stream) {
+void launch_ping_pong(std::uint32_t* mine, std::uint32_t* theirs, int round_trips, bool starter,
+                      std::uint64_t timeout_ns, std::uint64_t* elapsed_ns, cudaStream_t stream) {
   ping_pong<<<1, 1, 0, stream>>>(mine, theirs, round_trips, starter ? 1 : 0, timeout_ns, elapsed_ns);
   AR_CUDA_CHECK(cudaGetLastError());
 }

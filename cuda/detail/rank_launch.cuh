@@ -21,13 +21,13 @@ struct RoundRange {
 /// indices are 32-bit (the host refuses N*D*W past 2^31 elements, reference check_fits_workspace).
 struct RankLaunch {
   const AllReduceParams& p;
-  const RankSlot& slot;          ///< the rank of this block (blockIdx.z)
+  const RankSlot& slot;  ///< the rank of this block (blockIdx.z)
   std::uint32_t world, rank;
-  std::uint32_t tid, threads;    ///< this thread among the rank's blocks, and their thread count
+  std::uint32_t tid, threads;  ///< this thread among the rank's blocks, and their thread count
   std::uint32_t row_packs, tokens;
   std::uint32_t per_round, rounds;  ///< tokens per round (the same on every rank), and the round count
-  std::uint64_t slot_stride;     ///< bytes between two source ranks' slots of a row
-  const LaunchFlags& f;          ///< the rank's flags as this launch found them (read-only)
+  std::uint64_t slot_stride;        ///< bytes between two source ranks' slots of a row
+  const LaunchFlags& f;             ///< the rank's flags as this launch found them (read-only)
   Arrival arrival;
 
   /// This rank's Lamport buffers (its own mapping, where it polls).

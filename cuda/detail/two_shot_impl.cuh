@@ -42,8 +42,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     // Phase 4 (rs: ld, r; then st): for each token I own (t % W == rank) poll its W SCATTER slots, fold
     // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every other rank and
     // into my output (my own tokens need no round trip through my BROADCAST stage, which stays empty).
-    const std::uint32_t owned =
-        in.t1 - in.t0 > my.rank ? (in.t1 - in.t0 - my.rank + my.world - 1) / my.world : 0;
+    const std::uint32_t owned = in.t1 - in.t0 > my.rank ? (in.t1 - in.t0 - my.rank + my.world - 1) / my.world : 0;
     {
       const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kScatterSlot, /*stage=*/0};
       const std::uint32_t owned_last = owned * my.row_packs;

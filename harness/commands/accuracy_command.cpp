@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/commands/commands.h"
-#include "harness/io/exit_codes.h"
 #include "harness/commands/options.h"
+#include "harness/io/exit_codes.h"
 #include "harness/io/rank_inputs.h"
 #include "reference/accuracy.h"
 #include "reference/bit_diff.h"
@@ -17,9 +17,11 @@ namespace ar {
 int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   std::string input, dtype_text;
   po::options_description options("options");
+  // clang-format off
   options.add_options()("input,i", po::value(&input)->required(), "[W, N, D] .npy")(
       "dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16")(
       "json", "print the report as JSON");
+  // clang-format on
   po::variables_map vm;
   const CommandHelp help{
       "mnnvl-ar accuracy --input X.npy [--dtype bf16] [--json]",
@@ -37,10 +39,15 @@ int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream&) 
   if (vm.count("json")) {
     nlohmann::json rows = nlohmann::json::array();
     for (const AccuracyRow& r : report.rows)
-      rows.push_back({{"strategy", strategy_name(r.strategy)}, {"profile", profile_name(r.profile)},
-                      {"elements", r.elements}, {"correctly_rounded", r.correctly_rounded},
-                      {"max_ulp", r.max_ulp}, {"mean_ulp", r.mean_ulp}, {"max_abs_error", r.max_abs_error},
-                      {"nan_outputs", r.nan_outputs}, {"ulp_histogram", r.histogram}});
+      rows.push_back({{"strategy", strategy_name(r.strategy)},
+                      {"profile", profile_name(r.profile)},
+                      {"elements", r.elements},
+                      {"correctly_rounded", r.correctly_rounded},
+                      {"max_ulp", r.max_ulp},
+                      {"mean_ulp", r.mean_ulp},
+                      {"max_abs_error", r.max_abs_error},
+                      {"nan_outputs", r.nan_outputs},
+                      {"ulp_histogram", r.histogram}});
     fmt::print(out, "{}\n", nlohmann::json{{"histogram_buckets", kUlpBucketNames}, {"rows", rows}}.dump(2));
     return kExitOk;
   }

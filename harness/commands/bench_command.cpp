@@ -19,8 +19,8 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
 #include "harness/job/call_timing.h"
-#include "harness/job/host_reference.h"
 #include "harness/job/gpu_job.h"
+#include "harness/job/host_reference.h"
 #include "harness/job/job.h"
 #include "harness/job/spawn.h"
 
@@ -39,8 +39,9 @@ ProblemShape bench_shape(int world, std::int64_t bytes, DType dt, std::int64_t h
 /// nullptr with `note` saying why not.
 std::unique_ptr<NcclAllReduce> open_baseline(GpuJob& gpu, const BenchSettings& s, std::string& note) {
   if (gpu.job().multi_process()) {
-    note = "not measured (a job of several processes; the NCCL baseline runs in one process over its GPUs: "
-           "use --devices)";
+    note =
+        "not measured (a job of several processes; the NCCL baseline runs in one process over its GPUs: "
+        "use --devices)";
     return nullptr;
   }
   if (gpu.devices().empty()) {
@@ -123,12 +124,15 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
         if (job.leader())
           fmt::print(err, "[{}/{}] W={} {} {} {}: {}\n", run.done, run.total, world, dtype_name(dt), size_text(bytes),
                      strategy_name(st), row.launch);
-        const TimedCall timed = time_call(job, group, call, timing, [&]() -> const HostTensor& {
-          auto it = references.find(row.resolved);
-          if (it == references.end())
-            it = references.emplace(row.resolved, parallel_reference(input, row.resolved, s.profile)).first;
-          return it->second;
-        }, err);
+        const TimedCall timed = time_call(
+            job, group, call, timing,
+            [&]() -> const HostTensor& {
+              auto it = references.find(row.resolved);
+              if (it == references.end())
+                it = references.emplace(row.resolved, parallel_reference(input, row.resolved, s.profile)).first;
+              return it->second;
+            },
+            err);
         row.us = timed.us;
         row.wrong = timed.wrong;
         if (std::isnan(row.us)) {
@@ -167,7 +171,8 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
   print_bench_settings(out, s, place);
   const HandleDecision& handles = gpu->handles();
   if (job.multi_process())
-    fmt::print(out, "# {} processes, a barrier before every timed region; time = the slowest process's\n# handles: {}\n",
+    fmt::print(out,
+               "# {} processes, a barrier before every timed region; time = the slowest process's\n# handles: {}\n",
                job.processes(), handles.summary);
 
   run.total = worlds.size() * s.dtypes.size() * s.sizes.size() * s.strategies.size();
@@ -212,6 +217,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   double factor = 2;
   JobOptions job_options;
   po::options_description options("options (nccl-tests names where they exist)");
+  // clang-format off
   options.add_options()
       ("minbytes,b", po::value(&min_text)->default_value("4K"), "smallest size per rank (K, M, G suffixes)")
       ("maxbytes,e", po::value(&max_text)->default_value("256M"), "largest size per rank")
@@ -242,10 +248,12 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       ("json,J", po::value(&s.json_path)->default_value(""), "write the results as JSON to this file")
       ("spawn", po::value<int>(), "start K processes on this host (this one is rank 0)")
       ("handles", po::value(&handles_text)->default_value("auto"), "how processes share memory: auto, posix or fabric");
+  // clang-format on
   add_job_options(options, job_options);
   po::variables_map vm;
   const CommandHelp help{
-      "mnnvl-ar bench [-b 4K] [-e 256M] [-f 2] [-n 20] [-w 5] [-G 0] [-d bf16] [-s all] [-W 2] [-J out.json] [--spawn K]",
+      "mnnvl-ar bench [-b 4K] [-e 256M] [-f 2] [-n 20] [-w 5] [-G 0] [-d bf16] [-s all] [-W 2] [-J out.json] [--spawn "
+      "K]",
       "Times the all-reduce kernels, nccl-tests style: one row per size and strategy with size (bytes per rank),\n"
       "count (elements per rank), type, strategy, time(us) (mean per call), algbw = size / time,\n"
       "busbw = algbw * 2(W-1)/W, and #wrong: after timing, every rank's output of the last call is compared bit\n"
@@ -292,8 +300,8 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   }
   // The sizes, each a whole number of rows. Their count is bounded before any is made: a factor just above
   // 1 would otherwise ask for billions of rows (or, below double precision, never reach -e).
-  const double steps = std::floor(std::log(static_cast<double>(max_bytes) / static_cast<double>(min_bytes)) /
-                                  std::log(factor)) + 1;
+  const double steps =
+      std::floor(std::log(static_cast<double>(max_bytes) / static_cast<double>(min_bytes)) / std::log(factor)) + 1;
   if (!(steps <= kMaxSweepSizes))
     throw UsageError(fmt::format("-b {} -e {} -f {} makes {:.0f} sizes; at most {} are allowed (raise -f)", min_text,
                                  max_text, factor, steps, kMaxSweepSizes));
@@ -306,9 +314,10 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       const std::int64_t e = dtype_bytes(dt), count = bytes / e;
       const std::int64_t d = std::min(s.hidden, count);
       if (bytes % 16 != 0 || count % d != 0 || d % elements_per_pack(dt) != 0)
-        throw UsageError(fmt::format("size {} of {} is not a whole number of rows of D = {} (and of 16-byte packs); "
-                                     "choose sizes and -D that divide",
-                                     bytes, dtype_name(dt), d));
+        throw UsageError(
+            fmt::format("size {} of {} is not a whole number of rows of D = {} (and of 16-byte packs); "
+                        "choose sizes and -D that divide",
+                        bytes, dtype_name(dt), d));
     }
 
   return run_as_job(spawn, "bench", args, job_options, out, err,

@@ -41,8 +41,9 @@ void print_bench_settings(std::ostream& out, const BenchSettings& s, const Bench
              size_text(place.limits.copy_bytes));
   fmt::print(out, "# NCCL: {}\n", place.nccl);
   fmt::print(out, "# {} mode, {} iterations{}, {} warm-up, profile {}, PDL {}, D = {}\n",
-             s.graph > 0 ? "CUDA-graph" : "eager", s.iters, s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "",
-             s.warmup, profile_name(s.profile), s.pdl ? "on" : "off", s.hidden);
+             s.graph > 0 ? "CUDA-graph" : "eager", s.iters,
+             s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "", s.warmup, profile_name(s.profile),
+             s.pdl ? "on" : "off", s.hidden);
 }
 
 std::string bench_table_header(bool nccl) {
@@ -65,18 +66,34 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
   j["command"] = "bench";
   j["date"] = date;
   j["labels"] = s.labels;
-  j["device"] = {{"name", dev.name},         {"compute_capability", dev.compute_capability},
-                 {"sms", dev.sm_count},       {"memory_bytes", dev.memory_bytes},
-                 {"l2_bytes", dev.l2_bytes},  {"clock_mhz", dev.clock_mhz},
-                 {"driver", dev.driver},      {"cuda_driver", dev.cuda_driver},
-                 {"cuda_runtime", dev.cuda_runtime}, {"gpus_visible", dev.device_count}};
-  j["job"] = {{"processes", place.processes}, {"launcher", place.launcher}, {"handles", place.handles},
-              {"gpu_shared", place.gpu_shared}, {"gpus", place.gpus}};
-  j["settings"] = {{"mode", s.graph > 0 ? "graph" : "eager"}, {"graph_launches", s.graph}, {"iters", s.iters},
-                   {"warmup", s.warmup}, {"profile", profile_name(s.profile)}, {"pdl", s.pdl != 0},
-                   {"hidden", s.hidden}, {"seed", s.seed}, {"check", s.check != 0}};
-  j["limits"] = {{"launch_eager_us", place.limits.launch_eager_us}, {"launch_graph_us", place.limits.launch_graph_us},
-                 {"copy_gbps", place.limits.copy_gbps}, {"copy_bytes", place.limits.copy_bytes}};
+  j["device"] = {{"name", dev.name},
+                 {"compute_capability", dev.compute_capability},
+                 {"sms", dev.sm_count},
+                 {"memory_bytes", dev.memory_bytes},
+                 {"l2_bytes", dev.l2_bytes},
+                 {"clock_mhz", dev.clock_mhz},
+                 {"driver", dev.driver},
+                 {"cuda_driver", dev.cuda_driver},
+                 {"cuda_runtime", dev.cuda_runtime},
+                 {"gpus_visible", dev.device_count}};
+  j["job"] = {{"processes", place.processes},
+              {"launcher", place.launcher},
+              {"handles", place.handles},
+              {"gpu_shared", place.gpu_shared},
+              {"gpus", place.gpus}};
+  j["settings"] = {{"mode", s.graph > 0 ? "graph" : "eager"},
+                   {"graph_launches", s.graph},
+                   {"iters", s.iters},
+                   {"warmup", s.warmup},
+                   {"profile", profile_name(s.profile)},
+                   {"pdl", s.pdl != 0},
+                   {"hidden", s.hidden},
+                   {"seed", s.seed},
+                   {"check", s.check != 0}};
+  j["limits"] = {{"launch_eager_us", place.limits.launch_eager_us},
+                 {"launch_graph_us", place.limits.launch_graph_us},
+                 {"copy_gbps", place.limits.copy_gbps},
+                 {"copy_bytes", place.limits.copy_bytes}};
   j["nccl"] = place.nccl;
   j["rows"] = nlohmann::json::array();
   for (const BenchRow& r : rows) {

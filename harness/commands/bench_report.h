@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "harness/job/gpu_backend.h"
-#include "harness/job/host_reference.h"
 #include "harness/job/handle_choice.h"
+#include "harness/job/host_reference.h"
 
 namespace ar {
 

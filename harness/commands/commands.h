@@ -11,9 +11,9 @@ int diff_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int compare_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
-int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err);     // harness/sim_command.cpp
-int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err);     // harness/run_command.cpp
-int bench_command(const CommandArgs& args, std::ostream& out, std::ostream& err);   // harness/bench_command.cpp
-int probe_command(const CommandArgs& args, std::ostream& out, std::ostream& err);   // harness/probe_command.cpp
+int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err);    // harness/sim_command.cpp
+int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err);    // harness/run_command.cpp
+int bench_command(const CommandArgs& args, std::ostream& out, std::ostream& err);  // harness/bench_command.cpp
+int probe_command(const CommandArgs& args, std::ostream& out, std::ostream& err);  // harness/probe_command.cpp
 
 }  // namespace ar

@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/options.h"
+#include "harness/commands/tensor_format.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/golden_cases.h"
 #include "harness/io/npy.h"
-#include "harness/commands/options.h"
 #include "harness/io/rank_inputs.h"
-#include "harness/commands/tensor_format.h"
 #include "reference/accuracy.h"
 #include "reference/all_reduce.h"
 #include "reference/bit_diff.h"
@@ -25,6 +25,7 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   std::int64_t tokens = 4, hidden = 64;
   std::uint64_t seed = 1;
   po::options_description options("options");
+  // clang-format off
   options.add_options()
       ("input,i", po::value(&input), "[W, N, D] .npy to compare on (default: the built-in adversarial case)")
       ("dtype,d", po::value(&dtype_text)->default_value(""), "built-in case: bf16 | fp16 | fp32 (default bf16); "
@@ -35,6 +36,7 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
       ("seed", po::value(&seed)->default_value(1), "built-in case: seed of the random values")
       ("save-input", po::value(&save_input), "write the input compared to this .npy (to `explain` it)")
       ("json", "print the table as JSON");
+  // clang-format on
   po::variables_map vm;
   const CommandHelp help{
       "mnnvl-ar compare [--input X.npy | --dtype bf16 --world-size 16 --seed 1] [--save-input X.npy] [--json]",
@@ -75,10 +77,10 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
 
   nlohmann::json rows = nlohmann::json::array();
   if (!vm.count("json")) {
-    fmt::print(out, "input: {}: {}, W = {}, N = {}, D = {}; auto -> {}\n\n", source, dtype_name(s.dtype),
-               s.world_size, s.tokens, s.hidden, strategy_name(resolve_strategy(Strategy::kAuto, s)));
-    fmt::print(out, "{:<20} {:>14} {:>17} {:>8} {:>9}  {}\n", "strategy/profile", "differ from", "correctly",
-               "max ULP", "mean ULP", "order");
+    fmt::print(out, "input: {}: {}, W = {}, N = {}, D = {}; auto -> {}\n\n", source, dtype_name(s.dtype), s.world_size,
+               s.tokens, s.hidden, strategy_name(resolve_strategy(Strategy::kAuto, s)));
+    fmt::print(out, "{:<20} {:>14} {:>17} {:>8} {:>9}  {}\n", "strategy/profile", "differ from", "correctly", "max ULP",
+               "mean ULP", "order");
     fmt::print(out, "{:<20} {:>14} {:>17} {:>8} {:>9}\n", "", "row 1", "rounded", "", "");
   }
   std::string first_difference;
@@ -89,10 +91,15 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
     const BitDiff d = compare_bits(baseline, result);
     const std::string label = fmt::format("{}/{}", strategy_name(strategy), profile_name(profile));
     const std::string order = describe(reduction_order(strategy, profile, s.world_size));
-    rows.push_back({{"strategy", strategy_name(strategy)}, {"profile", profile_name(profile)},
-                    {"order", order}, {"differ_from_oneshot_flashinfer", d.differing},
-                    {"correctly_rounded", row.correctly_rounded}, {"elements", row.elements},
-                    {"max_ulp", row.max_ulp}, {"mean_ulp", row.mean_ulp}, {"ulp_histogram", row.histogram}});
+    rows.push_back({{"strategy", strategy_name(strategy)},
+                    {"profile", profile_name(profile)},
+                    {"order", order},
+                    {"differ_from_oneshot_flashinfer", d.differing},
+                    {"correctly_rounded", row.correctly_rounded},
+                    {"elements", row.elements},
+                    {"max_ulp", row.max_ulp},
+                    {"mean_ulp", row.mean_ulp},
+                    {"ulp_histogram", row.histogram}});
     // The headline is ONESHOT vs TWOSHOT as shipped; other rows speak only when that pair agrees.
     const bool headline = strategy == Strategy::kTwoShot && profile == Profile::kFlashInfer;
     if (d.differing && (first_difference.empty() || headline)) {
@@ -100,9 +107,10 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
       first_difference = fmt::format(
           "oneshot/flashinfer and {} first differ at [{}, {}]. To see why:\n  mnnvl-ar compare {} --save-input x.npy"
           " && mnnvl-ar explain -i x.npy{} -t {} -c {} --strategy oneshot",
-          label, token, col, vm.count("input") ? fmt::format("-i {}", input)
-                             : fmt::format("-d {} -w {} -n {} --hidden {} --seed {}", dtype_name(s.dtype), world,
-                                           tokens, hidden, seed),
+          label, token, col,
+          vm.count("input") ? fmt::format("-i {}", input)
+                            : fmt::format("-d {} -w {} -n {} --hidden {} --seed {}", dtype_name(s.dtype), world, tokens,
+                                          hidden, seed),
           s.dtype == DType::kBf16 ? " --dtype bf16" : "", token, col);
     }
     if (!vm.count("json"))
@@ -110,14 +118,19 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
                  fmt::format("{}/{}", row.correctly_rounded, row.elements), row.max_ulp, row.mean_ulp, order);
   }
   if (vm.count("json")) {
-    nlohmann::json j{{"source", source}, {"dtype", dtype_name(s.dtype)}, {"world_size", s.world_size},
-                     {"tokens", s.tokens}, {"hidden", s.hidden},
-                     {"auto", strategy_name(resolve_strategy(Strategy::kAuto, s))}, {"rows", rows}};
+    nlohmann::json j{{"source", source},
+                     {"dtype", dtype_name(s.dtype)},
+                     {"world_size", s.world_size},
+                     {"tokens", s.tokens},
+                     {"hidden", s.hidden},
+                     {"auto", strategy_name(resolve_strategy(Strategy::kAuto, s))},
+                     {"rows", rows}};
     fmt::print(out, "{}\n", j.dump(2));
     return kExitOk;
   }
-  fmt::print(out, "\n{}\n", first_difference.empty() ? "all strategies and profiles agree bit for bit on this input."
-                                                       : first_difference);
+  fmt::print(
+      out, "\n{}\n",
+      first_difference.empty() ? "all strategies and profiles agree bit for bit on this input." : first_difference);
   return kExitOk;
 }
 

@@ -8,10 +8,10 @@
 #include <fmt/ostream.h>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/options.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/golden_manifest.h"
 #include "harness/io/npy.h"
-#include "harness/commands/options.h"
 
 namespace ar {
 namespace {
@@ -27,8 +27,10 @@ std::string read_all(const std::filesystem::path& p) {
 int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   std::string dir;
   po::options_description options("options");
+  // clang-format off
   options.add_options()("out,o", po::value(&dir)->default_value("data"), "folder of the golden set")(
       "check", "regenerate in memory and compare with the folder's files; exit 1 on any difference");
+  // clang-format on
   po::variables_map vm;
   const CommandHelp help{
       "mnnvl-ar data [--out DIR] [--check]",

@@ -5,8 +5,8 @@
 #include <fmt/ostream.h>
 
 #include "harness/commands/commands.h"
-#include "harness/io/exit_codes.h"
 #include "harness/commands/options.h"
+#include "harness/io/exit_codes.h"
 #include "harness/io/rank_inputs.h"
 #include "reference/explain.h"
 
@@ -33,6 +33,7 @@ int explain_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   std::string input, strategy_text, profile_text, dtype_text;
   std::int64_t token = -1, col = -1;
   po::options_description options("options");
+  // clang-format off
   options.add_options()
       ("input,i", po::value(&input)->required(), "every rank's input, [W, N, D] .npy")
       ("token,t", po::value(&token)->required(), "token (row) of the element, 0 <= T < N")
@@ -40,6 +41,7 @@ int explain_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
       ("strategy,s", po::value(&strategy_text)->default_value("auto"), "oneshot | twoshot | auto")
       ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm")
       ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16");
+  // clang-format on
   po::variables_map vm;
   const CommandHelp help{
       "mnnvl-ar explain --input X.npy --token T --col C [--strategy auto] [--profile flashinfer]",
@@ -59,7 +61,8 @@ int explain_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   const RankInputs in = load_rank_inputs(input, optional_dtype_option(dtype_text));
   const ProblemShape& s = in.shape;
   if (token < 0 || token >= s.tokens)
-    throw UsageError(fmt::format("--token {} is outside [0, {}) (the input has N = {} tokens)", token, s.tokens, s.tokens));
+    throw UsageError(
+        fmt::format("--token {} is outside [0, {}) (the input has N = {} tokens)", token, s.tokens, s.tokens));
   if (col < 0 || col >= s.hidden)
     throw UsageError(fmt::format("--col {} is outside [0, {}) (the input has D = {})", col, s.hidden, s.hidden));
 
@@ -88,7 +91,9 @@ int explain_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   fmt::print(out, "the same element under every strategy and profile:\n");
   for (const ExplainedFold& f : e.folds)
     fmt::print(out, "  {:<20} {:<24} {}\n", f.label(), format_value(f.trace.result, s.dtype),
-               &f == &main ? "(this one)" : f.trace.result == main.trace.result ? "same bits" : "DIFFERENT");
+               &f == &main                           ? "(this one)"
+               : f.trace.result == main.trace.result ? "same bits"
+                                                     : "DIFFERENT");
   for (const FoldComparison& c : e.comparisons) {
     if (c.same_bits) continue;
     fmt::print(out, "\nwhy {} and {} differ:\n  {}\n", main.label(), c.other->label(), c.difference);

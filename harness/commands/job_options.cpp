@@ -24,6 +24,7 @@ const char* const kJobHelp =
     "POSIX file descriptors on one host or fabric handles across hosts (--handles; see SPEC section 8).";
 
 void add_job_options(po::options_description& options, JobOptions& job) {
+  // clang-format off
   options.add_options()
       ("rendezvous", po::value(&job.rendezvous)->default_value(""),
        "HOST:PORT where rank 0 listens (default: MASTER_ADDR:MASTER_PORT or the launcher's)")
@@ -31,6 +32,7 @@ void add_job_options(po::options_description& options, JobOptions& job) {
        "file whose first line is the job's token (default: $MNNVL_AR_TOKEN, else the file $MNNVL_AR_TOKEN_FILE)")
       ("rendezvous-timeout-ms", po::value(&job.timeout_ms)->default_value(60000),
        "how long any process waits for a peer (joining, gathering results) before giving up");
+  // clang-format on
 }
 
 }  // namespace ar

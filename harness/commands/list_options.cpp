@@ -66,8 +66,8 @@ std::vector<Profile> kernel_profile_list_option(const std::string& option, const
   if (text == "both") return {Profile::kFlashInfer, Profile::kIeee};
   const Profile p = profile_option(text);
   if (p == Profile::kTrtllm)
-    throw UsageError(fmt::format("{} trtllm is a reference-only model; the kernels run flashinfer and ieee (or both)",
-                                 option));
+    throw UsageError(
+        fmt::format("{} trtllm is a reference-only model; the kernels run flashinfer and ieee (or both)", option));
   return {p};
 }
 
@@ -83,8 +83,8 @@ void check_timeout_ms(const std::string& option, double ms, bool zero_waits_fore
     throw UsageError(zero_waits_forever ? fmt::format("{} must be >= 0 (0 = wait forever)", option)
                                         : fmt::format("{} must be positive", option));
   if (ms > kMaxTimeoutMs)
-    throw UsageError(fmt::format("{} {} is longer than a day ({} ms), the longest wait allowed", option, ms,
-                                 kMaxTimeoutMs));
+    throw UsageError(
+        fmt::format("{} {} is longer than a day ({} ms), the longest wait allowed", option, ms, kMaxTimeoutMs));
 }
 
 std::int64_t size_option(const std::string& option, const std::string& text) {
@@ -92,15 +92,26 @@ std::int64_t size_option(const std::string& option, const std::string& text) {
   int shift = 0;
   std::string digits = text;
   switch (text.back()) {
-    case 'K': case 'k': shift = 10; digits.pop_back(); break;
-    case 'M': case 'm': shift = 20; digits.pop_back(); break;
-    case 'G': case 'g': shift = 30; digits.pop_back(); break;
+    case 'K':
+    case 'k':
+      shift = 10;
+      digits.pop_back();
+      break;
+    case 'M':
+    case 'm':
+      shift = 20;
+      digits.pop_back();
+      break;
+    case 'G':
+    case 'g':
+      shift = 30;
+      digits.pop_back();
+      break;
     default: break;
   }
   const auto v = whole_number(digits);
   if (!v || *v <= 0 || *v > (std::numeric_limits<std::int64_t>::max() >> shift))
-    throw UsageError(
-        fmt::format("{} '{}' is not a size (a positive number with an optional K, M or G)", option, text));
+    throw UsageError(fmt::format("{} '{}' is not a size (a positive number with an optional K, M or G)", option, text));
   return *v << shift;
 }
 

@@ -59,8 +59,8 @@ void check_number_tokens(const po::parsed_options& parsed, const po::options_des
 }  // namespace
 
 std::optional<int> parse_command_line(const CommandArgs& args, const po::options_description& options,
-                                      const po::positional_options_description& positional,
-                                      const CommandHelp& help, po::variables_map& vm, std::ostream& out) {
+                                      const po::positional_options_description& positional, const CommandHelp& help,
+                                      po::variables_map& vm, std::ostream& out) {
   po::options_description all = options;
   all.add_options()("help,h", "show this help");
   try {

@@ -24,8 +24,8 @@ struct CommandHelp {
 /// Parses `args` into `vm`. Returns an exit code when the command should stop now (--help printed: 0);
 /// throws UsageError for unknown or malformed options.
 std::optional<int> parse_command_line(const CommandArgs& args, const po::options_description& options,
-                                      const po::positional_options_description& positional,
-                                      const CommandHelp& help, po::variables_map& vm, std::ostream& out);
+                                      const po::positional_options_description& positional, const CommandHelp& help,
+                                      po::variables_map& vm, std::ostream& out);
 
 DType dtype_option(const std::string& name);
 Strategy strategy_option(const std::string& name);

@@ -46,7 +46,8 @@ ProbeCheck check_handles(const ProbeReport& r) {
             "exercises them)"};
   return {"handles", CheckStatus::kWarning,
           fmt::format("{} cannot export POSIX file-descriptor handles: ranks as processes on one host would need "
-                      "fabric handles", fmt::join(no_posix, ", "))};
+                      "fabric handles",
+                      fmt::join(no_posix, ", "))};
 }
 
 /// The NVLink problems of one GPU that reports links: inactive links next to active ones, and one line for
@@ -57,8 +58,8 @@ void add_nvlink_problems(const ProbeGpu& g, std::vector<std::string>& problems) 
   if (active == 0)
     problems.push_back(fmt::format("{}: none of its {} NVLinks is active", gpu_label(g), g.nvml.links.size()));
   else if (active < static_cast<int>(g.nvml.links.size()))
-    problems.push_back(fmt::format("{}: {} of {} NVLinks inactive", gpu_label(g), g.nvml.links.size() - active,
-                                   g.nvml.links.size()));
+    problems.push_back(
+        fmt::format("{}: {} of {} NVLinks inactive", gpu_label(g), g.nvml.links.size() - active, g.nvml.links.size()));
   int erring = 0;
   std::uint64_t replay = 0, recovery = 0, crc_flit = 0, crc_data = 0;
   for (const GpuLink& l : g.nvml.links) {
@@ -69,9 +70,10 @@ void add_nvlink_problems(const ProbeGpu& g, std::vector<std::string>& problems) 
     erring += (l.replay.value_or(0) + l.recovery.value_or(0) + l.crc_flit.value_or(0) + l.crc_data.value_or(0)) > 0;
   }
   if (erring)
-    problems.push_back(fmt::format("{}: {} of {} links count errors since the driver loaded (totals: {} replay, {} "
-                                   "recovery, {} flit-CRC, {} data-CRC)",
-                                   gpu_label(g), erring, g.nvml.links.size(), replay, recovery, crc_flit, crc_data));
+    problems.push_back(
+        fmt::format("{}: {} of {} links count errors since the driver loaded (totals: {} replay, {} "
+                    "recovery, {} flit-CRC, {} data-CRC)",
+                    gpu_label(g), erring, g.nvml.links.size(), replay, recovery, crc_flit, crc_data));
 }
 
 /// 3. NVLink: inactive links next to active ones, and error counters.
@@ -133,9 +135,9 @@ ProbeCheck check_p2p(const ProbeReport& r) {
       if (i != j && !p.access[i][j]) missing.push_back(fmt::format("GPU {} -> GPU {}", p.devices[i], p.devices[j]));
   if (missing.empty())
     return {"p2p", CheckStatus::kOk, fmt::format("every GPU of {} reaches every other", r.peers_host)};
-  return {"p2p", CheckStatus::kFailed,
-          fmt::format("no P2P access {}: those ranks cannot store into each other's buffers",
-                      fmt::join(missing, ", "))};
+  return {
+      "p2p", CheckStatus::kFailed,
+      fmt::format("no P2P access {}: those ranks cannot store into each other's buffers", fmt::join(missing, ", "))};
 }
 
 /// 6. Peer latency and bandwidth between the same GPUs.
@@ -157,8 +159,8 @@ ProbeCheck check_allreduce(const ProbeReport& r) {
     if (!a.timeout.empty())
       bad.push_back(fmt::format("{} W={} on {}: {}", a.strategy, a.world, a.where, a.timeout));
     else if (a.mismatches)
-      bad.push_back(fmt::format("{} W={} on {}: {} of {} elements differ from reference/", a.strategy, a.world,
-                                a.where, a.mismatches, a.elements));
+      bad.push_back(fmt::format("{} W={} on {}: {} of {} elements differ from reference/", a.strategy, a.world, a.where,
+                                a.mismatches, a.elements));
   }
   if (bad.empty())
     return {"allreduce", CheckStatus::kOk,
@@ -169,13 +171,8 @@ ProbeCheck check_allreduce(const ProbeReport& r) {
 }  // namespace
 
 bool evaluate_probe(ProbeReport& r) {
-  r.checks = {check_vmm(r),
-              check_handles(r),
-              check_nvlink(r),
-              check_fabric(r),
-              check_p2p(r),
-              check_peer_measurements(r),
-              check_allreduce(r)};
+  r.checks = {check_vmm(r), check_handles(r),           check_nvlink(r),   check_fabric(r),
+              check_p2p(r), check_peer_measurements(r), check_allreduce(r)};
   for (const ProbeCheck& c : r.checks)
     if (c.status == CheckStatus::kFailed) return false;
   return true;

@@ -10,19 +10,19 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include "harness/job/call_check.h"
 #include "harness/commands/commands.h"
-#include "harness/io/exit_codes.h"
-#include "harness/io/golden_cases.h"
-#include "harness/job/gpu_backend.h"
-#include "harness/job/host_reference.h"
 #include "harness/commands/job_options.h"
 #include "harness/commands/list_options.h"
-#include "harness/job/job.h"
-#include "harness/job/gpu_job.h"
-#include "harness/io/npy.h"
 #include "harness/commands/options.h"
 #include "harness/commands/probe_report.h"
+#include "harness/io/exit_codes.h"
+#include "harness/io/golden_cases.h"
+#include "harness/io/npy.h"
+#include "harness/job/call_check.h"
+#include "harness/job/gpu_backend.h"
+#include "harness/job/gpu_job.h"
+#include "harness/job/host_reference.h"
+#include "harness/job/job.h"
 #include "harness/job/spawn.h"
 #include "reference/workspace.h"
 
@@ -44,13 +44,15 @@ std::vector<ProbeAllReduce> probe_allreduce(GpuJob& gpu, int device, int world, 
                                             const std::vector<int>& devices = {}) {
   Job& job = gpu.job();
   constexpr std::int64_t kHidden = 1024;
-  const std::vector<GpuCall> calls{{{world, 4, kHidden, DType::kBf16}, Strategy::kOneShot, Profile::kFlashInfer, false},
-                                   {{world, 64, kHidden, DType::kBf16}, Strategy::kTwoShot, Profile::kFlashInfer, false}};
+  const std::vector<GpuCall> calls{
+      {{world, 4, kHidden, DType::kBf16}, Strategy::kOneShot, Profile::kFlashInfer, false},
+      {{world, 64, kHidden, DType::kBf16}, Strategy::kTwoShot, Profile::kFlashInfer, false}};
   std::string plan = fmt::format("program mnnvl-ar {}\ncommand probe\nprocesses {}\nworld size {}\nhandles {}\n",
                                  MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles));
   GroupSizing sizing{0, 16, static_cast<std::uint64_t>(timeout_ms * 1e6), -1};
   for (std::size_t i = 0; i < calls.size(); ++i) {
-    plan += plan_line(static_cast<int>(i) + 1, "probe", calls[i], calls[i].strategy, Profile::kFlashInfer, i + 1) + "\n";
+    plan +=
+        plan_line(static_cast<int>(i) + 1, "probe", calls[i], calls[i].strategy, Profile::kFlashInfer, i + 1) + "\n";
     sizing.add(calls[i].strategy, calls[i].shape);
   }
   agree_on_plan(job, "probe all-reduce", plan);
@@ -125,8 +127,9 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
       report.handles_failed = true;
     }
   } else {
-    report.handles = "none exported: one process holds every rank (`mnnvl-ar probe --spawn 2` exchanges POSIX "
-                     "handles between processes)";
+    report.handles =
+        "none exported: one process holds every rank (`mnnvl-ar probe --spawn 2` exchanges POSIX "
+        "handles between processes)";
   }
 
   // 3. Peers: rank 0 measures between the GPUs it sees (the others wait at the next gather).
@@ -143,15 +146,15 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
     if (report.handles_failed)
       report.allreduce_note = "the processes cannot share memory (see handles)";
     else if (!is_supported_world_size(job.processes()))
-      report.allreduce_note = fmt::format("{} processes is not a supported world size ({})",
-                                          job.processes(), world_sizes_text());
+      report.allreduce_note =
+          fmt::format("{} processes is not a supported world size ({})", job.processes(), world_sizes_text());
     else
-      report.allreduce = probe_allreduce(*gpu, choice.device, job.processes(), {job.rank()}, handles,
-                                         s.timeout_ms, fmt::format("{} processes, one rank each", job.processes()));
+      report.allreduce = probe_allreduce(*gpu, choice.device, job.processes(), {job.rank()}, handles, s.timeout_ms,
+                                         fmt::format("{} processes, one rank each", job.processes()));
   } else {
     for (int d = 0; d < visible; ++d) {
-      const auto rows = probe_allreduce(*gpu, d, 2, {}, handles, s.timeout_ms,
-                                        fmt::format("GPU {}, 2 virtual ranks", d));
+      const auto rows =
+          probe_allreduce(*gpu, d, 2, {}, handles, s.timeout_ms, fmt::format("GPU {}, 2 virtual ranks", d));
       report.allreduce.insert(report.allreduce.end(), rows.begin(), rows.end());
     }
     // Across GPUs: one rank on each of the first k GPUs (k the largest supported world size that fits), so
@@ -176,13 +179,16 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
 
   // 5. What this setup cannot show.
   if (visible < 2)
-    report.not_checked.push_back(fmt::format("P2P access, peer latency and bandwidth: need 2 or more GPUs in one "
-                                             "process ({} visible)", visible));
+    report.not_checked.push_back(
+        fmt::format("P2P access, peer latency and bandwidth: need 2 or more GPUs in one "
+                    "process ({} visible)",
+                    visible));
   else if (!s.peers)
     report.not_checked.push_back("P2P access, peer latency and bandwidth: skipped (--no-peers)");
   if (!job.multi_process())
-    report.not_checked.push_back("ranks as separate processes (handle export, exchange and import): run `mnnvl-ar "
-                                 "probe --spawn 2` or under a launcher");
+    report.not_checked.push_back(
+        "ranks as separate processes (handle export, exchange and import): run `mnnvl-ar "
+        "probe --spawn 2` or under a launcher");
   if (report.hosts.size() < 2)
     report.not_checked.push_back("memory shared across hosts (fabric handles between hosts): the job is on one host");
   if (report.gpus.size() == 1)
@@ -207,6 +213,7 @@ int probe_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   bool no_peers = false;
   JobOptions job_options;
   po::options_description options("options");
+  // clang-format off
   options.add_options()
       ("json", po::value(&s.json_path)->default_value(""), "also write the report as JSON to this file")
       ("handles", po::value(&handles_text)->default_value("auto"),
@@ -216,6 +223,7 @@ int probe_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       ("device", po::value(&s.device)->default_value(-1), "in a job: this process's GPU (default LOCAL_RANK % GPUs)")
       ("no-peers", po::bool_switch(&no_peers), "skip the P2P latency and bandwidth measurements")
       ("spawn", po::value<int>(), "start K processes on this host (this one is rank 0)");
+  // clang-format on
   add_job_options(options, job_options);
   po::variables_map vm;
   const CommandHelp help{

@@ -37,8 +37,9 @@ std::string matrix_text(const std::string& title, const std::vector<int>& device
   for (std::size_t i = 0; i < devices.size(); ++i) {
     out += fmt::format("  {:>8}", fmt::format("GPU {}", devices[i]));
     for (std::size_t j = 0; j < devices.size(); ++j)
-      out += fmt::format(" {:>9}", i == j ? std::string("-")
-                                          : m[i][j] ? fmt::format(fmt::runtime(format), *m[i][j]) : std::string("n/a"));
+      out += fmt::format(" {:>9}", i == j    ? std::string("-")
+                                   : m[i][j] ? fmt::format(fmt::runtime(format), *m[i][j])
+                                             : std::string("n/a"));
     out += "\n";
   }
   return out;
@@ -59,9 +60,10 @@ std::string device_text(const ProbeGpu& g) {
                                 d.compute_capability, d.sm_count, gib(d.memory_bytes), d.pci_bus_id);
   out += fmt::format("  driver {} (CUDA {}), runtime {}\n", d.driver.empty() ? "?" : d.driver, d.cuda_driver,
                      d.cuda_runtime);
-  out += fmt::format("  memory sharing (device attributes, nothing created): VMM {}, POSIX fd handles {}, fabric "
-                     "handles {}, multicast {} (never used)\n",
-                     yes_no(d.vmm), yes_no(d.posix_handles), yes_no(d.fabric_handles), yes_no(d.multicast));
+  out += fmt::format(
+      "  memory sharing (device attributes, nothing created): VMM {}, POSIX fd handles {}, fabric "
+      "handles {}, multicast {} (never used)\n",
+      yes_no(d.vmm), yes_no(d.posix_handles), yes_no(d.fabric_handles), yes_no(d.multicast));
   return out;
 }
 
@@ -137,7 +139,9 @@ std::string allreduce_text(const ProbeReport& r) {
   for (const ProbeAllReduce& a : r.allreduce)
     out += fmt::format("  {:<40} {:<8} {:>3} {:>5} {:>6} {:<5} {:>10} {:>10}  {}\n", a.where, a.strategy, a.world,
                        a.tokens, a.hidden, a.dtype, a.elements, a.mismatches,
-                       !a.timeout.empty() ? "TIMEOUT: " + a.timeout : a.mismatches ? "MISMATCH" : "bit-exact");
+                       !a.timeout.empty() ? "TIMEOUT: " + a.timeout
+                       : a.mismatches     ? "MISMATCH"
+                                          : "bit-exact");
   return out;
 }
 

@@ -104,7 +104,8 @@ std::array<std::uint8_t, 16> uuid_from(const std::string& text) {
   for (char c : text)
     if (c != '-') hex += c;
   if (hex.size() != 32) throw std::runtime_error("malformed cluster UUID '" + text + "'");
-  for (std::size_t i = 0; i < 16; ++i) out[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+  for (std::size_t i = 0; i < 16; ++i)
+    out[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
   return out;
 }
 
@@ -116,14 +117,11 @@ GpuNvml nvml_from(const json& j) {
   n.link_count = optional_from<int>(j.at("link_count"));
   n.links_note = j.at("links_note").get<std::string>();
   for (const json& l : j.at("links"))
-    n.links.push_back(GpuLink{l.at("link").get<int>(), l.at("active").get<bool>(),
-                              optional_from<unsigned>(l.at("version")),
-                              optional_from<std::uint64_t>(l.at("speed_mbps")),
-                              l.at("remote_pci_bus_id").get<std::string>(),
-                              optional_from<std::uint64_t>(l.at("replay_errors")),
-                              optional_from<std::uint64_t>(l.at("recovery_errors")),
-                              optional_from<std::uint64_t>(l.at("crc_flit_errors")),
-                              optional_from<std::uint64_t>(l.at("crc_data_errors"))});
+    n.links.push_back(GpuLink{
+        l.at("link").get<int>(), l.at("active").get<bool>(), optional_from<unsigned>(l.at("version")),
+        optional_from<std::uint64_t>(l.at("speed_mbps")), l.at("remote_pci_bus_id").get<std::string>(),
+        optional_from<std::uint64_t>(l.at("replay_errors")), optional_from<std::uint64_t>(l.at("recovery_errors")),
+        optional_from<std::uint64_t>(l.at("crc_flit_errors")), optional_from<std::uint64_t>(l.at("crc_data_errors"))});
   const json& f = j.at("fabric");
   n.fabric.queried = f.at("queried").get<bool>();
   n.fabric.error = f.at("error").get<std::string>();
@@ -209,7 +207,9 @@ std::string probe_json(const ProbeReport& r) {
   j["hosts"] = r.hosts;
   j["gpus"] = json::array();
   for (const ProbeGpu& g : r.gpus) j["gpus"].push_back(gpu_json(g));
-  j["imex"] = {{"host", r.imex_host}, {"directory", r.imex.directory}, {"channels", r.imex.channels},
+  j["imex"] = {{"host", r.imex_host},
+               {"directory", r.imex.directory},
+               {"channels", r.imex.channels},
                {"driver_registered", r.imex.driver_registered}};
   if (r.peers) {
     const GpuPeers& p = *r.peers;
@@ -237,9 +237,15 @@ std::string probe_json(const ProbeReport& r) {
   j["handles"] = r.handles;
   j["allreduce"] = json::array();
   for (const ProbeAllReduce& a : r.allreduce)
-    j["allreduce"].push_back({{"where", a.where}, {"strategy", a.strategy}, {"world_size", a.world},
-                              {"tokens", a.tokens}, {"hidden", a.hidden}, {"dtype", a.dtype},
-                              {"elements", a.elements}, {"mismatches", a.mismatches}, {"timeout", a.timeout}});
+    j["allreduce"].push_back({{"where", a.where},
+                              {"strategy", a.strategy},
+                              {"world_size", a.world},
+                              {"tokens", a.tokens},
+                              {"hidden", a.hidden},
+                              {"dtype", a.dtype},
+                              {"elements", a.elements},
+                              {"mismatches", a.mismatches},
+                              {"timeout", a.timeout}});
   j["allreduce_note"] = r.allreduce_note;
   j["not_checked"] = r.not_checked;
   j["checks"] = json::array();

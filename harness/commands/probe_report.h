@@ -25,13 +25,13 @@ struct ProbeGpu {
 
 /// One all-reduce the probe ran.
 struct ProbeAllReduce {
-  std::string where;       ///< "GPU 0 of host-a, 2 virtual ranks" / "4 processes, one rank each"
-  std::string strategy;    ///< oneshot / twoshot
+  std::string where;     ///< "GPU 0 of host-a, 2 virtual ranks" / "4 processes, one rank each"
+  std::string strategy;  ///< oneshot / twoshot
   int world = 0;
   std::int64_t tokens = 0, hidden = 0;
   std::string dtype;
   std::int64_t elements = 0, mismatches = 0;
-  std::string timeout;     ///< a wait that gave up, in words (empty: none)
+  std::string timeout;  ///< a wait that gave up, in words (empty: none)
 };
 
 enum class CheckStatus { kOk, kWarning, kFailed, kNotChecked };
@@ -43,18 +43,18 @@ struct ProbeCheck {
 };
 
 struct ProbeReport {
-  std::string launcher;      ///< "single", "torchrun", "--spawn", ...
+  std::string launcher;  ///< "single", "torchrun", "--spawn", ...
   int processes = 1;
   std::vector<std::string> hosts;
   std::vector<ProbeGpu> gpus;
-  std::string imex_host;     ///< where the IMEX channels were looked for
+  std::string imex_host;  ///< where the IMEX channels were looked for
   GpuImex imex;
   std::optional<GpuPeers> peers;  ///< between the GPUs rank 0's process sees, when it sees 2 or more
   std::string peers_host;
-  std::string handles;       ///< the handle decision (a job of several processes) or why none was needed
+  std::string handles;  ///< the handle decision (a job of several processes) or why none was needed
   bool handles_failed = false;
   std::vector<ProbeAllReduce> allreduce;
-  std::string allreduce_note;  ///< why no all-reduce ran (empty when one did)
+  std::string allreduce_note;            ///< why no all-reduce ran (empty when one did)
   std::vector<std::string> not_checked;  ///< what this setup cannot show
   std::vector<ProbeCheck> checks;        ///< filled by evaluate_probe
 };

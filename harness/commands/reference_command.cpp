@@ -6,9 +6,9 @@
 #include <fmt/ostream.h>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/options.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
-#include "harness/commands/options.h"
 #include "harness/io/rank_inputs.h"
 #include "reference/all_reduce.h"
 
@@ -17,6 +17,7 @@ namespace ar {
 int reference_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   std::string input, output, strategy_text, profile_text, dtype_text, engine_text;
   po::options_description options("options");
+  // clang-format off
   options.add_options()
       ("input,i", po::value(&input)->required(), "every rank's input, [W, N, D] .npy (<f4 fp32, <f2 fp16, <u2 bf16 bits)")
       ("output,o", po::value(&output)->required(), "where to write the [N, D] result, same storage as the input")
@@ -24,6 +25,7 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream&)
       ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm")
       ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16; otherwise from the file")
       ("engine", po::value(&engine_text)->default_value("fast"), "fast (SIMD host fold) | scalar (the element-wise model)");
+  // clang-format on
   po::variables_map vm;
   const CommandHelp help{
       "mnnvl-ar reference --input X.npy --output Y.npy [--strategy auto] [--profile flashinfer] [--dtype bf16]",
@@ -43,8 +45,8 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream&)
     throw UsageError(fmt::format("unknown engine '{}' (choose fast or scalar)", engine_text));
   const auto start = std::chrono::steady_clock::now();
   const RankInputs in = load_rank_inputs(input, optional_dtype_option(dtype_text));
-  const HostTensor result = reference_all_reduce(in.tensor, strategy, profile,
-                                                 engine_text == "fast" ? Engine::kFast : Engine::kScalar);
+  const HostTensor result =
+      reference_all_reduce(in.tensor, strategy, profile, engine_text == "fast" ? Engine::kFast : Engine::kScalar);
   write_npy(output, result);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const Strategy resolved = resolve_strategy(strategy, in.shape);

@@ -19,8 +19,8 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
 #include "harness/job/call_check.h"
-#include "harness/job/host_reference.h"
 #include "harness/job/gpu_job.h"
+#include "harness/job/host_reference.h"
 #include "harness/job/job.h"
 #include "harness/job/spawn.h"
 
@@ -72,8 +72,8 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
     row.digests = merged.digests;
     if (!row.flags_ok) ++result.flag_failures;
     if (merged.first && !result.first) {
-      result.first = FirstMismatch{row, merged.first->rank, merged.first->index, merged.first->gpu,
-                                   merged.first->expected, c.input, ""};
+      result.first = FirstMismatch{
+          row, merged.first->rank, merged.first->index, merged.first->gpu, merged.first->expected, c.input, ""};
       if (!s.dump_dir.empty() && job.leader()) {
         result.first->dumped_input = dump_path(s, fmt::format("call{}.in.npy", row.index)).string();
         write_npy(result.first->dumped_input, c.input);
@@ -113,7 +113,8 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
   for (int world : worlds) {
     const std::vector<PlannedCall> planned = plan_calls(s, world);
     if (planned.empty()) continue;
-    if (s.omit_rank >= world) throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", s.omit_rank, world));
+    if (s.omit_rank >= world)
+      throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", s.omit_rank, world));
     GroupSizing sizing{0, 16, static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
     std::vector<GpuCall> calls;
     for (const PlannedCall& c : planned) {
@@ -144,7 +145,8 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
 
   print_run_report(out, result);
   if (!s.json_path.empty() && job.leader()) {
-    const RunPlace place{dev, job.processes(), job.launcher(), std::string(handle_kind_name(*handles.kind)), handles.summary, gpus};
+    const RunPlace place{
+        dev, job.processes(), job.launcher(), std::string(handle_kind_name(*handles.kind)), handles.summary, gpus};
     write_file_atomically(s.json_path, run_json(s, place, result));
   }
   return result.verdict() == "ok" ? kExitOk : kExitDifference;
@@ -159,6 +161,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   std::string dtype_text, profile_text, pdl_text, expect_text, handles_text;
   JobOptions job_options;
   po::options_description options("options");
+  // clang-format off
   options.add_options()
       ("calls", po::value(&s.calls_text)->default_value("oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1"),
        "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..], comma-separated")
@@ -201,6 +204,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       ("die-after-call", po::value(&s.die_after_call)->default_value(0),
        "testing: the process of job rank --die-rank kills itself (SIGKILL) after this call (1-based)")
       ("die-rank", po::value(&s.die_rank)->default_value(-1), "testing: see --die-after-call");
+  // clang-format on
   add_job_options(options, job_options);
   po::variables_map vm;
   const CommandHelp help{

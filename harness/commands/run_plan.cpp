@@ -22,8 +22,8 @@ std::vector<PlannedCall> golden_calls(const std::string& dir, int world, DType d
   try {
     manifest = read_golden_manifest(dir);
   } catch (const UsageError& e) {
-    throw UsageError(fmt::format("--inputs golden: {} (give --data DIR, or regenerate it with `mnnvl-ar data`)",
-                                 e.what()));
+    throw UsageError(
+        fmt::format("--inputs golden: {} (give --data DIR, or regenerate it with `mnnvl-ar data`)", e.what()));
   }
   std::vector<PlannedCall> calls;
   for (const GoldenManifestCase& c : manifest.cases) {
@@ -78,8 +78,7 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
         for (int rep = 0; rep < s.repeat; ++rep)
           for (const ResolvedCall& rc : resolved) {
             ++call_seed;
-            planned.push_back({"seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p),
-                               rc.strategy(),
+            planned.push_back({"seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p), rc.strategy(),
                                make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
                                std::nullopt, call_seed});
           }

@@ -33,9 +33,9 @@ void print_explanation(std::ostream& out, const FirstMismatch& m) {
   for (int r = 0; r < s.world_size; ++r) column[r] = m.input.bits((r * s.tokens + token) * s.hidden + col);
   const ElementExplanation e = explain_element(column, s.dtype, m.row.resolved, m.row.expect);
   fmt::print(out, "\nfirst difference: call {} ({}), rank {}, element [{}, {}]: GPU ({}) {} but {} ({}) expects {}\n",
-             m.row.index, m.row.label, m.rank, token, col, profile_name(m.row.call.profile), format_value(m.gpu, s.dtype),
-             m.row.label == "seq" ? "the reference" : "the golden file", profile_name(m.row.expect),
-             format_value(m.expected, s.dtype));
+             m.row.index, m.row.label, m.rank, token, col, profile_name(m.row.call.profile),
+             format_value(m.gpu, s.dtype), m.row.label == "seq" ? "the reference" : "the golden file",
+             profile_name(m.row.expect), format_value(m.expected, s.dtype));
   const ExplainedFold& fold = e.folds[0];
   fmt::print(out, "{}: {}\n", fold.label(), describe(fold.order));
   for (int r = 0; r < s.world_size; ++r)
@@ -55,9 +55,8 @@ void print_run_report(std::ostream& out, const RunResult& result) {
   fmt::print(out, kRow, "call", "case", "strategy", "N", "D", "dtype", "W", "profile", "pdl", "elements", "mismatches",
              "disagree", "flags");
   for (const RunRow& r : result.rows) {
-    const std::string strategy = r.call.strategy == Strategy::kAuto
-                                     ? fmt::format("auto->{}", strategy_name(r.resolved))
-                                     : std::string(strategy_name(r.resolved));
+    const std::string strategy = r.call.strategy == Strategy::kAuto ? fmt::format("auto->{}", strategy_name(r.resolved))
+                                                                    : std::string(strategy_name(r.resolved));
     fmt::print(out, kRow, r.index, r.label, strategy, r.call.shape.tokens, r.call.shape.hidden,
                dtype_name(r.call.shape.dtype), r.call.shape.world_size, profile_name(r.call.profile),
                r.call.pdl ? "on" : "off", r.elements, r.mismatches, r.ranks_disagreeing, r.flags_ok ? "ok" : "BAD");
@@ -75,10 +74,17 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
   const GpuDevice& dev = place.device;
   nlohmann::json j;
   j["command"] = "run";
-  j["device"] = {{"name", dev.name}, {"compute_capability", dev.compute_capability}, {"sms", dev.sm_count},
-                 {"driver", dev.driver}, {"cuda_driver", dev.cuda_driver}, {"cuda_runtime", dev.cuda_runtime}};
-  j["job"] = {{"processes", place.processes}, {"launcher", place.launcher}, {"handles", place.handles},
-              {"handles_summary", place.handles_summary}, {"gpus", place.gpus}};
+  j["device"] = {{"name", dev.name},
+                 {"compute_capability", dev.compute_capability},
+                 {"sms", dev.sm_count},
+                 {"driver", dev.driver},
+                 {"cuda_driver", dev.cuda_driver},
+                 {"cuda_runtime", dev.cuda_runtime}};
+  j["job"] = {{"processes", place.processes},
+              {"launcher", place.launcher},
+              {"handles", place.handles},
+              {"handles_summary", place.handles_summary},
+              {"gpus", place.gpus}};
   j["inputs"] = s.inputs_text;
   j["seed"] = s.seed;
   j["calls_text"] = s.kind == InputKind::kGolden ? "golden" : s.calls_text;
@@ -105,11 +111,14 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
     if (!r.digests.empty()) row["output_sha256"] = r.digests;
     j["rows"].push_back(row);
   }
-  j["summary"] = {{"calls", result.rows.size()}, {"elements", result.elements()}, {"mismatches", result.mismatches()},
-                  {"flag_differences", result.flag_failures}, {"result", result.verdict()}, {"seconds", result.seconds}};
+  j["summary"] = {{"calls", result.rows.size()},       {"elements", result.elements()},
+                  {"mismatches", result.mismatches()}, {"flag_differences", result.flag_failures},
+                  {"result", result.verdict()},        {"seconds", result.seconds}};
   if (result.timeout)
-    j["timeout"] = {{"message", result.timeout->message}, {"rank", result.timeout->rank},
-                    {"peer", result.timeout->peer}, {"call", result.timeout->call}};
+    j["timeout"] = {{"message", result.timeout->message},
+                    {"rank", result.timeout->rank},
+                    {"peer", result.timeout->peer},
+                    {"call", result.timeout->call}};
   return j.dump(2) + "\n";
 }
 

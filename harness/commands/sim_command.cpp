@@ -12,9 +12,9 @@
 #include <ostream>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/options.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
-#include "harness/commands/options.h"
 #include "reference/call_sequence.h"
 #include "sim/mutation.h"
 #include "sim/search.h"
@@ -301,8 +301,7 @@ SimChoices checked_choices(const SimOptions& o, const po::variables_map& vm, sim
     throw UsageError(fmt::format("unknown arrival '{}' (choose flashinfer or after-flags)", o.arrival_text));
   if (o.seed < 0) throw UsageError(fmt::format("--seed must be >= 0, got {}", o.seed));
   if (vm.count("runs") && o.runs < 1) throw UsageError(fmt::format("--runs must be >= 1, got {}", o.runs));
-  if (o.blocks_per_rank < 0)
-    throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", o.blocks_per_rank));
+  if (o.blocks_per_rank < 0) throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", o.blocks_per_rank));
   if (o.tokens_per_round < 0)
     throw UsageError(fmt::format("--tokens-per-round must be >= 0, got {}", o.tokens_per_round));
   if (protocol == sim::Protocol::kOurs && vm.count("arrival"))
@@ -322,10 +321,9 @@ SimChoices checked_choices(const SimOptions& o, const po::variables_map& vm, sim
 
 /// Any option that shapes a leg replaces the default search with one leg of the values given.
 bool asks_for_one_leg(const po::variables_map& vm) {
-  return vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") ||
-         vm.count("calls") || vm.count("buffer-bytes") || vm.count("packs-per-cta") || vm.count("schedule") ||
-         vm.count("resident-ctas") || vm.count("dispatch") || vm.count("blocks-per-rank") ||
-         vm.count("tokens-per-round");
+  return vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") || vm.count("calls") ||
+         vm.count("buffer-bytes") || vm.count("packs-per-cta") || vm.count("schedule") || vm.count("resident-ctas") ||
+         vm.count("dispatch") || vm.count("blocks-per-rank") || vm.count("tokens-per-round");
 }
 
 /// The one leg the options describe; throws UsageError for values the simulator cannot run.

@@ -24,7 +24,8 @@ void print_bit_diff(std::ostream& out, const BitDiff& d, const HostTensor& t, co
     fmt::print(out, "identical: all {} elements have the same bits\n", d.elements);
     return;
   }
-  fmt::print(out, "{} of {} elements differ ({:.4g}%)\n", d.differing, d.elements, 100.0 * double(d.differing) / double(d.elements));
+  fmt::print(out, "{} of {} elements differ ({:.4g}%)\n", d.differing, d.elements,
+             100.0 * double(d.differing) / double(d.elements));
   fmt::print(out, "first at {}: {} = {}, {} = {}\n", format_index(t.shape(), d.first_index), name_a,
              format_value(d.first_a, t.dtype()), name_b, format_value(d.first_b, t.dtype()));
   fmt::print(out, "max ULP distance {} (NaN mismatches {}, +0/-0 only {})\n", d.max_ulp, d.nan_mismatches,

@@ -90,8 +90,7 @@ std::vector<std::vector<std::uint32_t>> edge_scenarios_w2(DType t) {
           {0x8400, 0x0400},  // -2^-14 + 2^-14 = +0
           {0xBC00, 0x8000},  // -1 + -0
       };
-    case DType::kFp32:
-      break;
+    case DType::kFp32: break;
   }
   return {
       {0x80000000, 0x80000000},  // -0 + -0 = +0
@@ -174,7 +173,8 @@ HostTensor adversarial_input(DType t, int world, std::int64_t tokens, std::int64
   const FloatFormat f = float_format(t);
   const int big_exponent = t == DType::kFp16 ? 15 : 40;
   for (std::int64_t i = 0; i < tokens * hidden && world >= 4; i += 2) {
-    const std::uint32_t fraction = static_cast<std::uint32_t>(seeded_bits(seed + 1, std::uint64_t(i))) & f.fraction_mask();
+    const std::uint32_t fraction =
+        static_cast<std::uint32_t>(seeded_bits(seed + 1, std::uint64_t(i))) & f.fraction_mask();
     const std::uint32_t big = (std::uint32_t(big_exponent + f.bias()) << f.fraction_bits) | fraction;
     in.set_bits(i, big);
     in.set_bits((world / 2) * tokens * hidden + i, big | f.sign_mask());
@@ -215,10 +215,10 @@ std::vector<GoldenCase> golden_cases() {
     for (int w : kWorldSizes) {
       add(fmt::format("exact_{}_w{}", dt, w), "exact",
           "small integers in [-4, 4]: every order gives the exact sum, so any wrong bit is a data-movement bug", true,
-        [&](std::uint64_t seed) { return exact_input(t, w, 3, 4 * pack, seed); });
+          [&](std::uint64_t seed) { return exact_input(t, w, 3, 4 * pack, seed); });
       add(fmt::format("random_{}_w{}", dt, w), "random",
           "full-mantissa values, exponents in [-12, 12]: bit-exact only in the right order", true,
-        [&](std::uint64_t seed) { return random_input(t, w, 5, 4 * pack, seed, 12); });
+          [&](std::uint64_t seed) { return random_input(t, w, 5, 4 * pack, seed, 12); });
     }
     add(fmt::format("edge_{}_w2", dt), "edge", "SPEC section 10 scenarios at W = 2, one per element column", false,
         [&](std::uint64_t) { return scenario_input(t, 2, edge_scenarios_w2(t)); });
@@ -227,16 +227,17 @@ std::vector<GoldenCase> golden_cases() {
     for (int w : {16, 32, 64})
       add(fmt::format("adversarial_{}_w{}", dt, w), "edge",
           fmt::format("cancelling large values plus the edge scenarios on token 0: ONESHOT (chunks of 8) and "
-                      "TWOSHOT (chunks of {}) differ at W = {}", std::min(w, 16), w),
+                      "TWOSHOT (chunks of {}) differ at W = {}",
+                      std::min(w, 16), w),
           true, [&](std::uint64_t seed) { return adversarial_input(t, w, 4, 4 * pack, seed); });
   }
   // AUTO's threshold: N*D*W*E = 1 MiB exactly is ONESHOT (inclusive rule); the GPU runs add a token.
   add("auto_threshold_bf16_w8", "random", "W = 8, N*D*W*E = 1 MiB exactly: the largest ONESHOT call", true,
-        [&](std::uint64_t seed) { return random_input(DType::kBf16, 8, 64, 1024, seed, 4); });
+      [&](std::uint64_t seed) { return random_input(DType::kBf16, 8, 64, 1024, seed, 4); });
   add("sentinel_lookalike_bf16_w8", "edge",
       "bf16 pairs (0x0000, 0x8001..0x807F): 32-bit words 0x80xx0000 that a float sentinel test under FTZ "
-      "mistakes for empty", true,
-        [&](std::uint64_t seed) { return sentinel_lookalike_input(8, seed); });
+      "mistakes for empty",
+      true, [&](std::uint64_t seed) { return sentinel_lookalike_input(8, seed); });
   return cases;
 }
 

@@ -19,7 +19,7 @@ struct GoldenCase {
   std::string kind;         ///< "exact", "random" or "edge"
   std::string description;  ///< what it holds and what it catches
   std::uint64_t seed = 0;
-  HostTensor input;         ///< [W, N, D]
+  HostTensor input;  ///< [W, N, D]
 };
 
 /// Every golden case, in a fixed order.

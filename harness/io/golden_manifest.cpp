@@ -178,9 +178,10 @@ HostTensor load_checked(const std::string& manifest_path, const std::string& pat
   if (!f.sha256.empty()) {
     const std::string sha = sha256_hex(read_file_bytes(path, "golden file"));
     if (sha != f.sha256)
-      throw UsageError(fmt::format("{} has sha256 {}, but {} records {} (regenerate the folder with `mnnvl-ar "
-                                   "data`)",
-                                   path, sha, manifest_path, f.sha256));
+      throw UsageError(
+          fmt::format("{} has sha256 {}, but {} records {} (regenerate the folder with `mnnvl-ar "
+                      "data`)",
+                      path, sha, manifest_path, f.sha256));
   }
   HostTensor t = read_npy(path, dtype);
   if (t.shape() != shape)
@@ -195,13 +196,12 @@ std::string GoldenManifest::file_path(const GoldenFile& f) const {
   return (std::filesystem::path(dir) / f.file).string();
 }
 
-const GoldenFile& GoldenManifest::expected_file(const GoldenManifestCase& c, Strategy strategy,
-                                                Profile profile) const {
+const GoldenFile& GoldenManifest::expected_file(const GoldenManifestCase& c, Strategy strategy, Profile profile) const {
   const GoldenOutput key{resolve_strategy(strategy, c.shape), profile};
   const auto it = c.outputs.find(key);
   if (it == c.outputs.end())
-    throw UsageError(fmt::format("{}: case {} lists no output for {}", path, c.name,
-                                 golden_output_key(key.strategy, key.profile)));
+    throw UsageError(
+        fmt::format("{}: case {} lists no output for {}", path, c.name, golden_output_key(key.strategy, key.profile)));
   return it->second;
 }
 

@@ -48,11 +48,11 @@ struct GoldenOutput {
 
 /// One case of the manifest, typed.
 struct GoldenManifestCase {
-  std::string name;         ///< unique within the manifest, e.g. "random_bf16_w16"
-  std::string kind;         ///< "exact", "random" or "edge"
+  std::string name;  ///< unique within the manifest, e.g. "random_bf16_w16"
+  std::string kind;  ///< "exact", "random" or "edge"
   std::string description;
-  std::uint64_t seed = 0;   ///< the generator seed (0 for hand-written edge scenarios)
-  ProblemShape shape;       ///< W, N, D and dtype: the input is [W, N, D], every output [N, D]
+  std::uint64_t seed = 0;  ///< the generator seed (0 for hand-written edge scenarios)
+  ProblemShape shape;      ///< W, N, D and dtype: the input is [W, N, D], every output [N, D]
   GoldenFile input;
   std::map<GoldenOutput, GoldenFile> outputs;  ///< every (strategy, profile) the manifest lists
 };

@@ -24,7 +24,8 @@ constexpr char kMagic[] = "\x93NUMPY";
 /// An open file descriptor, closed on every path out.
 class InputFile {
  public:
-  explicit InputFile(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)) {
+  explicit InputFile(const std::string& path)
+      : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)) {
     // O_NONBLOCK: opening a FIFO that no one writes would otherwise wait forever; it is refused below.
     // On a regular file the flag changes nothing.
     if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}' for reading: {}", path, std::strerror(errno)));
@@ -71,8 +72,8 @@ DType npy_dtype(const std::string& path, const std::string& descr, std::optional
   } else if (descr == "<f4") {
     dtype = DType::kFp32;
   } else {
-    throw UsageError(fmt::format("'{}' has dtype '{}'; supported are <f4 (fp32), <f2 (fp16) and <u2 (bf16 bits)",
-                                 path, descr));
+    throw UsageError(
+        fmt::format("'{}' has dtype '{}'; supported are <f4 (fp32), <f2 (fp16) and <u2 (bf16 bits)", path, descr));
   }
   if (as_dtype && *as_dtype != dtype)
     throw UsageError(
@@ -109,12 +110,13 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
   factors.push_back(dtype_bytes(dtype));
   const std::optional<std::int64_t> want = checked_product(factors);
   if (!want)
-    throw UsageError(fmt::format("'{}' has shape {} of {}: its size overflows 64 bits", path, shape_text,
-                                 dtype_name(dtype)));
+    throw UsageError(
+        fmt::format("'{}' has shape {} of {}: its size overflows 64 bits", path, shape_text, dtype_name(dtype)));
   if (file_size - data_start != *want)
-    throw UsageError(fmt::format("'{}' is truncated or has trailing bytes: shape {} of {} needs {} data bytes, the "
-                                 "file has {}",
-                                 path, shape_text, dtype_name(dtype), *want, file_size - data_start));
+    throw UsageError(
+        fmt::format("'{}' is truncated or has trailing bytes: shape {} of {} needs {} data bytes, the "
+                    "file has {}",
+                    path, shape_text, dtype_name(dtype), *want, file_size - data_start));
   HostTensor t(dtype, header.shape, HostTensor::kUninitialized);
   file.read_exactly(t.bytes().data(), static_cast<std::size_t>(*want), data_start);
   return t;
@@ -123,10 +125,12 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
 std::string encode_npy(const HostTensor& t) {
   std::string shape;
   for (std::int64_t d : t.shape()) shape += fmt::format("{}, ", d);
-  if (t.shape().size() > 1) shape.resize(shape.size() - 2);
-  else if (t.shape().size() == 1) shape.resize(shape.size() - 1);
-  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}",
-                                   dtype_info(t.dtype()).npy_descr, shape);
+  if (t.shape().size() > 1)
+    shape.resize(shape.size() - 2);
+  else if (t.shape().size() == 1)
+    shape.resize(shape.size() - 1);
+  std::string header =
+      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", dtype_info(t.dtype()).npy_descr, shape);
   // Pad with spaces so the data starts on a 64-byte boundary; the header ends with '\n'.
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');

@@ -23,5 +23,4 @@ std::string encode_npy(const HostTensor& t);
 /// Writes `t` to `path` atomically (OutputFile).
 void write_npy(const std::string& path, const HostTensor& t);
 
-
 }  // namespace ar

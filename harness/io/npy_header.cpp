@@ -84,8 +84,8 @@ NpyPreambleResult parse_npy_preamble(std::string_view b) {
   p.major = static_cast<unsigned char>(b[6]);
   const int minor = static_cast<unsigned char>(b[7]);
   if (p.major < 1 || p.major > 3 || minor != 0)
-    return {std::nullopt, fmt::format(".npy format version {}.{} is not supported (1.0, 2.0 and 3.0 are)", p.major,
-                                      minor)};
+    return {std::nullopt,
+            fmt::format(".npy format version {}.{} is not supported (1.0, 2.0 and 3.0 are)", p.major, minor)};
   const std::size_t length_bytes = p.major == 1 ? 2 : 4;
   if (b.size() < 8 + length_bytes) return {std::nullopt, "truncated inside its .npy preamble"};
   for (std::size_t i = 0; i < length_bytes; ++i)
@@ -146,8 +146,9 @@ NpyHeaderResult parse_npy_header(std::string_view dict) {
   c.skip_space();
   if (!c.done()) return fail(c, "unexpected bytes after the dict");
   if (!seen_descr || !seen_order || !seen_shape)
-    return {std::nullopt, fmt::format("the header lacks {}", !seen_descr ? "'descr'" : !seen_order ? "'fortran_order'"
-                                                                                                      : "'shape'")};
+    return {std::nullopt, fmt::format("the header lacks {}", !seen_descr   ? "'descr'"
+                                                             : !seen_order ? "'fortran_order'"
+                                                                           : "'shape'")};
   return {h, ""};
 }
 

@@ -40,8 +40,7 @@ void remove_stale_partials(const fs::path& folder, const std::string& target_nam
   std::error_code ec;
   for (const fs::directory_entry& e : fs::directory_iterator(folder, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() <= prefix.size() + 8 || name.compare(0, prefix.size(), prefix) != 0 ||
-        !name.ends_with(".partial"))
+    if (name.size() <= prefix.size() + 8 || name.compare(0, prefix.size(), prefix) != 0 || !name.ends_with(".partial"))
       continue;
     const std::string rest = name.substr(prefix.size());
     const pid_t pid = static_cast<pid_t>(std::strtol(rest.c_str(), nullptr, 10));
@@ -56,13 +55,15 @@ void check_output_path(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (S_ISLNK(st.st_mode))
-      throw UsageError(fmt::format("cannot write '{}': it is a symbolic link (write to the file it points to, or "
-                                   "remove the link)",
-                                   path));
+      throw UsageError(
+          fmt::format("cannot write '{}': it is a symbolic link (write to the file it points to, or "
+                      "remove the link)",
+                      path));
     if (!S_ISREG(st.st_mode))
-      throw UsageError(fmt::format("cannot write '{}': it exists and is not a regular file (a folder, device or "
-                                   "FIFO)",
-                                   path));
+      throw UsageError(
+          fmt::format("cannot write '{}': it exists and is not a regular file (a folder, device or "
+                      "FIFO)",
+                      path));
   } else if (errno != ENOENT) {
     throw UsageError(fmt::format("cannot write '{}': {}", path, errno_text()));
   }

@@ -9,14 +9,16 @@
 namespace ar {
 
 std::string CallReport::to_json() const {
-  nlohmann::json j{{"elements", elements}, {"mismatches", mismatches}, {"disagreeing", disagreeing},
-                   {"flags_bad", flags_bad}};
-  if (first) j["first"] = {{"rank", first->rank}, {"index", first->index}, {"gpu", first->gpu}, {"expected", first->expected}};
+  nlohmann::json j{
+      {"elements", elements}, {"mismatches", mismatches}, {"disagreeing", disagreeing}, {"flags_bad", flags_bad}};
+  if (first)
+    j["first"] = {{"rank", first->rank}, {"index", first->index}, {"gpu", first->gpu}, {"expected", first->expected}};
   nlohmann::json d = nlohmann::json::object();
   for (const auto& [rank, digest] : digests) d[std::to_string(rank)] = digest;
   j["digests"] = d;
   if (timeout)
-    j["timeout"] = {{"message", timeout->message}, {"rank", timeout->rank}, {"peer", timeout->peer}, {"call", timeout->call}};
+    j["timeout"] = {
+        {"message", timeout->message}, {"rank", timeout->rank}, {"peer", timeout->peer}, {"call", timeout->call}};
   return j.dump();
 }
 
@@ -30,8 +32,8 @@ CallReport CallReport::from_json(const std::string& text) {
     r.flags_bad = j.at("flags_bad").get<std::vector<int>>();
     if (j.contains("first")) {
       const auto& f = j.at("first");
-      r.first = RankMismatch{f.at("rank").get<int>(), f.at("index").get<std::int64_t>(), f.at("gpu").get<std::uint32_t>(),
-                             f.at("expected").get<std::uint32_t>()};
+      r.first = RankMismatch{f.at("rank").get<int>(), f.at("index").get<std::int64_t>(),
+                             f.at("gpu").get<std::uint32_t>(), f.at("expected").get<std::uint32_t>()};
     }
     for (const auto& [rank, digest] : j.at("digests").items()) r.digests[std::stoi(rank)] = digest.get<std::string>();
     if (j.contains("timeout")) {
@@ -59,7 +61,8 @@ MergedCall merge_call_reports(std::span<const CallReport> reports, int world) {
     if (r.timeout && !m.timeout) m.timeout = r.timeout;
   }
   std::sort(m.flags_bad.begin(), m.flags_bad.end());
-  if (static_cast<int>(digests.size()) == world && digests.begin()->first == 0 && digests.rbegin()->first == world - 1) {
+  if (static_cast<int>(digests.size()) == world && digests.begin()->first == 0 &&
+      digests.rbegin()->first == world - 1) {
     for (const auto& [rank, digest] : digests) {
       m.digests.push_back(digest);
       if (digest != digests.at(0)) ++m.ranks_disagreeing;

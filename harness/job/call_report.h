@@ -22,12 +22,12 @@ struct RankMismatch {
 };
 
 struct CallReport {
-  std::int64_t elements = 0;    ///< compared, over this process's ranks
+  std::int64_t elements = 0;  ///< compared, over this process's ranks
   std::int64_t mismatches = 0;
-  std::optional<RankMismatch> first;  ///< at this process's lowest differing rank
-  int disagreeing = 0;          ///< this process's ranks whose output differs from its first rank's
+  std::optional<RankMismatch> first;   ///< at this process's lowest differing rank
+  int disagreeing = 0;                 ///< this process's ranks whose output differs from its first rank's
   std::map<int, std::string> digests;  ///< rank -> sha256 of its output, when computed
-  std::vector<int> flags_bad;   ///< ranks whose flags differ from the reference's update
+  std::vector<int> flags_bad;          ///< ranks whose flags differ from the reference's update
   std::optional<GpuTimeout> timeout;
 
   std::string to_json() const;
@@ -38,11 +38,11 @@ struct CallReport {
 struct MergedCall {
   std::int64_t elements = 0;
   std::int64_t mismatches = 0;
-  std::optional<RankMismatch> first;   ///< at the lowest differing rank of the job
-  int ranks_disagreeing = 0;           ///< ranks whose output differs from rank 0's
-  std::vector<std::string> digests;    ///< by rank; empty when not every rank's is known
+  std::optional<RankMismatch> first;  ///< at the lowest differing rank of the job
+  int ranks_disagreeing = 0;          ///< ranks whose output differs from rank 0's
+  std::vector<std::string> digests;   ///< by rank; empty when not every rank's is known
   std::vector<int> flags_bad;
-  std::optional<GpuTimeout> timeout;   ///< of the lowest process that had one
+  std::optional<GpuTimeout> timeout;  ///< of the lowest process that had one
 };
 
 /// Reports in process order. With every rank's digest known, ranks disagreeing with rank 0 are counted

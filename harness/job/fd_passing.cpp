@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -126,8 +126,10 @@ std::vector<std::vector<UniqueFd>> exchange_fd_lists(Rendezvous& rendezvous, std
       for (int served = 0; served < world - 1; ++served) {
         pollfd p{listener.get(), POLLIN, 0};
         if (::poll(&p, 1, kTimeoutMs) != 1)
-          throw RendezvousError(fmt::format("rank {}: timed out waiting for peers to fetch its file descriptors "
-                                            "({} of {} did)", me, served, world - 1));
+          throw RendezvousError(
+              fmt::format("rank {}: timed out waiting for peers to fetch its file descriptors "
+                          "({} of {} did)",
+                          me, served, world - 1));
         UniqueFd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!peer) throw RendezvousError(fmt::format("rank {}: accept failed: {}", me, errno_text()));
         for (int fd : mine) send_fd(peer.get(), fd);
@@ -137,8 +139,10 @@ std::vector<std::vector<UniqueFd>> exchange_fd_lists(Rendezvous& rendezvous, std
       socklen_t peer_length = 0;
       const sockaddr_un peer_addr = abstract_address(names[sender], peer_length);
       if (!s || ::connect(s.get(), reinterpret_cast<const sockaddr*>(&peer_addr), peer_length) != 0)
-        throw RendezvousError(fmt::format("rank {}: cannot reach rank {}'s unix socket (is it on this host? POSIX "
-                                          "handles work within one host only): {}", me, sender, errno_text()));
+        throw RendezvousError(
+            fmt::format("rank {}: cannot reach rank {}'s unix socket (is it on this host? POSIX "
+                        "handles work within one host only): {}",
+                        me, sender, errno_text()));
       set_receive_timeout(s.get());
       for (std::size_t i = 0; i < counts[sender]; ++i) fds[sender].push_back(receive_fd(s.get()));
     }

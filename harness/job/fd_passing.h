@@ -20,7 +20,11 @@ class UniqueFd {
   UniqueFd& operator=(UniqueFd&& o) noexcept;
   ~UniqueFd();
   int get() const { return fd_; }
-  int release() { int fd = fd_; fd_ = -1; return fd; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   explicit operator bool() const { return fd_ >= 0; }
 
  private:

@@ -100,8 +100,8 @@ struct GpuCall {
 /// A device wait that gave up, turned into words.
 struct GpuTimeout {
   std::string message;
-  int rank = -1;   ///< the rank that waited
-  int peer = -1;   ///< the rank it waited for (-1: its own blocks)
+  int rank = -1;  ///< the rank that waited
+  int peer = -1;  ///< the rank it waited for (-1: its own blocks)
   std::uint32_t call = 0;
 };
 
@@ -114,7 +114,7 @@ class GpuRanks {
   virtual ~GpuRanks() = default;
   virtual std::int64_t buffer_bytes() const = 0;  ///< BPB of the workspace
   virtual std::vector<int> local_ranks() const = 0;
-  virtual int device_of(int rank) const = 0;      ///< the GPU of a local rank
+  virtual int device_of(int rank) const = 0;  ///< the GPU of a local rank
   /// Why `call` cannot run on this group (nullopt when it can).
   virtual std::optional<std::string> cannot_run(const GpuCall& call) = 0;
   /// "2 ranks x 66 blocks x 256 threads, 512 tokens per round" (several GPUs: "2 GPUs x 1 rank x ...")
@@ -125,7 +125,7 @@ class GpuRanks {
   /// as a value; a group holding every rank then resets its workspace.
   virtual std::optional<GpuTimeout> run(const GpuCall& call, std::span<const int> ranks = {}) = 0;
   virtual HostTensor output(int rank, const ProblemShape& shape) = 0;  ///< [N, D] of a local rank
-  virtual LamportFlags flags(int rank) = 0;                           ///< of a local rank
+  virtual LamportFlags flags(int rank) = 0;                            ///< of a local rank
   /// Mean microseconds per call (see cuda::VirtualGroup::time_us); `before_timing` runs right before the
   /// timed region (a barrier in a multi-process job). Throws on a timeout.
   virtual double time_us(const GpuCall& call, int warmup, int iterations, int graph_launches,
@@ -136,7 +136,7 @@ class GpuRanks {
 struct GpuLimits {
   double launch_eager_us = 0;
   double launch_graph_us = 0;
-  double copy_gbps = 0;           ///< device-to-device copy, bytes read + written per second / 1e9
+  double copy_gbps = 0;  ///< device-to-device copy, bytes read + written per second / 1e9
   std::int64_t copy_bytes = 0;
 };
 
@@ -147,8 +147,7 @@ class NcclAllReduce {
   virtual std::string version() const = 0;
   virtual int ranks() const = 0;
   /// Mean microseconds per call, timed as GpuRanks::time_us (events; graph replay when graph_launches > 0).
-  virtual double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations,
-                         int graph_launches) = 0;
+  virtual double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations, int graph_launches) = 0;
 };
 
 class GpuBackend {

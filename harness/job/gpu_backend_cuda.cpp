@@ -147,8 +147,8 @@ class CudaBackend final : public GpuBackend {
       n.links.push_back(GpuLink{l.link, l.active, l.version, l.speed_mbps, l.remote_pci_bus_id, l.replay, l.recovery,
                                 l.crc_flit, l.crc_data});
     const cuda::FabricFacts& f = r.fabric;
-    n.fabric = GpuFabric{f.queried, f.error, f.state, f.status, f.status_text, f.clique_id, f.cluster_uuid,
-                         f.health_mask, f.health_summary};
+    n.fabric = GpuFabric{f.queried,   f.error,        f.state,       f.status,        f.status_text,
+                         f.clique_id, f.cluster_uuid, f.health_mask, f.health_summary};
     return n;
   }
 
@@ -157,7 +157,9 @@ class CudaBackend final : public GpuBackend {
     return GpuImex{c.directory, c.channels, c.driver_registered};
   }
 
-  std::optional<std::string> try_fabric_allocation(int ordinal) override { return cuda::try_fabric_allocation(ordinal); }
+  std::optional<std::string> try_fabric_allocation(int ordinal) override {
+    return cuda::try_fabric_allocation(ordinal);
+  }
 
   GpuPeers measure_peers(const std::vector<int>& devices) override {
     const cuda::PeerMeasurements m = cuda::measure_peers(devices);

@@ -21,7 +21,9 @@ class NoGpu final : public GpuBackend {
   std::optional<std::string> try_fabric_allocation(int) override { throw std::runtime_error(kNoCuda); }
   GpuPeers measure_peers(const std::vector<int>&) override { throw std::runtime_error(kNoCuda); }
   GpuLimits measure_limits(int, std::int64_t) override { throw std::runtime_error(kNoCuda); }
-  std::unique_ptr<NcclAllReduce> open_nccl(const std::string&, const std::vector<int>&) override { throw std::runtime_error(kNoCuda); }
+  std::unique_ptr<NcclAllReduce> open_nccl(const std::string&, const std::vector<int>&) override {
+    throw std::runtime_error(kNoCuda);
+  }
 };
 
 }  // namespace

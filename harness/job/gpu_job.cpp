@@ -16,9 +16,10 @@ namespace ar {
 
 std::vector<int> local_ranks_of(int world, int processes, int process) {
   if (processes < 1 || world % processes != 0)
-    throw UsageError(fmt::format("W = {} ranks cannot be split evenly over {} processes (choose a world size that is "
-                                 "a multiple of the process count)",
-                                 world, processes));
+    throw UsageError(
+        fmt::format("W = {} ranks cannot be split evenly over {} processes (choose a world size that is "
+                    "a multiple of the process count)",
+                    world, processes));
   const int per = world / processes;
   std::vector<int> ranks;
   for (int r = 0; r < per; ++r) ranks.push_back(process * per + r);
@@ -52,8 +53,9 @@ JobDevice pick_device(const Job& job, GpuBackend& backend, int requested) {
 std::vector<int> devices_option(const std::string& text, const Job& job, int visible) {
   if (text.empty()) return {};
   if (job.multi_process())
-    throw UsageError("--devices spreads one process's ranks over several GPUs; in a job of several processes each "
-                     "process runs on one GPU (--device, or LOCAL_RANK % visible GPUs)");
+    throw UsageError(
+        "--devices spreads one process's ranks over several GPUs; in a job of several processes each "
+        "process runs on one GPU (--device, or LOCAL_RANK % visible GPUs)");
   std::vector<int> devices;
   if (text == "all") {
     for (int d = 0; d < visible; ++d) devices.push_back(d);
@@ -81,9 +83,10 @@ std::vector<int> devices_option(const std::string& text, const Job& job, int vis
     }
   }
   if (devices.size() < 2)
-    throw UsageError(fmt::format("--devices {}: spreading ranks needs at least 2 GPUs (this process sees {}); leave "
-                                 "--devices out to run every rank on one GPU",
-                                 text, visible));
+    throw UsageError(
+        fmt::format("--devices {}: spreading ranks needs at least 2 GPUs (this process sees {}); leave "
+                    "--devices out to run every rank on one GPU",
+                    text, visible));
   return devices;
 }
 
@@ -95,7 +98,8 @@ std::vector<int> job_gpus(Job& job, int device, const std::vector<int>& devices)
 }
 
 void describe_devices(GpuBackend& backend, const std::vector<int>& devices, std::ostream& out) {
-  fmt::print(out, "# one process drives {} GPUs, the ranks in equal contiguous blocks in this order:\n", devices.size());
+  fmt::print(out, "# one process drives {} GPUs, the ranks in equal contiguous blocks in this order:\n",
+             devices.size());
   for (int d : devices) {
     const GpuDevice g = backend.device(d);
     fmt::print(out, "#   GPU {}: {} (PCI {})\n", d, g.name, g.pci_bus_id);
@@ -127,8 +131,8 @@ std::vector<int> runnable_worlds(const Job& job, const std::vector<int>& worlds,
 
 void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, std::ostream& out, std::ostream& err) {
   if (!job.multi_process()) return;
-  const nlohmann::json mine{{"host", job.host()}, {"device", choice.device}, {"pci", device.pci_bus_id},
-                            {"name", device.name}};
+  const nlohmann::json mine{
+      {"host", job.host()}, {"device", choice.device}, {"pci", device.pci_bus_id}, {"name", device.name}};
   const std::vector<std::string> all = job.gather(mine.dump());
   if (!job.leader()) return;
   // Group the ranks by (host, GPU), in rank order of their first member.
@@ -235,8 +239,8 @@ std::string plan_line(int index, const std::string& label, const GpuCall& call, 
                       std::uint64_t seed) {
   return fmt::format("call {}: {} {} N={} D={} {} W={} {} expect={} pdl={} seed={}", index, label,
                      strategy_name(requested), call.shape.tokens, call.shape.hidden, dtype_name(call.shape.dtype),
-                     call.shape.world_size, profile_name(call.profile), profile_name(expect),
-                     call.pdl ? "on" : "off", seed);
+                     call.shape.world_size, profile_name(call.profile), profile_name(expect), call.pdl ? "on" : "off",
+                     seed);
 }
 
 }  // namespace ar
@@ -284,8 +288,9 @@ const HandleDecision& GpuJob::handles() {
 std::unique_ptr<GpuRanks> GpuJob::open_group(int world, const GroupSizing& sizing, const std::string& name,
                                              const std::string& plan_title, const std::string& plan) {
   agree_on_plan(job_, plan_title, plan);
-  return open_group_on(world, sizing, name, choice_.device, devices_,
-                       job_.multi_process() ? local_ranks_of(world, job_.processes(), job_.rank()) : std::vector<int>{});
+  return open_group_on(
+      world, sizing, name, choice_.device, devices_,
+      job_.multi_process() ? local_ranks_of(world, job_.processes(), job_.rank()) : std::vector<int>{});
 }
 
 std::unique_ptr<GpuRanks> GpuJob::open_group_on(int world, const GroupSizing& sizing, const std::string& name,
@@ -293,7 +298,8 @@ std::unique_ptr<GpuRanks> GpuJob::open_group_on(int world, const GroupSizing& si
                                                 const std::vector<int>& local) {
   const BufferRequest request = request_buffer_bytes({world, 1, 8, DType::kBf16}, sizing.buffer_bytes);
   if (request.error) throw UsageError(fmt::format("W = {}: {}", world, *request.error));
-  GpuBackend::GroupOptions options{device, world, request.bytes, sizing.io_bytes, sizing.timeout_ns, sizing.round_bytes};
+  GpuBackend::GroupOptions options{
+      device, world, request.bytes, sizing.io_bytes, sizing.timeout_ns, sizing.round_bytes};
   options.devices = devices;
   if (!local.empty()) {
     options.local_ranks = local;

@@ -22,7 +22,6 @@
 
 namespace ar {
 
-
 /// The ranks process `process` of `processes` runs at world size `world`: a contiguous block of
 /// world / processes. Throws UsageError when `world` is not a multiple of `processes`.
 std::vector<int> local_ranks_of(int world, int processes, int process);
@@ -117,7 +116,7 @@ class GpuJob {
   Job& job() { return job_; }
   GpuBackend& backend() { return *backend_; }
   const JobDevice& choice() const { return choice_; }
-  const GpuDevice& device() const { return device_; }     ///< this process's GPU (--device or the job's choice)
+  const GpuDevice& device() const { return device_; }           ///< this process's GPU (--device or the job's choice)
   const std::vector<int>& devices() const { return devices_; }  ///< --devices; empty: one GPU
   /// The GPU a measurement of this process runs on: the first of --devices, else device().
   int lead_device() const { return devices_.empty() ? choice_.device : devices_.front(); }

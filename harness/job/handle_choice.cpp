@@ -114,7 +114,8 @@ SharingFacts SharingFacts::from_json(const std::string& text) {
 
 std::optional<std::string> fabric_rule_refusal(const SharingFacts& f) {
   if (!f.fabric_attribute)
-    return std::string("the GPU does not support fabric handles (CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED = 0)");
+    return std::string(
+        "the GPU does not support fabric handles (CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED = 0)");
   if (!f.nvml_error.empty()) return fmt::format("NVML gives no fabric state ({})", f.nvml_error);
   if (f.fabric_state < 3)
     return fmt::format("NVML fabric state is '{}', not 'completed'", fabric_state_name(f.fabric_state));
@@ -122,8 +123,9 @@ std::optional<std::string> fabric_rule_refusal(const SharingFacts& f) {
     return fmt::format("NVML fabric registration failed: {}",
                        f.fabric_status_text.empty() ? std::to_string(f.fabric_status) : f.fabric_status_text);
   if (!f.cluster_uuid_nonzero)
-    return std::string("NVML fabric state is 'completed' but the cluster UUID is all zeros (the GPU is in no NVLink "
-                       "domain)");
+    return std::string(
+        "NVML fabric state is 'completed' but the cluster UUID is all zeros (the GPU is in no NVLink "
+        "domain)");
   return std::nullopt;
 }
 
@@ -167,13 +169,15 @@ HandleDecision choose_handles(HandleRequest request, std::span<const SharingFact
 
   if (request == HandleRequest::kPosix) {
     if (!d.one_host) {
-      d.summary = fmt::format("--handles posix cannot serve this job: POSIX file descriptors pass between processes "
-                              "of one host only, and the ranks are on {} hosts ({})",
-                              hosts.size(), where);
+      d.summary = fmt::format(
+          "--handles posix cannot serve this job: POSIX file descriptors pass between processes "
+          "of one host only, and the ranks are on {} hosts ({})",
+          hosts.size(), where);
     } else if (!no_posix.empty()) {
-      d.summary = fmt::format("--handles posix: {} cannot export POSIX file-descriptor handles "
-                              "(CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED = 0)",
-                              ranks_text(no_posix));
+      d.summary = fmt::format(
+          "--handles posix: {} cannot export POSIX file-descriptor handles "
+          "(CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED = 0)",
+          ranks_text(no_posix));
     } else {
       d.kind = HandleKind::kPosix;
       d.summary = fmt::format("POSIX file descriptors (--handles posix; all {} ranks on {})", ranks.size(),
@@ -183,27 +187,31 @@ HandleDecision choose_handles(HandleRequest request, std::span<const SharingFact
   }
   if (fabric_ok) {
     d.kind = HandleKind::kFabric;
-    d.summary = fmt::format("fabric handles: on every rank the GPU supports them, NVML reports the fabric "
-                            "registered with a cluster UUID, and a trial fabric allocation succeeded ({})",
-                            where);
+    d.summary = fmt::format(
+        "fabric handles: on every rank the GPU supports them, NVML reports the fabric "
+        "registered with a cluster UUID, and a trial fabric allocation succeeded ({})",
+        where);
     return d;
   }
   const std::string asked = request == HandleRequest::kFabric ? "--handles fabric was asked for, but " : "";
   if (d.one_host && no_posix.empty()) {
     d.kind = HandleKind::kPosix;
-    d.summary = fmt::format("POSIX file descriptors, all {} ranks being on one host ({}); {}fabric handles are not "
-                            "possible: {}",
-                            ranks.size(), hosts.begin()->first, asked, refusals);
+    d.summary = fmt::format(
+        "POSIX file descriptors, all {} ranks being on one host ({}); {}fabric handles are not "
+        "possible: {}",
+        ranks.size(), hosts.begin()->first, asked, refusals);
     return d;
   }
   if (!d.one_host)
-    d.summary = fmt::format("the ranks cannot share memory: they are on {} hosts ({}), which needs fabric handles, "
-                            "and {}fabric handles are not possible: {}",
-                            hosts.size(), where, asked, refusals);
+    d.summary = fmt::format(
+        "the ranks cannot share memory: they are on {} hosts ({}), which needs fabric handles, "
+        "and {}fabric handles are not possible: {}",
+        hosts.size(), where, asked, refusals);
   else
-    d.summary = fmt::format("the ranks cannot share memory: {} cannot export POSIX file-descriptor handles, and "
-                            "{}fabric handles are not possible: {}",
-                            ranks_text(no_posix), asked, refusals);
+    d.summary = fmt::format(
+        "the ranks cannot share memory: {} cannot export POSIX file-descriptor handles, and "
+        "{}fabric handles are not possible: {}",
+        ranks_text(no_posix), asked, refusals);
   return d;
 }
 

@@ -38,10 +38,10 @@ struct SharingFacts {
   int fabric_status = -1;         ///< NVML registration status (0 = success), once completed
   std::string fabric_status_text;
   bool cluster_uuid_nonzero = false;
-  bool imex_directory = false;    ///< /dev/nvidia-caps-imex-channels exists
-  int imex_channels = 0;          ///< channels this process can open
+  bool imex_directory = false;  ///< /dev/nvidia-caps-imex-channels exists
+  int imex_channels = 0;        ///< channels this process can open
   bool fabric_trial_made = false;
-  std::string fabric_trial_error; ///< empty: the trial allocation succeeded (or none was made)
+  std::string fabric_trial_error;  ///< empty: the trial allocation succeeded (or none was made)
 
   std::string to_json() const;
   /// Throws std::runtime_error on malformed text (a peer's contribution).
@@ -60,10 +60,10 @@ std::optional<std::string> fabric_rule_refusal(const SharingFacts& f);
 bool should_try_fabric(HandleRequest request, std::span<const SharingFacts> ranks);
 
 struct HandleDecision {
-  std::optional<HandleKind> kind;          ///< nullopt: the job cannot share memory; refuse
+  std::optional<HandleKind> kind;  ///< nullopt: the job cannot share memory; refuse
   bool one_host = true;
   std::vector<std::string> fabric_refusals;  ///< why fabric handles are not used ("rank 0, 1: ...")
-  std::string summary;                     ///< one paragraph: the choice and why
+  std::string summary;                       ///< one paragraph: the choice and why
 };
 
 HandleDecision choose_handles(HandleRequest request, std::span<const SharingFacts> ranks);

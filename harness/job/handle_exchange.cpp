@@ -62,7 +62,8 @@ std::vector<cuda::ShareableHandle> RendezvousExchange::exchange(cuda::HandleType
       try {
         h.rank = list[i].at("rank").get<int>();
         h.allocation_bytes = list[i].at("bytes").get<std::int64_t>();
-        if (type == cuda::HandleType::kFabric) h.fabric = unhex(list[i].at("fabric").get<std::string>(), static_cast<int>(p));
+        if (type == cuda::HandleType::kFabric)
+          h.fabric = unhex(list[i].at("fabric").get<std::string>(), static_cast<int>(p));
       } catch (const nlohmann::json::exception& e) {
         throw RendezvousError(fmt::format("rank {} announced malformed handles: {}", p, e.what()));
       }

@@ -86,13 +86,13 @@ CallTraffic call_traffic(Strategy resolved, const ProblemShape& s) {
   const ClearRecord record = clear_record(resolved, s);
   for (int st = 0; st < record.stages; ++st) t.clears += w * static_cast<std::int64_t>(record.bytes[st]);
   if (resolved == Strategy::kOneShot) {
-    t.lamport_stores = w * w * shard;                         // every shard into every rank's buffer
-    t.lamport_loads = w * (w <= 8 ? w - 1 : w) * shard;       // remote slots (W <= 8) or all slots
+    t.lamport_stores = w * w * shard;                    // every shard into every rank's buffer
+    t.lamport_loads = w * (w <= 8 ? w - 1 : w) * shard;  // remote slots (W <= 8) or all slots
   } else {
     // Rank r owns M_r = #{t < N : t % W == r} tokens; summed over ranks the owners receive and read W*N rows
     // of SCATTER, store N rows into each of W BROADCAST buffers, and every rank reads N rows of BROADCAST.
-    t.lamport_stores = w * shard + w * shard;                 // scatter (N rows per rank) + broadcast (W x N rows)
-    t.lamport_loads = w * shard + w * shard;                  // scatter reads (W x N rows) + broadcast reads
+    t.lamport_stores = w * shard + w * shard;  // scatter (N rows per rank) + broadcast (W x N rows)
+    t.lamport_loads = w * shard + w * shard;   // scatter reads (W x N rows) + broadcast reads
   }
   return t;
 }

@@ -27,10 +27,10 @@ HostTensor seeded_random_input(DType dtype, int world, std::int64_t tokens, std:
 /// Bytes one call moves through memory, summed over all W ranks, counted as SPEC section 5 does (payload,
 /// not re-polls), with the clear of the previous call's bytes taken to be this call's own record.
 struct CallTraffic {
-  std::int64_t input_reads = 0;    ///< every rank reads its shard
-  std::int64_t lamport_stores = 0; ///< ONESHOT: W copies of every shard; TWOSHOT: scatter + broadcast
-  std::int64_t lamport_loads = 0;  ///< polls that find data (ONESHOT W<=8 skips the rank's own slot)
-  std::int64_t clears = 0;         ///< sentinel stores over the previous call's bytes
+  std::int64_t input_reads = 0;     ///< every rank reads its shard
+  std::int64_t lamport_stores = 0;  ///< ONESHOT: W copies of every shard; TWOSHOT: scatter + broadcast
+  std::int64_t lamport_loads = 0;   ///< polls that find data (ONESHOT W<=8 skips the rank's own slot)
+  std::int64_t clears = 0;          ///< sentinel stores over the previous call's bytes
   std::int64_t output_writes = 0;
   std::int64_t total() const { return input_reads + lamport_stores + lamport_loads + clears + output_writes; }
 };

@@ -70,9 +70,10 @@ Job::Job(int spawn, std::string_view command, const std::vector<std::string>& ar
                           : read_token_file(options.token_file, "--token-file " + options.token_file);
   if (spawn > 0) {
     if (outer.world_size > 1)
-      throw UsageError(fmt::format("--spawn {} starts a job of its own, but this process is already rank {} of {} "
-                                   "started by {}; drop --spawn",
-                                   spawn, outer.rank, outer.world_size, outer.launcher));
+      throw UsageError(
+          fmt::format("--spawn {} starts a job of its own, but this process is already rank {} of {} "
+                      "started by {}; drop --spawn",
+                      spawn, outer.rank, outer.world_size, outer.launcher));
     std::vector<std::string> child_args{std::string(command)};
     child_args.insert(child_args.end(), args.begin(), args.end());
     spawned_ = std::make_unique<SpawnedRanks>(spawn, current_executable(), child_args);
@@ -91,10 +92,10 @@ Job::Job(int spawn, std::string_view command, const std::vector<std::string>& ar
   r.program_version = MNNVL_AR_VERSION;
   if (launch_.world_size > 1) {
     if (launch_.address.empty() || launch_.port == 0)
-      throw UsageError(fmt::format(
-          "this process is rank {} of {} ({}), but nothing says where rank 0 listens: set MASTER_ADDR and "
-          "MASTER_PORT (rank 0's host and a free port) or pass --rendezvous HOST:PORT",
-          launch_.rank, launch_.world_size, launch_.launcher));
+      throw UsageError(
+          fmt::format("this process is rank {} of {} ({}), but nothing says where rank 0 listens: set MASTER_ADDR and "
+                      "MASTER_PORT (rank 0's host and a free port) or pass --rendezvous HOST:PORT",
+                      launch_.rank, launch_.world_size, launch_.launcher));
     r.token = token.empty() ? token_from_environment() : token;  // --spawn has put its own in the environment
     // Without a token any process that reaches the port could join the job, or pose as rank 0 and hand
     // the ranks its own plan; so a job of several processes refuses before it listens or connects.
@@ -114,8 +115,8 @@ Job::Job(int spawn, std::string_view command, const std::vector<std::string>& ar
 Job::~Job() = default;
 
 int Job::run(std::string_view command, std::ostream& err, const std::function<int()>& body) {
-  const std::string who = multi_process() ? fmt::format("mnnvl-ar {} (rank {})", command, rank())
-                                          : fmt::format("mnnvl-ar {}", command);
+  const std::string who =
+      multi_process() ? fmt::format("mnnvl-ar {} (rank {})", command, rank()) : fmt::format("mnnvl-ar {}", command);
   try {
     return body();
   } catch (const UsageError& e) {

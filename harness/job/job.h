@@ -19,9 +19,9 @@ namespace ar {
 class SpawnedRanks;
 
 struct JobOptions {
-  std::string rendezvous;      ///< --rendezvous HOST:PORT: overrides the launcher's address and port
-  std::string token_file;      ///< --token-file FILE: overrides $MNNVL_AR_TOKEN and $MNNVL_AR_TOKEN_FILE
-  double timeout_ms = 60000;   ///< --rendezvous-timeout-ms: every wait for a peer
+  std::string rendezvous;     ///< --rendezvous HOST:PORT: overrides the launcher's address and port
+  std::string token_file;     ///< --token-file FILE: overrides $MNNVL_AR_TOKEN and $MNNVL_AR_TOKEN_FILE
+  double timeout_ms = 60000;  ///< --rendezvous-timeout-ms: every wait for a peer
 };
 
 class Job {

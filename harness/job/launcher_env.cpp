@@ -52,8 +52,7 @@ EnvLookup process_environment() {
 std::string first_host_of_nodelist(const std::string& nodelist) {
   const std::size_t bracket = nodelist.find('[');
   const std::size_t comma = nodelist.find(',');
-  if (bracket == std::string::npos || (comma != std::string::npos && comma < bracket))
-    return nodelist.substr(0, comma);
+  if (bracket == std::string::npos || (comma != std::string::npos && comma < bracket)) return nodelist.substr(0, comma);
   const std::string prefix = nodelist.substr(0, bracket);
   const std::size_t end = nodelist.find_first_of(",-]", bracket + 1);
   return prefix + nodelist.substr(bracket + 1, end - bracket - 1);
@@ -72,14 +71,15 @@ LaunchInfo detect_launch(const EnvLookup& env) {
     if (info.rank >= info.world_size)
       throw UsageError(fmt::format("{}={} is not below {}={}", s.rank, info.rank, s.world, info.world_size));
     if (info.local_rank >= info.local_world_size)
-      throw UsageError(fmt::format("{}={} is not below {}={}", s.local_rank, info.local_rank, s.local_world,
-                                   info.local_world_size));
+      throw UsageError(
+          fmt::format("{}={} is not below {}={}", s.local_rank, info.local_rank, s.local_world, info.local_world_size));
     break;
   }
   if (info.launcher == "slurm") {
     if (const auto nodes = env("SLURM_JOB_NODELIST") ? env("SLURM_JOB_NODELIST") : env("SLURM_NODELIST"))
       info.address = first_host_of_nodelist(*nodes);
-    if (const auto job = env("SLURM_JOB_ID")) info.port = static_cast<std::uint16_t>(20000 + std::atoi(job->c_str()) % 20000);
+    if (const auto job = env("SLURM_JOB_ID"))
+      info.port = static_cast<std::uint16_t>(20000 + std::atoi(job->c_str()) % 20000);
   }
   if (const auto addr = env("MASTER_ADDR")) info.address = *addr;
   if (env("MASTER_PORT")) info.port = static_cast<std::uint16_t>(number(env, "MASTER_PORT", 0, 1));

@@ -7,12 +7,12 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/job/asio.h"
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include "harness/job/asio.h"
 
 #include "harness/io/exit_codes.h"
 #include "harness/job/wire_format.h"
@@ -148,8 +148,7 @@ struct Rendezvous::Impl {
 
   // Runs the io_context until `done()` or `until`; at the deadline, cancels `pending` (their handlers then
   // run with operation_aborted) and returns false.
-  bool run_until(const std::function<bool()>& done, Clock::time_point until,
-                 const std::vector<tcp::socket*>& pending) {
+  bool run_until(const std::function<bool()>& done, Clock::time_point until, const std::vector<tcp::socket*>& pending) {
     io.restart();
     while (!done()) {
       if (io.run_one_until(until) == 0 && Clock::now() >= until) {
@@ -170,14 +169,15 @@ struct Rendezvous::Impl {
     wire::Frame frame{type, static_cast<std::uint32_t>(options.rank), sequence, payload, {}};
     if (wire::is_authenticated(type)) {
       if (!link.authenticated)
-        throw std::logic_error(fmt::format("a {} message to {} before the handshake", wire::type_name(type),
-                                           describe(link)));
+        throw std::logic_error(
+            fmt::format("a {} message to {} before the handshake", wire::type_name(type), describe(link)));
       frame.tag = hmac_sha256(link.send_key, wire::authenticated_content(frame, link.sent++));
     }
     const std::string bytes = wire::encode(frame);
     boost::system::error_code ec;
     asio::write(link.socket, asio::buffer(bytes), ec);
-    if (ec) throw RendezvousError(fmt::format("rank {}: cannot send to {}: {}", options.rank, describe(link), ec.message()));
+    if (ec)
+      throw RendezvousError(fmt::format("rank {}: cannot send to {}: {}", options.rank, describe(link), ec.message()));
   }
 
   std::string describe(const Link& link) const {
@@ -200,9 +200,10 @@ struct Rendezvous::Impl {
       return fmt::format("{} sent a '{}' message after the handshake", describe(link), wire::type_name(frame.type));
     const std::string expected = hmac_sha256(link.receive_key, wire::authenticated_content(frame, link.received));
     if (!same_mac(frame.tag, expected))
-      return fmt::format("a '{}' message from {} failed its authentication check (changed, replayed or injected on "
-                         "the way?); nothing in it was used",
-                         wire::type_name(frame.type), describe(link));
+      return fmt::format(
+          "a '{}' message from {} failed its authentication check (changed, replayed or injected on "
+          "the way?); nothing in it was used",
+          wire::type_name(frame.type), describe(link));
     ++link.received;
     return std::nullopt;
   }
@@ -221,12 +222,11 @@ struct Rendezvous::Impl {
       return;
     }
     link.socket.async_read_some(asio::buffer(link.chunk), [this, &link, &out, &error](boost::system::error_code ec,
-                                                                                     std::size_t n) {
+                                                                                      std::size_t n) {
       if (ec == asio::error::operation_aborted) return;
       if (ec) {
-        error = ec == asio::error::eof
-                    ? fmt::format("{} closed its connection (did it exit or crash?)", describe(link))
-                    : fmt::format("connection to {} failed: {}", describe(link), ec.message());
+        error = ec == asio::error::eof ? fmt::format("{} closed its connection (did it exit or crash?)", describe(link))
+                                       : fmt::format("connection to {} failed: {}", describe(link), ec.message());
         return;
       }
       link.decoder.feed(std::string_view(link.chunk.data(), n));
@@ -265,8 +265,8 @@ struct Rendezvous::Impl {
     std::vector<wire::Frame> out;
     for (std::size_t i = 0; i < targets.size(); ++i) {
       if (frames[i]->type == wire::FrameType::kAbort)
-        throw RendezvousError(fmt::format("rank {}: the job was stopped by {}: {}", options.rank,
-                                          describe(*targets[i]), frames[i]->payload));
+        throw RendezvousError(fmt::format("rank {}: the job was stopped by {}: {}", options.rank, describe(*targets[i]),
+                                          frames[i]->payload));
       out.push_back(std::move(*frames[i]));
     }
     return out;
@@ -337,8 +337,8 @@ struct Rendezvous::Impl {
     // The proof covers the rank, world size and version the peer claims, so it is checked over those first
     // and they are compared with this job's only once the peer has shown it holds the token.
     if (!same_mac((*fields)[kHelloProof], rank_proof(options.token, session)))
-      return refuse(fmt::format("rank {} presented a proof that does not match the job's token: {}", *peer_rank,
-                                kTokenHint));
+      return refuse(
+          fmt::format("rank {} presented a proof that does not match the job's token: {}", *peer_rank, kTokenHint));
     if (*peer_world != options.world_size)
       return refuse(fmt::format("world size {} differs from rank 0's {}", *peer_world, options.world_size));
     if (*peer_rank < 1 || *peer_rank >= options.world_size || links[*peer_rank])
@@ -358,7 +358,8 @@ struct Rendezvous::Impl {
     boost::system::error_code ec;
     const auto endpoints = resolver.resolve(options.address, std::to_string(options.port), ec);
     if (ec || endpoints.empty())
-      throw RendezvousError(fmt::format("rank 0: cannot resolve rendezvous address '{}': {}", options.address, ec.message()));
+      throw RendezvousError(
+          fmt::format("rank 0: cannot resolve rendezvous address '{}': {}", options.address, ec.message()));
     tcp::acceptor acceptor(io);
     const tcp::endpoint endpoint = *endpoints.begin();
     acceptor.open(endpoint.protocol(), ec);
@@ -419,9 +420,10 @@ struct Rendezvous::Impl {
       throw RendezvousError(
           fmt::format("rank {}: {} refused this process: {}", options.rank, where, printable(challenge.payload)));
     if (challenge.type != wire::FrameType::kChallenge || challenge.payload.size() != wire::kNonceBytes)
-      throw RendezvousError(fmt::format("rank {}: {} did not start the handshake (it sent a '{}' message where a "
-                                        "challenge belongs): it may not be this job's rank 0",
-                                        options.rank, where, wire::type_name(challenge.type)));
+      throw RendezvousError(
+          fmt::format("rank {}: {} did not start the handshake (it sent a '{}' message where a "
+                      "challenge belongs): it may not be this job's rank 0",
+                      options.rank, where, wire::type_name(challenge.type)));
     Session session;
     session.root_nonce = challenge.payload;
     session.rank_nonce = random_bytes(wire::kNonceBytes);
@@ -442,9 +444,10 @@ struct Rendezvous::Impl {
       throw RendezvousError(
           fmt::format("rank {}: {} refused this process: {}", options.rank, where, printable(reply.payload)));
     if (reply.type != wire::FrameType::kWelcome)
-      throw RendezvousError(fmt::format("rank {}: {} answered the hello with a '{}' message: it may not be this job's "
-                                        "rank 0",
-                                        options.rank, where, wire::type_name(reply.type)));
+      throw RendezvousError(
+          fmt::format("rank {}: {} answered the hello with a '{}' message: it may not be this job's "
+                      "rank 0",
+                      options.rank, where, wire::type_name(reply.type)));
     if (!same_mac(reply.payload, root_proof(options.token, session)))
       throw RendezvousError(fmt::format(
           "rank {}: {} did not prove it knows the job's token: it may not be this job's rank 0 (another process "
@@ -480,7 +483,8 @@ struct Rendezvous::Impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));  // rank 0 may not be listening yet
     }
     throw RendezvousError(fmt::format("rank {}: timed out after {} ms connecting to rank 0 at {}:{} (last error: {})",
-                                      options.rank, options.timeout.count(), options.address, options.port, last_error));
+                                      options.rank, options.timeout.count(), options.address, options.port,
+                                      last_error));
   }
 };
 
@@ -490,8 +494,8 @@ Rendezvous::Rendezvous(const RendezvousOptions& options) : impl_(std::make_uniqu
     throw RendezvousError(fmt::format("rank {} is outside a world of {}", options.rank, options.world_size));
   if (options.world_size == 1) return;
   if (options.token.empty())
-    throw RendezvousError(fmt::format("rank {}: no token to prove this process belongs to the job ({})", options.rank,
-                                      kTokenHint));
+    throw RendezvousError(
+        fmt::format("rank {}: no token to prove this process belongs to the job ({})", options.rank, kTokenHint));
   if (options.rank == 0)
     impl_->accept_all();
   else
@@ -509,8 +513,10 @@ std::vector<std::string> Rendezvous::all_gather(const std::string& mine) {
   if (world == 1) return {mine};
   const auto check_sequence = [&](const wire::Frame& f) {
     if (f.sequence != s.sequence)
-      throw RendezvousError(fmt::format("rank {}: rank {} is at gather step {} but this rank is at {}: the ranks "
-                                        "are out of step", s.options.rank, f.sender, f.sequence, s.sequence));
+      throw RendezvousError(
+          fmt::format("rank {}: rank {} is at gather step {} but this rank is at {}: the ranks "
+                      "are out of step",
+                      s.options.rank, f.sender, f.sequence, s.sequence));
   };
   if (s.options.rank != 0) {
     s.send(*s.links[0], wire::FrameType::kGather, mine);
@@ -560,9 +566,10 @@ void Rendezvous::agree(const std::string& what, const std::string& description) 
       if (!gb) lb = "(nothing)";
       if (la != lb) break;
     }
-    throw RendezvousError(fmt::format("the ranks disagree on the {}: rank {} has '{}' where rank 0 has '{}' "
-                                      "(item {}); running would hang the GPUs, so nothing was launched",
-                                      what, r, lb, la, line));
+    throw RendezvousError(
+        fmt::format("the ranks disagree on the {}: rank {} has '{}' where rank 0 has '{}' "
+                    "(item {}); running would hang the GPUs, so nothing was launched",
+                    what, r, lb, la, line));
   }
 }
 

@@ -25,10 +25,10 @@ struct RendezvousOptions {
   int world_size = 1;
   std::string address = "127.0.0.1";  ///< rank 0's address as the other ranks reach it
   std::uint16_t port = 29500;
-  std::string token;                  ///< the job's shared secret: the key of every proof, never sent; required
-                                      ///< when world_size > 1
+  std::string token;  ///< the job's shared secret: the key of every proof, never sent; required
+                      ///< when world_size > 1
   std::chrono::milliseconds timeout{30000};
-  std::string program_version;        ///< ranks running different builds are refused
+  std::string program_version;  ///< ranks running different builds are refused
 };
 
 /// Why the rendezvous failed: a peer never arrived, was refused, died, or disagreed.

@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness/job/asio.h"
 #include "harness/io/exit_codes.h"
+#include "harness/job/asio.h"
 #include "reference/strategy.h"
 
 extern char** environ;

@@ -4,9 +4,9 @@
 // bits), so they meet in the rendezvous.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "harness/job/launcher_env.h"
@@ -34,7 +34,7 @@ class SpawnedRanks {
 
  private:
   std::vector<pid_t> children_;
-  std::vector<pid_t> started_;     // every child, in rank order
+  std::vector<pid_t> started_;  // every child, in rank order
   std::vector<int> exit_codes_;
   LaunchInfo self_;
 };

@@ -40,10 +40,10 @@ bool is_authenticated(FrameType type);
 
 struct Frame {
   FrameType type = FrameType::kHello;
-  std::uint32_t sender = 0;     ///< rank of the sender
-  std::uint32_t sequence = 0;   ///< all-gather round (0 for the handshake)
+  std::uint32_t sender = 0;    ///< rank of the sender
+  std::uint32_t sequence = 0;  ///< all-gather round (0 for the handshake)
   std::string payload;
-  std::string tag;              ///< kTagBytes for an authenticated type, empty for a handshake type
+  std::string tag;  ///< kTagBytes for an authenticated type, empty for a handshake type
 };
 
 /// Frame bytes: magic u32 | version u16 | type u16 | sender u32 | body length u32, then the body: the

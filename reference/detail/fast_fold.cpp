@@ -47,7 +47,8 @@ class MxcsrScope {
 const std::array<std::uint32_t, 65536>& fp16_widen_table() {
   static const auto table = [] {
     std::array<std::uint32_t, 65536> t{};
-    for (std::uint32_t h = 0; h < 65536; ++h) t[h] = widen_to_fp32(sanitize_negative_zero(h, DType::kFp16), DType::kFp16);
+    for (std::uint32_t h = 0; h < 65536; ++h)
+      t[h] = widen_to_fp32(sanitize_negative_zero(h, DType::kFp16), DType::kFp16);
     return t;
   }();
   return table;
@@ -58,7 +59,9 @@ struct Storage;
 template <>
 struct Storage<DType::kBf16> {
   using Word = std::uint16_t;
-  static float widen(Word h, const std::uint32_t*) { return std::bit_cast<float>(h == 0x8000u ? 0u : std::uint32_t(h) << 16); }
+  static float widen(Word h, const std::uint32_t*) {
+    return std::bit_cast<float>(h == 0x8000u ? 0u : std::uint32_t(h) << 16);
+  }
 };
 template <>
 struct Storage<DType::kFp16> {
@@ -80,8 +83,8 @@ template <DType T>
 }
 
 template <DType T>
-[[gnu::noinline]] void assign(float* __restrict acc, const typename Storage<T>::Word* __restrict plane,
-                              std::int64_t n, const std::uint32_t* table) {
+[[gnu::noinline]] void assign(float* __restrict acc, const typename Storage<T>::Word* __restrict plane, std::int64_t n,
+                              const std::uint32_t* table) {
   for (std::int64_t j = 0; j < n; ++j) acc[j] = Storage<T>::widen(plane[j], table);
 }
 

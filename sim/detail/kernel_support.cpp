@@ -47,12 +47,9 @@ std::uint32_t broadcast_slot(const CtaState& c, const KernelEnv& env, Item it) {
 
 std::uint32_t polled_slot(const CtaState& c, const KernelEnv& env, Item it) {
   switch (c.phase(env)) {
-    case Phase::kPoll:
-      return oneshot_slot(c, env, it, c.i);
-    case Phase::kReduce:
-      return scatter_slot(c, env, it, c.i);
-    default:
-      return broadcast_slot(c, env, it);
+    case Phase::kPoll: return oneshot_slot(c, env, it, c.i);
+    case Phase::kReduce: return scatter_slot(c, env, it, c.i);
+    default: return broadcast_slot(c, env, it);
   }
 }
 
@@ -64,8 +61,7 @@ SlotDescription describe_polled_slot(const CtaState& c, const KernelEnv& env, It
     case Phase::kReduce:
       return {fmt::format("SCATTER row {} [src={}] pack {} (token {})", it.token / w, c.i, it.pack, it.token),
               static_cast<int>(c.i)};
-    default:
-      return {fmt::format("BROADCAST token {} pack {}", it.token, it.pack), static_cast<int>(it.token % w)};
+    default: return {fmt::format("BROADCAST token {} pack {}", it.token, it.pack), static_cast<int>(it.token % w)};
   }
 }
 

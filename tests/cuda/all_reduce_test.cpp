@@ -61,9 +61,8 @@ TEST_CASE("the committed data/ golden outputs match the GPU bit for bit", "[gpu]
 TEST_CASE("full-mantissa inputs over several rounds are bit-exact at every world size", "[gpu]") {
   for (int world : ar::kWorldSizes) {
     // round_bytes = 1 makes every round its minimum (16384 packs), so these calls take several rounds.
-    const std::vector<ar::ProblemShape> shapes{{world, 300, 1024, DType::kBf16},
-                                               {world, 150, 1024, DType::kFp16},
-                                               {world, 140, 512, DType::kFp32}};
+    const std::vector<ar::ProblemShape> shapes{
+        {world, 300, 1024, DType::kBf16}, {world, 150, 1024, DType::kFp16}, {world, 140, 512, DType::kFp32}};
     auto options = ar::test::group_options(world, shapes);
     options.round_bytes = 1;
     VirtualGroup group(options);
@@ -95,11 +94,11 @@ TEST_CASE("mixed strategies, shapes and dtypes on one workspace stay bit-exact",
   // oneshot -> twoshot -> auto -> oneshot ... : every transition of the dirty-stage bookkeeping (SPEC 4.3),
   // N not a multiple of W, and dtype changes between calls.
   const std::vector<Step> steps{
-      {Strategy::kOneShot, 4, 256, DType::kBf16},  {Strategy::kTwoShot, 64, 256, DType::kBf16},
-      {Strategy::kAuto, 11, 2880, DType::kBf16},   {Strategy::kOneShot, 1, 256, DType::kFp32},
-      {Strategy::kTwoShot, 3, 512, DType::kFp16},  {Strategy::kTwoShot, 27, 128, DType::kFp32},
-      {Strategy::kAuto, 256, 2880, DType::kBf16},  {Strategy::kOneShot, 24, 64, DType::kFp16},
-      {Strategy::kAuto, 2, 8, DType::kBf16},       {Strategy::kTwoShot, 1, 8, DType::kBf16},
+      {Strategy::kOneShot, 4, 256, DType::kBf16}, {Strategy::kTwoShot, 64, 256, DType::kBf16},
+      {Strategy::kAuto, 11, 2880, DType::kBf16},  {Strategy::kOneShot, 1, 256, DType::kFp32},
+      {Strategy::kTwoShot, 3, 512, DType::kFp16}, {Strategy::kTwoShot, 27, 128, DType::kFp32},
+      {Strategy::kAuto, 256, 2880, DType::kBf16}, {Strategy::kOneShot, 24, 64, DType::kFp16},
+      {Strategy::kAuto, 2, 8, DType::kBf16},      {Strategy::kTwoShot, 1, 8, DType::kBf16},
   };
   for (int world : ar::kWorldSizes) {
     std::vector<ar::ProblemShape> shapes;

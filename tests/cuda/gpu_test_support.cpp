@@ -61,7 +61,8 @@ cuda::VirtualGroup::Options group_options(int world, const std::vector<ProblemSh
   std::int64_t buffer = 32, io = 16;
   for (ProblemShape s : shapes) {
     s.world_size = world;
-    for (Strategy st : {Strategy::kOneShot, Strategy::kTwoShot}) buffer = std::max(buffer, required_buffer_bytes(st, s));
+    for (Strategy st : {Strategy::kOneShot, Strategy::kTwoShot})
+      buffer = std::max(buffer, required_buffer_bytes(st, s));
     io = std::max(io, s.bytes_per_rank());
   }
   cuda::VirtualGroup::Options o;

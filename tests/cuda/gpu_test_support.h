@@ -20,14 +20,14 @@ struct FlagsModel {
 };
 
 struct CallCheck {
-  std::int64_t elements = 0;      ///< compared, over all ranks
-  std::int64_t mismatches = 0;    ///< differing elements, over all ranks
-  int first_rank = -1;            ///< the first rank that differs
-  BitDiff first;                  ///< its diff
+  std::int64_t elements = 0;    ///< compared, over all ranks
+  std::int64_t mismatches = 0;  ///< differing elements, over all ranks
+  int first_rank = -1;          ///< the first rank that differs
+  BitDiff first;                ///< its diff
   bool flags_match = true;
   std::string flags_detail;
   std::optional<cuda::WaitError> wait;
-  std::string describe() const;   ///< for failure messages
+  std::string describe() const;  ///< for failure messages
 };
 
 /// Uploads `input`, poisons the outputs, runs `call`, compares. Updates `model` when given.

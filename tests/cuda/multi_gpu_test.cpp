@@ -63,8 +63,7 @@ TEST_CASE("full-mantissa inputs across GPUs stay bit-exact in one round and in s
           const auto input = ar::random_input(shape.dtype, world, shape.tokens, shape.hidden, ++seed, 20);
           const VirtualGroup::Call call{shape, s, Profile::kFlashInfer, true};
           const auto check = ar::test::run_and_check(group, input, call, &model);
-          INFO(ar::test::label(call) << " round_bytes " << round_bytes << " seed " << seed << ": "
-                                     << check.describe());
+          INFO(ar::test::label(call) << " round_bytes " << round_bytes << " seed " << seed << ": " << check.describe());
           REQUIRE(!check.wait);
           REQUIRE(check.mismatches == 0);
           REQUIRE(check.flags_match);

@@ -64,8 +64,9 @@ TEST_CASE("2 and 4 processes on one GPU give the bits of one process with virtua
 
 TEST_CASE("processes started by hand with torchrun's variables give the same bits", "[gpu]") {
   ar::test::ScratchDir s;
-  const std::string args = "run --world 2 --dtype bf16 --profile flashinfer --pdl on --calls oneshot:N=5,twoshot:N=64 "
-                           "--inputs random --seed 3 --digests";
+  const std::string args =
+      "run --world 2 --dtype bf16 --profile flashinfer --pdl on --calls oneshot:N=5,twoshot:N=64 "
+      "--inputs random --seed 3 --digests";
   const ProcessOutcome single = mnnvl_ar(args + " --json " + s.file("single.json"));
   INFO(single.output);
   REQUIRE(single.code == 0);
@@ -82,9 +83,10 @@ TEST_CASE("processes started by hand with torchrun's variables give the same bit
 }
 
 TEST_CASE("a rank killed mid-run ends the job within the timeout, named", "[gpu]") {
-  const ProcessOutcome o = mnnvl_ar("run --spawn 4 --world 4 --dtype bf16 --profile flashinfer --pdl off "
-                                    "--calls oneshot:N=4,twoshot:N=64 --repeat 3 --timeout-ms 2000 "
-                                    "--die-after-call 2 --die-rank 2 --rendezvous-timeout-ms 30000");
+  const ProcessOutcome o = mnnvl_ar(
+      "run --spawn 4 --world 4 --dtype bf16 --profile flashinfer --pdl off "
+      "--calls oneshot:N=4,twoshot:N=64 --repeat 3 --timeout-ms 2000 "
+      "--die-after-call 2 --die-rank 2 --rendezvous-timeout-ms 30000");
   INFO(o.output);
   CHECK(o.code == 1);
   CHECK(o.took < 45s);

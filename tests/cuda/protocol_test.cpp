@@ -86,7 +86,8 @@ TEST_CASE("the workspace is sized, initialised and advanced as reference/workspa
   for (std::int64_t n : {9, 10, 64, 1}) {  // AUTO: 9 tokens ONESHOT (<= 1 MiB), 10 TWOSHOT
     const ar::ProblemShape shape{8, n, 7168, DType::kBf16};
     const auto input = ar::random_input(DType::kBf16, 8, n, 7168, 40 + n, 6);
-    const auto check = ar::test::run_and_check(group, input, {shape, Strategy::kAuto, Profile::kFlashInfer, true}, &model);
+    const auto check =
+        ar::test::run_and_check(group, input, {shape, Strategy::kAuto, Profile::kFlashInfer, true}, &model);
     INFO("N = " << n << ": " << check.describe());
     REQUIRE(check.mismatches == 0);
     REQUIRE(check.flags_match);

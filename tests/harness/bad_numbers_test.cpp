@@ -22,25 +22,38 @@ struct NumericOption {
 
 // The numeric options of every command (a bad value must be refused before anything else happens).
 const std::vector<NumericOption> kOptions = {
-    {{"run"}, "--seed", true, true},         {{"run"}, "--repeat"},
-    {{"run"}, "--timeout-ms", false},        {{"run"}, "--omit-rank"},
-    {{"run"}, "--device"},                   {{"run"}, "--round-bytes"},
-    {{"run"}, "--tokens"},                   {{"run"}, "--hidden"},
-    {{"bench"}, "--iters"},                  {{"bench"}, "--warmup_iters"},
-    {{"bench"}, "--cudagraph"},              {{"bench"}, "--stepfactor", false},
-    {{"bench"}, "--hidden"},                 {{"bench"}, "--seed", true, true},
-    {{"bench"}, "--timeout-ms", false},      {{"bench"}, "--pdl"},
-    {{"probe"}, "--timeout-ms", false},      {{"probe"}, "--device"},
-    {{"compare"}, "--world-size"},           {{"compare"}, "--tokens"},
-    {{"compare"}, "--hidden"},               {{"compare"}, "--seed", true, true},
+    {{"run"}, "--seed", true, true},
+    {{"run"}, "--repeat"},
+    {{"run"}, "--timeout-ms", false},
+    {{"run"}, "--omit-rank"},
+    {{"run"}, "--device"},
+    {{"run"}, "--round-bytes"},
+    {{"run"}, "--tokens"},
+    {{"run"}, "--hidden"},
+    {{"bench"}, "--iters"},
+    {{"bench"}, "--warmup_iters"},
+    {{"bench"}, "--cudagraph"},
+    {{"bench"}, "--stepfactor", false},
+    {{"bench"}, "--hidden"},
+    {{"bench"}, "--seed", true, true},
+    {{"bench"}, "--timeout-ms", false},
+    {{"bench"}, "--pdl"},
+    {{"probe"}, "--timeout-ms", false},
+    {{"probe"}, "--device"},
+    {{"compare"}, "--world-size"},
+    {{"compare"}, "--tokens"},
+    {{"compare"}, "--hidden"},
+    {{"compare"}, "--seed", true, true},
     {{"explain", "-i", "x.npy", "-c", "0"}, "--token"},
     {{"explain", "-i", "x.npy", "-t", "0"}, "--col"},
-    {{"sim"}, "--world-size"},               {{"sim"}, "--seed", true, true},
-    {{"sim"}, "--runs"},                     {{"sim"}, "--tokens"},
+    {{"sim"}, "--world-size"},
+    {{"sim"}, "--seed", true, true},
+    {{"sim"}, "--runs"},
+    {{"sim"}, "--tokens"},
 };
 
-const std::vector<std::string> kBadEverywhere = {"",   "2x",  "x2",  " 2",  "2 ",  "-",    "0x10",
-                                                 "nan", "inf", "-inf", "1e999", "2,5"};
+const std::vector<std::string> kBadEverywhere = {"",     "2x",  "x2",  " 2",   "2 ",    "-",
+                                                 "0x10", "nan", "inf", "-inf", "1e999", "2,5"};
 const std::vector<std::string> kBadIntegers = {"1.5", "1e3", "3.0", "99999999999999999999999"};
 
 }  // namespace

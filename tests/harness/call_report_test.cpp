@@ -38,7 +38,7 @@ TEST_CASE("reports of two processes merge into one row", "[cpu]") {
   CHECK(m.elements == 4096);
   CHECK(m.mismatches == 6);
   REQUIRE(m.first);
-  CHECK(m.first->rank == 1);  // the lowest rank that differs, whichever process found it
+  CHECK(m.first->rank == 1);        // the lowest rank that differs, whichever process found it
   CHECK(m.ranks_disagreeing == 1);  // rank 3, in another process than rank 0: seen through the digests
   CHECK(m.digests == std::vector<std::string>{"same", "same", "same", "other"});
   CHECK(m.flags_bad.empty());

@@ -61,7 +61,8 @@ TEST_CASE("reference writes the bit-exact result", "[cpu]") {
 
 TEST_CASE("bad inputs exit 2 with a message and leave no output file", "[cpu]") {
   test::ScratchDir dir;
-  const auto expect_refusal = [&](const HostTensor& in, const std::string& message, std::vector<std::string> extra = {}) {
+  const auto expect_refusal = [&](const HostTensor& in, const std::string& message,
+                                  std::vector<std::string> extra = {}) {
     write_npy(dir.file("in.npy"), in);
     std::vector<std::string> args{"reference", "-i", dir.file("in.npy"), "-o", dir.file("out.npy")};
     if (in.dtype() == DType::kBf16) args.insert(args.end(), {"--dtype", "bf16"});

@@ -48,16 +48,11 @@ nlohmann::json write_tiny_golden_set(const test::ScratchDir& dir) {
       write_file_atomically(dir.file(file), bytes);
       outputs[golden_output_key(s, p)] = {{"file", file}, {"sha256", sha256_hex(bytes)}};
     }
-  const nlohmann::json tiny{{"name", "tiny"},
-                            {"kind", "exact"},
-                            {"description", "small integers"},
-                            {"seed", 5},
-                            {"dtype", "bf16"},
-                            {"world_size", 2},
-                            {"tokens", 1},
-                            {"hidden", 8},
-                            {"input", {{"file", "tiny.in.npy"}, {"sha256", sha256_hex(input_bytes)}}},
-                            {"outputs", outputs}};
+  const nlohmann::json tiny{
+      {"name", "tiny"},    {"kind", "exact"}, {"description", "small integers"},
+      {"seed", 5},         {"dtype", "bf16"}, {"world_size", 2},
+      {"tokens", 1},       {"hidden", 8},     {"input", {{"file", "tiny.in.npy"}, {"sha256", sha256_hex(input_bytes)}}},
+      {"outputs", outputs}};
   return {{"format", 1}, {"cases", nlohmann::json::array({tiny})}};
 }
 

@@ -11,8 +11,8 @@
 
 #include "harness/io/exit_codes.h"
 #include "harness/job/asio.h"
-#include "harness/job/job.h"
 #include "harness/job/gpu_job.h"
+#include "harness/job/job.h"
 #include "tests/support/cli_runs.h"
 #include "tests/support/launcher_env.h"
 #include "tests/support/scratch_dir.h"
@@ -102,7 +102,10 @@ TEST_CASE("a job of several processes with no token refuses before it listens or
   port_holder.accept(never, nothing_waiting);
   CHECK(nothing_waiting == boost::asio::error::would_block);
   // An empty MNNVL_AR_TOKEN counts as none.
-  ScopedEnv empty({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port},
+  ScopedEnv empty({{"RANK", "1"},
+                   {"WORLD_SIZE", "2"},
+                   {"MASTER_ADDR", "127.0.0.1"},
+                   {"MASTER_PORT", port},
                    {"MNNVL_AR_TOKEN", ""}});
   CHECK_THROWS_WITH(Job(0, "run", {}, JobOptions{}), Catch::Contains("no token is set"));
 }
@@ -159,8 +162,7 @@ TEST_CASE("world sizes that do not split over the GPUs are refused when named, d
   CHECK(splittable_worlds({2, 4, 8}, 2, false, "the 2 GPUs", job, err) == std::vector<int>{2, 4, 8});
   CHECK_THROWS_WITH(splittable_worlds({2, 4, 8}, 4, false, "the 4 GPUs", job, err),
                     Catch::Contains("W = 2 cannot be split evenly over the 4 GPUs"));
-  CHECK(splittable_worlds({2, 4, 8, 16, 32, 64}, 8, true, "the 8 GPUs", job, err) ==
-        std::vector<int>{8, 16, 32, 64});
+  CHECK(splittable_worlds({2, 4, 8, 16, 32, 64}, 8, true, "the 8 GPUs", job, err) == std::vector<int>{8, 16, 32, 64});
   CHECK_THAT(err.str(), Catch::Contains("W = 2, 4 skipped: not a multiple of the 8 GPUs"));
   CHECK_THROWS_WITH(splittable_worlds({2}, 4, true, "the 4 GPUs", job, err),
                     Catch::Contains("no supported world size splits evenly over the 4 GPUs"));
@@ -200,8 +202,9 @@ TEST_CASE("processes that plan different calls refuse before any kernel, naming 
   };
   auto a = std::async(std::launch::async, rank, 0), b = std::async(std::launch::async, rank, 1);
   for (const std::string& outcome : {a.get(), b.get()}) {
-    CHECK_THAT(outcome, Catch::Contains("disagree on the plan at W = 2") && Catch::Contains("rank 1 has 'call 2: seq "
-                                                                                            "twoshot N=8") &&
+    CHECK_THAT(outcome, Catch::Contains("disagree on the plan at W = 2") &&
+                            Catch::Contains("rank 1 has 'call 2: seq "
+                                            "twoshot N=8") &&
                             Catch::Contains("where rank 0 has 'call 2: seq twoshot N=64") &&
                             Catch::Contains("nothing was launched"));
   }

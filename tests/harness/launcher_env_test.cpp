@@ -18,8 +18,12 @@ EnvLookup env_of(std::map<std::string, std::string> vars) {
 }  // namespace
 
 TEST_CASE("torchrun variables", "[cpu]") {
-  const auto i = detect_launch(env_of({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"},
-                                       {"LOCAL_WORLD_SIZE", "2"}, {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29501"}}));
+  const auto i = detect_launch(env_of({{"RANK", "3"},
+                                       {"WORLD_SIZE", "8"},
+                                       {"LOCAL_RANK", "1"},
+                                       {"LOCAL_WORLD_SIZE", "2"},
+                                       {"MASTER_ADDR", "node7"},
+                                       {"MASTER_PORT", "29501"}}));
   CHECK(i.launcher == "torchrun");
   CHECK(i.rank == 3);
   CHECK(i.world_size == 8);
@@ -30,8 +34,11 @@ TEST_CASE("torchrun variables", "[cpu]") {
 }
 
 TEST_CASE("Slurm variables and node lists", "[cpu]") {
-  const auto i = detect_launch(env_of({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "16"}, {"SLURM_LOCALID", "1"},
-                                       {"SLURM_NTASKS_PER_NODE", "4(x4)"}, {"SLURM_JOB_NODELIST", "gpu-[003-005,010]"},
+  const auto i = detect_launch(env_of({{"SLURM_PROCID", "5"},
+                                       {"SLURM_NTASKS", "16"},
+                                       {"SLURM_LOCALID", "1"},
+                                       {"SLURM_NTASKS_PER_NODE", "4(x4)"},
+                                       {"SLURM_JOB_NODELIST", "gpu-[003-005,010]"},
                                        {"SLURM_JOB_ID", "123"}}));
   CHECK(i.launcher == "slurm");
   CHECK(i.rank == 5);
@@ -44,8 +51,10 @@ TEST_CASE("Slurm variables and node lists", "[cpu]") {
 }
 
 TEST_CASE("Open MPI and PMI variables", "[cpu]") {
-  const auto ompi = detect_launch(env_of({{"OMPI_COMM_WORLD_RANK", "2"}, {"OMPI_COMM_WORLD_SIZE", "4"},
-                                          {"OMPI_COMM_WORLD_LOCAL_RANK", "2"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}}));
+  const auto ompi = detect_launch(env_of({{"OMPI_COMM_WORLD_RANK", "2"},
+                                          {"OMPI_COMM_WORLD_SIZE", "4"},
+                                          {"OMPI_COMM_WORLD_LOCAL_RANK", "2"},
+                                          {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}}));
   CHECK(ompi.launcher == "openmpi");
   CHECK(ompi.rank == 2);
   CHECK(ompi.address.empty());  // MPI names no rendezvous host: MASTER_ADDR must

@@ -20,9 +20,10 @@ bool no_gpu(const ProcessOutcome& o) { return o.code == 2 && o.output.find("no G
 }  // namespace
 
 TEST_CASE("run --spawn 2 ends on every rank with one code and one message, never hangs", "[cpu]") {
-  const ProcessOutcome o = run_process({"run --spawn 2 --world 2 --dtype bf16 --profile flashinfer --pdl off "
-                                        "--calls oneshot:N=2,twoshot:N=4 --timeout-ms 2000 "
-                                        "--rendezvous-timeout-ms 20000"});
+  const ProcessOutcome o =
+      run_process({"run --spawn 2 --world 2 --dtype bf16 --profile flashinfer --pdl off "
+                   "--calls oneshot:N=2,twoshot:N=4 --timeout-ms 2000 "
+                   "--rendezvous-timeout-ms 20000"});
   INFO(o.output);
   CHECK(o.took < 60s);
   // "rank k exited with code c (rank 0: d)" appears only when the processes ended differently.
@@ -36,8 +37,9 @@ TEST_CASE("run --spawn 2 ends on every rank with one code and one message, never
 }
 
 TEST_CASE("bench and probe as spawned jobs end cleanly too", "[cpu]") {
-  for (const char* args : {"bench --spawn 2 -W 2 -b 4K -e 4K -n 2 -w 1 -d bf16 -s oneshot --rendezvous-timeout-ms 20000",
-                           "probe --spawn 2 --no-peers --rendezvous-timeout-ms 20000"}) {
+  for (const char* args :
+       {"bench --spawn 2 -W 2 -b 4K -e 4K -n 2 -w 1 -d bf16 -s oneshot --rendezvous-timeout-ms 20000",
+        "probe --spawn 2 --no-peers --rendezvous-timeout-ms 20000"}) {
     const ProcessOutcome o = run_process({args});
     INFO(args << "\n" << o.output);
     CHECK(o.took < 60s);
@@ -72,10 +74,10 @@ TEST_CASE("a process whose token is wrong is refused and both end within the tim
   // Two processes started by hand with torchrun's variables; rank 1 presents another token.
   const std::uint16_t port = ar::test::free_port();
   const std::string args = "run --world 2 --calls oneshot:N=1 --rendezvous-timeout-ms 3000";
-  const auto ranks = ar::test::run_processes(
-      {{args, ar::test::torchrun_environment(0, 2, port) + " MNNVL_AR_TOKEN=right"},
-       {args, ar::test::torchrun_environment(1, 2, port) + " MNNVL_AR_TOKEN=wrong"}},
-      60s);
+  const auto ranks =
+      ar::test::run_processes({{args, ar::test::torchrun_environment(0, 2, port) + " MNNVL_AR_TOKEN=right"},
+                               {args, ar::test::torchrun_environment(1, 2, port) + " MNNVL_AR_TOKEN=wrong"}},
+                              60s);
   INFO("rank 0: " << ranks[0].output << "\nrank 1: " << ranks[1].output);
   CHECK(ranks[0].took < 30s);
   CHECK(ranks[1].took < 30s);

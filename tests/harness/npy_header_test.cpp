@@ -42,7 +42,8 @@ std::string render(const HeaderParts& h, std::mt19937_64& rng) {
   items.push_back(quoted("shape", rng) + ":" + random_space(rng) + shape);
   std::shuffle(items.begin(), items.end(), rng);
   std::string out = random_space(rng) + "{";
-  for (std::size_t i = 0; i < items.size(); ++i) out += random_space(rng) + items[i] + (i + 1 < items.size() ? "," : "");
+  for (std::size_t i = 0; i < items.size(); ++i)
+    out += random_space(rng) + items[i] + (i + 1 < items.size() ? "," : "");
   if (rng() % 2) out += ",";
   out += random_space(rng) + "}" + std::string(rng() % 70, ' ') + "\n";
   return out;
@@ -104,7 +105,8 @@ TEST_CASE("a header that is not exactly a numpy dict is refused, naming the prob
   check_rejected("{'descr': '<f4' 'fortran_order': False, 'shape': (2,)}");
   check_rejected("'descr': '<f4', 'fortran_order': False, 'shape': (2,)");
   check_rejected("");
-  const NpyHeaderResult dup = parse_npy_header("{'shape': (2,), 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}");
+  const NpyHeaderResult dup =
+      parse_npy_header("{'shape': (2,), 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}");
   CHECK(dup.error.find("'shape' appears twice") != std::string::npos);
   const NpyHeaderResult big = parse_npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2**40,)}");
   CHECK(big.error.find("a shape entry is not a non-negative integer") != std::string::npos);
@@ -130,7 +132,7 @@ TEST_CASE("the preamble: versions 1.0, 2.0, 3.0 and their header lengths", "[cpu
   CHECK(v3.preamble->header_bytes == 0x020100);
   CHECK_FALSE(parse_npy_preamble(std::string("\x93NUMPY\x04\x00\x10\x00", 10)).preamble);
   CHECK_FALSE(parse_npy_preamble(std::string("\x93NUMPY\x01\x01\x10\x00", 10)).preamble);
-  CHECK_FALSE(parse_npy_preamble(std::string("\x93NUMPY\x02\x00\x10\x00", 10)).preamble);  // truncated length
+  CHECK_FALSE(parse_npy_preamble(std::string("\x93NUMPY\x02\x00\x10\x00", 10)).preamble);          // truncated length
   CHECK_FALSE(parse_npy_preamble(std::string("\x93NUMPY\x02\x00\xFF\xFF\xFF\xFF", 12)).preamble);  // > the limit
   CHECK_FALSE(parse_npy_preamble("PK\x03\x04 not numpy").preamble);
 }

@@ -15,9 +15,7 @@ using namespace ar;
 
 namespace {
 
-void write_raw(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+void write_raw(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 std::string npy_with_header(const std::string& header_dict, std::size_t data_bytes) {
   std::string header = header_dict;

@@ -168,7 +168,6 @@ class RawListener {
   tcp::acceptor acceptor_;
 };
 
-
 /// A rank on a thread of its own: its result, or "error: " and what it threw.
 std::future<std::string> start_rank(RendezvousOptions o, int gathers = 1) {
   return std::async(std::launch::async, [o, gathers]() -> std::string {
@@ -238,7 +237,8 @@ TEST_CASE("auth: a rank with a wrong token is refused and named, and every rank 
   const std::string a = take(r0), b = take(r1), c = take(r2);
   INFO("rank 0: " << a << "\nrank 1: " << b << "\nrank 2: " << c);
   CHECK(Clock::now() - start < 4s);
-  CHECK_THAT(c, Catch::Contains("rank 2: rank 0 at 127.0.0.1:" + std::to_string(port) + " refused this process: "
+  CHECK_THAT(c, Catch::Contains("rank 2: rank 0 at 127.0.0.1:" + std::to_string(port) +
+                                " refused this process: "
                                 "rank 2 presented a proof that does not match the job's token"));
   CHECK_THAT(a, Catch::Contains("waiting for rank 2 to join") &&
                     Catch::Contains("1 connection refused; last: rank 2 presented a proof that does not match"));
@@ -268,8 +268,9 @@ TEST_CASE("auth: a listener without the token that took rank 0's port is refused
     link->send(challenge(fake_nonce));
     REQUIRE(link->read());
     link->send({wire::FrameType::kGathered, 0, 1, forged_plan, bytes_of('T', wire::kTagBytes)});
-    expected = rank0 + " sent a 'gathered values' message before it proved it knows the job's token: it may not "
-                       "be this job's rank 0; nothing in it was used";
+    expected = rank0 +
+               " sent a 'gathered values' message before it proved it knows the job's token: it may not "
+               "be this job's rank 0; nothing in it was used";
   }
   SECTION("an abort before any challenge") {
     link->send({wire::FrameType::kAbort, 0, 0, "stop", bytes_of('T', wire::kTagBytes)});
@@ -390,7 +391,7 @@ TEST_CASE("auth: a proved peer of another world size or version is refused with 
   auto rank0 = start_rank(options_for(0, 2, port, 1500ms));
   auto other_world = options_for(1, 3, port, 1500ms);
   CHECK_THAT(take(start_rank(other_world)), Catch::Contains("refused this process: world size 3 differs from "
-                                                           "rank 0's 2"));
+                                                            "rank 0's 2"));
   auto other_version = options_for(1, 2, port, 1500ms);
   other_version.program_version = "older";
   CHECK_THAT(take(start_rank(other_version)), Catch::Contains("program version 'older' differs from rank 0's 'test'"));
@@ -483,8 +484,8 @@ TEST_CASE("auth: after a genuine handshake, a changed, injected, replayed or ref
     what = "'gathered values' message from rank 0";
   }
   SECTION("a forged plan injected before rank 0's") {
-    relay.to_rank1->send({wire::FrameType::kGathered, 0, 1, wire::encode_list({"forged", "plan"}),
-                          bytes_of('T', wire::kTagBytes)});
+    relay.to_rank1->send(
+        {wire::FrameType::kGathered, 0, 1, wire::encode_list({"forged", "plan"}), bytes_of('T', wire::kTagBytes)});
     what = "'gathered values' message from rank 0";
   }
   SECTION("an abort injected in rank 0's name") {
@@ -514,22 +515,22 @@ TEST_CASE("auth: after a genuine handshake, a changed, injected, replayed or ref
     const std::string outcome = take(rank0);
     INFO(outcome);
     CHECK_THAT(outcome, Catch::Contains("'all-gather contribution' message from rank 1 failed its authentication "
-                                        "check") && Catch::Contains("nothing in it was used"));
+                                        "check") &&
+                            Catch::Contains("nothing in it was used"));
     relay.close();
     CHECK_THAT(take(rank1), Catch::StartsWith("error: "));
     return;
   }
   const std::string outcome = take(rank1);
   INFO(outcome);
-  CHECK_THAT(outcome, Catch::Contains(what + " failed its authentication check") &&
-                          Catch::Contains("nothing in it was used"));
+  CHECK_THAT(outcome,
+             Catch::Contains(what + " failed its authentication check") && Catch::Contains("nothing in it was used"));
   CHECK_THAT(outcome, !Catch::Contains("forged"));
   relay.close();
   CHECK_THAT(take(rank0), Catch::StartsWith(rank0_finishes ? "joined: " : "error: "));
 }
 
-TEST_CASE("auth: garbage, a huge length, a silent peer and a flood of bad connections do not stop the job",
-          "[cpu]") {
+TEST_CASE("auth: garbage, a huge length, a silent peer and a flood of bad connections do not stop the job", "[cpu]") {
   const auto port = test::free_port();
   const auto start = Clock::now();
   auto rank0 = start_rank(options_for(0, 2, port, 6000ms));

@@ -1,9 +1,9 @@
 // A minimal rank for the spawn tests: reads its place in the job from the launcher variables, joins the
 // rendezvous, and all-gathers its rank. Mode "die" makes rank 1 exit right after joining, as a crash would.
+#include <unistd.h>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unistd.h>
 
 #include "harness/job/launcher_env.h"
 #include "harness/job/rendezvous.h"

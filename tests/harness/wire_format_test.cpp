@@ -125,9 +125,9 @@ TEST_CASE("malformed frames are rejected with a reason", "[cpu]") {
 TEST_CASE("lists decode only when well formed", "[cpu]") {
   const std::string list = encode_list({"a", "", "ccc"});
   CHECK(decode_list(list, 3) == std::vector<std::string>{"a", "", "ccc"});
-  CHECK_FALSE(decode_list(list, 2));                       // too many items
+  CHECK_FALSE(decode_list(list, 2));                             // too many items
   CHECK_FALSE(decode_list(list.substr(0, list.size() - 1), 3));  // truncated
-  CHECK_FALSE(decode_list(list + "x", 3));                 // trailing bytes
+  CHECK_FALSE(decode_list(list + "x", 3));                       // trailing bytes
   CHECK_FALSE(decode_list("", 3));
 }
 
@@ -136,8 +136,11 @@ TEST_CASE("fuzz: random and mutated streams never crash the decoder", "[cpu]") {
   // Every frame type, tagged and not, so mutations reach each one's length rule.
   const std::string valid =
       encode({FrameType::kChallenge, 0, 0, std::string(kNonceBytes, 'n'), {}}) +
-      encode({FrameType::kHello, 1, 0,
-              encode_list({"1", "2", "0.1.0", std::string(kNonceBytes, 'm'), std::string(kTagBytes, 'p')}), {}}) +
+      encode({FrameType::kHello,
+              1,
+              0,
+              encode_list({"1", "2", "0.1.0", std::string(kNonceBytes, 'm'), std::string(kTagBytes, 'p')}),
+              {}}) +
       encode({FrameType::kWelcome, 0, 0, std::string(kTagBytes, 'q'), {}}) +
       encode({FrameType::kRefused, 0, 0, "no", {}}) +
       encode({FrameType::kGathered, 0, 1, encode_list({"rank0", "rank1"}), kSomeTag}) +

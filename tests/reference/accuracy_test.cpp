@@ -16,8 +16,8 @@ TEST_CASE("ExactSum adds without rounding and rounds once", "[cpu]") {
   CHECK(s.round_to(kFp32Format) == 0x40000000u);
   CHECK(s.round_to(kBf16Format) == 0x4000u);
   ExactSum tiny;
-  tiny.add_fp32(0x00000001);                         // 2^-149
-  tiny.add_fp32(0x7F7FFFFF);                         // max + 2^-149: sticky only, rounds to max
+  tiny.add_fp32(0x00000001);  // 2^-149
+  tiny.add_fp32(0x7F7FFFFF);  // max + 2^-149: sticky only, rounds to max
   CHECK(tiny.round_to(kFp32Format) == 0x7F7FFFFFu);
   ExactSum inf;
   inf.add_fp32(0x7F800000);

@@ -19,10 +19,10 @@ HostTensor random_tensor(DType t, int world, std::int64_t tokens, std::int64_t h
     const auto bits = static_cast<std::uint32_t>(s >> 32);
     std::uint32_t x = 0;
     switch (bits % 32) {
-      case 0: x = f.sign_mask(); break;                                     // -0
-      case 1: x = f.canonical_nan() ^ (bits & 0x8001u); break;              // NaNs with payloads, both signs
+      case 0: x = f.sign_mask(); break;                         // -0
+      case 1: x = f.canonical_nan() ^ (bits & 0x8001u); break;  // NaNs with payloads, both signs
       case 2: x = f.infinity() | (bits & 0x80000000u ? f.sign_mask() : 0); break;
-      case 3: x = (bits >> 5) & (f.sign_mask() | f.fraction_mask()); break;  // subnormals
+      case 3: x = (bits >> 5) & (f.sign_mask() | f.fraction_mask()); break;                         // subnormals
       case 4: x = f.exponent_mask() - (1u << f.fraction_bits) + (bits & f.fraction_mask()); break;  // near max
       default: {
         const int e = int((bits >> 8) % 60) - 30 + f.bias();
@@ -62,7 +62,7 @@ TEST_CASE("fast engine leaves the host FPU state as it found it", "[cpu]") {
 }
 
 TEST_CASE("AUTO picks ONESHOT up to 1 MiB inclusive", "[cpu]") {
-  CHECK(resolve_strategy(Strategy::kAuto, {8, 9, 7168, DType::kBf16}) == Strategy::kOneShot);   // SPEC example
+  CHECK(resolve_strategy(Strategy::kAuto, {8, 9, 7168, DType::kBf16}) == Strategy::kOneShot);  // SPEC example
   CHECK(resolve_strategy(Strategy::kAuto, {8, 10, 7168, DType::kBf16}) == Strategy::kTwoShot);
   CHECK(resolve_strategy(Strategy::kAuto, {8, 64, 1024, DType::kBf16}) == Strategy::kOneShot);  // exactly 1 MiB
   CHECK(resolve_strategy(Strategy::kAuto, {8, 65, 1024, DType::kBf16}) == Strategy::kTwoShot);

@@ -43,13 +43,13 @@ TEST_CASE("10.2 ONESHOT can return -0, TWOSHOT never", "[cpu]") {
 }
 
 TEST_CASE("10.3 subnormals: FTZ for bf16/fp32 adds, exact for fp16", "[cpu]") {
-  CHECK(run({0x0001, 0x0001}, DType::kBf16, kOne) == 0x0000);                     // both flush to +0
-  CHECK(run({0x0001, 0x0001}, DType::kBf16, kOne, Profile::kIeee) == 0x0002);     // IEEE keeps them
-  CHECK(run({0x8001, 0x807F}, DType::kBf16, kOne) == 0x0000);                     // +0 + -0 + -0 = +0
-  CHECK(run({0x8001, 0x807F}, DType::kBf16, kOne, Profile::kIeee) == 0x8080);     // -(1+127)*2^-133 = -2^-126
+  CHECK(run({0x0001, 0x0001}, DType::kBf16, kOne) == 0x0000);                  // both flush to +0
+  CHECK(run({0x0001, 0x0001}, DType::kBf16, kOne, Profile::kIeee) == 0x0002);  // IEEE keeps them
+  CHECK(run({0x8001, 0x807F}, DType::kBf16, kOne) == 0x0000);                  // +0 + -0 + -0 = +0
+  CHECK(run({0x8001, 0x807F}, DType::kBf16, kOne, Profile::kIeee) == 0x8080);  // -(1+127)*2^-133 = -2^-126
   CHECK(run({0x8001, 0x3F80}, DType::kBf16, kOne) == 0x3F80);
-  CHECK(run({0x8001, 0x8001}, DType::kFp16, kOne) == 0x8002);                     // -2^-23, exact
-  CHECK(run({0x0400, 0x8001}, DType::kFp16, kOne) == 0x03FF);                     // 2^-14 - 2^-24
+  CHECK(run({0x8001, 0x8001}, DType::kFp16, kOne) == 0x8002);  // -2^-23, exact
+  CHECK(run({0x0400, 0x8001}, DType::kFp16, kOne) == 0x03FF);  // 2^-14 - 2^-24
   CHECK(run({0x00000001, 0x80000002}, DType::kFp32, kOne) == 0x00000000);
   CHECK(run({0x00000001, 0x80000002}, DType::kFp32, kOne, Profile::kIeee) == 0x80000001);
 }
@@ -67,13 +67,13 @@ TEST_CASE("10.4 every NaN becomes the canonical NaN", "[cpu]") {
 TEST_CASE("10.5 overflow to infinity", "[cpu]") {
   CHECK(run({0x7F80, 0x3F80}, DType::kBf16, kOne) == 0x7F80);
   CHECK(run({0xFF80, 0xC000}, DType::kBf16, kOne) == 0xFF80);
-  CHECK(run({0x7F7F, 0x7F7F}, DType::kBf16, kOne) == 0x7F80);      // 2 * 3.39e38 overflows fp32
-  CHECK(run({0x7F7F, 0x7B00}, DType::kBf16, kOne) == 0x7F80);      // fp32 0x7F7F8000: narrowing overflows
-  CHECK(run({0x7BFF, 0x4C00}, DType::kFp16, kOne) == 0x7C00);      // 65504 + 16 = 65520 -> Inf
-  CHECK(run({0x7BFF, 0x4800}, DType::kFp16, kOne) == 0x7BFF);      // 65512 -> 65504
+  CHECK(run({0x7F7F, 0x7F7F}, DType::kBf16, kOne) == 0x7F80);                  // 2 * 3.39e38 overflows fp32
+  CHECK(run({0x7F7F, 0x7B00}, DType::kBf16, kOne) == 0x7F80);                  // fp32 0x7F7F8000: narrowing overflows
+  CHECK(run({0x7BFF, 0x4C00}, DType::kFp16, kOne) == 0x7C00);                  // 65504 + 16 = 65520 -> Inf
+  CHECK(run({0x7BFF, 0x4800}, DType::kFp16, kOne) == 0x7BFF);                  // 65512 -> 65504
   CHECK(run({0x7BFF, 0x7BFF, 0xFBFF, 0xFBFF}, DType::kFp16, kOne) == 0x0000);  // fp32 has the range
   CHECK(run({0x7F7FFFFF, 0x7F7FFFFF}, DType::kFp32, kOne) == 0x7F800000);
-  CHECK(run({0x7F7FFFFF, 0x73000000}, DType::kFp32, kOne) == 0x7F800000);      // max + half ulp: tie -> Inf
+  CHECK(run({0x7F7FFFFF, 0x73000000}, DType::kFp32, kOne) == 0x7F800000);  // max + half ulp: tie -> Inf
 }
 
 TEST_CASE("10.6 one RN-even rounding at the narrowing", "[cpu]") {

@@ -34,8 +34,8 @@ TEST_CASE("explain attributes ONESHOT's -0 at W = 2 to TWOSHOT's outer +0 add", 
     if (c.other->strategy != Strategy::kTwoShot || c.other->profile != Profile::kFlashInfer) continue;
     CHECK_FALSE(c.same_bits);
     CHECK(c.first_rank == 1);
-    CHECK_THAT(c.difference, Catch::Contains("then holds -0") && Catch::Contains("holds +0") &&
-                                 Catch::Contains("acc += chunk 0"));
+    CHECK_THAT(c.difference,
+               Catch::Contains("then holds -0") && Catch::Contains("holds +0") && Catch::Contains("acc += chunk 0"));
     ++checked;
   }
   CHECK(checked == 1);

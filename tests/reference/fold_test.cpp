@@ -17,12 +17,15 @@ std::vector<std::uint32_t> random_column(std::uint64_t& state, int world, DType 
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     const std::uint32_t bits = static_cast<std::uint32_t>(state >> 32);
     const int exponent = int((bits >> 8) % 40) - 20 + f.bias();
-    std::uint32_t x = (bits & f.fraction_mask()) | (std::uint32_t(std::clamp(exponent, 0, 2 * f.bias())) << f.fraction_bits);
+    std::uint32_t x =
+        (bits & f.fraction_mask()) | (std::uint32_t(std::clamp(exponent, 0, 2 * f.bias())) << f.fraction_bits);
     if (bits & 0x80000000u) x |= f.sign_mask();
     switch ((bits >> 4) % 16) {
-      case 0: x = f.sign_mask(); break;                     // -0
+      case 0: x = f.sign_mask(); break;                       // -0
       case 1: x &= f.sign_mask() | f.fraction_mask(); break;  // subnormal
-      case 2: if (r > 0) x = v[r - 1] ^ f.sign_mask(); break; // cancels the previous rank
+      case 2:
+        if (r > 0) x = v[r - 1] ^ f.sign_mask();
+        break;  // cancels the previous rank
       default: break;
     }
     v[r] = x;
@@ -40,8 +43,10 @@ TEST_CASE("W <= 8: ONESHOT and TWOSHOT agree except ONESHOT's -0", "[cpu]") {
       int negative_zero_cases = 0;
       for (int i = 0; i < 20000; ++i) {
         const auto v = random_column(state, world, t);
-        const std::uint32_t one = reduce_element(v, t, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
-        const std::uint32_t two = reduce_element(v, t, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, world));
+        const std::uint32_t one =
+            reduce_element(v, t, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
+        const std::uint32_t two =
+            reduce_element(v, t, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, world));
         if (one == two) continue;
         INFO(dtype_name(t) << " W=" << world << " case " << i);
         REQUIRE(one == negative_zero);
@@ -64,13 +69,14 @@ TEST_CASE("W >= 16: ONESHOT and TWOSHOT differ on some inputs", "[cpu]") {
       int differing = 0;
       for (int i = 0; i < 2000; ++i) {
         auto v = random_column(state, world, t);
-        const std::uint32_t big = (std::uint32_t(f.bias() + (t == DType::kFp16 ? 12 : 20)) << f.fraction_bits) |
-                                  (v[1] & f.fraction_mask());
+        const std::uint32_t big =
+            (std::uint32_t(f.bias() + (t == DType::kFp16 ? 12 : 20)) << f.fraction_bits) | (v[1] & f.fraction_mask());
         v[0] = big;
         v[world / 2 + i % (world / 2)] = big | f.sign_mask();
         for (int r = 1; r < world; ++r)  // small values: exponents within +-4 of 1
           if (v[r] != (big | f.sign_mask()))
-            v[r] = (v[r] & (f.sign_mask() | f.fraction_mask())) | (std::uint32_t(f.bias() + int(v[r] % 9) - 4) << f.fraction_bits);
+            v[r] = (v[r] & (f.sign_mask() | f.fraction_mask())) |
+                   (std::uint32_t(f.bias() + int(v[r] % 9) - 4) << f.fraction_bits);
         const auto one = reduce_element(v, t, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
         const auto two = reduce_element(v, t, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, world));
         differing += one != two ? 1 : 0;
@@ -89,7 +95,8 @@ TEST_CASE("seeding with rank 0 differs from starting at +0 only in the sign of z
     for (int i = 0; i < 20000; ++i) {
       const auto v = random_column(state, world, DType::kBf16);
       const auto seeded = reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kTrtllm, world));
-      const auto from_zero = reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
+      const auto from_zero =
+          reduce_element(v, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world));
       if (seeded != from_zero) {
         INFO("W=" << world << " case " << i);
         REQUIRE(((seeded == 0x8000 && from_zero == 0) || (seeded == 0 && from_zero == 0x8000)));

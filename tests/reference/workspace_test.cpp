@@ -7,8 +7,8 @@ using namespace ar;
 
 TEST_CASE("buffer bytes per strategy", "[cpu]") {
   const ProblemShape s{8, 9, 7168, DType::kBf16};
-  CHECK(oneshot_buffer_bytes(s) == 9ll * 7168 * 8 * 2);             // N*D*W*E
-  CHECK(twoshot_buffer_bytes(s) == 2ll * 2 * 8 * 7168 * 2);         // 2*ceil(9/8)*8*D*E
+  CHECK(oneshot_buffer_bytes(s) == 9ll * 7168 * 8 * 2);      // N*D*W*E
+  CHECK(twoshot_buffer_bytes(s) == 2ll * 2 * 8 * 7168 * 2);  // 2*ceil(9/8)*8*D*E
   CHECK(required_buffer_bytes(Strategy::kAuto, s) == oneshot_buffer_bytes(s));
 }
 

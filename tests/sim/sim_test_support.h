@@ -1,6 +1,6 @@
 // Helpers for the simulator tests: configurations from call-sequence text, one seeded run, seeded runs that must
-// all pass, outputs checked against the reference, the bytes a trace shows written, and a chooser that follows a script (so a test can make a read see
-// exactly the stores it wants).
+// all pass, outputs checked against the reference, the bytes a trace shows written, and a chooser that follows a script
+// (so a test can make a read see exactly the stores it wants).
 #pragma once
 
 #include <fmt/format.h>

@@ -13,9 +13,10 @@ std::uint16_t free_port() {
 }
 
 std::string torchrun_environment(int rank, int world, std::uint16_t port) {
-  return fmt::format("RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} LOCAL_WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 "
-                     "MASTER_PORT={2}",
-                     rank, world, port);
+  return fmt::format(
+      "RANK={0} LOCAL_RANK={0} WORLD_SIZE={1} LOCAL_WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 "
+      "MASTER_PORT={2}",
+      rank, world, port);
 }
 
 }  // namespace ar::test

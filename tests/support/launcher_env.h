@@ -10,12 +10,29 @@ namespace ar::test {
 /// Every variable the job layer reads to find its launcher, its rendezvous and its token
 /// (harness/job/launcher_env.cpp, rendezvous.cpp): what a test clears, so that neither the machine's own
 /// launcher nor a --spawn test earlier in the same process (it makes its process rank 0) leaks into it.
-inline constexpr const char* kLauncherVariables[] = {
-    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
-    "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
-    "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS",
-    "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NODELIST", "SLURM_NODELIST",
-    "SLURM_JOB_ID", "MASTER_ADDR", "MASTER_PORT", "MNNVL_AR_TOKEN", "MNNVL_AR_TOKEN_FILE"};
+inline constexpr const char* kLauncherVariables[] = {"RANK",
+                                                     "LOCAL_RANK",
+                                                     "WORLD_SIZE",
+                                                     "LOCAL_WORLD_SIZE",
+                                                     "OMPI_COMM_WORLD_RANK",
+                                                     "OMPI_COMM_WORLD_SIZE",
+                                                     "OMPI_COMM_WORLD_LOCAL_RANK",
+                                                     "OMPI_COMM_WORLD_LOCAL_SIZE",
+                                                     "PMI_RANK",
+                                                     "PMI_SIZE",
+                                                     "MPI_LOCALRANKID",
+                                                     "MPI_LOCALNRANKS",
+                                                     "SLURM_PROCID",
+                                                     "SLURM_NTASKS",
+                                                     "SLURM_LOCALID",
+                                                     "SLURM_NTASKS_PER_NODE",
+                                                     "SLURM_JOB_NODELIST",
+                                                     "SLURM_NODELIST",
+                                                     "SLURM_JOB_ID",
+                                                     "MASTER_ADDR",
+                                                     "MASTER_PORT",
+                                                     "MNNVL_AR_TOKEN",
+                                                     "MNNVL_AR_TOKEN_FILE"};
 
 /// A loopback TCP port that was free a moment ago (the OS picks it; the probe socket is closed on return).
 std::uint16_t free_port();
