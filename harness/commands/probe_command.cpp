@@ -81,6 +81,26 @@ std::vector<ProbeAllReduce> probe_allreduce(GpuJob& gpu, int device, int world, 
   return rows;
 }
 
+/// 5. What this setup cannot show, for the report's "not checked" list.
+void list_not_checked(ProbeReport& report, int visible, bool peers, bool multi_process) {
+  if (visible < 2)
+    report.not_checked.push_back(
+        fmt::format("P2P access, peer latency and bandwidth: need 2 or more GPUs in one "
+                    "process ({} visible)",
+                    visible));
+  else if (!peers)
+    report.not_checked.push_back("P2P access, peer latency and bandwidth: skipped (--no-peers)");
+  if (!multi_process)
+    report.not_checked.push_back(
+        "ranks as separate processes (handle export, exchange and import): run `mnnvl-ar "
+        "probe --spawn 2` or under a launcher");
+  if (report.hosts.size() < 2)
+    report.not_checked.push_back("memory shared across hosts (fabric handles between hosts): the job is on one host");
+  if (report.gpus.size() == 1)
+    report.not_checked.push_back("an all-reduce across GPUs: one GPU (its ranks poll each other on the same device)");
+  report.not_checked.push_back("NVLink multicast: the attribute only; this project never creates a multicast object");
+}
+
 int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream& err) {
   const auto gpu = GpuJob::start(job, "probe", {s.device, "", s.handles}, err);
   if (!gpu) return kExitUsage;
@@ -177,23 +197,7 @@ int probe_job(Job& job, const ProbeSettings& s, std::ostream& out, std::ostream&
     }
   }
 
-  // 5. What this setup cannot show.
-  if (visible < 2)
-    report.not_checked.push_back(
-        fmt::format("P2P access, peer latency and bandwidth: need 2 or more GPUs in one "
-                    "process ({} visible)",
-                    visible));
-  else if (!s.peers)
-    report.not_checked.push_back("P2P access, peer latency and bandwidth: skipped (--no-peers)");
-  if (!job.multi_process())
-    report.not_checked.push_back(
-        "ranks as separate processes (handle export, exchange and import): run `mnnvl-ar "
-        "probe --spawn 2` or under a launcher");
-  if (report.hosts.size() < 2)
-    report.not_checked.push_back("memory shared across hosts (fabric handles between hosts): the job is on one host");
-  if (report.gpus.size() == 1)
-    report.not_checked.push_back("an all-reduce across GPUs: one GPU (its ranks poll each other on the same device)");
-  report.not_checked.push_back("NVLink multicast: the attribute only; this project never creates a multicast object");
+  list_not_checked(report, visible, s.peers, job.multi_process());
 
   const bool ok = evaluate_probe(report);
   if (job.leader()) {
