@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include <Eigen/Core>
 
@@ -20,6 +21,7 @@ struct ExactColumns {
 
 ExactColumns exact_columns(const HostTensor& input) {
   const ProblemShape s = shape_of_input(input);
+  if (auto why = validate_shape(s)) throw std::invalid_argument(*why);
   const std::int64_t count = s.elements_per_rank();
   ExactColumns cols{HostTensor(s.dtype, {s.tokens, s.hidden}), Eigen::ArrayXd(count)};
   const FloatFormat f = float_format(s.dtype);

@@ -29,10 +29,11 @@ struct AccuracyReport {
   std::vector<AccuracyRow> rows;
 };
 
-/// Compares every (strategy, profile) pair given with the exact sum of `input` ([W, N, D]).
+/// Compares every (strategy, profile) pair given with the exact sum of `input` ([W, N, D]). Throws
+/// std::invalid_argument naming the problem for a shape validate_shape refuses (as reference_all_reduce).
 AccuracyReport accuracy_report(const HostTensor& input, const std::vector<std::pair<Strategy, Profile>>& runs);
 
-/// The exact per-element sums of `input` rounded once to its dtype.
+/// The exact per-element sums of `input` rounded once to its dtype (the same shape checks).
 HostTensor correctly_rounded_sum(const HostTensor& input);
 
 }  // namespace ar

@@ -1,5 +1,6 @@
 #include "reference/all_reduce.h"
 
+#include <fmt/format.h>
 #include <Eigen/Core>
 #include <stdexcept>
 #include <vector>
@@ -40,6 +41,10 @@ ProblemShape shape_of_input(const HostTensor& input) {
   if (input.shape().size() != 3)
     throw std::invalid_argument("the input must be 3-D [W, N, D] (every rank's [N, D] shard), got " +
                                 std::to_string(input.shape().size()) + "-D");
+  // W is an int: a first dimension such as 2**32 + 2 would otherwise pass for W = 2.
+  if (input.dim(0) < 0 || input.dim(0) > kMaxWorldSize)
+    throw std::invalid_argument(fmt::format("world size {} (the first dimension) is not supported (supported: {})",
+                                            input.dim(0), world_sizes_text()));
   return {static_cast<int>(input.dim(0)), input.dim(1), input.dim(2), input.dtype()};
 }
 

@@ -21,7 +21,8 @@ void fold_planes(const std::byte* planes, int world, std::int64_t count, DType t
 HostTensor reference_all_reduce(const HostTensor& input, Strategy strategy, Profile profile,
                                 Engine engine = Engine::kFast);
 
-/// The ProblemShape of a [W, N, D] input tensor.
+/// The ProblemShape of a [W, N, D] input tensor. Throws std::invalid_argument when it is not 3-D or W is
+/// above the largest world size (it would not fit the int).
 ProblemShape shape_of_input(const HostTensor& input);
 
 }  // namespace ar

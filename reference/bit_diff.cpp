@@ -19,6 +19,9 @@ int ulp_bucket(std::uint64_t ulps) {
 BitDiff compare_bits(const HostTensor& a, const HostTensor& b) {
   if (a.dtype() != b.dtype()) throw std::invalid_argument("cannot compare tensors of different dtypes");
   if (a.shape() != b.shape()) throw std::invalid_argument("cannot compare tensors of different shapes");
+  // Equal shapes hold equal bytes (HostTensor checks its size); compared anyway, since a difference here
+  // would let two different tensors compare as equal over the shorter one.
+  if (a.bytes().size() != b.bytes().size()) throw std::invalid_argument("cannot compare tensors of different sizes");
   const DType t = a.dtype();
   const FloatFormat f = float_format(t);
   BitDiff d;

@@ -24,7 +24,8 @@ struct BitDiff {
   std::array<std::int64_t, 8> histogram{};  ///< of differing elements, by ulp_bucket
 };
 
-/// Compares `a` and `b` bit for bit. They must have the same dtype and shape (throws std::invalid_argument).
+/// Compares `a` and `b` bit for bit. They must have the same dtype, shape and size (throws
+/// std::invalid_argument): tensors that differ in any of these never compare as equal.
 BitDiff compare_bits(const HostTensor& a, const HostTensor& b);
 
 }  // namespace ar

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <limits>
 
 namespace ar {
 namespace {
@@ -29,9 +30,15 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   throw CallSequenceError(fmt::format("call {} ('{}'): {}", index + 1, call, why));
 }
 
+/// The whole of `text` as a decimal integer >= 1: no sign, no trailing junk ("4x"), no other base, in
+/// 64 bits. What the count is multiplied by is checked later (validate_shape), not here.
 std::int64_t parse_count(std::size_t index, std::string_view call, std::string_view key, std::string_view text) {
   std::int64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::result_out_of_range)
+    fail(index, call,
+         fmt::format("{} must be an integer >= 1, got '{}', which does not fit 64 bits (at most {})", key, text,
+                     std::numeric_limits<std::int64_t>::max()));
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 1)
     fail(index, call, fmt::format("{} must be an integer >= 1, got '{}'", key, text));
   return value;

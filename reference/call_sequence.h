@@ -10,7 +10,7 @@
 //   param    := 'N=' count          tokens of this call
 //             | 'D=' count          hidden size of this call
 //             | 'dtype=' name       bf16 | fp16 | fp32 (and the aliases parse_dtype accepts)
-//   count    := a decimal integer >= 1
+//   count    := a decimal integer >= 1 that fits 64 bits, digits only (no sign, no suffix)
 //
 // A parameter may appear at most once per call; one left out takes the command's default (--tokens, --hidden,
 // --dtype). Example: "oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32,oneshot:N=1".
@@ -62,7 +62,8 @@ class CallSequenceError : public std::invalid_argument {
 /// Parses the grammar above. Throws CallSequenceError.
 std::vector<CallSpec> parse_call_sequence(std::string_view text);
 
-/// Fills in defaults and checks every call's shape (validate_shape) at `world_size`. Throws CallSequenceError.
+/// Fills in defaults and checks every call's shape (validate_shape: the set, the pack, and W x N x D x E
+/// within kMaxTensorBytes) at `world_size`. Throws CallSequenceError.
 std::vector<ResolvedCall> resolve_calls(std::span<const CallSpec> calls, int world_size, const CallDefaults& defaults);
 
 /// The text form of fully specified calls, which parse_call_sequence reads back to the same calls.

@@ -44,4 +44,13 @@ constexpr std::optional<std::int64_t> checked_product(std::initializer_list<std:
   return checked_product(std::span<const std::int64_t>(factors.begin(), factors.size()));
 }
 
+/// x rounded up to a multiple of `to` for non-negative x and positive `to`, or nullopt when that exceeds
+/// INT64_MAX (or x < 0, to <= 0). The usual (x + to - 1) / to * to wraps already near INT64_MAX.
+constexpr std::optional<std::int64_t> checked_round_up(std::int64_t x, std::int64_t to) {
+  if (x < 0 || to <= 0) return std::nullopt;
+  const std::int64_t remainder = x % to;
+  if (remainder == 0) return x;
+  return checked_add(x, to - remainder);
+}
+
 }  // namespace ar

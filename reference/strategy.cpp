@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "reference/checked_math.h"
+#include "reference/tensor.h"
+
 namespace ar {
 
 std::optional<Strategy> parse_strategy(std::string_view name) {
@@ -32,13 +35,26 @@ std::optional<std::string> validate_shape(const ProblemShape& s) {
   if (s.hidden % pack != 0)
     return fmt::format("hidden size D = {} is not a multiple of {} ({} elements of {} make one 16-byte pack)", s.hidden,
                        pack, pack, dtype_name(s.dtype));
+  // Last, so the factors are known positive: the input's size bounds every size derived from the shape.
+  const std::int64_t e = dtype_bytes(s.dtype);
+  const std::optional<std::int64_t> bytes = checked_product({s.world_size, s.tokens, s.hidden, e});
+  if (!bytes)
+    return fmt::format(
+        "the input's size W x N x D x E = {} x {} x {} x {} bytes overflows 64 bits (an input "
+        "holds at most {} bytes, 2^48)",
+        s.world_size, s.tokens, s.hidden, e, kMaxTensorBytes);
+  if (*bytes > kMaxTensorBytes)
+    return fmt::format(
+        "the input's size W x N x D x E = {} x {} x {} x {} = {} bytes is more than the {} bytes "
+        "(2^48) an input may hold",
+        s.world_size, s.tokens, s.hidden, e, *bytes, kMaxTensorBytes);
   return std::nullopt;
 }
 
 Strategy resolve_strategy(Strategy requested, const ProblemShape& s) {
   if (requested != Strategy::kAuto) return requested;
-  const std::int64_t bytes = s.tokens * s.hidden * s.world_size * dtype_bytes(s.dtype);
-  return bytes <= kOneShotMaxBytes ? Strategy::kOneShot : Strategy::kTwoShot;
+  const std::optional<std::int64_t> bytes = checked_product({s.tokens, s.hidden, s.world_size, dtype_bytes(s.dtype)});
+  return bytes && *bytes <= kOneShotMaxBytes ? Strategy::kOneShot : Strategy::kTwoShot;
 }
 
 }  // namespace ar

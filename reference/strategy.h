@@ -38,25 +38,30 @@ constexpr bool is_supported_world_size(int w) {
 /// kWorldSizes for messages: "2, 4, 8, 16, 32, 64", or with `last` before the last one: "2, 4, 8, 16, 32 or 64".
 std::string world_sizes_text(std::string_view last = ", ");
 
-/// One all-reduce call: every rank contributes a [tokens, hidden] tensor of `dtype`.
+/// One all-reduce call: every rank contributes a [tokens, hidden] tensor of `dtype`. Its numbers come from
+/// users (a file's shape, N= and D= of a call, options), so nothing may multiply them before validate_shape
+/// has accepted them; after that, products of them and small constants fit (kMaxTensorBytes).
 struct ProblemShape {
   int world_size = 0;
   std::int64_t tokens = 0;
   std::int64_t hidden = 0;
   DType dtype = DType::kBf16;
 
+  /// N x D and N x D x E: on a shape validate_shape accepted only (they are not checked).
   std::int64_t elements_per_rank() const { return tokens * hidden; }
   std::int64_t bytes_per_rank() const { return elements_per_rank() * dtype_bytes(dtype); }
 };
 
 /// Why a shape cannot run, in words naming the problem; nullopt when it is valid. Checks the world-size
-/// set, N > 0, D > 0 and D a multiple of 16/sizeof(T) (one 16-byte pack).
+/// set, N > 0, D > 0, D a multiple of 16/sizeof(T) (one 16-byte pack), and that the input's size
+/// W x N x D x E neither overflows 64 bits nor exceeds kMaxTensorBytes (the message names the product).
 std::optional<std::string> validate_shape(const ProblemShape& shape);
 
 /// AUTO's threshold: ONESHOT iff N*D*W*E <= 1 MiB (inclusive; FlashInfer writes it 64*1024*8*2).
 inline constexpr std::int64_t kOneShotMaxBytes = 64 * 1024 * 8 * 2;
 
-/// Resolves AUTO by the rule above; ONESHOT and TWOSHOT pass through.
+/// Resolves AUTO by the rule above; ONESHOT and TWOSHOT pass through. Total: a product that overflows is
+/// more than 1 MiB.
 Strategy resolve_strategy(Strategy requested, const ProblemShape& shape);
 
 }  // namespace ar

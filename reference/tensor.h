@@ -13,10 +13,18 @@
 
 namespace ar {
 
+/// The most bytes a HostTensor holds, and so the largest input (W x N x D x E bytes) validate_shape accepts:
+/// 2^48 bytes (256 TiB), the whole virtual address space of a 48-bit x86-64 or AArch64 host, so no larger
+/// tensor could be allocated anyway. It leaves a factor of 2^15 below INT64_MAX: code that validated a shape
+/// may multiply its sizes by the world size and small constants (TWOSHOT's 2 x round_up(N, W) x D x E,
+/// indices r x N x D + i) without checking again.
+inline constexpr std::int64_t kMaxTensorBytes = std::int64_t{1} << 48;
+
 class HostTensor {
  public:
   HostTensor() = default;
-  /// Zero-filled tensor of the given shape.
+  /// Zero-filled tensor of the given shape. Throws std::invalid_argument naming the shape when a dimension
+  /// is negative or the size overflows or exceeds kMaxTensorBytes, before anything is allocated.
   HostTensor(DType dtype, std::vector<std::int64_t> shape);
   /// A tensor whose contents the caller overwrites at once (skips the zero fill of large inputs).
   enum Uninitialized { kUninitialized };

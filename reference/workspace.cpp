@@ -2,17 +2,36 @@
 
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "reference/checked_math.h"
+
 namespace ar {
+namespace {
+
+/// `bytes`, or std::invalid_argument naming `what` and the shape when it overflowed.
+std::int64_t size_or_throw(std::optional<std::int64_t> bytes, const char* what, const ProblemShape& s) {
+  if (!bytes)
+    throw std::invalid_argument(fmt::format("{} of W = {}, N = {}, D = {}, {} overflows 64 bits", what, s.world_size,
+                                            s.tokens, s.hidden, dtype_name(s.dtype)));
+  return *bytes;
+}
+
+}  // namespace
 
 std::int64_t oneshot_buffer_bytes(const ProblemShape& s) {
-  return s.tokens * s.hidden * s.world_size * dtype_bytes(s.dtype);
+  return size_or_throw(checked_product({s.tokens, s.hidden, s.world_size, dtype_bytes(s.dtype)}),
+                       "ONESHOT's Lamport buffer N x D x W x E", s);
 }
 
 std::int64_t twoshot_buffer_bytes(const ProblemShape& s) {
-  return 2 * ceil_div(s.tokens, s.world_size) * s.world_size * s.hidden * dtype_bytes(s.dtype);
+  // 2 x ceil(N/W) x W x D x E, with ceil(N/W) x W = round_up(N, W).
+  const std::optional<std::int64_t> padded_tokens = checked_round_up(s.tokens, s.world_size);
+  return size_or_throw(
+      padded_tokens ? checked_product({2, *padded_tokens, s.hidden, dtype_bytes(s.dtype)}) : std::nullopt,
+      "TWOSHOT's Lamport buffer 2 x ceil(N/W) x W x D x E", s);
 }
 
 std::int64_t required_buffer_bytes(Strategy strategy, const ProblemShape& s) {
@@ -22,19 +41,23 @@ std::int64_t required_buffer_bytes(Strategy strategy, const ProblemShape& s) {
 BufferRequest request_buffer_bytes(const ProblemShape& max_shape, std::optional<std::int64_t> user_bytes) {
   std::int64_t bytes = 0;
   if (user_bytes) {
+    if (*user_bytes < 0) return {0, fmt::format("the Lamport buffer size {} bytes is negative", *user_bytes)};
     bytes = *user_bytes;
   } else {
+    if (auto why = validate_shape(max_shape)) return {0, *why};
     const std::int64_t per_token = std::int64_t(max_shape.world_size) * dtype_bytes(max_shape.dtype) * max_shape.hidden;
     ProblemShape oneshot_shape = max_shape;
     oneshot_shape.tokens = std::min(kOneShotMaxBytes / per_token, max_shape.tokens);
     bytes = std::max(oneshot_buffer_bytes(oneshot_shape), twoshot_buffer_bytes(max_shape));
   }
-  bytes = round_up(bytes, kBufferAlignment);
-  if (bytes > kMaxBufferBytes)
-    return {bytes, fmt::format("the Lamport buffer size {} bytes is greater than the maximum supported size "
-                               "(UINT32_MAX = {})",
-                               bytes, kMaxBufferBytes)};
-  return {bytes, std::nullopt};
+  // Compared before the rounding too: a request near INT64_MAX would wrap when rounded up.
+  const std::optional<std::int64_t> rounded = checked_round_up(bytes, kBufferAlignment);
+  if (!rounded || *rounded > kMaxBufferBytes)
+    return {rounded.value_or(bytes),
+            fmt::format("the Lamport buffer size {} bytes is greater than the maximum supported size "
+                        "(UINT32_MAX = {})",
+                        rounded.value_or(bytes), kMaxBufferBytes)};
+  return {*rounded, std::nullopt};
 }
 
 LamportFlags initial_flags(std::uint32_t buffer_bytes) {

@@ -23,6 +23,8 @@ constexpr std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + t
 constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t by) { return (x + by - 1) / by; }
 
 /// ONESHOT needs N*D*W*E bytes per Lamport buffer: slot [t][r] for every token and source rank.
+/// The buffer sizes are computed checked: a shape validate_shape refuses may overflow them, and then they
+/// throw std::invalid_argument naming the shape instead of returning a wrapped size.
 std::int64_t oneshot_buffer_bytes(const ProblemShape& s);
 /// TWOSHOT needs 2*ceil(N/W)*W*D*E: two stages (SCATTER, BROADCAST) of ceil(N/W)*W tokens each.
 std::int64_t twoshot_buffer_bytes(const ProblemShape& s);
@@ -31,7 +33,8 @@ std::int64_t required_buffer_bytes(Strategy strategy, const ProblemShape& s);
 
 /// Per-buffer request when the user gives none: max(oneshot(Nos), twoshot(max_tokens)) with
 /// Nos = min(1 MiB / (W*E*D), max_tokens), rounded up to 32 bytes. `shape.tokens` is max_tokens.
-/// Returns the byte count, or an error naming the UINT32 limit.
+/// Returns the byte count, or an error naming the UINT32 limit (or, without `user_bytes`, why the shape
+/// is invalid; a negative `user_bytes` is an error too).
 struct BufferRequest {
   std::int64_t bytes = 0;
   std::optional<std::string> error;
@@ -86,7 +89,8 @@ struct ClearRecord {
   std::array<std::uint32_t, 4> bytes{};
   bool operator==(const ClearRecord&) const = default;
 };
-/// ONESHOT: {N*D*W*E}; TWOSHOT: {round_up(N, W)*D*E, N*D*E}. AUTO resolved first.
+/// ONESHOT: {N*D*W*E}; TWOSHOT: {round_up(N, W)*D*E, N*D*E}. AUTO resolved first. The counts are 32-bit
+/// words: only for a call that check_fits_workspace accepted.
 ClearRecord clear_record(Strategy strategy, const ProblemShape& s);
 
 /// The flag update at the end of every launch (waitAndUpdate): rotate to (cur + 1) % 3, mark cur dirty,

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "reference/checked_math.h"
+
 namespace ar::sim {
 
 SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::optional<std::int64_t> buffer_bytes,
@@ -24,15 +26,21 @@ SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::
     if (auto why = validate_shape(calls[i].shape)) throw std::invalid_argument(fmt::format("call {}: {}", i + 1, *why));
     needed = std::max(needed, required_buffer_bytes(calls[i].requested, calls[i].shape));
   }
+  // Every call is valid here, so `needed` is far below INT64_MAX and its rounding cannot wrap.
   const std::int64_t bpb = buffer_bytes.value_or(round_up(needed, kBufferAlignment));
   if (bpb <= 0 || bpb % kBufferAlignment != 0)
     throw std::invalid_argument(
         fmt::format("the buffer size {} bytes is not a positive multiple of {} (two stages of 16-byte packs)", bpb,
                     kBufferAlignment));
+  // BPB is flag word 2, a 32-bit word: a larger one would be stored truncated.
+  if (bpb > kMaxBufferBytes)
+    throw std::invalid_argument(fmt::format(
+        "the buffer size {} bytes is above the 32-bit limit {} (BPB is a 32-bit flag word)", bpb, kMaxBufferBytes));
   for (std::size_t i = 0; i < calls.size(); ++i)
     if (auto why = check_fits_workspace(calls[i].requested, calls[i].shape, bpb))
       throw std::invalid_argument(fmt::format("call {}: {}", i + 1, *why));
-  if (kLamportBufferCount * bpb * world_size > kMaxSimulatedBytes)
+  const std::optional<std::int64_t> simulated = checked_product({world_size, kLamportBufferCount, bpb});
+  if (!simulated || *simulated > kMaxSimulatedBytes)
     throw std::invalid_argument(fmt::format(
         "the workspace is too large to simulate: {} ranks x {} x {} bytes exceeds {} MiB; use fewer tokens or a "
         "smaller hidden size",

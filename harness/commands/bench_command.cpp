@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <ostream>
+#include <string>
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -23,6 +25,7 @@
 #include "harness/job/host_reference.h"
 #include "harness/job/job.h"
 #include "harness/job/spawn.h"
+#include "reference/workspace.h"
 
 namespace ar {
 namespace {
@@ -285,6 +288,9 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   if (!(factor > 1)) throw UsageError("-f must be greater than 1");
   if (s.iters < 1 || s.warmup < 0 || s.graph < 0) throw UsageError("-n must be >= 1, -w and -G >= 0");
   if (s.hidden <= 0) throw UsageError("-D must be positive");
+  if (s.round_bytes < -1)
+    throw UsageError(
+        fmt::format("--round-bytes must be -1 (the default), 0 (one round) or a byte budget, got {}", s.round_bytes));
   check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   s.dtypes = dtype_list_option("-d", dtype_text);
   s.strategies = strategy_list_option("-s", strategy_text);
@@ -318,6 +324,17 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
             fmt::format("size {} of {} is not a whole number of rows of D = {} (and of 16-byte packs); "
                         "choose sizes and -D that divide",
                         bytes, dtype_name(dt), d));
+      // Every world and strategy too, before the job: W x size must fit, and the kernels' 32-bit sizes must
+      // hold it, or the workspace sized for it would be allocated (wrapped) before the call is refused.
+      for (int world : s.worlds)
+        for (Strategy st : s.strategies) {
+          const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
+          std::optional<std::string> why = validate_shape(shape);
+          if (!why) why = check_fits_workspace(st, shape, kMaxBufferBytes);
+          if (why)
+            throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,
+                                         strategy_name(st), *why));
+        }
     }
 
   return run_as_job(spawn, "bench", args, job_options, out, err,

@@ -247,6 +247,9 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   s.handles = handle_request_option(handles_text);
   s.expect = expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
   if (s.repeat < 1) throw UsageError("--repeat must be at least 1");
+  if (s.round_bytes < -1)
+    throw UsageError(
+        fmt::format("--round-bytes must be -1 (the default), 0 (one round) or a byte budget, got {}", s.round_bytes));
   check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   if (s.die_after_call < 0 || (s.die_after_call > 0) != (s.die_rank >= 0))
     throw UsageError("--die-after-call K (K >= 1) and --die-rank R go together");
@@ -256,6 +259,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
     } catch (const CallSequenceError& e) {
       throw UsageError(fmt::format("--calls: {}", e.what()));
     }
+    check_call_sizes(s);  // before the job: no process starts, and nothing is allocated, for a call that cannot run
   }
 
   return run_as_job(spawn, "run", args, job_options, out, err,

@@ -11,6 +11,7 @@
 #include "harness/job/gpu_job.h"
 #include "harness/job/job.h"
 #include "reference/all_reduce.h"
+#include "reference/workspace.h"
 
 namespace ar {
 namespace {
@@ -48,7 +49,32 @@ HostTensor make_input(InputKind kind, DType dtype, int world, std::int64_t token
   return adversarial_input(dtype, world, tokens, hidden, seed);
 }
 
+/// The sequence's calls at `world` with `dtype` as the default, each a shape the kernels can address (what
+/// check_fits_workspace allows on the largest workspace); throws UsageError naming the first that is not.
+std::vector<ResolvedCall> checked_calls(const RunSettings& s, int world, DType dtype) {
+  std::vector<ResolvedCall> resolved;
+  try {
+    resolved = resolve_calls(s.specs, world, CallDefaults{s.tokens, s.hidden, dtype});
+  } catch (const CallSequenceError& e) {
+    throw UsageError(fmt::format("--calls at W = {}: {}", world, e.what()));
+  }
+  for (std::size_t i = 0; i < resolved.size(); ++i) {
+    const ResolvedCall& rc = resolved[i];
+    if (auto why = check_fits_workspace(rc.requested, rc.shape, kMaxBufferBytes))
+      throw UsageError(fmt::format("--calls at W = {}: call {} ({} N={} D={} {}): {}", world, i + 1,
+                                   strategy_name(rc.requested), rc.shape.tokens, rc.shape.hidden,
+                                   dtype_name(rc.shape.dtype), *why));
+  }
+  return resolved;
+}
+
 }  // namespace
+
+void check_call_sizes(const RunSettings& s) {
+  if (s.kind == InputKind::kGolden) return;
+  for (int world : s.worlds)
+    for (DType dt : s.dtypes) checked_calls(s, world, dt);
+}
 
 InputKind input_kind_option(const std::string& name) {
   if (name == "random") return InputKind::kRandom;
@@ -69,12 +95,7 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
           for (auto& c : g) planned.push_back(std::move(c));
           continue;
         }
-        std::vector<ResolvedCall> resolved;
-        try {
-          resolved = resolve_calls(s.specs, world, CallDefaults{s.tokens, s.hidden, dt});
-        } catch (const CallSequenceError& e) {
-          throw UsageError(fmt::format("--calls at W = {}: {}", world, e.what()));
-        }
+        const std::vector<ResolvedCall> resolved = checked_calls(s, world, dt);
         for (int rep = 0; rep < s.repeat; ++rep)
           for (const ResolvedCall& rc : resolved) {
             ++call_seed;

@@ -49,8 +49,14 @@ struct PlannedCall {
 };
 
 /// The calls of one world size: every (dtype, profile, PDL) combination of the sequence (or of the golden
-/// cases), each with its input. Throws UsageError for a sequence that does not fit `world`.
+/// cases), each with its input. Throws UsageError for a sequence that does not fit `world`, before any
+/// input is made.
 std::vector<PlannedCall> plan_calls(const RunSettings& s, int world);
+
+/// Checks the sequence at every world size and dtype of `s` as plan_calls would (valid shapes, within the
+/// kernels' 32-bit sizes), so that a call no GPU can run is refused before the job starts or anything is
+/// allocated. Throws UsageError naming the call. Golden cases are checked when their manifest is read.
+void check_call_sizes(const RunSettings& s);
 
 /// The plan every process states before its kernels run at one world size.
 std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,

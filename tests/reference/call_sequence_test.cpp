@@ -3,6 +3,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+#include <string>
+
+#include <fmt/format.h>
+
 namespace ar {
 namespace {
 
@@ -61,6 +66,74 @@ TEST_CASE("format_call_sequence round-trips", "[cpu]") {
     CHECK(again[i].shape.hidden == calls[i].shape.hidden);
     CHECK(again[i].shape.dtype == calls[i].shape.dtype);
   }
+}
+
+std::string parse_error(const std::string& text) {
+  try {
+    parse_call_sequence(text);
+  } catch (const CallSequenceError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+std::string resolve_error(const std::string& text, int world) {
+  try {
+    resolve_calls(parse_call_sequence(text), world, CallDefaults{});
+  } catch (const CallSequenceError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST_CASE("N= and D= are whole numbers: no sign, no trailing junk, no other base or notation", "[cpu][grammar]") {
+  for (const char* key : {"N", "D"})
+    for (const char* value : {"-1", "0", "-0", "+4", "4x", "x4", "4.0", "1e3", "0x10", "4 4", "8k", "", "--8", "4_0"}) {
+      const std::string call = fmt::format("oneshot:{}={}", key, value);
+      INFO(call);
+      CHECK_THAT(parse_error(call), Catch::Contains(fmt::format("{} must be an integer >= 1, got '{}'", key, value)));
+    }
+  // Whitespace around the value is the grammar's (around ':'), not part of the number.
+  CHECK(parse_call_sequence("oneshot: N = 4 : D = 16")[0] == CallSpec{Strategy::kOneShot, 4, 16, std::nullopt});
+}
+
+TEST_CASE("N= and D= at the 64-bit boundary: INT64_MAX parses, one more does not", "[cpu][grammar]") {
+  CHECK(parse_call_sequence("oneshot:N=9223372036854775807")[0].tokens == std::numeric_limits<std::int64_t>::max());
+  CHECK(parse_call_sequence("oneshot:D=9223372036854775807")[0].hidden == std::numeric_limits<std::int64_t>::max());
+  CHECK_THAT(parse_error("oneshot:N=9223372036854775808"),
+             Catch::Contains("got '9223372036854775808', which does not fit 64 bits (at most 9223372036854775807)"));
+  CHECK_THAT(parse_error("oneshot:D=99999999999999999999999"), Catch::Contains("does not fit 64 bits"));
+  CHECK_THAT(parse_error("oneshot:N=-9223372036854775809"), Catch::Contains("N must be an integer >= 1"));
+  // Parsed, but no shape: the product is named by resolve_calls.
+  CHECK_THAT(resolve_error("oneshot:N=9223372036854775807:D=8", 2),
+             Catch::Contains("call 1 (oneshot N=9223372036854775807 D=8 bf16)") &&
+                 Catch::Contains("W x N x D x E = 2 x 9223372036854775807 x 8 x 2 bytes overflows 64 bits"));
+  CHECK_THAT(resolve_error("oneshot:N=1:D=9223372036854775800", 2), Catch::Contains("overflows 64 bits"));
+}
+
+TEST_CASE("N= and D= at the 2^48-byte boundary, per dtype, and D in 16-byte packs", "[cpu][grammar]") {
+  // W = 2, D = 8, bf16: 32 N bytes, so N = 2^43 is the last that fits.
+  CHECK(resolve_error("oneshot:N=8796093022208:D=8", 2) == "no error");
+  CHECK_THAT(resolve_error("oneshot:N=8796093022209:D=8", 2),
+             Catch::Contains("2 x 8796093022209 x 8 x 2 = 281474976710688 bytes is more than"));
+  // fp32, D = 8: 64 N bytes.
+  CHECK(resolve_error("oneshot:N=4398046511104:D=8:dtype=fp32", 2) == "no error");
+  CHECK_THAT(resolve_error("oneshot:N=4398046511105:D=8:dtype=fp32", 2), Catch::Contains("is more than"));
+  // D at N = 1, W = 64, fp16: 128 D bytes.
+  CHECK(resolve_error("twoshot:N=1:D=2199023255552:dtype=fp16", 64) == "no error");
+  CHECK_THAT(resolve_error("twoshot:N=1:D=2199023255560:dtype=fp16", 64), Catch::Contains("is more than"));
+  // D must be whole 16-byte packs: 8 bf16 or fp16 elements, 4 fp32.
+  CHECK_THAT(resolve_error("oneshot:D=12", 2), Catch::Contains("D = 12 is not a multiple of 8"));
+  CHECK_THAT(resolve_error("oneshot:D=4:dtype=fp16", 2), Catch::Contains("not a multiple of 8"));
+  CHECK(resolve_error("oneshot:D=12:dtype=fp32", 2) == "no error");
+  CHECK_THAT(resolve_error("oneshot:D=6:dtype=fp32", 2), Catch::Contains("not a multiple of 4"));
+}
+
+TEST_CASE("the issue's call oneshot:N=274177:D=538243370485768 is refused, naming the product", "[cpu][wrapping]") {
+  // Unchecked, N x D x W x E wrapped to 64 bytes and the simulator reported a protocol failure.
+  CHECK_THAT(resolve_error("oneshot:N=274177:D=538243370485768", 4),
+             Catch::Contains("call 1 (oneshot N=274177 D=538243370485768 bf16)") &&
+                 Catch::Contains("W x N x D x E = 4 x 274177 x 538243370485768 x 2 bytes overflows 64 bits"));
 }
 
 }  // namespace

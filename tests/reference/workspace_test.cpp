@@ -1,7 +1,11 @@
-// Workspace arithmetic of SPEC section 2, with values computed by hand.
+// Workspace arithmetic of SPEC section 2, with values computed by hand, and its sizes at the 32-bit and 64-bit
+// limits ([boundary], [wrapping]).
 #include <catch2/catch.hpp>
 
 #include "reference/workspace.h"
+
+#include <limits>
+#include <stdexcept>
 
 using namespace ar;
 
@@ -60,4 +64,56 @@ TEST_CASE("a call must fit the workspace and the kernels' integer widths", "[cpu
         std::string::npos);
   const ProblemShape huge{64, 4096, 16384, DType::kFp32};  // N*D*W = 2^32 elements
   CHECK(check_fits_workspace(Strategy::kOneShot, huge, 1ll << 40).value().find("32-bit") != std::string::npos);
+}
+
+TEST_CASE("workspace request at the UINT32 limit: the last multiple of 32 fits, one byte more does not",
+          "[cpu][boundary]") {
+  const ProblemShape s{2, 1, 8, DType::kBf16};
+  const BufferRequest last = request_buffer_bytes(s, 4294967264);  // UINT32_MAX - 31
+  CHECK(last.bytes == 4294967264);
+  CHECK_FALSE(last.error);
+  const BufferRequest past = request_buffer_bytes(s, 4294967265);  // rounds up to 2^32
+  CHECK(past.bytes == 4294967296);
+  CHECK_THAT(past.error.value(), Catch::Contains("UINT32_MAX = 4294967295"));
+  // Requests whose rounding would wrap int64 are refused, not wrapped to a small size.
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK_THAT(request_buffer_bytes(s, kMax).error.value(), Catch::Contains("UINT32_MAX"));
+  CHECK_THAT(request_buffer_bytes(s, kMax - 30).error.value(), Catch::Contains("UINT32_MAX"));
+  CHECK_THAT(request_buffer_bytes(s, -32).error.value(), Catch::Contains("negative"));
+  // Without a request, the shape is checked first (D = 0 divided by zero; an overflow wrapped).
+  CHECK_THAT(request_buffer_bytes({2, 1, 0, DType::kBf16}).error.value(), Catch::Contains("D must be at least 1"));
+  CHECK_THAT(request_buffer_bytes({4, 274177, 538243370485768, DType::kBf16}).error.value(),
+             Catch::Contains("overflows 64 bits"));
+}
+
+TEST_CASE("a call at the kernels' 32-bit limits: the last N that fits and the next", "[cpu][boundary]") {
+  // fp32, W = 2, D = 4: ONESHOT needs 32 N bytes (N x D x W = 8 N elements, far from 2^31).
+  const ProblemShape last{2, 134217727, 4, DType::kFp32}, next{2, 134217728, 4, DType::kFp32};
+  CHECK(oneshot_buffer_bytes(last) == 4294967264);
+  CHECK(check_fits_workspace(Strategy::kOneShot, last, kMaxBufferBytes) == std::nullopt);
+  CHECK(clear_record(Strategy::kOneShot, last).bytes[0] == 4294967264u);
+  CHECK_THAT(check_fits_workspace(Strategy::kOneShot, next, kMaxBufferBytes).value(),
+             Catch::Contains("needs 4294967296 bytes per Lamport buffer, above the 32-bit limit 4294967295"));
+  // TWOSHOT pads N to a multiple of W: at N = 134217727 it already needs 2^32.
+  CHECK(twoshot_buffer_bytes({2, 134217726, 4, DType::kFp32}) == 4294967232);
+  CHECK(check_fits_workspace(Strategy::kTwoShot, {2, 134217726, 4, DType::kFp32}, kMaxBufferBytes) == std::nullopt);
+  CHECK_THAT(check_fits_workspace(Strategy::kTwoShot, last, kMaxBufferBytes).value(), Catch::Contains("32-bit limit"));
+  // bf16, W = 2, D = 8: the int element count reaches 2^31 first.
+  CHECK(check_fits_workspace(Strategy::kOneShot, {2, 134217727, 8, DType::kBf16}, kMaxBufferBytes) == std::nullopt);
+  CHECK_THAT(check_fits_workspace(Strategy::kOneShot, {2, 134217728, 8, DType::kBf16}, kMaxBufferBytes).value(),
+             Catch::Contains("N*D*W = 2147483648 elements exceeds the kernels' 32-bit int arithmetic"));
+}
+
+TEST_CASE("buffer sizes of a shape that overflows throw, naming it, instead of wrapping", "[cpu][wrapping]") {
+  // N x D x W x E = 4 x 274177 x 538243370485768 x 2 wrapped to 64 bytes: a 64-byte workspace "fit" it.
+  const ProblemShape wrapped{4, 274177, 538243370485768, DType::kBf16};
+  CHECK_THROWS_WITH(oneshot_buffer_bytes(wrapped), Catch::Contains("ONESHOT's Lamport buffer") &&
+                                                       Catch::Contains("N = 274177, D = 538243370485768") &&
+                                                       Catch::Contains("overflows 64 bits"));
+  CHECK_THROWS_WITH(twoshot_buffer_bytes(wrapped), Catch::Contains("TWOSHOT's Lamport buffer"));
+  CHECK_THROWS_AS(required_buffer_bytes(Strategy::kAuto, wrapped), std::invalid_argument);
+  // round_up(N, W) alone overflows at N = INT64_MAX.
+  CHECK_THROWS_AS(twoshot_buffer_bytes({2, std::numeric_limits<std::int64_t>::max(), 8, DType::kBf16}),
+                  std::invalid_argument);
+  CHECK_THAT(check_fits_workspace(Strategy::kOneShot, wrapped, 64).value(), Catch::Contains("overflows 64 bits"));
 }
