@@ -36,6 +36,22 @@ std::string reproduce_args(const SimConfig& config, ScheduleKind kind, std::uint
                      kind == ScheduleKind::kExhaustive ? "" : " --runs 1");
 }
 
+/// The recorder of a run the search shows: streaming into the trace sink when there is one (starting it over),
+/// else keeping only the last steps the report prints.
+TraceRecorder recorder_for_shown_run(const SearchOptions& options, const std::string& reproduce, int world_size) {
+  if (!options.trace) return TraceRecorder(/*max_events=*/0, options.schedule_lines);
+  return TraceRecorder(*options.trace, fmt::format("mnnvl-ar sim {}", reproduce), world_size, kTraceEventCap,
+                       options.schedule_lines);
+}
+
+/// Ends the trace of the shown run, once that run has ended, and counts it into the result.
+void finish_trace(TraceRecorder& trace, SearchResult& result) {
+  trace.finish();
+  if (!trace.streaming()) return;
+  result.trace_events = trace.traced();
+  result.trace_dropped_events = trace.dropped();
+}
+
 /// Progress reporting shared by the leg drivers.
 struct Progress {
   const SearchOptions& options;
@@ -93,15 +109,14 @@ void run_seeded_leg(const SearchLeg& leg, std::size_t leg_index, std::size_t leg
   if (!report) return;
   // Replay the shortest failing run with a recorder: its last steps are the schedule shown, and its trace is the
   // one written. The replay must fail the same way at the same step: that is the reproducibility promise.
-  TraceRecorder trace;
+  report->reproduce = reproduce_args(leg.config, leg.schedule, report->shortest_seed);
+  TraceRecorder trace = recorder_for_shown_run(options, report->reproduce, leg.config.world_size);
   const RunResult replay = run_seeded(leg.config, leg.schedule, report->shortest_seed, max_steps, &trace);
   if (!replay.failure || replay.failure->message != report->shortest_failure.message ||
       replay.steps != report->shortest_steps)
     throw std::logic_error(fmt::format("sim: replaying seed {} did not reproduce its failure", report->shortest_seed));
+  finish_trace(trace, result);
   report->schedule_lines = trace.text_lines(options.schedule_lines);
-  report->reproduce = reproduce_args(leg.config, leg.schedule, report->shortest_seed);
-  if (options.want_trace)
-    result.trace_json = trace.chrome_json(fmt::format("mnnvl-ar sim {}", report->reproduce), leg.config.world_size);
   stats.failed = true;
   result.failure = std::move(report);
 }
@@ -217,16 +232,15 @@ void run_exhaustive_leg(const SearchLeg& leg, std::size_t leg_index, std::size_t
   stats.exhausted = exhausted && !report;
   stats.seconds = since(leg_start);
   if (!report) return;
-  TraceRecorder trace;
+  report->reproduce = reproduce_args(leg.config, ScheduleKind::kExhaustive, leg.seed);
+  TraceRecorder trace = recorder_for_shown_run(options, report->reproduce, leg.config.world_size);
   ReplayChooser replay(shortest_path);
   Simulation sim(leg.config, calls, replay, &trace);
   const RunResult again = sim.run(max_steps);
   if (!again.failure || again.failure->message != report->shortest_failure.message)
     throw std::logic_error("sim: replaying the exhaustive search's failing schedule did not reproduce it");
+  finish_trace(trace, result);
   report->schedule_lines = trace.text_lines(options.schedule_lines);
-  report->reproduce = reproduce_args(leg.config, ScheduleKind::kExhaustive, leg.seed);
-  if (options.want_trace)
-    result.trace_json = trace.chrome_json(fmt::format("mnnvl-ar sim {}", report->reproduce), leg.config.world_size);
   stats.failed = true;
   result.failure = std::move(report);
 }
@@ -329,10 +343,11 @@ SearchResult run_search(const std::vector<SearchLeg>& legs, const SearchOptions&
     }
   }
   result.seconds = since(progress.start);
-  if (options.want_trace && result.passed && !legs.empty()) {
+  if (options.trace && result.passed && !legs.empty()) {
     // Nothing failed: the trace shows the first leg's first schedule, so a person can still watch the protocol.
     const SearchLeg& leg = legs.front();
-    TraceRecorder trace;
+    TraceRecorder trace =
+        recorder_for_shown_run(options, reproduce_args(leg.config, leg.schedule, leg.seed), leg.config.world_size);
     const std::uint64_t max_steps = options.max_steps ? options.max_steps : default_max_steps(leg.config);
     if (leg.schedule == ScheduleKind::kExhaustive) {
       const std::vector<CallContext> calls = make_call_contexts(leg.config, leg.seed);
@@ -342,8 +357,7 @@ SearchResult run_search(const std::vector<SearchLeg>& legs, const SearchOptions&
     } else {
       run_seeded(leg.config, leg.schedule, leg.seed, max_steps, &trace);
     }
-    result.trace_json = trace.chrome_json(
-        fmt::format("mnnvl-ar sim {}", reproduce_args(leg.config, leg.schedule, leg.seed)), leg.config.world_size);
+    finish_trace(trace, result);
   }
   return result;
 }

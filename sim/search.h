@@ -24,6 +24,7 @@
 #include "sim/checker.h"
 #include "sim/config.h"
 #include "sim/scheduler.h"
+#include "sim/trace.h"
 
 namespace ar::sim {
 
@@ -55,8 +56,11 @@ struct SearchOptions {
   /// After the first failure of a leg, this many more runs look for a shorter failing schedule (exhaustive:
   /// this many times 64 prefix replays).
   std::uint64_t shortest_extra_runs = 16;
-  /// Record a Chrome trace of the run that shows the failure (or of the first run when all pass).
-  bool want_trace = false;
+  /// Where to stream a Chrome trace of the run that shows the failure (or of the first run when all pass);
+  /// none when null. The search starts the sink over for each run it records, so that when run_search returns
+  /// the sink holds one whole document, of the run the result shows. The search holds in memory only the last
+  /// `schedule_lines` events of that run, however long it is.
+  TraceSink* trace = nullptr;
   /// Lines of the failing schedule to print (the last steps before the failure).
   std::size_t schedule_lines = 40;
   /// Steps per run before it counts as a livelock; 0 = derived from the configuration.
@@ -110,7 +114,9 @@ struct SearchResult {
   std::uint64_t events = 0;
   double seconds = 0;
   double events_per_second() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
-  std::string trace_json;  ///< when SearchOptions::want_trace
+  /// With SearchOptions::trace: the events in the trace, and those past kTraceEventCap left out of it.
+  std::uint64_t trace_events = 0;
+  std::uint64_t trace_dropped_events = 0;
 };
 
 /// Runs the legs in order and stops at the first leg that fails.

@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
+#include <string_view>
 
 #include "harness/commands/commands.h"
 #include "harness/commands/options.h"
 #include "harness/io/exit_codes.h"
-#include "harness/io/npy.h"
+#include "harness/io/output_file.h"
 #include "reference/call_sequence.h"
 #include "sim/mutation.h"
 #include "sim/search.h"
@@ -381,10 +383,90 @@ std::vector<sim::SearchLeg> default_legs(const SimOptions& o, const po::variable
   return plan;
 }
 
+/// `sim --trace`: the trace streams into its unnamed output file while the shown run goes on. A write that fails
+/// (a full disk) must not stop the search, whose verdict matters more than its trace: the first error is kept,
+/// later writes are skipped, and the outputs are then not committed.
+class TraceFileSink final : public sim::TraceSink {
+ public:
+  explicit TraceFileSink(OutputFile& file) : file_(file) {}
+
+  void restart() override {
+    error_.reset();
+    try {
+      file_.discard_contents();
+    } catch (const UsageError& e) {
+      error_ = e.what();
+    }
+  }
+  void write(std::string_view text) override {
+    if (error_) return;
+    try {
+      file_.write(text);
+    } catch (const UsageError& e) {
+      error_ = e.what();
+    }
+  }
+  /// Why the trace could not be written, when it could not.
+  const std::optional<std::string>& error() const { return error_; }
+
+ private:
+  OutputFile& file_;
+  std::optional<std::string> error_;
+};
+
+/// --trace and --json-out. Both paths are checked, and their unnamed files opened, before the search starts, so
+/// that a typo costs no simulation; the files are committed after the verdict is printed, both or neither.
+class SimOutputs {
+ public:
+  SimOutputs(const std::string& trace_path, const std::string& json_path) {
+    if (!trace_path.empty()) paths_.push_back(trace_path);
+    if (!json_path.empty()) paths_.push_back(json_path);
+    if (paths_.empty()) return;
+    files_.emplace(paths_);  // throws UsageError naming a bad path
+    if (!trace_path.empty()) trace_.emplace(files_->file(0));
+    if (!json_path.empty()) json_ = &files_->file(paths_.size() - 1);
+  }
+
+  /// Where the search streams the trace; null without --trace.
+  sim::TraceSink* trace_sink() { return trace_ ? &*trace_ : nullptr; }
+
+  /// Writes the JSON result into its file (a no-op without --json-out).
+  void write_json(const std::string& text) {
+    if (!json_ || error_) return;
+    try {
+      json_->write(text);
+    } catch (const UsageError& e) {
+      error_ = e.what();
+    }
+  }
+
+  /// Puts every output in place, or none. Returns why not, naming the file, when they could not be written.
+  std::optional<std::string> commit() {
+    if (!files_) return std::nullopt;
+    if (trace_ && trace_->error()) return trace_->error();
+    if (error_) return error_;
+    try {
+      files_->commit();
+    } catch (const UsageError& e) {
+      return e.what();
+    }
+    return std::nullopt;
+  }
+
+  bool several() const { return paths_.size() > 1; }
+
+ private:
+  std::vector<std::string> paths_;
+  std::optional<OutputSet> files_;
+  std::optional<TraceFileSink> trace_;
+  OutputFile* json_ = nullptr;
+  std::optional<std::string> error_;  ///< the JSON file's write error
+};
+
 /// Runs the search, with a progress line when standard error is a terminal.
-sim::SearchResult run_plan(const std::vector<sim::SearchLeg>& plan, bool want_trace, std::ostream& err) {
+sim::SearchResult run_plan(const std::vector<sim::SearchLeg>& plan, sim::TraceSink* trace, std::ostream& err) {
   sim::SearchOptions search;
-  search.want_trace = want_trace;
+  search.trace = trace;
   ProgressLine progress;
   progress.enabled = &err == &std::cerr && isatty(STDERR_FILENO) != 0;
   progress.err = &err;
@@ -416,16 +498,28 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   else
     plan = default_legs(o, vm, choices);
 
-  const sim::SearchResult result = run_plan(plan, !o.trace_path.empty(), err);
-  if (!o.trace_path.empty()) write_file_atomically(o.trace_path, result.trace_json);
+  SimOutputs outputs(o.trace_path, o.json_path);  // a bad output path exits 2 here, before any simulation
+  const sim::SearchResult result = run_plan(plan, outputs.trace_sink(), err);
   const nlohmann::json j = result_json(result, choices.mutation, protocol, static_cast<std::uint64_t>(o.seed));
-  if (!o.json_path.empty()) write_file_atomically(o.json_path, j.dump(2) + "\n");
+  outputs.write_json(j.dump(2) + "\n");
+  // The verdict first: a failure the search found reaches the user even when its files cannot be written.
   if (vm.count("json"))
     fmt::print(out, "{}\n", j.dump(2));
   else
     print_text(out, result, plan, choices.mutation, protocol);
-  if (!o.trace_path.empty() && !vm.count("json"))
-    fmt::print(out, "trace: {} (open in ui.perfetto.dev)\n", o.trace_path);
+  if (const auto why = outputs.commit()) {
+    fmt::print(err, "mnnvl-ar sim: error: {}; {}\n", *why,
+               outputs.several() ? "neither --trace nor --json-out was written" : "the output was not written");
+    // A protocol failure outranks a lost file: scripts act on exit 1.
+    return result.passed ? kExitUsage : kExitDifference;
+  }
+  if (!o.trace_path.empty() && !vm.count("json")) {
+    std::string left_out;
+    if (result.trace_dropped_events > 0)
+      left_out =
+          fmt::format("; {} events past the first {} were left out", result.trace_dropped_events, sim::kTraceEventCap);
+    fmt::print(out, "trace: {} (open in ui.perfetto.dev{})\n", o.trace_path, left_out);
+  }
   return result.passed ? kExitOk : kExitDifference;
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -48,6 +49,15 @@ void remove_stale_partials(const fs::path& folder, const std::string& target_nam
   }
 }
 
+/// A new name is durable only once its folder is synced too.
+void sync_folder_of(const std::string& path) {
+  const int dir = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    (void)::fsync(dir);
+    ::close(dir);
+  }
+}
+
 }  // namespace
 
 void check_output_path(const std::string& path) {
@@ -87,6 +97,7 @@ OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
 }
 
 OutputFile::~OutputFile() {
+  if (!committed_) unstage();
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -99,8 +110,45 @@ void OutputFile::write(std::string_view bytes) {
   }
 }
 
+void OutputFile::discard_contents() {
+  if (committed_ || !staged_.empty())
+    throw std::logic_error(fmt::format("output '{}': contents discarded after it was staged or committed", path_));
+  if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0)
+    throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
+}
+
+void OutputFile::stage() {
+  if (committed_ || !staged_.empty()) return;
+  if (::fsync(fd_) != 0) throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
+  remove_stale_partials(folder_of(path_), fs::path(path_).filename().string());
+  const std::string temp = fresh_name(folder_of(path_), fs::path(path_).filename().string());
+  const std::string proc = fmt::format("/proc/self/fd/{}", fd_);
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, temp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+    throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
+  staged_ = temp;
+}
+
+void OutputFile::unstage() noexcept {
+  if (staged_.empty()) return;
+  ::unlink(staged_.c_str());
+  staged_.clear();
+}
+
 void OutputFile::commit() {
   if (committed_) return;
+  if (!staged_.empty()) {
+    // Staged by an OutputSet: the data and a name in the folder exist; only the rename is left.
+    check_output_path(path_);  // still a regular file or absent, not replaced by a link or device meanwhile
+    if (::rename(staged_.c_str(), path_.c_str()) != 0) {
+      const std::string why = errno_text();
+      unstage();
+      throw UsageError(fmt::format("cannot write '{}': {}", path_, why));
+    }
+    staged_.clear();
+    sync_folder_of(path_);
+    committed_ = true;
+    return;
+  }
   if (::fsync(fd_) != 0) throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
   const std::string proc = fmt::format("/proc/self/fd/{}", fd_);
   // A new target: link the finished file at its name, one atomic step. An existing one: link it at a fresh
@@ -118,12 +166,7 @@ void OutputFile::commit() {
       throw UsageError(fmt::format("cannot write '{}': {}", path_, why));
     }
   }
-  // The new name is durable only once the folder is synced too.
-  const int dir = ::open(folder_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    (void)::fsync(dir);
-    ::close(dir);
-  }
+  sync_folder_of(path_);
   committed_ = true;
 }
 
@@ -139,6 +182,16 @@ OutputSet::OutputSet(const std::vector<std::string>& paths) {
 }
 
 void OutputSet::commit() {
+  // Everything that can fail (space, a folder removed, a target replaced by a folder or a link) is tried for
+  // every file before the first target changes; what is left, the renames, cannot fail for those reasons.
+  std::size_t staged = 0;
+  try {
+    for (; staged < files_.size(); ++staged) files_[staged]->stage();
+    for (const auto& f : files_) check_output_path(f->path());
+  } catch (...) {
+    for (std::size_t i = 0; i < staged; ++i) files_[i]->unstage();
+    throw;
+  }
   for (auto& f : files_) f->commit();
 }
 

@@ -30,12 +30,23 @@ class OutputFile {
   const std::string& path() const { return path_; }
   /// Appends `bytes`. Throws UsageError (disk full, I/O error).
   void write(std::string_view bytes);
+  /// Drops everything written so far; the file stays unnamed and empty, for a writer that must start over
+  /// (a streamed trace whose run is no longer the one to show). Throws UsageError.
+  void discard_contents();
   /// Syncs the data and puts the file at its path, replacing an old regular file there. Throws UsageError.
   void commit();
 
  private:
+  friend class OutputSet;
+  /// The first half of commit, the half that can fail for want of space or of the folder: syncs the data and
+  /// links the file at a hidden name beside its target. commit() then only renames it. Throws UsageError.
+  void stage();
+  /// Removes the hidden name of a staged file that is not to be committed.
+  void unstage() noexcept;
+
   std::string path_;
   int fd_ = -1;
+  std::string staged_;  ///< the hidden name while staged
   bool committed_ = false;
 };
 
@@ -43,15 +54,17 @@ class OutputFile {
 void write_file_atomically(const std::string& path, std::string_view contents);
 
 /// Several outputs that belong together (`data --out`, `sim --trace` with `--json-out`): all are written
-/// and synced unnamed first, then linked into place one after the other at commit. A failure while writing
-/// any of them changes none of the targets; only a crash inside commit() itself (a few system calls per
-/// file, no data written) can leave some targets new and others old.
+/// and synced unnamed first, then each is linked at a hidden name beside its target, and only when all of
+/// them are, and every target is still a regular file or absent, are they renamed into place one after the
+/// other. A failure while writing, syncing or linking any of them (a full disk, a folder removed meanwhile)
+/// changes none of the targets; only a crash inside the renames (a few system calls, no data written) can
+/// leave some targets new and others old.
 class OutputSet {
  public:
   /// Checks every path (check_output_path) before anything is written. Throws UsageError.
   explicit OutputSet(const std::vector<std::string>& paths);
   OutputFile& file(std::size_t i) { return *files_.at(i); }
-  /// Commits every file, in order.
+  /// Commits every file, in order, or none when any cannot be staged. Throws UsageError naming the file.
   void commit();
 
  private:

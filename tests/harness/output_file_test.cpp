@@ -8,6 +8,7 @@
 #include <iterator>
 #include <random>
 #include <set>
+#include <stdexcept>
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -135,4 +136,44 @@ TEST_CASE("a name left by a writer killed between link and rename is removed by 
   write_file_atomically(dir.file("out.json"), "new");
   CHECK_FALSE(fs::exists(stale));
   CHECK(read_all(dir.file("out.json")) == "new");
+}
+
+TEST_CASE("an output set puts neither file in place when a folder vanished or a target changed before commit",
+          "[cpu]") {
+  test::ScratchDir dir;
+  fs::create_directories(dir.path() / "a");
+  fs::create_directories(dir.path() / "b");
+  write_file_atomically(dir.file("a/one.json"), "old one");
+  OutputSet set({dir.file("a/one.json"), dir.file("b/two.json")});
+  set.file(0).write("new one");
+  set.file(1).write("new two");
+  fs::remove_all(dir.path() / "b");  // after the check, before the commit
+  try {
+    set.commit();
+    FAIL("the commit succeeded without the folder");
+  } catch (const UsageError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("cannot write '" + dir.file("b/two.json") + "'"));
+  }
+  CHECK(read_all(dir.file("a/one.json")) == "old one");
+  CHECK(names_in(dir.path() / "a") == std::set<std::string>{"one.json"});  // no hidden name left behind either
+
+  // A target that became a folder meanwhile is found before any target changes, too.
+  OutputSet again({dir.file("a/one.json"), dir.file("a/three.json")});
+  again.file(0).write("new one");
+  again.file(1).write("new three");
+  fs::create_directories(dir.path() / "a" / "three.json");
+  CHECK_THROWS_AS(again.commit(), UsageError);
+  CHECK(read_all(dir.file("a/one.json")) == "old one");
+  CHECK(names_in(dir.path() / "a") == std::set<std::string>{"one.json", "three.json"});
+}
+
+TEST_CASE("an output's contents can be discarded and written again before commit", "[cpu]") {
+  test::ScratchDir dir;
+  OutputFile f(dir.file("trace.json"));
+  f.write("the trace of a run no longer shown");
+  f.discard_contents();
+  f.write("the one shown");
+  f.commit();
+  CHECK(read_all(dir.file("trace.json")) == "the one shown");
+  CHECK_THROWS_AS(f.discard_contents(), std::logic_error);
 }

@@ -1,6 +1,7 @@
 // The search drivers of sim/search.h: the exhaustive enumeration (complete, deterministic, counting the
 // interleavings it covers) and the seeded legs (bounded, the shortest failing schedule kept).
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "sim_test_support.h"
 
@@ -82,6 +83,47 @@ TEST_CASE("seeded legs stop at the first failure and keep the shortest failing s
   const SearchResult one = search_one(config, ScheduleKind::kRandom, r.failure->shortest_seed, 1);
   REQUIRE(one.failure);
   CHECK(one.failure->failure.step == r.failure->shortest_failure.step);
+}
+
+/// Elements of a trace document that are events, not names of processes and lanes.
+std::size_t trace_event_count(const nlohmann::json& doc) {
+  std::size_t n = 0;
+  for (const auto& e : doc.at("traceEvents")) n += e.at("ph") != "M";
+  return n;
+}
+
+TEST_CASE("the search streams the trace of the run it shows into the sink, started over", "[cpu]") {
+  const SimConfig failing =
+      config_of(4, "oneshot:N=3,twoshot:N=5,oneshot:N=2,twoshot:N=3", 16, DType::kBf16, Mutation::kNoClear);
+  const SimConfig tiny =
+      config_of(2, "oneshot,oneshot,oneshot,oneshot", 8, DType::kBf16, Mutation::kNoClear, Writer::kUnicast, 1, 1);
+  const SimConfig clean = config_of(4, "oneshot:N=3,twoshot:N=5");
+  for (const SearchLeg& leg :
+       {SearchLeg{failing, ScheduleKind::kRandom, 1, 100}, SearchLeg{tiny, ScheduleKind::kExhaustive, 1, 1'000'000},
+        SearchLeg{clean, ScheduleKind::kAdversarial, 9, 3}}) {
+    INFO(schedule_name(leg.schedule) << " " << describe(leg.config));
+    StringTraceSink sink;
+    sink.text = "left over from before";
+    SearchOptions options;
+    options.trace = &sink;
+    const SearchResult r = run_search({leg}, options);
+    const SearchResult untraced = run_search({leg}, SearchOptions{});
+    REQUIRE(r.passed == untraced.passed);
+    const nlohmann::json doc = nlohmann::json::parse(sink.text);
+    CHECK(trace_event_count(doc) == r.trace_events);
+    CHECK(r.trace_dropped_events == 0);
+    const std::string title = doc.at("otherData").at("title");
+    if (r.failure) {
+      CHECK(title == "mnnvl-ar sim " + r.failure->reproduce);
+      CHECK(r.failure->schedule_lines == untraced.failure->schedule_lines);
+      CHECK(r.failure->schedule_lines.size() == SearchOptions{}.schedule_lines);
+      bool failure_instant = false;
+      for (const auto& e : doc.at("traceEvents")) failure_instant |= e.at("ph") == "i";
+      CHECK(failure_instant);
+    } else {
+      CHECK_THAT(title, Catch::Contains("--seed 9 --runs 1"));  // the first schedule of the first leg
+    }
+  }
 }
 
 TEST_CASE("a clean search counts its events", "[cpu]") {
