@@ -1,7 +1,5 @@
 // mnnvl-ar data: writes (or, with --check, verifies) the golden cases of data/.
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -11,15 +9,19 @@
 #include "harness/commands/options.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/golden_manifest.h"
+#include "harness/io/input_file.h"
 #include "harness/io/npy.h"
 
 namespace ar {
 namespace {
 
-std::string read_all(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return {};
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+/// Whether the file at `p` holds exactly `want`; a missing file, or one that is not a regular file, differs.
+bool holds(const std::filesystem::path& p, const std::string& want) {
+  try {
+    return read_regular_file(p.string(), "golden file", static_cast<std::int64_t>(want.size())) == want;
+  } catch (const UsageError&) {
+    return false;  // missing, unreadable, not a regular file, or larger than the file it should be
+  }
 }
 
 }  // namespace
@@ -49,7 +51,7 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
   if (vm.count("check")) {
     int differences = 0;
     const auto check = [&](const std::string& name, const std::string& want) {
-      if (read_all(fs::path(dir) / name) == want) return;
+      if (holds(fs::path(dir) / name, want)) return;
       ++differences;
       fmt::print(err, "differs: {}\n", (fs::path(dir) / name).string());
     };

@@ -18,6 +18,7 @@
 #include "harness/commands/run_report.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
+#include "harness/io/output_file.h"
 #include "harness/job/call_check.h"
 #include "harness/job/gpu_job.h"
 #include "harness/job/host_reference.h"
@@ -27,8 +28,8 @@
 namespace ar {
 namespace {
 
+/// A file in --dump's folder, which run_command made before the job.
 std::filesystem::path dump_path(const RunSettings& s, const std::string& name) {
-  std::filesystem::create_directories(s.dump_dir);
   return std::filesystem::path(s.dump_dir) / name;
 }
 
@@ -237,6 +238,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
           "or never came, 2 bad usage or input, or no GPU (or a build without the CUDA layer)"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
   if (!s.json_path.empty()) check_output_path(s.json_path);  // before the work, so a typo costs nothing
+  if (!s.dump_dir.empty()) prepare_output_folder(s.dump_dir);
   if (vm.count("spawn")) throw UsageError("--spawn is given more than once");
 
   s.worlds = world_list_option("--world", s.world_text);

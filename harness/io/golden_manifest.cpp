@@ -3,17 +3,17 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "harness/io/exit_codes.h"
+#include "harness/io/input_file.h"
 #include "harness/io/npy.h"
 #include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
+#include "reference/tensor.h"
 
 namespace ar {
 namespace {
@@ -165,18 +165,15 @@ class ManifestReader {
   std::string path_;
 };
 
-/// The bytes of `path`; UsageError naming it when it cannot be read.
-std::string read_file_bytes(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+// A manifest is a few KiB; a golden file is an input tensor with its .npy header.
+constexpr std::int64_t kMaxManifestBytes = std::int64_t{64} << 20;
+constexpr std::int64_t kMaxGoldenFileBytes = kMaxTensorBytes + (std::int64_t{1} << 20);
 
 /// Reads the golden file `f` (`path`) as `dtype`, checked against its sha256 and `shape`.
 HostTensor load_checked(const std::string& manifest_path, const std::string& path, const GoldenFile& f, DType dtype,
                         const std::vector<std::int64_t>& shape) {
   if (!f.sha256.empty()) {
-    const std::string sha = sha256_hex(read_file_bytes(path, "golden file"));
+    const std::string sha = sha256_hex(read_regular_file(path, "golden file", kMaxGoldenFileBytes));
     if (sha != f.sha256)
       throw UsageError(
           fmt::format("{} has sha256 {}, but {} records {} (regenerate the folder with `mnnvl-ar "
@@ -219,7 +216,7 @@ GoldenManifest read_golden_manifest(const std::string& dir) {
   GoldenManifest m;
   m.dir = dir;
   m.path = (std::filesystem::path(dir) / kGoldenManifestFile).string();
-  const std::string text = read_file_bytes(m.path, "the golden manifest");
+  const std::string text = read_regular_file(m.path, "the golden manifest", kMaxManifestBytes);
   const ManifestReader reader(m.path);
   nlohmann::json j;
   try {

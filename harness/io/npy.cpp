@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness/io/input_file.h"
 #include "harness/io/npy_header.h"
 #include "harness/io/output_file.h"
 #include "reference/checked_math.h"
@@ -20,46 +21,6 @@ namespace ar {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
-
-/// An open file descriptor, closed on every path out.
-class InputFile {
- public:
-  explicit InputFile(const std::string& path)
-      : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)) {
-    // O_NONBLOCK: opening a FIFO that no one writes would otherwise wait forever; it is refused below.
-    // On a regular file the flag changes nothing.
-    if (fd_ < 0) throw UsageError(fmt::format("cannot open '{}' for reading: {}", path, std::strerror(errno)));
-  }
-  ~InputFile() { ::close(fd_); }
-  InputFile(const InputFile&) = delete;
-  InputFile& operator=(const InputFile&) = delete;
-
-  /// The size of a regular file; anything else (a FIFO, a device such as /dev/zero, a folder) is refused,
-  /// since reading it could never end or would mean nothing.
-  std::int64_t regular_size() const {
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) throw UsageError(fmt::format("cannot read '{}': {}", path_, std::strerror(errno)));
-    if (!S_ISREG(st.st_mode))
-      throw UsageError(fmt::format("'{}' is not a regular file (a folder, FIFO or device): give a .npy file", path_));
-    return st.st_size;
-  }
-  /// Exactly `n` bytes at `offset` into `to`; a short read means the file changed or is truncated.
-  void read_exactly(void* to, std::size_t n, std::int64_t offset) const {
-    auto* p = static_cast<char*>(to);
-    while (n > 0) {
-      const ssize_t got = ::pread(fd_, p, n, offset);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) throw UsageError(fmt::format("error while reading '{}': it ended early", path_));
-      p += got;
-      n -= static_cast<std::size_t>(got);
-      offset += got;
-    }
-  }
-
- private:
-  std::string path_;
-  int fd_;
-};
 
 DType npy_dtype(const std::string& path, const std::string& descr, std::optional<DType> as_dtype) {
   DType dtype;
@@ -86,7 +47,7 @@ DType npy_dtype(const std::string& path, const std::string& descr, std::optional
 HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
   // The header first, bounded by its stated length; the data only once its size matches the shape, straight
   // into the tensor (inputs can be hundreds of MiB).
-  const InputFile file(path);
+  const InputFile file(path, ".npy input");
   const std::int64_t file_size = file.regular_size();
   std::string first(static_cast<std::size_t>(std::min<std::int64_t>(file_size, 12)), '\0');
   file.read_exactly(first.data(), first.size(), 0);

@@ -85,6 +85,18 @@ void check_output_path(const std::string& path) {
     throw UsageError(fmt::format("cannot write '{}': the folder '{}' is not writable", path, folder.string()));
 }
 
+void prepare_output_folder(const std::string& dir) {
+  if (dir.empty()) throw UsageError("an output folder is empty");
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw UsageError(fmt::format("cannot write into '{}': it exists and is not a folder", dir));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw UsageError(fmt::format("cannot write into '{}': {}", dir, ec.message()));
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw UsageError(fmt::format("cannot write into '{}': the folder is not writable", dir));
+}
+
 OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
   check_output_path(path_);
   fd_ = ::open(folder_of(path_).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);

@@ -17,6 +17,10 @@ namespace ar {
 /// writable, or it exists and is not a regular file. Call before starting the work whose result it takes.
 void check_output_path(const std::string& path);
 
+/// Makes `dir` (and its parents) when missing. Throws UsageError naming the problem when it exists and is not
+/// a folder, cannot be made, or is not writable. Call before the work whose files go into it.
+void prepare_output_folder(const std::string& dir);
+
 /// One output being written. Nothing appears at `path` before commit(); a destroyed, uncommitted file leaves
 /// no trace (it has no name).
 class OutputFile {

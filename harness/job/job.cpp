@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness/io/exit_codes.h"
+#include "harness/job/rendezvous_auth.h"
 #include "harness/job/spawn.h"
 
 namespace ar {

@@ -1,20 +1,16 @@
 #include "harness/job/rendezvous.h"
 
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <optional>
 #include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include "harness/job/asio.h"
 
 #include "harness/io/exit_codes.h"
+#include "harness/job/rendezvous_auth.h"
 #include "harness/job/wire_format.h"
 
 namespace ar {
@@ -28,78 +24,6 @@ namespace {
 // shorter): a slow or silent connection is dropped after this, so it cannot hold the real ranks queued
 // behind it for longer.
 constexpr std::chrono::seconds kHelloTimeout{5};
-
-// The fields of a hello, in order.
-enum HelloField : std::size_t { kHelloRank, kHelloWorld, kHelloVersion, kHelloNonce, kHelloProof, kHelloFields };
-
-std::string random_bytes(std::size_t n) {
-  std::string bytes(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n)) != 1)
-    throw RendezvousError("libcrypto has no random bytes for the rendezvous nonce");
-  return bytes;
-}
-
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  std::string mac(EVP_MAX_MD_SIZE, '\0');
-  unsigned int length = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-            data.size(), reinterpret_cast<unsigned char*>(mac.data()), &length))
-    throw RendezvousError("HMAC-SHA256 failed in libcrypto");
-  mac.resize(length);
-  return mac;
-}
-
-// Constant-time comparison of two MACs, so a peer learns nothing from how long a refusal takes. The
-// sizes are public (kTagBytes), so comparing them first reveals nothing.
-bool same_mac(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-// What the two ends of one connection agree on in the handshake. Every proof and key below is an HMAC of
-// these under the token with a label naming its purpose and direction, so a proof made for one
-// direction, one purpose, another connection (other nonces) or another job shape is worth nothing here.
-struct Session {
-  std::string root_nonce;  // rank 0's challenge
-  std::string rank_nonce;  // the rank's challenge
-  int rank = 0;
-  int world_size = 0;
-  std::string program_version;
-};
-
-// The MAC input: encode_list's length prefixes keep the fields apart, so no two sessions give one input.
-std::string transcript(std::string_view label, std::string_view first_nonce, std::string_view second_nonce,
-                       const Session& s) {
-  return wire::encode_list({std::string(label), std::string(first_nonce), std::string(second_nonce),
-                            std::to_string(s.rank), std::to_string(s.world_size), s.program_version,
-                            std::to_string(wire::kVersion)});
-}
-
-// The rank's proof answers rank 0's challenge; rank 0's proof answers the rank's, so each side's proof
-// covers the nonce it did not choose.
-std::string rank_proof(const std::string& token, const Session& s) {
-  return hmac_sha256(token, transcript("mnnvl-ar rank->0", s.root_nonce, s.rank_nonce, s));
-}
-std::string root_proof(const std::string& token, const Session& s) {
-  return hmac_sha256(token, transcript("mnnvl-ar 0->rank", s.rank_nonce, s.root_nonce, s));
-}
-// The keys of the frames after the handshake: never sent, and new with every connection's nonces.
-std::string rank_to_root_key(const std::string& token, const Session& s) {
-  return hmac_sha256(token, transcript("mnnvl-ar frames rank->0", s.root_nonce, s.rank_nonce, s));
-}
-std::string root_to_rank_key(const std::string& token, const Session& s) {
-  return hmac_sha256(token, transcript("mnnvl-ar frames 0->rank", s.root_nonce, s.rank_nonce, s));
-}
-
-// A whole decimal number from a peer, or nothing (atoi would take "1x" for 1).
-std::optional<int> parse_count(const std::string& text) {
-  if (text.empty() || text.size() > 9) return std::nullopt;
-  int value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + (c - '0');
-  }
-  return value;
-}
 
 // A reason from a peer that has not proved itself, fit for a terminal: control bytes (escape sequences
 // that could rewrite what the user sees) become '?'.
@@ -171,7 +95,7 @@ struct Rendezvous::Impl {
       if (!link.authenticated)
         throw std::logic_error(
             fmt::format("a {} message to {} before the handshake", wire::type_name(type), describe(link)));
-      frame.tag = hmac_sha256(link.send_key, wire::authenticated_content(frame, link.sent++));
+      frame.tag = auth::frame_tag(link.send_key, frame, link.sent++);
     }
     const std::string bytes = wire::encode(frame);
     boost::system::error_code ec;
@@ -198,8 +122,8 @@ struct Rendezvous::Impl {
     }
     if (!wire::is_authenticated(frame.type))
       return fmt::format("{} sent a '{}' message after the handshake", describe(link), wire::type_name(frame.type));
-    const std::string expected = hmac_sha256(link.receive_key, wire::authenticated_content(frame, link.received));
-    if (!same_mac(frame.tag, expected))
+    const std::string expected = auth::frame_tag(link.receive_key, frame, link.received);
+    if (!auth::same_mac(frame.tag, expected))
       return fmt::format(
           "a '{}' message from {} failed its authentication check (changed, replayed or injected on "
           "the way?); nothing in it was used",
@@ -298,8 +222,8 @@ struct Rendezvous::Impl {
   // proof, the job's world size, its version and which ranks have joined come only after the peer's proof
   // checks out, so a process without the token learns nothing about the job.
   std::optional<std::string> admit(std::unique_ptr<Link> link, Clock::time_point until) {
-    Session session;
-    session.root_nonce = random_bytes(wire::kNonceBytes);
+    auth::Session session;
+    session.root_nonce = auth::fresh_nonce();
     try {
       send(*link, wire::FrameType::kChallenge, session.root_nonce);
     } catch (const RendezvousError&) {
@@ -323,33 +247,29 @@ struct Rendezvous::Impl {
       return refuse(fmt::format("no hello within {} ms",
                                 std::chrono::duration_cast<std::chrono::milliseconds>(hello_time).count()));
     if (hello->type != wire::FrameType::kHello) return refuse("expected a hello message first");
-    const auto fields = wire::decode_list(hello->payload, kHelloFields);
-    if (!fields || fields->size() != kHelloFields) return refuse("malformed hello message");
-    const std::optional<int> peer_rank = parse_count((*fields)[kHelloRank]);
-    const std::optional<int> peer_world = parse_count((*fields)[kHelloWorld]);
-    if (!peer_rank || !peer_world || (*fields)[kHelloNonce].size() != wire::kNonceBytes ||
-        (*fields)[kHelloProof].size() != wire::kTagBytes)
-      return refuse("malformed hello message");
-    session.rank_nonce = (*fields)[kHelloNonce];
-    session.rank = *peer_rank;
-    session.world_size = *peer_world;
-    session.program_version = (*fields)[kHelloVersion];
+    std::optional<auth::Hello> claimed = auth::decode_hello(hello->payload);
+    if (!claimed) return refuse("malformed hello message");
+    session.rank_nonce = claimed->nonce;
+    session.rank = claimed->rank;
+    session.world_size = claimed->world_size;
+    session.program_version = claimed->program_version;
+    const int peer_rank = claimed->rank;
     // The proof covers the rank, world size and version the peer claims, so it is checked over those first
     // and they are compared with this job's only once the peer has shown it holds the token.
-    if (!same_mac((*fields)[kHelloProof], rank_proof(options.token, session)))
+    if (!auth::same_mac(claimed->proof, auth::rank_proof(options.token, session)))
       return refuse(
-          fmt::format("rank {} presented a proof that does not match the job's token: {}", *peer_rank, kTokenHint));
-    if (*peer_world != options.world_size)
-      return refuse(fmt::format("world size {} differs from rank 0's {}", *peer_world, options.world_size));
-    if (*peer_rank < 1 || *peer_rank >= options.world_size || links[*peer_rank])
-      return refuse(fmt::format("rank {} is out of range or already joined", *peer_rank));
+          fmt::format("rank {} presented a proof that does not match the job's token: {}", peer_rank, kTokenHint));
+    if (session.world_size != options.world_size)
+      return refuse(fmt::format("world size {} differs from rank 0's {}", session.world_size, options.world_size));
+    if (peer_rank < 1 || peer_rank >= options.world_size || links[peer_rank])
+      return refuse(fmt::format("rank {} is out of range or already joined", peer_rank));
     if (session.program_version != options.program_version)
       return refuse(fmt::format("program version '{}' differs from rank 0's '{}'", session.program_version,
                                 options.program_version));
-    link->peer = *peer_rank;
-    send(*link, wire::FrameType::kWelcome, root_proof(options.token, session));
-    link->authenticate(root_to_rank_key(options.token, session), rank_to_root_key(options.token, session));
-    links[*peer_rank] = std::move(link);
+    link->peer = peer_rank;
+    send(*link, wire::FrameType::kWelcome, auth::root_proof(options.token, session));
+    link->authenticate(auth::root_to_rank_key(options.token, session), auth::rank_to_root_key(options.token, session));
+    links[peer_rank] = std::move(link);
     return std::nullopt;
   }
 
@@ -424,19 +344,13 @@ struct Rendezvous::Impl {
           fmt::format("rank {}: {} did not start the handshake (it sent a '{}' message where a "
                       "challenge belongs): it may not be this job's rank 0",
                       options.rank, where, wire::type_name(challenge.type)));
-    Session session;
+    auth::Session session;
     session.root_nonce = challenge.payload;
-    session.rank_nonce = random_bytes(wire::kNonceBytes);
+    session.rank_nonce = auth::fresh_nonce();
     session.rank = options.rank;
     session.world_size = options.world_size;
     session.program_version = options.program_version;
-    std::vector<std::string> hello(kHelloFields);
-    hello[kHelloRank] = std::to_string(options.rank);
-    hello[kHelloWorld] = std::to_string(options.world_size);
-    hello[kHelloVersion] = options.program_version;
-    hello[kHelloNonce] = session.rank_nonce;
-    hello[kHelloProof] = rank_proof(options.token, session);
-    send(root, wire::FrameType::kHello, wire::encode_list(hello));
+    send(root, wire::FrameType::kHello, auth::encode_hello(session, auth::rank_proof(options.token, session)));
     const wire::Frame reply = read_single(root, "the answer to its hello");
     // A refusal is not authenticated (a rank whose token is wrong could not check it anyway); it only
     // stops this rank, which a listener that holds the port can do by closing it just as well.
@@ -448,12 +362,12 @@ struct Rendezvous::Impl {
           fmt::format("rank {}: {} answered the hello with a '{}' message: it may not be this job's "
                       "rank 0",
                       options.rank, where, wire::type_name(reply.type)));
-    if (!same_mac(reply.payload, root_proof(options.token, session)))
+    if (!auth::same_mac(reply.payload, auth::root_proof(options.token, session)))
       throw RendezvousError(fmt::format(
           "rank {}: {} did not prove it knows the job's token: it may not be this job's rank 0 (another process "
           "may hold the port, or rank 0 has another token: {}); nothing it sent was used",
           options.rank, where, kTokenHint));
-    root.authenticate(rank_to_root_key(options.token, session), root_to_rank_key(options.token, session));
+    root.authenticate(auth::rank_to_root_key(options.token, session), auth::root_to_rank_key(options.token, session));
   }
 
   void connect_to_root() {
@@ -574,22 +488,5 @@ void Rendezvous::agree(const std::string& what, const std::string& description) 
 }
 
 void Rendezvous::abort(const std::string& reason) noexcept { impl_->abort_links(reason); }
-
-std::string read_token_file(const std::string& path, const std::string& source) {
-  std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("{}: cannot read it", source));
-  std::string token;
-  std::getline(in, token);
-  if (!token.empty() && token.back() == '\r') token.pop_back();  // a file written with CRLF line endings
-  if (token.empty()) throw UsageError(fmt::format("{}: its first line is empty, so it holds no token", source));
-  return token;
-}
-
-std::string token_from_environment() {
-  if (const char* t = std::getenv("MNNVL_AR_TOKEN"); t && *t) return t;
-  if (const char* path = std::getenv("MNNVL_AR_TOKEN_FILE"); path && *path)
-    return read_token_file(path, fmt::format("$MNNVL_AR_TOKEN_FILE={}", path));
-  return {};
-}
 
 }  // namespace ar

@@ -65,12 +65,4 @@ class Rendezvous {
   std::unique_ptr<Impl> impl_;
 };
 
-/// The job's token: $MNNVL_AR_TOKEN when set and not empty, else the first line of the file
-/// $MNNVL_AR_TOKEN_FILE (read_token_file). Empty when neither is set.
-std::string token_from_environment();
-
-/// The first line of a token file, without its line ending. Throws UsageError naming `source` ("--token-file
-/// F", "$MNNVL_AR_TOKEN_FILE=F") when the file cannot be read or the line is empty.
-std::string read_token_file(const std::string& path, const std::string& source);
-
 }  // namespace ar

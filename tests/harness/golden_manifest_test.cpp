@@ -3,6 +3,8 @@
 // naming the file and the problem.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -178,7 +180,12 @@ TEST_CASE("a malformed manifest is refused with a message naming the file and th
 
   std::filesystem::remove(path);
   CHECK_THAT(usage_error_of([&] { read_golden_manifest(dir.path().string()); }),
-             Catch::Contains("cannot read the golden manifest " + path + ": No such file or directory"));
+             Catch::Contains("cannot open the golden manifest '" + path + "' for reading: No such file or directory"));
+
+  // A manifest that is a FIFO no one writes is refused at once, not waited on.
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  CHECK_THAT(usage_error_of([&] { read_golden_manifest(dir.path().string()); }),
+             Catch::Contains("the golden manifest '" + path + "' is not a regular file"));
 }
 
 TEST_CASE("a golden file that is missing, changed or of another shape is refused when it is loaded", "[cpu]") {
@@ -195,7 +202,8 @@ TEST_CASE("a golden file that is missing, changed or of another shape is refused
 
   SECTION("a file named but missing") {
     std::filesystem::remove(dir.file("tiny.in.npy"));
-    CHECK_THAT(load_input(valid), Catch::Contains("cannot read golden file " + dir.file("tiny.in.npy")));
+    CHECK_THAT(load_input(valid),
+               Catch::Contains("cannot open golden file '" + dir.file("tiny.in.npy") + "' for reading"));
   }
   SECTION("a file whose bytes are not the ones the manifest records") {
     write_npy(dir.file("tiny.in.npy"), exact_input(DType::kBf16, 2, 1, 8, /*seed=*/6));

@@ -7,12 +7,15 @@
 #include <future>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 
 #include "harness/io/exit_codes.h"
 #include "harness/job/asio.h"
 #include "harness/job/gpu_job.h"
 #include "harness/job/job.h"
+#include "harness/job/rendezvous_auth.h"
 #include "tests/support/cli_runs.h"
 #include "tests/support/launcher_env.h"
 #include "tests/support/scratch_dir.h"
@@ -110,6 +113,20 @@ TEST_CASE("a job of several processes with no token refuses before it listens or
   CHECK_THROWS_WITH(Job(0, "run", {}, JobOptions{}), Catch::Contains("no token is set"));
 }
 
+TEST_CASE("token files: a FIFO, a device, a folder or a huge file is refused, not read forever", "[cpu]") {
+  test::ScratchDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(read_token_file(fifo, "--token-file fifo"),
+                    Catch::Contains("--token-file fifo: token file") && Catch::Contains("is not a regular file"));
+  CHECK_THROWS_WITH(read_token_file("/dev/zero", "--token-file /dev/zero"), Catch::Contains("is not a regular file"));
+  CHECK_THROWS_WITH(read_token_file(dir.path(), "--token-file dir"), Catch::Contains("is not a regular file"));
+  std::ofstream(dir.file("huge")) << std::string(70'000, 'x') << "\n";
+  CHECK_THROWS_WITH(read_token_file(dir.file("huge"), "--token-file huge"), Catch::Contains("holds 70001 bytes"));
+  std::ofstream(dir.file("no newline")) << "s3cret";
+  CHECK(read_token_file(dir.file("no newline"), "--token-file x") == "s3cret");
+}
+
 TEST_CASE("token files: the first line, refused when unreadable or empty", "[cpu]") {
   test::ScratchDir dir;
   const auto write = [&](const std::string& name, const std::string& text) {
@@ -127,7 +144,7 @@ TEST_CASE("token files: the first line, refused when unreadable or empty", "[cpu
   }
   ScopedEnv env({{"MNNVL_AR_TOKEN_FILE", dir.file("missing")}});
   CHECK_THROWS_WITH(token_from_environment(),
-                    Catch::Contains("$MNNVL_AR_TOKEN_FILE=" + dir.file("missing") + ": cannot read it"));
+                    Catch::Contains("$MNNVL_AR_TOKEN_FILE=" + dir.file("missing") + ": cannot open token file"));
   ::setenv("MNNVL_AR_TOKEN", "from the variable", 1);  // the variable wins over the file
   CHECK(token_from_environment() == "from the variable");
   ::unsetenv("MNNVL_AR_TOKEN");

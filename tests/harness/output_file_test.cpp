@@ -177,3 +177,17 @@ TEST_CASE("an output's contents can be discarded and written again before commit
   CHECK(read_all(dir.file("trace.json")) == "the one shown");
   CHECK_THROWS_AS(f.discard_contents(), std::logic_error);
 }
+
+TEST_CASE("an output folder is made before the work, and a file or a device in its place is refused", "[cpu]") {
+  const test::ScratchDir dir;
+  const std::string nested = (dir.path() / "a" / "b").string();
+  prepare_output_folder(nested);
+  CHECK(fs::is_directory(nested));
+  prepare_output_folder(nested);  // an existing folder is fine
+  std::ofstream(dir.path() / "file") << "x";
+  CHECK_THROWS_WITH(prepare_output_folder((dir.path() / "file").string()), Catch::Contains("is not a folder"));
+  CHECK_THROWS_WITH(prepare_output_folder((dir.path() / "file" / "below").string()),
+                    Catch::Contains("cannot write into"));
+  CHECK_THROWS_WITH(prepare_output_folder("/dev/null"), Catch::Contains("is not a folder"));
+  CHECK_THROWS_AS(prepare_output_folder(""), UsageError);
+}

@@ -7,6 +7,7 @@
 
 #include "harness/job/launcher_env.h"
 #include "harness/job/rendezvous.h"
+#include "harness/job/rendezvous_auth.h"
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "gather";

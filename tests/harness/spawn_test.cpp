@@ -3,6 +3,7 @@
 
 #include "harness/io/exit_codes.h"
 #include "harness/job/rendezvous.h"
+#include "harness/job/rendezvous_auth.h"
 #include "harness/job/spawn.h"
 
 using namespace ar;

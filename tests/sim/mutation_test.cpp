@@ -127,9 +127,9 @@ TEST_CASE("without a mutation the default search passes", "[cpu][slow]") {
   REQUIRE(r.legs.size() == 6);
   CHECK(r.legs.back().schedule == ScheduleKind::kExhaustive);
   CHECK(r.legs.back().exhausted);
-#ifdef NDEBUG
+#if defined(NDEBUG) && !defined(AR_SANITIZED)
   // The speed target (at least a million simulated memory events a second), with a wide margin: optimised
-  // builds measure about ten million on this project's 2-core machine.
+  // builds measure about ten million on this project's 2-core machine (sanitized builds are not held to it).
   CHECK(r.events_per_second() > 1e6);
 #endif
 }
