@@ -28,15 +28,16 @@ constexpr Scheme kSchemes[] = {
     {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"},
 };
 
-int number(const EnvLookup& env, const char* name, int fallback, int min_value) {
+int number(const EnvLookup& env, const char* name, int fallback, int min_value, long max_value = 1 << 20) {
   const auto v = env(name);
   if (!v) return fallback;
   // Slurm writes per-node counts like "4(x2)" or "4,2"; the first number is this node's.
   const std::string text = v->substr(0, v->find_first_of("(,"));
   char* end = nullptr;
   const long n = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || n < min_value || n > 1 << 20)
-    throw UsageError(fmt::format("environment variable {}='{}' is not a valid number (>= {})", name, *v, min_value));
+  if (text.empty() || *end != '\0' || n < min_value || n > max_value)
+    throw UsageError(fmt::format("environment variable {}='{}' is not a valid number (from {} to {})", name, *v,
+                                 min_value, max_value));
   return static_cast<int>(n);
 }
 
@@ -78,11 +79,17 @@ LaunchInfo detect_launch(const EnvLookup& env) {
   if (info.launcher == "slurm") {
     if (const auto nodes = env("SLURM_JOB_NODELIST") ? env("SLURM_JOB_NODELIST") : env("SLURM_NODELIST"))
       info.address = first_host_of_nodelist(*nodes);
-    if (const auto job = env("SLURM_JOB_ID"))
-      info.port = static_cast<std::uint16_t>(20000 + std::atoi(job->c_str()) % 20000);
+    if (const auto job = env("SLURM_JOB_ID")) {
+      // A port of its own for each job (20000-39999), so two jobs on one node do not meet.
+      char* end = nullptr;
+      const unsigned long long id = std::strtoull(job->c_str(), &end, 10);
+      if (job->empty() || *end != '\0' || (*job)[0] == '-')
+        throw UsageError(fmt::format("environment variable SLURM_JOB_ID='{}' is not a job number", *job));
+      info.port = static_cast<std::uint16_t>(20000 + id % 20000);
+    }
   }
   if (const auto addr = env("MASTER_ADDR")) info.address = *addr;
-  if (env("MASTER_PORT")) info.port = static_cast<std::uint16_t>(number(env, "MASTER_PORT", 0, 1));
+  if (env("MASTER_PORT")) info.port = static_cast<std::uint16_t>(number(env, "MASTER_PORT", 0, 1, 65535));
   if (info.world_size == 1 && info.address.empty()) info.address = "127.0.0.1";
   return info;
 }

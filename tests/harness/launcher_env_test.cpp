@@ -76,6 +76,14 @@ TEST_CASE("malformed variables are named", "[cpu]") {
   CHECK_THROWS_WITH(detect_launch(env_of({{"RANK", "2"}, {"WORLD_SIZE", "2"}})), Catch::Contains("not below"));
   CHECK_THROWS_WITH(detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "0"}})),
                     Catch::Contains("MASTER_PORT"));
+  // A port past 65535 is refused, not wrapped onto another port (99999 would listen on 34463).
+  CHECK_THROWS_WITH(detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "99999"}})),
+                    Catch::Contains("MASTER_PORT='99999' is not a valid number (from 1 to 65535)"));
+  CHECK(detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "65535"}})).port == 65535);
+  CHECK_THROWS_WITH(detect_launch(env_of({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "12x"}})),
+                    Catch::Contains("SLURM_JOB_ID='12x'"));
+  CHECK(detect_launch(env_of({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "123456789"}})).port ==
+        20000 + 123456789 % 20000);
 }
 
 TEST_CASE("GPU choice from the local rank", "[cpu]") {
