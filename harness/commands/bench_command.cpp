@@ -209,6 +209,46 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
   return run.failed ? kExitDifference : kExitOk;
 }
 
+/// -b .. -e by -f: the sizes, each a whole number of rows of every dtype, and every (world, strategy, size)
+/// one the kernels can run, all checked before the job starts. Throws UsageError naming the first that is not.
+std::vector<std::int64_t> sweep_sizes(const BenchSettings& s, std::int64_t min_bytes, std::int64_t max_bytes,
+                                      double factor, const std::string& min_text, const std::string& max_text) {
+  std::vector<std::int64_t> sizes;
+  // The sizes, each a whole number of rows. Their count is bounded before any is made: a factor just above
+  // 1 would otherwise ask for billions of rows (or, below double precision, never reach -e).
+  const double steps =
+      std::floor(std::log(static_cast<double>(max_bytes) / static_cast<double>(min_bytes)) / std::log(factor)) + 1;
+  if (!(steps <= kMaxSweepSizes))
+    throw UsageError(fmt::format("-b {} -e {} -f {} makes {:.0f} sizes; at most {} are allowed (raise -f)", min_text,
+                                 max_text, factor, steps, kMaxSweepSizes));
+  for (double v = static_cast<double>(min_bytes); v <= static_cast<double>(max_bytes) * (1 + 1e-9); v *= factor) {
+    const auto bytes = static_cast<std::int64_t>(std::llround(v));
+    if (sizes.empty() || bytes != sizes.back()) sizes.push_back(bytes);
+  }
+  for (DType dt : s.dtypes)
+    for (std::int64_t bytes : sizes) {
+      const std::int64_t e = dtype_bytes(dt), count = bytes / e;
+      const std::int64_t d = std::min(s.hidden, count);
+      if (bytes % 16 != 0 || count % d != 0 || d % elements_per_pack(dt) != 0)
+        throw UsageError(
+            fmt::format("size {} of {} is not a whole number of rows of D = {} (and of 16-byte packs); "
+                        "choose sizes and -D that divide",
+                        bytes, dtype_name(dt), d));
+      // Every world and strategy too, before the job: W x size must fit, and the kernels' 32-bit sizes must
+      // hold it, or the workspace sized for it would be allocated (wrapped) before the call is refused.
+      for (int world : s.worlds)
+        for (Strategy st : s.strategies) {
+          const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
+          std::optional<std::string> why = validate_shape(shape);
+          if (!why) why = check_fits_workspace(st, shape, kMaxBufferBytes);
+          if (why)
+            throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,
+                                         strategy_name(st), *why));
+        }
+    }
+  return sizes;
+}
+
 }  // namespace
 
 int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& err) {
@@ -304,38 +344,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
     if (eq == std::string::npos || eq == 0) throw UsageError(fmt::format("--label '{}' is not KEY=VALUE", l));
     s.labels[l.substr(0, eq)] = l.substr(eq + 1);
   }
-  // The sizes, each a whole number of rows. Their count is bounded before any is made: a factor just above
-  // 1 would otherwise ask for billions of rows (or, below double precision, never reach -e).
-  const double steps =
-      std::floor(std::log(static_cast<double>(max_bytes) / static_cast<double>(min_bytes)) / std::log(factor)) + 1;
-  if (!(steps <= kMaxSweepSizes))
-    throw UsageError(fmt::format("-b {} -e {} -f {} makes {:.0f} sizes; at most {} are allowed (raise -f)", min_text,
-                                 max_text, factor, steps, kMaxSweepSizes));
-  for (double v = static_cast<double>(min_bytes); v <= static_cast<double>(max_bytes) * (1 + 1e-9); v *= factor) {
-    const auto bytes = static_cast<std::int64_t>(std::llround(v));
-    if (s.sizes.empty() || bytes != s.sizes.back()) s.sizes.push_back(bytes);
-  }
-  for (DType dt : s.dtypes)
-    for (std::int64_t bytes : s.sizes) {
-      const std::int64_t e = dtype_bytes(dt), count = bytes / e;
-      const std::int64_t d = std::min(s.hidden, count);
-      if (bytes % 16 != 0 || count % d != 0 || d % elements_per_pack(dt) != 0)
-        throw UsageError(
-            fmt::format("size {} of {} is not a whole number of rows of D = {} (and of 16-byte packs); "
-                        "choose sizes and -D that divide",
-                        bytes, dtype_name(dt), d));
-      // Every world and strategy too, before the job: W x size must fit, and the kernels' 32-bit sizes must
-      // hold it, or the workspace sized for it would be allocated (wrapped) before the call is refused.
-      for (int world : s.worlds)
-        for (Strategy st : s.strategies) {
-          const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
-          std::optional<std::string> why = validate_shape(shape);
-          if (!why) why = check_fits_workspace(st, shape, kMaxBufferBytes);
-          if (why)
-            throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,
-                                         strategy_name(st), *why));
-        }
-    }
+  s.sizes = sweep_sizes(s, min_bytes, max_bytes, factor, min_text, max_text);
 
   return run_as_job(spawn, "bench", args, job_options, out, err,
                     [&](Job& job, std::ostream& job_out) { return bench_job(job, s, job_out, err); });
