@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/support/cli_runs.h"
+#include "tests/support/npy_by_hand.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
@@ -20,13 +21,7 @@ namespace {
 /// A .npy file written by hand: format 1.0, `header_dict` padded to 64 bytes, then `data_bytes` bytes. The
 /// header may claim any shape; the data need not match it.
 void write_npy_by_hand(const std::string& path, const std::string& header_dict, std::size_t data_bytes) {
-  std::string header = header_dict;
-  while ((10 + header.size() + 1) % 64) header.push_back(' ');
-  header.push_back('\n');
-  std::string bytes("\x93NUMPY\x01\x00", 8);
-  bytes.push_back(static_cast<char>(header.size() & 0xFF));
-  bytes.push_back(static_cast<char>(header.size() >> 8));
-  std::ofstream(path, std::ios::binary) << bytes << header << std::string(data_bytes, '\x01');
+  std::ofstream(path, std::ios::binary) << test::npy_with_header(header_dict, data_bytes);
 }
 
 std::string npy_header(const std::string& descr, const std::string& shape) {

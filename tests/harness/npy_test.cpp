@@ -9,23 +9,16 @@
 #include <unistd.h>
 
 #include "harness/io/npy.h"
+#include "tests/support/npy_by_hand.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
 
+using test::npy_with_header;
+
 namespace {
 
 void write_raw(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
-
-std::string npy_with_header(const std::string& header_dict, std::size_t data_bytes) {
-  std::string header = header_dict;
-  while ((10 + header.size() + 1) % 64) header.push_back(' ');
-  header.push_back('\n');
-  std::string bytes("\x93NUMPY\x01\x00", 8);
-  bytes.push_back(static_cast<char>(header.size() & 0xFF));
-  bytes.push_back(static_cast<char>(header.size() >> 8));
-  return bytes + header + std::string(data_bytes, '\x01');
-}
 
 }  // namespace
 
