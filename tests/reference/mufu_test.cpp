@@ -3,6 +3,7 @@
 // and div.approx worked by hand. `mnnvl-ar mufu --check` compares the same functions with a GPU.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -162,6 +163,30 @@ TEST_CASE("mul.rn.ftz flushes subnormal operands and results and rounds once", "
   // 1 + 2^-11 + 2^-24 lies half an ulp above 1 + 2^-11, whose last bit is even.
   CHECK(mul_ftz_bits(0x3F800001u, 0x3F800001u) == 0x3F800002u);
   CHECK(mul_ftz(1.0f + 0x1p-12f, 1.0f + 0x1p-12f) == 1.0f + 0x1p-11f);
+}
+
+TEST_CASE("mul.rn.ftz equals the host's IEEE product with the flushes around it", "[cpu]") {
+  // The host multiplies in IEEE single precision (round to nearest even, subnormal results kept, the
+  // default mode); flushing its operands and its subnormal result must give the model's bits. Random bit
+  // patterns, and pairs whose product lies around the smallest normal, where the flush decides.
+  const auto host = [](std::uint32_t a, std::uint32_t b) {
+    const auto flush = [](std::uint32_t v) { return (v & 0x7F800000u) == 0 ? v & kNegZero : v; };
+    const float p = std::bit_cast<float>(flush(a)) * std::bit_cast<float>(flush(b));
+    return std::isnan(p) ? kNan : flush(bits(p));
+  };
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  const auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::uint32_t>(state >> 32);
+  };
+  for (int i = 0; i < (1 << 20); ++i) {
+    const std::uint32_t a = next(), b = next();
+    REQUIRE(mul_ftz_bits(a, b) == host(a, b));
+    const std::uint32_t ea = 1 + (a >> 8) % 254;
+    const auto eb = static_cast<std::uint32_t>(std::clamp(127 - int(ea) + int(b % 5) - 2, 1, 254));  // 2^-128..2^-124
+    const std::uint32_t near_a = (a & 0x807FFFFFu) | (ea << 23), near_b = (b & 0x807FFFFFu) | (eb << 23);
+    REQUIRE(mul_ftz_bits(near_a, near_b) == host(near_a, near_b));
+  }
 }
 
 TEST_CASE("div.approx.ftz is mul.rn.ftz by rcp.approx.ftz, worked by hand", "[cpu]") {
