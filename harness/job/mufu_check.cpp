@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 #include <fmt/format.h>
@@ -100,6 +101,40 @@ MufuSweepResult run_mufu_sweep(GpuMufuSweep& gpu, const MufuSweepSpec& spec, con
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+namespace {
+
+/// Deltas of `op` over the canonical inputs first .. first + table.size() - 1, entry i at table[i].
+void capture_deltas(GpuMufuSweep& gpu, MufuOp op, std::uint32_t first, std::vector<std::int8_t>& table) {
+  for (std::uint64_t done = 0; done < table.size(); done += gpu.chunk()) {
+    const std::uint64_t count = std::min<std::uint64_t>(gpu.chunk(), table.size() - done);
+    const std::span<const std::uint32_t> hardware = gpu.run(op, first + done, count, 1, 0);
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const auto x = static_cast<std::uint32_t>(first + done + i);
+      const std::uint32_t predicted = op == MufuOp::kRsqrt ? rsqrt_predictor_bits(x) : rcp_predictor_bits(x);
+      const std::int64_t delta = std::int64_t{hardware[i]} - std::int64_t{predicted};
+      if (delta < -128 || delta > 127)
+        throw std::runtime_error(fmt::format("{}(0x{:08x}) is 0x{:08x}, {} ulp from the predictor's 0x{:08x}",
+                                             op == MufuOp::kRsqrt ? "rsqrt" : "rcp", x, hardware[i], delta, predicted));
+      table[done + i] = static_cast<std::int8_t>(delta);
+    }
+  }
+}
+
+}  // namespace
+
+MufuCapture capture_mufu_tables(GpuMufuSweep& gpu) {
+  MufuCapture c{std::vector<std::int8_t>(kRsqrtDeltaEntries), std::vector<std::int8_t>(kRcpDeltaEntries)};
+  // rsqrt's canonical inputs, [1, 4), are one run of bit patterns from 1.0 (exponent fields 127 and 128);
+  // entry ((E & 1) << 23) | m puts the even field's half first, so capture the two halves apart.
+  std::vector<std::int8_t> odd(kRsqrtDeltaEntries / 2), even(kRsqrtDeltaEntries / 2);
+  capture_deltas(gpu, MufuOp::kRsqrt, 0x3F800000u, odd);
+  capture_deltas(gpu, MufuOp::kRsqrt, 0x40000000u, even);
+  std::copy(even.begin(), even.end(), c.rsqrt.begin());
+  std::copy(odd.begin(), odd.end(), c.rsqrt.begin() + kRsqrtDeltaEntries / 2);
+  capture_deltas(gpu, MufuOp::kRcp, 0x3F800000u, c.rcp);
+  return c;
 }
 
 }  // namespace ar

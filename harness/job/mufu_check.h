@@ -58,4 +58,15 @@ struct MufuCheckOptions {
 /// Runs one sweep on `gpu`: chunk by chunk, the GPU computes and the host threads compare.
 MufuSweepResult run_mufu_sweep(GpuMufuSweep& gpu, const MufuSweepSpec& spec, const MufuCheckOptions& options);
 
+/// The corrections of a GPU, measured as data/mufu/'s tables were: delta = bits(hardware(xc)) -
+/// bits(predictor(xc)) for every canonical input, one int8 per entry, indexed as reference/mufu.h says.
+struct MufuCapture {
+  std::vector<std::int8_t> rsqrt;  ///< kRsqrtDeltaEntries
+  std::vector<std::int8_t> rcp;    ///< kRcpDeltaEntries
+};
+
+/// Captures the tables on `gpu`. Throws std::runtime_error naming the first input whose delta does not fit
+/// an int8 (a GPU that is not even close to the predictor).
+MufuCapture capture_mufu_tables(GpuMufuSweep& gpu);
+
 }  // namespace ar

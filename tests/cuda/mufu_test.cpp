@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda/mufu_sweep.h"
+#include "harness/job/gpu_backend.h"
 #include "harness/job/mufu_check.h"
 #include "reference/mufu.h"
 #include "tests/support/cli_runs.h"
@@ -27,6 +28,15 @@ TEST_CASE("hand-picked inputs give the model's bits on the GPU", "[gpu]") {
       }
     }
   }
+}
+
+TEST_CASE("a capture on this GPU gives the built-in tables", "[gpu]") {
+  const auto gpu = make_gpu_backend()->open_mufu_sweep(0, kRsqrtDeltaEntries);
+  const MufuCapture c = capture_mufu_tables(*gpu);
+  std::uint64_t differ = 0;
+  for (std::uint32_t i = 0; i < kRsqrtDeltaEntries; ++i) differ += c.rsqrt[i] != rsqrt_delta(i);
+  for (std::uint32_t i = 0; i < kRcpDeltaEntries; ++i) differ += c.rcp[i] != rcp_delta(i);
+  CHECK(differ == 0);
 }
 
 TEST_CASE("mufu --check passes on a slice of every sweep", "[gpu]") {

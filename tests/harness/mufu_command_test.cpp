@@ -37,6 +37,10 @@ TEST_CASE("mufu teaches itself and refuses bad usage", "[cpu]") {
   const auto bad_json = run_in_process({"mufu", "--check", "--json", "/no/such/folder/m.json"});
   CHECK(bad_json.code == 2);
   CHECK_THAT(bad_json.err, Catch::Contains("/no/such/folder"));
+  const auto both = run_in_process({"mufu", "--check", "--capture", "."});
+  CHECK(both.code == 2);
+  CHECK_THAT(both.err, Catch::Contains("choose one"));
+  CHECK(run_in_process({"mufu", "--capture", "/no/such/folder"}).code == 2);
 }
 
 TEST_CASE("mufu --check exits 2 with the reason when there is no GPU, and checks one when there is", "[cpu]") {
@@ -55,6 +59,19 @@ TEST_CASE("mufu --check exits 2 with the reason when there is no GPU, and checks
     CHECK_THAT(r.out, Catch::Contains("the model equals this GPU on all 36 inputs"));
     CHECK(nlohmann::json::parse(std::ifstream(json))["equal"] == true);
   }
+}
+
+TEST_CASE("mufu --capture exits 2 with the reason when there is no GPU, writing nothing", "[cpu]") {
+  const auto why = make_gpu_backend()->unavailable();
+  if (!why) {
+    WARN("a GPU is present: cuda_mufu_test runs the capture");
+    return;
+  }
+  test::ScratchDir dir;
+  const auto r = run_in_process({"mufu", "--capture", dir.path().string()});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("mnnvl-ar mufu: no GPU: " + *why));
+  CHECK(std::filesystem::is_empty(dir.path()));
 }
 
 TEST_CASE("the built-in MUFU tables carry the sha256 data/mufu/tables.json records", "[cpu]") {
