@@ -1,5 +1,6 @@
 // mnnvl-ar mufu --check: proves the CPU model of the GPU's approximate rsqrt, rcp and div (reference/mufu.h)
-// against the GPU at hand, on every input (harness/job/mufu_check.h does the work).
+// against the GPU at hand, on every input; --capture measures a GPU's tables for a new model
+// (harness/job/mufu_check.h does the work of both).
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -27,11 +28,12 @@ constexpr std::uint64_t kChunk = std::uint64_t{1} << 28;
 
 std::string hex(std::uint32_t bits) { return fmt::format("0x{:08x}", bits); }
 
+bool unary(const MufuSweepSpec& spec) { return spec.op == MufuOp::kRsqrt || spec.op == MufuOp::kRcp; }
+
 std::string describe_difference(const MufuSweepSpec& spec, const MufuDifference& d) {
   const MufuOperands o = mufu_operands(spec, d.input);
-  const std::string operands = spec.op == MufuOp::kRsqrt || spec.op == MufuOp::kRcp
-                                   ? fmt::format("x = {}", hex(o.a))
-                                   : fmt::format("a = {}, b = {}", hex(o.a), hex(o.b));
+  const std::string operands =
+      unary(spec) ? fmt::format("x = {}", hex(o.a)) : fmt::format("a = {}, b = {}", hex(o.a), hex(o.b));
   return fmt::format("{} with {}: hardware {}, model {}", mufu_sweep_name(spec), operands, hex(d.hardware),
                      hex(d.model));
 }
@@ -40,7 +42,11 @@ nlohmann::json sweep_json(const MufuSweepResult& r) {
   nlohmann::json first = nlohmann::json::array();
   for (const MufuDifference& d : r.first) {
     const MufuOperands o = mufu_operands(r.spec, d.input);
-    first.push_back({{"a", hex(o.a)}, {"b", hex(o.b)}, {"hardware", hex(d.hardware)}, {"model", hex(d.model)}});
+    nlohmann::json row =
+        unary(r.spec) ? nlohmann::json{{"x", hex(o.a)}} : nlohmann::json{{"a", hex(o.a)}, {"b", hex(o.b)}};
+    row["hardware"] = hex(d.hardware);
+    row["model"] = hex(d.model);
+    first.push_back(row);
   }
   return {{"sweep", mufu_sweep_name(r.spec)},
           {"inputs", r.inputs},
