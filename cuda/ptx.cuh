@@ -1,8 +1,8 @@
 // Every PTX instruction the kernels and the GPU checks use, each wrapped once, with the ordering it gives.
 //
 // The simulator (sim/) models the same names one to one, so the kernels and the simulator share one
-// vocabulary; the MUFU approximations have their model in reference/mufu.h instead. Nothing here, or anywhere in this
-// project, uses multimem instructions or NVLink multicast.
+// vocabulary; the MUFU approximations have their model in reference/mufu.h instead. Nothing here, or
+// anywhere in this project, uses multimem instructions or NVLink multicast.
 #pragma once
 
 #include <cstdint>
