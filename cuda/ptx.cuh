@@ -1,7 +1,8 @@
-// Every PTX instruction the kernels use, each wrapped once, with the ordering it gives.
+// Every PTX instruction the kernels and the GPU checks use, each wrapped once, with the ordering it gives.
 //
 // The simulator (sim/) models the same names one to one, so the kernels and the simulator share one
-// vocabulary. Nothing here, or anywhere in this project, uses multimem instructions or NVLink multicast.
+// vocabulary; the MUFU approximations have their model in reference/mufu.h instead. Nothing here, or
+// anywhere in this project, uses multimem instructions or NVLink multicast.
 #pragma once
 
 #include <cstdint>
@@ -81,6 +82,28 @@ __device__ __forceinline__ float add_ftz_f32(float a, float b) {
 __device__ __forceinline__ float add_rn_f32(float a, float b) {
   float r;
   asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// rsqrt.approx.ftz.f32: MUFU.RSQ, the fused RMSNorm's reciprocal square root. Undocumented to the bit;
+/// reference/mufu.h models it and `mnnvl-ar mufu --check` proves the model on the GPU at hand.
+__device__ __forceinline__ float rsqrt_approx_ftz_f32(float x) {
+  float r;
+  asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
+/// rcp.approx.ftz.f32: MUFU.RCP. Modelled as rsqrt_approx_ftz_f32 is.
+__device__ __forceinline__ float rcp_approx_ftz_f32(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
+/// div.approx.ftz.f32: compiles to MUFU.RCP of b, then FMUL.FTZ by a (the fused RMSNorm's mean square).
+__device__ __forceinline__ float div_approx_ftz_f32(float a, float b) {
+  float r;
+  asm("div.approx.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
   return r;
 }
 

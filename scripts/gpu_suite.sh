@@ -5,14 +5,14 @@
 #
 #   cmake -S . -B build-cuda -G Ninja -DMNNVL_AR_CUDA=ON -DBoost_USE_STATIC_LIBS=ON -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test \
-#     cuda_multi_gpu_test
+#     cuda_multi_gpu_test cuda_mufu_test
 #   scripts/gpu_suite.sh pack            # copies the binaries and the shared libraries they need to build-cuda/dist
 #
 # then on the GPU machine, from the repository root:
 #
 #   scripts/gpu_suite.sh STAGE... [OUT_DIR]
 #
-# stages: smoke tests sanitize run multiprocess bench bench-small all (one GPU is enough), ab (this build
+# stages: smoke tests sanitize run multiprocess mufu bench bench-small all (one GPU is enough), ab (this build
 # against an earlier one whose dist folder AR_DIST_BEFORE names: the sha256 of every rank output of the same
 # `run --digests` calls, and small-size and 256 MiB times measured back to back, alternating), and on a machine
 # with 2+ GPUs: two-gpu (bit-exactness across NVLink, one process driving both and one process per GPU,
@@ -32,7 +32,8 @@ if [[ "${1:-}" == "pack" ]]; then
   build="${AR_BUILD:-$root/build-cuda}"
   mkdir -p "$dist"
   cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" \
-    "$build/tests/cuda/cuda_multi_process_test" "$build/tests/cuda/cuda_multi_gpu_test" "$dist/"
+    "$build/tests/cuda/cuda_multi_process_test" "$build/tests/cuda/cuda_multi_gpu_test" \
+    "$build/tests/cuda/cuda_mufu_test" "$dist/"
   # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader):
   # libcrypto.so.3 too, should a build link it dynamically.
   ldd "$dist/mnnvl-ar" "$dist"/cuda_*_test | awk '/=> \//{print $3}' | sort -u |
@@ -47,7 +48,7 @@ out="${TMPDIR:-/tmp}/mnnvl-ar-gpu-suite"
 stages=()
 for a in "$@"; do
   case "$a" in
-    smoke|tests|sanitize|run|multiprocess|bench|bench-small|ab|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
+    smoke|tests|sanitize|run|multiprocess|mufu|bench|bench-small|ab|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
     *) out="$a" ;;
   esac
 done
@@ -120,6 +121,7 @@ if has tests; then
   run_logged test_all_reduce 400 "$dist/cuda_all_reduce_test" --durations yes
   run_logged test_protocol 200 "$dist/cuda_protocol_test" --durations yes
   run_logged test_multi_process 400 "$dist/cuda_multi_process_test" --durations yes
+  run_logged test_mufu 120 "$dist/cuda_mufu_test" --durations yes
 fi
 
 if has sanitize; then
@@ -213,6 +215,12 @@ if has multiprocess; then
   run_logged probe_spawn2 120 "$cli" probe --spawn 2 --json "$out/probe_spawn2.json"
   run_logged probe_spawn2_fabric 120 "$cli" probe --spawn 2 --handles fabric --no-peers
   run_logged mp_bench_spawn2 120 "$cli" bench --spawn 2 -W 2,4 -b 4K -e 1M -f 16 -n 20 -w 5 -d bf16 -s all
+fi
+
+if has mufu; then
+  # The MUFU model (reference/mufu.h) against this GPU on every input (docs/mufu.md): a few minutes, most of
+  # it the host comparing.
+  run_logged mufu_check 600 "$cli" mufu --check --json "$out/mufu.json"
 fi
 
 if has bench-small; then

@@ -25,6 +25,7 @@ constexpr std::array kCommands{
     Command{"bench", "nccl-tests style benchmark of the kernels, with NCCL as baseline", bench_command},
     Command{"probe", "bring-up report: GPUs, NVLink, fabric, handles, peers, and a bit-exact all-reduce",
             probe_command},
+    Command{"mufu", "prove the CPU model of the GPU's approximate rsqrt, rcp and div on every input", mufu_command},
 };
 
 void print_usage(std::ostream& out) {

@@ -15,5 +15,6 @@ int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err); 
 int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err);    // harness/run_command.cpp
 int bench_command(const CommandArgs& args, std::ostream& out, std::ostream& err);  // harness/bench_command.cpp
 int probe_command(const CommandArgs& args, std::ostream& out, std::ostream& err);  // harness/probe_command.cpp
+int mufu_command(const CommandArgs& args, std::ostream& out, std::ostream& err);   // harness/mufu_command.cpp
 
 }  // namespace ar

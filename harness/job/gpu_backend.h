@@ -1,4 +1,4 @@
-// The seam between the mnnvl-ar commands that need a GPU (`run`, `bench`, `probe`) and the CUDA layer. The
+// The seam between the mnnvl-ar commands that need a GPU (`run`, `bench`, `probe`, `mufu`) and the CUDA layer. The
 // commands use only this interface; gpu_backend_cuda.cpp implements it over cuda/ when the CUDA layer is
 // built, and gpu_backend_none.cpp (chosen by harness/CMakeLists.txt otherwise) says that no GPU work can
 // run, so the commands print a clear message and exit 2 instead of failing to build or to start.
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "harness/job/handle_choice.h"
+#include "reference/mufu_sweep.h"
 #include "reference/strategy.h"
 #include "reference/tensor.h"
 #include "reference/workspace.h"
@@ -150,6 +151,17 @@ class NcclAllReduce {
   virtual double time_us(std::int64_t bytes_per_rank, DType dtype, int warmup, int iterations, int graph_launches) = 0;
 };
 
+/// One GPU computing MUFU operations over runs of inputs, for `mnnvl-ar mufu --check` (reference/mufu_sweep.h).
+class GpuMufuSweep {
+ public:
+  virtual ~GpuMufuSweep() = default;
+  virtual std::uint64_t chunk() const = 0;  ///< the most inputs one call takes
+  /// The hardware's result bits of `op` for the inputs (first + i) * stride, i < count <= chunk(); `divisor`
+  /// is b's bits for MufuOp::kDiv. The view is valid until the next call.
+  virtual std::span<const std::uint32_t> run(MufuOp op, std::uint64_t first, std::uint64_t count, std::uint64_t stride,
+                                             std::uint32_t divisor) = 0;
+};
+
 class GpuBackend {
  public:
   virtual ~GpuBackend() = default;
@@ -186,6 +198,8 @@ class GpuBackend {
   /// NCCL loaded from `library`, one communicator per GPU in `devices` (at least 2); throws
   /// std::runtime_error naming the problem.
   virtual std::unique_ptr<NcclAllReduce> open_nccl(const std::string& library, const std::vector<int>& devices) = 0;
+  /// Buffers for `chunk` results on `device` (device memory and pinned host memory, 4 bytes each).
+  virtual std::unique_ptr<GpuMufuSweep> open_mufu_sweep(int device, std::uint64_t chunk) = 0;
 };
 
 /// The backend this binary was built with.

@@ -1,9 +1,10 @@
 // The GPU backend over the CUDA layer (cuda/): rank groups (all ranks in this process, or its share of a
-// multi-process job), the facts `probe` reports, the machine's limits, NCCL.
+// multi-process job), the facts `probe` reports, the machine's limits, NCCL, the MUFU sweep.
 #include <fmt/format.h>
 
 #include "cuda/device.h"
 #include "cuda/fabric.h"
+#include "cuda/mufu_sweep.h"
 #include "cuda/nccl_baseline.h"
 #include "cuda/nvml.h"
 #include "cuda/peer_probes.h"
@@ -77,6 +78,19 @@ class CudaNccl final : public NcclAllReduce {
 
  private:
   cuda::NcclBaseline nccl_;
+};
+
+class CudaMufuSweep final : public GpuMufuSweep {
+ public:
+  CudaMufuSweep(int device, std::uint64_t chunk) : sweep_(device, chunk) {}
+  std::uint64_t chunk() const override { return sweep_.chunk(); }
+  std::span<const std::uint32_t> run(MufuOp op, std::uint64_t first, std::uint64_t count, std::uint64_t stride,
+                                     std::uint32_t divisor) override {
+    return sweep_.run(op, first, count, stride, divisor);
+  }
+
+ private:
+  cuda::MufuSweep sweep_;
 };
 
 class CudaBackend final : public GpuBackend {
@@ -174,6 +188,10 @@ class CudaBackend final : public GpuBackend {
 
   std::unique_ptr<NcclAllReduce> open_nccl(const std::string& library, const std::vector<int>& devices) override {
     return std::make_unique<CudaNccl>(library, devices);
+  }
+
+  std::unique_ptr<GpuMufuSweep> open_mufu_sweep(int device, std::uint64_t chunk) override {
+    return std::make_unique<CudaMufuSweep>(device, chunk);
   }
 };
 

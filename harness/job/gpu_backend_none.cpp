@@ -24,6 +24,7 @@ class NoGpu final : public GpuBackend {
   std::unique_ptr<NcclAllReduce> open_nccl(const std::string&, const std::vector<int>&) override {
     throw std::runtime_error(kNoCuda);
   }
+  std::unique_ptr<GpuMufuSweep> open_mufu_sweep(int, std::uint64_t) override { throw std::runtime_error(kNoCuda); }
 };
 
 }  // namespace
