@@ -131,4 +131,29 @@ std::uint32_t fma_fp32(std::uint32_t a, std::uint32_t b, std::uint32_t c, bool f
   return flush_if(ftz, round_to_format(*sum, f).bits, f);
 }
 
+std::uint32_t fp32_from_integer(std::uint64_t n) {
+  if (n == 0) return 0u;
+  // round_to_format takes at most 63 significant bits: a 64th is jammed into the last one, far below fp32's
+  // rounding position.
+  WideValue v;
+  v.significand = (n >> 63) != 0 ? (n >> 1) | (n & 1) : n;
+  v.exponent = (n >> 63) != 0 ? 1 : 0;
+  return round_to_format(v, kFp32Format).bits;
+}
+
+std::uint32_t fp32_from_double(double value) {
+  const auto bits = std::bit_cast<std::uint64_t>(value);
+  const bool negative = (bits >> 63) != 0;
+  const auto biased = static_cast<int>((bits >> 52) & 0x7FF);
+  const std::uint64_t fraction = bits & ((std::uint64_t{1} << 52) - 1);
+  const std::uint32_t sign = negative ? kFp32Format.sign_mask() : 0u;
+  if (biased == 0x7FF) return fraction != 0 ? kFp32Format.canonical_nan() : sign | kFp32Format.infinity();
+  if (biased == 0 && fraction == 0) return sign;
+  WideValue v;
+  v.negative = negative;
+  v.significand = biased == 0 ? fraction : fraction | (std::uint64_t{1} << 52);
+  v.exponent = (biased == 0 ? 1 : biased) - 1023 - 52;
+  return round_to_format(v, kFp32Format).bits;
+}
+
 }  // namespace ar

@@ -30,4 +30,12 @@ std::uint32_t mul_fp32(std::uint32_t a, std::uint32_t b, bool ftz);
 /// three inputs and the rounded result; the product itself is never flushed (it is not a separate result).
 std::uint32_t fma_fp32(std::uint32_t a, std::uint32_t b, std::uint32_t c, bool ftz);
 
+/// `cvt.rn.f32.s32` (and the host's int -> float): a non-negative integer to fp32 with RN-even.
+std::uint32_t fp32_from_integer(std::uint64_t n);
+
+/// The host's double -> float conversion (RN-even, subnormals kept, overflow to infinity), for parameters
+/// such as epsilon that FlashInfer narrows on the host (CUH:1222). Reads the double's bits only; a NaN gives
+/// 0x7FFFFFFF.
+std::uint32_t fp32_from_double(double value);
+
 }  // namespace ar

@@ -242,3 +242,27 @@ TEST_CASE("fp32 fma agrees with the host's correctly rounded fmaf", "[cpu]") {
     if (normal_inputs) REQUIRE(fma_fp32(a, b, c, true) == flush_subnormal_fp32(host));
   }
 }
+
+TEST_CASE("conversions to fp32: integers and doubles, one RN rounding", "[cpu]") {
+  CHECK(fp32_from_integer(0) == 0u);
+  CHECK(fp32_from_integer(7168) == 0x45E00000u);
+  CHECK(fp32_from_integer(16777217) == 0x4B800000u);           // 2^24 + 1: a tie, to the even 2^24
+  CHECK(fp32_from_integer(16777219) == 0x4B800002u);           // 2^24 + 3: a tie, up to 2^24 + 4
+  CHECK(fp32_from_integer(~std::uint64_t{0}) == 0x5F800000u);  // 2^64 - 1 rounds to 2^64
+  CHECK(fp32_from_double(1e-5) == as_bits(1e-5f));
+  CHECK(fp32_from_double(-0.0) == 0x80000000u);
+  CHECK(fp32_from_double(1e300) == 0x7F800000u);
+  CHECK(fp32_from_double(1e-50) == 0x00000000u);
+  CHECK(fp32_from_double(std::nan("")) == 0x7FFFFFFFu);
+  Xorshift rng;
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint64_t bits = (std::uint64_t{rng.next()} << 32) | rng.next();
+    // Exponents around fp32's range, subnormals included.
+    const std::uint64_t exponent = 1023 - 160 + rng.next() % 300;
+    const double value = std::bit_cast<double>((bits & 0x800FFFFFFFFFFFFFull) | (exponent << 52));
+    INFO("double bits " << std::hex << std::bit_cast<std::uint64_t>(value));
+    REQUIRE(fp32_from_double(value) == as_bits(static_cast<float>(value)));
+    const std::uint64_t n = bits >> (rng.next() % 64);
+    REQUIRE(fp32_from_integer(n) == as_bits(static_cast<float>(n)));
+  }
+}
