@@ -5,6 +5,7 @@
 // `div_approx_ftz`), and tests may pass stand-ins that are exact where the inputs leave no doubt.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 
 namespace ar {
@@ -16,5 +17,16 @@ struct ApproxMath {
 
   bool complete() const { return rsqrt != nullptr && divide != nullptr; }
 };
+
+/// An ApproxMath from models written on floats (the form reference/mufu.h gives them in). Only the bits
+/// travel through the float type; no host arithmetic touches them. For example
+/// `approx_math_of<rsqrt_approx_ftz, div_approx_ftz>()`.
+template <float (*Rsqrt)(float), float (*Divide)(float, float)>
+constexpr ApproxMath approx_math_of() {
+  return {[](std::uint32_t x) { return std::bit_cast<std::uint32_t>(Rsqrt(std::bit_cast<float>(x))); },
+          [](std::uint32_t a, std::uint32_t b) {
+            return std::bit_cast<std::uint32_t>(Divide(std::bit_cast<float>(a), std::bit_cast<float>(b)));
+          }};
+}
 
 }  // namespace ar

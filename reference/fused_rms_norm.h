@@ -60,6 +60,18 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
                         std::span<const std::uint32_t> gamma, std::span<std::uint32_t> normalized,
                         std::span<std::uint32_t> residual_out, RowTrace* trace = nullptr);
 
+/// Python's default epsilon, `torch.finfo(dtype).eps` (PY:567-568), as the fp32 the kernel holds: 2^-7 for
+/// bf16, 2^-10 for fp16, 2^-23 for fp32. (The C++ op's own default, 1e-5, is reachable only by calling it
+/// directly.)
+constexpr std::uint32_t default_epsilon(DType t) {
+  switch (t) {
+    case DType::kBf16: return 0x3C000000u;
+    case DType::kFp16: return 0x3A800000u;
+    case DType::kFp32: break;
+  }
+  return 0x34000000u;
+}
+
 struct FusedOptions {
   Strategy strategy = Strategy::kAuto;  ///< AUTO resolves by the all-reduce's 1 MiB rule
   Profile profile = Profile::kFlashInfer;

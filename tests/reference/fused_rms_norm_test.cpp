@@ -396,3 +396,22 @@ TEST_CASE("the fused entry point refuses what it cannot model", "[cpu]") {
   CHECK_THROWS_WITH(reference_fused_rms_norm(input, HostTensor(DType::kFp16, {1, 8}), gamma, o),
                     Catch::Contains("dtype"));
 }
+
+namespace {
+// The stand-ins again, written on floats the way reference/mufu.h's models are, to check the adapter.
+float float_rsqrt_stand_in(float x) {
+  return std::bit_cast<float>(rsqrt_of_power_of_four(std::bit_cast<std::uint32_t>(x)));
+}
+float float_divide_stand_in(float a, float b) {
+  return std::bit_cast<float>(divide_by_power_of_two(std::bit_cast<std::uint32_t>(a), std::bit_cast<std::uint32_t>(b)));
+}
+}  // namespace
+
+TEST_CASE("models written on floats plug in unchanged", "[cpu]") {
+  constexpr ApproxMath adapted = approx_math_of<float_rsqrt_stand_in, float_divide_stand_in>();
+  CHECK(adapted.rsqrt(0x40800000u) == 0x3F000000u);
+  CHECK(adapted.divide(0x42000000u, 0x41000000u) == 0x40800000u);
+  CHECK(default_epsilon(DType::kBf16) == fp32_from_double(0.0078125));
+  CHECK(default_epsilon(DType::kFp16) == fp32_from_double(0.0009765625));
+  CHECK(default_epsilon(DType::kFp32) == fp32_from_double(1.1920928955078125e-07));
+}
