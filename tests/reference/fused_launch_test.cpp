@@ -2,6 +2,9 @@
 // below, the strategy's choice of cluster launch, the shared-memory size, and which thread holds which pack.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <vector>
+
 #include "reference/fused_launch.h"
 
 using namespace ar;
@@ -177,4 +180,35 @@ TEST_CASE("a thread's loads walk the row by whole blocks", "[cpu]") {
   CHECK(pack_owner(l, 4999) == PackOwner{0, 999, 4});
   CHECK(pack_of(l, 0, 999, 4) == 4999);
   CHECK(pack_of(l, 0, 999, 5) == -1);
+}
+
+TEST_CASE("every pack of a row belongs to exactly one thread and load", "[cpu]") {
+  for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+    for (std::int64_t hidden : {8, 64, 128, 4096, 7168, 8200, 16400, 65536}) {
+      for (std::int64_t tokens : {1, 17, 67, 1000}) {
+        for (int sms : {114, 132, 148}) {
+          const NormLaunch l = norm_launch(s, tokens, hidden, DType::kBf16, sms);
+          INFO(strategy_name(s) << " D=" << hidden << " N=" << tokens << " SMs=" << sms);
+          std::vector<int> seen(static_cast<std::size_t>(l.packs_per_row), 0);
+          int idle = 0;
+          for (int b = 0; b < l.cluster_size(); ++b) {
+            for (int t = 0; t < l.block_size(); ++t) {
+              for (int load = 0; load < l.loads_per_thread(); ++load) {
+                const int pack = pack_of(l, b, t, load);
+                if (pack < 0) {
+                  ++idle;
+                  continue;
+                }
+                ++seen[static_cast<std::size_t>(pack)];
+                REQUIRE(pack_owner(l, pack) == PackOwner{b, t, load});
+              }
+            }
+          }
+          REQUIRE(std::count(seen.begin(), seen.end(), 1) == l.packs_per_row);
+          REQUIRE(idle == l.threads_per_row() * l.loads_per_thread() - l.packs_per_row);
+          if (s == Strategy::kOneShot) REQUIRE(l.exited_threads() == idle);
+        }
+      }
+    }
+  }
 }

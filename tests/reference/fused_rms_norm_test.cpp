@@ -415,3 +415,33 @@ TEST_CASE("models written on floats plug in unchanged", "[cpu]") {
   CHECK(default_epsilon(DType::kFp16) == fp32_from_double(0.0009765625));
   CHECK(default_epsilon(DType::kFp32) == fp32_from_double(1.1920928955078125e-07));
 }
+
+TEST_CASE("whatever the tree, exact sums come out exact", "[cpu]") {
+  // Squares of small integers sum exactly in fp32 (below 2^24) in any order: the tree must count every
+  // element once, whatever the shape. Sums only: the placeholder scale.
+  NormArithmetic arithmetic;
+  arithmetic.approx = kPlaceholderScale;
+  std::uint32_t seed = 4242;
+  for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+    for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
+      for (std::int64_t width : {8, 128, 4096, 7168, 8200, 16400, 32768}) {
+        for (std::int64_t tokens : {1, 40, 1000}) {
+          const NormLaunch l = norm_launch(s, tokens, width, t, 132);
+          Bits pre(width), zeros(width, 0u), ones(width, bits_of(1.0, t)), out(width), residual_out(width);
+          std::uint64_t exact = 0;
+          for (auto& v : pre) {
+            seed = seed * 1664525u + 1013904223u;
+            const int value = int(seed >> 29) - 3;  // -3..4
+            exact += std::uint64_t(value * value);
+            v = bits_of(value, t);
+          }
+          RowTrace trace;
+          fused_rms_norm_row(l, arithmetic, pre, zeros, ones, out, residual_out, &trace);
+          INFO(strategy_name(s) << " " << dtype_name(t) << " D=" << width << " N=" << tokens);
+          REQUIRE(trace.sum == fp32_from_integer(exact));
+          REQUIRE(residual_out == pre);
+        }
+      }
+    }
+  }
+}
