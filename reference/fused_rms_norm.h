@@ -74,6 +74,8 @@ constexpr std::uint32_t default_epsilon(DType t) {
 
 struct FusedOptions {
   Strategy strategy = Strategy::kAuto;  ///< AUTO resolves by the all-reduce's 1 MiB rule
+  /// kFlashInfer (FTZ everywhere) or kIeee (no FTZ: a build without fast-math, whose division is the IEEE
+  /// div.rn.f32 and whose rsqrt does not flush; `approx` must then model those).
   Profile profile = Profile::kFlashInfer;
   int sm_count = kDefaultSmCount;
   std::uint32_t epsilon = 0;      ///< fp32 bits (fp32_from_double(eps))
