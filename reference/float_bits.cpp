@@ -44,6 +44,29 @@ Rounded round_to_format(const WideValue& v, FloatFormat f) {
   return {sign | static_cast<std::uint32_t>(magnitude), inexact, false};
 }
 
+std::uint32_t round_to_format_ftz(const WideValue& v, FloatFormat f) {
+  const std::uint32_t sign = v.negative ? f.sign_mask() : 0u;
+  if (v.significand == 0) return sign;
+  const int msb = 63 - std::countl_zero(v.significand);
+  const int value_exponent = v.exponent + msb;  // v in [2^E, 2^(E+1))
+  const int min_exponent = 1 - f.bias();
+  if (value_exponent < min_exponent - 1) return sign;  // below 2^(min-1): tiny whatever the rounding
+  if (value_exponent == min_exponent - 1) {
+    // In the binade just below the smallest normal: not tiny only when rounding to p = fraction_bits + 1
+    // bits carries into the next binade, which needs the top p bits all ones and the rest at least half of
+    // the last place (a tie rounds up too: all ones is odd).
+    const int p = f.fraction_bits + 1;
+    const int drop = msb + 1 - p;
+    if (drop <= 0) return sign;  // exact in p bits: stays below the smallest normal
+    const std::uint64_t top = v.significand >> drop;
+    const std::uint64_t rest = drop >= 64 ? v.significand : v.significand & ((std::uint64_t{1} << drop) - 1);
+    const std::uint64_t half = std::uint64_t{1} << (drop - 1);
+    // Below half stays below half whatever the sticky bits, which lie under rest's last bit.
+    if (top != (std::uint64_t{1} << p) - 1 || rest < half) return sign;
+  }
+  return round_to_format(v, f).bits;
+}
+
 WideValue decode_finite(std::uint32_t bits, FloatFormat f) {
   const std::uint32_t biased = (bits & f.exponent_mask()) >> f.fraction_bits;
   const std::uint32_t fraction = bits & f.fraction_mask();

@@ -70,6 +70,13 @@ struct Rounded {
 /// round-to-nearest-even, keeping subnormals and overflowing to a signed infinity.
 Rounded round_to_format(const WideValue& v, FloatFormat f);
 
+/// The result of a flush-to-zero operation (`mul.rn.ftz`, `fma.rn.ftz`): `v` rounded once (RN-even) to `f`,
+/// or a zero of its sign when the result is tiny. The GPU judges tininess after rounding to f's precision
+/// with an unbounded exponent: an exact result just below the smallest normal that rounds up to it keeps it,
+/// one that rounds to a value below it is flushed (measured on an H200, docs/mufu.md). Rounding with
+/// subnormals and flushing a subnormal result would keep a few values of the second kind.
+std::uint32_t round_to_format_ftz(const WideValue& v, FloatFormat f);
+
 /// Decodes a finite, non-zero value of format `f` exactly.
 WideValue decode_finite(std::uint32_t bits, FloatFormat f);
 

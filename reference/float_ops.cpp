@@ -72,6 +72,11 @@ std::uint32_t flush_if(bool ftz, std::uint32_t bits, FloatFormat f) {
   return ftz && is_subnormal(bits, f) ? bits & f.sign_mask() : bits;
 }
 
+// One rounding of an exact result, with the GPU's flush of tiny results when `ftz`.
+std::uint32_t round_in_mode(bool ftz, const WideValue& v, FloatFormat f) {
+  return ftz ? round_to_format_ftz(v, f) : round_to_format(v, f).bits;
+}
+
 std::uint32_t add_in_format(std::uint32_t a, std::uint32_t b, FloatFormat f) {
   if (is_nan(a, f) || is_nan(b, f)) return f.canonical_nan();
   if (is_inf(a, f) && is_inf(b, f)) return a == b ? a : f.canonical_nan();
@@ -91,7 +96,7 @@ std::uint32_t multiply_in_format(std::uint32_t a, std::uint32_t b, FloatFormat f
   const std::uint32_t sign = (a ^ b) & f.sign_mask();
   if (is_inf(a, f) || is_inf(b, f)) return is_zero(a, f) || is_zero(b, f) ? f.canonical_nan() : sign | f.infinity();
   if (is_zero(a, f) || is_zero(b, f)) return sign;
-  return flush_if(ftz, round_to_format(exact_product(a, b, f), f).bits, f);
+  return round_in_mode(ftz, exact_product(a, b, f), f);
 }
 
 }  // namespace
@@ -125,10 +130,35 @@ std::uint32_t fma_fp32(std::uint32_t a, std::uint32_t b, std::uint32_t c, bool f
     return c;                                    // exact (c is already flushed under FTZ)
   }
   const WideValue product = exact_product(a, b, f);
-  if (is_zero(c, f)) return flush_if(ftz, round_to_format(product, f).bits, f);
+  if (is_zero(c, f)) return round_in_mode(ftz, product, f);
   const auto sum = exact_sum(product, decode_finite(c, f));
   if (!sum) return 0u;  // exact cancellation gives +0 under RN
-  return flush_if(ftz, round_to_format(*sum, f).bits, f);
+  return round_in_mode(ftz, *sum, f);
+}
+
+std::uint32_t div_fp32(std::uint32_t a, std::uint32_t b) {
+  constexpr FloatFormat f = kFp32Format;
+  if (is_nan(a, f) || is_nan(b, f)) return f.canonical_nan();
+  const std::uint32_t sign = (a ^ b) & f.sign_mask();
+  if (is_inf(a, f)) return is_inf(b, f) ? f.canonical_nan() : sign | f.infinity();
+  if (is_inf(b, f)) return sign;
+  if (is_zero(b, f)) return is_zero(a, f) ? f.canonical_nan() : sign | f.infinity();
+  if (is_zero(a, f)) return sign;
+  // Both finite and non-zero. Normalise both significands to 24 bits (subnormals have fewer), so the
+  // quotient of (A << 40) by B has 40 or 41 bits: more than the 24 kept plus a rounding bit, and the
+  // remainder says whether anything lies below.
+  WideValue x = decode_finite(a, f), y = decode_finite(b, f);
+  for (WideValue* v : {&x, &y})
+    while (v->significand < (std::uint64_t{1} << 23)) {
+      v->significand <<= 1;
+      --v->exponent;
+    }
+  WideValue q;
+  q.negative = sign != 0;
+  q.significand = (x.significand << 40) / y.significand;
+  q.sticky = (x.significand << 40) % y.significand != 0;
+  q.exponent = x.exponent - 40 - y.exponent;
+  return round_to_format(q, f).bits;
 }
 
 std::uint32_t fp32_from_integer(std::uint64_t n) {

@@ -23,12 +23,17 @@ std::uint32_t add_native(std::uint32_t a, std::uint32_t b, DType t);
 std::uint32_t mul_native(std::uint32_t a, std::uint32_t b, DType t);
 
 /// `mul.rn.ftz.f32` when `ftz`, IEEE `mul.rn.f32` otherwise. With FTZ, subnormal inputs become zeros of
-/// their sign and a result that rounds to a subnormal becomes a zero of its sign.
+/// their sign and a tiny result a zero of its sign (round_to_format_ftz: tiny after rounding to 24 bits).
 std::uint32_t mul_fp32(std::uint32_t a, std::uint32_t b, bool ftz);
 
 /// `fma.rn.ftz.f32` when `ftz`, IEEE `fma.rn.f32` otherwise: a*b + c with a single rounding. FTZ flushes the
-/// three inputs and the rounded result; the product itself is never flushed (it is not a separate result).
+/// three inputs and a tiny result (round_to_format_ftz); the product itself is never flushed (it is not a
+/// separate result).
 std::uint32_t fma_fp32(std::uint32_t a, std::uint32_t b, std::uint32_t c, bool ftz);
+
+/// `div.rn.f32` (IEEE division, RN-even, subnormals kept): what `a / b` compiles to without fast-math. Any
+/// NaN result is 0x7FFFFFFF (0/0, Inf/Inf, a NaN operand); x/0 is an Inf of the quotient's sign.
+std::uint32_t div_fp32(std::uint32_t a, std::uint32_t b);
 
 /// `cvt.rn.f32.s32` (and the host's int -> float): a non-negative integer to fp32 with RN-even.
 std::uint32_t fp32_from_integer(std::uint64_t n);

@@ -174,10 +174,17 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
   } else {
     row.sum = row.blocks.front().sum();
   }
-  // rsqrtf(sum / D + eps) (CUH:1029, 1465): D converted exactly, the two approximations around an add.ftz.
+  // rsqrtf(sum / D + eps) (CUH:1029, 1465), D converted exactly. Under fast-math the division is
+  // rcp.approx(D) and a multiply, which ptxas fuses with the add into one fma (approx_math.h); without it,
+  // an IEEE division and a separate add.
   row.hidden_as_fp32 = fp32_from_integer(static_cast<std::uint64_t>(launch.hidden));
-  row.mean = arithmetic.approx.divide(row.sum, row.hidden_as_fp32);
-  row.rsqrt_input = add_fp32(row.mean, arithmetic.epsilon, arithmetic.ftz);
+  if (arithmetic.ftz) {
+    row.hidden_reciprocal = arithmetic.approx.reciprocal(row.hidden_as_fp32);
+    row.rsqrt_input = fma_fp32(row.sum, row.hidden_reciprocal, arithmetic.epsilon, /*ftz=*/true);
+  } else {
+    row.mean = div_fp32(row.sum, row.hidden_as_fp32);
+    row.rsqrt_input = add_fp32(row.mean, arithmetic.epsilon, /*ftz=*/false);
+  }
   row.rsqrt_output = arithmetic.approx.rsqrt(row.rsqrt_input);
 
   for (std::size_t d = 0; d < width; ++d) {

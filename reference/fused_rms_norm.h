@@ -48,8 +48,9 @@ struct RowTrace {
   std::vector<std::uint32_t> cluster_partials;  ///< the DSMEM fold after slot 0, 1, ... (empty without one)
   std::uint32_t sum = 0;                        ///< the row's sum of squares as the kernel has it
   std::uint32_t hidden_as_fp32 = 0;             ///< float(D)
-  std::uint32_t mean = 0;                       ///< div.approx(sum, float(D))
-  std::uint32_t rsqrt_input = 0;                ///< mean + eps (add.ftz)
+  std::uint32_t hidden_reciprocal = 0;          ///< rcp.approx(float(D)) (flashinfer profile)
+  std::uint32_t mean = 0;                       ///< div.rn(sum, float(D)) (ieee profile)
+  std::uint32_t rsqrt_input = 0;                ///< fma(sum, hidden_reciprocal, eps), or mean + eps (ieee)
   std::uint32_t rsqrt_output = 0;               ///< the scale every element of the row is multiplied by
 };
 
@@ -80,7 +81,7 @@ struct FusedOptions {
   int sm_count = kDefaultSmCount;
   std::uint32_t epsilon = 0;      ///< fp32 bits (fp32_from_double(eps))
   std::uint32_t weight_bias = 0;  ///< fp32 bits
-  ApproxMath approx;
+  ApproxMath approx = kGpuApproxMath;
 };
 
 struct FusedResult {

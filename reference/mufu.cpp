@@ -126,12 +126,12 @@ std::uint32_t mul_ftz_bits(std::uint32_t a, std::uint32_t b) {
     // A carry out of the significand moves into the exponent field by itself (up to Inf from 254).
     return sign | ((static_cast<std::uint32_t>(field) << 23) + static_cast<std::uint32_t>(kept - kHidden));
   }
-  // Out of the normal range before rounding: the exact product rounded once as IEEE does (subnormal
-  // results at the subnormal quantum), then flushed when that result is subnormal.
+  // Out of the normal range before rounding: overflow, or a result the FTZ judges tiny after rounding to 24
+  // bits (round_to_format_ftz, shared with reference/float_ops' multiply and fma).
   const WideValue x = decode_finite(a, f);
   const WideValue y = decode_finite(b, f);
   const WideValue product{sign != 0, x.significand * y.significand, x.exponent + y.exponent, false};
-  return flush_subnormal_fp32(round_to_format(product, f).bits);
+  return round_to_format_ftz(product, f);
 }
 
 std::uint32_t div_approx_ftz_bits(std::uint32_t a, std::uint32_t b) { return mul_ftz_bits(a, rcp_approx_ftz_bits(b)); }

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cfenv>
 #include <cmath>
+#include <optional>
 
 #include "reference/float_ops.h"
 
@@ -52,6 +53,17 @@ bool is_nearest_even(double exact, std::uint32_t bits, DType t) {
 
 // A random fp32 pattern biased towards the places where rounding is delicate: subnormals, the overflow
 // edge, and exponents chosen by the caller.
+// What the GPU's FTZ makes of an IEEE result `host` (computed with subnormals): a subnormal is a zero of its
+// sign; the smallest normal survives only when the exact value rounds to it in 24 bits with an unbounded
+// exponent, which `scaled_up` tells: the same operation computed 2^64 higher, where nothing is subnormal
+// (nullopt when that overflowed, and the case is skipped).
+std::optional<std::uint32_t> gpu_ftz(std::uint32_t host, std::optional<float> scaled_up) {
+  if (is_subnormal(host, kFp32Format)) return host & 0x80000000u;
+  if ((host & 0x7FFFFFFFu) != 0x00800000u) return host;
+  if (!scaled_up || !std::isfinite(*scaled_up)) return std::nullopt;
+  return std::fabs(*scaled_up) < std::ldexp(1.0f, -126 + 64) ? host & 0x80000000u : host;
+}
+
 std::uint32_t with_exponent(std::uint32_t random, int biased_exponent) {
   return (random & 0x807FFFFFu) | (std::uint32_t(std::clamp(biased_exponent, 0, 255)) << 23);
 }
@@ -168,6 +180,50 @@ TEST_CASE("fp32 multiply: specials and flush-to-zero", "[cpu]") {
   CHECK(mul_fp32(0x3F800001, 0x3F800001, true) == 0x3F800002u);   // (1+u)^2 = 1 + 2u + u^2 -> 1 + 2u
 }
 
+TEST_CASE("FTZ judges a result tiny after rounding to 24 bits, as measured on an H200", "[cpu]") {
+  // Exact products just below 2^-126 that round up to it in 24 bits: kept (the GPU gave 0x00800000 with and
+  // without .ftz): (2^23 + k)(2^24 - 2k) = 2^47 - 2k^2.
+  for (std::uint32_t k : {1u, 2u, 3u, 100u, 700u, 1000u, 1448u}) {
+    const std::uint32_t a = 0x20000000u | k, b = 0x1F800000u | ((0x1000000u - 2 * k) & 0x7FFFFFu);
+    INFO("k=" << k);
+    CHECK(mul_fp32(a, b, true) == 0x00800000u);
+    CHECK(mul_fp32(a, b, false) == 0x00800000u);
+  }
+  // fma(2a, b, -2^-126): exact 2^-126 (1 - k^2 2^-45): kept up to k = 1000, flushed at k = 1448, where it
+  // rounds to 2^-126 - 2^-150 in 24 bits (and to 2^-126 with subnormals).
+  for (std::uint32_t k : {1u, 100u, 1000u}) {
+    const std::uint32_t a = 0x20800000u | k, b = 0x1F800000u | ((0x1000000u - 2 * k) & 0x7FFFFFu);
+    CHECK(fma_fp32(a, b, 0x80800000u, true) == 0x00800000u);
+  }
+  CHECK(fma_fp32(0x208005A8u, 0x1FFFF4B0u, 0x80800000u, true) == 0x00000000u);
+  CHECK(fma_fp32(0x208005A8u, 0x1FFFF4B0u, 0x80800000u, false) == 0x00800000u);
+  // (2^24 - 1) 2^-150 exactly, which rounds to 2^-126 with subnormals but is exact, and tiny, in 24 bits: the
+  // first difference `mufu --check` found before this rule (div.approx(0x05FFFFFF, 2048) on the GPU is 0).
+  CHECK(mul_fp32(0x05FFFFFFu, 0x3A000000u, true) == 0x00000000u);
+  CHECK(mul_fp32(0x85FFFFFFu, 0x3A000000u, true) == 0x80000000u);
+  CHECK(mul_fp32(0x05FFFFFFu, 0x3A000000u, false) == 0x00800000u);
+}
+
+TEST_CASE("fp32 division agrees with the host's IEEE division", "[cpu]") {
+  REQUIRE(std::fegetround() == FE_TONEAREST);
+  CHECK(div_fp32(0x00000000u, 0x00000000u) == 0x7FFFFFFFu);
+  CHECK(div_fp32(0x7F800000u, 0xFF800000u) == 0x7FFFFFFFu);
+  CHECK(div_fp32(0x3F800000u, 0x80000000u) == 0xFF800000u);
+  CHECK(div_fp32(0x80000000u, 0x3F800000u) == 0x80000000u);
+  CHECK(div_fp32(0x3F800000u, 0x7F800000u) == 0x00000000u);
+  Xorshift rng;
+  for (int i = 0; i < 300000; ++i) {
+    std::uint32_t a = rng.next(), b = rng.next();
+    const int ea = int((a >> 23) & 0xFF);
+    if (i % 4 == 0) b = with_exponent(b, ea + int(rng.next() % 40) - 20);   // quotients near 1
+    if (i % 4 == 1) b = with_exponent(b, ea + 126 + int(rng.next() % 30));  // into the subnormals
+    if (i % 8 == 2) b = with_exponent(b, int(rng.next() % 2));              // subnormal divisors
+    const std::uint32_t host = as_bits(as_float(a) / as_float(b));
+    INFO("a=" << std::hex << a << " b=" << b);
+    REQUIRE(div_fp32(a, b) == (is_nan(host, kFp32Format) ? 0x7FFFFFFFu : host));
+  }
+}
+
 TEST_CASE("fp32 multiply agrees with the host's IEEE multiply", "[cpu]") {
   REQUIRE(std::fegetround() == FE_TONEAREST);
   Xorshift rng;
@@ -184,9 +240,12 @@ TEST_CASE("fp32 multiply agrees with the host's IEEE multiply", "[cpu]") {
       continue;
     }
     REQUIRE(mul_fp32(a, b, false) == host);
-    // With FTZ the answer is the same for normal inputs, except that a subnormal result is a signed zero.
-    if (!is_subnormal(a, kFp32Format) && !is_subnormal(b, kFp32Format))
-      REQUIRE(mul_fp32(a, b, true) == flush_subnormal_fp32(host));
+    // With FTZ the answer is the same for normal inputs, except for tiny results (gpu_ftz).
+    if (!is_subnormal(a, kFp32Format) && !is_subnormal(b, kFp32Format)) {
+      const bool scale_a = std::fabs(as_float(a)) <= std::fabs(as_float(b));
+      const float up = scale_a ? std::ldexp(as_float(a), 64) * as_float(b) : as_float(a) * std::ldexp(as_float(b), 64);
+      if (const auto want = gpu_ftz(host, up)) REQUIRE(mul_fp32(a, b, true) == *want);
+    }
   }
 }
 
@@ -239,7 +298,12 @@ TEST_CASE("fp32 fma agrees with the host's correctly rounded fmaf", "[cpu]") {
     REQUIRE(fma_fp32(a, b, c, false) == host);
     const bool normal_inputs =
         !is_subnormal(a, kFp32Format) && !is_subnormal(b, kFp32Format) && !is_subnormal(c, kFp32Format);
-    if (normal_inputs) REQUIRE(fma_fp32(a, b, c, true) == flush_subnormal_fp32(host));
+    if (normal_inputs) {
+      const bool scale_a = std::fabs(as_float(a)) <= std::fabs(as_float(b));
+      const float up = scale_a ? std::fma(std::ldexp(as_float(a), 64), as_float(b), std::ldexp(as_float(c), 64))
+                               : std::fma(as_float(a), std::ldexp(as_float(b), 64), std::ldexp(as_float(c), 64));
+      if (const auto want = gpu_ftz(host, up)) REQUIRE(fma_fp32(a, b, c, true) == *want);
+    }
   }
 }
 

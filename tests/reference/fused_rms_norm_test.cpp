@@ -30,25 +30,21 @@ std::uint32_t rsqrt_of_power_of_four(std::uint32_t x) {
   return std::uint32_t(127 - exponent / 2) << 23;
 }
 
-std::uint32_t divide_by_power_of_two(std::uint32_t a, std::uint32_t b) {
-  const int divisor_exponent = int(b >> 23) - 127;
-  const int biased = int((a >> 23) & 0xFF) - divisor_exponent;
-  if ((b & 0x807FFFFFu) != 0 || (b >> 23) == 0) {
-    FAIL("the stand-in division needs a power-of-two divisor, got 0x" << std::hex << b);
-  } else if (a == 0x7F800000u || a == 0u) {
-    return a;  // Inf / 2^k and 0 / 2^k
-  } else if ((a & 0x7F800000u) == 0 || (a & 0x7F800000u) == 0x7F800000u || biased <= 0 || biased >= 255) {
-    FAIL("the stand-in division was asked for an inexact result: 0x" << std::hex << a);
+std::uint32_t reciprocal_of_power_of_two(std::uint32_t b) {
+  const int biased = 254 - int(b >> 23);
+  if ((b & 0x807FFFFFu) != 0 || (b >> 23) == 0 || biased <= 0) {
+    FAIL("the stand-in reciprocal needs a power-of-two divisor with a normal reciprocal, got 0x" << std::hex << b);
+    return 0;
   }
-  return (a & 0x807FFFFFu) | (std::uint32_t(biased) << 23);
+  return std::uint32_t(biased) << 23;
 }
 
-constexpr ApproxMath kExactStandIns{rsqrt_of_power_of_four, divide_by_power_of_two};
+constexpr ApproxMath kExactStandIns{rsqrt_of_power_of_four, reciprocal_of_power_of_two};
 
 // For tests about the sum or about what follows the scale: a placeholder, not an approximation of anything.
-// The "mean" is the sum itself and the scale is 1.0.
+// The reciprocal of D is 1 (so the rsqrt input is the sum plus epsilon) and the scale is 1.0.
 constexpr ApproxMath kPlaceholderScale{[](std::uint32_t) -> std::uint32_t { return 0x3F800000u; },
-                                       [](std::uint32_t a, std::uint32_t) { return a; }};
+                                       [](std::uint32_t) -> std::uint32_t { return 0x3F800000u; }};
 
 constexpr std::uint32_t kEpsilon = 0x2B800000u;  // 2^-40: absorbed by any mean >= 2^-16
 
@@ -111,11 +107,11 @@ TEST_CASE("oneshot, worked by hand: bf16, W = 2, D = 8", "[cpu]") {
 
   const FusedElementExplanation e =
       explain_fused_element(input, residual, gamma, options_for(Strategy::kOneShot), 0, 7);
-  CHECK(e.row.sum == 0x42000000u);             // 32
-  CHECK(e.row.hidden_as_fp32 == 0x41000000u);  // 8
-  CHECK(e.row.mean == 0x40800000u);            // 4
-  CHECK(e.row.rsqrt_input == 0x40800000u);     // the epsilon vanished
-  CHECK(e.row.rsqrt_output == 0x3F000000u);    // 0.5
+  CHECK(e.row.sum == 0x42000000u);                // 32
+  CHECK(e.row.hidden_as_fp32 == 0x41000000u);     // 8
+  CHECK(e.row.hidden_reciprocal == 0x3E000000u);  // 1/8
+  CHECK(e.row.rsqrt_input == 0x40800000u);        // the epsilon vanished
+  CHECK(e.row.rsqrt_output == 0x3F000000u);       // 0.5
   CHECK(e.gamma == 0x8000u);
   CHECK(e.gamma_term == 0x00000000u);     // 0 + (-0) = +0
   CHECK(e.first_product == 0x3F800000u);  // 2 * 0.5
@@ -173,7 +169,7 @@ TEST_CASE("the output multiplications come in each strategy's own order", "[cpu]
     const std::uint32_t scale = 0x3FB504F3u;
     NormArithmetic arithmetic;
     arithmetic.approx = {[](std::uint32_t) -> std::uint32_t { return 0x3FB504F3u; },
-                         [](std::uint32_t a, std::uint32_t) { return a; }};
+                         [](std::uint32_t) -> std::uint32_t { return 0x3F800000u; }};
     const std::int64_t width = 64;
     Bits pre(width), gamma(width), zeros(width, 0u);
     std::uint32_t seed = 12345;
@@ -402,15 +398,15 @@ namespace {
 float float_rsqrt_stand_in(float x) {
   return std::bit_cast<float>(rsqrt_of_power_of_four(std::bit_cast<std::uint32_t>(x)));
 }
-float float_divide_stand_in(float a, float b) {
-  return std::bit_cast<float>(divide_by_power_of_two(std::bit_cast<std::uint32_t>(a), std::bit_cast<std::uint32_t>(b)));
+float float_reciprocal_stand_in(float b) {
+  return std::bit_cast<float>(reciprocal_of_power_of_two(std::bit_cast<std::uint32_t>(b)));
 }
 }  // namespace
 
 TEST_CASE("models written on floats plug in unchanged", "[cpu]") {
-  constexpr ApproxMath adapted = approx_math_of<float_rsqrt_stand_in, float_divide_stand_in>();
+  constexpr ApproxMath adapted = approx_math_of<float_rsqrt_stand_in, float_reciprocal_stand_in>();
   CHECK(adapted.rsqrt(0x40800000u) == 0x3F000000u);
-  CHECK(adapted.divide(0x42000000u, 0x41000000u) == 0x40800000u);
+  CHECK(adapted.reciprocal(0x41000000u) == 0x3E000000u);
   CHECK(default_epsilon(DType::kBf16) == fp32_from_double(0.0078125));
   CHECK(default_epsilon(DType::kFp16) == fp32_from_double(0.0009765625));
   CHECK(default_epsilon(DType::kFp32) == fp32_from_double(1.1920928955078125e-07));
