@@ -42,7 +42,7 @@ void expect_refused(const std::vector<std::string>& args, const std::string& mes
 
 }  // namespace
 
-TEST_CASE("issue: (2, 2**59+1, 8) with 32 data bytes is refused by reference, explain, diff and accuracy",
+TEST_CASE("a shape (2, 2**59+1, 8) with 32 data bytes is refused by reference, explain, diff and accuracy",
           "[cpu][wrapping]") {
   test::ScratchDir dir;
   // Unchecked, 2 x (2**59 + 1) x 8 x 2 bytes wrapped to 32: `reference` aborted on an uncaught exception,
@@ -68,7 +68,7 @@ TEST_CASE("issue: (2, 2**59+1, 8) with 32 data bytes is refused by reference, ex
   }
 }
 
-TEST_CASE("issue: (2, 2**62, 8) with no data makes reference exit 2 and write nothing", "[cpu][wrapping]") {
+TEST_CASE("a shape (2, 2**62, 8) with no data makes reference exit 2 and write nothing", "[cpu][wrapping]") {
   test::ScratchDir dir;
   // Unchecked, the size wrapped to 0 bytes, which matched the empty data: exit 0 and a bogus output file.
   for (const char* descr : {"<f2", "<f4"}) {
@@ -82,7 +82,7 @@ TEST_CASE("issue: (2, 2**62, 8) with no data makes reference exit 2 and write no
   expect_refused({"reference", "-i", dir.file("zero.npy"), "-o", dir.file("out.npy")}, "overflows 64 bits");
 }
 
-TEST_CASE("issue: compare -n 4294967296 --hidden 4294967296 exits 2, naming the product", "[cpu][wrapping]") {
+TEST_CASE("compare -n 4294967296 --hidden 4294967296 exits 2, naming the product", "[cpu][wrapping]") {
   // Unchecked, N x D = 2**64 wrapped to 0, passed the 2^28-element limit, and the input generator segfaulted.
   expect_refused({"compare", "-n", "4294967296", "--hidden", "4294967296"},
                  "W x N x D x E = 16 x 4294967296 x 4294967296 x 2 bytes overflows 64 bits");
@@ -91,7 +91,7 @@ TEST_CASE("issue: compare -n 4294967296 --hidden 4294967296 exits 2, naming the 
                  "overflows 64 bits");
 }
 
-TEST_CASE("issue: sim --calls oneshot:N=274177:D=538243370485768 exits 2, not a protocol failure", "[cpu][wrapping]") {
+TEST_CASE("sim --calls oneshot:N=274177:D=538243370485768 exits 2, not a protocol failure", "[cpu][wrapping]") {
   // Unchecked, N x D x W x E wrapped to 64 bytes: BPB = 64 and the simulation "failed" out of bounds.
   expect_refused({"sim", "--calls", "oneshot:N=274177:D=538243370485768"},
                  "call 1 (oneshot N=274177 D=538243370485768 bf16): the input's size W x N x D x E = 4 x 274177 x "
