@@ -133,13 +133,12 @@ TEST_CASE("the built-in tables are data/mufu's files, with the capture's histogr
         std::map<int, std::uint64_t>{{-1, 374723}, {0, 7280086}, {1, 733799}});
 }
 
-TEST_CASE("the built-in tables equal the raw capture, when one is given", "[cpu]") {
+// Hidden (run by name, not by the suite): it needs a raw capture, which the repository does not hold.
+TEST_CASE("the built-in tables equal a raw capture", "[.][capture]") {
   // AR_MUFU_CAPTURE_DIR: a folder with the capture's rsqrt_delta.i8 and rcp_delta.i8 (one int8 per entry).
   const char* dir = std::getenv("AR_MUFU_CAPTURE_DIR");
-  if (dir == nullptr) {
-    WARN("AR_MUFU_CAPTURE_DIR not set: the packed tables are not compared with a raw capture");
-    return;
-  }
+  INFO("AR_MUFU_CAPTURE_DIR must name the folder of a capture (mnnvl-ar mufu --capture DIR)");
+  REQUIRE(dir != nullptr);
   const std::vector<std::uint8_t> rsqrt = read_file(std::string(dir) + "/rsqrt_delta.i8");
   const std::vector<std::uint8_t> rcp = read_file(std::string(dir) + "/rcp_delta.i8");
   REQUIRE(rsqrt.size() == kRsqrtDeltaEntries);
