@@ -31,7 +31,10 @@ constexpr ApproxMath approx_math_of() {
           [](std::uint32_t x) { return std::bit_cast<std::uint32_t>(Reciprocal(std::bit_cast<float>(x))); }};
 }
 
-/// The GPU's own, as measured (reference/mufu.h): what FusedOptions uses unless a test passes stand-ins.
-inline constexpr ApproxMath kGpuApproxMath = approx_math_of<rsqrt_approx_ftz, rcp_approx_ftz>();
+/// The GPU's own, as measured (reference/mufu.h), under fast-math (flashinfer profile) and without it (ieee:
+/// rsqrt without FTZ; the reciprocal is then unused, the division being div.rn). What FusedOptions uses unless
+/// a test passes stand-ins.
+inline constexpr ApproxMath kGpuApproxMath{rsqrt_approx_ftz_bits, rcp_approx_ftz_bits};
+inline constexpr ApproxMath kGpuApproxMathNoFtz{rsqrt_approx_bits, rcp_approx_ftz_bits};
 
 }  // namespace ar

@@ -126,11 +126,12 @@ Prepared prepare(const HostTensor& input, const HostTensor& residual, const Host
     throw std::invalid_argument("gamma must be [D] = [" + std::to_string(p.shape.hidden) + "]");
   if (options.profile == Profile::kTrtllm)
     throw std::invalid_argument("the fused norm is modelled for the flashinfer and ieee profiles only");
-  if (!options.approx.complete())
-    throw std::invalid_argument("the fused norm needs models of rsqrt.approx and div.approx");
+  const ApproxMath approx =
+      options.approx.value_or(options.profile == Profile::kIeee ? kGpuApproxMathNoFtz : kGpuApproxMath);
+  if (!approx.complete()) throw std::invalid_argument("the fused norm needs models of rsqrt.approx and rcp.approx");
   const Strategy resolved = resolve_strategy(options.strategy, p.shape);
   p.launch = norm_launch(resolved, p.shape.tokens, p.shape.hidden, t, options.sm_count);
-  p.arithmetic = {options.epsilon, options.weight_bias, options.profile != Profile::kIeee, options.approx};
+  p.arithmetic = {options.epsilon, options.weight_bias, options.profile != Profile::kIeee, approx};
   p.all_reduced = reference_all_reduce(input, resolved, options.profile);
   return p;
 }

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -81,7 +82,8 @@ struct FusedOptions {
   int sm_count = kDefaultSmCount;
   std::uint32_t epsilon = 0;      ///< fp32 bits (fp32_from_double(eps))
   std::uint32_t weight_bias = 0;  ///< fp32 bits
-  ApproxMath approx = kGpuApproxMath;
+  /// The MUFU models; none = the GPU's for the profile (kGpuApproxMath, or kGpuApproxMathNoFtz for ieee).
+  std::optional<ApproxMath> approx;
 };
 
 struct FusedResult {

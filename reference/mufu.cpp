@@ -1,5 +1,6 @@
 #include "reference/mufu.h"
 
+#include <bit>
 #include <cmath>
 
 #include "reference/float_bits.h"
@@ -93,6 +94,17 @@ std::uint32_t rsqrt_approx_ftz_bits(std::uint32_t x) {
   const std::uint32_t xc = ((odd ? 127u : 128u) << 23) | (x & kMantissaMask);
   const std::uint32_t yc = rsqrt_predictor_bits(xc) + rsqrt_delta((odd << 23) | (x & kMantissaMask));
   return shift_exponent(yc, -(static_cast<int>(e) - static_cast<int>(exponent_field(xc))) / 2);
+}
+
+std::uint32_t rsqrt_approx_bits(std::uint32_t x) {
+  if (exponent_field(x) != 0 || (x & kMantissaMask) == 0) return rsqrt_approx_ftz_bits(x);  // not subnormal
+  if ((x & kSign) != 0) return kNan;
+  // x = m * 2^-149 with m < 2^23: x * 2^64 is the normal m * 2^-85, and rsqrt(x) = rsqrt(x * 2^64) * 2^32.
+  const std::uint32_t m = x & kMantissaMask;
+  const int lead = 31 - std::countl_zero(m);  // m's leading bit: x * 2^64 = 1.f * 2^(lead - 85)
+  const std::uint32_t scaled =
+      (static_cast<std::uint32_t>(lead - 85 + 127) << 23) | ((m << (23 - lead)) & kMantissaMask);
+  return shift_exponent(rsqrt_approx_ftz_bits(scaled), 32);
 }
 
 std::uint32_t rcp_approx_ftz_bits(std::uint32_t x) {

@@ -21,6 +21,10 @@ namespace ar {
 /// rsqrt.approx.ftz.f32. +0 and positive subnormals give +Inf, -0 and negative subnormals -Inf, +Inf gives
 /// +0; negative normals, -Inf and every NaN give 0x7FFFFFFF.
 std::uint32_t rsqrt_approx_ftz_bits(std::uint32_t x);
+/// rsqrt.approx.f32, without FTZ (what rsqrtf compiles to without fast-math): the .ftz result for every input
+/// but the subnormals; a positive subnormal x gives rsqrt(x * 2^64) * 2^32 exactly, a negative one 0x7FFFFFFF
+/// (measured on all 2^23 of each sign on an H200, docs/mufu.md).
+std::uint32_t rsqrt_approx_bits(std::uint32_t x);
 /// rcp.approx.ftz.f32: odd in x (rcp(-x) = -rcp(x)). Zeros and subnormals give an Inf of their sign, Infs a
 /// zero of their sign, every NaN 0x7FFFFFFF; a result below the normal range is a zero of x's sign.
 std::uint32_t rcp_approx_ftz_bits(std::uint32_t x);

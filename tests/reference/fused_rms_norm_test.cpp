@@ -441,3 +441,25 @@ TEST_CASE("whatever the tree, exact sums come out exact", "[cpu]") {
     }
   }
 }
+
+TEST_CASE("without a model given, each profile takes the GPU's: the ieee rsqrt does not flush", "[cpu]") {
+  // fp32, W = 2, D = 8: pre = 2^-74 everywhere, squares 2^-148 (subnormal, exact without FTZ), sum 2^-145,
+  // / 8 = 2^-148 and eps = 0: the rsqrt input is subnormal. Under ieee the measured non-FTZ rsqrt answers it
+  // (finite, about 2^74); the flashinfer profile flushes the squares and takes rsqrt(+0) = +Inf.
+  const double tiny = std::ldexp(1.0, -75);
+  const HostTensor input = one_token_input(DType::kFp32, {std::vector<double>(8, tiny), std::vector<double>(8, tiny)});
+  const HostTensor residual = values_of(DType::kFp32, {1, 8}, std::vector<double>(8, 0.0));
+  const HostTensor gamma = values_of(DType::kFp32, {8}, std::vector<double>(8, 1.0));
+  FusedOptions o;
+  o.strategy = Strategy::kTwoShot;
+  o.profile = Profile::kIeee;
+  const FusedElementExplanation ieee = explain_fused_element(input, residual, gamma, o, 0, 3);
+  CHECK(ieee.row.rsqrt_input == 0x00000002u);  // 2^-148
+  CHECK(ieee.row.rsqrt_output == rsqrt_approx_bits(0x00000002u));
+  CHECK(ieee.row.rsqrt_output == 0x64800000u);  // 2^74: rsqrt(2^-84) = 2^42 exactly, times 2^32
+  CHECK(ieee.row.rsqrt_output != 0x7F800000u);
+  o.profile = Profile::kFlashInfer;
+  const FusedElementExplanation fast = explain_fused_element(input, residual, gamma, o, 0, 3);
+  CHECK(fast.row.rsqrt_input == 0u);
+  CHECK(fast.row.rsqrt_output == 0x7F800000u);
+}

@@ -66,6 +66,23 @@ TEST_CASE("rsqrt.approx.ftz of hand-picked normals", "[cpu]") {
   CHECK(rsqrt_approx_ftz_bits(0x41000000u) == 0x3F3504F2u - (1u << 23));  // x = 8 = 2 * 4: half of it
 }
 
+TEST_CASE("rsqrt.approx without FTZ: the .ftz results, and subnormals scaled into the normals", "[cpu]") {
+  for (std::uint32_t x : {0u, kNegZero, kPosInf, kNegInf, 0x3F800000u, 0x00800000u, 0x7F7FFFFFu, 0xBF800000u})
+    CHECK(rsqrt_approx_bits(x) == rsqrt_approx_ftz_bits(x));
+  CHECK(rsqrt_approx_bits(0x80000001u) == kNan);  // a negative subnormal
+  CHECK(rsqrt_approx_bits(0x807FFFFFu) == kNan);
+  // The structure the normals follow, rsqrt(4x) = rsqrt(x) / 2, holds across the subnormal boundary: for
+  // m >= 2^21, 4x is normal and answered by the table directly, x by the scaling.
+  for (std::uint32_t m = 1u << 21; m < (1u << 23); m += 997) {
+    const std::uint32_t four_x = bits(4.0f * std::bit_cast<float>(m));  // exact: a normal with the same digits
+    REQUIRE((four_x >> 23) != 0);
+    REQUIRE(rsqrt_approx_bits(m) == rsqrt_approx_bits(four_x) + (1u << 23));
+  }
+  // And down the subnormals: rsqrt(x) = 2 rsqrt(4x) while 4x stays subnormal.
+  for (std::uint32_t m = 1; m < (1u << 21); m = m * 3 + 1)
+    REQUIRE(rsqrt_approx_bits(m) == rsqrt_approx_bits(4 * m) + (1u << 23));
+}
+
 TEST_CASE("rcp.approx.ftz special values follow the rules the capture found", "[cpu]") {
   CHECK(rcp_approx_ftz_bits(0x00000000u) == kPosInf);
   CHECK(rcp_approx_ftz_bits(0x00000001u) == kPosInf);
