@@ -157,6 +157,10 @@ TEST_CASE("an ONESHOT shape the GPU leaves undefined is written with a warning",
   const auto two = run_in_process(c.reference_args({"-s", "twoshot"}));
   CHECK(two.code == 0);
   CHECK(two.err.empty());
+  const auto explained = run_in_process({"explain", "-i", c.dir.file("x.npy"), "-d", "bf16", "-t", "0", "-c", "0", "-s",
+                                         "oneshot", "--residual", c.dir.file("r.npy"), "--gamma", c.dir.file("g.npy")});
+  CHECK(explained.code == 0);
+  CHECK_THAT(explained.out, Catch::Contains("warning: the GPU's normalised output is undefined for this shape"));
 }
 
 TEST_CASE("explain shows the fused element's path and the thread that owns it", "[cpu]") {
