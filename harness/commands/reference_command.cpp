@@ -1,21 +1,66 @@
-// mnnvl-ar reference: the bit-exact all-reduce of a [W, N, D] .npy on the CPU.
+// mnnvl-ar reference: the bit-exact all-reduce of a [W, N, D] .npy on the CPU, and with --residual and
+// --gamma the fused residual-add + RMSNorm that follows it.
 #include <chrono>
+#include <filesystem>
 #include <ostream>
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/fused_options.h"
 #include "harness/commands/options.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
+#include "harness/io/output_file.h"
 #include "harness/io/rank_inputs.h"
 #include "reference/all_reduce.h"
+#include "reference/explain.h"
 
 namespace ar {
+namespace {
 
-int reference_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The fused call: both outputs go through one OutputSet, made (and so checked) before the inputs are read,
+// so that a refusal or a failed write leaves neither file.
+int reference_fused(const std::string& input, const std::optional<DType>& dtype, Strategy strategy, Profile profile,
+                    const po::variables_map& vm, const FusedArgs& fused_args, const std::string& output,
+                    std::ostream& out, std::ostream& err) {
+  check_fused_profile(profile);
+  if (std::filesystem::path(output).lexically_normal() ==
+      std::filesystem::path(fused_args.residual_out).lexically_normal())
+    throw UsageError(
+        fmt::format("--output and --residual-out both name '{}'; the fused call writes two files", output));
+  OutputSet files({output, fused_args.residual_out});
+  const auto start = std::chrono::steady_clock::now();
+  const RankInputs in = load_rank_inputs(input, dtype);
+  const FusedInputs fused = load_fused_inputs(vm, fused_args, in, strategy, profile);
+  const FusedResult result = fused_reference(input, in, fused);
+  files.file(0).write(encode_npy(result.normalized));
+  files.file(1).write(encode_npy(result.residual_out));
+  files.commit();
+  const NormLaunch& l = result.launch;
+  fmt::print(out,
+             "wrote {} (normalised) and {} (residual): [{}, {}] {}, {}{}/{} fused, W = {}, eps {}, weight bias {}, "
+             "{} SMs: {}cluster of {} x {} threads, {} load(s), {:.3f} s\n",
+             output, fused_args.residual_out, in.shape.tokens, in.shape.hidden, dtype_name(in.shape.dtype),
+             strategy == Strategy::kAuto ? "auto -> " : "", strategy_name(l.strategy), profile_name(profile),
+             in.shape.world_size, format_fp32(fused.options.epsilon), format_fp32(fused.options.weight_bias),
+             fused.options.sm_count, l.cluster_launch ? "" : "no ", l.cluster_size(), l.block_size(),
+             l.loads_per_thread(), seconds_since(start));
+  if (result.normalized_undefined_on_gpu)
+    fmt::print(err, "mnnvl-ar reference: warning: {}\n", undefined_norm_warning(l));
+  return kExitOk;
+}
+
+}  // namespace
+
+int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& err) {
   std::string input, output, strategy_text, profile_text, dtype_text, engine_text;
+  FusedArgs fused_args;
   po::options_description options("options");
   // clang-format off
   options.add_options()
@@ -26,29 +71,42 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream&)
       ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16; otherwise from the file")
       ("engine", po::value(&engine_text)->default_value("fast"), "fast (SIMD host fold) | scalar (the element-wise model)");
   // clang-format on
+  add_fused_options(options, fused_args, /*with_output=*/true);
   po::variables_map vm;
   const CommandHelp help{
-      "mnnvl-ar reference --input X.npy --output Y.npy [--strategy auto] [--profile flashinfer] [--dtype bf16]",
+      "mnnvl-ar reference --input X.npy --output Y.npy [--strategy auto] [--profile flashinfer] [--dtype bf16]\n"
+      "       [--residual R.npy --gamma G.npy --residual-out RO.npy [--eps E] [--weight-bias B] [--sms 132]]",
       "Computes, bit for bit, what FlashInfer's MNNVL all-reduce returns on every rank for the stacked\n"
       "inputs X ([W, N, D]): sanitise -0 to +0, widen to fp32, fold in ascending rank order (chunks of 8\n"
       "ranks for ONESHOT at W >= 16, of min(W, 16) for TWOSHOT, each from +0), flush-to-zero adds, one RN-even\n"
       "narrowing, and TWOSHOT maps a -0 result to +0. Profiles: flashinfer (as shipped), ieee (same order, no\n"
       "FTZ), trtllm (TensorRT-LLM: seeded with rank 0, no chunking).\n\n"
-      "example:\n  mnnvl-ar reference -i x.npy -o y.npy --strategy twoshot && mnnvl-ar diff y.npy expected.npy\n\n"
+      "With --residual R ([N, D]) and --gamma G ([D]), both of the input's dtype, it computes FlashInfer's fused\n"
+      "all-reduce + residual-add + RMSNorm instead: Y gets the normalised output and RO the residual output\n"
+      "(AR + residual), both [N, D]. The row's sum of squares follows the kernel's launch shape, which depends\n"
+      "on N and --sms (the GPU's SM count); eps defaults to torch.finfo(dtype).eps as in FlashInfer's Python\n"
+      "(2^-7 bf16, 2^-10 fp16, 2^-23 fp32). Profiles flashinfer and ieee only. A shape whose normalised output\n"
+      "the GPU leaves undefined is written with a warning (docs/fused.md).\n\n"
+      "examples:\n  mnnvl-ar reference -i x.npy -o y.npy --strategy twoshot && mnnvl-ar diff y.npy expected.npy\n"
+      "  mnnvl-ar reference -i x.npy -d bf16 -o y.npy --residual r.npy --gamma g.npy --residual-out ro.npy --eps "
+      "1e-6\n\n"
       "exit codes: 0 written, 2 bad usage or input (nothing is written)"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
-  check_output_path(output);  // before the work, so a typo costs nothing
-
   const Strategy strategy = strategy_option(strategy_text);
   const Profile profile = profile_option(profile_text);
   if (engine_text != "fast" && engine_text != "scalar")
     throw UsageError(fmt::format("unknown engine '{}' (choose fast or scalar)", engine_text));
+  if (fused_requested(vm, fused_args, /*with_output=*/true))
+    return reference_fused(input, optional_dtype_option(dtype_text), strategy, profile, vm, fused_args, output, out,
+                           err);
+  check_output_path(output);  // before the work, so a typo costs nothing
+
   const auto start = std::chrono::steady_clock::now();
   const RankInputs in = load_rank_inputs(input, optional_dtype_option(dtype_text));
   const HostTensor result =
       reference_all_reduce(in.tensor, strategy, profile, engine_text == "fast" ? Engine::kFast : Engine::kScalar);
   write_npy(output, result);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = seconds_since(start);
   const Strategy resolved = resolve_strategy(strategy, in.shape);
   fmt::print(out, "wrote {}: [{}, {}] {}, {}{}/{}, W = {}, {:.3f} s\n", output, in.shape.tokens, in.shape.hidden,
              dtype_name(in.shape.dtype), strategy == Strategy::kAuto ? "auto -> " : "", strategy_name(resolved),
