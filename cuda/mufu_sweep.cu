@@ -18,6 +18,7 @@ __global__ void mufu_kernel(MufuOp op, std::uint64_t first, std::uint64_t count,
     float y = 0;
     switch (op) {
       case MufuOp::kRsqrt: y = ptx::rsqrt_approx_ftz_f32(xf); break;
+      case MufuOp::kRsqrtNoFtz: y = ptx::rsqrt_approx_f32(xf); break;
       case MufuOp::kRcp: y = ptx::rcp_approx_ftz_f32(xf); break;
       case MufuOp::kDiv: y = ptx::div_approx_ftz_f32(xf, __uint_as_float(divisor)); break;
       case MufuOp::kDivHashed: y = ptx::div_approx_ftz_f32(__uint_as_float(mufu_hashed_dividend(x)), xf); break;

@@ -93,6 +93,13 @@ __device__ __forceinline__ float rsqrt_approx_ftz_f32(float x) {
   return r;
 }
 
+/// rsqrt.approx.f32, without FTZ: what rsqrtf is without fast-math. Modelled as rsqrt_approx_ftz_f32 is.
+__device__ __forceinline__ float rsqrt_approx_f32(float x) {
+  float r;
+  asm("rsqrt.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
 /// rcp.approx.ftz.f32: MUFU.RCP. Modelled as rsqrt_approx_ftz_f32 is.
 __device__ __forceinline__ float rcp_approx_ftz_f32(float x) {
   float r;

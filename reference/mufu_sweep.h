@@ -9,10 +9,11 @@
 namespace ar {
 
 enum class MufuOp : std::uint8_t {
-  kRsqrt,      ///< rsqrt.approx.ftz.f32(x)
-  kRcp,        ///< rcp.approx.ftz.f32(x)
-  kDiv,        ///< div.approx.ftz.f32(x, divisor): every a against one b
-  kDivHashed,  ///< div.approx.ftz.f32(mufu_hashed_dividend(x), x): every b, each with its own a
+  kRsqrt,       ///< rsqrt.approx.ftz.f32(x)
+  kRsqrtNoFtz,  ///< rsqrt.approx.f32(x): the ieee profile's, without FTZ
+  kRcp,         ///< rcp.approx.ftz.f32(x)
+  kDiv,         ///< div.approx.ftz.f32(x, divisor): every a against one b
+  kDivHashed,   ///< div.approx.ftz.f32(mufu_hashed_dividend(x), x): every b, each with its own a
 };
 
 /// The divisors every a is divided by: FlashInfer's hidden sizes (the fused kernels divide by float(D)),

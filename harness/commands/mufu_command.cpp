@@ -28,7 +28,9 @@ constexpr std::uint64_t kChunk = std::uint64_t{1} << 28;
 
 std::string hex(std::uint32_t bits) { return fmt::format("0x{:08x}", bits); }
 
-bool unary(const MufuSweepSpec& spec) { return spec.op == MufuOp::kRsqrt || spec.op == MufuOp::kRcp; }
+bool unary(const MufuSweepSpec& spec) {
+  return spec.op == MufuOp::kRsqrt || spec.op == MufuOp::kRsqrtNoFtz || spec.op == MufuOp::kRcp;
+}
 
 std::string describe_difference(const MufuSweepSpec& spec, const MufuDifference& d) {
   const MufuOperands o = mufu_operands(spec, d.input);

@@ -37,7 +37,7 @@ SliceResult compare_slice(const MufuSweepSpec& spec, std::span<const std::uint32
 }  // namespace
 
 std::vector<MufuSweepSpec> mufu_check_sweeps() {
-  std::vector<MufuSweepSpec> sweeps{{MufuOp::kRsqrt, 0}, {MufuOp::kRcp, 0}};
+  std::vector<MufuSweepSpec> sweeps{{MufuOp::kRsqrt, 0}, {MufuOp::kRsqrtNoFtz, 0}, {MufuOp::kRcp, 0}};
   for (const float b : kMufuDivisors) sweeps.push_back({MufuOp::kDiv, std::bit_cast<std::uint32_t>(b)});
   sweeps.push_back({MufuOp::kDivHashed, 0});
   return sweeps;
@@ -46,6 +46,7 @@ std::vector<MufuSweepSpec> mufu_check_sweeps() {
 std::string mufu_sweep_name(const MufuSweepSpec& spec) {
   switch (spec.op) {
     case MufuOp::kRsqrt: return "rsqrt.approx.ftz.f32(x)";
+    case MufuOp::kRsqrtNoFtz: return "rsqrt.approx.f32(x)";
     case MufuOp::kRcp: return "rcp.approx.ftz.f32(x)";
     case MufuOp::kDiv: return fmt::format("div.approx.ftz.f32(a, {})", std::bit_cast<float>(spec.divisor));
     case MufuOp::kDivHashed: break;
@@ -56,6 +57,7 @@ std::string mufu_sweep_name(const MufuSweepSpec& spec) {
 MufuOperands mufu_operands(const MufuSweepSpec& spec, std::uint32_t x) {
   switch (spec.op) {
     case MufuOp::kRsqrt:
+    case MufuOp::kRsqrtNoFtz:
     case MufuOp::kRcp: return {x, 0};
     case MufuOp::kDiv: return {x, spec.divisor};
     case MufuOp::kDivHashed: break;
@@ -66,6 +68,7 @@ MufuOperands mufu_operands(const MufuSweepSpec& spec, std::uint32_t x) {
 std::uint32_t mufu_model(const MufuSweepSpec& spec, std::uint32_t x) {
   switch (spec.op) {
     case MufuOp::kRsqrt: return rsqrt_approx_ftz_bits(x);
+    case MufuOp::kRsqrtNoFtz: return rsqrt_approx_bits(x);
     case MufuOp::kRcp: return rcp_approx_ftz_bits(x);
     case MufuOp::kDiv:
     case MufuOp::kDivHashed: break;
