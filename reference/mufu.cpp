@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "reference/float_bits.h"
+#include "reference/float_ops.h"
 
 namespace ar {
 namespace {
@@ -117,34 +118,8 @@ std::uint32_t rcp_approx_ftz_bits(std::uint32_t x) {
   return sign | shift_exponent(yc, 127 - static_cast<int>(e));
 }
 
-std::uint32_t mul_ftz_bits(std::uint32_t a, std::uint32_t b) {
-  constexpr FloatFormat f = kFp32Format;
-  a = flush_subnormal_fp32(a);
-  b = flush_subnormal_fp32(b);
-  if (is_nan(a, f) || is_nan(b, f)) return kNan;
-  const std::uint32_t sign = (a ^ b) & kSign;
-  if (is_inf(a, f) || is_inf(b, f)) return is_zero(a, f) || is_zero(b, f) ? kNan : sign | kInfinity;
-  if (is_zero(a, f) || is_zero(b, f)) return sign;
-  // Both normal now. The exact product of the significands has 47 or 48 bits; when the result is normal,
-  // rounding it to 24 bits is all there is to do (the common case, and `mufu --check` runs it 2^36 times).
-  const std::uint64_t p = (kHidden | (a & kMantissaMask)) * (kHidden | (b & kMantissaMask));
-  const int shift = p >> 47 ? 24 : 23;
-  const int field = static_cast<int>(exponent_field(a) + exponent_field(b)) - 150 + shift;
-  if (field >= 1 && field <= 254) {
-    std::uint64_t kept = p >> shift;
-    const std::uint64_t rest = p & ((std::uint64_t{1} << shift) - 1);
-    const std::uint64_t half = std::uint64_t{1} << (shift - 1);
-    if (rest > half || (rest == half && (kept & 1))) ++kept;
-    // A carry out of the significand moves into the exponent field by itself (up to Inf from 254).
-    return sign | ((static_cast<std::uint32_t>(field) << 23) + static_cast<std::uint32_t>(kept - kHidden));
-  }
-  // Out of the normal range before rounding: overflow, or a result the FTZ judges tiny after rounding to 24
-  // bits (round_to_format_ftz, shared with reference/float_ops' multiply and fma).
-  const WideValue x = decode_finite(a, f);
-  const WideValue y = decode_finite(b, f);
-  const WideValue product{sign != 0, x.significand * y.significand, x.exponent + y.exponent, false};
-  return round_to_format_ftz(product, f);
-}
+// One FTZ multiply in reference/ (float_ops), with its fast path for normal products.
+std::uint32_t mul_ftz_bits(std::uint32_t a, std::uint32_t b) { return mul_fp32(a, b, /*ftz=*/true); }
 
 std::uint32_t div_approx_ftz_bits(std::uint32_t a, std::uint32_t b) { return mul_ftz_bits(a, rcp_approx_ftz_bits(b)); }
 
