@@ -98,14 +98,11 @@ std::uint32_t rsqrt_approx_ftz_bits(std::uint32_t x) {
 }
 
 std::uint32_t rsqrt_approx_bits(std::uint32_t x) {
-  if (exponent_field(x) != 0 || (x & kMantissaMask) == 0) return rsqrt_approx_ftz_bits(x);  // not subnormal
+  if (!is_subnormal(x, kFp32Format)) return rsqrt_approx_ftz_bits(x);
   if ((x & kSign) != 0) return kNan;
-  // x = m * 2^-149 with m < 2^23: x * 2^64 is the normal m * 2^-85, and rsqrt(x) = rsqrt(x * 2^64) * 2^32.
-  const std::uint32_t m = x & kMantissaMask;
-  const int lead = 31 - std::countl_zero(m);  // m's leading bit: x * 2^64 = 1.f * 2^(lead - 85)
-  const std::uint32_t scaled =
-      (static_cast<std::uint32_t>(lead - 85 + 127) << 23) | ((m << (23 - lead)) & kMantissaMask);
-  return shift_exponent(rsqrt_approx_ftz_bits(scaled), 32);
+  // x = m * 2^-149 with m < 2^23, so x * 2^64 = m * 2^-85 is normal and exact; rsqrt(x) = rsqrt(x * 2^64) * 2^32.
+  const WideValue scaled{false, x & kMantissaMask, -85, false};
+  return shift_exponent(rsqrt_approx_ftz_bits(round_to_format(scaled, kFp32Format).bits), 32);
 }
 
 std::uint32_t rcp_approx_ftz_bits(std::uint32_t x) {

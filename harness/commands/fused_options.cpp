@@ -6,6 +6,7 @@
 
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
+#include "reference/float_bits.h"
 #include "reference/float_ops.h"
 
 namespace ar {
@@ -36,7 +37,7 @@ HostTensor read_companion(const char* flag, const std::string& path, const Probl
 // FlashInfer narrows eps (and the bias) to fp32 on the host, so a double beyond fp32's range becomes Inf.
 std::uint32_t fp32_parameter(const char* flag, double value) {
   const std::uint32_t bits = fp32_from_double(value);
-  if ((bits & 0x7F800000u) == 0x7F800000u)
+  if (is_inf(bits, kFp32Format) || is_nan(bits, kFp32Format))
     throw UsageError(fmt::format("--{} {} is not a finite number as the fp32 the kernel holds", flag, value));
   return bits;
 }
