@@ -14,6 +14,7 @@
 #include "cuda/detail/check.h"
 #include "cuda/detail/device_guard.h"
 #include "cuda/detail/dispatch.h"
+#include "cuda/fused.cuh"
 #include "cuda/one_shot.cuh"
 #include "cuda/two_shot.cuh"
 #include "reference/kernel_schedule.h"
@@ -23,21 +24,25 @@ namespace ar::cuda {
 namespace {
 
 constexpr int kBlockThreads = 256;              // detail::kBlockThreads (the kernels' __launch_bounds__)
+constexpr int kFusedBlockThreads = 512;         // detail::kFusedBlockThreads (the fused kernels')
 constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
 
-const void* kernel_for(Strategy resolved, DType t, bool ftz) {
+const void* kernel_for(Strategy resolved, DType t, bool ftz, bool fused) {
+  if (fused) return fused_kernel(resolved, t, ftz);
   return resolved == Strategy::kOneShot ? one_shot_kernel(t, ftz) : two_shot_kernel(t, ftz);
 }
 
-/// Blocks of `kernel` the device holds at once (occupancy x SMs), cached.
-int resident_blocks(const void* kernel, int device) {
+int block_threads(bool fused) { return fused ? kFusedBlockThreads : kBlockThreads; }
+
+/// Blocks of `kernel` (of `threads` per block) the device holds at once (occupancy x SMs), cached.
+int resident_blocks(const void* kernel, int threads, int device) {
   static std::mutex mutex;
   static std::map<std::pair<const void*, int>, int> cache;
   std::lock_guard lock(mutex);
   if (auto it = cache.find({kernel, device}); it != cache.end()) return it->second;
   detail::DeviceGuard guard(device);
   int per_sm = 0, sms = 0;
-  AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlockThreads, 0));
+  AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
   AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   return cache[{kernel, device}] = per_sm * sms;
 }
@@ -55,6 +60,41 @@ std::int64_t tokens_per_round(Strategy resolved, const ProblemShape& s, std::int
     requested = std::max<std::int64_t>({1, round_bytes / per_token, ceil_div(kMinRoundPacks, row_packs)});
   }
   return round_tokens(resolved, s, requested);
+}
+
+/// The fused call's own checks: FlashInfer's launch exists for the shape, and every rank has its tensors.
+Status check_norm(const AllReduceArguments& a, Strategy resolved) {
+  if (!a.norm) return Status::success();
+  if (a.norm->sm_count <= 0)
+    return Status::failure(StatusCode::kBadArguments, "the fused call needs the SM count its summation tree follows");
+  try {
+    (void)norm_launch(resolved, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
+  } catch (const std::invalid_argument& e) {
+    return Status::failure(StatusCode::kInvalidShape, fmt::format("the fused norm cannot run: {}", e.what()));
+  }
+  const auto misaligned = [](const void* p) { return p == nullptr || reinterpret_cast<std::uintptr_t>(p) % 16 != 0; };
+  for (const RankIo& r : a.ranks)
+    if (misaligned(r.residual) || misaligned(r.residual_out) || misaligned(r.gamma))
+      return Status::failure(
+          StatusCode::kBadArguments,
+          fmt::format("rank {}'s residual, residual_out and gamma must be non-null and 16-byte aligned", r.rank));
+  return Status::success();
+}
+
+/// What the fused kernels need of FlashInfer's launch: the summation tree and the arithmetic.
+NormTree norm_tree(const NormLaunch& l, const NormArguments& n) {
+  NormTree tree{};
+  tree.block_size = l.block_size();
+  tree.cluster_size = l.cluster_size();
+  tree.loads = l.loads_per_thread();
+  tree.packs_per_block = l.packs_per_block;
+  tree.cluster_fold = l.cluster_launch && l.cluster_size() > 1 ? 1 : 0;
+  tree.square_in_t = l.strategy == Strategy::kOneShot && l.dtype != DType::kFp32 ? 1 : 0;
+  tree.two_shot_order = l.strategy == Strategy::kTwoShot ? 1 : 0;
+  tree.hidden = static_cast<std::uint32_t>(l.hidden);
+  tree.epsilon = n.epsilon;
+  tree.weight_bias = n.weight_bias;
+  return tree;
 }
 
 }  // namespace
@@ -92,7 +132,10 @@ Status can_implement(const AllReduceArguments& a) {
       return Status::failure(StatusCode::kBadArguments,
                              fmt::format("rank {}'s input and output must be non-null and 16-byte aligned", r.rank));
   }
-  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order.ftz), a.device);
+  if (Status s = check_norm(a, resolved); !s.ok()) return s;
+  const bool fused = a.norm.has_value();
+  const int resident =
+      resident_blocks(kernel_for(resolved, a.shape.dtype, order.ftz, fused), block_threads(fused), a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -109,14 +152,19 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   LaunchPlan plan;
   plan.strategy = resolve_strategy(a.strategy, a.shape);
   plan.order = reduction_order(plan.strategy, a.profile, a.shape.world_size);
-  plan.threads_per_block = kBlockThreads;
+  const bool fused = a.norm.has_value();
+  if (fused) plan.norm = norm_launch(plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
+  plan.threads_per_block = block_threads(fused);
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
-  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz), a.device);
+  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused),
+                                         plan.threads_per_block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
-  const std::int64_t packs_per_round = std::min(plan.tokens_per_round, a.shape.tokens) * row_packs;
-  const std::int64_t wanted = ceil_div(packs_per_round, kBlockThreads);  // one pack per thread: the least latency
+  const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
+  // One pack per thread: the least latency; a fused call also wants a block per row.
+  const std::int64_t wanted =
+      std::max(ceil_div(round_rows * row_packs, plan.threads_per_block), fused ? round_rows : std::int64_t{0});
   const std::int64_t fit = plan.resident_blocks / plan.slots;            // every block of every slot resident at once
   plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
   return plan;
@@ -146,10 +194,21 @@ void launch(const AllReduceArguments& a, Stream stream) {
   p.abort_flag = a.channel.abort_flag;
   if (p.error == nullptr || p.abort_flag == nullptr) throw std::invalid_argument("launch needs a wait channel");
 
+  FusedParams fused;  // about 4.3 KiB: made only for a fused call
+  void* kernel_args[] = {&p};
+  if (plan.norm) {
+    std::memset(&fused, 0, sizeof(fused));
+    fused.all_reduce = p;
+    for (std::size_t i = 0; i < a.ranks.size(); ++i)
+      fused.norm[i] = NormSlot{a.ranks[i].residual, a.ranks[i].residual_out, a.ranks[i].gamma};
+    fused.tree = norm_tree(*plan.norm, *a.norm);
+    kernel_args[0] = &fused;
+  }
+
   detail::DeviceGuard guard(a.device);
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(plan.blocks_per_rank), 1, static_cast<unsigned>(plan.slots));
-  config.blockDim = dim3(kBlockThreads, 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(plan.threads_per_block), 1, 1);
   config.dynamicSmemBytes = 0;
   config.stream = stream;
   cudaLaunchAttribute attribute[1];
@@ -157,8 +216,8 @@ void launch(const AllReduceArguments& a, Stream stream) {
   attribute[0].val.programmaticStreamSerializationAllowed = a.launch_with_pdl ? 1 : 0;
   config.attrs = attribute;
   config.numAttrs = 1;
-  void* kernel_args[] = {&p};
-  AR_CUDA_CHECK(cudaLaunchKernelExC(&config, kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz), kernel_args));
+  AR_CUDA_CHECK(cudaLaunchKernelExC(
+      &config, kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, plan.norm.has_value()), kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "cuda/status.h"
 #include "cuda/wait_channel.h"
 #include "cuda/workspace.h"
+#include "reference/fused_launch.h"
 #include "reference/reduction_order.h"
 #include "reference/strategy.h"
 
@@ -32,7 +34,20 @@ inline constexpr std::int64_t kDefaultRoundBytes = 0;
 struct RankIo {
   int rank = 0;
   const void* input = nullptr;
-  void* output = nullptr;
+  void* output = nullptr;  ///< the all-reduce; the normalised [N, D] of a fused call
+  // A fused call only (AllReduceArguments::norm): [N, D], [N, D] and [D] of T.
+  const void* residual = nullptr;
+  void* residual_out = nullptr;
+  const void* gamma = nullptr;
+};
+
+/// What makes a call the fused residual-add + RMSNorm (reference FusedOptions).
+struct NormArguments {
+  std::uint32_t epsilon = 0;      ///< fp32 bits
+  std::uint32_t weight_bias = 0;  ///< fp32 bits
+  /// The SM count whose launch FlashInfer's summation tree follows (reference norm_launch): the GPU's own to
+  /// reproduce FlashInfer here, another to reproduce what FlashInfer gives on that GPU.
+  int sm_count = 0;
 };
 
 struct AllReduceArguments {
@@ -46,6 +61,9 @@ struct AllReduceArguments {
   std::uint64_t timeout_ns = kDefaultTimeoutNs;   ///< per wait; 0 = wait forever, like FlashInfer
   std::int64_t round_bytes = kDefaultRoundBytes;  ///< 0 = the whole call in one round
   WaitChannelView channel;                        ///< where a wait that gives up reports
+  /// Set: the fused all-reduce + residual add + RMSNorm (cuda/fused.cuh); every rank then needs residual,
+  /// residual_out and gamma.
+  std::optional<NormArguments> norm;
 };
 
 /// What launch() does for some arguments.
@@ -57,6 +75,7 @@ struct LaunchPlan {
   int slots = 0;
   std::int64_t tokens_per_round = 0;
   int resident_blocks = 0;  ///< blocks of this kernel the device holds at once
+  std::optional<NormLaunch> norm;  ///< a fused call: FlashInfer's launch, whose summation tree the kernel follows
 };
 
 /// Whether the arguments can run: shape, profile, compiled dtype, workspace size (reference

@@ -76,4 +76,35 @@ struct AllReduceParams {
   std::uint32_t* abort_flag;  ///< device word: set by the first wait that gives up, so the others stop
 };
 
+/// The fused residual-add + RMSNorm of one rank (blockIdx.z): its [N, D] residual and residual_out, its [D]
+/// gamma. The all-reduce slot's `output` receives the normalised [N, D].
+struct NormSlot {
+  const void* residual;
+  void* residual_out;
+  const void* gamma;
+};
+
+/// The summation tree of one row's sum of squares as FlashInfer's launch makes it (reference NormLaunch):
+/// the kernels compute a row with their own blocks, but add in exactly this order.
+struct NormTree {
+  std::int32_t block_size;       ///< FlashInfer's threads per block (bs)
+  std::int32_t cluster_size;     ///< FlashInfer's blocks per row (cs)
+  std::int32_t loads;            ///< packs per FlashInfer thread
+  std::int32_t packs_per_block;  ///< the packs block b of the row starts from (b * packs_per_block)
+  std::int32_t cluster_fold;     ///< 1: the block sums are folded from +0 in block order (a cluster launch, cs > 1)
+  std::int32_t square_in_t;      ///< 1: ONESHOT's 16-bit square and fp32 add; 0: the fp32 fma
+  std::int32_t two_shot_order;   ///< 1: TWOSHOT's ((wb + g) * x) * scale; 0: ONESHOT's (x * scale) * (wb + g)
+  std::uint32_t hidden;          ///< D
+  std::uint32_t epsilon;         ///< fp32 bits
+  std::uint32_t weight_bias;     ///< fp32 bits
+};
+
+/// A fused launch: the all-reduce's parameters, then the norm's (about 4.3 KiB in all; kernel parameters may
+/// take up to 32 KiB from CUDA 12.1 on Volta and later).
+struct FusedParams {
+  AllReduceParams all_reduce;
+  NormSlot norm[kMaxWorldSize];
+  NormTree tree;
+};
+
 }  // namespace ar::cuda

@@ -85,6 +85,79 @@ __device__ __forceinline__ float add_rn_f32(float a, float b) {
   return r;
 }
 
+/// fma.rn.ftz.f32: a * b + c with one rounding; subnormal operands and results flush (the fused norm's sum of
+/// squares, and its mean square plus epsilon under fast-math). Model: reference fma_fp32(ftz = true).
+__device__ __forceinline__ float fma_rn_ftz_f32(float a, float b, float c) {
+  float r;
+  asm("fma.rn.ftz.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
+  return r;
+}
+
+/// fma.rn.f32: IEEE fused multiply-add (the ieee profile). Model: reference fma_fp32(ftz = false).
+__device__ __forceinline__ float fma_rn_f32(float a, float b, float c) {
+  float r;
+  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
+  return r;
+}
+
+/// mul.ftz.f32 (round to nearest even; tininess after rounding, then flushed). Model: reference mul_fp32.
+__device__ __forceinline__ float mul_ftz_f32(float a, float b) {
+  float r;
+  asm("mul.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// mul.rn.f32: IEEE multiply (the ieee profile). Model: reference mul_fp32(ftz = false).
+__device__ __forceinline__ float mul_rn_f32(float a, float b) {
+  float r;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// div.rn.f32: IEEE division, what `sum / D` is without fast-math (the ieee profile). Model: reference div_fp32.
+__device__ __forceinline__ float div_rn_f32(float a, float b) {
+  float r;
+  asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// cvt.rn.f32.u32: an integer to fp32, round to nearest even (the norm's float(D)). Model: fp32_from_integer.
+__device__ __forceinline__ float cvt_rn_f32_u32(std::uint32_t x) {
+  float r;
+  asm("cvt.rn.f32.u32 %0, %1;" : "=f"(r) : "r"(x));
+  return r;
+}
+
+/// add.rn.bf16 / add.rn.f16 and mul.rn.bf16 / mul.rn.f16: the 16-bit arithmetic of the fused norm (its
+/// residual add, and ONESHOT's square), one rounding to the 16-bit format, subnormals kept. The operands and
+/// result are raw 16-bit patterns. Model: reference add_native / mul_native.
+__device__ __forceinline__ std::uint16_t add_rn_bf16(std::uint16_t a, std::uint16_t b) {
+  std::uint16_t r;
+  asm("add.rn.bf16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+  return r;
+}
+__device__ __forceinline__ std::uint16_t add_rn_f16(std::uint16_t a, std::uint16_t b) {
+  std::uint16_t r;
+  asm("add.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+  return r;
+}
+__device__ __forceinline__ std::uint16_t mul_rn_bf16(std::uint16_t a, std::uint16_t b) {
+  std::uint16_t r;
+  asm("mul.rn.bf16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+  return r;
+}
+__device__ __forceinline__ std::uint16_t mul_rn_f16(std::uint16_t a, std::uint16_t b) {
+  std::uint16_t r;
+  asm("mul.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+  return r;
+}
+
+/// shfl.sync.bfly.b32 over the full warp: the value of lane (this lane xor mask). Every lane must call it.
+__device__ __forceinline__ float shfl_bfly_f32(float v, int mask) { return __shfl_xor_sync(0xFFFFFFFFu, v, mask); }
+
+/// bar.red.or.pred (__syncthreads_or): a block barrier that also tells every thread whether any passed true.
+__device__ __forceinline__ bool bar_cta_sync_or(bool predicate) { return __syncthreads_or(predicate) != 0; }
+
 /// rsqrt.approx.ftz.f32: MUFU.RSQ, the fused RMSNorm's reciprocal square root. Undocumented to the bit;
 /// reference/mufu.h models it and `mnnvl-ar mufu --check` proves the model on the GPU at hand.
 __device__ __forceinline__ float rsqrt_approx_ftz_f32(float x) {

@@ -64,8 +64,15 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
       const std::size_t total = static_cast<std::size_t>(io_stride_) * mine.size();
       AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.inputs), total));
       AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.outputs), total));
-      for (std::size_t i = 0; i < mine.size(); ++i)
-        lane.io.push_back(RankIo{mine[i], lane.inputs + io_stride_ * i, lane.outputs + io_stride_ * i});
+      if (options.norm_io) AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.norm_io), 3 * total));
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        RankIo& io = lane.io.emplace_back(RankIo{mine[i], lane.inputs + io_stride_ * i, lane.outputs + io_stride_ * i});
+        if (lane.norm_io == nullptr) continue;
+        std::uint8_t* norm = lane.norm_io + 3 * io_stride_ * i;
+        io.residual = norm;
+        io.residual_out = norm + io_stride_;
+        io.gamma = norm + 2 * io_stride_;
+      }
     }
   } catch (...) {
     release();
@@ -82,6 +89,7 @@ void VirtualGroup::release() noexcept {
       if (lane.stream) AR_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(lane.stream));
       if (lane.inputs) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.inputs));
       if (lane.outputs) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.outputs));
+      if (lane.norm_io) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.norm_io));
       if (lane.stream) AR_CUDA_CHECK_NOTHROW(cudaStreamDestroy(lane.stream));
       lane.channel.reset();
     } catch (...) {  // a device that cannot be made current: nothing more can be freed on it
@@ -124,11 +132,35 @@ void VirtualGroup::upload(const HostTensor& input) {
   }
 }
 
+void VirtualGroup::upload_norm_inputs(const HostTensor& residual, const HostTensor& gamma) {
+  if (!options_.norm_io) throw std::invalid_argument("this group has no residual or gamma (Options::norm_io)");
+  if (residual.shape().size() != 2 || gamma.shape().size() != 1 || gamma.dim(0) != residual.dim(1) ||
+      gamma.dtype() != residual.dtype())
+    throw std::invalid_argument("upload_norm_inputs needs a residual [N, D] and a gamma [D] of one dtype");
+  const std::int64_t bytes = static_cast<std::int64_t>(residual.bytes().size());
+  if (bytes > io_stride_)
+    throw std::invalid_argument(
+        fmt::format("a residual of {} bytes exceeds the group's {} bytes per rank", bytes, io_stride_));
+  for (Lane& lane : lanes_) {
+    detail::DeviceGuard guard(lane.device);
+    for (const RankIo& io : lane.io) {
+      AR_CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(io.residual), residual.bytes().data(), bytes,
+                                    cudaMemcpyHostToDevice, lane.stream));
+      AR_CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(io.gamma), gamma.bytes().data(), gamma.bytes().size(),
+                                    cudaMemcpyHostToDevice, lane.stream));
+    }
+    AR_CUDA_CHECK(cudaStreamSynchronize(lane.stream));
+  }
+}
+
 void VirtualGroup::poison_outputs() {
   for (Lane& lane : lanes_) {
     detail::DeviceGuard guard(lane.device);
     detail::fill_words(lane.outputs, static_cast<std::uint64_t>(io_stride_) * lane.io.size() / 4, 0xFFFFFFFFu,
                        lane.stream);
+    for (const RankIo& io : lane.io)
+      if (io.residual_out != nullptr)
+        detail::fill_words(io.residual_out, static_cast<std::uint64_t>(io_stride_) / 4, 0xFFFFFFFFu, lane.stream);
     AR_CUDA_CHECK(cudaStreamSynchronize(lane.stream));
   }
 }
@@ -138,6 +170,8 @@ void VirtualGroup::check_call(const Call& call, std::span<const int> ranks) {
   if (shard > io_stride_)
     throw std::invalid_argument(
         fmt::format("the call's {} bytes per rank exceed the group's {} bytes per rank", shard, io_stride_));
+  if (call.norm && !options_.norm_io)
+    throw std::invalid_argument("a fused call needs a group made with residuals and gammas (Options::norm_io)");
   for (int r : ranks) (void)find(r);  // a rank this group does not run is an error, not a silent skip
 }
 
@@ -152,6 +186,7 @@ std::optional<AllReduceArguments> VirtualGroup::arguments(Lane& lane, const Call
   a.timeout_ns = options_.timeout_ns;
   a.round_bytes = options_.round_bytes;
   a.channel = lane.channel->view();
+  a.norm = call.norm;
   if (ranks.empty()) {
     a.ranks = lane.io;
   } else {
@@ -211,14 +246,21 @@ std::optional<WaitError> VirtualGroup::run(const Call& call, std::span<const int
   return finish();
 }
 
-HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) {
+HostTensor VirtualGroup::download_from(int rank, const ProblemShape& shape, bool residual_out) {
   HostTensor out(shape.dtype, {shape.tokens, shape.hidden});
   const auto [lane, io] = find(rank);
+  const void* from = residual_out ? io->residual_out : io->output;
+  if (from == nullptr) throw std::invalid_argument("this group has no residual_out (Options::norm_io)");
   detail::DeviceGuard guard(lane->device);
-  AR_CUDA_CHECK(
-      cudaMemcpyAsync(out.bytes().data(), io->output, out.bytes().size(), cudaMemcpyDeviceToHost, lane->stream));
+  AR_CUDA_CHECK(cudaMemcpyAsync(out.bytes().data(), from, out.bytes().size(), cudaMemcpyDeviceToHost, lane->stream));
   AR_CUDA_CHECK(cudaStreamSynchronize(lane->stream));
   return out;
+}
+
+HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) { return download_from(rank, shape, false); }
+
+HostTensor VirtualGroup::download_residual_out(int rank, const ProblemShape& shape) {
+  return download_from(rank, shape, true);
 }
 
 void VirtualGroup::reset() { workspace_->reset(); }

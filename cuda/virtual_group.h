@@ -28,6 +28,8 @@ class VirtualGroup {
     int world_size = 2;
     std::int64_t buffer_bytes_request = 0;  ///< per Lamport buffer (request_buffer_bytes())
     std::int64_t io_bytes_per_rank = 0;     ///< capacity of every rank's input and of its output
+    /// Also give every rank a residual, a residual_out and a gamma of that capacity, for fused calls.
+    bool norm_io = false;
     std::uint64_t timeout_ns = kDefaultTimeoutNs;
     std::int64_t round_bytes = kDefaultRoundBytes;
     /// The ranks of this process (empty: all W). With fewer, `exchange` brings the other processes' memory,
@@ -42,6 +44,7 @@ class VirtualGroup {
     Strategy strategy = Strategy::kAuto;
     Profile profile = Profile::kFlashInfer;
     bool pdl = false;
+    std::optional<NormArguments> norm;  ///< set: the fused residual-add + RMSNorm (needs Options::norm_io)
   };
 
   explicit VirtualGroup(const Options& options);
@@ -63,7 +66,10 @@ class VirtualGroup {
 
   /// Copies each local rank's shard of `input` ([W, N, D]) into its input buffer (blocking).
   void upload(const HostTensor& input);
-  /// Fills every local rank's output with 0xFF bytes, a value no call produces, so an unwritten element shows.
+  /// Copies `residual` ([N, D]) and `gamma` ([D]) to every local rank, for fused calls (blocking).
+  void upload_norm_inputs(const HostTensor& residual, const HostTensor& gamma);
+  /// Fills every local rank's output (and residual_out) with 0xFF bytes, a value no call produces, so an
+  /// unwritten element shows.
   void poison_outputs();
 
   /// Arguments of `call` for `ranks` (empty: every local rank), for can_implement / plan_launch.
@@ -80,8 +86,10 @@ class VirtualGroup {
   /// enqueue + finish.
   std::optional<WaitError> run(const Call& call, std::span<const int> ranks = {});
 
-  /// A local rank's [N, D] output (blocking).
+  /// A local rank's [N, D] output (blocking): the all-reduce, or a fused call's normalised output.
   HostTensor download(int rank, const ProblemShape& shape);
+  /// A local rank's [N, D] residual_out of the last fused call (blocking).
+  HostTensor download_residual_out(int rank, const ProblemShape& shape);
 
   /// Lamport initialisation of the workspace.
   void reset();
@@ -103,6 +111,7 @@ class VirtualGroup {
     Stream stream = nullptr;
     std::uint8_t* inputs = nullptr;
     std::uint8_t* outputs = nullptr;
+    std::uint8_t* norm_io = nullptr;  // residual, residual_out and gamma of each rank (Options::norm_io)
     std::vector<RankIo> io;
     std::vector<RankIo> subset;  // the ranks of a partial launch
   };
@@ -113,6 +122,7 @@ class VirtualGroup {
   /// none is.
   std::optional<AllReduceArguments> arguments(Lane& lane, const Call& call, std::span<const int> ranks);
   std::pair<Lane*, const RankIo*> find(int rank);  // throws for a rank this group does not run
+  HostTensor download_from(int rank, const ProblemShape& shape, bool residual_out);
   void release() noexcept;
 
   Options options_;

@@ -5,7 +5,7 @@
 #
 #   cmake -S . -B build-cuda -G Ninja -DMNNVL_AR_CUDA=ON -DBoost_USE_STATIC_LIBS=ON -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test \
-#     cuda_multi_gpu_test cuda_mufu_test
+#     cuda_multi_gpu_test cuda_mufu_test cuda_fused_test
 #   scripts/gpu_suite.sh pack            # copies the binaries and the shared libraries they need to build-cuda/dist
 #
 # then on the GPU machine, from the repository root:
@@ -33,7 +33,7 @@ if [[ "${1:-}" == "pack" ]]; then
   mkdir -p "$dist"
   cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" \
     "$build/tests/cuda/cuda_multi_process_test" "$build/tests/cuda/cuda_multi_gpu_test" \
-    "$build/tests/cuda/cuda_mufu_test" "$dist/"
+    "$build/tests/cuda/cuda_mufu_test" "$build/tests/cuda/cuda_fused_test" "$dist/"
   # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader):
   # libcrypto.so.3 too, should a build link it dynamically.
   ldd "$dist/mnnvl-ar" "$dist"/cuda_*_test | awk '/=> \//{print $3}' | sort -u |
@@ -122,6 +122,7 @@ if has tests; then
   run_logged test_protocol 200 "$dist/cuda_protocol_test" --durations yes
   run_logged test_multi_process 400 "$dist/cuda_multi_process_test" --durations yes
   run_logged test_mufu 120 "$dist/cuda_mufu_test" --durations yes
+  run_logged test_fused 400 "$dist/cuda_fused_test" --durations yes
 fi
 
 if has sanitize; then

@@ -4,8 +4,7 @@
 // check_fits_workspace); byte offsets are 64-bit (a Lamport buffer may reach 4 GiB).
 #pragma once
 
-#include "cuda/detail/lamport.cuh"
-#include "cuda/detail/rank_launch.cuh"
+#include "cuda/detail/two_shot_steps.cuh"
 
 namespace ar::cuda::detail {
 
@@ -26,12 +25,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
 
     // Phase 2 (rs: st): store each of my packs of token t into SCATTER slot [t / W][rank] of its owner,
     // rank t % W (a unicast store; local when I own t).
-    my.for_each_input_pack<T>(round, in, v, [&](std::uint32_t t, std::uint32_t c, const uint4& pack) {
-      const std::uint32_t row = t / my.world, owner = t - row * my.world;
-      ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[owner]) + scatter +
-                     (std::uint64_t(row * my.world + my.rank) * my.row_packs + c) * 16,
-                 pack);  // weak store: the owner polls every word
-    });
+    two_shot_scatter_round<T>(my, round, in, v, scatter);
 
     // Phase 3 (clear): this round's share of the previous launch's stages 0 and 1, in that launch's layout.
     // Nothing in this launch touches the dirty buffer, and every store into it was read before the previous
@@ -42,27 +36,16 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     // Phase 4 (rs: ld, r; then st): for each token I own (t % W == rank) poll its W SCATTER slots, fold
     // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every other rank and
     // into my output (my own tokens need no round trip through my BROADCAST stage, which stays empty).
-    const std::uint32_t owned = in.t1 - in.t0 > my.rank ? (in.t1 - in.t0 - my.rank + my.world - 1) / my.world : 0;
-    {
-      const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kScatterSlot, /*stage=*/0};
-      const std::uint32_t owned_last = owned * my.row_packs;
-      for (std::uint32_t i = my.tid; i < owned_last; i += my.threads) {
-        const std::uint32_t j = i / my.row_packs, c = i - j * my.row_packs;
-        const std::uint32_t t = in.t0 + my.rank + j * my.world;
-        float acc[Pack<T>::kElements];
-        if (!fold_slots<T, kFtz>(
-                own + scatter + (std::uint64_t(in.t0 / my.world + j) * my.world * my.row_packs + c) * 16,
-                my.slot_stride, static_cast<int>(my.world), p.chunk, t, c, acc, waits))
-          return;  // timed out (recorded) or another wait did: end the launch
-        const uint4 sum = narrow_pack<T>(acc, p.sanitize_result != 0);
-        const std::uint32_t flat = t * my.row_packs + c;
-        for (std::uint32_t q = 0; q < my.world; ++q)
-          if (q != my.rank)
-            ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
-                       sum);  // weak store
-        store_output(my.slot.output, flat, sum);
-      }
-    }
+    const std::uint32_t owned = owned_tokens(my, in);
+    const bool reduced = two_shot_reduce_owned<T, kFtz>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
+                                                                             const uint4& sum) {
+      for (std::uint32_t q = 0; q < my.world; ++q)
+        if (q != my.rank)
+          ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
+                     sum);  // weak store
+      store_output(my.slot.output, flat, sum);
+    });
+    if (!reduced) return;  // timed out (recorded) or another wait did: end the launch
 
     // Phase 5 (ag: ld): poll BROADCAST[t] of my own buffer for every token another rank owns, in token
     // order, and copy it to the output; kUnroll polls in flight per thread.

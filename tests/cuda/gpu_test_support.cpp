@@ -9,6 +9,7 @@
 
 #include "harness/io/golden_cases.h"
 #include "reference/all_reduce.h"
+#include "reference/fused_rms_norm.h"
 
 namespace ar::test {
 
@@ -25,23 +26,18 @@ std::string CallCheck::describe() const {
   return s;
 }
 
-CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cuda::VirtualGroup::Call& call,
-                        FlagsModel* model) {
-  CallCheck check;
-  g.upload(input);
-  g.poison_outputs();
-  check.wait = g.run(call);
-  if (check.wait) return check;
-  const HostTensor expected = reference_all_reduce(input, call.strategy, call.profile);
-  for (int r = 0; r < g.world_size(); ++r) {
-    const BitDiff d = compare_bits(g.download(r, call.shape), expected);
-    check.elements += d.elements;
-    check.mismatches += d.differing;
-    if (d.differing && check.first_rank < 0) {
-      check.first_rank = r;
-      check.first = d;
-    }
+namespace {
+
+void count(CallCheck& check, int rank, const BitDiff& d) {
+  check.elements += d.elements;
+  check.mismatches += d.differing;
+  if (d.differing && check.first_rank < 0) {
+    check.first_rank = rank;
+    check.first = d;
   }
+}
+
+void check_flags(cuda::VirtualGroup& g, const cuda::VirtualGroup::Call& call, FlagsModel* model, CallCheck& check) {
   if (model) {
     const ClearRecord record = clear_record(call.strategy, call.shape);
     for (int r = 0; r < g.world_size(); ++r) {
@@ -54,6 +50,62 @@ CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cu
       }
     }
   }
+}
+
+HostTensor as_matrix(const HostTensor& t, std::int64_t rows, std::int64_t cols) {
+  HostTensor out(t.dtype(), {rows, cols});
+  std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
+  return out;
+}
+
+}  // namespace
+
+CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cuda::VirtualGroup::Call& call,
+                        FlagsModel* model) {
+  CallCheck check;
+  g.upload(input);
+  g.poison_outputs();
+  check.wait = g.run(call);
+  if (check.wait) return check;
+  const HostTensor expected = reference_all_reduce(input, call.strategy, call.profile);
+  for (int r = 0; r < g.world_size(); ++r) count(check, r, compare_bits(g.download(r, call.shape), expected));
+  check_flags(g, call, model, check);
+  return check;
+}
+
+NormInputs random_norm_inputs(const ProblemShape& shape, std::uint64_t seed, int spread, std::uint32_t weight_bias,
+                              int sm_count) {
+  NormInputs n;
+  const DType t = shape.dtype;
+  n.residual = as_matrix(random_input(t, 1, shape.tokens, shape.hidden, seed, spread), shape.tokens, shape.hidden);
+  const HostTensor g = random_input(t, 1, 1, shape.hidden, seed + 0x9E3779B9u, 1);
+  n.gamma = HostTensor(t, {shape.hidden});
+  std::copy(g.bytes().begin(), g.bytes().end(), n.gamma.bytes().begin());
+  n.arguments = cuda::NormArguments{default_epsilon(t), weight_bias, sm_count};
+  return n;
+}
+
+CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, const NormInputs& norm,
+                              cuda::VirtualGroup::Call call, FlagsModel* model) {
+  CallCheck check;
+  call.norm = norm.arguments;
+  g.upload(input);
+  g.upload_norm_inputs(norm.residual, norm.gamma);
+  g.poison_outputs();
+  check.wait = g.run(call);
+  if (check.wait) return check;
+  FusedOptions options;
+  options.strategy = call.strategy;
+  options.profile = call.profile;
+  options.sm_count = norm.arguments.sm_count;
+  options.epsilon = norm.arguments.epsilon;
+  options.weight_bias = norm.arguments.weight_bias;
+  const FusedResult expected = reference_fused_rms_norm(input, norm.residual, norm.gamma, options);
+  for (int r = 0; r < g.world_size(); ++r) {
+    count(check, r, compare_bits(g.download(r, call.shape), expected.normalized));
+    count(check, r, compare_bits(g.download_residual_out(r, call.shape), expected.residual_out));
+  }
+  check_flags(g, call, model, check);
   return check;
 }
 
@@ -99,8 +151,11 @@ int run_every_golden_case(const GroupOptionsFor& options) {
 }
 
 std::string label(const cuda::VirtualGroup::Call& c) {
-  return fmt::format("W={} {} N={} D={} {}/{} pdl={}", c.shape.world_size, dtype_name(c.shape.dtype), c.shape.tokens,
-                     c.shape.hidden, strategy_name(c.strategy), profile_name(c.profile), c.pdl ? "on" : "off");
+  std::string s = fmt::format("W={} {} N={} D={} {}/{} pdl={}", c.shape.world_size, dtype_name(c.shape.dtype),
+                              c.shape.tokens, c.shape.hidden, strategy_name(c.strategy), profile_name(c.profile),
+                              c.pdl ? "on" : "off");
+  if (c.norm) s += fmt::format(" fused (tree of {} SMs, weight bias {:#x})", c.norm->sm_count, c.norm->weight_bias);
+  return s;
 }
 
 }  // namespace ar::test

@@ -34,6 +34,24 @@ struct CallCheck {
 CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cuda::VirtualGroup::Call& call,
                         FlagsModel* model = nullptr);
 
+/// The inputs of a fused call besides the all-reduce's: residual [N, D], gamma [D], and the arithmetic.
+struct NormInputs {
+  HostTensor residual;
+  HostTensor gamma;
+  cuda::NormArguments arguments;
+};
+
+/// Seeded random residual and gamma for `shape` (full mantissas, exponents within +-`spread` of 0), with
+/// eps = the dtype's default, weight bias `weight_bias` (fp32 bits) and the tree of `sm_count` SMs.
+NormInputs random_norm_inputs(const ProblemShape& shape, std::uint64_t seed, int spread, std::uint32_t weight_bias,
+                              int sm_count);
+
+/// The fused call: uploads everything, poisons the outputs, runs `call` (whose norm is set from `norm`)
+/// and compares every rank's normalised output and residual_out with reference_fused_rms_norm bit for bit
+/// (both counted in elements and mismatches). Updates `model` when given.
+CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, const NormInputs& norm,
+                              cuda::VirtualGroup::Call call, FlagsModel* model = nullptr);
+
 /// A group for W ranks whose workspace fits every shape in `shapes` under every strategy.
 cuda::VirtualGroup::Options group_options(int world, const std::vector<ProblemShape>& shapes);
 

@@ -1,0 +1,44 @@
+// Body of fused_one_shot (see cuda/fused.cuh for the contract): ONESHOT's protocol unchanged, then each row
+// of the all-reduce goes through the residual add and the RMSNorm in one block (cuda/detail/norm_row.cuh).
+#pragma once
+
+#include "cuda/detail/norm_row.cuh"
+#include "cuda/detail/one_shot_steps.cuh"
+
+namespace ar::cuda::detail {
+
+/// Threads per block of the fused kernels: a row is one block's, so a wider block walks FlashInfer's threads
+/// in fewer steps.
+inline constexpr int kFusedBlockThreads = 512;
+
+template <DType T, bool kFtz>
+__global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
+  const AllReduceParams& p = fp.all_reduce;
+  // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
+  uint4 v[kUnroll];
+  const RankLaunch my = begin_rank_launch<T>(p, v);
+  const std::uint64_t stage =
+      ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 0, /*stages=*/1, my.f.buffer_bytes);
+  const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kOneShotSlot, /*stage=*/0};
+  const NormSlot& io = fp.norm[blockIdx.z];
+
+  for (std::uint32_t round = 0; round < my.rounds; ++round) {
+    const RoundRange in = my.round_range(round);
+    // Phase 2 (st) and 3 (clear), as the plain ONESHOT kernel.
+    one_shot_store_round<T>(my, round, in, v, stage);
+    for (int s = 0; s < 4; ++s) clear_dirty_share(my.own_base(), my.f, s, round, my.rounds, my.tid, my.threads);
+
+    // Phase 4 (ld, r, norm): a row per block; each pack of it folded from its W slots, as the plain kernel.
+    for (std::uint32_t t = in.t0 + blockIdx.x; t < in.t1; t += gridDim.x) {
+      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, my.row_packs, [&](int pack, uint4& sum) {
+        return one_shot_fold_pack<T, kFtz>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
+      });
+      if (!done) return;  // timed out (recorded) or another wait did: end the launch
+    }
+  }
+
+  // Phase 5: the last block of the rank to arrive advances the flags.
+  my.finish();
+}
+
+}  // namespace ar::cuda::detail

@@ -1,0 +1,210 @@
+// The fused residual-add + RMSNorm of one row, computed by one block of ours in FlashInfer's order (SPEC 7).
+//
+// FlashInfer computes a row with a cluster of cs blocks of bs threads, each thread adding the squares of
+// its own packs; the row's sum is then a tree: per-thread sums, xor butterflies in each warp, a second
+// butterfly over each block's warp sums, and the cluster's fold of the block sums. Our block has its own
+// width (any multiple of 32), so it walks FlashInfer's threads warp by warp: our warp k plays FlashInfer's
+// warps k, k + (our warps), ... with its lanes as theirs, so every shuffle partner and every +0 of a missing
+// lane is the same, and every fp32 add happens in the same order on the same values (reference
+// fused_rms_norm_row is the model; NormTree carries the launch it describes).
+//
+// Internal to cuda/: included by the fused kernels' bodies only.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/detail/lamport.cuh"
+
+namespace ar::cuda::detail {
+
+inline constexpr int kWarpLanes = 32;
+inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
+inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
+
+/// fma.rn(.ftz).f32 and mul.rn(.ftz).f32 of the profile.
+template <bool kFtz>
+__device__ __forceinline__ float fma_f32(float a, float b, float c) {
+  if constexpr (kFtz)
+    return ptx::fma_rn_ftz_f32(a, b, c);
+  else
+    return ptx::fma_rn_f32(a, b, c);
+}
+template <bool kFtz>
+__device__ __forceinline__ float mul_f32(float a, float b) {
+  if constexpr (kFtz)
+    return ptx::mul_ftz_f32(a, b);
+  else
+    return ptx::mul_rn_f32(a, b);
+}
+
+/// Element e of a pack as raw bits (16 or 32), and the pack with element e replaced.
+template <DType T>
+__device__ __forceinline__ std::uint32_t element_bits(const uint4& p, int e) {
+  if constexpr (T == DType::kFp32)
+    return (&p.x)[e];
+  else
+    return half_bits(p, e);
+}
+template <DType T>
+__device__ __forceinline__ void set_element_bits(uint4& p, int e, std::uint32_t bits) {
+  if constexpr (T == DType::kFp32) {
+    (&p.x)[e] = bits;
+  } else {
+    std::uint32_t& w = (&p.x)[e / 2];
+    w = (e % 2) ? ((w & 0xFFFFu) | (bits << 16)) : ((w & 0xFFFF0000u) | bits);
+  }
+}
+
+/// a + b in T: the 16-bit add (one rounding, subnormals kept) or the profile's fp32 add (SPEC 7's `pre`).
+template <DType T, bool kFtz>
+__device__ __forceinline__ std::uint32_t add_in_t(std::uint32_t a, std::uint32_t b) {
+  if constexpr (T == DType::kBf16)
+    return ptx::add_rn_bf16(static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(b));
+  else if constexpr (T == DType::kFp16)
+    return ptx::add_rn_f16(static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(b));
+  else
+    return __float_as_uint(add_f32<kFtz>(__uint_as_float(a), __uint_as_float(b)));
+}
+
+/// x * x in T, widened (ONESHOT's square of a 16-bit element).
+template <DType T>
+__device__ __forceinline__ float square_in_t(std::uint32_t x) {
+  if constexpr (T == DType::kBf16)
+    return __uint_as_float(std::uint32_t(ptx::mul_rn_bf16(static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(x)))
+                           << 16);
+  else
+    return ptx::cvt_f32_f16(ptx::mul_rn_f16(static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(x)));
+}
+
+/// One warp's xor butterfly (masks 16, 8, 4, 2, 1) over its first `lanes` lanes: each adds its partner's
+/// value, and a lane that does not exist holds +0 throughout (warpReduceSumPartial). Lane 0 ends with the sum.
+template <bool kFtz>
+__device__ __forceinline__ float butterfly(float v, int lanes) {
+  const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
+  const bool exists = lane < lanes;
+  if (!exists) v = 0.0f;
+#pragma unroll
+  for (int mask = kWarpLanes / 2; mask >= 1; mask /= 2) {
+    const float partner = ptx::shfl_bfly_f32(v, mask);
+    v = exists ? add_f32<kFtz>(v, partner) : 0.0f;
+  }
+  return v;
+}
+
+/// Where pack `pack` of row t lies in an [N, D] tensor.
+__device__ __forceinline__ std::uint64_t row_pack_index(std::uint32_t t, std::uint32_t row_packs, int pack) {
+  return std::uint64_t(t) * row_packs + static_cast<std::uint32_t>(pack);
+}
+
+/// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) and one fma, then rsqrt.approx.ftz;
+/// without it div.rn, add.rn and rsqrt.approx (reference fused_rms_norm_row).
+template <bool kFtz>
+__device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
+  const float hidden = ptx::cvt_rn_f32_u32(tree.hidden);
+  const float epsilon = __uint_as_float(tree.epsilon);
+  if constexpr (kFtz) {
+    return ptx::rsqrt_approx_ftz_f32(ptx::fma_rn_ftz_f32(sum, ptx::rcp_approx_ftz_f32(hidden), epsilon));
+  } else {
+    return ptx::rsqrt_approx_f32(ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon));
+  }
+}
+
+/// The normalised pack: each element N_T(products) in the strategy's order (SPEC 7's output row).
+template <DType T, bool kFtz>
+__device__ __forceinline__ uint4 normalize_pack(const uint4& pre, const uint4& gamma, float scale,
+                                                const NormTree& tree) {
+  const float bias = __uint_as_float(tree.weight_bias);
+  float out[Pack<T>::kElements];
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kElements; ++e) {
+    const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));  // a real add even for a bias of 0
+    const float x = Pack<T>::widen(pre, e);
+    out[e] = tree.two_shot_order ? mul_f32<kFtz>(mul_f32<kFtz>(g, x), scale) : mul_f32<kFtz>(mul_f32<kFtz>(x, scale), g);
+  }
+  return narrow_pack<T>(out, /*sanitize_result=*/false);
+}
+
+/// Row t of one rank: `fetch(pack, &ar)` gives the all-reduced pack (polling; false when a wait gave up).
+/// Writes residual_out and the normalised output of the row. Every thread of the block must call it (it
+/// holds block barriers); returns false, in every thread, when any fetch gave up.
+template <DType T, bool kFtz, class Fetch>
+__device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
+                                         std::uint32_t row_packs, Fetch&& fetch) {
+  __shared__ float warp_sums[kMaxNormClusterSize * kMaxNormWarps];
+  __shared__ float block_sums[kMaxNormClusterSize];
+  __shared__ float shared_scale;
+  const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
+  const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
+  const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
+  const int their_warps = (tree.block_size + kWarpLanes - 1) / kWarpLanes;  // per FlashInfer block
+  const int packs = static_cast<int>(row_packs);
+
+  // 1. FlashInfer's threads, warp by warp: pre = AR + residual (stored as residual_out) and each thread's
+  // sum of squares from +0, loads outer and elements inner; then the warp's butterfly.
+  bool ok = true;
+  for (int j = warp; j < tree.cluster_size * their_warps; j += warps) {
+    const int block = j / their_warps, their_warp = j - block * their_warps;
+    const int thread = their_warp * kWarpLanes + lane;
+    const int lanes = min(kWarpLanes, tree.block_size - their_warp * kWarpLanes);
+    float acc = 0.0f;
+    for (int load = 0; load < tree.loads && lane < lanes; ++load) {
+      const int pack = block * tree.packs_per_block + load * tree.block_size + thread;
+      if (pack >= packs) break;  // later loads lie further out
+      uint4 ar{};
+      if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
+      const std::uint64_t at = row_pack_index(t, row_packs, pack);
+      const uint4 residual = load_input(io.residual, at);
+      uint4 pre{};
+#pragma unroll
+      for (int e = 0; e < Pack<T>::kElements; ++e) {
+        const std::uint32_t x = add_in_t<T, kFtz>(element_bits<T>(ar, e), element_bits<T>(residual, e));
+        set_element_bits<T>(pre, e, x);
+        if constexpr (T != DType::kFp32) {
+          if (tree.square_in_t) {
+            acc = add_f32<kFtz>(acc, square_in_t<T>(x));
+            continue;
+          }
+        }
+        const float f = Pack<T>::widen(pre, e);
+        acc = fma_f32<kFtz>(f, f, acc);
+      }
+      reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
+    }
+    const float sum = butterfly<kFtz>(acc, lanes);
+    if (lane == 0) warp_sums[block * kMaxNormWarps + their_warp] = sum;
+  }
+  if (ptx::bar_cta_sync_or(!ok)) return false;
+
+  // 2. Each FlashInfer block's second level: its warp sums, +0 beyond them, butterflied again (over the
+  // block's own lanes when it is a single partial warp).
+  const int second_lanes = (tree.block_size % kWarpLanes != 0 && their_warps == 1) ? tree.block_size : kWarpLanes;
+  for (int block = warp; block < tree.cluster_size; block += warps) {
+    const float v = lane < their_warps ? warp_sums[block * kMaxNormWarps + lane] : 0.0f;
+    const float sum = butterfly<kFtz>(v, second_lanes);
+    if (lane == 0) block_sums[block] = sum;
+  }
+  ptx::bar_cta_sync();
+
+  // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale.
+  if (threadIdx.x == 0) {
+    float sum = block_sums[0];
+    if (tree.cluster_fold) {
+      sum = 0.0f;
+      for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, block_sums[block]);
+    }
+    shared_scale = row_scale<kFtz>(sum, tree);
+  }
+  ptx::bar_cta_sync();  // also makes every residual_out store of the block visible to the whole block
+  const float scale = shared_scale;
+
+  // 4. The output, pack by pack (any thread may take any pack now).
+  for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) {
+    const std::uint64_t at = row_pack_index(t, row_packs, pack);
+    const uint4 pre = reinterpret_cast<const uint4*>(io.residual_out)[at];  // plain load: written in this launch
+    const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
+    reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
+  }
+  return true;
+}
+
+}  // namespace ar::cuda::detail

@@ -1,0 +1,16 @@
+// Instantiations of fused_one_shot for the compiled dtypes and both arithmetic profiles.
+#include "cuda/detail/dispatch.h"
+#include "cuda/detail/fused_one_shot_impl.cuh"
+
+namespace ar::cuda {
+
+const void* fused_one_shot_kernel(DType t, bool ftz) {
+  const void* kernel = nullptr;
+  detail::dispatch_arith(t, ftz, [&](auto a) {
+    using A = decltype(a);
+    kernel = reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz>);
+  });
+  return kernel;
+}
+
+}  // namespace ar::cuda

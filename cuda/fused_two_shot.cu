@@ -1,0 +1,21 @@
+// Instantiations of fused_two_shot for the compiled dtypes and both arithmetic profiles, and the lookup of
+// both fused kernels.
+#include "cuda/detail/dispatch.h"
+#include "cuda/detail/fused_two_shot_impl.cuh"
+#include "cuda/fused.cuh"
+
+namespace ar::cuda {
+
+const void* fused_one_shot_kernel(DType t, bool ftz);  // cuda/fused_one_shot.cu
+
+const void* fused_kernel(Strategy resolved, DType t, bool ftz) {
+  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz);
+  const void* kernel = nullptr;
+  detail::dispatch_arith(t, ftz, [&](auto a) {
+    using A = decltype(a);
+    kernel = reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz>);
+  });
+  return kernel;
+}
+
+}  // namespace ar::cuda

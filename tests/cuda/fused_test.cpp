@@ -1,0 +1,191 @@
+// [gpu] The fused kernels (all-reduce + residual add + RMSNorm) against reference/fused_rms_norm, bit for bit,
+// through W virtual ranks on one GPU: both outputs of every rank, under both profiles, for every summation
+// tree FlashInfer's launch gives the hidden sizes of real models (every distinct launch over N = 1..200 at
+// the GPU's SM count and at others), every world size, fused and plain calls mixed on one workspace, and a
+// peer that never arrives.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "cuda/device.h"
+#include "gpu_test_support.h"
+#include "harness/io/golden_cases.h"
+#include "reference/float_ops.h"
+#include "reference/fused_launch.h"
+
+using ar::DType;
+using ar::Profile;
+using ar::Strategy;
+using ar::cuda::VirtualGroup;
+
+namespace {
+
+constexpr DType kDTypes[] = {DType::kBf16, DType::kFp16, DType::kFp32};
+constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee};
+constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
+constexpr std::int64_t kModelHiddens[] = {2880, 5120, 7168, 8192, 16384};
+constexpr std::uint32_t kWeightBiasOne = 0x3F800000u;
+
+/// The smallest N in 1..max_tokens of each distinct launch (block size, cluster size, loads) at `sms`.
+std::vector<std::int64_t> tokens_of_every_launch(Strategy s, std::int64_t hidden, DType t, int sms,
+                                                 std::int64_t max_tokens) {
+  std::set<std::tuple<int, int, int, bool>> seen;
+  std::vector<std::int64_t> tokens;
+  for (std::int64_t n = 1; n <= max_tokens; ++n) {
+    const ar::NormLaunch l = ar::norm_launch(s, n, hidden, t, sms);
+    if (seen.insert({l.block_size(), l.cluster_size(), l.loads_per_thread(), l.cluster_launch}).second)
+      tokens.push_back(n);
+  }
+  return tokens;
+}
+
+VirtualGroup::Options fused_group_options(int world, const std::vector<ar::ProblemShape>& shapes) {
+  VirtualGroup::Options o = ar::test::group_options(world, shapes);
+  o.norm_io = true;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("fused calls are bit-exact for every launch tree of the models' hidden sizes", "[gpu]") {
+  const int sms = ar::cuda::device_info(0).sm_count;
+  const int world = 2;
+  std::uint64_t seed = 1000;
+  int calls = 0;
+  for (std::int64_t hidden : kModelHiddens)
+    for (DType t : kDTypes) {
+      std::vector<ar::ProblemShape> shapes;
+      std::map<Strategy, std::vector<std::int64_t>> tokens;
+      for (Strategy s : kStrategies) {
+        tokens[s] = tokens_of_every_launch(s, hidden, t, sms, 200);
+        for (std::int64_t n : tokens[s]) shapes.push_back({world, n, hidden, t});
+      }
+      VirtualGroup group(fused_group_options(world, shapes));
+      ar::test::FlagsModel model(group);
+      for (Strategy s : kStrategies)
+        for (std::int64_t n : tokens[s])
+          for (Profile p : kProfiles) {
+            const ar::ProblemShape shape{world, n, hidden, t};
+            const auto input = ar::random_input(t, world, n, hidden, ++seed, 12);
+            const auto norm = ar::test::random_norm_inputs(shape, seed, 4, calls % 2 ? kWeightBiasOne : 0u, sms);
+            const VirtualGroup::Call call{shape, s, p, /*pdl=*/calls % 3 == 0};
+            const auto check = ar::test::run_and_check_fused(group, input, norm, call, &model);
+            INFO(ar::test::label(call) << " seed " << seed << ": " << check.describe());
+            REQUIRE(!check.wait);
+            REQUIRE(check.mismatches == 0);
+            REQUIRE(check.flags_match);
+            ++calls;
+          }
+    }
+  CHECK(calls > 5 * 3 * 2 * 2);
+}
+
+TEST_CASE("fused calls reproduce the trees of other SM counts", "[gpu]") {
+  const int world = 4;
+  std::uint64_t seed = 2000;
+  for (int sms : {1, 16, 78, 132, 148, 1000})
+    for (DType t : kDTypes) {
+      const std::vector<ar::ProblemShape> shapes{{world, 9, 8192, t}, {world, 40, 2880, t}};
+      VirtualGroup group(fused_group_options(world, shapes));
+      for (const ar::ProblemShape& shape : shapes)
+        for (Strategy s : kStrategies)
+          for (Profile p : kProfiles) {
+            const auto input = ar::random_input(t, world, shape.tokens, shape.hidden, ++seed, 12);
+            const auto norm = ar::test::random_norm_inputs(shape, seed, 4, 0u, sms);
+            const VirtualGroup::Call call{shape, s, p, true};
+            const auto check = ar::test::run_and_check_fused(group, input, norm, call);
+            INFO(ar::test::label(call) << " seed " << seed << ": " << check.describe());
+            REQUIRE(!check.wait);
+            REQUIRE(check.mismatches == 0);
+          }
+    }
+}
+
+TEST_CASE("fused calls are bit-exact at every world size, mixed with plain calls on one workspace", "[gpu]") {
+  std::uint64_t seed = 3000;
+  for (int world : ar::kWorldSizes) {
+    const std::vector<ar::ProblemShape> shapes{
+        {world, 3, 8192, DType::kBf16}, {world, 17, 5120, DType::kFp16}, {world, 5, 2880, DType::kFp32}};
+    VirtualGroup group(fused_group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    int i = 0;
+    for (const ar::ProblemShape& shape : shapes)
+      for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
+        for (Profile p : kProfiles) {
+          const auto input = ar::random_input(shape.dtype, world, shape.tokens, shape.hidden, ++seed, 12);
+          const VirtualGroup::Call call{shape, s, p, ++i % 2 == 0};
+          // A plain call between fused ones: the same flags and clears, so the next fused call must not care.
+          const auto plain = ar::test::run_and_check(group, input, call, &model);
+          INFO(ar::test::label(call) << " plain: " << plain.describe());
+          REQUIRE(!plain.wait);
+          REQUIRE(plain.mismatches == 0);
+          REQUIRE(plain.flags_match);
+          const auto norm = ar::test::random_norm_inputs(shape, seed, 4, i % 3 ? 0u : kWeightBiasOne, 132);
+          const auto fused = ar::test::run_and_check_fused(group, input, norm, call, &model);
+          INFO(ar::test::label(call) << " seed " << seed << ": " << fused.describe());
+          REQUIRE(!fused.wait);
+          REQUIRE(fused.mismatches == 0);
+          REQUIRE(fused.flags_match);
+        }
+  }
+}
+
+TEST_CASE("fused calls on edge values: the fp16 square overflow, -0 residuals, subnormal gamma", "[gpu]") {
+  // Adversarial all-reduce inputs (flushed subnormals, -0 sums, NaN and Inf) with a residual of -0s, large
+  // values and subnormals, and a gamma with subnormals, -0 and +0.
+  std::uint64_t seed = 4000;
+  for (DType t : kDTypes)
+    for (int world : {2, 16}) {
+      const ar::ProblemShape shape{world, 6, 2880, t};
+      VirtualGroup group(fused_group_options(world, {shape}));
+      const auto input = ar::adversarial_input(t, world, shape.tokens, shape.hidden, ++seed);
+      auto norm = ar::test::random_norm_inputs(shape, seed, 4, 0u, 132);
+      const std::uint32_t negative_zero = t == DType::kFp32 ? 0x80000000u : 0x8000u;
+      const std::uint32_t big = t == DType::kFp32 ? 0x47800000u : (t == DType::kBf16 ? 0x4380u : 0x5C00u);  // 65536/256
+      const std::uint32_t tiny = 1u;  // the smallest subnormal
+      for (std::int64_t i = 0; i < norm.residual.size(); ++i) {
+        const std::int64_t row = i / shape.hidden;
+        if (row == 0) norm.residual.set_bits(i, negative_zero);
+        if (row == 1 && i % 3 == 0) norm.residual.set_bits(i, big);  // fp16: squares overflow to Inf
+        if (row == 2 && i % 5 == 0) norm.residual.set_bits(i, tiny);
+      }
+      for (std::int64_t d = 0; d < shape.hidden; d += 7) norm.gamma.set_bits(d, d % 2 ? tiny : negative_zero);
+      for (Strategy s : kStrategies)
+        for (Profile p : kProfiles)
+          for (std::uint32_t bias : {0u, kWeightBiasOne}) {
+            norm.arguments.weight_bias = bias;
+            const VirtualGroup::Call call{shape, s, p, false};
+            const auto check = ar::test::run_and_check_fused(group, input, norm, call);
+            INFO(ar::test::label(call) << " seed " << seed << ": " << check.describe());
+            REQUIRE(!check.wait);
+            REQUIRE(check.mismatches == 0);
+          }
+    }
+}
+
+TEST_CASE("a fused call whose peer never arrives times out and names it", "[gpu]") {
+  const ar::ProblemShape shape{4, 8, 2880, DType::kBf16};
+  auto options = fused_group_options(4, {shape});
+  options.timeout_ns = 200'000'000;  // 0.2 s
+  for (Strategy s : kStrategies) {
+    VirtualGroup group(options);
+    const auto input = ar::random_input(shape.dtype, 4, shape.tokens, shape.hidden, 5, 4);
+    const auto norm = ar::test::random_norm_inputs(shape, 5, 4, 0u, 132);
+    group.upload(input);
+    group.upload_norm_inputs(norm.residual, norm.gamma);
+    VirtualGroup::Call call{shape, s, Profile::kFlashInfer, false};
+    call.norm = norm.arguments;
+    const int present[] = {0, 1, 2};  // rank 3 never runs
+    const auto wait = group.run(call, present);
+    INFO(ar::strategy_name(s));
+    REQUIRE(wait.has_value());
+    CHECK(wait->peer == 3);
+    // The group resets its workspace after a timeout: a full call then works again.
+    const auto check = ar::test::run_and_check_fused(group, input, norm, call);
+    INFO(check.describe());
+    REQUIRE(!check.wait);
+    CHECK(check.mismatches == 0);
+  }
+}
