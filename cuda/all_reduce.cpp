@@ -14,6 +14,7 @@
 #include "cuda/detail/check.h"
 #include "cuda/detail/device_guard.h"
 #include "cuda/detail/dispatch.h"
+#include "cuda/detail/norm_tree.h"
 #include "cuda/fused.cuh"
 #include "cuda/one_shot.cuh"
 #include "cuda/two_shot.cuh"
@@ -79,22 +80,6 @@ Status check_norm(const AllReduceArguments& a, Strategy resolved) {
           StatusCode::kBadArguments,
           fmt::format("rank {}'s residual, residual_out and gamma must be non-null and 16-byte aligned", r.rank));
   return Status::success();
-}
-
-/// What the fused kernels need of FlashInfer's launch: the summation tree and the arithmetic.
-NormTree norm_tree(const NormLaunch& l, const NormArguments& n) {
-  NormTree tree{};
-  tree.block_size = l.block_size();
-  tree.cluster_size = l.cluster_size();
-  tree.loads = l.loads_per_thread();
-  tree.packs_per_block = l.packs_per_block;
-  tree.cluster_fold = l.cluster_launch && l.cluster_size() > 1 ? 1 : 0;
-  tree.square_in_t = l.strategy == Strategy::kOneShot && l.dtype != DType::kFp32 ? 1 : 0;
-  tree.two_shot_order = l.strategy == Strategy::kTwoShot ? 1 : 0;
-  tree.hidden = static_cast<std::uint32_t>(l.hidden);
-  tree.epsilon = n.epsilon;
-  tree.weight_bias = n.weight_bias;
-  return tree;
 }
 
 }  // namespace
@@ -201,7 +186,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
     fused.all_reduce = p;
     for (std::size_t i = 0; i < a.ranks.size(); ++i)
       fused.norm[i] = NormSlot{a.ranks[i].residual, a.ranks[i].residual_out, a.ranks[i].gamma};
-    fused.tree = norm_tree(*plan.norm, *a.norm);
+    fused.tree = detail::norm_tree(*plan.norm, *a.norm);
     kernel_args[0] = &fused;
   }
 

@@ -107,4 +107,15 @@ struct FusedParams {
   NormTree tree;
 };
 
+/// The separate residual-add + RMSNorm kernel (cuda/rms_norm.h): each slot's [N, D] all-reduce result in,
+/// its norm outputs out; the same row computation as the fused kernels.
+struct RmsNormParams {
+  NormSlot norm[kMaxWorldSize];
+  const void* input[kMaxWorldSize];  ///< each slot's all-reduce result
+  void* output[kMaxWorldSize];       ///< each slot's normalised [N, D]
+  std::int64_t tokens;
+  std::int64_t row_packs;
+  NormTree tree;
+};
+
 }  // namespace ar::cuda

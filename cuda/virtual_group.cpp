@@ -10,10 +10,15 @@
 #include "cuda/detail/device_guard.h"
 #include "cuda/detail/fill.h"
 #include "cuda/detail/stream_timer.h"
+#include "cuda/rms_norm.h"
 
 namespace ar::cuda {
 
 namespace {
+
+/// Per rank, for fused calls: residual, residual_out, gamma, and the all-reduce result of a call whose norm
+/// runs as a separate kernel.
+constexpr std::int64_t kNormBuffers = 4;
 
 /// The GPU of every rank: this process's ranks in contiguous equal blocks over `devices` (ranks of other
 /// processes get the first device; they are never launched here, and a workspace only grants access to
@@ -64,11 +69,11 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
       const std::size_t total = static_cast<std::size_t>(io_stride_) * mine.size();
       AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.inputs), total));
       AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.outputs), total));
-      if (options.norm_io) AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.norm_io), 3 * total));
+      if (options.norm_io) AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.norm_io), kNormBuffers * total));
       for (std::size_t i = 0; i < mine.size(); ++i) {
         RankIo& io = lane.io.emplace_back(RankIo{mine[i], lane.inputs + io_stride_ * i, lane.outputs + io_stride_ * i});
         if (lane.norm_io == nullptr) continue;
-        std::uint8_t* norm = lane.norm_io + 3 * io_stride_ * i;
+        std::uint8_t* norm = lane.norm_io + kNormBuffers * io_stride_ * i;
         io.residual = norm;
         io.residual_out = norm + io_stride_;
         io.gamma = norm + 2 * io_stride_;
@@ -222,8 +227,35 @@ LaunchPlan VirtualGroup::plan(const Call& call, std::span<const int> ranks) {
 
 void VirtualGroup::enqueue(const Call& call, std::span<const int> ranks) {
   check_call(call, ranks);
-  for (Lane& lane : lanes_)
-    if (const auto a = arguments(lane, call, ranks)) launch(*a, lane.stream);
+  for (Lane& lane : lanes_) enqueue_on(lane, call, ranks);
+}
+
+void VirtualGroup::enqueue_on(Lane& lane, const Call& call, std::span<const int> ranks) {
+  std::optional<AllReduceArguments> a = arguments(lane, call, ranks);
+  if (!a) return;
+  if (!(call.norm && call.separate_norm)) {
+    launch(*a, lane.stream);
+    return;
+  }
+  // The plain all-reduce into each rank's scratch, then the norm kernel from there into the outputs.
+  lane.separate.assign(a->ranks.begin(), a->ranks.end());
+  lane.normalized.clear();
+  for (RankIo& io : lane.separate) {
+    lane.normalized.push_back(io.output);
+    io.output = static_cast<std::uint8_t*>(io.residual_out) + 2 * io_stride_;  // the fourth norm buffer
+  }
+  a->ranks = lane.separate;
+  a->norm.reset();
+  launch(*a, lane.stream);
+  launch_rms_norm(RmsNormArguments{.shape = call.shape,
+                                   .resolved = resolve_strategy(call.strategy, call.shape),
+                                   .profile = call.profile,
+                                   .norm = *call.norm,
+                                   .ranks = lane.separate,
+                                   .normalized = lane.normalized,
+                                   .device = lane.device,
+                                   .launch_with_pdl = call.pdl},
+                  lane.stream);
 }
 
 std::optional<WaitError> VirtualGroup::finish() {
@@ -279,7 +311,7 @@ double VirtualGroup::time_us(const Call& call, int warmup, int iterations, int g
   }
   work.launch = [&] { enqueue(call); };
   work.launch_on = [&](std::size_t l) {
-    if (const auto a = arguments(lanes_[l], call, {})) launch(*a, lanes_[l].stream);
+    enqueue_on(lanes_[l], call, {});
   };
   // One graph per lane, captured one after the other: a lane's launch involves no other lane's stream.
   work.capture = detail::GraphCapture::kEachStream;

@@ -45,6 +45,9 @@ class VirtualGroup {
     Profile profile = Profile::kFlashInfer;
     bool pdl = false;
     std::optional<NormArguments> norm;  ///< set: the fused residual-add + RMSNorm (needs Options::norm_io)
+    /// With `norm`: the plain all-reduce, then the norm as a kernel of its own (cuda/rms_norm.h), the same
+    /// bits by another route (the baseline `bench` times fused calls against).
+    bool separate_norm = false;
   };
 
   explicit VirtualGroup(const Options& options);
@@ -114,6 +117,8 @@ class VirtualGroup {
     std::uint8_t* norm_io = nullptr;  // residual, residual_out and gamma of each rank (Options::norm_io)
     std::vector<RankIo> io;
     std::vector<RankIo> subset;  // the ranks of a partial launch
+    std::vector<RankIo> separate;      // a separate-norm call's all-reduce: outputs into the scratch buffers
+    std::vector<void*> normalized;     // and where its norm kernel writes
   };
   /// Throws std::invalid_argument for a call larger than the group's inputs and outputs, or naming a rank
   /// this group does not run. Every public entry checks once, before its per-lane work.
@@ -121,6 +126,7 @@ class VirtualGroup {
   /// The arguments of `call` (checked) for the lane's ranks among `ranks` (empty: all of them); nullopt when
   /// none is.
   std::optional<AllReduceArguments> arguments(Lane& lane, const Call& call, std::span<const int> ranks);
+  void enqueue_on(Lane& lane, const Call& call, std::span<const int> ranks);
   std::pair<Lane*, const RankIo*> find(int rank);  // throws for a rank this group does not run
   HostTensor download_from(int rank, const ProblemShape& shape, bool residual_out);
   void release() noexcept;

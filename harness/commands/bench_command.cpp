@@ -20,11 +20,14 @@
 #include "harness/commands/list_options.h"
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
+#include "harness/job/call_check.h"
 #include "harness/job/call_timing.h"
 #include "harness/job/gpu_job.h"
 #include "harness/job/host_reference.h"
 #include "harness/job/job.h"
 #include "harness/job/spawn.h"
+#include "reference/fused_launch.h"
+#include "reference/fused_rms_norm.h"
 #include "reference/workspace.h"
 
 namespace ar {
@@ -77,10 +80,11 @@ std::string bench_plan(const Job& job, const BenchSettings& s, int world, Handle
   for (Strategy st : s.strategies) strategy_names += fmt::format("{} ", strategy_name(st));
   return fmt::format(
       "program mnnvl-ar {}\ncommand bench\nprocesses {}\nworld size {}\nhandles {}\nsizes {}\ndtypes {}\n"
-      "strategies {}\niters {} warmup {} graph {}\nprofile {} pdl {}\nhidden {}\nseed {}\ncheck {}\ntimeout-ms {}\n",
+      "strategies {}\niters {} warmup {} graph {}\nprofile {} pdl {}\nhidden {}\nseed {}\ncheck {}\ntimeout-ms {}\n"
+      "fused {}\n",
       MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles), fmt::join(s.sizes, ","), dtype_names,
       strategy_names, s.iters, s.warmup, s.graph, profile_name(s.profile), s.pdl, s.hidden, s.seed, s.check,
-      s.timeout_ms);
+      s.timeout_ms, s.fused);
 }
 
 /// The benchmark's state across world sizes.
@@ -91,6 +95,90 @@ struct BenchRun {
   std::size_t total = 0, done = 0;
   bool failed = false, stopped = false;
 };
+
+/// What --fused adds to a size: the norm's arithmetic and its residual and gamma.
+struct BenchNorm {
+  GpuNorm call;
+  HostTensor residual, gamma;
+};
+
+/// The fused calls' arithmetic: the dtype's default epsilon, weight bias 0, this GPU's launch.
+GpuNorm bench_norm_call(const ProblemShape& shape, int sms) {
+  return GpuNorm{default_epsilon(shape.dtype), 0u, sms, false};
+}
+
+BenchNorm bench_norm(const BenchSettings& s, const ProblemShape& shape, int sms) {
+  const auto flat = [](const HostTensor& t, std::vector<std::int64_t> dims) {
+    HostTensor out(t.dtype(), std::move(dims));
+    std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
+    return out;
+  };
+  const DType dt = shape.dtype;
+  return {bench_norm_call(shape, sms),
+          flat(seeded_random_input(dt, 1, shape.tokens, shape.hidden, s.seed + 0x7E51D, 12), {shape.tokens, shape.hidden}),
+          flat(seeded_random_input(dt, 1, 1, shape.hidden, s.seed + 0x6A33A, 1), {shape.hidden})};
+}
+
+/// The references one size's calls are checked against, each computed once, when first asked for.
+class SizeReferences {
+ public:
+  SizeReferences(const BenchSettings& s, const HostTensor& input) : s_(s), input_(input) {}
+  /// The plain all-reduce of `resolved`.
+  ExpectedOutputs plain(Strategy resolved) {
+    auto it = plain_.find(resolved);
+    if (it == plain_.end()) it = plain_.emplace(resolved, parallel_reference(input_, resolved, s_.profile)).first;
+    return {&it->second, nullptr};
+  }
+  /// The fused call of `resolved` (its normalised output and residual_out).
+  ExpectedOutputs fused(Strategy resolved, const BenchNorm& norm) {
+    auto it = fused_.find(resolved);
+    if (it == fused_.end()) {
+      FusedOptions o;
+      o.strategy = resolved;
+      o.profile = s_.profile;
+      o.sm_count = norm.call.sm_count;
+      o.epsilon = norm.call.epsilon;
+      o.weight_bias = norm.call.weight_bias;
+      it = fused_.emplace(resolved, parallel_fused_reference(input_, norm.residual, norm.gamma, o)).first;
+    }
+    return {&it->second.normalized, &it->second.residual_out};
+  }
+
+ private:
+  const BenchSettings& s_;
+  const HostTensor& input_;
+  std::map<Strategy, HostTensor> plain_;
+  std::map<Strategy, FusedResult> fused_;
+};
+
+/// Times one call and folds the outcome into `run` (a timeout stops a multi-process benchmark).
+TimedCall time_one(GpuJob& gpu, GpuRanks& group, const GpuCall& call, const CallTiming& timing,
+                   const std::function<ExpectedOutputs()>& expected, BenchRun& run, std::ostream& err) {
+  const TimedCall timed = time_call(gpu.job(), group, call, timing, expected, err);
+  if (std::isnan(timed.us)) {
+    run.failed = true;
+    // A group of several processes is not reset after a timeout: stop the benchmark here.
+    if (gpu.job().multi_process()) run.stopped = true;
+  }
+  if (timed.wrong > 0) run.failed = true;
+  return timed;
+}
+
+/// With --fused: the same size as the fused call, and as the all-reduce followed by the separate norm kernel,
+/// both checked against the fused model.
+void time_fused(GpuJob& gpu, GpuRanks& group, GpuCall call, const BenchNorm& norm, const CallTiming& timing,
+                SizeReferences& references, BenchRow& row, BenchRun& run, std::ostream& err) {
+  const auto expected = [&] { return references.fused(row.resolved, norm); };
+  call.norm = norm.call;
+  const TimedCall fused = time_one(gpu, group, call, timing, expected, run, err);
+  row.fused_us = fused.us;
+  row.fused_wrong = fused.wrong;
+  if (run.stopped) return;
+  call.norm->separate_kernel = true;
+  const TimedCall separate = time_one(gpu, group, call, timing, expected, run, err);
+  row.separate_us = separate.us;
+  row.separate_wrong = separate.wrong;
+}
 
 /// Times every dtype, size and strategy at one world size on `group`; the rows go to `run`.
 void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world, BenchRun& run, std::ostream& out,
@@ -103,7 +191,12 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
       const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
       const HostTensor input = seeded_random_input(dt, world, shape.tokens, shape.hidden, s.seed + bytes, 12);
       group.upload(input);
-      std::map<Strategy, HostTensor> references;  // by resolved strategy
+      std::optional<BenchNorm> norm;
+      if (s.fused) {
+        norm = bench_norm(s, shape, run.place.device.sm_count);
+        group.upload_norm(norm->residual, norm->gamma);
+      }
+      SizeReferences references(s, input);
       std::optional<double> nccl_us;
       if (run.nccl && run.nccl->ranks() == world) {  // NCCL has one rank per GPU
         try {
@@ -127,23 +220,11 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
         if (job.leader())
           fmt::print(err, "[{}/{}] W={} {} {} {}: {}\n", run.done, run.total, world, dtype_name(dt), size_text(bytes),
                      strategy_name(st), row.launch);
-        const TimedCall timed = time_call(
-            job, group, call, timing,
-            [&]() -> const HostTensor& {
-              auto it = references.find(row.resolved);
-              if (it == references.end())
-                it = references.emplace(row.resolved, parallel_reference(input, row.resolved, s.profile)).first;
-              return it->second;
-            },
-            err);
+        const TimedCall timed =
+            time_one(gpu, group, call, timing, [&] { return references.plain(row.resolved); }, run, err);
         row.us = timed.us;
         row.wrong = timed.wrong;
-        if (std::isnan(row.us)) {
-          run.failed = true;
-          // A group of several processes is not reset after a timeout: stop the benchmark here.
-          if (job.multi_process()) run.stopped = true;
-        }
-        if (row.wrong > 0) run.failed = true;
+        if (norm && !run.stopped) time_fused(gpu, group, call, *norm, timing, references, row, run, err);
         row.derive(run.place.limits.copy_gbps);
         row.nccl_us = nccl_us;
         print_bench_row(out, row);
@@ -187,15 +268,16 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
       for (std::int64_t bytes : s.sizes)
         for (Strategy st : s.strategies) {
           const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
-          sizing.add(st, shape);
+          sizing.add(st, shape, s.fused);
           calls.push_back({shape, st, s.profile, s.pdl != 0});
+          if (s.fused) calls.back().norm = bench_norm_call(shape, place.device.sm_count);
         }
     auto group = gpu->open_group(world, sizing, fmt::format("bench-w{}", world), fmt::format("plan at W = {}", world),
                                  bench_plan(job, s, world, *handles.kind));
     gpu->refuse_unrunnable(*group, calls, [&](std::size_t i) {
       return fmt::format("{} at {}", strategy_name(calls[i].strategy), calls[i].shape.bytes_per_rank());
     });
-    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr));
+    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr, s.fused));
     bench_world(*gpu, *group, s, world, run, out, err);
   }
 
@@ -241,6 +323,11 @@ std::vector<std::int64_t> sweep_sizes(const BenchSettings& s, std::int64_t min_b
           const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
           std::optional<std::string> why = validate_shape(shape);
           if (!why) why = check_fits_workspace(st, shape, kMaxBufferBytes);
+          if (!why && s.fused) try {
+              (void)norm_launch(resolve_strategy(st, shape), shape.tokens, shape.hidden, dt);
+            } catch (const std::invalid_argument& e) {
+              why = fmt::format("FlashInfer's fused kernel refuses it: {}", e.what());
+            }
           if (why)
             throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,
                                          strategy_name(st), *why));
@@ -287,6 +374,10 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
        "runs over the same GPUs")
       ("nccl-lib", po::value(&s.nccl_lib)->default_value(""),
        "NCCL library for the baseline (default: $AR_NCCL_LIB, else libnccl.so.2); used with --devices")
+      ("fused", po::bool_switch(&s.fused),
+       "also time each size as the fused all-reduce + residual add + RMSNorm (fused(us)) and as the all-reduce "
+       "followed by a separate norm kernel (ar+norm(us)), both checked against the fused model (eps: the dtype's "
+       "default, weight bias 0, FlashInfer's launch for this GPU's SM count)")
       ("label", po::value(&labels)->composing(), "KEY=VALUE recorded in the JSON (e.g. commit=abc123); repeatable")
       ("json,J", po::value(&s.json_path)->default_value(""), "write the results as JSON to this file")
       ("spawn", po::value<int>(), "start K processes on this host (this one is rank 0)")

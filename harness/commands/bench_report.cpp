@@ -46,17 +46,34 @@ void print_bench_settings(std::ostream& out, const BenchSettings& s, const Bench
              s.pdl ? "on" : "off", s.hidden);
 }
 
-std::string bench_table_header(bool nccl) {
-  return fmt::format("{:>3} {:>10} {:>12} {:>5} {:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}", "W", "size", "count",
+std::string bench_table_header(bool nccl, bool fused) {
+  return fmt::format("{:>3} {:>10} {:>12} {:>5} {:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}{}", "W", "size", "count",
                      "type", "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
-                     nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "");
+                     nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "",
+                     fused ? fmt::format(" {:>9} {:>11} {:>8} {:>9} {:>7}", "fused(us)", "ar+norm(us)", "fused-ar",
+                                         "sep/fused", "#wrong")
+                           : "");
 }
 
+namespace {
+
+/// The --fused columns: both times, the fused call's cost over the plain all-reduce (us), how many times
+/// faster it is than the two kernels, and the wrong elements of both.
+std::string fused_columns(const BenchRow& r) {
+  if (!r.fused_us) return "";
+  const double separate = r.separate_us.value_or(NAN);
+  const std::int64_t wrong = r.fused_wrong < 0 ? -1 : r.fused_wrong + std::max<std::int64_t>(r.separate_wrong, 0);
+  return fmt::format(" {:>9.2f} {:>11.2f} {:>8.2f} {:>9.2f} {:>7}", *r.fused_us, separate, *r.fused_us - r.us,
+                     separate / *r.fused_us, wrong);
+}
+
+}  // namespace
+
 void print_bench_row(std::ostream& out, const BenchRow& r) {
-  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}\n", r.world,
+  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}\n", r.world,
              r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype), strategy_name(r.requested), r.us,
              r.algbw, r.busbw, r.traffic_gbps, r.pct_copy, r.wrong,
-             r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "");
+             r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "", fused_columns(r));
 }
 
 std::string bench_json(const BenchSettings& s, const BenchPlace& place, const std::vector<BenchRow>& rows,
@@ -89,7 +106,8 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
                    {"pdl", s.pdl != 0},
                    {"hidden", s.hidden},
                    {"seed", s.seed},
-                   {"check", s.check != 0}};
+                   {"check", s.check != 0},
+                   {"fused", s.fused}};
   j["limits"] = {{"launch_eager_us", place.limits.launch_eager_us},
                  {"launch_graph_us", place.limits.launch_graph_us},
                  {"copy_gbps", place.limits.copy_gbps},
@@ -116,6 +134,14 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
     if (r.nccl_us) {
       row["nccl_us"] = *r.nccl_us;
       row["speedup_vs_nccl"] = *r.nccl_us / r.us;
+    }
+    if (r.fused_us) {
+      row["fused_us"] = *r.fused_us;
+      row["fused_wrong"] = r.fused_wrong;
+      row["ar_then_norm_us"] = r.separate_us.value_or(NAN);
+      row["ar_then_norm_wrong"] = r.separate_wrong;
+      row["fused_minus_ar_us"] = *r.fused_us - r.us;
+      row["fused_over_ar"] = *r.fused_us / r.us;
     }
     j["rows"].push_back(row);
   }

@@ -29,6 +29,7 @@ struct BenchSettings {
   std::uint64_t seed = 1;
   double timeout_ms = 10000;
   HandleRequest handles = HandleRequest::kAuto;
+  bool fused = false;  ///< also time the fused call and the all-reduce + separate norm kernel
 };
 
 /// One size and strategy as timed.
@@ -44,6 +45,9 @@ struct BenchRow {
   double traffic_gbps = 0, pct_copy = 0;
   std::int64_t wrong = -1;  ///< -1: not checked
   std::optional<double> nccl_us;
+  /// --fused: the fused call, and the all-reduce followed by the separate norm kernel (NaN: timed out).
+  std::optional<double> fused_us, separate_us;
+  std::int64_t fused_wrong = -1, separate_wrong = -1;
   std::string launch;
   /// Fills the bandwidth columns from `us`: algbw, busbw, traffic and its share of `copy_gbps`.
   void derive(double copy_gbps);
@@ -65,8 +69,8 @@ struct BenchPlace {
 void print_bench_device(std::ostream& out, const GpuDevice& dev);
 /// The header lines after the job's description: limits, NCCL, settings.
 void print_bench_settings(std::ostream& out, const BenchSettings& s, const BenchPlace& place);
-/// The column titles (with NCCL's when it is measured).
-std::string bench_table_header(bool nccl);
+/// The column titles (with NCCL's when it is measured, and the fused calls' with --fused).
+std::string bench_table_header(bool nccl, bool fused);
 void print_bench_row(std::ostream& out, const BenchRow& row);
 
 /// The results as JSON text; `date` in UTC ISO 8601.

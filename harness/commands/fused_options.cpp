@@ -12,9 +12,6 @@
 namespace ar {
 namespace {
 
-// --sms bounds: no GPU has more than a thousand SMs, and a typo such as 13200 should not pass as one.
-constexpr int kMaxSmCount = 1024;
-
 bool given(const po::variables_map& vm, const char* name) { return vm.count(name) && !vm[name].defaulted(); }
 
 // A residual or gamma file: the input's dtype (bf16 stays <u2 bits, as the input's --dtype says) and
@@ -34,6 +31,8 @@ HostTensor read_companion(const char* flag, const std::string& path, const Probl
   return t;
 }
 
+}  // namespace
+
 // FlashInfer narrows eps (and the bias) to fp32 on the host, so a double beyond fp32's range becomes Inf.
 std::uint32_t fp32_parameter(const char* flag, double value) {
   const std::uint32_t bits = fp32_from_double(value);
@@ -42,7 +41,10 @@ std::uint32_t fp32_parameter(const char* flag, double value) {
   return bits;
 }
 
-}  // namespace
+// No GPU has more than a thousand SMs, and a typo such as 13200 should not pass as one.
+void check_sm_count(const char* flag, int sms) {
+  if (sms < 1 || sms > kMaxSmCount) throw UsageError(fmt::format("{} {} is outside [1, {}]", flag, sms, kMaxSmCount));
+}
 
 void add_fused_options(po::options_description& options, FusedArgs& args, bool with_output) {
   // clang-format off
@@ -71,8 +73,7 @@ bool fused_requested(const po::variables_map& vm, const FusedArgs& args, bool wi
   }
   if (with_output && !given(vm, "residual-out"))
     throw UsageError("--residual-out is required with --residual: the fused call writes the residual output there");
-  if (args.sms < 1 || args.sms > kMaxSmCount)
-    throw UsageError(fmt::format("--sms {} is outside [1, {}]", args.sms, kMaxSmCount));
+  check_sm_count("--sms", args.sms);
   return true;
 }
 

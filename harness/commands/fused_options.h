@@ -19,6 +19,16 @@ struct FusedArgs {
   int sms = kDefaultSmCount;
 };
 
+/// The most SMs --sms takes.
+inline constexpr int kMaxSmCount = 1024;
+
+/// FlashInfer narrows eps and the weight bias to fp32 on the host: `value` as that fp32 (UsageError naming
+/// `flag` when it is not finite there).
+std::uint32_t fp32_parameter(const char* flag, double value);
+
+/// Refuses (UsageError naming `flag`) an SM count outside [1, kMaxSmCount].
+void check_sm_count(const char* flag, int sms);
+
 /// Adds --residual, --gamma, --eps, --weight-bias, --sms, and --residual-out when `with_output`.
 void add_fused_options(po::options_description& options, FusedArgs& args, bool with_output);
 

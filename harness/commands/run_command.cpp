@@ -12,6 +12,7 @@
 #include <fmt/ostream.h>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/fused_options.h"
 #include "harness/commands/job_options.h"
 #include "harness/commands/list_options.h"
 #include "harness/commands/run_plan.h"
@@ -48,6 +49,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
   for (const PlannedCall& c : planned) {
     RunRow row{static_cast<int>(result.rows.size()) + 1, c.label, c.call, c.expect, c.resolved, c.seed};
     group.upload(c.input);
+    if (c.norm) group.upload_norm(c.norm->residual, c.norm->gamma);
     const auto t0 = std::chrono::steady_clock::now();
     CallReport mine;
     if (!launched.empty()) mine.timeout = group.run(c.call, launched);
@@ -60,8 +62,14 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
         check.on_first_mismatch = [&](int rank, const HostTensor& output) {
           write_npy(dump_path(s, fmt::format("call{}.rank{}.gpu.npy", row.index, rank)).string(), output);
         };
-      const HostTensor expected = c.expected ? *c.expected : parallel_reference(c.input, c.resolved, c.expect);
-      check_outputs(group, local, c.call.shape, expected, check, mine);
+      if (c.norm) {
+        const FusedExpectation expected = expected_fused_outputs(c);
+        check_outputs(group, local, c.call.shape, expected.normalized, check, mine);
+        check_residual_outs(group, local, c.call.shape, expected.residual_out, mine);
+      } else {
+        const HostTensor expected = c.expected ? *c.expected : parallel_reference(c.input, c.resolved, c.expect);
+        check_outputs(group, local, c.call.shape, expected, check, mine);
+      }
       flags.check(group, clear_record(c.call.strategy, c.call.shape), row.index, mine, err);
     }
     // Every process learns what every other found, so all stop at the same call with the same verdict.
@@ -74,10 +82,15 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
     if (!row.flags_ok) ++result.flag_failures;
     if (merged.first && !result.first) {
       result.first = FirstMismatch{
-          row, merged.first->rank, merged.first->index, merged.first->gpu, merged.first->expected, c.input, ""};
+          row,     merged.first->rank, merged.first->index, merged.first->gpu, merged.first->expected, c.input, "",
+          merged.first->residual_out};
       if (!s.dump_dir.empty() && job.leader()) {
         result.first->dumped_input = dump_path(s, fmt::format("call{}.in.npy", row.index)).string();
         write_npy(result.first->dumped_input, c.input);
+        if (c.norm) {  // beside it, as fused_companion_path() names them
+          write_npy(fused_companion_path(result.first->dumped_input, "residual"), c.norm->residual);
+          write_npy(fused_companion_path(result.first->dumped_input, "gamma"), c.norm->gamma);
+        }
       }
     }
     result.rows.push_back(row);
@@ -95,10 +108,11 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
   return true;
 }
 
-int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err) {
+int run_job(Job& job, RunSettings s, std::ostream& out, std::ostream& err) {
   const auto gpu = GpuJob::start(job, "run", {s.device, s.devices_text, s.handles}, err);
   if (!gpu) return kExitUsage;
   const GpuDevice& dev = gpu->device();
+  if (s.sms == 0) s.sms = dev.sm_count;  // fused calls follow this GPU's own launch unless --sms says otherwise
   fmt::print(out, "# mnnvl-ar run on {} (sm_{}, {} SMs), driver {} (CUDA {}), inputs {}, seed {}\n", dev.name,
              dev.compute_capability, dev.sm_count, dev.driver.empty() ? "?" : dev.driver, dev.cuda_driver,
              s.inputs_text, s.seed);
@@ -119,7 +133,7 @@ int run_job(Job& job, const RunSettings& s, std::ostream& out, std::ostream& err
     GroupSizing sizing{0, 16, static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
     std::vector<GpuCall> calls;
     for (const PlannedCall& c : planned) {
-      sizing.add(c.call.strategy, c.call.shape);
+      sizing.add(c.call.strategy, c.call.shape, c.norm.has_value());
       calls.push_back(c.call);
     }
     // Before any kernel (the workspace's Lamport fill included): every process must plan the same calls.
@@ -160,12 +174,14 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   const int spawn = take_spawn_option(args);
   RunSettings s;
   std::string dtype_text, profile_text, pdl_text, expect_text, handles_text;
+  double eps = 0, weight_bias = 0;
   JobOptions job_options;
   po::options_description options("options");
   // clang-format off
   options.add_options()
       ("calls", po::value(&s.calls_text)->default_value("oneshot:N=4,twoshot:N=64,auto:N=11,oneshot:N=1"),
-       "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..], comma-separated")
+       "the call sequence, as `sim --calls`: strategy[:N=..][:D=..][:dtype=..][:fused], comma-separated; a fused "
+       "call is the all-reduce + residual add + RMSNorm, both outputs checked")
       ("world,W", po::value(&s.world_text)->default_value("all"),
        fmt::format("world sizes to run, e.g. 2,8 (or all: {}..{}; with P processes, those that are multiples of P)",
                    kWorldSizes.front(), kMaxWorldSize).c_str())
@@ -180,6 +196,10 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       ("expect", po::value(&expect_text)->default_value(""),
        "compare with the reference of this profile instead of the one the kernels ran (e.g. trtllm: where would "
        "TensorRT-LLM's order give other bits on this input?)")
+      ("sms", po::value(&s.sms)->default_value(0),
+       "fused calls: reproduce FlashInfer's summation tree on a GPU of this many SMs (default: this GPU's)")
+      ("eps", po::value(&eps), "fused calls: epsilon (default torch.finfo(dtype).eps, as FlashInfer's Python)")
+      ("weight-bias", po::value(&weight_bias)->default_value(0), "fused calls: added to gamma (1: Gemma-style)")
       ("repeat", po::value(&s.repeat)->default_value(2), "run the sequence this many times on the same workspace")
       ("timeout-ms", po::value(&s.timeout_ms)->default_value(10000), "per device wait; 0 = wait forever (FlashInfer; "
        "then a dead peer hangs the GPU)")
@@ -228,6 +248,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
           "examples:\n"
           "  mnnvl-ar run                                        # default sequence, every W, dtype, profile, PDL\n"
           "  mnnvl-ar run --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32 --world 8\n"
+          "  mnnvl-ar run --calls oneshot:N=8:D=8192:fused,twoshot:N=300:D=5120:fused --world 2,8 --sms 78\n"
           "  mnnvl-ar run --inputs golden --json run.json\n"
           "  mnnvl-ar run --world 4 --omit-rank 2 --timeout-ms 500   # must time out, naming rank 2\n"
           "  mnnvl-ar run --spawn 4 --world 4,8 --json mp.json       # 4 processes on this host\n"
@@ -249,6 +270,9 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   s.handles = handle_request_option(handles_text);
   s.expect = expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
   if (s.repeat < 1) throw UsageError("--repeat must be at least 1");
+  if (!vm["sms"].defaulted()) check_sm_count("--sms", s.sms);
+  if (vm.count("eps")) s.epsilon = fp32_parameter("eps", eps);
+  s.weight_bias = fp32_parameter("weight-bias", weight_bias);
   if (s.round_bytes < -1)
     throw UsageError(
         fmt::format("--round-bytes must be -1 (the default), 0 (one round) or a byte budget, got {}", s.round_bytes));

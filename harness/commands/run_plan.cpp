@@ -9,8 +9,10 @@
 #include "harness/io/golden_manifest.h"
 #include "harness/io/npy.h"
 #include "harness/job/gpu_job.h"
+#include "harness/job/host_reference.h"
 #include "harness/job/job.h"
 #include "reference/all_reduce.h"
+#include "reference/fused_rms_norm.h"
 #include "reference/workspace.h"
 
 namespace ar {
@@ -49,6 +51,26 @@ HostTensor make_input(InputKind kind, DType dtype, int world, std::int64_t token
   return adversarial_input(dtype, world, tokens, hidden, seed);
 }
 
+/// A [1, rows, cols] tensor as [rows, cols] (or [cols] when rows is 0).
+HostTensor drop_leading(const HostTensor& t, std::vector<std::int64_t> shape) {
+  HostTensor out(t.dtype(), std::move(shape));
+  std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
+  return out;
+}
+
+/// A fused call's residual (of the input's kind: the adversarial one holds -0s, subnormals and large values)
+/// and gamma (full mantissas near 1), seeded from the call's seed.
+PlannedNorm make_norm_inputs(InputKind kind, const ProblemShape& shape, std::uint64_t seed) {
+  const std::uint64_t residual_seed = seed ^ 0x5EED0000'00000001ull, gamma_seed = seed ^ 0x5EED0000'00000002ull;
+  return {drop_leading(make_input(kind, shape.dtype, 1, shape.tokens, shape.hidden, residual_seed),
+                       {shape.tokens, shape.hidden}),
+          drop_leading(random_input(shape.dtype, 1, 1, shape.hidden, gamma_seed, 1), {shape.hidden})};
+}
+
+GpuNorm gpu_norm(const RunSettings& s, DType dtype) {
+  return GpuNorm{s.epsilon.value_or(default_epsilon(dtype)), s.weight_bias, s.sms, false};
+}
+
 /// The sequence's calls at `world` with `dtype` as the default, each a shape the kernels can address (what
 /// check_fits_workspace allows on the largest workspace); throws UsageError naming the first that is not.
 std::vector<ResolvedCall> checked_calls(const RunSettings& s, int world, DType dtype) {
@@ -60,10 +82,20 @@ std::vector<ResolvedCall> checked_calls(const RunSettings& s, int world, DType d
   }
   for (std::size_t i = 0; i < resolved.size(); ++i) {
     const ResolvedCall& rc = resolved[i];
-    if (auto why = check_fits_workspace(rc.requested, rc.shape, kMaxBufferBytes))
-      throw UsageError(fmt::format("--calls at W = {}: call {} ({} N={} D={} {}): {}", world, i + 1,
-                                   strategy_name(rc.requested), rc.shape.tokens, rc.shape.hidden,
-                                   dtype_name(rc.shape.dtype), *why));
+    const auto refuse = [&](const std::string& why) {
+      return UsageError(fmt::format("--calls at W = {}: call {} ({} N={} D={} {}{}): {}", world, i + 1,
+                                    strategy_name(rc.requested), rc.shape.tokens, rc.shape.hidden,
+                                    dtype_name(rc.shape.dtype), rc.fused ? " fused" : "", why));
+    };
+    if (auto why = check_fits_workspace(rc.requested, rc.shape, kMaxBufferBytes)) throw refuse(*why);
+    if (!rc.fused) continue;
+    if (s.expect == Profile::kTrtllm) throw refuse("the fused norm is modelled for flashinfer and ieee, not trtllm");
+    try {
+      (void)norm_launch(rc.strategy(), rc.shape.tokens, rc.shape.hidden, rc.shape.dtype,
+                        s.sms > 0 ? s.sms : kDefaultSmCount);
+    } catch (const std::invalid_argument& e) {
+      throw refuse(fmt::format("FlashInfer's fused kernel refuses it: {}", e.what()));
+    }
   }
   return resolved;
 }
@@ -99,12 +131,28 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
         for (int rep = 0; rep < s.repeat; ++rep)
           for (const ResolvedCall& rc : resolved) {
             ++call_seed;
-            planned.push_back({"seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p), rc.strategy(),
-                               make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
-                               std::nullopt, call_seed});
+            PlannedCall& c = planned.emplace_back(PlannedCall{
+                "seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p), rc.strategy(),
+                make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed), std::nullopt,
+                call_seed});
+            if (rc.fused) {
+              c.call.norm = gpu_norm(s, rc.shape.dtype);
+              c.norm = make_norm_inputs(s.kind, rc.shape, call_seed);
+            }
           }
       }
   return planned;
+}
+
+FusedExpectation expected_fused_outputs(const PlannedCall& c) {
+  FusedOptions o;
+  o.strategy = c.resolved;
+  o.profile = c.expect;
+  o.sm_count = c.call.norm->sm_count;
+  o.epsilon = c.call.norm->epsilon;
+  o.weight_bias = c.call.norm->weight_bias;
+  FusedResult r = parallel_fused_reference(c.input, c.norm->residual, c.norm->gamma, o);
+  return {std::move(r.normalized), std::move(r.residual_out)};
 }
 
 std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,

@@ -31,10 +31,21 @@ struct RunSettings {
   std::vector<CallSpec> specs;
   std::int64_t tokens = 1, hidden = 1024, round_bytes = -1;
   std::uint64_t seed = 1;
+  /// Fused calls: epsilon (nullopt: the dtype's default) and weight bias as fp32 bits, and the SM count of
+  /// the summation tree (0 until run_job sets the GPU's own when --sms is not given).
+  std::optional<std::uint32_t> epsilon;
+  std::uint32_t weight_bias = 0;
+  int sms = 0;
   int repeat = 2, omit_rank = -1, device = -1, die_after_call = 0, die_rank = -1;
   double timeout_ms = 10000;
   bool digests = false;
   HandleRequest handles = HandleRequest::kAuto;
+};
+
+/// A fused call's own inputs.
+struct PlannedNorm {
+  HostTensor residual;  ///< [N, D]
+  HostTensor gamma;     ///< [D]
 };
 
 /// One call to run: its input and what its outputs must equal. AUTO is resolved once, here.
@@ -46,7 +57,14 @@ struct PlannedCall {
   HostTensor input;                    ///< [W, N, D]
   std::optional<HostTensor> expected;  ///< golden: the manifest's file; else computed by the reference
   std::uint64_t seed = 0;
+  std::optional<PlannedNorm> norm;  ///< a fused call (call.norm set)
 };
+
+/// What a fused call's outputs must equal: reference_fused_rms_norm of its inputs.
+struct FusedExpectation {
+  HostTensor normalized, residual_out;
+};
+FusedExpectation expected_fused_outputs(const PlannedCall& c);
 
 /// The calls of one world size: every (dtype, profile, PDL) combination of the sequence (or of the golden
 /// cases), each with its input. Throws UsageError for a sequence that does not fit `world`, before any

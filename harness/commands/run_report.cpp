@@ -26,8 +26,40 @@ std::string RunResult::verdict() const {
   return timeout ? "timeout" : (mismatches() || flag_failures) ? "mismatch" : "ok";
 }
 
+std::string fused_companion_path(const std::string& dumped_input, const std::string& what) {
+  const std::string suffix = ".in.npy";
+  const std::string stem = dumped_input.ends_with(suffix) ? dumped_input.substr(0, dumped_input.size() - suffix.size())
+                                                         : dumped_input;
+  return stem + "." + what + ".npy";
+}
+
+namespace {
+
+/// A fused call's first difference: which output, and how to see the element's computation on the CPU.
+void print_fused_difference(std::ostream& out, const FirstMismatch& m, std::int64_t token, std::int64_t col) {
+  const ProblemShape& s = m.row.call.shape;
+  fmt::print(out, "\nfirst difference: call {} ({}, fused), rank {}, {} [{}, {}]: GPU ({}) {} but the reference ({}) "
+             "expects {}\n",
+             m.row.index, m.row.label, m.rank, m.residual_out ? "residual_out" : "normalised output", token, col,
+             profile_name(m.row.call.profile), format_value(m.gpu, s.dtype), profile_name(m.row.expect),
+             format_value(m.expected, s.dtype));
+  const bool dumped = !m.dumped_input.empty();
+  fmt::print(out, "reproduce on the CPU: mnnvl-ar explain --input {} -d {} -t {} -c {} -s {} -p {} --residual {} "
+             "--gamma {} --sms {}\n",
+             dumped ? m.dumped_input : "<the call's input; save it with --dump DIR>", dtype_name(s.dtype), token, col,
+             strategy_name(m.row.resolved), profile_name(m.row.expect),
+             dumped ? fused_companion_path(m.dumped_input, "residual") : "<residual>",
+             dumped ? fused_companion_path(m.dumped_input, "gamma") : "<gamma>", m.row.call.norm->sm_count);
+}
+
+}  // namespace
+
 void print_explanation(std::ostream& out, const FirstMismatch& m) {
   const ProblemShape& s = m.row.call.shape;
+  if (m.row.call.norm) {
+    print_fused_difference(out, m, m.index / s.hidden, m.index % s.hidden);
+    return;
+  }
   const std::int64_t token = m.index / s.hidden, col = m.index % s.hidden;
   std::vector<std::uint32_t> column(s.world_size);
   for (int r = 0; r < s.world_size; ++r) column[r] = m.input.bits((r * s.tokens + token) * s.hidden + col);
@@ -55,8 +87,9 @@ void print_run_report(std::ostream& out, const RunResult& result) {
   fmt::print(out, kRow, "call", "case", "strategy", "N", "D", "dtype", "W", "profile", "pdl", "elements", "mismatches",
              "disagree", "flags");
   for (const RunRow& r : result.rows) {
-    const std::string strategy = r.call.strategy == Strategy::kAuto ? fmt::format("auto->{}", strategy_name(r.resolved))
-                                                                    : std::string(strategy_name(r.resolved));
+    std::string strategy = r.call.strategy == Strategy::kAuto ? fmt::format("auto->{}", strategy_name(r.resolved))
+                                                              : std::string(strategy_name(r.resolved));
+    if (r.call.norm) strategy += "+norm";
     fmt::print(out, kRow, r.index, r.label, strategy, r.call.shape.tokens, r.call.shape.hidden,
                dtype_name(r.call.shape.dtype), r.call.shape.world_size, profile_name(r.call.profile),
                r.call.pdl ? "on" : "off", r.elements, r.mismatches, r.ranks_disagreeing, r.flags_ok ? "ok" : "BAD");
@@ -102,6 +135,7 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
                        {"profile", profile_name(r.call.profile)},
                        {"expect", profile_name(r.expect)},
                        {"pdl", r.call.pdl},
+                       {"fused", r.call.norm.has_value()},
                        {"seed", r.seed},
                        {"elements", r.elements},
                        {"mismatches", r.mismatches},
@@ -109,6 +143,10 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
                        {"flags_ok", r.flags_ok},
                        {"ms", r.ms}};
     if (!r.digests.empty()) row["output_sha256"] = r.digests;
+    if (r.call.norm)
+      row["norm"] = {{"epsilon_bits", r.call.norm->epsilon},
+                     {"weight_bias_bits", r.call.norm->weight_bias},
+                     {"sm_count", r.call.norm->sm_count}};
     j["rows"].push_back(row);
   }
   j["summary"] = {{"calls", result.rows.size()},       {"elements", result.elements()},

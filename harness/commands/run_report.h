@@ -37,7 +37,11 @@ struct FirstMismatch {
   std::uint32_t gpu = 0, expected = 0;
   HostTensor input;
   std::string dumped_input;  ///< where --dump wrote the input, if it did
+  bool residual_out = false;  ///< a fused call's residual_out differs (else its output)
 };
+
+/// Where --dump writes a fused call's residual or gamma beside its input: callK.in.npy -> callK.residual.npy.
+std::string fused_companion_path(const std::string& dumped_input, const std::string& what);
 
 /// Everything a run found.
 struct RunResult {

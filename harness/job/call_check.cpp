@@ -28,24 +28,41 @@ std::vector<std::string> digests_of(const std::vector<HostTensor>& outputs) {
   return out;
 }
 
-void check_outputs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
-                   const HostTensor& expected, const OutputCheck& check, CallReport& report) {
-  std::vector<HostTensor> outputs;
-  for (int r : ranks) outputs.push_back(group.output(r, shape));
+namespace {
+
+/// Adds each rank's comparison with `expected`, and with the first rank, to `report`.
+void compare_ranks(const std::vector<int>& ranks, const std::vector<HostTensor>& outputs, const HostTensor& expected,
+                   const OutputCheck& check, bool residual_out, CallReport& report) {
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     const BitDiff d = compare_fast(outputs[i], expected);
     report.elements += d.elements;
     report.mismatches += d.differing;
     if (d.differing && !report.first) {
-      report.first = RankMismatch{ranks[i], d.first_index, d.first_a, d.first_b};
+      report.first = RankMismatch{ranks[i], d.first_index, d.first_a, d.first_b, residual_out};
       if (check.on_first_mismatch) check.on_first_mismatch(ranks[i], outputs[i]);
     }
-    if (i > 0 && compare_fast(outputs[i], outputs[0]).differing) ++report.disagreeing;
+    if (!residual_out && i > 0 && compare_fast(outputs[i], outputs[0]).differing) ++report.disagreeing;
   }
+}
+
+}  // namespace
+
+void check_outputs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
+                   const HostTensor& expected, const OutputCheck& check, CallReport& report) {
+  std::vector<HostTensor> outputs;
+  for (int r : ranks) outputs.push_back(group.output(r, shape));
+  compare_ranks(ranks, outputs, expected, check, false, report);
   if (check.digests) {
     const std::vector<std::string> d = digests_of(outputs);
     for (std::size_t i = 0; i < ranks.size(); ++i) report.digests[ranks[i]] = d[i];
   }
+}
+
+void check_residual_outs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
+                         const HostTensor& expected, CallReport& report) {
+  std::vector<HostTensor> outputs;
+  for (int r : ranks) outputs.push_back(group.residual_out(r, shape));
+  compare_ranks(ranks, outputs, expected, OutputCheck{}, true, report);
 }
 
 FlagsModel::FlagsModel(const std::vector<int>& ranks, std::int64_t buffer_bytes) {

@@ -28,6 +28,11 @@ struct OutputCheck {
 void check_outputs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
                    const HostTensor& expected, const OutputCheck& check, CallReport& report);
 
+/// The same for a fused call's residual_out (no digests: those are of the normalised output). A first
+/// difference here counts only when the normalised outputs had none.
+void check_residual_outs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
+                         const HostTensor& expected, CallReport& report);
+
 /// Every local rank's flags as the reference says they stand, advanced call by call: the flags check.
 class FlagsModel {
  public:

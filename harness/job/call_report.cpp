@@ -12,7 +12,11 @@ std::string CallReport::to_json() const {
   nlohmann::json j{
       {"elements", elements}, {"mismatches", mismatches}, {"disagreeing", disagreeing}, {"flags_bad", flags_bad}};
   if (first)
-    j["first"] = {{"rank", first->rank}, {"index", first->index}, {"gpu", first->gpu}, {"expected", first->expected}};
+    j["first"] = {{"rank", first->rank},
+                  {"index", first->index},
+                  {"gpu", first->gpu},
+                  {"expected", first->expected},
+                  {"residual_out", first->residual_out}};
   nlohmann::json d = nlohmann::json::object();
   for (const auto& [rank, digest] : digests) d[std::to_string(rank)] = digest;
   j["digests"] = d;
@@ -33,7 +37,8 @@ CallReport CallReport::from_json(const std::string& text) {
     if (j.contains("first")) {
       const auto& f = j.at("first");
       r.first = RankMismatch{f.at("rank").get<int>(), f.at("index").get<std::int64_t>(),
-                             f.at("gpu").get<std::uint32_t>(), f.at("expected").get<std::uint32_t>()};
+                             f.at("gpu").get<std::uint32_t>(), f.at("expected").get<std::uint32_t>(),
+                             f.at("residual_out").get<bool>()};
     }
     for (const auto& [rank, digest] : j.at("digests").items()) r.digests[std::stoi(rank)] = digest.get<std::string>();
     if (j.contains("timeout")) {

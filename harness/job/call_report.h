@@ -19,6 +19,7 @@ struct RankMismatch {
   int rank = -1;
   std::int64_t index = -1;
   std::uint32_t gpu = 0, expected = 0;
+  bool residual_out = false;  ///< in a fused call's residual_out (else in its output)
 };
 
 struct CallReport {

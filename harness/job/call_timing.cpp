@@ -32,7 +32,7 @@ struct ProcessTiming {
 }  // namespace
 
 TimedCall time_call(Job& job, GpuRanks& group, const GpuCall& call, const CallTiming& timing,
-                    const std::function<const HostTensor&()>& expected, std::ostream& err) {
+                    const std::function<ExpectedOutputs()>& expected, std::ostream& err) {
   ProcessTiming mine;
   bool synchronised = false;
   const auto barrier = [&] {
@@ -49,8 +49,12 @@ TimedCall time_call(Job& job, GpuRanks& group, const GpuCall& call, const CallTi
     if (job.multi_process() && !synchronised) job.rendezvous().barrier();  // stay in step with the others
   }
   if (timing.check && !std::isnan(mine.us)) {
-    const HostTensor& reference = expected();
-    for (int r : group.local_ranks()) mine.wrong += compare_fast(group.output(r, call.shape), reference).differing;
+    const ExpectedOutputs reference = expected();
+    for (int r : group.local_ranks()) {
+      mine.wrong += compare_fast(group.output(r, call.shape), *reference.output).differing;
+      if (reference.residual_out)
+        mine.wrong += compare_fast(group.residual_out(r, call.shape), *reference.residual_out).differing;
+    }
   }
   // The slowest process's time and every process's wrong elements.
   TimedCall out{0, timing.check ? 0 : -1};

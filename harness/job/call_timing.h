@@ -24,10 +24,16 @@ struct TimedCall {
   std::int64_t wrong = -1;  ///< differing elements over every rank; -1: not checked
 };
 
-/// Times `call` on `group` (GpuRanks::time_us) and, when timing.check, compares each local rank's output
+/// What the outputs of the last timed call must equal: the output, and a fused call's residual_out.
+struct ExpectedOutputs {
+  const HostTensor* output = nullptr;
+  const HostTensor* residual_out = nullptr;  ///< compared when set
+};
+
+/// Times `call` on `group` (GpuRanks::time_us) and, when timing.check, compares each local rank's outputs
 /// with `expected()` (called only then). A wait that times out is reported on `err` and gives NaN; the
 /// processes stay in step. Collective.
 TimedCall time_call(Job& job, GpuRanks& group, const GpuCall& call, const CallTiming& timing,
-                    const std::function<const HostTensor&()>& expected, std::ostream& err);
+                    const std::function<ExpectedOutputs()>& expected, std::ostream& err);
 
 }  // namespace ar

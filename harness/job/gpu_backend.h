@@ -90,12 +90,22 @@ struct GpuPeers {
   std::vector<std::string> errors;
 };
 
+/// What makes a GPU call the fused all-reduce + residual add + RMSNorm (reference FusedOptions).
+struct GpuNorm {
+  std::uint32_t epsilon = 0;      ///< fp32 bits
+  std::uint32_t weight_bias = 0;  ///< fp32 bits
+  int sm_count = 0;               ///< the SM count whose launch the summation tree follows
+  /// The plain all-reduce, then the norm as a kernel of its own (the same bits; bench's baseline).
+  bool separate_kernel = false;
+};
+
 /// One call on the GPU.
 struct GpuCall {
   ProblemShape shape;
   Strategy strategy = Strategy::kAuto;
   Profile profile = Profile::kFlashInfer;
   bool pdl = false;
+  std::optional<GpuNorm> norm;  ///< set: the fused call (the group must have been opened with norm_io)
 };
 
 /// A device wait that gave up, turned into words.
@@ -122,10 +132,13 @@ class GpuRanks {
   virtual std::string launch_shape(const GpuCall& call) = 0;
   /// Copies each local rank's shard of [W, N, D] into its input.
   virtual void upload(const HostTensor& input) = 0;
+  /// Copies the residual ([N, D]) and gamma ([D]) of fused calls to every local rank.
+  virtual void upload_norm(const HostTensor& residual, const HostTensor& gamma) = 0;
   /// Poisons the outputs, runs `call` on `ranks` (empty: every local rank) and waits. A timeout comes back
   /// as a value; a group holding every rank then resets its workspace.
   virtual std::optional<GpuTimeout> run(const GpuCall& call, std::span<const int> ranks = {}) = 0;
   virtual HostTensor output(int rank, const ProblemShape& shape) = 0;  ///< [N, D] of a local rank
+  virtual HostTensor residual_out(int rank, const ProblemShape& shape) = 0;  ///< of the last fused call
   virtual LamportFlags flags(int rank) = 0;                            ///< of a local rank
   /// Mean microseconds per call (see cuda::VirtualGroup::time_us); `before_timing` runs right before the
   /// timed region (a barrier in a multi-process job). Throws on a timeout.
@@ -185,6 +198,7 @@ class GpuBackend {
     /// Several GPUs of this process (one process only): the W ranks in contiguous equal blocks over them, in
     /// this order; `device` is then ignored. Empty: every rank on `device`.
     std::vector<int> devices;
+    bool norm_io = false;  ///< residuals and gammas too, for fused calls
   };
   virtual std::unique_ptr<GpuRanks> open(const GroupOptions& options) = 0;
   /// NVML's view of a GPU (never throws; what it cannot learn, it says).

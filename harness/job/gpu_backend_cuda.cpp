@@ -16,7 +16,14 @@
 namespace ar {
 namespace {
 
-cuda::VirtualGroup::Call to_cuda(const GpuCall& c) { return {c.shape, c.strategy, c.profile, c.pdl}; }
+cuda::VirtualGroup::Call to_cuda(const GpuCall& c) {
+  cuda::VirtualGroup::Call call{c.shape, c.strategy, c.profile, c.pdl};
+  if (c.norm) {
+    call.norm = cuda::NormArguments{c.norm->epsilon, c.norm->weight_bias, c.norm->sm_count};
+    call.separate_norm = c.norm->separate_kernel;
+  }
+  return call;
+}
 
 /// The exchange (when the ranks span processes) lives as long as the group: resetting the workspace uses it.
 struct GroupParts {
@@ -47,6 +54,9 @@ class CudaRanks final : public GpuRanks {
   }
 
   void upload(const HostTensor& input) override { group_.upload(input); }
+  void upload_norm(const HostTensor& residual, const HostTensor& gamma) override {
+    group_.upload_norm_inputs(residual, gamma);
+  }
 
   std::optional<GpuTimeout> run(const GpuCall& call, std::span<const int> ranks) override {
     group_.poison_outputs();
@@ -56,6 +66,9 @@ class CudaRanks final : public GpuRanks {
   }
 
   HostTensor output(int rank, const ProblemShape& shape) override { return group_.download(rank, shape); }
+  HostTensor residual_out(int rank, const ProblemShape& shape) override {
+    return group_.download_residual_out(rank, shape);
+  }
   LamportFlags flags(int rank) override { return group_.workspace().flags(rank); }
   double time_us(const GpuCall& call, int warmup, int iterations, int graph_launches,
                  const std::function<void()>& before_timing) override {
@@ -130,6 +143,7 @@ class CudaBackend final : public GpuBackend {
     v.world_size = o.world_size;
     v.buffer_bytes_request = o.buffer_bytes_request;
     v.io_bytes_per_rank = o.io_bytes_per_rank;
+    v.norm_io = o.norm_io;
     v.timeout_ns = o.timeout_ns;
     if (o.round_bytes >= 0) v.round_bytes = o.round_bytes;
     v.local_ranks = o.local_ranks;

@@ -237,19 +237,24 @@ void agree_on_plan(Job& job, const std::string& what, const std::string& plan) {
 
 std::string plan_line(int index, const std::string& label, const GpuCall& call, Strategy requested, Profile expect,
                       std::uint64_t seed) {
-  return fmt::format("call {}: {} {} N={} D={} {} W={} {} expect={} pdl={} seed={}", index, label,
-                     strategy_name(requested), call.shape.tokens, call.shape.hidden, dtype_name(call.shape.dtype),
-                     call.shape.world_size, profile_name(call.profile), profile_name(expect), call.pdl ? "on" : "off",
-                     seed);
+  std::string line = fmt::format("call {}: {} {} N={} D={} {} W={} {} expect={} pdl={} seed={}", index, label,
+                                 strategy_name(requested), call.shape.tokens, call.shape.hidden,
+                                 dtype_name(call.shape.dtype), call.shape.world_size, profile_name(call.profile),
+                                 profile_name(expect), call.pdl ? "on" : "off", seed);
+  if (call.norm)
+    line += fmt::format(" fused eps={:#010x} weight-bias={:#010x} sms={}{}", call.norm->epsilon, call.norm->weight_bias,
+                        call.norm->sm_count, call.norm->separate_kernel ? " separate-kernel" : "");
+  return line;
 }
 
 }  // namespace ar
 
 namespace ar {
 
-void GroupSizing::add(Strategy requested, const ProblemShape& shape) {
+void GroupSizing::add(Strategy requested, const ProblemShape& shape, bool fused) {
   buffer_bytes = std::max({buffer_bytes, kBufferAlignment, required_buffer_bytes(requested, shape)});
   io_bytes = std::max(io_bytes, shape.bytes_per_rank());
+  norm_io = norm_io || fused;
 }
 
 std::unique_ptr<GpuJob> GpuJob::start(Job& job, std::string_view command, const GpuJobRequest& request,
@@ -301,6 +306,7 @@ std::unique_ptr<GpuRanks> GpuJob::open_group_on(int world, const GroupSizing& si
   GpuBackend::GroupOptions options{
       device, world, request.bytes, sizing.io_bytes, sizing.timeout_ns, sizing.round_bytes};
   options.devices = devices;
+  options.norm_io = sizing.norm_io;
   if (!local.empty()) {
     options.local_ranks = local;
     options.handles = *handles().kind;

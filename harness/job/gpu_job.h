@@ -101,8 +101,9 @@ struct GroupSizing {
   std::int64_t io_bytes = 16;     ///< grows with add()
   std::uint64_t timeout_ns = 10'000'000'000ull;
   std::int64_t round_bytes = -1;  ///< -1: the kernels' default
-  /// Makes room for a call of `requested` strategy on `shape`.
-  void add(Strategy requested, const ProblemShape& shape);
+  bool norm_io = false;           ///< set by add() for a fused call
+  /// Makes room for a call of `requested` strategy on `shape` (fused: residuals and gammas too).
+  void add(Strategy requested, const ProblemShape& shape, bool fused = false);
 };
 
 class GpuJob {

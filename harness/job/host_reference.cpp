@@ -51,6 +51,45 @@ HostTensor parallel_reference(const HostTensor& input, Strategy strategy, Profil
   return out;
 }
 
+FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
+                                     const FusedOptions& options, int threads) {
+  const ProblemShape s = shape_of_input(input);
+  const int n = thread_count(threads, s.tokens);
+  // Small calls, and the shapes the model refuses (it says why), go through the model itself.
+  if (n == 1 || validate_shape(s) || options.profile == Profile::kTrtllm || residual.dtype() != s.dtype ||
+      gamma.dtype() != s.dtype || residual.shape() != std::vector<std::int64_t>{s.tokens, s.hidden} ||
+      gamma.shape() != std::vector<std::int64_t>{s.hidden})
+    return reference_fused_rms_norm(input, residual, gamma, options);
+  const Strategy resolved = resolve_strategy(options.strategy, s);
+  FusedResult out;
+  out.launch = norm_launch(resolved, s.tokens, s.hidden, s.dtype, options.sm_count);
+  out.normalized_undefined_on_gpu = out.launch.exited_threads() > 0;
+  out.normalized = HostTensor(s.dtype, {s.tokens, s.hidden});
+  out.residual_out = HostTensor(s.dtype, {s.tokens, s.hidden});
+  const HostTensor all_reduced = parallel_reference(input, resolved, options.profile, n);
+  const bool ieee = options.profile == Profile::kIeee;
+  const NormArithmetic arithmetic{options.epsilon, options.weight_bias, !ieee,
+                                  options.approx.value_or(ieee ? kGpuApproxMathNoFtz : kGpuApproxMath)};
+  const auto bits_of = [&](const HostTensor& t, std::int64_t first) {
+    std::vector<std::uint32_t> v(static_cast<std::size_t>(s.hidden));
+    for (std::int64_t d = 0; d < s.hidden; ++d) v[static_cast<std::size_t>(d)] = t.bits(first + d);
+    return v;
+  };
+  const std::vector<std::uint32_t> gamma_bits = bits_of(gamma, 0);
+  parallel_ranges(s.tokens, n, [&](std::int64_t b, std::int64_t e) {
+    std::vector<std::uint32_t> normalized(gamma_bits.size()), residual_out(gamma_bits.size());
+    for (std::int64_t t = b; t < e; ++t) {
+      fused_rms_norm_row(out.launch, arithmetic, bits_of(all_reduced, t * s.hidden), bits_of(residual, t * s.hidden),
+                         gamma_bits, normalized, residual_out);
+      for (std::int64_t d = 0; d < s.hidden; ++d) {
+        out.normalized.set_bits(t * s.hidden + d, normalized[static_cast<std::size_t>(d)]);
+        out.residual_out.set_bits(t * s.hidden + d, residual_out[static_cast<std::size_t>(d)]);
+      }
+    }
+  });
+  return out;
+}
+
 BitDiff compare_fast(const HostTensor& a, const HostTensor& b) {
   if (a.dtype() == b.dtype() && a.shape() == b.shape() &&
       std::memcmp(a.bytes().data(), b.bytes().data(), a.bytes().size()) == 0) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "reference/bit_diff.h"
+#include "reference/fused_rms_norm.h"
 #include "reference/strategy.h"
 #include "reference/tensor.h"
 
@@ -15,6 +16,11 @@ namespace ar {
 /// reference_all_reduce(input, strategy, profile) computed over token ranges on `threads` threads (0: the
 /// hardware's count). AUTO is resolved on the whole shape first.
 HostTensor parallel_reference(const HostTensor& input, Strategy strategy, Profile profile, int threads = 0);
+
+/// reference_fused_rms_norm(input, residual, gamma, options) with the all-reduce and the rows computed on
+/// `threads` threads (0: the hardware's count): the same launch (of the whole N) and the same bits.
+FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
+                                     const FusedOptions& options, int threads = 0);
 
 /// compare_bits(a, b), but a memcmp first: equal tensors cost one pass at memory speed.
 BitDiff compare_fast(const HostTensor& a, const HostTensor& b);

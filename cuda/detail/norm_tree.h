@@ -1,0 +1,26 @@
+// Host side: the NormTree a fused launch passes its kernel, from FlashInfer's launch (reference NormLaunch).
+#pragma once
+
+#include "cuda/all_reduce.h"
+#include "cuda/params.h"
+#include "reference/fused_launch.h"
+
+namespace ar::cuda::detail {
+
+/// What the norm's row computation needs of FlashInfer's launch: the summation tree and the arithmetic.
+inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n) {
+  NormTree tree{};
+  tree.block_size = l.block_size();
+  tree.cluster_size = l.cluster_size();
+  tree.loads = l.loads_per_thread();
+  tree.packs_per_block = l.packs_per_block;
+  tree.cluster_fold = l.cluster_launch && l.cluster_size() > 1 ? 1 : 0;
+  tree.square_in_t = l.strategy == Strategy::kOneShot && l.dtype != DType::kFp32 ? 1 : 0;
+  tree.two_shot_order = l.strategy == Strategy::kTwoShot ? 1 : 0;
+  tree.hidden = static_cast<std::uint32_t>(l.hidden);
+  tree.epsilon = n.epsilon;
+  tree.weight_bias = n.weight_bias;
+  return tree;
+}
+
+}  // namespace ar::cuda::detail

@@ -1,0 +1,57 @@
+// The separate residual-add + RMSNorm kernel's instantiations and launcher.
+#include "cuda/rms_norm.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/detail/check.h"
+#include "cuda/detail/device_guard.h"
+#include "cuda/detail/dispatch.h"
+#include "cuda/detail/norm_tree.h"
+#include "cuda/detail/rms_norm_impl.cuh"
+
+namespace ar::cuda {
+
+void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
+  if (a.ranks.empty() || a.ranks.size() != a.normalized.size() || a.ranks.size() > kMaxWorldSize)
+    throw std::invalid_argument("launch_rms_norm needs one normalised output per rank, 1 to 64 ranks");
+  if (a.profile == Profile::kTrtllm) throw std::invalid_argument("the norm runs the flashinfer and ieee profiles");
+  const NormLaunch launch = norm_launch(a.resolved, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm.sm_count);
+  RmsNormParams p;
+  std::memset(&p, 0, sizeof(p));
+  for (std::size_t i = 0; i < a.ranks.size(); ++i) {
+    const RankIo& r = a.ranks[i];
+    p.norm[i] = NormSlot{r.residual, r.residual_out, r.gamma};
+    p.input[i] = r.output;
+    p.output[i] = a.normalized[i];
+  }
+  p.tokens = a.shape.tokens;
+  p.row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
+  p.tree = detail::norm_tree(launch, a.norm);
+
+  const void* kernel = nullptr;
+  detail::dispatch_arith(a.shape.dtype, a.profile != Profile::kIeee, [&](auto arith) {
+    using A = decltype(arith);
+    kernel = reinterpret_cast<const void*>(&detail::rms_norm_rows<A::dtype, A::ftz>);
+  });
+  if (kernel == nullptr) throw std::invalid_argument("this dtype is not compiled into this build (AR_DTYPES)");
+
+  detail::DeviceGuard guard(a.device);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(a.shape.tokens < 65535 ? a.shape.tokens : 65535), 1,
+                        static_cast<unsigned>(a.ranks.size()));
+  config.blockDim = dim3(detail::kFusedBlockThreads, 1, 1);
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = a.launch_with_pdl ? 1 : 0;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  void* kernel_args[] = {&p};
+  AR_CUDA_CHECK(cudaLaunchKernelExC(&config, kernel, kernel_args));
+  AR_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace ar::cuda
