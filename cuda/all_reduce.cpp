@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <stdexcept>
 #include <utility>
 
@@ -25,7 +26,6 @@ namespace ar::cuda {
 namespace {
 
 constexpr int kBlockThreads = 256;              // detail::kBlockThreads (the kernels' __launch_bounds__)
-constexpr int kFusedBlockThreads = 512;         // detail::kFusedBlockThreads (the fused kernels')
 constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
 
 const void* kernel_for(Strategy resolved, DType t, bool ftz, bool fused) {
@@ -33,19 +33,33 @@ const void* kernel_for(Strategy resolved, DType t, bool ftz, bool fused) {
   return resolved == Strategy::kOneShot ? one_shot_kernel(t, ftz) : two_shot_kernel(t, ftz);
 }
 
-int block_threads(bool fused) { return fused ? kFusedBlockThreads : kBlockThreads; }
+/// Threads and dynamic shared memory of one block of the call's kernel.
+struct BlockShape {
+  int threads = kBlockThreads;
+  std::int64_t shared_bytes = 0;
+  auto operator<=>(const BlockShape&) const = default;
+};
 
-/// Blocks of `kernel` (of `threads` per block) the device holds at once (occupancy x SMs), cached.
-int resident_blocks(const void* kernel, int threads, int device) {
+BlockShape block_shape(const AllReduceArguments& a) {
+  if (!a.norm) return {};
+  const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
+  return {fused_block_threads(row_packs), staged_row_bytes(row_packs)};
+}
+
+/// Blocks of `kernel` the device holds at once (occupancy x SMs), cached. Also lets the kernel take the
+/// block's dynamic shared memory.
+int resident_blocks(const void* kernel, const BlockShape& block, int device) {
   static std::mutex mutex;
-  static std::map<std::pair<const void*, int>, int> cache;
+  static std::map<std::tuple<const void*, BlockShape, int>, int> cache;
   std::lock_guard lock(mutex);
-  if (auto it = cache.find({kernel, device}); it != cache.end()) return it->second;
+  if (auto it = cache.find({kernel, block, device}); it != cache.end()) return it->second;
   detail::DeviceGuard guard(device);
+  detail::allow_dynamic_shared(kernel, block.shared_bytes);
   int per_sm = 0, sms = 0;
-  AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+  AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, block.threads,
+                                                             static_cast<std::size_t>(block.shared_bytes)));
   AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return cache[{kernel, device}] = per_sm * sms;
+  return cache[{kernel, block, device}] = per_sm * sms;
 }
 
 /// Tokens per round: the Lamport traffic of a round (ONESHOT: W ranks x (W stores + input + output) rows;
@@ -119,8 +133,7 @@ Status can_implement(const AllReduceArguments& a) {
   }
   if (Status s = check_norm(a, resolved); !s.ok()) return s;
   const bool fused = a.norm.has_value();
-  const int resident =
-      resident_blocks(kernel_for(resolved, a.shape.dtype, order.ftz, fused), block_threads(fused), a.device);
+  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order.ftz, fused), block_shape(a), a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -139,11 +152,12 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.order = reduction_order(plan.strategy, a.profile, a.shape.world_size);
   const bool fused = a.norm.has_value();
   if (fused) plan.norm = norm_launch(plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
-  plan.threads_per_block = block_threads(fused);
+  const BlockShape block = block_shape(a);
+  plan.threads_per_block = block.threads;
+  plan.shared_bytes = block.shared_bytes;
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
-  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused),
-                                         plan.threads_per_block, a.device);
+  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused), block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
@@ -194,7 +208,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(plan.blocks_per_rank), 1, static_cast<unsigned>(plan.slots));
   config.blockDim = dim3(static_cast<unsigned>(plan.threads_per_block), 1, 1);
-  config.dynamicSmemBytes = 0;
+  config.dynamicSmemBytes = static_cast<std::size_t>(plan.shared_bytes);
   config.stream = stream;
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;

@@ -74,6 +74,7 @@ struct LaunchPlan {
   int threads_per_block = 0;
   int slots = 0;
   std::int64_t tokens_per_round = 0;
+  std::int64_t shared_bytes = 0;  ///< dynamic shared memory per block (a fused call's staged row)
   int resident_blocks = 0;  ///< blocks of this kernel the device holds at once
   std::optional<NormLaunch> norm;  ///< a fused call: FlashInfer's launch, whose summation tree the kernel follows
 };

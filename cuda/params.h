@@ -118,4 +118,18 @@ struct RmsNormParams {
   NormTree tree;
 };
 
+/// The block shape of the kernels that normalise rows (the fused kernels and cuda/rms_norm.h): a row is one
+/// block's, with as many threads as the row has packs (at most kFusedBlockThreads, at least two warps), and
+/// the row's `pre` staged in dynamic shared memory when it fits in kMaxStagedRowBytes (else the output pass
+/// reads residual_out back from global memory).
+inline constexpr int kFusedBlockThreads = 1024;
+inline constexpr std::int64_t kMaxStagedRowBytes = 64 * 1024;
+constexpr int fused_block_threads(std::int64_t row_packs) {
+  const std::int64_t warps = (row_packs + 31) / 32;
+  return static_cast<int>(warps < 2 ? 64 : warps > kFusedBlockThreads / 32 ? kFusedBlockThreads : warps * 32);
+}
+constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
+  return row_packs * 16 <= kMaxStagedRowBytes ? row_packs * 16 : 0;
+}
+
 }  // namespace ar::cuda

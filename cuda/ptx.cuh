@@ -152,6 +152,9 @@ __device__ __forceinline__ std::uint16_t mul_rn_f16(std::uint16_t a, std::uint16
   return r;
 }
 
+/// prefetch.global.L1: start bringing the line of `ptr` into L1 (a hint; loads nothing into registers).
+__device__ __forceinline__ void prefetch_l1(const void* ptr) { asm volatile("prefetch.global.L1 [%0];" ::"l"(ptr)); }
+
 /// shfl.sync.bfly.b32 over the full warp: the value of lane (this lane xor mask). Every lane must call it.
 __device__ __forceinline__ float shfl_bfly_f32(float v, int mask) { return __shfl_xor_sync(0xFFFFFFFFu, v, mask); }
 

@@ -2,6 +2,8 @@
 #include "cuda/rms_norm.h"
 
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include <cuda_runtime_api.h>
@@ -13,6 +15,23 @@
 #include "cuda/detail/rms_norm_impl.cuh"
 
 namespace ar::cuda {
+
+namespace detail {
+
+void allow_dynamic_shared(const void* kernel, std::int64_t bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, std::int64_t> allowed;  // the most so far, per kernel and device
+  if (bytes <= 48 * 1024) return;
+  int device = 0;
+  AR_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard lock(mutex);
+  std::int64_t& most = allowed[{kernel, device}];
+  if (most >= bytes) return;
+  AR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  most = bytes;
+}
+
+}  // namespace detail
 
 void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   if (a.ranks.empty() || a.ranks.size() != a.normalized.size() || a.ranks.size() > kMaxWorldSize)
@@ -39,10 +58,12 @@ void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   if (kernel == nullptr) throw std::invalid_argument("this dtype is not compiled into this build (AR_DTYPES)");
 
   detail::DeviceGuard guard(a.device);
+  detail::allow_dynamic_shared(kernel, staged_row_bytes(p.row_packs));
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(a.shape.tokens < 65535 ? a.shape.tokens : 65535), 1,
                         static_cast<unsigned>(a.ranks.size()));
-  config.blockDim = dim3(detail::kFusedBlockThreads, 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(fused_block_threads(p.row_packs)), 1, 1);
+  config.dynamicSmemBytes = static_cast<std::size_t>(staged_row_bytes(p.row_packs));
   config.stream = stream;
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;

@@ -7,10 +7,6 @@
 
 namespace ar::cuda::detail {
 
-/// Threads per block of the fused kernels: a row is one block's, so a wider block walks FlashInfer's threads
-/// in fewer steps.
-inline constexpr int kFusedBlockThreads = 512;
-
 template <DType T, bool kFtz>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
@@ -21,6 +17,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
       ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 0, /*stages=*/1, my.f.buffer_bytes);
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kOneShotSlot, /*stage=*/0};
   const NormSlot& io = fp.norm[blockIdx.z];
+  uint4* const staged = staged_row(my.row_packs);
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);
@@ -30,7 +27,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
 
     // Phase 4 (ld, r, norm): a row per block; each pack of it folded from its W slots, as the plain kernel.
     for (std::uint32_t t = in.t0 + blockIdx.x; t < in.t1; t += gridDim.x) {
-      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, my.row_packs, [&](int pack, uint4& sum) {
+      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, my.row_packs, staged, [&](int pack, uint4& sum) {
         return one_shot_fold_pack<T, kFtz>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
       });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch

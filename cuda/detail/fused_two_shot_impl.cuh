@@ -21,6 +21,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
       ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 1, /*stages=*/2, my.f.buffer_bytes);
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
   const NormSlot& io = fp.norm[blockIdx.z];
+  uint4* const staged = staged_row(my.row_packs);
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);  // in.t0 % W == 0
@@ -42,7 +43,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
 
     // Phase 5 (ag: ld, norm): a row per block, each pack polled in my BROADCAST stage.
     for (std::uint32_t t = in.t0 + blockIdx.x; t < in.t1; t += gridDim.x) {
-      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, my.row_packs, [&](int pack, uint4& got) {
+      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, my.row_packs, staged, [&](int pack, uint4& got) {
         const std::uint8_t* slot = my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
         got = ptx::ld_volatile_v4(slot);  // relaxed poll
         for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);

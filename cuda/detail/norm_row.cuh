@@ -125,11 +125,12 @@ __device__ __forceinline__ uint4 normalize_pack(const uint4& pre, const uint4& g
 }
 
 /// Row t of one rank: `fetch(pack, &ar)` gives the all-reduced pack (polling; false when a wait gave up).
-/// Writes residual_out and the normalised output of the row. Every thread of the block must call it (it
-/// holds block barriers); returns false, in every thread, when any fetch gave up.
+/// Writes residual_out and the normalised output of the row; `staged` (dynamic shared memory of
+/// staged_row_bytes, or null) keeps the row's `pre` for the output pass. Every thread of the block must call
+/// it (it holds block barriers); returns false, in every thread, when any fetch gave up.
 template <DType T, bool kFtz, class Fetch>
 __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
-                                         std::uint32_t row_packs, Fetch&& fetch) {
+                                         std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
   __shared__ float warp_sums[kMaxNormClusterSize * kMaxNormWarps];
   __shared__ float block_sums[kMaxNormClusterSize];
   __shared__ float shared_scale;
@@ -150,10 +151,12 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     for (int load = 0; load < tree.loads && lane < lanes; ++load) {
       const int pack = block * tree.packs_per_block + load * tree.block_size + thread;
       if (pack >= packs) break;  // later loads lie further out
+      const std::uint64_t at = row_pack_index(t, row_packs, pack);
+      // The residual and gamma do not depend on the all-reduce: their loads go out before the poll.
+      const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
+      ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
       uint4 ar{};
       if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
-      const std::uint64_t at = row_pack_index(t, row_packs, pack);
-      const uint4 residual = load_input(io.residual, at);
       uint4 pre{};
 #pragma unroll
       for (int e = 0; e < Pack<T>::kElements; ++e) {
@@ -169,6 +172,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         acc = fma_f32<kFtz>(f, f, acc);
       }
       reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
+      if (staged != nullptr) staged[pack] = pre;
     }
     const float sum = butterfly<kFtz>(acc, lanes);
     if (lane == 0) warp_sums[block * kMaxNormWarps + their_warp] = sum;
@@ -194,17 +198,25 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     }
     shared_scale = row_scale<kFtz>(sum, tree);
   }
-  ptx::bar_cta_sync();  // also makes every residual_out store of the block visible to the whole block
+  ptx::bar_cta_sync();  // also makes the staged row and every residual_out store visible to the whole block
   const float scale = shared_scale;
 
   // 4. The output, pack by pack (any thread may take any pack now).
   for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) {
     const std::uint64_t at = row_pack_index(t, row_packs, pack);
-    const uint4 pre = reinterpret_cast<const uint4*>(io.residual_out)[at];  // plain load: written in this launch
+    // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
+    const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
     const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
     reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
   }
+  if (staged != nullptr) ptx::bar_cta_sync();  // the next row's stores into the staged row come after these reads
   return true;
+}
+
+/// The dynamic shared memory of a block that runs norm_row (its staged row, or none).
+__device__ __forceinline__ uint4* staged_row(std::uint32_t row_packs) {
+  extern __shared__ uint4 dynamic_shared[];
+  return staged_row_bytes(row_packs) > 0 ? dynamic_shared : nullptr;
 }
 
 }  // namespace ar::cuda::detail

@@ -23,4 +23,7 @@ inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n) {
   return tree;
 }
 
+/// Lets `kernel` take `bytes` of dynamic shared memory per block (beyond the default 48 KiB; a no-op below).
+void allow_dynamic_shared(const void* kernel, std::int64_t bytes);
+
 }  // namespace ar::cuda::detail
