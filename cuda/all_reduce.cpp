@@ -43,7 +43,7 @@ struct BlockShape {
 BlockShape block_shape(const AllReduceArguments& a) {
   if (!a.norm) return {};
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
-  return {fused_block_threads(row_packs), staged_row_bytes(row_packs)};
+  return {fused_block_threads(row_packs, a.shape.tokens), staged_row_bytes(row_packs)};
 }
 
 /// Blocks of `kernel` the device holds at once (occupancy x SMs), cached. Also lets the kernel take the
@@ -161,9 +161,10 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
-  // One pack per thread: the least latency; a fused call also wants a block per row.
-  const std::int64_t wanted =
-      std::max(ceil_div(round_rows * row_packs, plan.threads_per_block), fused ? round_rows : std::int64_t{0});
+  // One pack per thread: the least latency. A fused call wants a block per row too, and its stores spread
+  // over blocks in chunks of kFusedStoreChunk threads (cuda/detail/norm_row.cuh).
+  const std::int64_t wanted = fused ? std::max(ceil_div(round_rows * row_packs, kFusedStoreChunk), round_rows)
+                                    : ceil_div(round_rows * row_packs, plan.threads_per_block);
   const std::int64_t fit = plan.resident_blocks / plan.slots;            // every block of every slot resident at once
   plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
   return plan;

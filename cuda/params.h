@@ -119,14 +119,21 @@ struct RmsNormParams {
 };
 
 /// The block shape of the kernels that normalise rows (the fused kernels and cuda/rms_norm.h): a row is one
-/// block's, with as many threads as the row has packs (at most kFusedBlockThreads, at least two warps), and
-/// the row's `pre` staged in dynamic shared memory when it fits in kMaxStagedRowBytes (else the output pass
-/// reads residual_out back from global memory).
+/// block's, and the row's `pre` is staged in dynamic shared memory when it fits in kMaxStagedRowBytes (else
+/// the output pass reads residual_out back from global memory). A few rows get as many threads as a row has
+/// packs (at most kFusedBlockThreads, at least two warps): the least latency. Many rows get
+/// kManyRowsBlockThreads: more rows in flight on each SM hide the latency of each.
 inline constexpr int kFusedBlockThreads = 1024;
+inline constexpr int kManyRowsBlockThreads = 256;
+/// The fused kernels number their threads for the stores, clears and reductions in chunks of this many
+/// (begin_rank_launch): a small call's packs go to every block, not all to the first wide one.
+inline constexpr int kFusedStoreChunk = 256;
+inline constexpr std::int64_t kManyRows = 1024;  ///< rows per rank from which blocks are kManyRowsBlockThreads wide
 inline constexpr std::int64_t kMaxStagedRowBytes = 64 * 1024;
-constexpr int fused_block_threads(std::int64_t row_packs) {
+constexpr int fused_block_threads(std::int64_t row_packs, std::int64_t rows) {
   const std::int64_t warps = (row_packs + 31) / 32;
-  return static_cast<int>(warps < 2 ? 64 : warps > kFusedBlockThreads / 32 ? kFusedBlockThreads : warps * 32);
+  const std::int64_t most = rows >= kManyRows ? kManyRowsBlockThreads : kFusedBlockThreads;
+  return static_cast<int>(warps < 2 ? 64 : warps * 32 > most ? most : warps * 32);
 }
 constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
   return row_packs * 16 <= kMaxStagedRowBytes ? row_packs * 16 : 0;

@@ -12,7 +12,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
   uint4 v[kUnroll];
-  const RankLaunch my = begin_rank_launch<T>(p, v);
+  const RankLaunch my = begin_rank_launch<T>(p, v, kFusedStoreChunk);
   const std::uint64_t stage =
       ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 0, /*stages=*/1, my.f.buffer_bytes);
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kOneShotSlot, /*stage=*/0};

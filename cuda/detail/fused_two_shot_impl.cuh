@@ -14,7 +14,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
   uint4 v[kUnroll];
-  const RankLaunch my = begin_rank_launch<T>(p, v);  // my.per_round: a multiple of W
+  const RankLaunch my = begin_rank_launch<T>(p, v, kFusedStoreChunk);  // my.per_round: a multiple of W
   const std::uint64_t scatter =
       ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 0, /*stages=*/2, my.f.buffer_bytes);
   const std::uint64_t broadcast =

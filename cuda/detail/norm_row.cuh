@@ -21,6 +21,7 @@ inline constexpr int kWarpLanes = 32;
 inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
 inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
 
+
 /// fma.rn(.ftz).f32 and mul.rn(.ftz).f32 of the profile.
 template <bool kFtz>
 __device__ __forceinline__ float fma_f32(float a, float b, float c) {
@@ -133,7 +134,6 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
                                          std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
   __shared__ float warp_sums[kMaxNormClusterSize * kMaxNormWarps];
   __shared__ float block_sums[kMaxNormClusterSize];
-  __shared__ float shared_scale;
   const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
   const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
   const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
@@ -187,19 +187,16 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     const float sum = butterfly<kFtz>(v, second_lanes);
     if (lane == 0) block_sums[block] = sum;
   }
-  ptx::bar_cta_sync();
-
-  // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale.
-  if (threadIdx.x == 0) {
-    float sum = block_sums[0];
-    if (tree.cluster_fold) {
-      sum = 0.0f;
-      for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, block_sums[block]);
-    }
-    shared_scale = row_scale<kFtz>(sum, tree);
-  }
   ptx::bar_cta_sync();  // also makes the staged row and every residual_out store visible to the whole block
-  const float scale = shared_scale;
+
+  // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
+  // every thread computes the same bits itself, which costs less than a barrier to share them.
+  float sum = block_sums[0];
+  if (tree.cluster_fold) {
+    sum = 0.0f;
+    for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, block_sums[block]);
+  }
+  const float scale = row_scale<kFtz>(sum, tree);
 
   // 4. The output, pack by pack (any thread may take any pack now).
   for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) {

@@ -64,16 +64,22 @@ struct RankLaunch {
 };
 
 /// Phases 0 and 1 of both kernels, with the index set-up between them and the first batch of input packs
-/// loaded into `v` before the flags are read.
+/// loaded into `v` before the flags are read. The rank's threads are numbered in chunks of `chunk` (a
+/// multiple of 32 that divides blockDim.x): chunk k of every block before chunk k + 1 of any, so that the
+/// packs of a small call spread over all blocks even when blocks are wide (the fused kernels); with
+/// chunk = blockDim.x this is blockIdx.x * blockDim.x + threadIdx.x.
 template <DType T>
-__device__ __forceinline__ RankLaunch begin_rank_launch(const AllReduceParams& p, uint4 (&v)[kUnroll]) {
+__device__ __forceinline__ RankLaunch begin_rank_launch(const AllReduceParams& p, uint4 (&v)[kUnroll],
+                                                        std::uint32_t chunk = 0) {
   // Phase 0: with PDL, wait until the previous launch has completed and its memory is visible.
   ptx::griddepcontrol_wait();
 
   const RankSlot& slot = p.slots[blockIdx.z];
   const std::uint32_t world = static_cast<std::uint32_t>(p.world_size);
   const std::uint32_t rank = static_cast<std::uint32_t>(slot.rank);
-  const std::uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x;
+  if (chunk == 0 || blockDim.x % chunk != 0) chunk = blockDim.x;
+  const std::uint32_t tid =
+      (threadIdx.x / chunk) * (gridDim.x * chunk) + blockIdx.x * chunk + threadIdx.x % chunk;
   const std::uint32_t threads = gridDim.x * blockDim.x;
   const std::uint32_t row_packs = static_cast<std::uint32_t>(p.row_packs);
   const std::uint32_t tokens = static_cast<std::uint32_t>(p.tokens);

@@ -8,8 +8,10 @@ namespace ar::cuda::detail {
 
 template <DType T, bool kFtz>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) rms_norm_rows(const __grid_constant__ RmsNormParams p) {
-  // With PDL, the all-reduce before this kernel must have completed and its output be visible.
+  // With PDL, the all-reduce before this kernel must have completed and its output be visible; the next
+  // launch may start as soon as this one runs (it waits for this grid's completion before it reads anything).
   ptx::griddepcontrol_wait();
+  ptx::griddepcontrol_launch_dependents();
   const std::uint32_t z = blockIdx.z;
   const std::uint32_t row_packs = static_cast<std::uint32_t>(p.row_packs);
   uint4* const staged = staged_row(row_packs);
@@ -18,7 +20,6 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) rms_norm_rows(const __g
       ar = load_input(p.input[z], static_cast<std::uint32_t>(row_pack_index(t, row_packs, pack)));
       return true;
     });
-  ptx::griddepcontrol_launch_dependents();
 }
 
 }  // namespace ar::cuda::detail
