@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "reference/detail/fast_float_ops.h"
+
 namespace ar {
 namespace {
 
@@ -89,26 +91,6 @@ std::uint32_t add_in_format(std::uint32_t a, std::uint32_t b, FloatFormat f) {
   return sum ? round_to_format(*sum, f).bits : 0u;  // x + (-x) = +0 under RN
 }
 
-// An fp32 product of two normals whose exponent lies inside the normal range before rounding: rounding the
-// exact 47- or 48-bit product of the significands to 24 bits is all there is to do (a carry out of the
-// significand moves into the exponent field, up to Inf from 254). The common case, taken without building
-// a WideValue: `mufu --check` multiplies 2^36 times, and the fused model twice per element.
-std::optional<std::uint32_t> normal_fp32_product(std::uint32_t a, std::uint32_t b) {
-  constexpr std::uint64_t kHidden = std::uint64_t{1} << 23;
-  const std::uint32_t ea = (a >> 23) & 0xFFu, eb = (b >> 23) & 0xFFu;
-  if (ea == 0 || eb == 0 || ea == 0xFF || eb == 0xFF) return std::nullopt;
-  const std::uint64_t p = (kHidden | (a & 0x7FFFFFu)) * (kHidden | (b & 0x7FFFFFu));
-  const int shift = (p >> 47) != 0 ? 24 : 23;
-  const int field = static_cast<int>(ea + eb) - 150 + shift;
-  if (field < 1 || field > 254) return std::nullopt;
-  std::uint64_t kept = p >> shift;
-  const std::uint64_t rest = p & ((std::uint64_t{1} << shift) - 1);
-  const std::uint64_t half = std::uint64_t{1} << (shift - 1);
-  if (rest > half || (rest == half && (kept & 1))) ++kept;
-  return ((a ^ b) & 0x80000000u) |
-         ((static_cast<std::uint32_t>(field) << 23) + static_cast<std::uint32_t>(kept - kHidden));
-}
-
 std::uint32_t multiply_in_format(std::uint32_t a, std::uint32_t b, FloatFormat f, bool ftz) {
   a = flush_if(ftz, a, f);
   b = flush_if(ftz, b, f);
@@ -116,8 +98,9 @@ std::uint32_t multiply_in_format(std::uint32_t a, std::uint32_t b, FloatFormat f
   const std::uint32_t sign = (a ^ b) & f.sign_mask();
   if (is_inf(a, f) || is_inf(b, f)) return is_zero(a, f) || is_zero(b, f) ? f.canonical_nan() : sign | f.infinity();
   if (is_zero(a, f) || is_zero(b, f)) return sign;
+  // The common case without building a WideValue: `mufu --check` multiplies 2^36 times.
   if (f.fraction_bits == kFp32Format.fraction_bits && f.exponent_bits == kFp32Format.exponent_bits)
-    if (const auto fast = normal_fp32_product(a, b)) return *fast;
+    if (const auto fast = detail::fast_mul<kFp32Format>(a, b)) return *fast;
   return round_in_mode(ftz, exact_product(a, b, f), f);
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "reference/all_reduce.h"
+#include "reference/detail/fast_norm.h"
 #include "reference/float_ops.h"
 
 namespace ar {
@@ -132,11 +133,30 @@ Prepared prepare(const HostTensor& input, const HostTensor& residual, const Host
   const Strategy resolved = resolve_strategy(options.strategy, p.shape);
   p.launch = norm_launch(resolved, p.shape.tokens, p.shape.hidden, t, options.sm_count);
   p.arithmetic = {options.epsilon, options.weight_bias, options.profile != Profile::kIeee, approx};
-  p.all_reduced = reference_all_reduce(input, resolved, options.profile);
+  p.all_reduced = reference_all_reduce(input, resolved, options.profile, options.engine);
   return p;
 }
 
 }  // namespace
+
+std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum, RowTrace* trace) {
+  RowTrace local;
+  RowTrace& row = trace != nullptr ? *trace : local;
+  row.sum = sum;
+  // rsqrtf(sum / D + eps) (CUH:1029, 1465), D converted exactly. Under fast-math the division is
+  // rcp.approx(D) and a multiply, which ptxas fuses with the add into one fma (approx_math.h); without it,
+  // an IEEE division and a separate add.
+  row.hidden_as_fp32 = fp32_from_integer(static_cast<std::uint64_t>(hidden));
+  if (arithmetic.ftz) {
+    row.hidden_reciprocal = arithmetic.approx.reciprocal(row.hidden_as_fp32);
+    row.rsqrt_input = fma_fp32(row.sum, row.hidden_reciprocal, arithmetic.epsilon, /*ftz=*/true);
+  } else {
+    row.mean = div_fp32(row.sum, row.hidden_as_fp32);
+    row.rsqrt_input = add_fp32(row.mean, arithmetic.epsilon, /*ftz=*/false);
+  }
+  row.rsqrt_output = arithmetic.approx.rsqrt(row.rsqrt_input);
+  return row.rsqrt_output;
+}
 
 void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmetic,
                         std::span<const std::uint32_t> all_reduced, std::span<const std::uint32_t> residual,
@@ -175,18 +195,7 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
   } else {
     row.sum = row.blocks.front().sum();
   }
-  // rsqrtf(sum / D + eps) (CUH:1029, 1465), D converted exactly. Under fast-math the division is
-  // rcp.approx(D) and a multiply, which ptxas fuses with the add into one fma (approx_math.h); without it,
-  // an IEEE division and a separate add.
-  row.hidden_as_fp32 = fp32_from_integer(static_cast<std::uint64_t>(launch.hidden));
-  if (arithmetic.ftz) {
-    row.hidden_reciprocal = arithmetic.approx.reciprocal(row.hidden_as_fp32);
-    row.rsqrt_input = fma_fp32(row.sum, row.hidden_reciprocal, arithmetic.epsilon, /*ftz=*/true);
-  } else {
-    row.mean = div_fp32(row.sum, row.hidden_as_fp32);
-    row.rsqrt_input = add_fp32(row.mean, arithmetic.epsilon, /*ftz=*/false);
-  }
-  row.rsqrt_output = arithmetic.approx.rsqrt(row.rsqrt_input);
+  row.rsqrt_output = row_scale(arithmetic, launch.hidden, row.sum, &row);
 
   for (std::size_t d = 0; d < width; ++d) {
     const ElementProducts p = element_products(launch.strategy, t, arithmetic, pre[d], gamma[d], row.rsqrt_output);
@@ -199,10 +208,15 @@ FusedResult reference_fused_rms_norm(const HostTensor& input, const HostTensor& 
   Prepared p = prepare(input, residual, gamma, options);
   const std::int64_t n = p.shape.tokens, width = p.shape.hidden;
   FusedResult result;
-  result.normalized = HostTensor(p.shape.dtype, {n, width});
-  result.residual_out = HostTensor(p.shape.dtype, {n, width});
+  result.normalized = HostTensor(p.shape.dtype, {n, width}, HostTensor::kUninitialized);
+  result.residual_out = HostTensor(p.shape.dtype, {n, width}, HostTensor::kUninitialized);
   result.launch = p.launch;
   result.normalized_undefined_on_gpu = p.launch.exited_threads() > 0;
+  if (options.engine == Engine::kFast) {
+    detail::fast_fused_rows(p.launch, p.arithmetic, p.all_reduced, residual, gamma, result.normalized,
+                            result.residual_out);
+    return result;
+  }
   const std::vector<std::uint32_t> gamma_bits = row_bits(gamma, 0, width);
   std::vector<std::uint32_t> normalized(static_cast<std::size_t>(width)), residual_out(normalized.size());
   for (std::int64_t token = 0; token < n; ++token) {

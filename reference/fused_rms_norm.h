@@ -14,6 +14,7 @@
 #include <span>
 #include <vector>
 
+#include "reference/all_reduce.h"
 #include "reference/approx_math.h"
 #include "reference/fused_launch.h"
 #include "reference/tensor.h"
@@ -62,6 +63,12 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
                         std::span<const std::uint32_t> gamma, std::span<std::uint32_t> normalized,
                         std::span<std::uint32_t> residual_out, RowTrace* trace = nullptr);
 
+/// The scale of a row whose sum of squares is `sum` (step 7 of docs/fused.md): `rsqrt(fma(sum, rcp(float(D)),
+/// eps))` under FTZ, `rsqrt(div.rn(sum, float(D)) + eps)` without. Fills the trace's `sum` and the fields
+/// from `hidden_as_fp32` on when given.
+std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum,
+                        RowTrace* trace = nullptr);
+
 /// Python's default epsilon, `torch.finfo(dtype).eps` (PY:567-568), as the fp32 the kernel holds: 2^-7 for
 /// bf16, 2^-10 for fp16, 2^-23 for fp32. (The C++ op's own default, 1e-5, is reachable only by calling it
 /// directly.)
@@ -84,6 +91,10 @@ struct FusedOptions {
   std::uint32_t weight_bias = 0;  ///< fp32 bits
   /// The MUFU models; none = the GPU's for the profile (kGpuApproxMath, or kGpuApproxMathNoFtz for ieee).
   std::optional<ApproxMath> approx;
+  /// kScalar: the all-reduce's scalar model and fused_rms_norm_row on every row (the definition). kFast: the
+  /// fast fold, then rows with the common case's arithmetic inline and per-call work done once; the tests
+  /// prove it equal to kScalar.
+  Engine engine = Engine::kFast;
 };
 
 struct FusedResult {

@@ -27,7 +27,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // The fused call: both outputs go through one OutputSet, made (and so checked) before the inputs are read,
 // so that a refusal or a failed write leaves neither file.
 int reference_fused(const std::string& input, const std::optional<DType>& dtype, Strategy strategy, Profile profile,
-                    const po::variables_map& vm, const FusedArgs& fused_args, const std::string& output,
+                    Engine engine, const po::variables_map& vm, const FusedArgs& fused_args, const std::string& output,
                     std::ostream& out, std::ostream& err) {
   check_fused_profile(profile);
   if (std::filesystem::path(output).lexically_normal() ==
@@ -37,7 +37,8 @@ int reference_fused(const std::string& input, const std::optional<DType>& dtype,
   OutputSet files({output, fused_args.residual_out});
   const auto start = std::chrono::steady_clock::now();
   const RankInputs in = load_rank_inputs(input, dtype);
-  const FusedInputs fused = load_fused_inputs(vm, fused_args, in, strategy, profile);
+  FusedInputs fused = load_fused_inputs(vm, fused_args, in, strategy, profile);
+  fused.options.engine = engine;
   const FusedResult result = fused_reference(input, in, fused);
   files.file(0).write(encode_npy(result.normalized));
   files.file(1).write(encode_npy(result.residual_out));
@@ -69,7 +70,7 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& 
       ("strategy,s", po::value(&strategy_text)->default_value("auto"), "oneshot | twoshot | auto (ONESHOT iff N*D*W*E <= 1 MiB)")
       ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm")
       ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16; otherwise from the file")
-      ("engine", po::value(&engine_text)->default_value("fast"), "fast (SIMD host fold) | scalar (the element-wise model)");
+      ("engine", po::value(&engine_text)->default_value("fast"), "fast (SIMD host fold, fast fused rows) | scalar (the element-wise model)");
   // clang-format on
   add_fused_options(options, fused_args, /*with_output=*/true);
   po::variables_map vm;
@@ -96,15 +97,15 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& 
   const Profile profile = profile_option(profile_text);
   if (engine_text != "fast" && engine_text != "scalar")
     throw UsageError(fmt::format("unknown engine '{}' (choose fast or scalar)", engine_text));
+  const Engine engine = engine_text == "fast" ? Engine::kFast : Engine::kScalar;
   if (fused_requested(vm, fused_args, /*with_output=*/true))
-    return reference_fused(input, optional_dtype_option(dtype_text), strategy, profile, vm, fused_args, output, out,
-                           err);
+    return reference_fused(input, optional_dtype_option(dtype_text), strategy, profile, engine, vm, fused_args, output,
+                           out, err);
   check_output_path(output);  // before the work, so a typo costs nothing
 
   const auto start = std::chrono::steady_clock::now();
   const RankInputs in = load_rank_inputs(input, optional_dtype_option(dtype_text));
-  const HostTensor result =
-      reference_all_reduce(in.tensor, strategy, profile, engine_text == "fast" ? Engine::kFast : Engine::kScalar);
+  const HostTensor result = reference_all_reduce(in.tensor, strategy, profile, engine);
   write_npy(output, result);
   const double seconds = seconds_since(start);
   const Strategy resolved = resolve_strategy(strategy, in.shape);

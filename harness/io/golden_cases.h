@@ -3,27 +3,45 @@
 //   exact  - small integers whose sum is representable in any order: catch data-movement bugs;
 //   random - full-mantissa values over a wide exponent range: catch order bugs;
 //   edge   - the edge cases of SPEC section 10, one scenario per element column.
+// The fused cases (golden_fused_cases) add a residual, gamma, epsilon, weight bias and SM count to an input:
+// FlashInfer's fused all-reduce + residual-add + RMSNorm (SPEC section 7, docs/fused.md).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "reference/fused_launch.h"
 #include "reference/strategy.h"
 #include "reference/tensor.h"
 
 namespace ar {
+
+/// What the fused call takes besides the all-reduce input.
+struct GoldenFusedInputs {
+  HostTensor residual;             ///< [N, D], the input's dtype
+  HostTensor gamma;                ///< [D], the input's dtype
+  std::uint32_t epsilon = 0;       ///< fp32 bits, as the kernel holds it
+  std::uint32_t weight_bias = 0;   ///< fp32 bits
+  int sm_count = kDefaultSmCount;  ///< the SM count the launch shape (and so the sum of squares) is for
+};
 
 struct GoldenCase {
   std::string name;         ///< file stem, e.g. "random_bf16_w16"
   std::string kind;         ///< "exact", "random" or "edge"
   std::string description;  ///< what it holds and what it catches
   std::uint64_t seed = 0;
-  HostTensor input;  ///< [W, N, D]
+  HostTensor input;                        ///< [W, N, D]
+  std::optional<GoldenFusedInputs> fused;  ///< set for the fused cases only
 };
 
-/// Every golden case, in a fixed order.
+/// Every all-reduce golden case, in a fixed order (none has a fused part).
 std::vector<GoldenCase> golden_cases();
+
+/// Every fused golden case, in a fixed order (each has a fused part). Their shapes are launches FlashInfer
+/// makes for both strategies, with no ONESHOT thread beyond the row (norm_launch, exited_threads() == 0).
+std::vector<GoldenCase> golden_fused_cases();
 
 /// The counter-based generator: 64 random bits for (seed, index), the same on every platform.
 std::uint64_t seeded_bits(std::uint64_t seed, std::uint64_t index);

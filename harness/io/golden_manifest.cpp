@@ -13,67 +13,25 @@
 #include "harness/io/npy.h"
 #include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
+#include "reference/float_bits.h"
+#include "reference/float_ops.h"
+#include "reference/fused_launch.h"
 #include "reference/tensor.h"
 
 namespace ar {
 namespace {
 
-/// The manifest layout this file writes and reads.
+/// The manifest layout golden_set.cpp writes and this file reads.
 constexpr int kFormat = 1;
 /// Larger token or hidden counts are refused before they are multiplied.
 constexpr std::uint64_t kMaxExtent = std::uint64_t(1) << 40;
+/// The SM counts a fused case may name, as `--sms` takes them.
+constexpr std::uint64_t kMaxSmCount = 1024;
 
 }  // namespace
 
 std::string golden_output_key(Strategy strategy, Profile profile) {
   return fmt::format("{}/{}", strategy_name(strategy), profile_name(profile));
-}
-
-GoldenSet build_golden_set() {
-  GoldenSet set;
-  nlohmann::json cases = nlohmann::json::array();
-  for (const GoldenCase& c : golden_cases()) {
-    const ProblemShape shape = shape_of_input(c.input);
-    const std::string input_file = c.name + ".in.npy";
-    std::string input_bytes = encode_npy(c.input);
-    nlohmann::json entry{{"name", c.name},
-                         {"kind", c.kind},
-                         {"description", c.description},
-                         {"seed", c.seed},
-                         {"dtype", dtype_name(shape.dtype)},
-                         {"npy_dtype", dtype_info(shape.dtype).npy_descr},
-                         {"world_size", shape.world_size},
-                         {"tokens", shape.tokens},
-                         {"hidden", shape.hidden},
-                         {"auto", strategy_name(resolve_strategy(Strategy::kAuto, shape))},
-                         {"input", {{"file", input_file}, {"sha256", sha256_hex(input_bytes)}}}};
-    set.files.emplace_back(input_file, std::move(input_bytes));
-    // One file per distinct output; identical outputs of other (strategy, profile) pairs point to it.
-    nlohmann::json outputs = nlohmann::json::object();
-    std::vector<std::pair<std::string, std::string>> written;  // sha -> file
-    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
-      for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm}) {
-        std::string bytes = encode_npy(reference_all_reduce(c.input, s, p));
-        const std::string sha = sha256_hex(bytes);
-        std::string file;
-        for (const auto& [known_sha, known_file] : written)
-          if (known_sha == sha) file = known_file;
-        if (file.empty()) {
-          file = fmt::format("{}.{}.{}.npy", c.name, strategy_name(s), profile_name(p));
-          written.emplace_back(sha, file);
-          set.files.emplace_back(file, std::move(bytes));
-        }
-        outputs[golden_output_key(s, p)] = {{"file", file}, {"sha256", sha}};
-      }
-    }
-    entry["outputs"] = outputs;
-    cases.push_back(entry);
-  }
-  set.manifest = {{"format", kFormat},
-                  {"generator", "mnnvl-ar data"},
-                  {"note", "inputs are [W, N, D]; outputs [N, D]; bf16 is stored as raw <u2 bits"},
-                  {"cases", cases}};
-  return set;
 }
 
 namespace {
@@ -112,6 +70,22 @@ class ManifestReader {
     return j.get<std::uint64_t>();
   }
 
+  /// An fp32 parameter: `key` (a number, the value) and `key`_bits (its fp32 bits), which must agree and be
+  /// finite.
+  std::uint32_t fp32_field(const nlohmann::json& object, const char* key, std::string_view where) const {
+    const std::string bits_key = fmt::format("{}_bits", key);
+    const std::uint64_t bits = unsigned_field(object, bits_key.c_str(), where);
+    if (bits > 0xFFFFFFFFu) refuse(where, fmt::format("field '{}' {} is not 32 bits", bits_key, bits));
+    const auto b = static_cast<std::uint32_t>(bits);
+    if (is_inf(b, kFp32Format) || is_nan(b, kFp32Format))
+      refuse(where, fmt::format("field '{}' {:#010x} is not a finite fp32", bits_key, b));
+    const nlohmann::json& value = field(object, key, where);
+    if (!value.is_number() || fp32_from_double(value.get<double>()) != b ||
+        to_double(b, DType::kFp32) != value.get<double>())
+      refuse(where, fmt::format("field '{}' {} is not the fp32 {:#010x} of '{}'", key, value.dump(), b, bits_key));
+    return b;
+  }
+
   /// {file, sha256}: the file name is required, the digest optional.
   GoldenFile file_field(const nlohmann::json& object, const char* key, std::string_view where) const {
     const nlohmann::json& j = object_field(object, key, where);
@@ -123,8 +97,10 @@ class ManifestReader {
     return f;
   }
 
-  GoldenManifestCase read_case(const nlohmann::json& c, std::size_t index) const {
-    std::string where = fmt::format("cases[{}]", index);
+  /// The fields every case has; `where` becomes "list[index] (name)" for the messages that follow.
+  GoldenManifestCase read_common(const nlohmann::json& c, const char* list, std::size_t index,
+                                 std::string& where) const {
+    where = fmt::format("{}[{}]", list, index);
     if (!c.is_object()) refuse(where, fmt::format("must be an object, not {}", c.type_name()));
     GoldenManifestCase out;
     out.name = string_field(c, "name", where);
@@ -147,17 +123,59 @@ class ManifestReader {
                              static_cast<std::int64_t>(hidden), *parsed};
     if (const auto why = validate_shape(out.shape)) refuse(where, *why);
     out.input = file_field(c, "input", where);
+    return out;
+  }
+
+  /// An output key: "<strategy>/<profile>", ONESHOT or TWOSHOT.
+  GoldenOutput output_key(const std::string& key, std::string_view where) const {
+    const auto slash = key.find('/');
+    const auto strategy = parse_strategy(key.substr(0, slash));
+    const auto profile = parse_profile(slash == std::string::npos ? std::string() : key.substr(slash + 1));
+    if (!strategy || *strategy == Strategy::kAuto || !profile || golden_output_key(*strategy, *profile) != key)
+      refuse(where, fmt::format("output key '{}' is not <strategy>/<profile> (oneshot or twoshot / flashinfer, "
+                                "ieee or trtllm)",
+                                key));
+    return {*strategy, *profile};
+  }
+
+  GoldenManifestCase read_case(const nlohmann::json& c, std::size_t index) const {
+    std::string where;
+    GoldenManifestCase out = read_common(c, "cases", index, where);
     const nlohmann::json& outputs = object_field(c, "outputs", where);
+    for (const auto& [key, entry] : outputs.items())
+      out.outputs[output_key(key, where)] = file_field(outputs, key.c_str(), where + ": outputs");
+    return out;
+  }
+
+  GoldenManifestCase read_fused_case(const nlohmann::json& c, std::size_t index) const {
+    std::string where;
+    GoldenManifestCase out = read_common(c, "fused_cases", index, where);
+    const nlohmann::json& j = object_field(c, "fused", where);
+    where += ": fused";
+    GoldenFused f;
+    f.residual = file_field(j, "residual", where);
+    f.gamma = file_field(j, "gamma", where);
+    f.epsilon = fp32_field(j, "eps", where);
+    f.weight_bias = fp32_field(j, "weight_bias", where);
+    const std::uint64_t sms = unsigned_field(j, "sm_count", where);
+    if (sms < 1 || sms > kMaxSmCount) refuse(where, fmt::format("sm_count {} is outside [1, {}]", sms, kMaxSmCount));
+    f.sm_count = static_cast<int>(sms);
+    const nlohmann::json& outputs = object_field(j, "outputs", where);
     for (const auto& [key, entry] : outputs.items()) {
-      const auto slash = key.find('/');
-      const auto strategy = parse_strategy(key.substr(0, slash));
-      const auto profile = parse_profile(slash == std::string::npos ? std::string() : key.substr(slash + 1));
-      if (!strategy || *strategy == Strategy::kAuto || !profile || golden_output_key(*strategy, *profile) != key)
-        refuse(where, fmt::format("output key '{}' is not <strategy>/<profile> (oneshot or twoshot / flashinfer, "
-                                  "ieee or trtllm)",
-                                  key));
-      out.outputs[GoldenOutput{*strategy, *profile}] = file_field(outputs, key.c_str(), where + ": outputs");
+      const GoldenOutput o = output_key(key, where);
+      if (o.profile == Profile::kTrtllm)
+        refuse(where, fmt::format("output key '{}': the fused norm has flashinfer and ieee outputs only", key));
+      const std::string inner = fmt::format("{}: outputs: {}", where, key);
+      const nlohmann::json& files = object_field(outputs, key.c_str(), where + ": outputs");
+      f.outputs[o] = {file_field(files, "normalized", inner), file_field(files, "residual_out", inner)};
+      try {
+        (void)norm_launch(o.strategy, out.shape.tokens, out.shape.hidden, out.shape.dtype, f.sm_count);
+      } catch (const std::invalid_argument& e) {
+        refuse(inner,
+               fmt::format("FlashInfer launches no fused norm for this shape on {} SMs: {}", f.sm_count, e.what()));
+      }
     }
+    out.fused = std::move(f);
     return out;
   }
 
@@ -212,6 +230,46 @@ HostTensor GoldenManifest::load_expected(const GoldenManifestCase& c, Strategy s
   return load_checked(path, file_path(f), f, c.shape.dtype, {c.shape.tokens, c.shape.hidden});
 }
 
+FusedOptions GoldenFused::options(Strategy strategy, Profile profile) const {
+  FusedOptions o;
+  o.strategy = strategy;
+  o.profile = profile;
+  o.sm_count = sm_count;
+  o.epsilon = epsilon;
+  o.weight_bias = weight_bias;
+  return o;
+}
+
+const GoldenFusedFiles& GoldenManifest::expected_fused_files(const GoldenManifestCase& c, Strategy strategy,
+                                                             Profile profile) const {
+  if (!c.fused) throw UsageError(fmt::format("{}: case {} is no fused case", path, c.name));
+  const GoldenOutput key{resolve_strategy(strategy, c.shape), profile};
+  const auto it = c.fused->outputs.find(key);
+  if (it == c.fused->outputs.end())
+    throw UsageError(fmt::format("{}: fused case {} lists no output for {}", path, c.name,
+                                 golden_output_key(key.strategy, key.profile)));
+  return it->second;
+}
+
+HostTensor GoldenManifest::load_residual(const GoldenManifestCase& c) const {
+  if (!c.fused) throw UsageError(fmt::format("{}: case {} is no fused case", path, c.name));
+  return load_checked(path, file_path(c.fused->residual), c.fused->residual, c.shape.dtype,
+                      {c.shape.tokens, c.shape.hidden});
+}
+
+HostTensor GoldenManifest::load_gamma(const GoldenManifestCase& c) const {
+  if (!c.fused) throw UsageError(fmt::format("{}: case {} is no fused case", path, c.name));
+  return load_checked(path, file_path(c.fused->gamma), c.fused->gamma, c.shape.dtype, {c.shape.hidden});
+}
+
+GoldenFusedExpected GoldenManifest::load_expected_fused(const GoldenManifestCase& c, Strategy strategy,
+                                                        Profile profile) const {
+  const GoldenFusedFiles& f = expected_fused_files(c, strategy, profile);
+  const std::vector<std::int64_t> shape{c.shape.tokens, c.shape.hidden};
+  return {load_checked(path, file_path(f.normalized), f.normalized, c.shape.dtype, shape),
+          load_checked(path, file_path(f.residual_out), f.residual_out, c.shape.dtype, shape)};
+}
+
 GoldenManifest read_golden_manifest(const std::string& dir) {
   GoldenManifest m;
   m.dir = dir;
@@ -236,6 +294,16 @@ GoldenManifest read_golden_manifest(const std::string& dir) {
     if (!names.insert(c.name).second)
       reader.refuse(fmt::format("cases[{}]", i), fmt::format("a second case named {}", c.name));
     m.cases.push_back(std::move(c));
+  }
+  if (!j.contains("fused_cases")) return m;
+  const nlohmann::json& fused = j["fused_cases"];
+  if (!fused.is_array())
+    reader.refuse("", fmt::format("field 'fused_cases' must be an array, not {}", fused.type_name()));
+  for (std::size_t i = 0; i < fused.size(); ++i) {
+    GoldenManifestCase c = reader.read_fused_case(fused[i], i);
+    if (!names.insert(c.name).second)
+      reader.refuse(fmt::format("fused_cases[{}]", i), fmt::format("a second case named {}", c.name));
+    m.fused_cases.push_back(std::move(c));
   }
   return m;
 }
