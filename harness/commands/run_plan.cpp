@@ -37,6 +37,21 @@ std::vector<PlannedCall> golden_calls(const std::string& dir, int world, DType d
                        resolve_strategy(s, c.shape), input, manifest.load_expected(c, s, expect.value_or(profile)),
                        c.seed});
   }
+  // The fused cases: each launches for its own SM count, whatever the GPU's (a trtllm expectation has none).
+  for (const GoldenManifestCase& c : manifest.fused_cases) {
+    if (c.shape.world_size != world || c.shape.dtype != dtype || expect == Profile::kTrtllm) continue;
+    const HostTensor input = manifest.load_input(c);
+    PlannedNorm norm{manifest.load_residual(c), manifest.load_gamma(c), std::nullopt};
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto}) {
+      PlannedCall& call = calls.emplace_back(PlannedCall{c.name, GpuCall{c.shape, s, profile, pdl},
+                                                         expect.value_or(profile), resolve_strategy(s, c.shape), input,
+                                                         std::nullopt, c.seed});
+      call.call.norm = GpuNorm{c.fused->epsilon, c.fused->weight_bias, c.fused->sm_count, false};
+      GoldenFusedExpected e = manifest.load_expected_fused(c, s, expect.value_or(profile));
+      norm.expected = FusedExpectation{std::move(e.normalized), std::move(e.residual_out)};
+      call.norm = norm;
+    }
+  }
   return calls;
 }
 
@@ -145,6 +160,7 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
 }
 
 FusedExpectation expected_fused_outputs(const PlannedCall& c) {
+  if (c.norm->expected) return *c.norm->expected;
   FusedOptions o;
   o.strategy = c.resolved;
   o.profile = c.expect;

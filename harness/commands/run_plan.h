@@ -42,10 +42,16 @@ struct RunSettings {
   HandleRequest handles = HandleRequest::kAuto;
 };
 
-/// A fused call's own inputs.
+/// What a fused call's outputs must equal.
+struct FusedExpectation {
+  HostTensor normalized, residual_out;
+};
+
+/// A fused call's own inputs, and (golden) its expected outputs.
 struct PlannedNorm {
   HostTensor residual;  ///< [N, D]
   HostTensor gamma;     ///< [D]
+  std::optional<FusedExpectation> expected;  ///< golden: the manifest's files; else computed by the reference
 };
 
 /// One call to run: its input and what its outputs must equal. AUTO is resolved once, here.
@@ -60,10 +66,7 @@ struct PlannedCall {
   std::optional<PlannedNorm> norm;  ///< a fused call (call.norm set)
 };
 
-/// What a fused call's outputs must equal: reference_fused_rms_norm of its inputs.
-struct FusedExpectation {
-  HostTensor normalized, residual_out;
-};
+/// What a fused call's outputs must equal: the golden files, or reference_fused_rms_norm of its inputs.
 FusedExpectation expected_fused_outputs(const PlannedCall& c);
 
 /// The calls of one world size: every (dtype, profile, PDL) combination of the sequence (or of the golden

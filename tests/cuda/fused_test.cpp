@@ -5,6 +5,7 @@
 // peer that never arrives.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "cuda/device.h"
 #include "gpu_test_support.h"
 #include "harness/io/golden_cases.h"
+#include "harness/io/golden_manifest.h"
 #include "reference/float_ops.h"
 #include "reference/fused_launch.h"
 #include "reference/fused_rms_norm.h"
@@ -245,4 +247,40 @@ TEST_CASE("the bit comparison tells summation trees and output orders apart", "[
   CHECK(ar::compare_bits(on_132, model_of(132, Strategy::kTwoShot)).differing > 0);
   norm.arguments.sm_count = 1;
   CHECK(ar::compare_bits(gpu_of(norm, Strategy::kOneShot), model_of(1, Strategy::kOneShot)).differing == 0);
+}
+
+TEST_CASE("the committed fused golden outputs match the GPU bit for bit", "[gpu]") {
+  const std::filesystem::path dir = std::filesystem::path(AR_SOURCE_DIR) / "data";
+  const ar::GoldenManifest manifest = ar::read_golden_manifest(dir.string());
+  REQUIRE(!manifest.fused_cases.empty());
+  int compared = 0;
+  for (const ar::GoldenManifestCase& c : manifest.fused_cases) {
+    const ar::ProblemShape& shape = c.shape;
+    const ar::HostTensor input = manifest.load_input(c);
+    const ar::HostTensor residual = manifest.load_residual(c), gamma = manifest.load_gamma(c);
+    VirtualGroup group(fused_group_options(shape.world_size, {shape}));
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
+      for (Profile p : kProfiles)
+        for (bool separate : {false, true}) {
+          const ar::GoldenFusedExpected expected = manifest.load_expected_fused(c, s, p);
+          VirtualGroup::Call call{shape, s, p, /*pdl=*/true};
+          call.norm = ar::cuda::NormArguments{c.fused->epsilon, c.fused->weight_bias, c.fused->sm_count};
+          call.separate_norm = separate;
+          group.upload(input);
+          group.upload_norm_inputs(residual, gamma);
+          group.poison_outputs();
+          INFO(c.name << " " << ar::test::label(call) << (separate ? " separate kernel" : ""));
+          REQUIRE(!group.run(call));
+          for (int r = 0; r < shape.world_size; ++r) {
+            const ar::BitDiff n = ar::compare_bits(group.download(r, shape), expected.normalized);
+            const ar::BitDiff ro = ar::compare_bits(group.download_residual_out(r, shape), expected.residual_out);
+            INFO("rank " << r << ": normalised " << n.differing << " differ (first " << n.first_index
+                         << "), residual_out " << ro.differing << " differ");
+            REQUIRE(n.differing == 0);
+            REQUIRE(ro.differing == 0);
+          }
+          ++compared;
+        }
+  }
+  CHECK(compared == static_cast<int>(manifest.fused_cases.size()) * 12);
 }
