@@ -152,11 +152,13 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
       const int pack = block * tree.packs_per_block + load * tree.block_size + thread;
       if (pack >= packs) break;  // later loads lie further out
       const std::uint64_t at = row_pack_index(t, row_packs, pack);
-      // The residual and gamma do not depend on the all-reduce: their loads go out before the poll.
-      const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
+      // The residual and gamma do not depend on the all-reduce: they start towards L1 before the poll (as
+      // prefetches: a load into registers would hold them through the poll, and spill).
+      ptx::prefetch_l1(static_cast<const uint4*>(io.residual) + at);
       ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
       uint4 ar{};
       if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
+      const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
       uint4 pre{};
 #pragma unroll
       for (int e = 0; e < Pack<T>::kElements; ++e) {
