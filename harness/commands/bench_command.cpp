@@ -325,8 +325,8 @@ std::vector<std::int64_t> sweep_sizes(const BenchSettings& s, std::int64_t min_b
           if (!why) why = check_fits_workspace(st, shape, kMaxBufferBytes);
           if (!why && s.fused) try {
               (void)norm_launch(resolve_strategy(st, shape), shape.tokens, shape.hidden, dt);
-            } catch (const std::invalid_argument& e) {
-              why = fmt::format("FlashInfer's fused kernel refuses it: {}", e.what());
+            } catch (const std::invalid_argument& refused) {
+              why = fmt::format("FlashInfer's fused kernel refuses it: {}", refused.what());
             }
           if (why)
             throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,

@@ -5,6 +5,7 @@
 #include "harness/commands/run_plan.h"
 #include "harness/io/golden_manifest.h"
 #include "harness/job/host_reference.h"
+#include "reference/fused_rms_norm.h"
 
 using namespace ar;
 
@@ -17,17 +18,70 @@ TEST_CASE("golden calls: every case of the world size, under each strategy, expe
   s.pdls = {false};
   const GoldenManifest manifest = read_golden_manifest(s.data_dir);
   for (int world : {2, 8, 16}) {
-    std::size_t cases = 0;
+    std::size_t cases = 0, fused_cases = 0;
     for (const GoldenManifestCase& c : manifest.cases) cases += c.shape.world_size == world;
+    for (const GoldenManifestCase& c : manifest.fused_cases) fused_cases += c.shape.world_size == world;
     const std::vector<PlannedCall> planned = plan_calls(s, world);
     INFO("W = " << world);
-    REQUIRE(planned.size() == cases * 3 * 2);
+    REQUIRE(planned.size() == (cases + fused_cases) * 3 * 2);
+    std::size_t fused = 0;
     for (const PlannedCall& c : planned) {
       CHECK(c.call.shape.world_size == world);
       CHECK(c.resolved == resolve_strategy(c.call.strategy, c.call.shape));
+      if (c.norm) {  // a fused case: the manifest's files are the model's outputs for its SM count
+        ++fused;
+        REQUIRE(c.call.norm);
+        REQUIRE(c.norm->expected);
+        FusedOptions o;
+        o.strategy = c.resolved;
+        o.profile = c.expect;
+        o.sm_count = c.call.norm->sm_count;
+        o.epsilon = c.call.norm->epsilon;
+        o.weight_bias = c.call.norm->weight_bias;
+        const FusedResult model = reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma, o);
+        CHECK(c.norm->expected->normalized == model.normalized);
+        CHECK(c.norm->expected->residual_out == model.residual_out);
+        continue;
+      }
       REQUIRE(c.expected);
       CHECK(*c.expected == parallel_reference(c.input, c.resolved, c.expect));
     }
+    CHECK(fused == fused_cases * 3 * 2);
+  }
+  CHECK(!manifest.fused_cases.empty());
+}
+
+TEST_CASE("fused calls of a sequence carry their residual, gamma and arithmetic", "[cpu]") {
+  RunSettings s;
+  s.kind = InputKind::kRandom;
+  s.specs = parse_call_sequence("oneshot:N=3:D=64:fused,twoshot:N=4:D=64,auto:N=2:D=32:fused");
+  s.dtypes = {DType::kBf16};
+  s.profiles = {Profile::kFlashInfer, Profile::kIeee};
+  s.pdls = {true};
+  s.repeat = 1;
+  s.sms = 78;
+  s.weight_bias = 0x3F800000u;
+  const std::vector<PlannedCall> planned = plan_calls(s, 2);
+  REQUIRE(planned.size() == 6);
+  for (const PlannedCall& c : planned) {
+    const bool fused = c.call.shape.tokens != 4;
+    REQUIRE(c.norm.has_value() == fused);
+    REQUIRE(c.call.norm.has_value() == fused);
+    if (!fused) continue;
+    CHECK(c.call.norm->sm_count == 78);
+    CHECK(c.call.norm->weight_bias == 0x3F800000u);
+    CHECK(c.call.norm->epsilon == default_epsilon(DType::kBf16));
+    CHECK(c.norm->residual.shape() == std::vector<std::int64_t>{c.call.shape.tokens, c.call.shape.hidden});
+    CHECK(c.norm->gamma.shape() == std::vector<std::int64_t>{c.call.shape.hidden});
+    // The expected outputs are the model's, for the SM count asked for.
+    const FusedExpectation e = expected_fused_outputs(c);
+    FusedOptions o;
+    o.strategy = c.resolved;
+    o.profile = c.expect;
+    o.sm_count = 78;
+    o.epsilon = c.call.norm->epsilon;
+    o.weight_bias = c.call.norm->weight_bias;
+    CHECK(e.normalized == reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma, o).normalized);
   }
 }
 
