@@ -218,3 +218,27 @@ TEST_CASE("explain names where ONESHOT-fused and TWOSHOT-fused part", "[cpu]") {
   zero.residual = tensor_of(DType::kFp32, {1, 8}, [](std::int64_t) { return -0.0f; });
   CHECK_THAT(explain(zero, {}), Catch::Contains("the -0 case"));
 }
+
+TEST_CASE("run and bench refuse a fused call no GPU could run before any job starts", "[cpu]") {
+  test::ScratchDir dir;
+  const std::string json = dir.file("out.json");
+  const auto expect_refusal = [&](const std::vector<std::string>& args, const std::string& message) {
+    const auto r = run_in_process(args);
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(message));
+    CHECK_FALSE(std::filesystem::exists(json));
+  };
+  // FlashInfer's fused kernels take no row wider than 65536 16-bit elements.
+  expect_refusal({"run", "--world", "2", "--dtype", "bf16", "--calls", "twoshot:N=1:D=65544:fused", "--json", json},
+                 "call 1 (twoshot N=1 D=65544 bf16 fused): FlashInfer's fused kernel refuses it");
+  expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused", "--expect", "trtllm", "--json", json},
+                 "the fused norm is modelled for flashinfer and ieee, not trtllm");
+  expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused", "--sms", "0", "--json", json},
+                 "--sms 0 is outside [1, 1024]");
+  expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused", "--eps", "nan", "--json", json},
+                 "--eps 'nan' is not a finite number");
+  expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused:fused", "--json", json}, "fused");
+  expect_refusal({"bench", "--fused", "-W", "2", "-d", "bf16", "-D", "65544", "-b", "131088", "-e", "131088", "-J", json},
+                 "FlashInfer's fused kernel refuses it");
+}
