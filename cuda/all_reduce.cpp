@@ -62,6 +62,30 @@ int resident_blocks(const void* kernel, const BlockShape& block, int device) {
   return cache[{kernel, block, device}] = per_sm * sms;
 }
 
+/// Clusters of `cluster` blocks of `kernel` the device holds at once, cached.
+int resident_clusters(const void* kernel, const BlockShape& block, int cluster, int device) {
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, BlockShape, int, int>, int> cache;
+  std::lock_guard lock(mutex);
+  if (auto it = cache.find({kernel, block, cluster, device}); it != cache.end()) return it->second;
+  detail::DeviceGuard guard(device);
+  detail::allow_dynamic_shared(kernel, block.shared_bytes);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(cluster), 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(block.threads), 1, 1);
+  config.dynamicSmemBytes = static_cast<std::size_t>(block.shared_bytes);
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeClusterDimension;
+  attribute[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+  attribute[0].val.clusterDim.y = 1;
+  attribute[0].val.clusterDim.z = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  int clusters = 0;
+  AR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  return cache[{kernel, block, cluster, device}] = clusters;
+}
+
 /// Tokens per round: the Lamport traffic of a round (ONESHOT: W ranks x (W stores + input + output) rows;
 /// TWOSHOT: W ranks x about 5 rows) fits in round_bytes; at least kMinRoundPacks packs; then reference
 /// round_tokens (at most N, a multiple of W for TWOSHOT), as the simulator's rounds. Depends on the shape only.
@@ -167,6 +191,17 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
                                     : ceil_div(round_rows * row_packs, plan.threads_per_block);
   const std::int64_t fit = plan.resident_blocks / plan.slots;            // every block of every slot resident at once
   plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
+  // Few rows: a cluster of blocks per row (up to FlashInfer's cluster size and 8), spreading each row over
+  // several SMs, when every cluster of every rank can be resident at once.
+  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused);
+  for (int c = fused ? std::min(kMaxClusterSize, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
+    const std::int64_t blocks = round_up(std::max(wanted, round_rows * c), c);
+    if (plan.slots * (blocks / c) <= resident_clusters(kernel, block, c, a.device)) {
+      plan.cluster_blocks = c;
+      plan.blocks_per_rank = static_cast<int>(blocks);
+      break;
+    }
+  }
   return plan;
 }
 
@@ -211,11 +246,15 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.blockDim = dim3(static_cast<unsigned>(plan.threads_per_block), 1, 1);
   config.dynamicSmemBytes = static_cast<std::size_t>(plan.shared_bytes);
   config.stream = stream;
-  cudaLaunchAttribute attribute[1];
+  cudaLaunchAttribute attribute[2];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = a.launch_with_pdl ? 1 : 0;
+  attribute[1].id = cudaLaunchAttributeClusterDimension;
+  attribute[1].val.clusterDim.x = static_cast<unsigned>(plan.cluster_blocks);
+  attribute[1].val.clusterDim.y = 1;
+  attribute[1].val.clusterDim.z = 1;
   config.attrs = attribute;
-  config.numAttrs = 1;
+  config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(
       &config, kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, plan.norm.has_value()), kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());

@@ -77,6 +77,8 @@ struct LaunchPlan {
   std::int64_t shared_bytes = 0;  ///< dynamic shared memory per block (a fused call's staged row)
   int resident_blocks = 0;  ///< blocks of this kernel the device holds at once
   std::optional<NormLaunch> norm;  ///< a fused call: FlashInfer's launch, whose summation tree the kernel follows
+  /// A fused call with few rows: each row is computed by a cluster of this many blocks (1: one block).
+  int cluster_blocks = 1;
 };
 
 /// Whether the arguments can run: shape, profile, compiled dtype, workspace size (reference

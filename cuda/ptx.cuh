@@ -155,6 +155,35 @@ __device__ __forceinline__ std::uint16_t mul_rn_f16(std::uint16_t a, std::uint16
 /// prefetch.global.L1: start bringing the line of `ptr` into L1 (a hint; loads nothing into registers).
 __device__ __forceinline__ void prefetch_l1(const void* ptr) { asm volatile("prefetch.global.L1 [%0];" ::"l"(ptr)); }
 
+/// %cluster_ctarank and %cluster_nctarank: this block's rank in its cluster, and the cluster's block count
+/// (0 and 1 for a launch without clusters).
+__device__ __forceinline__ std::uint32_t cluster_ctarank() {
+  std::uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ std::uint32_t cluster_nctarank() {
+  std::uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(r));
+  return r;
+}
+
+/// barrier.cluster.arrive.release + barrier.cluster.wait.acquire: every thread of every block of the cluster
+/// meets here; shared-memory stores made before (into any block of the cluster) are visible after. Every
+/// thread of the warp must execute it (.aligned).
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+/// mapa + st.shared::cluster.u32: stores `v` at the address of `local` (this block's shared memory) in the
+/// shared memory of block `rank` of the cluster (distributed shared memory). Weak; a cluster_sync orders it.
+__device__ __forceinline__ void st_shared_cluster_u32(const void* local, std::uint32_t rank, std::uint32_t v) {
+  const std::uint32_t address = static_cast<std::uint32_t>(__cvta_generic_to_shared(local));
+  std::uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
+  asm volatile("st.shared::cluster.u32 [%0], %1;" ::"r"(remote), "r"(v) : "memory");
+}
+
 /// shfl.sync.bfly.b32 over the full warp: the value of lane (this lane xor mask). Every lane must call it.
 __device__ __forceinline__ float shfl_bfly_f32(float v, int mask) { return __shfl_xor_sync(0xFFFFFFFFu, v, mask); }
 

@@ -22,6 +22,11 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
   const NormSlot& io = fp.norm[blockIdx.z];
   uint4* const staged = staged_row(my.row_packs);
+  norm_rows_begin();
+  // A row per cluster of blocks (a cluster of one without a cluster launch).
+  const std::uint32_t cluster_blocks = ptx::cluster_nctarank();
+  const std::uint32_t cluster = blockIdx.x / cluster_blocks, clusters = gridDim.x / cluster_blocks;
+  std::uint32_t nth = 0;
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);  // in.t0 % W == 0
@@ -38,12 +43,14 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
         ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
                    sum);  // weak store: the reader polls every word
     });
-    // The whole block agrees before the rows' barriers: a wait that gave up ends the launch for all of it.
-    if (ptx::bar_cta_sync_or(!reduced)) return;
+    // A wait that gave up has set the launch's abort word: the rows' polls below then give up at once, and
+    // the row's barriers end the launch for every block of the cluster together (returning here could
+    // leave the others waiting at a cluster barrier).
+    (void)reduced;
 
     // Phase 5 (ag: ld, norm): a row per block, each pack polled in my BROADCAST stage.
-    for (std::uint32_t t = in.t0 + blockIdx.x; t < in.t1; t += gridDim.x) {
-      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, my.row_packs, staged, [&](int pack, uint4& got) {
+    for (std::uint32_t t = in.t0 + cluster; t < in.t1; t += clusters) {
+      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, nth++, my.row_packs, staged, [&](int pack, uint4& got) {
         const std::uint8_t* slot = my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
         got = ptx::ld_volatile_v4(slot);  // relaxed poll
         for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);

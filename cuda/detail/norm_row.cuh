@@ -125,89 +125,173 @@ __device__ __forceinline__ uint4 normalize_pack(const uint4& pre, const uint4& g
   return narrow_pack<T>(out, /*sanitize_result=*/false);
 }
 
-/// Row t of one rank: `fetch(pack, &ar)` gives the all-reduced pack (polling; false when a wait gave up).
-/// Writes residual_out and the normalised output of the row; `staged` (dynamic shared memory of
-/// staged_row_bytes, or null) keeps the row's `pre` for the output pass. Every thread of the block must call
-/// it (it holds block barriers); returns false, in every thread, when any fetch gave up.
-template <DType T, bool kFtz, class Fetch>
-__device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
-                                         std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
-  __shared__ float warp_sums[kMaxNormClusterSize * kMaxNormWarps];
-  __shared__ float block_sums[kMaxNormClusterSize];
+/// The shared memory of the rows' reductions (one per block).
+struct NormShared {
+  float warp_sums[kMaxNormClusterSize * kMaxNormWarps];
+  /// FlashInfer's block sums, written by the blocks of the cluster that compute them into every block's
+  /// copy; two sets, alternating row by row, so a block a row ahead never writes what another still reads.
+  float block_sums[2][kMaxNormClusterSize];
+  std::uint32_t failed;  ///< set (through the cluster) when a fetch of any block gave up
+};
+
+__device__ __forceinline__ NormShared& norm_shared() {
+  __shared__ NormShared shared;
+  return shared;
+}
+
+/// Before a kernel's first row: clears the failure word, and (with a cluster) waits until every block of
+/// the cluster has, so no block's report of a failure can be cleared afterwards. Every thread must call it.
+__device__ __forceinline__ void norm_rows_begin() {
+  if (threadIdx.x == 0) norm_shared().failed = 0u;
+  if (ptx::cluster_nctarank() > 1)
+    ptx::cluster_sync();
+  else
+    ptx::bar_cta_sync();
+}
+
+/// Which of FlashInfer's blocks and warps this block of ours plays in a row: with a cluster of C blocks of
+/// ours per row, block r plays FlashInfer's blocks r, r + C, ...; within them its warps take FlashInfer's warps
+/// in turn. Without a cluster (C = 1) one block plays them all.
+struct RowPart {
+  int rank = 0;      ///< this block's rank in its cluster (r)
+  int blocks = 1;    ///< blocks of ours per row (C)
+  int their_warps;   ///< warps of one FlashInfer block
+  int my_blocks;     ///< how many of FlashInfer's blocks this block plays
+  __device__ int block_of(int local) const { return rank + local * blocks; }
+};
+
+__device__ __forceinline__ RowPart row_part(const NormTree& tree) {
+  RowPart part;
+  part.rank = static_cast<int>(ptx::cluster_ctarank());
+  part.blocks = static_cast<int>(ptx::cluster_nctarank());
+  part.their_warps = (tree.block_size + kWarpLanes - 1) / kWarpLanes;
+  part.my_blocks = part.rank < tree.cluster_size ? (tree.cluster_size - part.rank + part.blocks - 1) / part.blocks : 0;
+  return part;
+}
+
+/// Calls f(pack) for each pack this thread computes in a row, FlashInfer's thread by FlashInfer's thread
+/// (loads outer), and after each of FlashInfer's threads `done(block, their_warp, lanes)`, which every lane of
+/// the warp reaches together (it may shuffle).
+template <class Each, class Done>
+__device__ __forceinline__ void for_each_their_thread(const NormTree& tree, const RowPart& part, int packs, Each&& each,
+                                                      Done&& done) {
   const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
   const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
   const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
-  const int their_warps = (tree.block_size + kWarpLanes - 1) / kWarpLanes;  // per FlashInfer block
-  const int packs = static_cast<int>(row_packs);
-
-  // 1. FlashInfer's threads, warp by warp: pre = AR + residual (stored as residual_out) and each thread's
-  // sum of squares from +0, loads outer and elements inner; then the warp's butterfly.
-  bool ok = true;
-  for (int j = warp; j < tree.cluster_size * their_warps; j += warps) {
-    const int block = j / their_warps, their_warp = j - block * their_warps;
+  for (int j = warp; j < part.my_blocks * part.their_warps; j += warps) {
+    const int block = part.block_of(j / part.their_warps), their_warp = j % part.their_warps;
     const int thread = their_warp * kWarpLanes + lane;
     const int lanes = min(kWarpLanes, tree.block_size - their_warp * kWarpLanes);
-    float acc = 0.0f;
     for (int load = 0; load < tree.loads && lane < lanes; ++load) {
       const int pack = block * tree.packs_per_block + load * tree.block_size + thread;
       if (pack >= packs) break;  // later loads lie further out
-      const std::uint64_t at = row_pack_index(t, row_packs, pack);
-      // The residual and gamma do not depend on the all-reduce: they start towards L1 before the poll (as
-      // prefetches: a load into registers would hold them through the poll, and spill).
-      ptx::prefetch_l1(static_cast<const uint4*>(io.residual) + at);
-      ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
-      uint4 ar{};
-      if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
-      const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
-      uint4 pre{};
-#pragma unroll
-      for (int e = 0; e < Pack<T>::kElements; ++e) {
-        const std::uint32_t x = add_in_t<T, kFtz>(element_bits<T>(ar, e), element_bits<T>(residual, e));
-        set_element_bits<T>(pre, e, x);
-        if constexpr (T != DType::kFp32) {
-          if (tree.square_in_t) {
-            acc = add_f32<kFtz>(acc, square_in_t<T>(x));
-            continue;
-          }
-        }
-        const float f = Pack<T>::widen(pre, e);
-        acc = fma_f32<kFtz>(f, f, acc);
-      }
-      reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
-      if (staged != nullptr) staged[pack] = pre;
+      each(pack);
     }
-    const float sum = butterfly<kFtz>(acc, lanes);
-    if (lane == 0) warp_sums[block * kMaxNormWarps + their_warp] = sum;
+    done(block, their_warp, lanes);
   }
-  if (ptx::bar_cta_sync_or(!ok)) return false;
+}
 
-  // 2. Each FlashInfer block's second level: its warp sums, +0 beyond them, butterflied again (over the
-  // block's own lanes when it is a single partial warp).
-  const int second_lanes = (tree.block_size % kWarpLanes != 0 && their_warps == 1) ? tree.block_size : kWarpLanes;
-  for (int block = warp; block < tree.cluster_size; block += warps) {
-    const float v = lane < their_warps ? warp_sums[block * kMaxNormWarps + lane] : 0.0f;
+/// Row t of one rank, the `nth` row this block computes (from 0): `fetch(pack, &ar)` gives the all-reduced
+/// pack (polling; false when a wait gave up). Writes residual_out and the normalised output of the packs this
+/// block computes; `staged` (dynamic shared memory of staged_row_bytes, or null) keeps their `pre` for the
+/// output pass. Every thread of every block of the cluster must call it for the same row, after
+/// norm_rows_begin (it holds block and cluster barriers); returns false, in every thread of the cluster, when
+/// any fetch gave up.
+template <DType T, bool kFtz, class Fetch>
+__device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
+                                         std::uint32_t nth, std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
+  NormShared& shared = norm_shared();
+  float* const warp_sums = shared.warp_sums;
+  const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
+  const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
+  const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
+  const int packs = static_cast<int>(row_packs);
+  const RowPart part = row_part(tree);
+  float* const sums = shared.block_sums[nth % 2];
+
+  // 1. FlashInfer's threads this block plays: pre = AR + residual (stored as residual_out) and each thread's
+  // sum of squares from +0, loads outer and elements inner; then each warp's butterfly.
+  bool ok = true;
+  float acc = 0.0f;
+  for_each_their_thread(
+      tree, part, packs,
+      [&](int pack) {
+        const std::uint64_t at = row_pack_index(t, row_packs, pack);
+        // The residual and gamma do not depend on the all-reduce: they start towards L1 before the poll (as
+        // prefetches: a load into registers would hold them through the poll, and spill).
+        ptx::prefetch_l1(static_cast<const uint4*>(io.residual) + at);
+        ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
+        uint4 ar{};
+        if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
+        const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
+        uint4 pre{};
+#pragma unroll
+        for (int e = 0; e < Pack<T>::kElements; ++e) {
+          const std::uint32_t x = add_in_t<T, kFtz>(element_bits<T>(ar, e), element_bits<T>(residual, e));
+          set_element_bits<T>(pre, e, x);
+          if constexpr (T != DType::kFp32) {
+            if (tree.square_in_t) {
+              acc = add_f32<kFtz>(acc, square_in_t<T>(x));
+              continue;
+            }
+          }
+          const float f = Pack<T>::widen(pre, e);
+          acc = fma_f32<kFtz>(f, f, acc);
+        }
+        reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
+        if (staged != nullptr) staged[pack] = pre;
+      },
+      [&](int block, int their_warp, int lanes) {
+        const float sum = butterfly<kFtz>(acc, lanes);
+        if (lane == 0) warp_sums[block * kMaxNormWarps + their_warp] = sum;
+        acc = 0.0f;
+      });
+  const bool block_failed = ptx::bar_cta_sync_or(!ok);
+
+  // 2. The second level of each FlashInfer block this block plays: its warp sums, +0 beyond them, butterflied
+  // again (over the block's own lanes when it is a single partial warp); lane 0 gives the sum to every block
+  // of the cluster.
+  const int second_lanes =
+      (tree.block_size % kWarpLanes != 0 && part.their_warps == 1) ? tree.block_size : kWarpLanes;
+  for (int local = warp; local < part.my_blocks; local += warps) {
+    const int block = part.block_of(local);
+    const float v = lane < part.their_warps ? warp_sums[block * kMaxNormWarps + lane] : 0.0f;
     const float sum = butterfly<kFtz>(v, second_lanes);
-    if (lane == 0) block_sums[block] = sum;
+    if (lane == 0 && part.blocks == 1) sums[block] = sum;
+    if (lane == 0 && part.blocks > 1)
+      for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&sums[block], r, __float_as_uint(sum));
   }
-  ptx::bar_cta_sync();  // also makes the staged row and every residual_out store visible to the whole block
+  if (block_failed && threadIdx.x == 0) {
+    if (part.blocks == 1) shared.failed = 1u;
+    for (int r = 0; part.blocks > 1 && r < part.blocks; ++r) ptx::st_shared_cluster_u32(&shared.failed, r, 1u);
+  }
+  // Also makes the staged row and every residual_out store visible to the whole block.
+  if (part.blocks > 1)
+    ptx::cluster_sync();
+  else
+    ptx::bar_cta_sync();
+  if (shared.failed != 0) return false;
 
   // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
   // every thread computes the same bits itself, which costs less than a barrier to share them.
-  float sum = block_sums[0];
+  float sum = sums[0];
   if (tree.cluster_fold) {
     sum = 0.0f;
-    for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, block_sums[block]);
+    for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, sums[block]);
   }
   const float scale = row_scale<kFtz>(sum, tree);
 
-  // 4. The output, pack by pack (any thread may take any pack now).
-  for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) {
-    const std::uint64_t at = row_pack_index(t, row_packs, pack);
-    // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
-    const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
-    const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
-    reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
-  }
+  // 4. The output of the packs this block computed (as step 1 walked them).
+  for_each_their_thread(
+      tree, part, packs,
+      [&](int pack) {
+        const std::uint64_t at = row_pack_index(t, row_packs, pack);
+        // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
+        const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
+        const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
+        reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
+      },
+      [](int, int, int) {});
   if (staged != nullptr) ptx::bar_cta_sync();  // the next row's stores into the staged row come after these reads
   return true;
 }

@@ -48,9 +48,11 @@ class CudaRanks final : public GpuRanks {
   std::string launch_shape(const GpuCall& call) override {
     const cuda::LaunchPlan p = group_.plan(to_cuda(call));
     const std::size_t gpus = group_.devices().size();
-    return fmt::format("{}{} rank{} x {} blocks x {} threads, {} tokens per round",
+    return fmt::format("{}{} rank{} x {} blocks{} x {} threads, {} tokens per round",
                        gpus > 1 ? fmt::format("{} GPUs x ", gpus) : "", p.slots, p.slots == 1 ? "" : "s",
-                       p.blocks_per_rank, p.threads_per_block, p.tokens_per_round);
+                       p.blocks_per_rank,
+                       p.cluster_blocks > 1 ? fmt::format(" (clusters of {})", p.cluster_blocks) : "",
+                       p.threads_per_block, p.tokens_per_round);
   }
 
   void upload(const HostTensor& input) override { group_.upload(input); }
