@@ -281,17 +281,20 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   }
   const float scale = row_scale<kFtz>(sum, tree);
 
-  // 4. The output of the packs this block computed (as step 1 walked them).
-  for_each_their_thread(
-      tree, part, packs,
-      [&](int pack) {
-        const std::uint64_t at = row_pack_index(t, row_packs, pack);
-        // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
-        const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
-        const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
-        reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
-      },
-      [](int, int, int) {});
+  // 4. The output of the packs this block computed: all of the row's, pack by pack, for a block alone; as
+  // step 1 walked them in a cluster (each block staged only its own).
+  const auto output_pack = [&](int pack) {
+    const std::uint64_t at = row_pack_index(t, row_packs, pack);
+    // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
+    const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
+    const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
+    reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
+  };
+  if (part.blocks == 1) {
+    for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) output_pack(pack);
+  } else {
+    for_each_their_thread(tree, part, packs, output_pack, [](int, int, int) {});
+  }
   if (staged != nullptr) ptx::bar_cta_sync();  // the next row's stores into the staged row come after these reads
   return true;
 }
