@@ -62,9 +62,14 @@ std::vector<CallSpec> parse_call_sequence(std::string_view text) {
     }
     for (std::size_t f = 1; f < fields.size(); ++f) {
       const std::string_view field = fields[f];
+      if (field == "fused") {
+        if (spec.fused) fail(i, call, "fused is given twice");
+        spec.fused = true;
+        continue;
+      }
       const std::size_t eq = field.find('=');
       if (eq == std::string_view::npos)
-        fail(i, call, fmt::format("parameter '{}' is not KEY=VALUE (keys: N, D, dtype)", field));
+        fail(i, call, fmt::format("parameter '{}' is not KEY=VALUE (keys: N, D, dtype) or the flag fused", field));
       const std::string_view key = trim(field.substr(0, eq));
       const std::string_view value = trim(field.substr(eq + 1));
       const auto once = [&](bool already) {
@@ -82,7 +87,7 @@ std::vector<CallSpec> parse_call_sequence(std::string_view text) {
         if (!t) fail(i, call, fmt::format("unknown dtype '{}' (choose bf16, fp16 or fp32)", value));
         spec.dtype = *t;
       } else {
-        fail(i, call, fmt::format("unknown parameter '{}' (keys: N, D, dtype)", key));
+        fail(i, call, fmt::format("unknown parameter '{}' (keys: N, D, dtype; flag: fused)", key));
       }
     }
     calls.push_back(spec);
@@ -96,6 +101,7 @@ std::vector<ResolvedCall> resolve_calls(std::span<const CallSpec> calls, int wor
     const CallSpec& c = calls[i];
     ResolvedCall r;
     r.requested = c.strategy;
+    r.fused = c.fused;
     r.shape = {world_size, c.tokens.value_or(defaults.tokens), c.hidden.value_or(defaults.hidden),
                c.dtype.value_or(defaults.dtype)};
     if (auto why = validate_shape(r.shape))
@@ -110,8 +116,8 @@ std::string format_call_sequence(std::span<const ResolvedCall> calls) {
   std::string text;
   for (const ResolvedCall& c : calls) {
     if (!text.empty()) text += ',';
-    text += fmt::format("{}:N={}:D={}:dtype={}", strategy_name(c.requested), c.shape.tokens, c.shape.hidden,
-                        dtype_name(c.shape.dtype));
+    text += fmt::format("{}:N={}:D={}:dtype={}{}", strategy_name(c.requested), c.shape.tokens, c.shape.hidden,
+                        dtype_name(c.shape.dtype), c.fused ? ":fused" : "");
   }
   return text;
 }

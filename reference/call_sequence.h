@@ -10,10 +10,13 @@
 //   param    := 'N=' count          tokens of this call
 //             | 'D=' count          hidden size of this call
 //             | 'dtype=' name       bf16 | fp16 | fp32 (and the aliases parse_dtype accepts)
+//             | 'fused'             the fused residual-add + RMSNorm call (SPEC section 7) instead of the plain
+//                                   all-reduce; the strategy (AUTO's rule included) is the same
 //   count    := a decimal integer >= 1 that fits 64 bits, digits only (no sign, no suffix)
 //
 // A parameter may appear at most once per call; one left out takes the command's default (--tokens, --hidden,
-// --dtype). Example: "oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32,oneshot:N=1".
+// --dtype; a call without 'fused' is a plain all-reduce). Example:
+// "oneshot:N=4,twoshot:N=64:D=256:fused,auto:N=11:dtype=fp32,oneshot:N=1:fused".
 // The world size belongs to the workspace, so it is not a per-call parameter.
 #pragma once
 
@@ -35,6 +38,7 @@ struct CallSpec {
   std::optional<std::int64_t> tokens;
   std::optional<std::int64_t> hidden;
   std::optional<DType> dtype;
+  bool fused = false;  ///< the fused residual-add + RMSNorm call
   bool operator==(const CallSpec&) const = default;
 };
 
@@ -49,6 +53,7 @@ struct CallDefaults {
 struct ResolvedCall {
   Strategy requested = Strategy::kAuto;
   ProblemShape shape;
+  bool fused = false;  ///< the fused residual-add + RMSNorm call
   /// ONESHOT or TWOSHOT: AUTO resolved by the 1 MiB rule.
   Strategy strategy() const { return resolve_strategy(requested, shape); }
 };
