@@ -71,8 +71,8 @@ struct Grid {
 
 Grid grid_of(const CtaState& c, const KernelEnv& env) {
   Grid q;
-  const auto lanes = static_cast<std::uint32_t>(env.config.packs_per_cta);
-  q.threads = static_cast<std::uint32_t>(env.call.ctas) * lanes;
+  const auto lanes = static_cast<std::uint32_t>(env.grid.lanes);
+  q.threads = static_cast<std::uint32_t>(env.grid.ctas) * lanes;
   q.g = c.index * lanes + c.lane;
   q.row_packs = static_cast<std::uint32_t>(env.call.packs_per_token);
   const auto per_round = static_cast<std::uint32_t>(env.call.tokens_per_round);
@@ -157,7 +157,7 @@ void next_iteration(CtaState& c, const KernelEnv& env) {
   c.sub = 0;
   c.pass_begin = 0;
   c.broadcasting = false;
-  if (++c.lane == static_cast<std::uint32_t>(env.config.packs_per_cta)) {
+  if (++c.lane == static_cast<std::uint32_t>(env.grid.lanes)) {
     c.lane = 0;
     ++c.item;
   }
@@ -271,7 +271,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
     // relaxed add counts the block. The block that gets B - 1 is the last to have read the flags.
     case Phase::kArriveRelaxed: {
       ops.bar_cta_sync();
-      const auto blocks = static_cast<std::uint32_t>(env.call.ctas);
+      const auto blocks = static_cast<std::uint32_t>(env.grid.ctas);
       if (blocks == 1 || (env.config.mutation == Mutation::kNoArrivalWait && c.index == 0)) {
         c.advance = 1;  // the only reader of the flags has read them (the mutation: block 0 assumes so)
       } else {
@@ -335,7 +335,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
       const std::uint32_t word = broadcast_slot(c, env, item_of(flat, q));
       if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
       const bool full = keep_read(c, env, c.i);
-      if (full) accept_broadcast(c, env, item_of(flat, q), word);
+      if (full) accept_broadcast(c, env, item_of(flat, q), word, "TWOSHOT broadcast copied out");
       if (c.sub == 0 || full) ++c.i;
       if (settle_gather(c, env, count)) {
         clear_registers(c);

@@ -22,27 +22,36 @@ Simulation::Simulation(const SimConfig& config, const std::vector<CallContext>& 
       trace_(trace),
       memory_(config.world_size, kLamportBufferCount * config.buffer_bytes),
       checker_(config, record_outputs) {
-  for (const CallContext& c : calls_) cta_stride_ = std::max(cta_stride_, static_cast<std::uint32_t>(c.ctas));
-  const std::size_t total = static_cast<std::size_t>(config.world_size) * cta_stride_;
+  for (const CallContext& c : calls_) {
+    for (std::size_t g = 0; g < c.grids.size(); ++g) {
+      grid_order_.push_back({c.index, static_cast<int>(g)});
+      cta_stride_ = std::max(cta_stride_, static_cast<std::uint32_t>(c.grids[g].ctas));
+    }
+    // Two grids of a call run side by side (PDL); without the norm's griddepcontrol.wait, more may.
+    if (c.grids.size() > 1) grid_slots_ = kMaxGridSlots;
+  }
+  const std::size_t total = static_cast<std::size_t>(config.world_size) * grid_slots_ * cta_stride_;
+  const auto ranks = static_cast<std::size_t>(config.world_size);
   ctas_.resize(total);
   runnable_pos_.assign(total, -1);
   cta_pending_.resize(total);
-  rank_pending_.resize(static_cast<std::size_t>(config.world_size));
-  launch_.assign(static_cast<std::size_t>(config.world_size), 0);
-  ctas_left_.assign(static_cast<std::size_t>(config.world_size), 0);
-  resident_.assign(static_cast<std::size_t>(config.world_size), 0);
-  undispatched_.resize(static_cast<std::size_t>(config.world_size));
+  rank_pending_.resize(ranks);
+  launch_.assign(ranks, 0);
+  next_grid_.assign(ranks, 0);
+  grid_runs_.assign(ranks * grid_slots_, GridRun{});
+  resident_.assign(ranks, 0);
+  undispatched_.resize(ranks);
   const LamportFlags flags = initial_flags(static_cast<std::uint32_t>(config.buffer_bytes));
   // The flags block: FlashInfer's nine words, the rest (our kernels' call counter among them) zero.
   for (int r = 0; r < config.world_size; ++r)
     for (int i = 0; i < kFlagsBlockWords; ++i)
       memory_.set_word(r, memory_.flag_word(i), i < LamportFlags::kWords ? flags.words[static_cast<std::size_t>(i)] : 0,
                        {WriteKind::kFlags, static_cast<std::uint8_t>(r), 0});
-  for (int r = 0; r < config.world_size; ++r) start_launch(r);
+  for (int r = 0; r < config.world_size; ++r) try_launch(r);
 }
 
 KernelEnv Simulation::env_for(CtaState& cta, Ops& ops) {
-  return KernelEnv{config_, calls_[static_cast<std::size_t>(launch_[cta.rank])], ops, checker_, memory_.flag_word(0)};
+  return KernelEnv{config_, calls_[cta.call], grid_of(cta), ops, checker_, memory_.flag_word(0)};
 }
 
 void Simulation::trace(TraceEvent::Kind kind, int rank, int cta, int call, std::string name, std::string detail,
@@ -52,74 +61,20 @@ void Simulation::trace(TraceEvent::Kind kind, int rank, int cta, int call, std::
                   word, words, ghost});
 }
 
-// ---- Launches ------------------------------------------------------------------------------------------------
-
-void Simulation::start_launch(int rank) {
-  const int k = launch_[rank];
-  if (k >= static_cast<int>(calls_.size())) {
-    ++ranks_finished_;
-    return;
-  }
-  const CallContext& call = calls_[static_cast<std::size_t>(k)];
-  ctas_left_[rank] = static_cast<std::uint32_t>(call.ctas);
-  for (std::uint32_t index = 0; index < call.ctas; ++index) {
-    CtaState& c = ctas_[rank * cta_stride_ + index];
-    c = CtaState{};
-    c.rank = static_cast<std::uint16_t>(rank);
-    c.index = index;
-    if (config_.protocol == Protocol::kFlashInfer) {  // our kernels' blocks stride over every token instead
-      c.token = static_cast<std::uint32_t>(index / call.ctas_per_token);
-      c.first_pack = static_cast<std::uint32_t>((index % call.ctas_per_token) * config_.packs_per_cta);
-    }
-    c.status = CtaStatus::kUndispatched;
-    undispatched_[static_cast<std::size_t>(rank)].push_back(global_id(c));
-  }
-  dispatch(rank);
-}
-
-void Simulation::dispatch(int rank) {
-  auto& waiting = undispatched_[static_cast<std::size_t>(rank)];
-  const std::uint32_t slots = config_.resident_ctas > 0 ? static_cast<std::uint32_t>(config_.resident_ctas)
-                                                        : static_cast<std::uint32_t>(waiting.size()) + resident_[rank];
-  while (!waiting.empty() && resident_[rank] < slots) {
-    // In grid order, or whichever waiting CTA the schedule picks.
-    std::size_t pick = 0;
-    if (!config_.dispatch_in_order && waiting.size() > 1) pick = chooser_.pick_dispatch(waiting);
-    const std::uint32_t id = waiting[pick];
-    waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(pick));
-    ++resident_[rank];
-    make_runnable(id);
-    const CtaState& c = ctas_[id];
-    if (trace_) {
-      const CallContext& call = calls_[static_cast<std::size_t>(launch_[rank])];
-      trace(TraceEvent::Kind::kLaunchBegin, rank, static_cast<int>(c.index), launch_[rank],
-            fmt::format("call {} {}", launch_[rank], strategy_name(call.strategy)),
-            fmt::format("N={} D={} {}", call.shape.tokens, call.shape.hidden, dtype_name(call.shape.dtype)));
-    }
-  }
-}
-
 void Simulation::step(std::uint32_t id) {
   CtaState& c = ctas_[id];
   Ops ops(*this, c);
   KernelEnv env = env_for(c, ops);
   checker_.set_step(steps_);
+  const bool was_triggered = c.triggered;
   step_cta(c, env);
   ++steps_;
-  if (c.phase(env) != Phase::kDone) return;
-  // The CTA has finished; the kernel ends when its last CTA does, and its stores are then all visible.
-  remove_runnable(id);
-  c.status = CtaStatus::kDone;
-  const int rank = c.rank;
-  if (trace_) trace(TraceEvent::Kind::kLaunchEnd, rank, static_cast<int>(c.index), -1, "", "");
-  --resident_[rank];
-  if (--ctas_left_[rank] != 0) {
-    dispatch(rank);  // its slot goes to a waiting CTA
-    return;
-  }
-  drain_rank(rank);
-  ++launch_[rank];
-  start_launch(rank);
+  if (c.triggered && !was_triggered && --grid_run(c.rank, c.slot).untriggered == 0)
+    try_launch(c.rank);  // PDL: every CTA has triggered, the dependent grid may start
+  // A block of a cluster may have arrived on the cluster barrier its block 0 waits at.
+  if (env.grid.cluster > 1 && !waiters_.empty())
+    wake(cluster_key(c.rank, c.slot, c.index - c.index % static_cast<std::uint32_t>(env.grid.cluster)));
+  if (c.phase(env) == Phase::kDone) finish_cta(id);
 }
 
 // ---- Runnable set --------------------------------------------------------------------------------------------
@@ -153,6 +108,18 @@ bool Simulation::would_block(std::uint32_t id) {
   const KernelEnv env = env_for(c, ops);
   const auto target = next_wait(c, env);
   if (!target) return false;
+  switch (target->kind) {
+    case WaitTarget::Kind::kClusterBarrier:
+      if (cluster_ready(c, env)) return false;
+      block(id, cluster_key(c.rank, c.slot, c.index));
+      return true;
+    case WaitTarget::Kind::kGridDependency:
+      if (!previous_grid_alive(c)) return false;
+      block(id, grid_key(c.rank));
+      return true;
+    case WaitTarget::Kind::kPoll:
+    case WaitTarget::Kind::kCounter: break;
+  }
   const std::uint32_t word = target->pack.word;
   if (word + 4 > memory_.words_per_rank() || word % 4 != 0) return false;  // the read itself reports it
   const std::uint32_t pack = word / 4;
@@ -169,9 +136,11 @@ void Simulation::settle() {
   for (std::uint32_t id : scratch_) would_block(id);
 }
 
-void Simulation::touch(int rank, std::uint32_t pack) {
+void Simulation::touch(int rank, std::uint32_t pack) { wake(wait_key(rank, pack)); }
+
+void Simulation::wake(std::uint64_t key) {
   if (waiters_.empty()) return;
-  const auto it = waiters_.find(wait_key(rank, pack));
+  const auto it = waiters_.find(key);
   if (it == waiters_.end()) return;
   std::vector<std::uint32_t> woken = std::move(it->second);
   waiters_.erase(it);
@@ -232,20 +201,24 @@ Failure Simulation::deadlock_report() {
   std::vector<std::string> waits;
   std::size_t blocked = 0;
   for (int r = 0; r < config_.world_size; ++r) {
-    if (launch_[r] >= static_cast<int>(calls_.size())) continue;
-    const CallContext& call = calls_[static_cast<std::size_t>(launch_[r])];
-    for (std::uint32_t index = 0; index < call.ctas; ++index) {
-      CtaState& c = ctas_[static_cast<std::size_t>(r) * cta_stride_ + index];
-      if (c.status != CtaStatus::kBlocked) continue;
-      if (blocked++ == 0) {
-        f.rank = r;
-        f.cta = static_cast<int>(index);
-        f.call = launch_[r];
-      }
-      if (waits.size() < 6) {
-        Ops ops(*this, c);
-        const KernelEnv env = env_for(c, ops);
-        waits.push_back(describe_wait(c, env, memory_));
+    for (std::uint32_t slot = 0; slot < grid_slots_; ++slot) {
+      const GridRun& run = grid_run(r, static_cast<int>(slot));
+      if (!run.alive) continue;
+      const GridRef& ref = grid_order_[static_cast<std::size_t>(run.seq)];
+      const auto ctas = static_cast<std::uint32_t>(calls_[static_cast<std::size_t>(ref.call)].grids[ref.grid].ctas);
+      for (std::uint32_t index = 0; index < ctas; ++index) {
+        CtaState& c = ctas_[cta_id(r, static_cast<int>(slot), index)];
+        if (c.status != CtaStatus::kBlocked) continue;
+        if (blocked++ == 0) {
+          f.rank = r;
+          f.cta = trace_cta(c);
+          f.call = c.call;
+        }
+        if (waits.size() < 6) {
+          Ops ops(*this, c);
+          const KernelEnv env = env_for(c, ops);
+          waits.push_back(describe_wait(c, env, memory_));
+        }
       }
     }
   }
@@ -272,28 +245,38 @@ Failure Simulation::deadlock_report() {
 std::uint64_t Simulation::state_hash() const {
   std::uint64_t h = mix64(memory_.hash() ^ checker_.hash());
   for (int r = 0; r < config_.world_size; ++r) {
-    h = mix64(h ^ static_cast<std::uint64_t>(launch_[r]));
-    if (launch_[r] >= static_cast<int>(calls_.size())) continue;
-    const CallContext& call = calls_[static_cast<std::size_t>(launch_[r])];
-    for (std::uint32_t index = 0; index < call.ctas; ++index) {
-      const CtaState& c = ctas_[static_cast<std::size_t>(r) * cta_stride_ + index];
-      h = mix64(h ^ (std::uint64_t(c.pc) | std::uint64_t(c.clear_stage) << 8 | std::uint64_t(c.read_mask) << 16 |
-                     std::uint64_t(c.broadcasting) << 24 | std::uint64_t(c.status == CtaStatus::kDone) << 25 |
-                     std::uint64_t(c.status == CtaStatus::kUndispatched) << 26 | std::uint64_t(c.lane) << 32));
-      h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32));
-      for (std::uint32_t w : c.flags) h = mix64(h ^ w);
-      if (config_.protocol == Protocol::kOurs) {
-        h = mix64(h ^ (std::uint64_t(c.round) | std::uint64_t(c.item) << 32));
-        h = mix64(h ^ (std::uint64_t(c.sub) | std::uint64_t(c.advance) << 8 | std::uint64_t(c.call_word) << 32));
-      }
-      if (c.read_mask != 0 || c.broadcasting)  // otherwise read_words is a spent register
-        for (std::uint32_t w : c.read_words) h = mix64(h ^ w);
-      for (std::size_t k = 0; k < c.polled.size(); ++k) {
-        const Ghost g = c.polled_ghosts[k];
-        h = mix64(h ^ (std::uint64_t(c.polled[k]) | std::uint64_t(g.kind) << 32 | std::uint64_t(g.writer) << 40 |
-                       std::uint64_t(g.call) << 48));
-      }
+    h = mix64(h ^ static_cast<std::uint64_t>(launch_[r]) ^ (static_cast<std::uint64_t>(next_grid_[r]) << 32));
+    for (std::uint32_t slot = 0; slot < grid_slots_; ++slot) {
+      const GridRun& run = grid_run(r, static_cast<int>(slot));
+      if (!run.alive) continue;
+      h = mix64(h ^ static_cast<std::uint64_t>(run.seq));
+      const GridRef& ref = grid_order_[static_cast<std::size_t>(run.seq)];
+      const auto ctas = static_cast<std::uint32_t>(calls_[static_cast<std::size_t>(ref.call)].grids[ref.grid].ctas);
+      for (std::uint32_t index = 0; index < ctas; ++index)
+        h = hash_cta(h, ctas_[cta_id(r, static_cast<int>(slot), index)]);
     }
+  }
+  return h;
+}
+
+std::uint64_t Simulation::hash_cta(std::uint64_t h, const CtaState& c) const {
+  h = mix64(h ^ (std::uint64_t(c.pc) | std::uint64_t(c.clear_stage) << 8 | std::uint64_t(c.read_mask) << 16 |
+                 std::uint64_t(c.broadcasting) << 24 | std::uint64_t(c.status == CtaStatus::kDone) << 25 |
+                 std::uint64_t(c.status == CtaStatus::kUndispatched) << 26 | std::uint64_t(c.lane) << 32));
+  h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32));
+  for (std::uint32_t w : c.flags) h = mix64(h ^ w);
+  if (config_.protocol == Protocol::kOurs) {
+    h = mix64(h ^ (std::uint64_t(c.round) | std::uint64_t(c.item) << 32));
+    h = mix64(h ^ (std::uint64_t(c.sub) | std::uint64_t(c.advance) << 8 | std::uint64_t(c.call_word) << 32));
+  } else if (c.sub != 0) {  // FlashInfer: cluster block 0 waiting at the cluster barrier
+    h = mix64(h ^ 0x5B);
+  }
+  if (c.read_mask != 0 || c.broadcasting)  // otherwise read_words is a spent register
+    for (std::uint32_t w : c.read_words) h = mix64(h ^ w);
+  for (std::size_t k = 0; k < c.polled.size(); ++k) {
+    const Ghost g = c.polled_ghosts[k];
+    h = mix64(h ^ (std::uint64_t(c.polled[k]) | std::uint64_t(g.kind) << 32 | std::uint64_t(g.writer) << 40 |
+                   std::uint64_t(g.call) << 48));
   }
   return h;
 }

@@ -1,5 +1,5 @@
 // The memory side of the operations (sim/ops.h): stores put in flight, lazy delivery before reads, races
-// between stores to the same words, and the deliveries a release or the end of a launch forces.
+// between stores to the same words, and the deliveries a release or the end of a grid forces.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -35,8 +35,8 @@ void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t 
   static constexpr std::array<Op, 3> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4};
   const bool flags = ghost.kind == WriteKind::kFlags;
   if (flags ? !in_flags_range(word, count) : !in_lamport_range(word, count)) {
-    checker_.on_out_of_bounds(cta.rank, static_cast<int>(cta.index), launch_[cta.rank],
-                              op_name(kOp[static_cast<std::size_t>(op)]), dest, static_cast<std::int64_t>(word) * 4);
+    checker_.on_out_of_bounds(cta.rank, trace_cta(cta), cta.call, op_name(kOp[static_cast<std::size_t>(op)]),
+                              describe_ghost(ghost), dest, static_cast<std::int64_t>(word) * 4);
     return;
   }
   const std::uint32_t gid = global_id(cta);
@@ -79,7 +79,7 @@ void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t 
   if (trace_) {
     std::string values_text;
     for (int i = 0; i < count; ++i) values_text += fmt::format("{}{:08x}", i ? " " : "", values[i]);
-    trace(TraceEvent::Kind::kOp, cta.rank, static_cast<int>(cta.index), -1,
+    trace(TraceEvent::Kind::kOp, cta.rank, trace_cta(cta), cta.call,
           std::string(op_name(kOp[static_cast<std::size_t>(op)])),
           fmt::format("{} <- {} ({})", describe_word(config_, dest, word), values_text, describe_ghost(ghost)), dest,
           word, count, ghost);
@@ -134,7 +134,7 @@ void Simulation::deliver(std::uint32_t id) {
     trace(TraceEvent::Kind::kDelivery, u.dest, -1, -1, "deliver",
           fmt::format("{} <- {} ({} half of r{} CTA {}'s {}; {})",
                       describe_word(config_, u.dest, u.word + (u.mask == 2 ? 1 : 0)), values, u.half ? "high" : "low",
-                      u.issuer, u.issuer_cta % cta_stride_,
+                      u.issuer, trace_cta(ctas_[u.issuer_cta]),
                       u.op == StoreOp::kStV4    ? "st_v4"
                       : u.op == StoreOp::kStU32 ? "st_u32"
                                                 : "multimem_st_v4",
@@ -156,15 +156,21 @@ void Simulation::flush_local(CtaState& cta) {
   std::erase_if(list, [&](const auto& e) { return !memory_.alive(e.first, e.second); });
 }
 
-void Simulation::drain_rank(int rank) {
+void Simulation::flush_cluster(CtaState& leader) {
+  const std::uint32_t size = static_cast<std::uint32_t>(grid_of(leader).cluster);
+  for (std::uint32_t k = 1; k < size; ++k) flush_local(ctas_[cta_id(leader.rank, leader.slot, leader.index + k)]);
+}
+
+void Simulation::drain_grid(int rank, int slot) {
+  // In issue order, as the stores left the rank; other grids' stores (a grid still running beside this one) stay
+  // in flight.
   auto& list = rank_pending_[static_cast<std::size_t>(rank)];
   for (std::size_t i = 0; i < list.size(); ++i) {
     const auto [id, seq] = list[i];
-    if (memory_.alive(id, seq)) deliver(id);
+    if (memory_.alive(id, seq) && slot_of(memory_.unit(id).issuer_cta) == slot) deliver(id);
   }
-  list.clear();
-  for (std::uint32_t k = 0; k < cta_stride_; ++k)
-    cta_pending_[static_cast<std::size_t>(rank) * cta_stride_ + k].clear();
+  std::erase_if(list, [&](const auto& e) { return !memory_.alive(e.first, e.second); });
+  for (std::uint32_t k = 0; k < cta_stride_; ++k) cta_pending_[cta_id(rank, slot, k)].clear();
 }
 
 }  // namespace ar::sim
