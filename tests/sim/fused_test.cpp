@@ -1,7 +1,8 @@
 // The fused residual-add + RMSNorm calls (calls marked fused) in the simulator: FlashInfer's fused TWOSHOT as two
 // kernels under PDL (the all-reduce kernel neither arrives nor touches the flags, rmsNormLamport launches once the
 // all-reduce kernel has triggered, arrives once per token, waits for it, then advances the flags with TWOSHOT's
-// record), its fused launches in clusters (one arrival per cluster), and mixed fused and plain sequences that
+// record), its fused launches in clusters (one arrival per cluster), our fused kernels (ONESHOT unchanged, the
+// TWOSHOT owner writing its own BROADCAST row, which every rank polls), and mixed fused and plain sequences that
 // pass seeded schedules with outputs equal to the reference all-reduce.
 #include <fmt/format.h>
 
@@ -170,6 +171,56 @@ TEST_CASE("FlashInfer's fused launches in clusters arrive once per cluster, from
           if (a.name == "barrier_cluster_arrive" && (a.cta - l.cta_begin) / 2 == block / 2) CHECK(a.step < e.step);
       }
     }
+  }
+}
+
+TEST_CASE("our fused TWOSHOT: the owner stores its sum into every rank's BROADCAST, its own included", "[cpu]") {
+  // W = 4, N = 5, D = 16 bf16, BPB 512: call 0 in buffer 0 (BROADCAST at byte 256, 32 bytes a token), call 2 in
+  // buffer 2. The fused call fills every row of every rank's BROADCAST; the plain one leaves each rank's own rows
+  // (tokens t % 4 == r) empty, the owner keeping its sum as its output.
+  SimConfig config = with_protocol(config_of(4, "twoshot:N=5:fused,oneshot:N=2,twoshot:N=5"), Protocol::kOurs);
+  REQUIRE(config.buffer_bytes == 512);
+  TraceRecorder trace;
+  const SeededRun run = run_once(config, 9, false, &trace, /*record_outputs=*/true);
+  INFO(describe_failure(run.result));
+  REQUIRE(run.result.finished);
+  check_outputs_equal_reference(config, run);
+  for (int r = 0; r < 4; ++r) {
+    INFO("rank " << r);
+    std::set<std::int64_t> fused, plain;
+    for (std::int64_t b : bytes_written(trace, r, 0, WriteKind::kData, /*deliveries=*/true))
+      if (b >= 256 && b < 512) fused.insert(b);
+    for (std::int64_t b : bytes_written(trace, r, 2, WriteKind::kData, /*deliveries=*/true))
+      if (b >= 2 * 512 + 256) plain.insert(b - 2 * 512);
+    CHECK(fused == byte_range(256, 5 * 32));
+    std::set<std::int64_t> others;
+    for (int t = 0; t < 5; ++t)
+      if (t % 4 != r)
+        for (std::int64_t b : byte_range(256 + t * 32, 32)) others.insert(b);
+    CHECK(plain == others);
+    // The ONESHOT call after the fused one clears all the rows it wrote.
+    for (std::int64_t b : byte_range(256, 5 * 32)) CHECK(bytes_written(trace, r, 1, WriteKind::kClear).count(b) == 1);
+  }
+}
+
+TEST_CASE("our fused ONESHOT is our ONESHOT: the same operations in the same schedule", "[cpu]") {
+  const SimConfig plain = with_protocol(config_of(4, "oneshot:N=3,oneshot:N=2:D=24,oneshot:N=1"), Protocol::kOurs);
+  const SimConfig fused =
+      with_protocol(config_of(4, "oneshot:N=3:fused,oneshot:N=2:D=24:fused,oneshot:N=1"), Protocol::kOurs);
+  for (std::uint64_t seed : {1, 2, 3}) {
+    TraceRecorder a, b;
+    REQUIRE(run_once(plain, seed, seed == 2, &a).result.finished);
+    REQUIRE(run_once(fused, seed, seed == 2, &b).result.finished);
+    std::vector<std::string> ops_a, ops_b;
+    for (const TraceEvent& e : a.events())
+      if (e.kind == TraceEvent::Kind::kOp || e.kind == TraceEvent::Kind::kDelivery)
+        ops_a.push_back(fmt::format("{} r{} {} {} {}", e.step, e.rank, e.cta, e.name, e.detail));
+    for (const TraceEvent& e : b.events())
+      if (e.kind == TraceEvent::Kind::kOp || e.kind == TraceEvent::Kind::kDelivery)
+        ops_b.push_back(fmt::format("{} r{} {} {} {}", e.step, e.rank, e.cta, e.name, e.detail));
+    INFO("seed " << seed);
+    CHECK(!ops_a.empty());
+    CHECK(ops_a == ops_b);
   }
 }
 
