@@ -81,8 +81,8 @@ TEST_CASE("the default search of our kernels' protocol passes", "[cpu]") {
   const SearchResult r = run_search(plan, SearchOptions{});
   INFO((r.failure ? r.failure->failure.message : std::string("passed")));
   CHECK(r.passed);
-  REQUIRE(r.legs.size() == 8);
-  for (std::size_t i = 6; i < 8; ++i) {
+  REQUIRE(r.legs.size() == 10);
+  for (std::size_t i = 7; i < 10; ++i) {
     CHECK(r.legs[i].schedule == ScheduleKind::kExhaustive);
     CHECK(r.legs[i].exhausted);
   }
