@@ -39,6 +39,17 @@ constexpr std::array kTwoShotFusedAllReduce{Phase::kReadFlagsLow, Phase::kReadFl
 constexpr std::array kRmsNormLamport{
     Phase::kReadFlagsLow, Phase::kReadFlagsHigh, Phase::kArrive,         Phase::kGather,       Phase::kGridSync,
     Phase::kWaitArrivals, Phase::kStoreFlagsLow, Phase::kStoreFlagsHigh, Phase::kResetCounter, Phase::kDone};
+// The fused-ar-updates-flags mutation: the all-reduce kernel also arrives and rotates the flags, as its unfused
+// form does (with the arrival variant's order as well).
+constexpr std::array kTwoShotFusedAllReduceUpdating{
+    Phase::kReadFlagsLow,   Phase::kReadFlagsHigh, Phase::kScatter, Phase::kTrigger,      Phase::kClearStage0,
+    Phase::kReduce,         Phase::kClearStage1,   Phase::kArrive,  Phase::kWaitArrivals, Phase::kStoreFlagsLow,
+    Phase::kStoreFlagsHigh, Phase::kResetCounter,  Phase::kDone};
+constexpr std::array kTwoShotFusedAllReduceUpdatingEarly{
+    Phase::kReadFlagsLow,   Phase::kReadFlagsHigh, Phase::kArrive,      Phase::kScatter,      Phase::kTrigger,
+    Phase::kClearStage0,    Phase::kReduce,        Phase::kClearStage1, Phase::kWaitArrivals, Phase::kStoreFlagsLow,
+    Phase::kStoreFlagsHigh, Phase::kResetCounter,  Phase::kDone};
+
 /// Position of the arrival in the CTA's program.
 std::uint8_t arrive_pc(const KernelEnv& env) {
   const std::span<const Phase> p = flashinfer_program(env);
@@ -50,7 +61,9 @@ std::uint8_t arrive_pc(const KernelEnv& env) {
 std::span<const Phase> flashinfer_fused_program(const KernelEnv& env) {
   if (!env.call.fused || env.call.strategy != Strategy::kTwoShot) return {};
   if (env.grid.kernel == Kernel::kNorm) return kRmsNormLamport;
-  return kTwoShotFusedAllReduce;
+  if (env.config.mutation != Mutation::kFusedArUpdatesFlags) return kTwoShotFusedAllReduce;
+  return env.config.arrival == Arrival::kAfterFlags ? std::span<const Phase>(kTwoShotFusedAllReduceUpdatingEarly)
+                                                    : kTwoShotFusedAllReduceUpdating;
 }
 
 bool waits_at_cluster_barrier(const CtaState& c, const KernelEnv& env) {
@@ -72,6 +85,10 @@ void step_cluster_arrive(CtaState& c, KernelEnv& env) {
   env.ops.barrier_cluster_wait();
   env.ops.red_release_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
   next_pc(c);
+}
+
+bool reads_unpolled(const KernelEnv& env) {
+  return env.grid.kernel == Kernel::kNorm && env.config.mutation == Mutation::kNormReadsUnpolled;
 }
 
 }  // namespace ar::sim::detail

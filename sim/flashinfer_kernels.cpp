@@ -270,7 +270,9 @@ void normalize_flashinfer(CtaState& c, const KernelEnv& env) {
         }
         break;
       }
-      case Phase::kGridSync: return;
+      case Phase::kGridSync:
+        if (env.config.mutation != Mutation::kNormNoGridSync) return;
+        break;
       case Phase::kWaitArrivals:
         if (c.index != 0) {  // only grid thread 0 waits and updates the flags
           c.pc = static_cast<std::uint8_t>(flashinfer_program(env).size() - 1);
@@ -333,7 +335,7 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
     case Phase::kGather: {
       const std::uint32_t word = broadcast_slot(c, env, here(c));
       if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
-      if (looks_empty(c.read_words, env.config.mutation)) break;
+      if (looks_empty(c.read_words, env.config.mutation) && !reads_unpolled(env)) break;
       accept_broadcast(c, env, here(c), word,
                        env.grid.kernel == Kernel::kNorm ? "rmsNormLamport's BROADCAST load, the sum it normalises"
                                                         : "TWOSHOT broadcast copied out");
@@ -383,7 +385,9 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
 std::optional<Item> polled_item_flashinfer(const CtaState& c, const KernelEnv& env) {
   switch (c.phase(env)) {
     case Phase::kPoll: return here(c);
-    case Phase::kGather: return here(c);
+    case Phase::kGather:
+      if (reads_unpolled(env)) return std::nullopt;  // it reads once, whatever it finds
+      return here(c);
     case Phase::kReduce:
       if (c.broadcasting) return std::nullopt;
       return here(c);

@@ -119,7 +119,9 @@ std::uint32_t other_packs(const CtaState& c, const KernelEnv& env, const Grid& q
   return (q.t1 - q.t0) * q.row_packs - (env.call.fused ? 0 : owned_packs(c, env, q));
 }
 /// TWOSHOT phase 4: whether the owner stores its sum into its own BROADCAST[t] too (the fused call).
-bool broadcasts_to_self(const KernelEnv& env) { return env.call.fused; }
+bool broadcasts_to_self(const KernelEnv& env) {
+  return env.call.fused && env.config.mutation != Mutation::kFusedOwnerSkipsOwnRow;
+}
 /// The walk index of the first of the (up to) two packs of this iteration, and how many there are.
 std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kPacksPerLoopStep * q.threads; }
 std::uint32_t gather_count(const CtaState& c, const KernelEnv& env, const Grid& q) {

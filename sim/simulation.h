@@ -12,8 +12,8 @@
 //   of the previous grid has triggered (griddepcontrol.launch_dependents) or exited, and runs alongside it; its
 //   kGridSync phase blocks until that grid has completed.
 // griddepcontrol.wait waits for the immediately preceding grid only: a grid that never executes it may complete
-// before its predecessor, and the next grid may then start while the predecessor still runs. A rank keeps up to
-// kMaxGridSlots grids alive; a later grid waits for a slot.
+// before its predecessor, and the next grid may then start while the predecessor still runs (the
+// norm-no-grid-sync mutation). A rank keeps up to kMaxGridSlots grids alive; a later grid waits for a slot.
 // The arrival counter is flag word 8 of each rank's own flags, incremented by red_release_gpu_add_u32 (our
 // kernels: atom_relaxed_gpu_add_u32).
 //
@@ -136,6 +136,8 @@ class Simulation {
   /// A CTA reached kDone: its slot, its grid's counts, and the grid's end when it was the last.
   void finish_cta(std::uint32_t id);
   void finish_grid(int rank, int slot);
+  /// The call of the oldest grid still running on `rank` (launch_of(rank) when none is).
+  int oldest_running_call(int rank) const;
   /// Whether the grid launched before `c`'s on its rank is still running (griddepcontrol.wait blocks).
   bool previous_grid_alive(const CtaState& c) const;
   /// Whether every other block of cluster block 0 `leader`'s cluster has arrived on the cluster barrier.

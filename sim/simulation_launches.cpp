@@ -3,6 +3,8 @@
 // sim/simulation.h.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "sim/simulation.h"
 
 namespace ar::sim {
@@ -14,6 +16,15 @@ const GridShape& Simulation::grid_of(const CtaState& c) const {
 int Simulation::trace_cta(const CtaState& c) const {
   const int index = static_cast<int>(c.index);
   return c.kernel == Kernel::kNorm ? index + static_cast<int>(calls_[c.call].grids[0].ctas) : index;
+}
+
+int Simulation::oldest_running_call(int rank) const {
+  int oldest = launch_[rank];
+  for (std::uint32_t s = 0; s < grid_slots_; ++s) {
+    const GridRun& run = grid_run(rank, static_cast<int>(s));
+    if (run.alive) oldest = std::min(oldest, grid_order_[static_cast<std::size_t>(run.seq)].call);
+  }
+  return oldest;
 }
 
 bool Simulation::previous_grid_alive(const CtaState& c) const {

@@ -127,7 +127,7 @@ void Simulation::deliver(std::uint32_t id) {
   }
   ++events_;
   const std::array<Ghost, 2> before{memory_.ghost(u.dest, u.word), memory_.ghost(u.dest, u.word + 1)};
-  checker_.on_delivery(u, before, memory_.lamport_words(), launch_[u.dest]);
+  checker_.on_delivery(u, before, memory_.lamport_words(), launch_[u.dest], oldest_running_call(u.dest));
   if (trace_) {
     const std::string values = u.mask == 3 ? fmt::format("{:08x} {:08x}", u.value[0], u.value[1])
                                            : fmt::format("{:08x}", u.value[u.mask == 1 ? 0 : 1]);

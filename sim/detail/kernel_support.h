@@ -158,6 +158,8 @@ bool waits_at_cluster_barrier(const CtaState& c, const KernelEnv& env);
 /// The arrival of a cluster launch: barrier_cluster_arrive; cluster block 0 then barrier_cluster_wait and one
 /// red_release_gpu_add_u32 for the cluster.
 void step_cluster_arrive(CtaState& c, KernelEnv& env);
+/// The norm-reads-unpolled mutation in rmsNormLamport: each BROADCAST pack is taken as first loaded.
+bool reads_unpolled(const KernelEnv& env);
 
 // Our kernels' programs (sim/our_kernels.cpp).
 std::span<const Phase> our_program(Strategy resolved);
