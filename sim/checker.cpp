@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "sim/call_context.h"
 #include "sim/inputs.h"
 #include "sim/word_description.h"
 
@@ -44,10 +45,16 @@ void Checker::on_flags_read(int rank, int cta, int call, const std::array<std::u
                        w[5], w[6], w[7]);
   };
   Failure f{.kind = FailureKind::kFlagsMismatch, .rank = rank, .cta = cta, .call = call};
+  const ResolvedCall& rc = config_.calls[static_cast<std::size_t>(call)];
+  const bool two_kernels = config_.protocol == Protocol::kFlashInfer && rc.fused && rc.strategy() == Strategy::kTwoShot;
   f.message = fmt::format(
       "flags inconsistent in call {}: r{} CTA {} read {} but r{} CTA {} read {}. Every CTA of every rank must "
-      "start a call from the same flags; {}",
+      "start a call from the same flags{}; {}",
       call, rank, cta, show(words), seen->rank, seen->cta, show(seen->words),
+      two_kernels ? fmt::format(" (in this fused TWOSHOT call, CTAs {} and up are rmsNormLamport's, which reads them "
+                                "while the all-reduce kernel runs: only rmsNormLamport may rotate them)",
+                                flashinfer_grids(rc, config_.packs_per_cta, config_.sm_count).at(0).ctas)
+                  : std::string(),
       rank != seen->rank ? "the ranks' rotations have diverged"
       : config_.protocol == Protocol::kOurs
           ? "this block read them after another block of its rank had already rotated them (only the last block "
@@ -115,8 +122,16 @@ bool Checker::on_output(int rank, int cta, int call, std::int64_t element, std::
 }
 
 void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words,
-                          int dest_call) {
+                          int dest_call, int dest_oldest_call) {
   if (u.word >= lamport_words) return;
+  // A grid of an earlier call still running on the destination rank while the rank is in a later call: its
+  // clears are late, not missing.
+  const auto outlived = [&](int call) {
+    return dest_oldest_call <= call && call < dest_call
+               ? fmt::format(" (r{}'s call {} has a kernel that has not completed, though r{} is already in call {})",
+                             u.dest, call, u.dest, dest_call)
+               : std::string();
+  };
   for (int k = 0; k < 2; ++k) {
     if (!(u.mask & (1u << k))) continue;
     const Ghost old = before[static_cast<std::size_t>(k)];
@@ -132,18 +147,18 @@ void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& befo
           "overwrite of uncleared data: r{}'s store of call {} lands on {}, which still holds {}; {}. Data may only "
           "land on empty (cleared) words",
           u.issuer, u.ghost.call, describe_word(config_, u.dest, word), describe_ghost(old),
-          dest_call <= due
-              ? fmt::format("r{} clears it in call {}, which has not done so yet: the buffer is reused "
-                            "before its one-launch-late clear",
-                            u.dest, due)
-              : fmt::format("r{} should have cleared it in call {} and is now in call {}", u.dest, due, dest_call));
+          dest_call <= due ? fmt::format("r{} clears it in call {}, which has not done so yet: the buffer is reused "
+                                         "before its one-launch-late clear",
+                                         u.dest, due)
+                           : fmt::format("r{} should have cleared it in call {} and is now in call {}{}", u.dest, due,
+                                         dest_call, outlived(due)));
     } else if (u.ghost.kind == WriteKind::kClear && old.call >= u.ghost.call) {
       f.kind = FailureKind::kClearUnread;
       f.message = fmt::format(
           "clear of unread data: r{}'s clear in call {} (of the buffer its call {} used) lands on {}, which holds "
-          "{}: a buffer was cleared while a rank could still write or read it",
+          "{}: a buffer was cleared while a rank could still write or read it{}",
           u.issuer, u.ghost.call, u.ghost.call == 0 ? 0 : u.ghost.call - 1, describe_word(config_, u.dest, word),
-          describe_ghost(old));
+          describe_ghost(old), outlived(u.ghost.call));
     } else {
       continue;
     }
@@ -152,12 +167,13 @@ void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& befo
   }
 }
 
-void Checker::on_out_of_bounds(int rank, int cta, int call, std::string_view op, int dest, std::int64_t byte) {
+void Checker::on_out_of_bounds(int rank, int cta, int call, std::string_view op, std::string_view what, int dest,
+                               std::int64_t byte) {
   Failure f{.kind = FailureKind::kOutOfBounds, .rank = rank, .cta = cta, .call = call};
   f.message = fmt::format(
-      "out of bounds: r{} CTA {} in call {} issued {} to byte {} of r{}'s Lamport buffers, which end at byte {} "
+      "out of bounds: r{} CTA {} in call {} issued {} ({}) to byte {} of r{}'s Lamport buffers, which end at byte {} "
       "({} x BPB {})",
-      rank, cta, call, op, byte, dest, kLamportBufferCount * config_.buffer_bytes, kLamportBufferCount,
+      rank, cta, call, op, what, byte, dest, kLamportBufferCount * config_.buffer_bytes, kLamportBufferCount,
       config_.buffer_bytes);
   fail(std::move(f));
 }

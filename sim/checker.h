@@ -95,11 +95,13 @@ class Checker {
   /// Appends a sentence to the failure just recorded (how a wrong value was made).
   void add_detail(const std::string& text);
   /// A unit is about to be written over words whose ghosts are `before` (only Lamport words are checked);
-  /// `dest_call` is the call its destination rank is in.
-  void on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words,
-                   int dest_call);
-  /// A Lamport store aimed outside the three buffers.
-  void on_out_of_bounds(int rank, int cta, int call, std::string_view op, int dest, std::int64_t byte);
+  /// `dest_call` is the call its destination rank is in, `dest_oldest_call` the call of the oldest grid still
+  /// running there (dest_call unless a grid outlived the one after it).
+  void on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words, int dest_call,
+                   int dest_oldest_call);
+  /// A Lamport access aimed outside the three buffers; `what` says what it was (a clear, data of a call, a poll).
+  void on_out_of_bounds(int rank, int cta, int call, std::string_view op, std::string_view what, int dest,
+                        std::int64_t byte);
 
   /// The outputs recorded so far: [call][rank] tensors of [N, D] (empty unless record_outputs).
   const std::vector<std::vector<HostTensor>>& outputs() const { return outputs_; }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "reference/checked_math.h"
+#include "sim/call_context.h"
 
 namespace ar::sim {
 
@@ -46,11 +47,18 @@ SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::
         "smaller hidden size",
         world_size, kLamportBufferCount, bpb, kMaxSimulatedBytes >> 20));
   for (std::size_t i = 0; i < calls.size(); ++i) {
-    const ProblemShape& s = calls[i].shape;
-    const std::int64_t ctas = s.tokens * ceil_div(s.hidden / elements_per_pack(s.dtype), packs_per_cta);
-    if (ctas > kMaxCtasPerLaunch)
-      throw std::invalid_argument(
-          fmt::format("call {} needs {} CTAs per rank, more than the simulator's {}", i + 1, ctas, kMaxCtasPerLaunch));
+    std::vector<GridShape> grids;
+    try {
+      grids = flashinfer_grids(calls[i], packs_per_cta, kDefaultSmCount);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("call {} (fused): {}", i + 1, e.what()));
+    }
+    for (const GridShape& g : grids)
+      if (g.ctas > kMaxCtasPerLaunch || g.lanes > kMaxLanesPerCta)
+        throw std::invalid_argument(
+            fmt::format("call {} needs {} CTAs of {} threads per rank, more than the "
+                        "simulator's {} CTAs of {} threads",
+                        i + 1, g.ctas, g.lanes, kMaxCtasPerLaunch, kMaxLanesPerCta));
   }
   SimConfig c;
   c.world_size = world_size;

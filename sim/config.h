@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "reference/call_sequence.h"
+#include "reference/fused_launch.h"
 #include "reference/reduction_order.h"
 #include "reference/workspace.h"
 #include "sim/mutation.h"
@@ -52,8 +53,10 @@ constexpr std::string_view arrival_name(Arrival a) { return kArrivalNames[static
 struct SimConfig {
   int world_size = 2;
   std::vector<ResolvedCall> calls;
-  std::int64_t buffer_bytes = 0;  ///< BPB: bytes per Lamport buffer, a multiple of 32
-  int packs_per_cta = 1;          ///< threads per CTA, one 16-byte pack each
+  std::int64_t buffer_bytes = 0;   ///< BPB: bytes per Lamport buffer, a multiple of 32
+  int packs_per_cta = 1;           ///< threads per CTA, one 16-byte pack each (FlashInfer's fused norm launches
+                                   ///< take their own shape, reference/fused_launch.h)
+  int sm_count = kDefaultSmCount;  ///< SMs, which FlashInfer's fused launch shape depends on (adjustGridConfig)
   Writer writer = Writer::kUnicast;
   Mutation mutation = Mutation::kNone;
   /// The kernels sanitise every element (-0 -> +0). SPEC section 4.1 infers that only the odd (high-half)
@@ -88,9 +91,12 @@ bool mutation_applies(Mutation m, Protocol p);
 inline constexpr std::int64_t kMaxSimulatedBytes = 256ll << 20;  ///< all ranks' buffers together
 inline constexpr std::int64_t kMaxCtasPerLaunch = 1 << 16;
 inline constexpr int kMaxPacksPerCta = 1024;
+/// rmsNormLamport without a cluster: up to 1024 threads of 8 loads each.
+inline constexpr int kMaxLanesPerCta = kMaxBlockSize * kMaxLoadsPerThread;
 
 /// Builds a config. `buffer_bytes` defaults to what the largest call needs, rounded up to 32 bytes; given, it
-/// must be a multiple of 32 and fit every call. Throws std::invalid_argument naming the problem.
+/// must be a multiple of 32 and fit every call. A fused call must have a shape FlashInfer's fused kernels launch
+/// (norm_launch). Throws std::invalid_argument naming the problem.
 SimConfig make_sim_config(int world_size, std::vector<ResolvedCall> calls, std::optional<std::int64_t> buffer_bytes,
                           int packs_per_cta, Writer writer, Mutation mutation);
 

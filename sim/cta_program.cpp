@@ -12,7 +12,7 @@
 namespace ar::sim {
 namespace {
 
-constexpr std::array<std::string_view, 22> kPhaseNames{"read flags 0-3",
+constexpr std::array<std::string_view, 24> kPhaseNames{"read flags 0-3",
                                                        "read flags 4-7",
                                                        "store",
                                                        "scatter",
@@ -33,6 +33,8 @@ constexpr std::array<std::string_view, 22> kPhaseNames{"read flags 0-3",
                                                        "clear this round's share",
                                                        "next round",
                                                        "advance flags (last to arrive)",
+                                                       "trigger dependents",
+                                                       "wait for the previous grid",
                                                        "done"};
 static_assert(kPhaseNames.size() == static_cast<std::size_t>(Phase::kDone) + 1);
 
@@ -72,7 +74,7 @@ int first_empty_word(const Pack& words, Mutation m) {
 bool looks_empty(const Pack& words, Mutation m) { return first_empty_word(words, m) >= 0; }
 
 bool wait_fails(const WaitTarget& target, const Pack& words, Mutation m) {
-  return target.counter ? words[0] < target.counter_target : looks_empty(words, m);
+  return target.kind == WaitTarget::Kind::kCounter ? words[0] < target.counter_target : looks_empty(words, m);
 }
 
 void step_cta(CtaState& c, KernelEnv& env) {
@@ -90,22 +92,43 @@ std::optional<WaitTarget> next_wait(const CtaState& c, const KernelEnv& env) {
   // Our kernels issue the first loads of a poll group (or of the gather's two packs) whatever they find: only
   // a retry waits.
   if (ours(env) && c.sub != 1) return std::nullopt;
-  if (c.phase(env) == Phase::kWaitArrivals)  // FlashInfer's CTA 0 spins on the arrival counter
-    return WaitTarget{{c.rank, env.flags_word + kArrivalWord}, true, static_cast<std::uint32_t>(env.call.ctas)};
+  using Kind = WaitTarget::Kind;
+  switch (c.phase(env)) {
+    case Phase::kWaitArrivals:  // FlashInfer's CTA 0 spins on the arrival counter
+      return WaitTarget{
+          Kind::kCounter, {c.rank, env.flags_word + kArrivalWord}, static_cast<std::uint32_t>(env.grid.arrivals())};
+    case Phase::kArrive:  // cluster block 0, arrived, waits for the rest of its cluster
+      if (detail::waits_at_cluster_barrier(c, env)) return WaitTarget{Kind::kClusterBarrier};
+      return std::nullopt;
+    case Phase::kGridSync: return WaitTarget{Kind::kGridDependency};
+    default: break;
+  }
   const auto it = polled_item(c, env);
   if (!it) return std::nullopt;
-  return WaitTarget{{c.rank, detail::polled_slot(c, env, *it)}};
+  return WaitTarget{Kind::kPoll, {c.rank, detail::polled_slot(c, env, *it)}};
+}
+
+std::string describe_cta(const CtaState& c, const KernelEnv& env) {
+  std::string call = fmt::format("call {} {}", env.call.index, strategy_name(env.call.strategy));
+  if (env.call.fused)
+    call += env.grid.kernel == Kernel::kNorm                       ? " fused, rmsNormLamport"
+            : ours(env) || env.call.strategy == Strategy::kOneShot ? " fused"
+                                                                   : " fused, all-reduce kernel";
+  return ours(env) ? fmt::format("r{} block {} ({}, round {})", c.rank, c.index, call, c.round)
+                   : fmt::format("r{} CTA {} ({}, token {})", c.rank, c.index, call, c.token);
 }
 
 std::string describe_wait(const CtaState& c, const KernelEnv& env, const MemorySystem& memory) {
   const auto target = next_wait(c, env);
-  const std::string who = ours(env) ? fmt::format("r{} block {} (call {} {}, round {})", c.rank, c.index,
-                                                  env.call.index, strategy_name(env.call.strategy), c.round)
-                                    : fmt::format("r{} CTA {} (call {} {}, token {})", c.rank, c.index, env.call.index,
-                                                  strategy_name(env.call.strategy), c.token);
+  const std::string who = describe_cta(c, env);
   if (!target) return fmt::format("{} is at '{}'", who, phase_name(c.phase(env)));
+  if (target->kind == WaitTarget::Kind::kClusterBarrier)
+    return fmt::format("{} waits at the cluster barrier for the other {} blocks of its cluster to arrive", who,
+                       env.grid.cluster - 1);
+  if (target->kind == WaitTarget::Kind::kGridDependency)
+    return fmt::format("{} waits (griddepcontrol.wait) for the all-reduce kernel of its call to complete", who);
   const std::uint32_t w0 = target->pack.word;
-  if (target->counter)
+  if (target->kind == WaitTarget::Kind::kCounter)
     return fmt::format("{} waits for the arrival counter ({}) to reach {}; it reads {}", who,
                        describe_word(env.config, c.rank, w0), target->counter_target, memory.word(c.rank, w0));
   const detail::SlotDescription d = detail::describe_polled_slot(c, env, *polled_item(c, env));

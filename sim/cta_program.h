@@ -1,10 +1,11 @@
 // A simulated CTA of either protocol's kernels: its registers and program position (CtaState), the phases a
 // program is made of (Phase), what a program needs besides its own state (KernelEnv), and the entry points
-// Simulation drives. step_cta runs one CTA up to and including its next memory operation (sim/ops.h), so the
+// Simulation drives. step_cta runs one CTA up to and including its next operation (sim/ops.h), so the
 // scheduler can interleave every operation of every CTA of every rank; next_wait and describe_wait say what a
 // blocked CTA waits for. Each dispatches on the protocol: Protocol::kFlashInfer runs FlashInfer's kernels as
-// SPEC describes them (sim/flashinfer_kernels.cpp), Protocol::kOurs our kernels (sim/our_kernels.cpp); what
-// the two share is in sim/detail/kernel_support.h.
+// SPEC describes them (sim/flashinfer_kernels.cpp, and the fused calls' programs in
+// sim/flashinfer_fused_kernels.cpp), Protocol::kOurs our kernels (sim/our_kernels.cpp); what the two share is in
+// sim/detail/kernel_support.h.
 #pragma once
 
 #include <array>
@@ -47,6 +48,9 @@ enum class Phase : std::uint8_t {
   kClearShare,        ///< this round's share of every dirty stage
   kNextRound,         ///< back to the store phase while rounds remain
   kAdvanceAtEnd,      ///< the last block to arrive: the flag stores after its work
+  // FlashInfer's fused TWOSHOT only (sim/flashinfer_fused_kernels.cpp): the PDL pair.
+  kTrigger,   ///< the all-reduce kernel: griddepcontrol.launch_dependents, right after the scatter
+  kGridSync,  ///< rmsNormLamport: griddepcontrol.wait, just before its flag update
   kDone,
 };
 std::string_view phase_name(Phase p);
@@ -56,7 +60,10 @@ enum class CtaStatus : std::uint8_t { kUndispatched, kRunnable, kBlocked, kDone 
 /// One CTA's registers and program position. A value type: the exhaustive search hashes it.
 struct CtaState {
   std::uint16_t rank = 0;
-  std::uint32_t index = 0;  ///< CTA index in the launch's grid
+  std::uint16_t call = 0;              ///< the call whose grid it runs
+  Kernel kernel = Kernel::kAllReduce;  ///< which of the call's kernels
+  std::uint8_t slot = 0;               ///< the grid slot of its rank it occupies (Simulation)
+  std::uint32_t index = 0;             ///< CTA index in the launch's grid
   std::uint32_t token = 0;
   std::uint32_t first_pack = 0;  ///< lane l handles pack first_pack + l of the token
   std::uint8_t pc = 0;           ///< index into the strategy's program
@@ -66,6 +73,7 @@ struct CtaState {
   std::uint8_t clear_stage = 0;  ///< ONESHOT: which dirty stage kClearDirty is clearing
   bool broadcasting = false;     ///< TWOSHOT reduce: the sum is computed, its stores are going out
   std::uint8_t read_mask = 0;    ///< words of the current ld_volatile_v4 read so far (torn reads)
+  bool triggered = false;        ///< FlashInfer's fused all-reduce kernel: past griddepcontrol.launch_dependents
   Pack read_words{};
   std::array<Ghost, 4> read_ghosts{};
   std::array<std::uint32_t, 8> flags{};  ///< flag words 0-7 as this CTA read them
@@ -74,9 +82,11 @@ struct CtaState {
   CtaStatus status = CtaStatus::kRunnable;
   std::uint64_t wait_key = 0;  ///< (rank, pack) a blocked CTA waits on
   // Our kernels' registers (Protocol::kOurs); zero in FlashInfer's programs.
-  std::uint32_t round = 0;      ///< the current round
-  std::uint32_t item = 0;       ///< iteration of the current grid-stride loop
-  std::uint8_t sub = 0;         ///< a poll group: 0 = its first loads, 1 = the retries of its empty slots
+  std::uint32_t round = 0;  ///< the current round
+  std::uint32_t item = 0;   ///< iteration of the current grid-stride loop
+  /// Ours: a poll group: 0 = its first loads, 1 = the retries of its empty slots. FlashInfer's cluster arrival:
+  /// 1 = cluster block 0 has arrived on the cluster barrier and waits for the other blocks.
+  std::uint8_t sub = 0;
   std::uint8_t advance = 0;     ///< 1: advances the flags at arrival, 2: after its work
   std::uint32_t call_word = 0;  ///< flag word 12 as read
 
@@ -92,6 +102,7 @@ struct CtaState {
 struct KernelEnv {
   const SimConfig& config;
   const CallContext& call;
+  const GridShape& grid;  ///< the grid of the call the CTA belongs to
   Ops& ops;
   Checker& checker;
   std::uint32_t flags_word;  ///< word index of flag word 0 in every rank's memory
@@ -100,12 +111,15 @@ struct KernelEnv {
 /// Runs `cta` up to and including its next memory operation (or to kDone).
 void step_cta(CtaState& cta, KernelEnv& env);
 
-/// The blocking read `cta` would issue next, when its next operation is a poll or the counter spin and no read
-/// is half done: the 16-byte pack it reads and what it waits for there.
+/// What `cta` would wait for next, when its next operation can wait and no read is half done: a poll of a
+/// 16-byte pack, the spin on the arrival counter, or (FlashInfer's fused calls) a barrier that is not memory:
+/// the cluster barrier its cluster block 0 waits at, or griddepcontrol.wait for the previous grid of its rank.
 struct WaitTarget {
-  Address pack;          ///< first word of the 16-byte pack
-  bool counter = false;  ///< spin on word 8 (else a Lamport poll of the pack)
+  enum class Kind : std::uint8_t { kPoll, kCounter, kClusterBarrier, kGridDependency };
+  Kind kind = Kind::kPoll;
+  Address pack;  ///< kPoll, kCounter: first word of the 16-byte pack (word 8 for the counter)
   std::uint32_t counter_target = 0;
+  bool on_memory() const { return kind == Kind::kPoll || kind == Kind::kCounter; }
 };
 std::optional<WaitTarget> next_wait(const CtaState& cta, const KernelEnv& env);
 
@@ -114,8 +128,15 @@ bool looks_empty(const Pack& words, Mutation m);
 /// The first word that makes looks_empty true, or -1.
 int first_empty_word(const Pack& words, Mutation m);
 
-/// Whether `target` would fail on these words (the pack for a poll, word 0 for the counter).
+/// Whether a memory `target` would fail on these words (the pack for a poll, word 0 for the counter).
 bool wait_fails(const WaitTarget& target, const Pack& words, Mutation m);
+
+/// Whether `member` (a block of a cluster launch) has arrived on the cluster barrier of this launch: its cluster
+/// block 0 may go on when every other block has (FlashInfer's cluster arrival, SPEC 4.2).
+bool past_cluster_arrival(const CtaState& member, const KernelEnv& env);
+
+/// Who a CTA is, for reports: "r1 CTA 3 (call 2 twoshot, token 1)", naming the kernel in a fused call.
+std::string describe_cta(const CtaState& cta, const KernelEnv& env);
 
 /// What a blocked CTA waits for, in words, for deadlock reports: the slot, its location and the words seen.
 std::string describe_wait(const CtaState& cta, const KernelEnv& env, const MemorySystem& memory);

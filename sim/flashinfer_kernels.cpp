@@ -1,7 +1,8 @@
 // FlashInfer's per-CTA programs of the ONESHOT and TWOSHOT kernels (SPEC sections 4 and 5; Protocol::kFlashInfer)
 // as resumable state machines: each step runs one CTA up to and including its next memory operation
 // (sim/ops.h). sim/cta_program.cpp dispatches to them; our kernels' programs are in sim/our_kernels.cpp. The
-// phases are numbered as in the README's algorithm description.
+// phases are numbered as in the README's algorithm description. The fused calls' programs are made of the same
+// phases (sim/flashinfer_fused_kernels.cpp describes them); this file steps those too.
 //
 // (With Arrival::kAfterFlags, the arrival our kernels were first designed with, every CTA arrives right after
 // step 1 instead, and CTA 0 issues fence_acq_rel_gpu after its counter spin.)
@@ -49,8 +50,7 @@ constexpr std::array kTwoShotEarlyProgram{
     Phase::kStoreFlagsHigh, Phase::kResetCounter,  Phase::kDone};
 
 bool lane_valid(const CtaState& c, const KernelEnv& env) {
-  return c.lane < static_cast<std::uint32_t>(env.config.packs_per_cta) &&
-         c.first_pack + c.lane < env.call.packs_per_token;
+  return c.lane < static_cast<std::uint32_t>(env.grid.lanes) && c.first_pack + c.lane < env.call.packs_per_token;
 }
 std::uint32_t pack_of(const CtaState& c) { return c.first_pack + c.lane; }
 /// The pack the CTA's current lane handles: its token, pack first_pack + lane.
@@ -98,8 +98,8 @@ struct ClearStep {
   std::uint32_t next = 0;
 };
 std::optional<ClearStep> clear_step(const CtaState& c, const KernelEnv& env, std::uint32_t i, std::int64_t packs) {
-  const std::int64_t ppc = env.config.packs_per_cta;
-  const std::int64_t stride = env.call.ctas * ppc;
+  const std::int64_t ppc = env.grid.lanes;
+  const std::int64_t stride = env.grid.ctas * ppc;
   for (;; ++i) {
     const std::int64_t base = static_cast<std::int64_t>(i / ppc) * stride + static_cast<std::int64_t>(c.index) * ppc;
     if (base >= packs) return std::nullopt;
@@ -140,9 +140,83 @@ void restart_pass(CtaState& c, const KernelEnv& env) {
   c.i = skip_own(c, env, c.pass_begin);
 }
 
+/// ONESHOT 2: one store of the sanitised pack into slot [t][r]: of rank r+1+i (unicast, self last), or of every
+/// rank at once (multicast).
+void step_store(CtaState& c, KernelEnv& env) {
+  const int w = world(env);
+  const Pack value = input_pack(env, c.rank, c.token, pack_of(c));
+  const std::uint32_t word = oneshot_slot(c, env, here(c), c.rank);
+  if (env.config.writer == Writer::kMulticast) {
+    env.ops.multimem_st_v4(word, value, data_ghost(c, env));
+    ++c.lane;
+    return;
+  }
+  const int dest = (c.rank + 1 + static_cast<int>(c.i)) % w;
+  env.ops.st_v4({dest, word}, value, data_ghost(c, env));
+  if (++c.i == static_cast<std::uint32_t>(w)) {
+    c.i = 0;
+    ++c.lane;
+  }
+}
+
+/// ONESHOT 5: one load of the pass; the fold and its check once a whole pass was clean.
+void step_poll(CtaState& c, KernelEnv& env) {
+  const std::uint32_t word = oneshot_slot(c, env, here(c), c.i);
+  if (!env.ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) return;
+  if (looks_empty(c.read_words, env.config.mutation)) {
+    restart_pass(c, env);
+    return;
+  }
+  if (!keep_polled(c, env, c.i, oneshot_slot, "ONESHOT slot")) return;
+  const Pack own = input_pack(env, c.rank, c.token, pack_of(c));
+  fold_and_check(c, env, here(c), env.call.own_from_registers ? &own : nullptr, "ONESHOT fold of the polled slots");
+  ++c.lane;
+  c.i = 0;
+  c.pass_begin = 0;
+}
+
+/// TWOSHOT 4: one load of the owner's SCATTER poll (the fold once a pass was clean), or one store of the sum
+/// into BROADCAST[t]: of rank r+1+i (unicast, self last), or of every rank at once (multicast).
+void step_reduce(CtaState& c, KernelEnv& env) {
+  const int w = world(env);
+  if (!c.broadcasting) {
+    const std::uint32_t word = scatter_slot(c, env, here(c), c.i);
+    if (!env.ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) return;
+    if (looks_empty(c.read_words, env.config.mutation)) {
+      restart_pass(c, env);
+      return;
+    }
+    if (keep_polled(c, env, c.i, scatter_slot, "TWOSHOT SCATTER slot")) {
+      std::vector<std::uint32_t> operands;
+      const Pack sum = fold_pack(c, env, nullptr, c.rank, operands);
+      clear_registers(c);
+      std::copy(sum.begin(), sum.end(), c.read_words.begin());  // the sum waits in registers
+      c.broadcasting = true;
+      c.i = 0;
+    }
+    return;
+  }
+  const std::uint32_t word = broadcast_slot(c, env, here(c));
+  if (env.config.writer == Writer::kMulticast) {
+    env.ops.multimem_st_v4(word, c.read_words, data_ghost(c, env));
+    c.i = static_cast<std::uint32_t>(w);
+  } else {
+    const int dest = (c.rank + 1 + static_cast<int>(c.i)) % w;
+    env.ops.st_v4({dest, word}, c.read_words, data_ghost(c, env));
+    ++c.i;
+  }
+  if (c.i == static_cast<std::uint32_t>(w)) {
+    c.broadcasting = false;
+    ++c.lane;
+    c.i = 0;
+    c.pass_begin = 0;
+  }
+}
+
 }  // namespace
 
 std::span<const Phase> flashinfer_program(const KernelEnv& env) {
+  if (const std::span<const Phase> fused = flashinfer_fused_program(env); !fused.empty()) return fused;
   const bool early = env.config.arrival == Arrival::kAfterFlags;
   if (env.call.strategy == Strategy::kOneShot)
     return early ? std::span<const Phase>(kOneShotEarlyProgram) : kOneShotProgram;
@@ -159,6 +233,7 @@ void normalize_flashinfer(CtaState& c, const KernelEnv& env) {
       case Phase::kStoreFlagsLow:
       case Phase::kStoreFlagsHigh:
       case Phase::kResetCounter:
+      case Phase::kTrigger:
       case Phase::kDone:
       // Our kernels' phases (never in FlashInfer's programs).
       case Phase::kReadCallWord:
@@ -195,6 +270,9 @@ void normalize_flashinfer(CtaState& c, const KernelEnv& env) {
         }
         break;
       }
+      case Phase::kGridSync:
+        if (env.config.mutation != Mutation::kNormNoGridSync) return;
+        break;
       case Phase::kWaitArrivals:
         if (c.index != 0) {  // only grid thread 0 waits and updates the flags
           c.pc = static_cast<std::uint8_t>(flashinfer_program(env).size() - 1);
@@ -216,22 +294,7 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
     case Phase::kReadFlagsLow:
     case Phase::kReadFlagsHigh: read_flags_half(c, env, /*high=*/phase == Phase::kReadFlagsHigh); break;
     // ONESHOT 2. The sanitised pack into slot [t][r] of every rank: W unicast stores (self last) or one multicast.
-    case Phase::kStore: {
-      const Pack value = input_pack(env, c.rank, c.token, pack_of(c));
-      const std::uint32_t word = oneshot_slot(c, env, here(c), c.rank);
-      if (env.config.writer == Writer::kMulticast) {
-        ops.multimem_st_v4(word, value, data_ghost(c, env));
-        ++c.lane;
-      } else {
-        const int dest = (c.rank + 1 + static_cast<int>(c.i)) % w;
-        ops.st_v4({dest, word}, value, data_ghost(c, env));
-        if (++c.i == static_cast<std::uint32_t>(w)) {
-          c.i = 0;
-          ++c.lane;
-        }
-      }
-      break;
-    }
+    case Phase::kStore: step_store(c, env); break;
     // TWOSHOT 2. Scatter: the pack goes to the owner of token t, row t / W, slot of this rank.
     case Phase::kScatter: {
       const int owner = static_cast<int>(c.token % static_cast<std::uint32_t>(w));
@@ -252,79 +315,47 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
       c.i = step.next;
       break;
     }
-    // Arrival: the CTA barrier, then one release increment of this rank's counter (flag word 8).
+    // Arrival: the CTA barrier, then one release increment of this rank's counter (flag word 8); a cluster
+    // launch increments once per cluster.
     case Phase::kArrive:
+      if (env.grid.cluster_launch) {
+        step_cluster_arrive(c, env);
+        break;
+      }
       ops.bar_cta_sync();
       ops.red_release_gpu_add_u32({c.rank, env.flags_word + kArrivalWord}, 1);
       next_pc(c);
       break;
     // ONESHOT 5. Poll the remote slots of the pack; a pass (or chunk) counts only when all its slots are clean.
-    case Phase::kPoll: {
-      const std::uint32_t word = oneshot_slot(c, env, here(c), c.i);
-      if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
-      if (looks_empty(c.read_words, env.config.mutation)) {
-        restart_pass(c, env);
-        break;
-      }
-      if (keep_polled(c, env, c.i, oneshot_slot, "ONESHOT slot")) {
-        const Pack own = input_pack(env, c.rank, c.token, pack_of(c));
-        fold_and_check(c, env, here(c), env.call.own_from_registers ? &own : nullptr,
-                       "ONESHOT fold of the polled slots");
-        ++c.lane;
-        c.i = 0;
-        c.pass_begin = 0;
-      }
-      break;
-    }
+    case Phase::kPoll: step_poll(c, env); break;
     // TWOSHOT 4. The owner polls SCATTER for every source, folds, then stores the sum into every BROADCAST[t].
-    case Phase::kReduce: {
-      if (!c.broadcasting) {
-        const std::uint32_t word = scatter_slot(c, env, here(c), c.i);
-        if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
-        if (looks_empty(c.read_words, env.config.mutation)) {
-          restart_pass(c, env);
-          break;
-        }
-        if (keep_polled(c, env, c.i, scatter_slot, "TWOSHOT SCATTER slot")) {
-          std::vector<std::uint32_t> operands;
-          const Pack sum = fold_pack(c, env, nullptr, c.rank, operands);
-          clear_registers(c);
-          std::copy(sum.begin(), sum.end(), c.read_words.begin());  // the sum waits in registers
-          c.broadcasting = true;
-          c.i = 0;
-        }
-        break;
-      }
-      const std::uint32_t word = broadcast_slot(c, env, here(c));
-      if (env.config.writer == Writer::kMulticast) {
-        ops.multimem_st_v4(word, c.read_words, data_ghost(c, env));
-        c.i = static_cast<std::uint32_t>(w);
-      } else {
-        const int dest = (c.rank + 1 + static_cast<int>(c.i)) % w;
-        ops.st_v4({dest, word}, c.read_words, data_ghost(c, env));
-        ++c.i;
-      }
-      if (c.i == static_cast<std::uint32_t>(w)) {
-        c.broadcasting = false;
-        ++c.lane;
-        c.i = 0;
-        c.pass_begin = 0;
-      }
-      break;
-    }
-    // TWOSHOT 7. Poll the local BROADCAST[t] until clean and copy it out verbatim.
+    case Phase::kReduce: step_reduce(c, env); break;
+    // TWOSHOT 7. Poll the local BROADCAST[t] until clean and copy it out verbatim (rmsNormLamport: the row the
+    // norm reads).
     case Phase::kGather: {
       const std::uint32_t word = broadcast_slot(c, env, here(c));
       if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
-      if (looks_empty(c.read_words, env.config.mutation)) break;
-      accept_broadcast(c, env, here(c), word);
+      if (looks_empty(c.read_words, env.config.mutation) && !reads_unpolled(env)) break;
+      accept_broadcast(c, env, here(c), word,
+                       env.grid.kernel == Kernel::kNorm ? "rmsNormLamport's BROADCAST load, the sum it normalises"
+                                                        : "TWOSHOT broadcast copied out");
       ++c.lane;
       break;
     }
+    // Fused TWOSHOT: the PDL pair. The all-reduce kernel lets rmsNormLamport start; rmsNormLamport waits for the
+    // all-reduce kernel to complete before it advances the flags.
+    case Phase::kTrigger:
+      ops.griddepcontrol_launch_dependents();
+      next_pc(c);
+      break;
+    case Phase::kGridSync:
+      ops.griddepcontrol_wait();
+      next_pc(c);
+      break;
     // 6/8. Grid thread 0 waits until every CTA has arrived (so every CTA has read the flags) ...
     case Phase::kWaitArrivals: {
       const std::uint32_t arrived = ops.ld_volatile_u32({c.rank, env.flags_word + kArrivalWord});
-      if (arrived >= static_cast<std::uint32_t>(env.call.ctas)) {
+      if (arrived >= static_cast<std::uint32_t>(env.grid.arrivals())) {
         if (env.config.arrival == Arrival::kAfterFlags) ops.fence_acq_rel_gpu();
         next_pc(c);
       }
@@ -353,8 +384,10 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
 
 std::optional<Item> polled_item_flashinfer(const CtaState& c, const KernelEnv& env) {
   switch (c.phase(env)) {
-    case Phase::kPoll:
-    case Phase::kGather: return here(c);
+    case Phase::kPoll: return here(c);
+    case Phase::kGather:
+      if (reads_unpolled(env)) return std::nullopt;  // it reads once, whatever it finds
+      return here(c);
     case Phase::kReduce:
       if (c.broadcasting) return std::nullopt;
       return here(c);

@@ -26,6 +26,11 @@ enum class Mutation : std::uint8_t {
   kNoArrivalWait,         ///< the flags rotate before every CTA has arrived (read them)
   kRankOrder,             ///< each rank (or TWOSHOT owner) starts its sum with its own value
   kLastArriverOffByOne,   ///< ours: the block that finds itself second to last advances the flags
+  // The fused TWOSHOT path (calls marked fused).
+  kFusedArUpdatesFlags,    ///< FlashInfer: the all-reduce kernel also arrives and rotates the flags
+  kNormReadsUnpolled,      ///< FlashInfer: rmsNormLamport takes each BROADCAST pack as first loaded, no poll
+  kNormNoGridSync,         ///< FlashInfer: rmsNormLamport has no griddepcontrol.wait
+  kFusedOwnerSkipsOwnRow,  ///< ours: the owner stores its sum into the other ranks' BROADCAST only
 };
 
 struct MutationInfo {
@@ -38,7 +43,7 @@ struct MutationInfo {
   std::string_view in_ours;  ///< what the change is in our kernels (empty: as summary says)
 };
 
-inline constexpr std::array<MutationInfo, 11> kMutationTable{{
+inline constexpr std::array<MutationInfo, 15> kMutationTable{{
     {Mutation::kNone, "none", "the protocol as FlashInfer implements it", "nothing: every search passes"},
     {Mutation::kTwoBuffers, "two-buffers", "rotate over 2 Lamport buffers instead of 3",
      "clear-unread: a rank clears its previous buffer after a faster peer already wrote the next call's data "
@@ -71,6 +76,22 @@ inline constexpr std::array<MutationInfo, 11> kMutationTable{{
      "flags-mismatch: the last block to arrive reads flags the second to last one already advanced (ranks of "
      "two or more blocks)",
      false, true, ""},
+    {Mutation::kFusedArUpdatesFlags, "fused-ar-updates-flags",
+     "fused TWOSHOT: the all-reduce kernel arrives and rotates the flags too",
+     "flags-mismatch: rmsNormLamport, running beside the all-reduce kernel (PDL), reads flags the all-reduce "
+     "kernel already rotated (or a deadlock: the two kernels' arrivals mix on one counter)",
+     true, false, ""},
+    {Mutation::kNormReadsUnpolled, "norm-reads-unpolled",
+     "fused TWOSHOT: rmsNormLamport reads each BROADCAST pack once, no poll",
+     "stale-read: the norm accepts a BROADCAST pack whose owner's sum has not landed (sentinel or old words)", true,
+     false, ""},
+    {Mutation::kNormNoGridSync, "norm-no-grid-sync", "fused TWOSHOT: rmsNormLamport lacks its griddepcontrol.wait",
+     "clear-unread or overwrite-uncleared: the norm completes while the all-reduce kernel still clears the old "
+     "BROADCAST stage, the next calls start, and a peer's data lands where that late clear writes",
+     true, false, ""},
+    {Mutation::kFusedOwnerSkipsOwnRow, "fused-owner-skips-own-row",
+     "fused TWOSHOT: the owner skips its own BROADCAST row (stores to the others only)",
+     "deadlock: the rank polls BROADCAST for its own tokens too, and nobody writes them", false, true, ""},
 }};
 
 constexpr const MutationInfo& mutation_info(Mutation m) { return kMutationTable[static_cast<std::size_t>(m)]; }

@@ -37,7 +37,7 @@ Pack Ops::ld_v4(Address a) {
   Pack p;
   for (std::uint32_t k = 0; k < 4; ++k) p[k] = sim_.memory_.word(a.rank, a.word + k);
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1, std::string(op_name(Op::kLdV4)),
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call, std::string(op_name(Op::kLdV4)),
                fmt::format("{} -> {}", describe_word(sim_.config_, a.rank, a.word), words_text(p.data(), 4)));
   return p;
 }
@@ -45,8 +45,8 @@ Pack Ops::ld_v4(Address a) {
 bool Ops::ld_volatile_v4(Address a, Pack& words, std::array<Ghost, 4>& ghosts) {
   ++sim_.events_;
   if (!sim_.in_lamport_range(a.word, 4)) {
-    sim_.checker_.on_out_of_bounds(cta_.rank, static_cast<int>(cta_.index), -1, op_name(Op::kLdVolatileV4), a.rank,
-                                   static_cast<std::int64_t>(a.word) * 4);
+    sim_.checker_.on_out_of_bounds(cta_.rank, sim_.trace_cta(cta_), cta_.call, op_name(Op::kLdVolatileV4), "a poll",
+                                   a.rank, static_cast<std::int64_t>(a.word) * 4);
     words = {};
     return true;
   }
@@ -64,7 +64,7 @@ bool Ops::ld_volatile_v4(Address a, Pack& words, std::array<Ghost, 4>& ghosts) {
   }
   const bool complete = cta_.read_mask == 0xF;
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
                std::string(op_name(Op::kLdVolatileV4)),
                fmt::format("{}{} words {}-{} -> {}{}", describe_word(sim_.config_, a.rank, a.word),
                            complete && first == 0 ? "" : " (torn)", first, first + now - 1,
@@ -79,7 +79,7 @@ std::uint32_t Ops::ld_volatile_u32(Address a) {
   sim_.deliver_before_read(a.rank, a.word, 1);
   const std::uint32_t v = sim_.memory_.word(a.rank, a.word);
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
                std::string(op_name(Op::kLdVolatileU32)),
                fmt::format("{} -> {}", describe_word(sim_.config_, a.rank, a.word), v));
   return v;
@@ -93,7 +93,7 @@ void Ops::red_release_gpu_add_u32(Address a, std::uint32_t value) {
   sim_.memory_.set_word(a.rank, a.word, v, {WriteKind::kFlags, static_cast<std::uint8_t>(cta_.rank), 0});
   sim_.touch(a.rank, a.word / 4);
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
                std::string(op_name(Op::kRedReleaseGpuAddU32)),
                fmt::format("{} += {} -> {}", describe_word(sim_.config_, a.rank, a.word), value, v));
 }
@@ -103,7 +103,7 @@ std::uint32_t Ops::ld_u32(Address a) {
   sim_.deliver_before_read(a.rank, a.word, 1);
   const std::uint32_t v = sim_.memory_.word(a.rank, a.word);
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1, std::string(op_name(Op::kLdU32)),
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call, std::string(op_name(Op::kLdU32)),
                fmt::format("{} -> {}", describe_word(sim_.config_, a.rank, a.word), v));
   return v;
 }
@@ -114,13 +114,12 @@ std::uint32_t Ops::atom_relaxed_gpu_add_u32(Address a, std::uint32_t value) {
   // decides, as for a read); the add itself is applied at once.
   sim_.deliver_before_read(a.rank, a.word, 1);
   const std::uint32_t before = sim_.memory_.word(a.rank, a.word);
-  sim_.memory_.set_word(
-      a.rank, a.word, before + value,
-      {WriteKind::kFlags, static_cast<std::uint8_t>(cta_.rank), static_cast<std::uint16_t>(sim_.launch_[cta_.rank])});
+  sim_.memory_.set_word(a.rank, a.word, before + value,
+                        {WriteKind::kFlags, static_cast<std::uint8_t>(cta_.rank), cta_.call});
   sim_.touch(a.rank, a.word / 4);
   if (sim_.trace_)
     sim_.trace(
-        TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
+        TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
         std::string(op_name(Op::kAtomRelaxedGpuAddU32)),
         fmt::format("{} += {}: {} -> {}", describe_word(sim_.config_, a.rank, a.word), value, before, before + value));
   return before;
@@ -129,18 +128,50 @@ std::uint32_t Ops::atom_relaxed_gpu_add_u32(Address a, std::uint32_t value) {
 void Ops::bar_cta_sync() {
   ++sim_.events_;
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
-               std::string(op_name(Op::kBarCtaSync)), "every thread of the CTA is past its stores");
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call, std::string(op_name(Op::kBarCtaSync)),
+               "every thread of the CTA is past its stores");
 }
 
 }  // namespace ar::sim
 
 namespace ar::sim {
 
+void Ops::barrier_cluster_arrive() {
+  ++sim_.events_;
+  if (sim_.trace_)
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
+               std::string(op_name(Op::kBarrierClusterArrive)), "this block has arrived (release)");
+}
+
+void Ops::barrier_cluster_wait() {
+  ++sim_.events_;
+  sim_.flush_cluster(cta_);
+  if (sim_.trace_)
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
+               std::string(op_name(Op::kBarrierClusterWait)), "every block of the cluster has arrived (acquire)");
+}
+
+void Ops::griddepcontrol_launch_dependents() {
+  ++sim_.events_;
+  cta_.triggered = true;
+  if (sim_.trace_)
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
+               std::string(op_name(Op::kGriddepcontrolLaunchDependents)),
+               "the next grid may start once every CTA of this one has triggered or exited");
+}
+
+void Ops::griddepcontrol_wait() {
+  ++sim_.events_;
+  if (sim_.trace_)
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
+               std::string(op_name(Op::kGriddepcontrolWait)),
+               "the previous grid has completed and every store of it is visible");
+}
+
 void Ops::fence_acq_rel_gpu() {
   ++sim_.events_;
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, static_cast<int>(cta_.index), -1,
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
                std::string(op_name(Op::kFenceAcqRelGpu)), "the arrivals observed happen before what follows");
 }
 

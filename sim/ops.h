@@ -8,13 +8,17 @@
 // - FlashInfer's protocol only: multimem_st_v4 (its multicast writer; not in cuda/ptx.cuh, our kernels never
 //   issue it), red_release_gpu_add_u32 (its arrival) and ld_volatile_u32 (CTA 0's spin on the counter);
 // - our kernels only (Protocol::kOurs): atom_relaxed_gpu_add_u32 (the arrival) and ld_u32 (the call counter);
+// - FlashInfer's fused calls only: barrier_cluster_arrive and barrier_cluster_wait (the cluster arrival of the
+//   fused ONESHOT and of rmsNormLamport's cluster launch), griddepcontrol_launch_dependents and
+//   griddepcontrol_wait (the PDL pair between the fused TWOSHOT's two kernels);
 // - fence_acq_rel_gpu: only the Arrival::kAfterFlags variant of FlashInfer's protocol (the arrival our kernels
 //   were first designed with); neither FlashInfer nor our kernels issue it, and cuda/ptx.cuh does not wrap it.
 // ld_v4 and ld_u32 are the plain loads the compiler emits for the kernels' C++ flag reads, not cuda/ptx.cuh
 // wrappers. Every memory instruction the all-reduce kernels issue through cuda/ptx.cuh is modelled here except
-// ld_volatile_u32's use on our kernels' abort word and the griddepcontrol pair: the simulator has no wait budgets
-// (a wait that can never end is reported as a deadlock instead) and no PDL (a launch starts after the previous
-// one has completed, which is what griddepcontrol.wait gives). Wrappers that only other kernels use (the
+// ld_volatile_u32's use on our kernels' abort word and the griddepcontrol pair of the plain kernels: the
+// simulator has no wait budgets (a wait that can never end is reported as a deadlock instead), and a plain
+// kernel's griddepcontrol.wait at its very top is modelled by launching it only once the previous grid has
+// completed (sim/simulation.h). Wrappers that only other kernels use (the
 // probes') are not modelled. Non-memory instructions (add.ftz/add.rn, cvt, mov %globaltimer,
 // nanosleep) need no model: arithmetic is reference::reduce_element on the bits a CTA polled, and time is the
 // schedule. The kernels' input loads (ld.global.nc) and output stores touch only the rank's private tensors,
@@ -54,8 +58,12 @@ enum class Op : std::uint8_t {
   kFenceAcqRelGpu,
   kAtomRelaxedGpuAddU32,
   kLdU32,
+  kBarrierClusterArrive,
+  kBarrierClusterWait,
+  kGriddepcontrolLaunchDependents,
+  kGriddepcontrolWait,
 };
-inline constexpr std::array<std::string_view, 11> kOpNames{"st_v4",
+inline constexpr std::array<std::string_view, 15> kOpNames{"st_v4",
                                                            "st_u32",
                                                            "multimem_st_v4",
                                                            "ld_v4",
@@ -65,7 +73,11 @@ inline constexpr std::array<std::string_view, 11> kOpNames{"st_v4",
                                                            "bar_cta_sync",
                                                            "fence_acq_rel_gpu",
                                                            "atom_relaxed_gpu_add_u32",
-                                                           "ld_u32"};
+                                                           "ld_u32",
+                                                           "barrier_cluster_arrive",
+                                                           "barrier_cluster_wait",
+                                                           "griddepcontrol_launch_dependents",
+                                                           "griddepcontrol_wait"};
 constexpr std::string_view op_name(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
 
 /// The operations as one CTA issues them. Cheap to construct per step; `ghost` arguments tell the checker what
@@ -121,6 +133,23 @@ class Ops {
   /// `barrier.cta.sync`: the CTA barrier before the arrival. The simulator runs a CTA's threads in program
   /// order, so it orders nothing further; it is modelled for the trace and to keep the vocabulary complete.
   void bar_cta_sync();
+
+  /// `barrier.cluster.arrive` (release): this block of a cluster launch has arrived; it does not wait. Every
+  /// block of FlashInfer's cluster-mode kernels arrives before the counter increment (SPEC 4.2).
+  void barrier_cluster_arrive();
+
+  /// `barrier.cluster.wait` (acquire), by cluster block 0 only, once every block of its cluster has arrived
+  /// (the simulator blocks it until then). With the release of their arrivals and the cumulative release of
+  /// the increment that follows, the other blocks' stores to their own rank are published with block 0's.
+  void barrier_cluster_wait();
+
+  /// `griddepcontrol.launch_dependents`: once every CTA of the grid has issued it (or exited), the next grid of
+  /// the stream may be launched (PDL). It publishes nothing.
+  void griddepcontrol_launch_dependents();
+
+  /// `griddepcontrol.wait`: returns once the previous grid of the stream has completed, all its stores visible
+  /// (the simulator blocks the CTA until then, and delivers the grid's stores when it completes).
+  void griddepcontrol_wait();
 
   /// `fence.acq_rel.gpu`: after the relaxed counter spin observed every release, makes it an acquire (the
   /// Arrival::kAfterFlags variant only; FlashInfer and the current kernels have none). In this model a load takes its

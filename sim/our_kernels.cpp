@@ -22,6 +22,10 @@
 //      fold, check it as my output, st_v4 the sum into BROADCAST[t] of every other rank in rank order.
 //   5. ag: ld: over the packs of the tokens other ranks own, in token order: walk positions j and j + B*T
 //      (two loads in flight), then each re-polled until full, copied out.
+//   Fused (the residual-add + RMSNorm call) is the same one kernel: ONESHOT unchanged (the norm is arithmetic on
+//   the folded rows); TWOSHOT's owner does not keep its sum as its output but stores it into BROADCAST[t] of every
+//   rank, its own included (4), and 5 walks the packs of every token of the round, its own included, so the norm
+//   reads all rows from BROADCAST. The flags, the arrival, the clears and the record are TWOSHOT's.
 //   Last: the block whose arrival returned B - 1 advances the flags: st_v4 of the new words 0-3 and 4-7,
 //   st_u32 of word 8 = 0 and of word 12 = calls + 1 (reference advance_flags).
 //
@@ -71,8 +75,8 @@ struct Grid {
 
 Grid grid_of(const CtaState& c, const KernelEnv& env) {
   Grid q;
-  const auto lanes = static_cast<std::uint32_t>(env.config.packs_per_cta);
-  q.threads = static_cast<std::uint32_t>(env.call.ctas) * lanes;
+  const auto lanes = static_cast<std::uint32_t>(env.grid.lanes);
+  q.threads = static_cast<std::uint32_t>(env.grid.ctas) * lanes;
   q.g = c.index * lanes + c.lane;
   q.row_packs = static_cast<std::uint32_t>(env.call.packs_per_token);
   const auto per_round = static_cast<std::uint32_t>(env.call.tokens_per_round);
@@ -103,15 +107,20 @@ Item owned_item(const CtaState& c, const KernelEnv& env, const Grid& q) {
 }
 
 /// TWOSHOT phase 5 walks the packs of the round's tokens other ranks own, in token order (cuda
-/// other_token_pack): index j of that walk -> flat pack index.
+/// other_token_pack): index j of that walk -> flat pack index. The fused call walks every token of the round.
 std::uint32_t other_flat(const CtaState& c, const KernelEnv& env, const Grid& q, std::uint32_t j) {
+  if (env.call.fused) return q.first + j;
   const auto w = static_cast<std::uint32_t>(world(env));
   const std::uint32_t other = j / q.row_packs, row = other / (w - 1), k = other % (w - 1);
   const std::uint32_t src = k < c.rank ? k : k + 1;
   return q.first + (row * w + src) * q.row_packs + j % q.row_packs;
 }
 std::uint32_t other_packs(const CtaState& c, const KernelEnv& env, const Grid& q) {
-  return (q.t1 - q.t0) * q.row_packs - owned_packs(c, env, q);
+  return (q.t1 - q.t0) * q.row_packs - (env.call.fused ? 0 : owned_packs(c, env, q));
+}
+/// TWOSHOT phase 4: whether the owner stores its sum into its own BROADCAST[t] too (the fused call).
+bool broadcasts_to_self(const KernelEnv& env) {
+  return env.call.fused && env.config.mutation != Mutation::kFusedOwnerSkipsOwnRow;
 }
 /// The walk index of the first of the (up to) two packs of this iteration, and how many there are.
 std::uint32_t gather_base(const CtaState& c, const Grid& q) { return q.g + c.item * kPacksPerLoopStep * q.threads; }
@@ -157,7 +166,7 @@ void next_iteration(CtaState& c, const KernelEnv& env) {
   c.sub = 0;
   c.pass_begin = 0;
   c.broadcasting = false;
-  if (++c.lane == static_cast<std::uint32_t>(env.config.packs_per_cta)) {
+  if (++c.lane == static_cast<std::uint32_t>(env.grid.lanes)) {
     c.lane = 0;
     ++c.item;
   }
@@ -208,6 +217,14 @@ bool settle_poll(CtaState& c, const KernelEnv& env) {
   c.sub = 0;
   c.i = end;
   return false;
+}
+
+/// The owner's fold of the polled slots, kept in registers only (fused TWOSHOT: checked when read back).
+Pack fold_only(CtaState& c, const KernelEnv& env) {
+  std::vector<std::uint32_t> operands;
+  const Pack sum = fold_pack(c, env, nullptr, c.rank, operands);
+  clear_registers(c);
+  return sum;
 }
 
 /// One load of slot c.i (source rank c.i) of a pack's poll (cuda poll_slots): keeps the words, checks a full
@@ -271,7 +288,7 @@ void step_ours(CtaState& c, KernelEnv& env) {
     // relaxed add counts the block. The block that gets B - 1 is the last to have read the flags.
     case Phase::kArriveRelaxed: {
       ops.bar_cta_sync();
-      const auto blocks = static_cast<std::uint32_t>(env.call.ctas);
+      const auto blocks = static_cast<std::uint32_t>(env.grid.ctas);
       if (blocks == 1 || (env.config.mutation == Mutation::kNoArrivalWait && c.index == 0)) {
         c.advance = 1;  // the only reader of the flags has read them (the mutation: block 0 assumes so)
       } else {
@@ -309,22 +326,25 @@ void step_ours(CtaState& c, KernelEnv& env) {
       break;
     }
     // TWOSHOT 4. The owner polls the W SCATTER slots, folds, checks the sum as its output and stores it into
-    // BROADCAST[t] of every other rank.
+    // BROADCAST[t] of every other rank (fused: of every rank, its own included; the check comes when it reads it).
     case Phase::kReduce: {
       const Item it = owned_item(c, env, q);
+      const bool to_self = broadcasts_to_self(env);
       if (!c.broadcasting) {
         if (!poll_step(c, env, it, scatter_slot(c, env, it, c.i), "TWOSHOT SCATTER slot")) break;
-        // My own token goes straight to my output; its BROADCAST slot in my buffer stays empty.
-        const Pack sum = fold_and_check(c, env, it, nullptr, "TWOSHOT fold of the owner's SCATTER slots");
+        // Unfused, my own token goes straight to my output; its BROADCAST slot in my buffer stays empty.
+        const Pack sum = env.call.fused
+                             ? fold_only(c, env)
+                             : fold_and_check(c, env, it, nullptr, "TWOSHOT fold of the owner's SCATTER slots");
         std::copy(sum.begin(), sum.end(), c.read_words.begin());  // the sum waits in registers
         c.broadcasting = true;
-        c.i = c.rank == 0 ? 1 : 0;
+        c.i = c.rank == 0 && !to_self ? 1 : 0;
         c.sub = 0;
         c.pass_begin = 0;
         break;
       }
       ops.st_v4({static_cast<int>(c.i), broadcast_slot(c, env, it)}, c.read_words, data_ghost(c, env));
-      if (++c.i == c.rank) ++c.i;  // every rank but me
+      if (++c.i == c.rank && !to_self) ++c.i;  // every rank but me, unless fused
       if (c.i >= w) next_iteration(c, env);
       break;
     }
@@ -335,7 +355,9 @@ void step_ours(CtaState& c, KernelEnv& env) {
       const std::uint32_t word = broadcast_slot(c, env, item_of(flat, q));
       if (!ops.ld_volatile_v4({c.rank, word}, c.read_words, c.read_ghosts)) break;
       const bool full = keep_read(c, env, c.i);
-      if (full) accept_broadcast(c, env, item_of(flat, q), word);
+      if (full)
+        accept_broadcast(c, env, item_of(flat, q), word,
+                         env.call.fused ? "TWOSHOT BROADCAST read for the fused norm" : "TWOSHOT broadcast copied out");
       if (c.sub == 0 || full) ++c.i;
       if (settle_gather(c, env, count)) {
         clear_registers(c);

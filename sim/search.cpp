@@ -278,8 +278,13 @@ std::uint64_t default_max_steps(const SimConfig& config) {
 std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Protocol protocol) {
   // Mixed sequences cover ONESHOT -> TWOSHOT and TWOSHOT -> ONESHOT switches, buffer reuse (calls k and k+3),
   // several CTAs per rank (D = 2 packs), N < W and N > W for TWOSHOT, and D and dtype changing between calls.
+  // Fused calls (the residual-add + RMSNorm call) sit among the plain ones in the W = 4, 8 and 2 legs: fused
+  // TWOSHOT after TWOSHOT (its all-reduce kernel clears the old BROADCAST stage), fused ONESHOT after fused
+  // TWOSHOT, and plain calls clearing what a fused call recorded.
   std::vector<SearchLeg> plan;
-  const char* mixed = "oneshot:N=3,twoshot:N=5,oneshot:N=2,twoshot:N=3,oneshot:N=4,auto:N=2";
+  const char* mixed =
+      "oneshot:N=3,twoshot:N=5,twoshot:N=3:fused,oneshot:N=2,oneshot:N=2:fused,twoshot:N=3,oneshot:N=4,"
+      "twoshot:N=2:fused,auto:N=2:fused";
   plan.push_back({plan_config(4, mixed, 16, DType::kBf16, m, w), ScheduleKind::kRandom, seed, 40});
   plan.push_back({plan_config(4, mixed, 16, DType::kBf16, m, w), ScheduleKind::kAdversarial, seed + 1000, 60});
   // W = 32: ONESHOT folds in chunks of 8, TWOSHOT in two chunks of 16 (the only place a TWOSHOT sum can be -0).
@@ -288,11 +293,23 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Pr
                   ScheduleKind::kAdversarial, seed + 2000, 10});
   plan.push_back({plan_config(8,
                               "oneshot:N=2:D=16,twoshot:N=9:D=8:dtype=fp32,oneshot:N=3:dtype=fp16,twoshot:N=4,"
-                              "oneshot:N=1:D=24,auto:N=5",
+                              "oneshot:N=1:D=24,auto:N=5,twoshot:N=6:D=8:dtype=fp32:fused,oneshot:N=2:dtype=fp16:fused",
                               16, DType::kBf16, m, w),
                   ScheduleKind::kRandom, seed + 3000, 20});
-  plan.push_back({plan_config(2, "oneshot:N=2,twoshot:N=3,oneshot:N=1,twoshot:N=2,oneshot:N=3", 8, DType::kFp32, m, w),
+  plan.push_back({plan_config(2,
+                              "oneshot:N=2,twoshot:N=3,oneshot:N=1,twoshot:N=2,oneshot:N=3,twoshot:N=3:fused,"
+                              "twoshot:N=2:fused,oneshot:N=1:fused",
+                              8, DType::kFp32, m, w),
                   ScheduleKind::kAdversarial, seed + 4000, 60});
+  // The fused launches at a width that makes them clusters (bf16 D = 1024: two blocks of 64 threads per token,
+  // one arrival per cluster).
+  plan.push_back({plan_config(2, "oneshot:N=2:fused,twoshot:N=3:fused,twoshot:N=1,oneshot:N=1:fused,twoshot:N=2:fused",
+                              1024, DType::kBf16, m, w),
+                  ScheduleKind::kAdversarial, seed + 6000, 8});
+  // Every schedule of fused TWOSHOT after TWOSHOT, then fused ONESHOT and fused TWOSHOT (one pack: one CTA per
+  // grid, so FlashInfer's two kernels of a call and the calls after them interleave every way).
+  plan.push_back({plan_config(2, "twoshot,twoshot:fused,oneshot:fused,twoshot:fused", 8, DType::kBf16, m, w),
+                  ScheduleKind::kExhaustive, seed, 300'000});
   plan.push_back({plan_config(2, "oneshot,twoshot,oneshot,oneshot", 16, DType::kBf16, m, w), ScheduleKind::kExhaustive,
                   seed, 300'000});
   if (protocol == Protocol::kFlashInfer) return plan;
@@ -308,11 +325,11 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Pr
   w16.config.protocol = protocol;
   w16.config.max_blocks_per_rank = 3;
   w16.config.round_tokens = 2;
-  plan.insert(plan.end() - 1, std::move(w16));
-  // Exhaustive: the leg above has two blocks per rank in ONESHOT, whose relaxed arrival leaves the blocks' own
-  // stores in flight (a release would publish them) and takes about 1.5M states for one call alone. Instead:
-  // one block per rank (the shortcut) over four mixed calls, and two blocks per rank (the relaxed arrival, the
-  // last block advancing the flags) in a TWOSHOT call followed by two one-block ONESHOT calls.
+  plan.insert(plan.end() - 2, std::move(w16));
+  // Exhaustive: two blocks per rank in ONESHOT, whose relaxed arrival leaves the blocks' own stores in flight (a
+  // release would publish them), take about 1.5M states for one call alone. Instead: the fused leg above, one
+  // block per rank (the shortcut) over four mixed calls, and two blocks per rank (the relaxed arrival, the last
+  // block advancing the flags) in a TWOSHOT call followed by two one-block ONESHOT calls.
   plan.back() = {plan_config(2, "oneshot,twoshot,oneshot,oneshot", 8, DType::kBf16, m, w), ScheduleKind::kExhaustive,
                  seed, 1'000'000};
   plan.back().config.protocol = protocol;

@@ -123,11 +123,13 @@ struct SearchResult {
 SearchResult run_search(const std::vector<SearchLeg>& legs, const SearchOptions& options);
 
 /// The default search of `mnnvl-ar sim`: seeded random and adversarial legs at W = 4, 32, 8 and 2 with mixed
-/// strategies, sizes and dtypes, then an exhaustive leg (W = 2, one token, two packs, four calls). Every leg
-/// uses `mutation` and `writer`; run i of a leg uses seed `seed + i`. For Protocol::kOurs (unicast only) the
-/// same seeded legs run our kernels, with a block cap and rounds in some of them so threads stride over several
-/// packs and clears split over rounds, plus an adversarial leg at W = 16; its exhaustive legs are W = 2, one
-/// token: one block per rank over four mixed calls, then two blocks per rank in TWOSHOT followed by ONESHOT.
+/// strategies, sizes and dtypes, fused calls among plain ones (W = 4, 8, 2), an adversarial leg of fused calls
+/// in cluster launches (W = 2, D = 1024), then two exhaustive legs (W = 2, one token: one pack over TWOSHOT, fused
+/// TWOSHOT, fused ONESHOT, fused TWOSHOT; two packs over four plain calls). Every leg uses `mutation` and
+/// `writer`; run i of a leg uses seed `seed + i`. For Protocol::kOurs (unicast only) the same seeded legs run
+/// our kernels, with a block cap and rounds in some of them so threads stride over several packs and clears
+/// split over rounds, plus an adversarial leg at W = 16; its exhaustive legs are W = 2, one token: one block
+/// per rank: the fused leg, four mixed calls, then two blocks per rank in TWOSHOT followed by ONESHOT.
 std::vector<SearchLeg> default_plan(Mutation mutation, Writer writer, std::uint64_t seed,
                                     Protocol protocol = Protocol::kFlashInfer);
 

@@ -30,8 +30,12 @@ std::string help_text() {
   std::string mutations;
   for (const sim::MutationInfo& m : sim::kMutationTable) {
     if (m.mutation == sim::Mutation::kNone) continue;
-    mutations += fmt::format("  {:<24}{}{}\n", m.name, m.flashinfer ? "" : "(ours only) ", m.summary);
-    if (m.flashinfer && m.ours && !m.in_ours.empty()) mutations += fmt::format("  {:<24}ours: {}\n", "", m.in_ours);
+    mutations += fmt::format("  {:<26}{}{}\n", m.name,
+                             !m.flashinfer ? "(ours only) "
+                             : !m.ours     ? "(flashinfer only) "
+                                           : "",
+                             m.summary);
+    if (m.flashinfer && m.ours && !m.in_ours.empty()) mutations += fmt::format("  {:<26}ours: {}\n", "", m.in_ours);
   }
   return fmt::format(
       "Simulates FlashInfer's Lamport all-reduce protocol (SPEC sections 4-5), or our kernels' variant of it\n"
@@ -53,15 +57,20 @@ std::string help_text() {
       "               interleavings covered\n"
       "Without --world-size, --tokens, --hidden, --dtype, --calls, --buffer-bytes, --packs-per-cta, --schedule,\n"
       "the residency options, --blocks-per-rank or --tokens-per-round, the default search runs: random and\n"
-      "adversarial legs at W = 4, 32, 8 and 2 over mixed call sequences (ours: with block caps and rounds in\n"
-      "some, and a W = 16 leg), then an exhaustive leg at W = 2 (one token, two packs, four calls; ours: two\n"
-      "smaller ones, one and two blocks per rank). It catches every mutation below that applies to the protocol;\n"
-      "any of those options instead runs one leg with the values given.\n"
+      "adversarial legs at W = 4, 32, 8 and 2 over mixed call sequences, fused calls among plain ones (ours: with\n"
+      "block caps and rounds in some, and a W = 16 leg), an adversarial leg of fused calls in cluster launches, then\n"
+      "exhaustive legs at W = 2, one token (fused calls, one pack; four plain calls, two packs; ours: the fused one\n"
+      "and two smaller plain ones, one and two blocks per rank). It catches every mutation below that applies to\n"
+      "the protocol; any of those options instead runs one leg with the values given.\n"
       "Run i of a leg uses seed S + i; a failure prints the seed and step, the shortest failing schedule found\n"
       "and the arguments that replay it exactly.\n\n"
       "mutations (deliberate protocol bugs the simulator must catch; --list-mutations prints the names):\n{}\n"
-      "--calls grammar: call(,call)* with call = oneshot|twoshot|auto[:N=n][:D=d][:dtype=t]\n"
-      "  (omitted parameters take --tokens, --hidden, --dtype)\n\n"
+      "--calls grammar: call(,call)* with call = oneshot|twoshot|auto[:N=n][:D=d][:dtype=t][:fused]\n"
+      "  (omitted parameters take --tokens, --hidden, --dtype; :fused makes it the fused residual-add + RMSNorm\n"
+      "  call: FlashInfer's fused ONESHOT in the norm's cluster launch, its fused TWOSHOT as two kernels (the\n"
+      "  all-reduce kernel without arrival or flag update, then rmsNormLamport under PDL, which polls BROADCAST,\n"
+      "  arrives and advances the flags); ours one kernel, the TWOSHOT owner storing its sum to its own BROADCAST\n"
+      "  too. Each rank's check is the all-reduce sum the norm starts from)\n\n"
       "protocol: --protocol flashinfer (default) runs FlashInfer's kernels as SPEC describes them; --protocol ours\n"
       "runs our kernels (cuda/): blocks stride over the call's packs in rounds, every block arrives with a relaxed\n"
       "atomic (atom_relaxed_gpu_add_u32) right after reading the flags, the last block to arrive advances the\n"

@@ -81,7 +81,7 @@ void accept_polled(const CtaState& c, const KernelEnv& env, Item it, std::uint32
                    const char* slot_name) {
   AcceptedPack a;
   a.rank = c.rank;
-  a.cta = static_cast<int>(c.index);
+  a.cta = cta_number(c, env);
   a.call = env.call.index;
   a.writer = static_cast<int>(src);
   a.word = word;
@@ -92,20 +92,21 @@ void accept_polled(const CtaState& c, const KernelEnv& env, Item it, std::uint32
   env.checker.on_pack_accepted(a);
 }
 
-void accept_broadcast(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t word) {
+void accept_broadcast(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t word, const char* how) {
   AcceptedPack a;
   a.rank = c.rank;
-  a.cta = static_cast<int>(c.index);
+  a.cta = cta_number(c, env);
   a.call = env.call.index;
   a.writer = static_cast<int>(it.token % static_cast<std::uint32_t>(world(env)));
   a.word = word;
-  a.slot = "TWOSHOT BROADCAST slot";
+  a.slot =
+      env.grid.kernel == Kernel::kNorm ? "TWOSHOT BROADCAST slot (rmsNormLamport's load)" : "TWOSHOT BROADCAST slot";
   a.slot_detail = fmt::format("token {} pack {} in buffer {}", it.token, it.pack, c.current_buffer());
   a.words = c.read_words;
   a.ghosts = c.read_ghosts;
   env.checker.on_pack_accepted(a);
-  emit_outputs(c, env, it.token, it.pack, c.read_words, "TWOSHOT broadcast copied out", [&](int) {
-    return fmt::format("copied verbatim from BROADCAST token {} written by owner r{}", it.token, a.writer);
+  emit_outputs(c, env, it.token, it.pack, c.read_words, how, [&](int) {
+    return fmt::format("read verbatim from BROADCAST token {} written by owner r{}", it.token, a.writer);
   });
 }
 
@@ -175,7 +176,7 @@ void read_flags_half(CtaState& c, KernelEnv& env, bool high) {
   const Pack p = env.ops.ld_v4({c.rank, env.flags_word + first});
   std::copy(p.begin(), p.end(), c.flags.begin() + first);
   if (high) {
-    env.checker.on_flags_read(c.rank, static_cast<int>(c.index), env.call.index, c.flags);
+    env.checker.on_flags_read(c.rank, cta_number(c, env), env.call.index, c.flags);
     const auto words = static_cast<std::size_t>(world(env)) * 4;
     c.polled.assign(words, 0);
     c.polled_ghosts.assign(words, Ghost{});

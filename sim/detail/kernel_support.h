@@ -21,6 +21,11 @@ inline int world(const KernelEnv& env) { return env.config.world_size; }
 inline std::int64_t hidden(const KernelEnv& env) { return env.call.shape.hidden; }
 inline int elem_bytes(const KernelEnv& env) { return dtype_bytes(env.call.shape.dtype); }
 inline std::uint16_t call_tag(const KernelEnv& env) { return static_cast<std::uint16_t>(env.call.index); }
+/// The CTA's number in reports and traces: its index, after the all-reduce kernel's CTAs for rmsNormLamport's.
+inline int cta_number(const CtaState& c, const KernelEnv& env) {
+  const int index = static_cast<int>(c.index);
+  return c.kernel == Kernel::kNorm ? index + static_cast<int>(env.call.grids[0].ctas) : index;
+}
 
 /// Bit pattern of element `e` of a pack (16-bit types in the low half of the result).
 inline std::uint32_t element_bits(const Pack& p, int e, DType t) {
@@ -84,9 +89,9 @@ void next_pc(CtaState& c);
 void accept_polled(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src, std::uint32_t word,
                    const char* slot_name);
 
-/// TWOSHOT: the BROADCAST pack `it` read at `word` (c.read_words) was full: the checker checks it is its owner's
-/// data of this call, and it is copied out verbatim as this rank's output.
-void accept_broadcast(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t word);
+/// TWOSHOT: the BROADCAST pack `it` read at `word` (c.read_words) was taken as full: the checker checks it is its
+/// owner's data of this call, and it is this rank's output (`how`: copied out, or what the fused norm reads).
+void accept_broadcast(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t word, const char* how);
 
 /// Folds one pack from the polled words (c.polled, [W][4]): per element, reduce_element over the ranks' bits in
 /// the kernel's operand order (rank-order puts `folding_rank` first). `own` supplies the local value when it
@@ -107,8 +112,7 @@ void emit_outputs(const CtaState& c, const KernelEnv& env, std::uint32_t token, 
     const std::int64_t element = static_cast<std::int64_t>(token) * hidden(env) +
                                  static_cast<std::int64_t>(pack) * env.call.elements_per_pack + e;
     const std::uint32_t got = element_bits(result, e, t);
-    if (!env.checker.on_output(c.rank, static_cast<int>(c.index), env.call.index, element, got, env.call.expected,
-                               how)) {
+    if (!env.checker.on_output(c.rank, cta_number(c, env), env.call.index, element, got, env.call.expected, how)) {
       env.checker.add_detail(detail(e));
       return;
     }
@@ -145,6 +149,17 @@ void step_flashinfer(CtaState& c, KernelEnv& env);
 void normalize_flashinfer(CtaState& c, const KernelEnv& env);
 /// The pack a CTA at a poll (kPoll, kGather, kReduce before its broadcast) polls; nullopt elsewhere.
 std::optional<Item> polled_item_flashinfer(const CtaState& c, const KernelEnv& env);
+
+// FlashInfer's fused calls (sim/flashinfer_fused_kernels.cpp).
+/// The program of a fused TWOSHOT grid (its all-reduce kernel or rmsNormLamport); empty for every other grid.
+std::span<const Phase> flashinfer_fused_program(const KernelEnv& env);
+/// Cluster block 0 has arrived on the cluster barrier and waits for the rest of its cluster.
+bool waits_at_cluster_barrier(const CtaState& c, const KernelEnv& env);
+/// The arrival of a cluster launch: barrier_cluster_arrive; cluster block 0 then barrier_cluster_wait and one
+/// red_release_gpu_add_u32 for the cluster.
+void step_cluster_arrive(CtaState& c, KernelEnv& env);
+/// The norm-reads-unpolled mutation in rmsNormLamport: each BROADCAST pack is taken as first loaded.
+bool reads_unpolled(const KernelEnv& env);
 
 // Our kernels' programs (sim/our_kernels.cpp).
 std::span<const Phase> our_program(Strategy resolved);

@@ -68,6 +68,39 @@ TEST_CASE("format_call_sequence round-trips", "[cpu]") {
   }
 }
 
+TEST_CASE("a call marked fused is the fused residual-add + RMSNorm call; unmarked calls stay plain", "[cpu]") {
+  const auto calls = parse_call_sequence("oneshot:N=4:fused, twoshot: fused :D=32,auto:N=3,fused");
+  REQUIRE(calls.size() == 3);
+  CHECK(calls[0] == CallSpec{Strategy::kOneShot, 4, std::nullopt, std::nullopt, true});
+  CHECK(calls[1] == CallSpec{Strategy::kTwoShot, std::nullopt, 32, std::nullopt, true});
+  CHECK(calls[2] == CallSpec{Strategy::kAuto, 3, std::nullopt, std::nullopt, false});
+  CHECK_FALSE(calls[2].fused);
+  // The flag is a word of its own: no value, at most once, and not a strategy.
+  const auto message = [](const char* text) {
+    try {
+      parse_call_sequence(text);
+    } catch (const CallSequenceError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(message("twoshot:fused:fused"), Catch::Contains("call 1") && Catch::Contains("fused is given twice"));
+  CHECK_THAT(message("oneshot:fused=1"), Catch::Contains("unknown parameter 'fused'"));
+  CHECK_THAT(message("oneshot:Fused"), Catch::Contains("the flag fused"));
+  CHECK_THAT(message("fused:N=2"), Catch::Contains("unknown strategy 'fused'"));
+  // Resolved and written back, the flag survives; the strategy rule is the plain call's.
+  const auto resolved = resolve_calls(parse_call_sequence("auto:N=7:fused,twoshot:N=2"), 8, CallDefaults{});
+  REQUIRE(resolved.size() == 2);
+  CHECK(resolved[0].fused);
+  CHECK_FALSE(resolved[1].fused);
+  CHECK(resolved[0].strategy() == resolve_strategy(Strategy::kAuto, resolved[0].shape));
+  const std::string text = format_call_sequence(resolved);
+  CHECK(text == "auto:N=7:D=16:dtype=bf16:fused,twoshot:N=2:D=16:dtype=bf16");
+  const auto again = resolve_calls(parse_call_sequence(text), 8, CallDefaults{});
+  CHECK(again[0].fused);
+  CHECK_FALSE(again[1].fused);
+}
+
 std::string parse_error(const std::string& text) {
   try {
     parse_call_sequence(text);

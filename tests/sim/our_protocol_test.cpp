@@ -81,8 +81,8 @@ TEST_CASE("the default search of our kernels' protocol passes", "[cpu]") {
   const SearchResult r = run_search(plan, SearchOptions{});
   INFO((r.failure ? r.failure->failure.message : std::string("passed")));
   CHECK(r.passed);
-  REQUIRE(r.legs.size() == 8);
-  for (std::size_t i = 6; i < 8; ++i) {
+  REQUIRE(r.legs.size() == 10);
+  for (std::size_t i = 7; i < 10; ++i) {
     CHECK(r.legs[i].schedule == ScheduleKind::kExhaustive);
     CHECK(r.legs[i].exhausted);
   }
@@ -162,7 +162,7 @@ TEST_CASE("our kernels issue only their operations; one block per launch advance
   };
   const std::uint32_t flags_word = static_cast<std::uint32_t>(kLamportBufferCount * config.buffer_bytes / 4);
   for (int k = 0; k < 4; ++k) {
-    const int blocks = static_cast<int>(run.calls[static_cast<std::size_t>(k)].ctas);
+    const int blocks = static_cast<int>(run.calls[static_cast<std::size_t>(k)].grids.at(0).ctas);
     CHECK(blocks == (k == 0 || k == 3 ? 2 : 1));  // the cap of two blocks, or a one-pack call
     for (int r = 0; r < 4; ++r) {
       INFO("call " << k << " rank " << r);

@@ -35,7 +35,8 @@ TEST_CASE("sim --list-mutations prints the names, one a line", "[cpu]") {
   CHECK(r.out == want);
   CHECK(r.out ==
         "two-buffers\nno-input-sanitize\nno-result-sanitize\npoll-first-word\nfloat-sentinel-compare\n"
-        "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\n");
+        "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\nfused-ar-updates-flags\nnorm-reads-unpolled\n"
+        "norm-no-grid-sync\n");
 }
 
 TEST_CASE("sim --protocol ours lists the mutations that apply to it, its own among them", "[cpu]") {
@@ -43,7 +44,8 @@ TEST_CASE("sim --protocol ours lists the mutations that apply to it, its own amo
   CHECK(r.code == 0);
   CHECK(r.out ==
         "two-buffers\nno-input-sanitize\nno-result-sanitize\npoll-first-word\nfloat-sentinel-compare\n"
-        "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\nlast-arriver-off-by-one\n");
+        "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\nlast-arriver-off-by-one\n"
+        "fused-owner-skips-own-row\n");
 }
 
 TEST_CASE("sim --protocol ours passes a clean single leg, and finds its own mutation", "[cpu]") {
@@ -105,6 +107,27 @@ TEST_CASE("sim finds a mutation, exits 1 and prints how to reproduce it", "[cpu]
   CHECK(again.code == 1);
   const nlohmann::json j = nlohmann::json::parse(again.out);
   CHECK(j.at("failure").at("message") == f.at("shortest").at("message"));
+}
+
+TEST_CASE("sim runs fused calls from --calls, and a fused mutation's reproduce arguments keep them fused", "[cpu]") {
+  const auto clean = run({"sim", "--world-size", "4", "--calls", "twoshot:N=5,twoshot:N=3:fused,oneshot:N=2:fused",
+                          "--schedule", "adversarial", "--runs", "10"});
+  CHECK(clean.code == 0);
+  CHECK_THAT(clean.out, Catch::Contains("twoshot:N=3:D=16:dtype=bf16:fused,oneshot:N=2:D=16:dtype=bf16:fused") &&
+                            Catch::Contains("PASSED"));
+  const auto bug = run({"sim", "--world-size", "4", "--calls", "twoshot:N=5,twoshot:N=3:fused", "--mutation",
+                        "norm-reads-unpolled", "--json"});
+  CHECK(bug.code == 1);
+  const nlohmann::json j = nlohmann::json::parse(bug.out);
+  CHECK(j.at("failure").at("kind") == "stale-read");
+  CHECK_THAT(j.at("failure").at("reproduce").get<std::string>(),
+             Catch::Contains("twoshot:N=3:D=16:dtype=bf16:fused") && Catch::Contains("--mutation norm-reads-unpolled"));
+  // A fused mutation needs the protocol it belongs to.
+  const auto wrong = run({"sim", "--protocol", "ours", "--mutation", "norm-no-grid-sync"});
+  CHECK(wrong.code == 2);
+  const auto bad = run({"sim", "--calls", "oneshot:fused:fused"});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("fused is given twice"));
 }
 
 TEST_CASE("sim --json reports a wrong-bits element and the exhaustive counts", "[cpu]") {

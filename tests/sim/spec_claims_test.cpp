@@ -1,5 +1,5 @@
-// The [inferred] claims of SPEC section 4, each confirmed or refuted by running the simulator. The README's
-// simulator section cites these tests.
+// The [inferred] claims of SPEC sections 4 and 6, each confirmed or refuted by running the simulator. The
+// README's simulator section cites these tests.
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
@@ -196,6 +196,47 @@ TEST_CASE("SPEC 4.1 [inferred] each 32-bit word is the sentinel or the final val
     INFO("seed " << seed << (r.failure ? ": " + r.failure->message : std::string()));
     REQUIRE(r.finished);
   }
+}
+
+TEST_CASE(
+    "SPEC 6 [inferred] rmsNormLamport reads the flags before its griddepcontrol.wait, safe because the "
+    "all-reduce kernel does not modify them: confirmed",
+    "[cpu]") {
+  // W = 2, one pack: every schedule of a fused TWOSHOT after a TWOSHOT, then fused ONESHOT and fused TWOSHOT,
+  // rmsNormLamport starting as soon as the all-reduce kernel has triggered (tests/sim/fused_test.cpp shows it
+  // reading the flags while that kernel still runs).
+  const SimConfig config = config_of(2, "twoshot,twoshot:fused,oneshot:fused,twoshot:fused", 8, DType::kBf16,
+                                     Mutation::kNone, Writer::kUnicast, 1, 1);
+  const SearchResult sound = search_one(config, ScheduleKind::kExhaustive, 1, 1'000'000);
+  CHECK(sound.passed);
+  CHECK(sound.legs.at(0).exhausted);
+  // The safety rests on exactly that: once the all-reduce kernel arrives and rotates the flags too, the norm
+  // reads flags it has already rotated (or the two kernels' arrivals mix on the one counter and the norm's CTA 0
+  // waits forever).
+  SimConfig both = config;
+  both.mutation = Mutation::kFusedArUpdatesFlags;
+  const SearchResult broken = search_one(both, ScheduleKind::kExhaustive, 1, 1'000'000);
+  REQUIRE_FALSE(broken.passed);
+  const Failure& f = broken.failure->failure;
+  INFO(f.message);
+  CHECK((f.kind == FailureKind::kFlagsMismatch || f.kind == FailureKind::kDeadlock));
+  CHECK_THAT(f.message, Catch::Contains("rmsNormLamport"));
+}
+
+TEST_CASE(
+    "SPEC 6 rmsNormLamport's griddepcontrol.wait is what keeps the next call behind the all-reduce kernel: "
+    "confirmed",
+    "[cpu]") {
+  // Without it, the norm completes (and the next call's kernel starts) while the all-reduce kernel's clears of
+  // the previous buffer are still to land: a later call's data lands on words that clear has not erased yet.
+  const SimConfig config = config_of(2, "twoshot,twoshot:fused,oneshot:fused,twoshot:fused", 8, DType::kBf16,
+                                     Mutation::kNormNoGridSync, Writer::kUnicast, 1, 1);
+  const SearchResult r = search_one(config, ScheduleKind::kExhaustive, 1, 1'000'000);
+  REQUIRE_FALSE(r.passed);
+  const Failure& f = r.failure->failure;
+  INFO(f.message);
+  CHECK((f.kind == FailureKind::kOverwriteUncleared || f.kind == FailureKind::kClearUnread));
+  CHECK_THAT(f.message, Catch::Contains("has a kernel that has not completed"));
 }
 
 }  // namespace

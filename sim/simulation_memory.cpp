@@ -1,0 +1,176 @@
+// The memory side of the operations (sim/ops.h): stores put in flight, lazy delivery before reads, races
+// between stores to the same words, and the deliveries a release or the end of a grid forces.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "sim/simulation.h"
+#include "sim/word_description.h"
+
+namespace ar::sim {
+namespace {
+
+bool overlaps(const PendingUnit& u, std::uint32_t word, int count) {
+  for (std::uint32_t k = 0; k < 2; ++k)
+    if ((u.mask & (1u << k)) && u.word + k >= word && u.word + k < word + static_cast<std::uint32_t>(count))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+bool Simulation::in_lamport_range(std::uint32_t word, int count) const {
+  return word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0 &&
+         static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.lamport_words();
+}
+
+bool Simulation::in_flags_range(std::uint32_t word, int count) const {
+  return word >= memory_.lamport_words() &&
+         static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.words_per_rank();
+}
+
+void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t word, const std::uint32_t* values,
+                             std::uint8_t count, Ghost ghost) {
+  ++events_;
+  static constexpr std::array<Op, 3> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4};
+  const bool flags = ghost.kind == WriteKind::kFlags;
+  if (flags ? !in_flags_range(word, count) : !in_lamport_range(word, count)) {
+    checker_.on_out_of_bounds(cta.rank, trace_cta(cta), cta.call, op_name(kOp[static_cast<std::size_t>(op)]),
+                              describe_ghost(ghost), dest, static_cast<std::int64_t>(word) * 4);
+    return;
+  }
+  const std::uint32_t gid = global_id(cta);
+  const std::uint32_t first = word & ~1u;
+  const std::uint32_t end = word + count;
+  for (std::uint32_t base = first; base < end; base += 2) {
+    PendingUnit u;
+    u.word = base;
+    u.dest = static_cast<std::uint16_t>(dest);
+    u.issuer = cta.rank;
+    u.issuer_cta = gid;
+    u.op = op;
+    u.ghost = ghost;
+    u.half = static_cast<std::uint8_t>(((base - (word & ~3u)) / 2) & 1);
+    u.mask = 0;
+    for (std::uint32_t k = 0; k < 2; ++k) {
+      if (base + k >= word && base + k < end) {
+        u.mask = static_cast<std::uint8_t>(u.mask | (1u << k));
+        u.value[k] = values[base + k - word];
+      }
+    }
+    // Coherence: an older store of this CTA to the same words lands before this one.
+    for (bool again = true; again;) {
+      again = false;
+      for (std::int32_t j = memory_.first_pending(dest, base / 4); j >= 0;
+           j = memory_.unit(static_cast<std::uint32_t>(j)).next_in_pack) {
+        const PendingUnit& v = memory_.unit(static_cast<std::uint32_t>(j));
+        if (v.issuer_cta == gid && v.word == base && (v.mask & u.mask)) {
+          deliver(static_cast<std::uint32_t>(j));
+          again = true;
+          break;
+        }
+      }
+    }
+    const std::uint32_t id = memory_.issue(u);
+    const std::uint64_t seq = memory_.unit(id).seq;
+    rank_pending_[cta.rank].emplace_back(id, seq);
+    cta_pending_[gid].emplace_back(id, seq);
+  }
+  if (trace_) {
+    std::string values_text;
+    for (int i = 0; i < count; ++i) values_text += fmt::format("{}{:08x}", i ? " " : "", values[i]);
+    trace(TraceEvent::Kind::kOp, cta.rank, trace_cta(cta), cta.call,
+          std::string(op_name(kOp[static_cast<std::size_t>(op)])),
+          fmt::format("{} <- {} ({})", describe_word(config_, dest, word), values_text, describe_ghost(ghost)), dest,
+          word, count, ghost);
+  }
+  touch(dest, word / 4);
+}
+
+void Simulation::deliver_before_read(int rank, std::uint32_t word, int count) {
+  const std::uint32_t pack = word / 4;
+  std::uint64_t last = 0;
+  for (;;) {
+    std::int32_t next = -1;
+    for (std::int32_t j = memory_.first_pending(rank, pack); j >= 0;
+         j = memory_.unit(static_cast<std::uint32_t>(j)).next_in_pack) {
+      const PendingUnit& u = memory_.unit(static_cast<std::uint32_t>(j));
+      if (u.seq > last && !u.delivering && overlaps(u, word, count)) {
+        next = j;
+        break;
+      }
+    }
+    if (next < 0) return;
+    last = memory_.unit(static_cast<std::uint32_t>(next)).seq;
+    if (chooser_.decide(ChoiceKind::kSeeAtRead)) deliver(static_cast<std::uint32_t>(next));
+  }
+}
+
+void Simulation::deliver(std::uint32_t id) {
+  PendingUnit& u = memory_.unit(id);
+  u.delivering = true;
+  // Another CTA's unit for the same words races with this one: it may land first (then this one overwrites it).
+  std::uint64_t last = 0;
+  for (;;) {
+    std::int32_t next = -1;
+    for (std::int32_t j = memory_.first_pending(u.dest, u.word / 4); j >= 0;
+         j = memory_.unit(static_cast<std::uint32_t>(j)).next_in_pack) {
+      const PendingUnit& v = memory_.unit(static_cast<std::uint32_t>(j));
+      if (v.seq > last && !v.delivering && v.issuer_cta != u.issuer_cta && v.word == u.word && (v.mask & u.mask)) {
+        next = j;
+        break;
+      }
+    }
+    if (next < 0) break;
+    last = memory_.unit(static_cast<std::uint32_t>(next)).seq;
+    if (chooser_.decide(ChoiceKind::kRaceFirst)) deliver(static_cast<std::uint32_t>(next));
+  }
+  ++events_;
+  const std::array<Ghost, 2> before{memory_.ghost(u.dest, u.word), memory_.ghost(u.dest, u.word + 1)};
+  checker_.on_delivery(u, before, memory_.lamport_words(), launch_[u.dest], oldest_running_call(u.dest));
+  if (trace_) {
+    const std::string values = u.mask == 3 ? fmt::format("{:08x} {:08x}", u.value[0], u.value[1])
+                                           : fmt::format("{:08x}", u.value[u.mask == 1 ? 0 : 1]);
+    trace(TraceEvent::Kind::kDelivery, u.dest, -1, -1, "deliver",
+          fmt::format("{} <- {} ({} half of r{} CTA {}'s {}; {})",
+                      describe_word(config_, u.dest, u.word + (u.mask == 2 ? 1 : 0)), values, u.half ? "high" : "low",
+                      u.issuer, trace_cta(ctas_[u.issuer_cta]),
+                      u.op == StoreOp::kStV4    ? "st_v4"
+                      : u.op == StoreOp::kStU32 ? "st_u32"
+                                                : "multimem_st_v4",
+                      describe_ghost(u.ghost)),
+          u.dest, u.word + (u.mask == 2 ? 1 : 0), u.mask == 3 ? 2 : 1, u.ghost);
+  }
+  const int dest = u.dest;
+  const std::uint32_t pack = u.word / 4;
+  memory_.apply(id);
+  touch(dest, pack);
+}
+
+void Simulation::flush_local(CtaState& cta) {
+  auto& list = cta_pending_[global_id(cta)];
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto [id, seq] = list[i];
+    if (memory_.alive(id, seq) && memory_.unit(id).dest == cta.rank) deliver(id);
+  }
+  std::erase_if(list, [&](const auto& e) { return !memory_.alive(e.first, e.second); });
+}
+
+void Simulation::flush_cluster(CtaState& leader) {
+  const std::uint32_t size = static_cast<std::uint32_t>(grid_of(leader).cluster);
+  for (std::uint32_t k = 1; k < size; ++k) flush_local(ctas_[cta_id(leader.rank, leader.slot, leader.index + k)]);
+}
+
+void Simulation::drain_grid(int rank, int slot) {
+  // In issue order, as the stores left the rank; other grids' stores (a grid still running beside this one) stay
+  // in flight.
+  auto& list = rank_pending_[static_cast<std::size_t>(rank)];
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto [id, seq] = list[i];
+    if (memory_.alive(id, seq) && slot_of(memory_.unit(id).issuer_cta) == slot) deliver(id);
+  }
+  std::erase_if(list, [&](const auto& e) { return !memory_.alive(e.first, e.second); });
+  for (std::uint32_t k = 0; k < cta_stride_; ++k) cta_pending_[cta_id(rank, slot, k)].clear();
+}
+
+}  // namespace ar::sim
