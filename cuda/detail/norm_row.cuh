@@ -139,14 +139,25 @@ __device__ __forceinline__ NormShared& norm_shared() {
   return shared;
 }
 
-/// Before a kernel's first row: clears the failure word, and (with a cluster) waits until every block of
-/// the cluster has, so no block's report of a failure can be cleared afterwards. Every thread must call it.
+/// Before a kernel's first row: clears the failure word, and with a cluster waits until every block of the
+/// cluster has, so no block's report of a failure can be cleared afterwards (a block alone reads the word
+/// only after the first row's barrier). Every thread must call it.
 __device__ __forceinline__ void norm_rows_begin() {
   if (threadIdx.x == 0) norm_shared().failed = 0u;
-  if (ptx::cluster_nctarank() > 1)
-    ptx::cluster_sync();
-  else
-    ptx::bar_cta_sync();
+  if (ptx::cluster_nctarank() > 1) ptx::cluster_sync();
+}
+
+/// The rows of a round this block's cluster computes: t0 + cluster, t0 + cluster + clusters, ... (a cluster of
+/// one block without a cluster launch), and how many it has computed so far (norm_row's `nth`).
+struct RowCursor {
+  std::uint32_t cluster, clusters, nth;
+};
+
+/// norm_rows_begin, then the block's cursor over the rows.
+__device__ __forceinline__ RowCursor begin_rows() {
+  norm_rows_begin();
+  const std::uint32_t blocks = ptx::cluster_nctarank();
+  return RowCursor{blockIdx.x / blocks, gridDim.x / blocks, 0};
 }
 
 /// Which of FlashInfer's blocks and warps this block of ours plays in a row: with a cluster of C blocks of

@@ -133,12 +133,7 @@ class SizeReferences {
   ExpectedOutputs fused(Strategy resolved, const BenchNorm& norm) {
     auto it = fused_.find(resolved);
     if (it == fused_.end()) {
-      FusedOptions o;
-      o.strategy = resolved;
-      o.profile = s_.profile;
-      o.sm_count = norm.call.sm_count;
-      o.epsilon = norm.call.epsilon;
-      o.weight_bias = norm.call.weight_bias;
+      const FusedOptions o = fused_options(norm.call, resolved, s_.profile);
       it = fused_.emplace(resolved, parallel_fused_reference(input_, norm.residual, norm.gamma, o)).first;
     }
     return {&it->second.normalized, &it->second.residual_out};

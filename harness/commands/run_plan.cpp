@@ -161,13 +161,8 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
 
 FusedExpectation expected_fused_outputs(const PlannedCall& c) {
   if (c.norm->expected) return *c.norm->expected;
-  FusedOptions o;
-  o.strategy = c.resolved;
-  o.profile = c.expect;
-  o.sm_count = c.call.norm->sm_count;
-  o.epsilon = c.call.norm->epsilon;
-  o.weight_bias = c.call.norm->weight_bias;
-  FusedResult r = parallel_fused_reference(c.input, c.norm->residual, c.norm->gamma, o);
+  FusedResult r = parallel_fused_reference(c.input, c.norm->residual, c.norm->gamma,
+                                           fused_options(*c.call.norm, c.resolved, c.expect));
   return {std::move(r.normalized), std::move(r.residual_out)};
 }
 

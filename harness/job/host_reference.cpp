@@ -51,6 +51,16 @@ HostTensor parallel_reference(const HostTensor& input, Strategy strategy, Profil
   return out;
 }
 
+FusedOptions fused_options(const GpuNorm& norm, Strategy strategy, Profile profile) {
+  FusedOptions o;
+  o.strategy = strategy;
+  o.profile = profile;
+  o.sm_count = norm.sm_count;
+  o.epsilon = norm.epsilon;
+  o.weight_bias = norm.weight_bias;
+  return o;
+}
+
 FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
                                      const FusedOptions& options, int threads) {
   const ProblemShape s = shape_of_input(input);

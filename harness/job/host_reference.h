@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "harness/job/gpu_backend.h"
 #include "reference/bit_diff.h"
 #include "reference/fused_rms_norm.h"
 #include "reference/strategy.h"
@@ -16,6 +17,9 @@ namespace ar {
 /// reference_all_reduce(input, strategy, profile) computed over token ranges on `threads` threads (0: the
 /// hardware's count). AUTO is resolved on the whole shape first.
 HostTensor parallel_reference(const HostTensor& input, Strategy strategy, Profile profile, int threads = 0);
+
+/// The model's options for a GPU fused call of `strategy` and `profile` (its epsilon, weight bias, SM count).
+FusedOptions fused_options(const GpuNorm& norm, Strategy strategy, Profile profile);
 
 /// reference_fused_rms_norm(input, residual, gamma, options) with the all-reduce and the rows computed on
 /// `threads` threads (0: the hardware's count): the same launch (of the whole N) and the same bits.

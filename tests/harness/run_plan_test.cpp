@@ -32,13 +32,8 @@ TEST_CASE("golden calls: every case of the world size, under each strategy, expe
         ++fused;
         REQUIRE(c.call.norm);
         REQUIRE(c.norm->expected);
-        FusedOptions o;
-        o.strategy = c.resolved;
-        o.profile = c.expect;
-        o.sm_count = c.call.norm->sm_count;
-        o.epsilon = c.call.norm->epsilon;
-        o.weight_bias = c.call.norm->weight_bias;
-        const FusedResult model = reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma, o);
+        const FusedResult model = reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma,
+                                                           fused_options(*c.call.norm, c.resolved, c.expect));
         CHECK(c.norm->expected->normalized == model.normalized);
         CHECK(c.norm->expected->residual_out == model.residual_out);
         continue;
@@ -75,13 +70,11 @@ TEST_CASE("fused calls of a sequence carry their residual, gamma and arithmetic"
     CHECK(c.norm->gamma.shape() == std::vector<std::int64_t>{c.call.shape.hidden});
     // The expected outputs are the model's, for the SM count asked for.
     const FusedExpectation e = expected_fused_outputs(c);
-    FusedOptions o;
-    o.strategy = c.resolved;
-    o.profile = c.expect;
-    o.sm_count = 78;
-    o.epsilon = c.call.norm->epsilon;
-    o.weight_bias = c.call.norm->weight_bias;
-    CHECK(e.normalized == reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma, o).normalized);
+    GpuNorm on_78 = *c.call.norm;
+    on_78.sm_count = 78;
+    CHECK(e.normalized == reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma,
+                                                   fused_options(on_78, c.resolved, c.expect))
+                              .normalized);
   }
 }
 
