@@ -7,7 +7,7 @@
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz>
+template <DType T, bool kFtz, bool kCluster>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -18,7 +18,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kOneShotSlot, /*stage=*/0};
   const NormSlot& io = fp.norm[blockIdx.z];
   uint4* const staged = staged_row(my.row_packs);
-  RowCursor rows = begin_rows();  // a row per cluster of blocks
+  RowCursor rows = begin_rows<kCluster>();  // a row per cluster of blocks
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);
@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
 
     // Phase 4 (ld, r, norm): a row per block; each pack of it folded from its W slots, as the plain kernel.
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
-      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
+      const bool done = norm_row<T, kFtz, kCluster>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
         return one_shot_fold_pack<T, kFtz>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
       });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch
