@@ -4,12 +4,11 @@
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz, bool cluster) {
+const void* fused_one_shot_kernel(DType t, bool ftz) {
   const void* kernel = nullptr;
   detail::dispatch_arith(t, ftz, [&](auto a) {
     using A = decltype(a);
-    kernel = cluster ? reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz, true>)
-                     : reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz, false>);
+    kernel = reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz>);
   });
   return kernel;
 }
