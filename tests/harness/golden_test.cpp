@@ -46,7 +46,7 @@ TEST_CASE("the adversarial cases at W = 16, 32, 64 make ONESHOT and TWOSHOT diff
   CHECK(checked == 9);  // 3 dtypes x W = 16, 32, 64
 }
 
-TEST_CASE("the same seed gives the same input; slices regenerate", "[cpu]") {
+TEST_CASE("the same seed gives the same input: slices regenerate", "[cpu]") {
   CHECK(random_input(DType::kBf16, 4, 2, 8, 7, 12) == random_input(DType::kBf16, 4, 2, 8, 7, 12));
   CHECK_FALSE(random_input(DType::kBf16, 4, 2, 8, 7, 12) == random_input(DType::kBf16, 4, 2, 8, 8, 12));
   CHECK(seeded_bits(1, 5) != seeded_bits(1, 6));

@@ -134,7 +134,7 @@ TEST_CASE("several hosts without fabric handles are refused, naming the hosts", 
   CHECK_THAT(posix.summary, Catch::Contains("of one host only"));
 }
 
-TEST_CASE("two containers of one machine are one host; two machines of one name are not", "[cpu]") {
+TEST_CASE("two containers of one machine are one host: two machines of one name are not", "[cpu]") {
   std::vector<SharingFacts> ranks{like_the_test_machine(0), like_the_test_machine(1)};
   ranks[1].host = "container-2";  // another name, same boot id: the same kernel
   CHECK(choose_handles(HandleRequest::kAuto, ranks).one_host);

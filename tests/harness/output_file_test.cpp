@@ -104,7 +104,7 @@ TEST_CASE("a link planted where a temporary file used to be named redirects noth
   CHECK(read_all(victim) == "precious");
 }
 
-TEST_CASE("an uncommitted output leaves no trace; an output set is all or nothing", "[cpu]") {
+TEST_CASE("an uncommitted output leaves no trace: an output set is all or nothing", "[cpu]") {
   test::ScratchDir dir;
   {
     OutputFile f(dir.file("never.bin"));

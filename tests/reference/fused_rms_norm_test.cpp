@@ -330,7 +330,7 @@ TEST_CASE("the warp butterfly pairs lanes 16 apart first", "[cpu]") {
   CHECK(sum_with_ones_at(16, 24) == 0x4B800000u);
 }
 
-TEST_CASE("oneshot threads beyond the row make the GPU's norm undefined; twoshot's add +0", "[cpu]") {
+TEST_CASE("oneshot threads beyond the row make the GPU's norm undefined: twoshot's add +0", "[cpu]") {
   const std::int64_t width = 8200;  // 1025 packs on (513, 2, 1): one thread too many
   HostTensor input(DType::kBf16, {2, 1, width});
   const HostTensor residual(DType::kBf16, {1, width});

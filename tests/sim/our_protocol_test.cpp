@@ -141,7 +141,7 @@ std::map<std::tuple<int, int, std::string>, int> op_counts(const TraceRecorder& 
   return counts;
 }
 
-TEST_CASE("our kernels issue only their operations; one block per launch advances the flags, the last to arrive",
+TEST_CASE("our kernels issue only their operations: one block per launch advances the flags, the last to arrive",
           "[cpu]") {
   // Three blocks per rank for the N = 3 ONESHOT call (one pack per thread), one for the one-pack calls.
   const SimConfig config = ours(4, "oneshot:N=3:D=8,twoshot:N=1:D=8,oneshot:N=1:D=8,twoshot:N=6:D=8", 8, {2, 1, 0});
