@@ -19,6 +19,8 @@ constexpr std::array kCommands{
             explain_command},
     Command{"diff", "compare two .npy files bit for bit (exit 1 when they differ)", diff_command},
     Command{"accuracy", "each strategy's error against the exact sum, in ULPs", accuracy_command},
+    Command{"invariance", "which batch sizes can change a token's bits, with a witness at each boundary",
+            invariance_command},
     Command{"data", "regenerate the seeded golden cases and their manifest (data/)", data_command},
     Command{"sim", "simulate the Lamport protocol under adversarial schedules and mutations", sim_command},
     Command{"run", "run call sequences on the GPU and compare every rank with the reference, bit for bit", run_command},

@@ -10,6 +10,7 @@ int explain_command(const CommandArgs& args, std::ostream& out, std::ostream& er
 int diff_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int compare_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
+int invariance_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int sim_command(const CommandArgs& args, std::ostream& out, std::ostream& err);    // harness/sim_command.cpp
 int run_command(const CommandArgs& args, std::ostream& out, std::ostream& err);    // harness/run_command.cpp
