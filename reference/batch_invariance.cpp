@@ -26,8 +26,7 @@ std::vector<std::uint32_t> row_of(const HostTensor& t) {
 }
 
 NormArithmetic arithmetic_of(const BatchQuestion& q) {
-  const bool ieee = q.profile == Profile::kIeee;
-  return {q.epsilon, q.weight_bias, !ieee, ieee ? kGpuApproxMathNoFtz : kGpuApproxMath};
+  return norm_arithmetic(FusedOptions{.profile = q.profile, .epsilon = q.epsilon, .weight_bias = q.weight_bias});
 }
 
 /// The fused row under `path`, with its trace (the sum of squares and the scale).

@@ -127,17 +127,22 @@ Prepared prepare(const HostTensor& input, const HostTensor& residual, const Host
     throw std::invalid_argument("gamma must be [D] = [" + std::to_string(p.shape.hidden) + "]");
   if (options.profile == Profile::kTrtllm)
     throw std::invalid_argument("the fused norm is modelled for the flashinfer and ieee profiles only");
-  const ApproxMath approx =
-      options.approx.value_or(options.profile == Profile::kIeee ? kGpuApproxMathNoFtz : kGpuApproxMath);
-  if (!approx.complete()) throw std::invalid_argument("the fused norm needs models of rsqrt.approx and rcp.approx");
+  p.arithmetic = norm_arithmetic(options);
+  if (!p.arithmetic.approx.complete())
+    throw std::invalid_argument("the fused norm needs models of rsqrt.approx and rcp.approx");
   const Strategy resolved = resolve_strategy(options.strategy, p.shape);
   p.launch = norm_launch(resolved, p.shape.tokens, p.shape.hidden, t, options.sm_count);
-  p.arithmetic = {options.epsilon, options.weight_bias, options.profile != Profile::kIeee, approx};
   p.all_reduced = reference_all_reduce(input, resolved, options.profile, options.engine);
   return p;
 }
 
 }  // namespace
+
+NormArithmetic norm_arithmetic(const FusedOptions& options) {
+  const bool ieee = options.profile == Profile::kIeee;
+  return {options.epsilon, options.weight_bias, !ieee,
+          options.approx.value_or(ieee ? kGpuApproxMathNoFtz : kGpuApproxMath)};
+}
 
 std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum, RowTrace* trace) {
   RowTrace local;

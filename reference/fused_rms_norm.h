@@ -97,6 +97,10 @@ struct FusedOptions {
   Engine engine = Engine::kFast;
 };
 
+/// The arithmetic FusedOptions asks for: its epsilon and weight bias, FTZ unless the profile is ieee, and its
+/// MUFU models (none given: the GPU's for the profile). Does not check them (reference_fused_rms_norm does).
+NormArithmetic norm_arithmetic(const FusedOptions& options);
+
 struct FusedResult {
   HostTensor normalized;    ///< [N, D]
   HostTensor residual_out;  ///< [N, D]

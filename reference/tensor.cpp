@@ -33,4 +33,13 @@ HostTensor::HostTensor(DType dtype, std::vector<std::int64_t> shape)
   std::fill(bytes_.begin(), bytes_.end(), std::byte{0});
 }
 
+HostTensor HostTensor::reshaped(std::vector<std::int64_t> shape) const {
+  HostTensor out(dtype_, std::move(shape), kUninitialized);
+  if (out.bytes_.size() != bytes_.size())
+    throw std::invalid_argument(fmt::format("a tensor of shape ({}) cannot be viewed as ({})", fmt::join(shape_, ", "),
+                                            fmt::join(out.shape_, ", ")));
+  std::copy(bytes_.begin(), bytes_.end(), out.bytes_.begin());
+  return out;
+}
+
 }  // namespace ar

@@ -30,6 +30,10 @@ class HostTensor {
   enum Uninitialized { kUninitialized };
   HostTensor(DType dtype, std::vector<std::int64_t> shape, Uninitialized);
 
+  /// The same elements under another shape of as many elements (a [1, N, D] row block as [N, D], say).
+  /// Throws std::invalid_argument when the counts differ.
+  HostTensor reshaped(std::vector<std::int64_t> shape) const;
+
   DType dtype() const { return dtype_; }
   const std::vector<std::int64_t>& shape() const { return shape_; }
   std::int64_t dim(std::size_t i) const { return shape_.at(i); }

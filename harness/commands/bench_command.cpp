@@ -108,15 +108,11 @@ GpuNorm bench_norm_call(const ProblemShape& shape, int sms) {
 }
 
 BenchNorm bench_norm(const BenchSettings& s, const ProblemShape& shape, int sms) {
-  const auto flat = [](const HostTensor& t, std::vector<std::int64_t> dims) {
-    HostTensor out(t.dtype(), std::move(dims));
-    std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
-    return out;
-  };
   const DType dt = shape.dtype;
   return {bench_norm_call(shape, sms),
-          flat(seeded_random_input(dt, 1, shape.tokens, shape.hidden, s.seed + 0x7E51D, 12), {shape.tokens, shape.hidden}),
-          flat(seeded_random_input(dt, 1, 1, shape.hidden, s.seed + 0x6A33A, 1), {shape.hidden})};
+          seeded_random_input(dt, 1, shape.tokens, shape.hidden, s.seed + 0x7E51D, 12)
+              .reshaped({shape.tokens, shape.hidden}),
+          seeded_random_input(dt, 1, 1, shape.hidden, s.seed + 0x6A33A, 1).reshaped({shape.hidden})};
 }
 
 /// The references one size's calls are checked against, each computed once, when first asked for.
@@ -215,8 +211,8 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
         if (job.leader())
           fmt::print(err, "[{}/{}] W={} {} {} {}: {}\n", run.done, run.total, world, dtype_name(dt), size_text(bytes),
                      strategy_name(st), row.launch);
-        const TimedCall timed =
-            time_one(gpu, group, call, timing, [&] { return references.plain(row.resolved); }, run, err);
+        const TimedCall timed = time_one(
+            gpu, group, call, timing, [&] { return references.plain(row.resolved); }, run, err);
         row.us = timed.us;
         row.wrong = timed.wrong;
         if (norm && !run.stopped) time_fused(gpu, group, call, *norm, timing, references, row, run, err);

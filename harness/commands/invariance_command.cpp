@@ -22,12 +22,6 @@ namespace {
 
 constexpr std::int64_t kMaxTokens = 1 << 20;
 
-HostTensor as_shape(const HostTensor& t, std::vector<std::int64_t> shape) {
-  HostTensor out(t.dtype(), std::move(shape));
-  std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
-  return out;
-}
-
 /// A token whose every element sums to a negative fp32 subnormal, which the FTZ adds flush to -0: the last
 /// two ranks hold -1.5 * 2^-126 and +2^-126 (bf16 and fp32 reach them; fp16 sums never fall below 2^-24),
 /// the others +0, which come first (a later +0 would turn the -0 back into +0). What separates ONESHOT's kept
@@ -62,8 +56,8 @@ TokenInputSource witness_source(const BatchQuestion& q, std::uint64_t seed) {
                               q.world_size, q.hidden, s);
     }
     if (q.fused) {
-      in.residual = as_shape(random_input(q.dtype, 1, 1, q.hidden, s ^ 0x5EEDull, 4), {1, q.hidden});
-      in.gamma = as_shape(random_input(q.dtype, 1, 1, q.hidden, s ^ 0x6A33Aull, 1), {q.hidden});
+      in.residual = random_input(q.dtype, 1, 1, q.hidden, s ^ 0x5EEDull, 4).reshaped({1, q.hidden});
+      in.gamma = random_input(q.dtype, 1, 1, q.hidden, s ^ 0x6A33Aull, 1).reshaped({q.hidden});
       in.source += fmt::format(", residual random seed {}, gamma random seed {}", s ^ 0x5EEDull, s ^ 0x6A33Aull);
     }
     return in;

@@ -43,9 +43,9 @@ std::vector<PlannedCall> golden_calls(const std::string& dir, int world, DType d
     const HostTensor input = manifest.load_input(c);
     PlannedNorm norm{manifest.load_residual(c), manifest.load_gamma(c), std::nullopt};
     for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto}) {
-      PlannedCall& call = calls.emplace_back(PlannedCall{c.name, GpuCall{c.shape, s, profile, pdl},
-                                                         expect.value_or(profile), resolve_strategy(s, c.shape), input,
-                                                         std::nullopt, c.seed});
+      PlannedCall& call =
+          calls.emplace_back(PlannedCall{c.name, GpuCall{c.shape, s, profile, pdl}, expect.value_or(profile),
+                                         resolve_strategy(s, c.shape), input, std::nullopt, c.seed});
       call.call.norm = GpuNorm{c.fused->epsilon, c.fused->weight_bias, c.fused->sm_count, false};
       GoldenFusedExpected e = manifest.load_expected_fused(c, s, expect.value_or(profile));
       norm.expected = FusedExpectation{std::move(e.normalized), std::move(e.residual_out)};
@@ -66,20 +66,13 @@ HostTensor make_input(InputKind kind, DType dtype, int world, std::int64_t token
   return adversarial_input(dtype, world, tokens, hidden, seed);
 }
 
-/// A [1, rows, cols] tensor as [rows, cols] (or [cols] when rows is 0).
-HostTensor drop_leading(const HostTensor& t, std::vector<std::int64_t> shape) {
-  HostTensor out(t.dtype(), std::move(shape));
-  std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
-  return out;
-}
-
 /// A fused call's residual (of the input's kind: the adversarial one holds -0s, subnormals and large values)
 /// and gamma (full mantissas near 1), seeded from the call's seed.
 PlannedNorm make_norm_inputs(InputKind kind, const ProblemShape& shape, std::uint64_t seed) {
   const std::uint64_t residual_seed = seed ^ 0x5EED0000'00000001ull, gamma_seed = seed ^ 0x5EED0000'00000002ull;
-  return {drop_leading(make_input(kind, shape.dtype, 1, shape.tokens, shape.hidden, residual_seed),
-                       {shape.tokens, shape.hidden}),
-          drop_leading(random_input(shape.dtype, 1, 1, shape.hidden, gamma_seed, 1), {shape.hidden})};
+  return {make_input(kind, shape.dtype, 1, shape.tokens, shape.hidden, residual_seed)
+              .reshaped({shape.tokens, shape.hidden}),
+          random_input(shape.dtype, 1, 1, shape.hidden, gamma_seed, 1).reshaped({shape.hidden})};
 }
 
 GpuNorm gpu_norm(const RunSettings& s, DType dtype) {
@@ -146,10 +139,10 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
         for (int rep = 0; rep < s.repeat; ++rep)
           for (const ResolvedCall& rc : resolved) {
             ++call_seed;
-            PlannedCall& c = planned.emplace_back(PlannedCall{
-                "seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p), rc.strategy(),
-                make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed), std::nullopt,
-                call_seed});
+            PlannedCall& c = planned.emplace_back(
+                PlannedCall{"seq", GpuCall{rc.shape, rc.requested, p, pdl}, s.expect.value_or(p), rc.strategy(),
+                            make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
+                            std::nullopt, call_seed});
             if (rc.fused) {
               c.call.norm = gpu_norm(s, rc.shape.dtype);
               c.norm = make_norm_inputs(s.kind, rc.shape, call_seed);

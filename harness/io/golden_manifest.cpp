@@ -231,13 +231,8 @@ HostTensor GoldenManifest::load_expected(const GoldenManifestCase& c, Strategy s
 }
 
 FusedOptions GoldenFused::options(Strategy strategy, Profile profile) const {
-  FusedOptions o;
-  o.strategy = strategy;
-  o.profile = profile;
-  o.sm_count = sm_count;
-  o.epsilon = epsilon;
-  o.weight_bias = weight_bias;
-  return o;
+  return FusedOptions{
+      .strategy = strategy, .profile = profile, .sm_count = sm_count, .epsilon = epsilon, .weight_bias = weight_bias};
 }
 
 const GoldenFusedFiles& GoldenManifest::expected_fused_files(const GoldenManifestCase& c, Strategy strategy,

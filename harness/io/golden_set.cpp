@@ -89,12 +89,8 @@ nlohmann::json fused_entry(const GoldenCase& c, FileTable& files) {
     launches[std::string(strategy_name(s))] =
         launch_entry(norm_launch(s, shape.tokens, shape.hidden, shape.dtype, f.sm_count));
     for (Profile p : {Profile::kFlashInfer, Profile::kIeee}) {
-      FusedOptions o;
-      o.strategy = s;
-      o.profile = p;
-      o.sm_count = f.sm_count;
-      o.epsilon = f.epsilon;
-      o.weight_bias = f.weight_bias;
+      const FusedOptions o{
+          .strategy = s, .profile = p, .sm_count = f.sm_count, .epsilon = f.epsilon, .weight_bias = f.weight_bias};
       const FusedResult r = reference_fused_rms_norm(c.input, f.residual, f.gamma, o);
       const std::string stem = fmt::format("{}.{}.{}", c.name, strategy_name(s), profile_name(p));
       outputs[golden_output_key(s, p)] = {

@@ -52,13 +52,11 @@ HostTensor parallel_reference(const HostTensor& input, Strategy strategy, Profil
 }
 
 FusedOptions fused_options(const GpuNorm& norm, Strategy strategy, Profile profile) {
-  FusedOptions o;
-  o.strategy = strategy;
-  o.profile = profile;
-  o.sm_count = norm.sm_count;
-  o.epsilon = norm.epsilon;
-  o.weight_bias = norm.weight_bias;
-  return o;
+  return FusedOptions{.strategy = strategy,
+                      .profile = profile,
+                      .sm_count = norm.sm_count,
+                      .epsilon = norm.epsilon,
+                      .weight_bias = norm.weight_bias};
 }
 
 FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
@@ -77,9 +75,7 @@ FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& 
   out.normalized = HostTensor(s.dtype, {s.tokens, s.hidden});
   out.residual_out = HostTensor(s.dtype, {s.tokens, s.hidden});
   const HostTensor all_reduced = parallel_reference(input, resolved, options.profile, n);
-  const bool ieee = options.profile == Profile::kIeee;
-  const NormArithmetic arithmetic{options.epsilon, options.weight_bias, !ieee,
-                                  options.approx.value_or(ieee ? kGpuApproxMathNoFtz : kGpuApproxMath)};
+  const NormArithmetic arithmetic = norm_arithmetic(options);
   const auto bits_of = [&](const HostTensor& t, std::int64_t first) {
     std::vector<std::uint32_t> v(static_cast<std::size_t>(s.hidden));
     for (std::int64_t d = 0; d < s.hidden; ++d) v[static_cast<std::size_t>(d)] = t.bits(first + d);

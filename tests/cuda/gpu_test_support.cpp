@@ -52,12 +52,6 @@ void check_flags(cuda::VirtualGroup& g, const cuda::VirtualGroup::Call& call, Fl
   }
 }
 
-HostTensor as_matrix(const HostTensor& t, std::int64_t rows, std::int64_t cols) {
-  HostTensor out(t.dtype(), {rows, cols});
-  std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
-  return out;
-}
-
 }  // namespace
 
 CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cuda::VirtualGroup::Call& call,
@@ -77,10 +71,8 @@ NormInputs random_norm_inputs(const ProblemShape& shape, std::uint64_t seed, int
                               int sm_count) {
   NormInputs n;
   const DType t = shape.dtype;
-  n.residual = as_matrix(random_input(t, 1, shape.tokens, shape.hidden, seed, spread), shape.tokens, shape.hidden);
-  const HostTensor g = random_input(t, 1, 1, shape.hidden, seed + 0x9E3779B9u, 1);
-  n.gamma = HostTensor(t, {shape.hidden});
-  std::copy(g.bytes().begin(), g.bytes().end(), n.gamma.bytes().begin());
+  n.residual = random_input(t, 1, shape.tokens, shape.hidden, seed, spread).reshaped({shape.tokens, shape.hidden});
+  n.gamma = random_input(t, 1, 1, shape.hidden, seed + 0x9E3779B9u, 1).reshaped({shape.hidden});
   n.arguments = cuda::NormArguments{default_epsilon(t), weight_bias, sm_count};
   return n;
 }
@@ -94,12 +86,11 @@ CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, co
   g.poison_outputs();
   check.wait = g.run(call);
   if (check.wait) return check;
-  FusedOptions options;
-  options.strategy = call.strategy;
-  options.profile = call.profile;
-  options.sm_count = norm.arguments.sm_count;
-  options.epsilon = norm.arguments.epsilon;
-  options.weight_bias = norm.arguments.weight_bias;
+  const FusedOptions options{.strategy = call.strategy,
+                             .profile = call.profile,
+                             .sm_count = norm.arguments.sm_count,
+                             .epsilon = norm.arguments.epsilon,
+                             .weight_bias = norm.arguments.weight_bias};
   const FusedResult expected = reference_fused_rms_norm(input, norm.residual, norm.gamma, options);
   for (int r = 0; r < g.world_size(); ++r) {
     count(check, r, compare_bits(g.download(r, call.shape), expected.normalized));
@@ -151,9 +142,9 @@ int run_every_golden_case(const GroupOptionsFor& options) {
 }
 
 std::string label(const cuda::VirtualGroup::Call& c) {
-  std::string s = fmt::format("W={} {} N={} D={} {}/{} pdl={}", c.shape.world_size, dtype_name(c.shape.dtype),
-                              c.shape.tokens, c.shape.hidden, strategy_name(c.strategy), profile_name(c.profile),
-                              c.pdl ? "on" : "off");
+  std::string s =
+      fmt::format("W={} {} N={} D={} {}/{} pdl={}", c.shape.world_size, dtype_name(c.shape.dtype), c.shape.tokens,
+                  c.shape.hidden, strategy_name(c.strategy), profile_name(c.profile), c.pdl ? "on" : "off");
   if (c.norm) s += fmt::format(" fused (tree of {} SMs, weight bias {:#x})", c.norm->sm_count, c.norm->weight_bias);
   return s;
 }

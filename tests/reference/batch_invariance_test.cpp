@@ -47,12 +47,6 @@ HostTensor flushed_negative_sum(DType t, int world, std::int64_t hidden) {
   return x;
 }
 
-HostTensor reshaped(const HostTensor& t, std::vector<std::int64_t> shape) {
-  HostTensor out(t.dtype(), std::move(shape));
-  std::copy(t.bytes().begin(), t.bytes().end(), out.bytes().begin());
-  return out;
-}
-
 /// Candidates: a row whose sums flush to -0 (bf16 and fp32), then random rows.
 TokenInputSource source_of(const BatchQuestion& q) {
   return [q](int i) {
@@ -60,8 +54,8 @@ TokenInputSource source_of(const BatchQuestion& q) {
     const auto s = static_cast<std::uint64_t>(100 + i);
     in.input = i == 0 && q.dtype != DType::kFp16 ? flushed_negative_sum(q.dtype, q.world_size, q.hidden)
                                                  : random_input(q.dtype, q.world_size, 1, q.hidden, s, 12);
-    in.residual = reshaped(random_input(q.dtype, 1, 1, q.hidden, s + 7, 4), {1, q.hidden});
-    in.gamma = reshaped(random_input(q.dtype, 1, 1, q.hidden, s + 9, 1), {q.hidden});
+    in.residual = random_input(q.dtype, 1, 1, q.hidden, s + 7, 4).reshaped({1, q.hidden});
+    in.gamma = random_input(q.dtype, 1, 1, q.hidden, s + 9, 1).reshaped({q.hidden});
     in.source = "test";
     return in;
   };
@@ -71,7 +65,7 @@ TokenInputSource source_of(const BatchQuestion& q) {
 /// row under the model of the whole call (the all-reduce, or the fused call's normalised output).
 std::vector<std::uint32_t> token_in_batch(const BatchQuestion& q, const TokenInputs& in, std::int64_t tokens) {
   HostTensor x = random_input(q.dtype, q.world_size, tokens, q.hidden, 5, 12);
-  HostTensor residual = reshaped(random_input(q.dtype, 1, tokens, q.hidden, 6, 4), {tokens, q.hidden});
+  HostTensor residual = random_input(q.dtype, 1, tokens, q.hidden, 6, 4).reshaped({tokens, q.hidden});
   for (int r = 0; r < q.world_size; ++r)
     for (std::int64_t d = 0; d < q.hidden; ++d) {
       x.set_bits((r * tokens) * q.hidden + d, in.input.bits(r * q.hidden + d));
@@ -79,12 +73,11 @@ std::vector<std::uint32_t> token_in_batch(const BatchQuestion& q, const TokenInp
     }
   HostTensor out;
   if (q.fused) {
-    FusedOptions o;
-    o.strategy = q.strategy;
-    o.profile = q.profile;
-    o.sm_count = q.sm_count;
-    o.epsilon = q.epsilon;
-    o.weight_bias = q.weight_bias;
+    const FusedOptions o{.strategy = q.strategy,
+                         .profile = q.profile,
+                         .sm_count = q.sm_count,
+                         .epsilon = q.epsilon,
+                         .weight_bias = q.weight_bias};
     out = reference_fused_rms_norm(x, residual, in.gamma, o).normalized;
   } else {
     out = reference_all_reduce(x, q.strategy, q.profile);
