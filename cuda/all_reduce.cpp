@@ -28,8 +28,8 @@ namespace {
 constexpr int kBlockThreads = 256;              // detail::kBlockThreads (the kernels' __launch_bounds__)
 constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
 
-const void* kernel_for(Strategy resolved, DType t, bool ftz, bool fused) {
-  if (fused) return fused_kernel(resolved, t, ftz);
+const void* kernel_for(Strategy resolved, DType t, bool ftz, bool fused, bool cluster = false) {
+  if (fused) return fused_kernel(resolved, t, ftz, cluster);
   return resolved == Strategy::kOneShot ? one_shot_kernel(t, ftz) : two_shot_kernel(t, ftz);
 }
 
@@ -196,7 +196,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // an H200: a cluster barrier costs about as much as a block spends on a 512-pack row, so a row that fits
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
-  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused);
+  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused, /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -261,7 +261,9 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.attrs = attribute;
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(
-      &config, kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, plan.norm.has_value()), kernel_args));
+      &config,
+      kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, plan.norm.has_value(), plan.cluster_blocks > 1),
+      kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -18,8 +18,8 @@
 
 namespace ar::cuda {
 
-/// The fused kernel of (resolved strategy, dtype, ftz) for cudaLaunchKernelExC, or nullptr when `t` is not
-/// compiled into this build.
-const void* fused_kernel(Strategy resolved, DType t, bool ftz);
+/// The fused kernel of (resolved strategy, dtype, ftz) for cudaLaunchKernelExC, the one launched with clusters
+/// when `cluster`, or nullptr when `t` is not compiled into this build.
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool cluster);
 
 }  // namespace ar::cuda

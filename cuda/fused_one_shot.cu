@@ -4,11 +4,12 @@
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz) {
+const void* fused_one_shot_kernel(DType t, bool ftz, bool cluster) {
   const void* kernel = nullptr;
   detail::dispatch_arith(t, ftz, [&](auto a) {
     using A = decltype(a);
-    kernel = reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz>);
+    kernel = cluster ? reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz, true>)
+                     : reinterpret_cast<const void*>(&detail::fused_one_shot<A::dtype, A::ftz, false>);
   });
   return kernel;
 }

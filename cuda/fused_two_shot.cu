@@ -6,14 +6,15 @@
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz);  // cuda/fused_one_shot.cu
+const void* fused_one_shot_kernel(DType t, bool ftz, bool cluster);  // cuda/fused_one_shot.cu
 
-const void* fused_kernel(Strategy resolved, DType t, bool ftz) {
-  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz);
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool cluster) {
+  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, cluster);
   const void* kernel = nullptr;
   detail::dispatch_arith(t, ftz, [&](auto a) {
     using A = decltype(a);
-    kernel = reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz>);
+    kernel = cluster ? reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz, true>)
+                     : reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz, false>);
   });
   return kernel;
 }

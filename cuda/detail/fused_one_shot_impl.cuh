@@ -7,7 +7,7 @@
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz>
+template <DType T, bool kFtz, bool kCluster>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -18,11 +18,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kOneShotSlot, /*stage=*/0};
   const NormSlot& io = fp.norm[blockIdx.z];
   uint4* const staged = staged_row(my.row_packs);
-  norm_rows_begin();
-  // A row per cluster of blocks (a cluster of one without a cluster launch).
-  const std::uint32_t cluster_blocks = ptx::cluster_nctarank();
-  const std::uint32_t cluster = blockIdx.x / cluster_blocks, clusters = gridDim.x / cluster_blocks;
-  std::uint32_t nth = 0;
+  RowCursor rows = begin_rows<kCluster>();  // a row per cluster of blocks
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);
@@ -31,8 +27,8 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
     for (int s = 0; s < 4; ++s) clear_dirty_share(my.own_base(), my.f, s, round, my.rounds, my.tid, my.threads);
 
     // Phase 4 (ld, r, norm): a row per block; each pack of it folded from its W slots, as the plain kernel.
-    for (std::uint32_t t = in.t0 + cluster; t < in.t1; t += clusters) {
-      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
+    for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
+      const bool done = norm_row<T, kFtz, kCluster>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
         return one_shot_fold_pack<T, kFtz>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
       });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch

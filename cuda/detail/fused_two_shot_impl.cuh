@@ -9,7 +9,7 @@
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz>
+template <DType T, bool kFtz, bool kCluster>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -22,11 +22,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
   const NormSlot& io = fp.norm[blockIdx.z];
   uint4* const staged = staged_row(my.row_packs);
-  norm_rows_begin();
-  // A row per cluster of blocks (a cluster of one without a cluster launch).
-  const std::uint32_t cluster_blocks = ptx::cluster_nctarank();
-  const std::uint32_t cluster = blockIdx.x / cluster_blocks, clusters = gridDim.x / cluster_blocks;
-  std::uint32_t nth = 0;
+  RowCursor rows = begin_rows<kCluster>();  // a row per cluster of blocks
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);  // in.t0 % W == 0
@@ -49,8 +45,8 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
     (void)reduced;
 
     // Phase 5 (ag: ld, norm): a row per block, each pack polled in my BROADCAST stage.
-    for (std::uint32_t t = in.t0 + cluster; t < in.t1; t += clusters) {
-      const bool done = norm_row<T, kFtz>(fp.tree, io, my.slot.output, t, nth++, my.row_packs, staged, [&](int pack, uint4& got) {
+    for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
+      const bool done = norm_row<T, kFtz, kCluster>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& got) {
         const std::uint8_t* slot = my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
         got = ptx::ld_volatile_v4(slot);  // relaxed poll
         for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);
