@@ -107,7 +107,7 @@ Status check_norm(const AllReduceArguments& a, Strategy resolved) {
   if (a.norm->sm_count <= 0)
     return Status::failure(StatusCode::kBadArguments, "the fused call needs the SM count its summation tree follows");
   try {
-    (void)norm_launch(resolved, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
+    (void)norm_launch_for(a.profile, resolved, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
   } catch (const std::invalid_argument& e) {
     return Status::failure(StatusCode::kInvalidShape, fmt::format("the fused norm cannot run: {}", e.what()));
   }
@@ -126,7 +126,7 @@ Status can_implement(const AllReduceArguments& a) {
   if (auto why = validate_shape(a.shape)) return Status::failure(StatusCode::kInvalidShape, *why);
   if (a.profile == Profile::kTrtllm)
     return Status::failure(StatusCode::kUnsupported,
-                           "the kernels run the flashinfer and ieee profiles; trtllm is a reference-only model");
+                           "the kernels run the flashinfer, ieee and invariant profiles; trtllm is a reference-only model");
   if (!detail::dtype_compiled(a.shape.dtype))
     return Status::failure(
         StatusCode::kUnsupported,
@@ -175,7 +175,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.strategy = resolve_strategy(a.strategy, a.shape);
   plan.order = reduction_order(plan.strategy, a.profile, a.shape.world_size);
   const bool fused = a.norm.has_value();
-  if (fused) plan.norm = norm_launch(plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
+  if (fused) plan.norm = norm_launch_for(a.profile, plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
   const BlockShape block = block_shape(a);
   plan.threads_per_block = block.threads;
   plan.shared_bytes = block.shared_bytes;
@@ -241,7 +241,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
     fused.all_reduce = p;
     for (std::size_t i = 0; i < a.ranks.size(); ++i)
       fused.norm[i] = NormSlot{a.ranks[i].residual, a.ranks[i].residual_out, a.ranks[i].gamma};
-    fused.tree = detail::norm_tree(*plan.norm, *a.norm);
+    fused.tree = detail::norm_tree(*plan.norm, *a.norm, a.profile);
     kernel_args[0] = &fused;
   }
 

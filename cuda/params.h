@@ -84,8 +84,9 @@ struct NormSlot {
   const void* gamma;
 };
 
-/// The summation tree of one row's sum of squares as FlashInfer's launch makes it (reference NormLaunch):
-/// the kernels compute a row with their own blocks, but add in exactly this order.
+/// The summation tree of one row's sum of squares as FlashInfer's launch makes it, or the invariant
+/// profile's (reference NormLaunch): the kernels compute a row with their own blocks, but add in exactly
+/// this order.
 struct NormTree {
   std::int32_t block_size;       ///< FlashInfer's threads per block (bs)
   std::int32_t cluster_size;     ///< FlashInfer's blocks per row (cs)
@@ -94,6 +95,9 @@ struct NormTree {
   std::int32_t cluster_fold;     ///< 1: the block sums are folded from +0 in block order (a cluster launch, cs > 1)
   std::int32_t square_in_t;      ///< 1: ONESHOT's 16-bit square and fp32 add; 0: the fp32 fma
   std::int32_t two_shot_order;   ///< 1: TWOSHOT's ((wb + g) * x) * scale; 0: ONESHOT's (x * scale) * (wb + g)
+  /// 1: the invariant profile's scale, the correctly rounded rsqrt through fp64 (reference/rsqrt_rn.h);
+  /// 0: the MUFU's rsqrt.approx
+  std::int32_t exact_rsqrt;
   std::uint32_t hidden;          ///< D
   std::uint32_t epsilon;         ///< fp32 bits
   std::uint32_t weight_bias;     ///< fp32 bits

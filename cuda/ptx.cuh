@@ -205,6 +205,21 @@ __device__ __forceinline__ float rsqrt_approx_f32(float x) {
   return r;
 }
 
+/// The invariant profile's correctly rounded rsqrt: cvt.f64.f32 (exact), sqrt.rn.f64, rcp.rn.f64,
+/// cvt.rn.f32.f64, each an IEEE operation. Model: reference rsqrt_rn_via_fp64, proven equal to the
+/// correctly rounded rsqrt_rn_fp32 for every fp32 (tests/reference/rsqrt_rn_test.cpp).
+__device__ __forceinline__ float rsqrt_rn_via_f64(float x) {
+  float r;
+  asm("{\n\t.reg .f64 w;\n\t"
+      "cvt.f64.f32 w, %1;\n\t"
+      "sqrt.rn.f64 w, w;\n\t"
+      "rcp.rn.f64 w, w;\n\t"
+      "cvt.rn.f32.f64 %0, w;\n\t}"
+      : "=f"(r)
+      : "f"(x));
+  return r;
+}
+
 /// rcp.approx.ftz.f32: MUFU.RCP. Modelled as rsqrt_approx_ftz_f32 is.
 __device__ __forceinline__ float rcp_approx_ftz_f32(float x) {
   float r;

@@ -36,8 +36,8 @@ void allow_dynamic_shared(const void* kernel, std::int64_t bytes) {
 void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   if (a.ranks.empty() || a.ranks.size() != a.normalized.size() || a.ranks.size() > kMaxWorldSize)
     throw std::invalid_argument("launch_rms_norm needs one normalised output per rank, 1 to 64 ranks");
-  if (a.profile == Profile::kTrtllm) throw std::invalid_argument("the norm runs the flashinfer and ieee profiles");
-  const NormLaunch launch = norm_launch(a.resolved, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm.sm_count);
+  if (a.profile == Profile::kTrtllm) throw std::invalid_argument("the norm runs the flashinfer, ieee and invariant profiles");
+  const NormLaunch launch = norm_launch_for(a.profile, a.resolved, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm.sm_count);
   RmsNormParams p;
   std::memset(&p, 0, sizeof(p));
   for (std::size_t i = 0; i < a.ranks.size(); ++i) {
@@ -48,10 +48,10 @@ void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   }
   p.tokens = a.shape.tokens;
   p.row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
-  p.tree = detail::norm_tree(launch, a.norm);
+  p.tree = detail::norm_tree(launch, a.norm, a.profile);
 
   const void* kernel = nullptr;
-  detail::dispatch_arith(a.shape.dtype, a.profile != Profile::kIeee, [&](auto arith) {
+  detail::dispatch_arith(a.shape.dtype, flushes_subnormals(a.profile), [&](auto arith) {
     using A = decltype(arith);
     kernel = reinterpret_cast<const void*>(&detail::rms_norm_rows<A::dtype, A::ftz>);
   });

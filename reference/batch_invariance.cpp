@@ -14,9 +14,10 @@ namespace ar {
 namespace {
 
 std::string describe_launch(const NormLaunch& l) {
-  return fmt::format("{} block{} of {} threads, {} load{}{}", l.cluster_size(), l.cluster_size() == 1 ? "" : "s",
+  return fmt::format("{} block{} of {} threads, {} load{}{}, {}, {}", l.cluster_size(), l.cluster_size() == 1 ? "" : "s",
                      l.block_size(), l.loads_per_thread(), l.loads_per_thread() == 1 ? "" : "s",
-                     l.cluster_launch ? " (cluster)" : "");
+                     l.cluster_launch ? " (cluster)" : "", l.squares_in_t ? "squares in T" : "fma squares",
+                     l.gamma_first ? "((wb + g) x) scale" : "(x scale) (wb + g)");
 }
 
 std::vector<std::uint32_t> row_of(const HostTensor& t) {
@@ -81,10 +82,14 @@ std::string fused_parting(const BatchQuestion& q, const TokenPath& a, const Toke
 }  // namespace
 
 bool TokenPath::operator==(const TokenPath& o) const {
-  if (strategy != o.strategy || !(order == o.order) || launch.has_value() != o.launch.has_value()) return false;
+  // The strategy itself decides nothing: what it brings (the order, the tree, the arithmetic of the norm)
+  // is compared instead, so two strategies with one computation (the invariant profile's) are one path.
+  if (!(order == o.order) || launch.has_value() != o.launch.has_value()) return false;
   if (!launch) return true;
   const NormLaunch &x = *launch, &y = *o.launch;
-  return x.grid == y.grid && x.cluster_launch == y.cluster_launch && x.packs_per_block == y.packs_per_block;
+  return x.grid == y.grid && x.cluster_launch == y.cluster_launch && x.packs_per_block == y.packs_per_block &&
+         x.squares_in_t == y.squares_in_t && x.gamma_first == y.gamma_first &&
+         x.idle_threads_exit == y.idle_threads_exit;
 }
 
 std::string TokenPath::describe() const {
@@ -93,13 +98,24 @@ std::string TokenPath::describe() const {
   return s;
 }
 
+std::string TokenRange::describe() const {
+  if (strategy_switches.empty()) return path.describe();
+  std::string strategies(strategy_name(path.strategy));
+  for (std::size_t i = 0; i < strategy_switches.size(); ++i) {
+    const auto& [from, s] = strategy_switches[i];
+    strategies += fmt::format(" up to N = {}, {} from {}", from - 1, strategy_name(s), from);
+  }
+  const std::string one = path.describe();
+  return strategies + one.substr(one.find(':'));
+}
+
 TokenPath token_path(const BatchQuestion& q, std::int64_t tokens) {
   const ProblemShape shape{q.world_size, tokens, q.hidden, q.dtype};
   if (auto why = validate_shape(shape)) throw std::invalid_argument(*why);
   TokenPath path;
   path.strategy = resolve_strategy(q.strategy, shape);
   path.order = reduction_order(path.strategy, q.profile, q.world_size);
-  if (q.fused) path.launch = norm_launch(path.strategy, tokens, q.hidden, q.dtype, q.sm_count);
+  if (q.fused) path.launch = norm_launch_for(q.profile, path.strategy, tokens, q.hidden, q.dtype, q.sm_count);
   return path;
 }
 
@@ -112,10 +128,14 @@ std::vector<TokenRange> token_ranges(const BatchQuestion& q, std::int64_t max_to
     } catch (const std::invalid_argument&) {
       break;  // no call of this N (or more) runs
     }
-    if (!ranges.empty() && ranges.back().path == path)
-      ranges.back().last = n;
-    else
-      ranges.push_back({n, n, path});
+    if (!ranges.empty() && ranges.back().path == path) {
+      TokenRange& r = ranges.back();
+      const Strategy current = r.strategy_switches.empty() ? r.path.strategy : r.strategy_switches.back().second;
+      if (path.strategy != current) r.strategy_switches.emplace_back(n, path.strategy);
+      r.last = n;
+    } else {
+      ranges.push_back({n, n, path, {}});
+    }
   }
   return ranges;
 }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reference/fused_launch.h"
@@ -35,6 +36,8 @@ struct TokenPath {
   Strategy strategy = Strategy::kOneShot;  ///< resolved
   ReductionOrder order;
   std::optional<NormLaunch> launch;  ///< fused only
+  /// Same bits for every token: the same order and, fused, the same tree and norm arithmetic. The strategy
+  /// is not compared: two strategies that compute alike (the invariant profile's) are one path.
   bool operator==(const TokenPath& o) const;
   std::string describe() const;  ///< "twoshot: 1 chunk of 8 ranks ...; tree 8 blocks x 128 threads, 1 load"
 };
@@ -46,7 +49,12 @@ TokenPath token_path(const BatchQuestion& q, std::int64_t tokens);
 /// A range of N with one path: no token's bits can differ between two calls whose N lie in it.
 struct TokenRange {
   std::int64_t first = 1, last = 1;
-  TokenPath path;
+  TokenPath path;  ///< the path of N = first
+  /// Where AUTO switches strategy inside the range (the path's computation staying the same): the first N
+  /// of each later strategy. Empty for most profiles, whose strategies compute differently.
+  std::vector<std::pair<std::int64_t, Strategy>> strategy_switches;
+  /// The path in words, with the strategies of the whole range ("oneshot up to N = 64, twoshot from 65: ...").
+  std::string describe() const;
 };
 
 /// N = 1..max_tokens split into ranges of one path, in order. N whose shape the model refuses (a fused

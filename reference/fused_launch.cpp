@@ -1,5 +1,6 @@
 #include "reference/fused_launch.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -54,13 +55,15 @@ GridConfig adjust_grid_config(std::int64_t tokens, std::int64_t packs_per_row, i
 }
 
 int NormLaunch::exited_threads() const {
-  return strategy == Strategy::kOneShot ? threads_per_row() - packs_per_row : 0;
+  return idle_threads_exit ? threads_per_row() - packs_per_row : 0;
 }
 
-NormLaunch norm_launch(Strategy resolved, std::int64_t tokens, std::int64_t hidden, DType t, int sm_count) {
-  if (resolved == Strategy::kAuto) throw std::invalid_argument("norm_launch needs a resolved strategy");
-  if (tokens <= 0 || hidden <= 0 || sm_count <= 0)
-    throw std::invalid_argument("the fused norm needs N > 0, D > 0 and a positive SM count");
+namespace {
+
+/// A launch's row: D in packs of T, checked against every launch of the fused norm.
+NormLaunch row_of_packs(Strategy resolved, std::int64_t hidden, DType t) {
+  if (resolved == Strategy::kAuto) throw std::invalid_argument("a fused launch needs a resolved strategy");
+  if (hidden <= 0) throw std::invalid_argument("the fused norm needs D > 0");
   NormLaunch launch;
   launch.strategy = resolved;
   launch.dtype = t;
@@ -74,6 +77,18 @@ NormLaunch norm_launch(Strategy resolved, std::int64_t tokens, std::int64_t hidd
   if (packs > std::int64_t{kMaxBlockSize} * kMaxClusterSize * kMaxLoadsPerThread)
     throw std::invalid_argument("D = " + std::to_string(hidden) + " is beyond any launch of the fused norm");
   launch.packs_per_row = static_cast<int>(packs);
+  return launch;
+}
+
+}  // namespace
+
+NormLaunch norm_launch(Strategy resolved, std::int64_t tokens, std::int64_t hidden, DType t, int sm_count) {
+  if (tokens <= 0 || sm_count <= 0) throw std::invalid_argument("the fused norm needs N > 0 and a positive SM count");
+  NormLaunch launch = row_of_packs(resolved, hidden, t);
+  const std::int64_t packs = launch.packs_per_row;
+  launch.squares_in_t = resolved == Strategy::kOneShot && t != DType::kFp32;
+  launch.gamma_first = resolved == Strategy::kTwoShot;
+  launch.idle_threads_exit = resolved == Strategy::kOneShot;
 
   if (resolved == Strategy::kOneShot) {
     // CUH:1093-1113: always a cluster launch, one pack per thread.
@@ -101,6 +116,31 @@ NormLaunch norm_launch(Strategy resolved, std::int64_t tokens, std::int64_t hidd
       3 * std::int64_t{launch.grid.block_size} * launch.shared_elements_per_thread * dtype_bytes(t);
   launch.packs_per_block = static_cast<int>(ceil_div(packs, launch.grid.cluster_size));
   return launch;
+}
+
+NormLaunch invariant_norm_launch(Strategy resolved, std::int64_t hidden, DType t) {
+  NormLaunch launch = row_of_packs(resolved, hidden, t);
+  const std::int64_t packs = launch.packs_per_row;
+  constexpr std::int64_t kWidestBlock = 512;  // what one block of the fused kernels computes alone
+  const std::int64_t block = std::min(kWidestBlock, ceil_div(packs, 32) * 32);
+  const std::int64_t cluster = std::min<std::int64_t>(kMaxClusterSize, ceil_div(packs, block));
+  const std::int64_t loads = ceil_div(packs, block * cluster);
+  if (loads > kMaxLoadsPerThread)
+    throw std::invalid_argument("invariant: D = " + std::to_string(hidden) + " is beyond the invariant launch (at most " +
+                                std::to_string(kWidestBlock * kMaxClusterSize * kMaxLoadsPerThread *
+                                               launch.elements_per_pack) +
+                                " elements of " + std::string(dtype_name(t)) + ")");
+  launch.grid = {static_cast<int>(block), static_cast<int>(cluster), static_cast<int>(loads)};
+  launch.cluster_launch = cluster > 1;
+  launch.packs_per_block = static_cast<int>(block * loads);
+  launch.gamma_first = true;
+  return launch;
+}
+
+NormLaunch norm_launch_for(Profile profile, Strategy resolved, std::int64_t tokens, std::int64_t hidden, DType t,
+                           int sm_count) {
+  if (profile == Profile::kInvariant) return invariant_norm_launch(resolved, hidden, t);
+  return norm_launch(resolved, tokens, hidden, t, sm_count);
 }
 
 PackOwner pack_owner(const NormLaunch& launch, int pack) {

@@ -50,6 +50,15 @@ struct NormLaunch {
   /// (CUH:1705-1708); 0 for ONESHOT, which uses none.
   int shared_elements_per_thread = 0;
   std::int64_t dynamic_shared_bytes = 0;  ///< TWOSHOT: 3 * bs * iters * E (input, residual, gamma)
+  // The arithmetic that comes with the kernel (SPEC 7): FlashInfer's follows the strategy, the invariant
+  // profile's is one for both.
+  /// Each thread squares a 16-bit element in T and adds the widened square (ONESHOT, bf16 and fp16); else
+  /// it fmas the widened element into its sum.
+  bool squares_in_t = false;
+  /// The output is ((wb + f(gamma)) * f(pre)) * scale (TWOSHOT); else (f(pre) * scale) * (wb + f(gamma)).
+  bool gamma_first = false;
+  /// Threads without a pack return before the reduction (ONESHOT); else they add +0.
+  bool idle_threads_exit = false;
 
   int block_size() const { return grid.block_size; }
   int cluster_size() const { return grid.cluster_size; }
@@ -58,8 +67,8 @@ struct NormLaunch {
   int warps_per_block() const { return (grid.block_size + 31) / 32; }
   bool has_partial_warp() const { return grid.block_size % 32 != 0; }
   /// ONESHOT threads whose pack lies beyond the row: they return before the block reduction (CUH:935-939),
-  /// so the lanes and shared-memory slots they would fill are undefined on the GPU. TWOSHOT's idle threads
-  /// stay and add +0, so this is 0 there.
+  /// so the lanes and shared-memory slots they would fill are undefined on the GPU. Where idle threads
+  /// stay and add +0 (TWOSHOT, invariant) this is 0.
   int exited_threads() const;
 };
 
@@ -67,6 +76,19 @@ struct NormLaunch {
 /// std::invalid_argument with FlashInfer's reason when its dispatcher refuses the shape.
 NormLaunch norm_launch(Strategy resolved, std::int64_t tokens, std::int64_t hidden, DType t,
                        int sm_count = kDefaultSmCount);
+
+/// The invariant profile's launch (Profile::kInvariant): a function of D and T alone, whatever the strategy,
+/// N or SM count. Blocks of bs = min(512, P rounded up to 32) threads, cs = min(8, ceil(P / bs)) of them in a
+/// cluster whose block sums fold from +0 in block order, ceil(P / (bs * cs)) loads per thread, block b
+/// holding packs [b * bs * loads, (b + 1) * bs * loads) (TWOSHOT's layout); every thread fmas its widened
+/// elements from +0, idle threads add +0, and the output is TWOSHOT's ((wb + f(gamma)) * f(pre)) * scale.
+/// `resolved` only labels it. Throws std::invalid_argument for a D no launch covers.
+NormLaunch invariant_norm_launch(Strategy resolved, std::int64_t hidden, DType t);
+
+/// The launch whose tree a profile's fused call follows: FlashInfer's (norm_launch) for flashinfer and
+/// ieee, invariant_norm_launch for invariant.
+NormLaunch norm_launch_for(Profile profile, Strategy resolved, std::int64_t tokens, std::int64_t hidden, DType t,
+                           int sm_count = kDefaultSmCount);
 
 /// Where a pack of a row is loaded: block `block_rank` of the row's cluster (blockIdx.y), thread
 /// `thread` (threadIdx.x), load `load` of that thread.

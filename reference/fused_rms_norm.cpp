@@ -55,12 +55,12 @@ BlockTrace reduce_block(std::vector<std::uint32_t> thread_sums, bool ftz) {
 }
 
 // One thread's sum of squares from +0: ONESHOT squares in T (mul.rn, CUH:1010) and adds the widened square
-// with add.ftz.f32, except fp32 where the multiply-add contracts to an fma; TWOSHOT always fmas the widened
-// value (CUH:1433-1439). Loads outer, the pack's elements inner.
+// with add.ftz.f32, except fp32 where the multiply-add contracts to an fma; TWOSHOT (and the invariant
+// profile) always fmas the widened value (CUH:1433-1439). Loads outer, the pack's elements inner.
 std::uint32_t thread_sum(const NormLaunch& launch, const NormArithmetic& arithmetic, std::span<const std::uint32_t> pre,
                          int block_rank, int thread) {
   const DType t = launch.dtype;
-  const bool square_in_t = launch.strategy == Strategy::kOneShot && t != DType::kFp32;
+  const bool square_in_t = launch.squares_in_t;
   std::uint32_t acc = 0;
   for (int load = 0; load < launch.loads_per_thread(); ++load) {
     const int pack = pack_of(launch, block_rank, thread, load);
@@ -82,14 +82,16 @@ struct ElementProducts {
   std::uint32_t gamma_term = 0, first = 0, second = 0;
 };
 
-// The output of one element: ONESHOT (f(pre) * rcp) * (wb + f(gamma)) (CUH:1032-1033), TWOSHOT
-// ((wb + f(gamma)) * f(pre)) * rcp (CUH:1477-1478). `wb + f(gamma)` is a real add even for wb = 0.
-ElementProducts element_products(Strategy strategy, DType t, const NormArithmetic& arithmetic, std::uint32_t pre,
+// The output of one element: ONESHOT (f(pre) * rcp) * (wb + f(gamma)) (CUH:1032-1033), TWOSHOT and the
+// invariant profile ((wb + f(gamma)) * f(pre)) * rcp (CUH:1477-1478). `wb + f(gamma)` is a real add even for
+// wb = 0.
+ElementProducts element_products(const NormLaunch& launch, const NormArithmetic& arithmetic, std::uint32_t pre,
                                  std::uint32_t gamma, std::uint32_t scale) {
+  const DType t = launch.dtype;
   ElementProducts p;
   p.gamma_term = add_fp32(arithmetic.weight_bias, widen_to_fp32(gamma, t), arithmetic.ftz);
   const std::uint32_t value = widen_to_fp32(pre, t);
-  if (strategy == Strategy::kOneShot) {
+  if (!launch.gamma_first) {
     p.first = mul_fp32(value, scale, arithmetic.ftz);
     p.second = mul_fp32(p.first, p.gamma_term, arithmetic.ftz);
   } else {
@@ -126,12 +128,12 @@ Prepared prepare(const HostTensor& input, const HostTensor& residual, const Host
   if (gamma.shape() != std::vector<std::int64_t>{p.shape.hidden})
     throw std::invalid_argument("gamma must be [D] = [" + std::to_string(p.shape.hidden) + "]");
   if (options.profile == Profile::kTrtllm)
-    throw std::invalid_argument("the fused norm is modelled for the flashinfer and ieee profiles only");
+    throw std::invalid_argument("the fused norm is modelled for the flashinfer, ieee and invariant profiles only");
   p.arithmetic = norm_arithmetic(options);
   if (!p.arithmetic.approx.complete())
     throw std::invalid_argument("the fused norm needs models of rsqrt.approx and rcp.approx");
   const Strategy resolved = resolve_strategy(options.strategy, p.shape);
-  p.launch = norm_launch(resolved, p.shape.tokens, p.shape.hidden, t, options.sm_count);
+  p.launch = norm_launch_for(options.profile, resolved, p.shape.tokens, p.shape.hidden, t, options.sm_count);
   p.all_reduced = reference_all_reduce(input, resolved, options.profile, options.engine);
   return p;
 }
@@ -139,9 +141,13 @@ Prepared prepare(const HostTensor& input, const HostTensor& residual, const Host
 }  // namespace
 
 NormArithmetic norm_arithmetic(const FusedOptions& options) {
-  const bool ieee = options.profile == Profile::kIeee;
-  return {options.epsilon, options.weight_bias, !ieee,
-          options.approx.value_or(ieee ? kGpuApproxMathNoFtz : kGpuApproxMath)};
+  switch (options.profile) {
+    case Profile::kIeee: return {options.epsilon, options.weight_bias, false, options.approx.value_or(kGpuApproxMathNoFtz)};
+    case Profile::kInvariant: return {options.epsilon, options.weight_bias, false, options.approx.value_or(kCorrectlyRoundedMath)};
+    case Profile::kFlashInfer:
+    case Profile::kTrtllm: break;
+  }
+  return {options.epsilon, options.weight_bias, true, options.approx.value_or(kGpuApproxMath)};
 }
 
 std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum, RowTrace* trace) {
@@ -203,7 +209,7 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
   row.rsqrt_output = row_scale(arithmetic, launch.hidden, row.sum, &row);
 
   for (std::size_t d = 0; d < width; ++d) {
-    const ElementProducts p = element_products(launch.strategy, t, arithmetic, pre[d], gamma[d], row.rsqrt_output);
+    const ElementProducts p = element_products(launch, arithmetic, pre[d], gamma[d], row.rsqrt_output);
     normalized[d] = narrow_from_fp32(p.second, t);
   }
 }
@@ -265,7 +271,7 @@ FusedElementExplanation explain_fused_element(const HostTensor& input, const Hos
   e.pre = residual_out[d];
   e.gamma = gamma_row[d];
   const ElementProducts products =
-      element_products(p.launch.strategy, p.shape.dtype, p.arithmetic, e.pre, e.gamma, e.row.rsqrt_output);
+      element_products(p.launch, p.arithmetic, e.pre, e.gamma, e.row.rsqrt_output);
   e.gamma_term = products.gamma_term;
   e.first_product = products.first;
   e.second_product = products.second;

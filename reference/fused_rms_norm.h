@@ -17,6 +17,7 @@
 #include "reference/all_reduce.h"
 #include "reference/approx_math.h"
 #include "reference/fused_launch.h"
+#include "reference/rsqrt_rn.h"
 #include "reference/tensor.h"
 
 namespace ar {

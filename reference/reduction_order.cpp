@@ -9,7 +9,15 @@ namespace ar {
 ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_size) {
   ReductionOrder order;
   order.world_size = world_size;
-  order.ftz = profile != Profile::kIeee;
+  order.ftz = flushes_subnormals(profile);
+  if (profile == Profile::kInvariant) {
+    // One order whatever the strategy: ONESHOT's (the more accurate one at W >= 16: two levels of 8), IEEE
+    // adds, and the -0 -> +0 of TWOSHOT (a no-op without FTZ, where an exact zero sum is +0, but it keeps the
+    // two strategies' outputs the same by construction).
+    order.chunk = world_size >= 16 ? 8 : 0;
+    order.sanitize_result = true;
+    return order;
+  }
   if (profile == Profile::kTrtllm) {
     // TensorRT-LLM: acc = v0, then ranks 1..W-1 in order; no chunking; twoshot broadcasts its sum as is.
     order.chunk = 0;

@@ -18,10 +18,18 @@ enum class Profile : std::uint8_t {
   kFlashInfer,  ///< FlashInfer as built (-use_fast_math): FTZ fp32 adds, chunked folds, sanitised twoshot
   kIeee,        ///< the same order without FTZ: what a kernel built without fast-math computes
   kTrtllm,      ///< TensorRT-LLM's order: seeded with rank 0, no chunking, twoshot result not sanitised
+  /// This project's batch-invariant order (SPEC section 14): one order for both strategies (chunks of 8 ranks
+  /// from W = 16 on, IEEE adds, -0 -> +0) and a fused norm whose tree, arithmetic and correctly rounded
+  /// rsqrt follow from W, D and T alone, so a token's bits never depend on N, AUTO, the SM count or the launch
+  kInvariant,
 };
 
+/// Whether a profile's fp32 arithmetic flushes subnormals (FTZ, as -use_fast_math builds): flashinfer and
+/// trtllm do; ieee and invariant keep them.
+constexpr bool flushes_subnormals(Profile p) { return p == Profile::kFlashInfer || p == Profile::kTrtllm; }
+
 inline constexpr std::array<std::string_view, 3> kStrategyNames{"oneshot", "twoshot", "auto"};
-inline constexpr std::array<std::string_view, 3> kProfileNames{"flashinfer", "ieee", "trtllm"};
+inline constexpr std::array<std::string_view, 4> kProfileNames{"flashinfer", "ieee", "trtllm", "invariant"};
 /// The world sizes the kernels, the simulator and the reference support, ascending.
 inline constexpr std::array<int, 6> kWorldSizes{2, 4, 8, 16, 32, 64};
 inline constexpr int kMaxWorldSize = kWorldSizes.back();

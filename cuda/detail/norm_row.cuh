@@ -98,7 +98,8 @@ __device__ __forceinline__ std::uint64_t row_pack_index(std::uint32_t t, std::ui
 }
 
 /// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) and one fma, then rsqrt.approx.ftz;
-/// without it div.rn, add.rn and rsqrt.approx (reference fused_rms_norm_row).
+/// without it div.rn, add.rn and rsqrt.approx, or (invariant profile) the correctly rounded rsqrt
+/// (reference fused_rms_norm_row).
 template <bool kFtz>
 __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   const float hidden = ptx::cvt_rn_f32_u32(tree.hidden);
@@ -106,7 +107,8 @@ __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   if constexpr (kFtz) {
     return ptx::rsqrt_approx_ftz_f32(ptx::fma_rn_ftz_f32(sum, ptx::rcp_approx_ftz_f32(hidden), epsilon));
   } else {
-    return ptx::rsqrt_approx_f32(ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon));
+    const float x = ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon);
+    return tree.exact_rsqrt != 0 ? ptx::rsqrt_rn_via_f64(x) : ptx::rsqrt_approx_f32(x);
   }
 }
 

@@ -1,4 +1,4 @@
-// Host side: the NormTree a fused launch passes its kernel, from FlashInfer's launch (reference NormLaunch).
+// Host side: the NormTree a fused launch passes its kernel, from the launch it follows (reference NormLaunch).
 #pragma once
 
 #include "cuda/all_reduce.h"
@@ -7,16 +7,18 @@
 
 namespace ar::cuda::detail {
 
-/// What the norm's row computation needs of FlashInfer's launch: the summation tree and the arithmetic.
-inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n) {
+/// What the norm's row computation needs of the launch it follows (FlashInfer's, or the invariant profile's):
+/// the summation tree and the arithmetic.
+inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n, Profile profile) {
   NormTree tree{};
   tree.block_size = l.block_size();
   tree.cluster_size = l.cluster_size();
   tree.loads = l.loads_per_thread();
   tree.packs_per_block = l.packs_per_block;
   tree.cluster_fold = l.cluster_launch && l.cluster_size() > 1 ? 1 : 0;
-  tree.square_in_t = l.strategy == Strategy::kOneShot && l.dtype != DType::kFp32 ? 1 : 0;
-  tree.two_shot_order = l.strategy == Strategy::kTwoShot ? 1 : 0;
+  tree.square_in_t = l.squares_in_t ? 1 : 0;
+  tree.two_shot_order = l.gamma_first ? 1 : 0;
+  tree.exact_rsqrt = profile == Profile::kInvariant ? 1 : 0;
   tree.hidden = static_cast<std::uint32_t>(l.hidden);
   tree.epsilon = n.epsilon;
   tree.weight_bias = n.weight_bias;

@@ -75,15 +75,16 @@ std::unique_ptr<NcclAllReduce> open_baseline(GpuJob& gpu, const BenchSettings& s
 
 /// The plan every process states before its kernels run at one world size.
 std::string bench_plan(const Job& job, const BenchSettings& s, int world, HandleKind handles) {
-  std::string dtype_names, strategy_names;
+  std::string dtype_names, strategy_names, profile_list;
   for (DType dt : s.dtypes) dtype_names += fmt::format("{} ", dtype_name(dt));
+  for (Profile p : s.profiles) profile_list += fmt::format("{} ", profile_name(p));
   for (Strategy st : s.strategies) strategy_names += fmt::format("{} ", strategy_name(st));
   return fmt::format(
       "program mnnvl-ar {}\ncommand bench\nprocesses {}\nworld size {}\nhandles {}\nsizes {}\ndtypes {}\n"
       "strategies {}\niters {} warmup {} graph {}\nprofile {} pdl {}\nhidden {}\nseed {}\ncheck {}\ntimeout-ms {}\n"
       "fused {}\n",
       MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles), fmt::join(s.sizes, ","), dtype_names,
-      strategy_names, s.iters, s.warmup, s.graph, profile_name(s.profile), s.pdl, s.hidden, s.seed, s.check,
+      strategy_names, s.iters, s.warmup, s.graph, profile_list, s.pdl, s.hidden, s.seed, s.check,
       s.timeout_ms, s.fused);
 }
 
@@ -118,28 +119,29 @@ BenchNorm bench_norm(const BenchSettings& s, const ProblemShape& shape, int sms)
 /// The references one size's calls are checked against, each computed once, when first asked for.
 class SizeReferences {
  public:
-  SizeReferences(const BenchSettings& s, const HostTensor& input) : s_(s), input_(input) {}
-  /// The plain all-reduce of `resolved`.
-  ExpectedOutputs plain(Strategy resolved) {
-    auto it = plain_.find(resolved);
-    if (it == plain_.end()) it = plain_.emplace(resolved, parallel_reference(input_, resolved, s_.profile)).first;
+  explicit SizeReferences(const HostTensor& input) : input_(input) {}
+  /// The plain all-reduce of `resolved` under `profile`.
+  ExpectedOutputs plain(Strategy resolved, Profile profile) {
+    auto it = plain_.find({resolved, profile});
+    if (it == plain_.end())
+      it = plain_.emplace(std::pair{resolved, profile}, parallel_reference(input_, resolved, profile)).first;
     return {&it->second, nullptr};
   }
-  /// The fused call of `resolved` (its normalised output and residual_out).
-  ExpectedOutputs fused(Strategy resolved, const BenchNorm& norm) {
-    auto it = fused_.find(resolved);
+  /// The fused call of `resolved` under `profile` (its normalised output and residual_out).
+  ExpectedOutputs fused(Strategy resolved, Profile profile, const BenchNorm& norm) {
+    auto it = fused_.find({resolved, profile});
     if (it == fused_.end()) {
-      const FusedOptions o = fused_options(norm.call, resolved, s_.profile);
-      it = fused_.emplace(resolved, parallel_fused_reference(input_, norm.residual, norm.gamma, o)).first;
+      const FusedOptions o = fused_options(norm.call, resolved, profile);
+      it = fused_.emplace(std::pair{resolved, profile}, parallel_fused_reference(input_, norm.residual, norm.gamma, o))
+               .first;
     }
     return {&it->second.normalized, &it->second.residual_out};
   }
 
  private:
-  const BenchSettings& s_;
   const HostTensor& input_;
-  std::map<Strategy, HostTensor> plain_;
-  std::map<Strategy, FusedResult> fused_;
+  std::map<std::pair<Strategy, Profile>, HostTensor> plain_;
+  std::map<std::pair<Strategy, Profile>, FusedResult> fused_;
 };
 
 /// Times one call and folds the outcome into `run` (a timeout stops a multi-process benchmark).
@@ -159,7 +161,7 @@ TimedCall time_one(GpuJob& gpu, GpuRanks& group, const GpuCall& call, const Call
 /// both checked against the fused model.
 void time_fused(GpuJob& gpu, GpuRanks& group, GpuCall call, const BenchNorm& norm, const CallTiming& timing,
                 SizeReferences& references, BenchRow& row, BenchRun& run, std::ostream& err) {
-  const auto expected = [&] { return references.fused(row.resolved, norm); };
+  const auto expected = [&] { return references.fused(row.resolved, row.profile, norm); };
   call.norm = norm.call;
   const TimedCall fused = time_one(gpu, group, call, timing, expected, run, err);
   row.fused_us = fused.us;
@@ -187,7 +189,7 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
         norm = bench_norm(s, shape, run.place.device.sm_count);
         group.upload_norm(norm->residual, norm->gamma);
       }
-      SizeReferences references(s, input);
+      SizeReferences references(input);
       std::optional<double> nccl_us;
       if (run.nccl && run.nccl->ranks() == world) {  // NCCL has one rank per GPU
         try {
@@ -198,31 +200,33 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
           run.nccl.reset();
         }
       }
-      for (Strategy st : s.strategies) {
-        BenchRow row;
-        row.world = world;
-        row.bytes = bytes;
-        row.shape = shape;
-        row.requested = st;
-        row.resolved = resolve_strategy(st, shape);
-        const GpuCall call{shape, st, s.profile, s.pdl != 0};
-        row.launch = group.launch_shape(call);
-        ++run.done;
-        if (job.leader())
-          fmt::print(err, "[{}/{}] W={} {} {} {}: {}\n", run.done, run.total, world, dtype_name(dt), size_text(bytes),
-                     strategy_name(st), row.launch);
-        const TimedCall timed = time_one(
-            gpu, group, call, timing, [&] { return references.plain(row.resolved); }, run, err);
-        row.us = timed.us;
-        row.wrong = timed.wrong;
-        if (norm && !run.stopped) time_fused(gpu, group, call, *norm, timing, references, row, run, err);
-        row.derive(run.place.limits.copy_gbps);
-        row.nccl_us = nccl_us;
-        print_bench_row(out, row);
-        out.flush();
-        run.rows.push_back(std::move(row));
-        if (run.stopped) return;
-      }
+      for (Strategy st : s.strategies)
+        for (Profile profile : s.profiles) {
+          BenchRow row;
+          row.world = world;
+          row.bytes = bytes;
+          row.shape = shape;
+          row.requested = st;
+          row.resolved = resolve_strategy(st, shape);
+          row.profile = profile;
+          const GpuCall call{shape, st, profile, s.pdl != 0};
+          row.launch = group.launch_shape(call);
+          ++run.done;
+          if (job.leader())
+            fmt::print(err, "[{}/{}] W={} {} {} {} {}: {}\n", run.done, run.total, world, dtype_name(dt),
+                       size_text(bytes), strategy_name(st), profile_name(profile), row.launch);
+          const TimedCall timed = time_one(
+              gpu, group, call, timing, [&] { return references.plain(row.resolved, profile); }, run, err);
+          row.us = timed.us;
+          row.wrong = timed.wrong;
+          if (norm && !run.stopped) time_fused(gpu, group, call, *norm, timing, references, row, run, err);
+          row.derive(run.place.limits.copy_gbps);
+          row.nccl_us = nccl_us;
+          print_bench_row(out, row, s.profiles.size() > 1);
+          out.flush();
+          run.rows.push_back(std::move(row));
+          if (run.stopped) return;
+        }
     }
   }
 }
@@ -250,25 +254,26 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
                "# {} processes, a barrier before every timed region; time = the slowest process's\n# handles: {}\n",
                job.processes(), handles.summary);
 
-  run.total = worlds.size() * s.dtypes.size() * s.sizes.size() * s.strategies.size();
+  run.total = worlds.size() * s.dtypes.size() * s.sizes.size() * s.strategies.size() * s.profiles.size();
   for (int world : worlds) {
     if (run.stopped) break;
     GroupSizing sizing{0, 16, static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
     std::vector<GpuCall> calls;
     for (DType dt : s.dtypes)
       for (std::int64_t bytes : s.sizes)
-        for (Strategy st : s.strategies) {
-          const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
-          sizing.add(st, shape, s.fused);
-          calls.push_back({shape, st, s.profile, s.pdl != 0});
-          if (s.fused) calls.back().norm = bench_norm_call(shape, place.device.sm_count);
-        }
+        for (Strategy st : s.strategies)
+          for (Profile profile : s.profiles) {
+            const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
+            sizing.add(st, shape, s.fused);
+            calls.push_back({shape, st, profile, s.pdl != 0});
+            if (s.fused) calls.back().norm = bench_norm_call(shape, place.device.sm_count);
+          }
     auto group = gpu->open_group(world, sizing, fmt::format("bench-w{}", world), fmt::format("plan at W = {}", world),
                                  bench_plan(job, s, world, *handles.kind));
     gpu->refuse_unrunnable(*group, calls, [&](std::size_t i) {
       return fmt::format("{} at {}", strategy_name(calls[i].strategy), calls[i].shape.bytes_per_rank());
     });
-    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr, s.fused));
+    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr, s.fused, s.profiles.size() > 1));
     bench_world(*gpu, *group, s, world, run, out, err);
   }
 
@@ -314,11 +319,12 @@ std::vector<std::int64_t> sweep_sizes(const BenchSettings& s, std::int64_t min_b
           const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
           std::optional<std::string> why = validate_shape(shape);
           if (!why) why = check_fits_workspace(st, shape, kMaxBufferBytes);
-          if (!why && s.fused) try {
-              (void)norm_launch(resolve_strategy(st, shape), shape.tokens, shape.hidden, dt);
-            } catch (const std::invalid_argument& refused) {
-              why = fmt::format("FlashInfer's fused kernel refuses it: {}", refused.what());
-            }
+          for (Profile p : s.profiles)
+            if (!why && s.fused) try {
+                (void)norm_launch_for(p, resolve_strategy(st, shape), shape.tokens, shape.hidden, dt);
+              } catch (const std::invalid_argument& refused) {
+                why = fmt::format("the {} fused launch refuses it: {}", profile_name(p), refused.what());
+              }
           if (why)
             throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,
                                          strategy_name(st), *why));
@@ -351,7 +357,8 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       ("strategy,s", po::value(&strategy_text)->default_value("all"), "oneshot, twoshot, auto, a list, or all")
       ("world,W", po::value(&s.world_text)->default_value("2"),
        "world sizes, e.g. 2,8 (virtual ranks on the GPU; with P processes, multiples of P)")
-      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer or ieee arithmetic")
+      ("profile,p", po::value(&profile_text)->default_value("flashinfer"),
+       "flashinfer, ieee or invariant arithmetic, or a list (each size timed under each, in turn)")
       ("pdl", po::value(&s.pdl)->default_value(1), "launch_with_pdl (1 or 0)")
       ("hidden,D", po::value(&s.hidden)->default_value(4096), "D of the [N, D] shard; N = count / D (D = count if smaller)")
       ("check,c", po::value(&s.check)->default_value(1), "1: verify every timed size bit for bit (#wrong)")
@@ -417,9 +424,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   s.dtypes = dtype_list_option("-d", dtype_text);
   s.strategies = strategy_list_option("-s", strategy_text);
   s.worlds = world_list_option("-W", s.world_text);
-  const std::vector<Profile> profiles = kernel_profile_list_option("-p", profile_text);
-  if (profiles.size() != 1) throw UsageError("-p: choose one profile, flashinfer or ieee");
-  s.profile = profiles.front();
+  s.profiles = kernel_profile_list_option("-p", profile_text);
   s.handles = handle_request_option(handles_text);
   for (const auto& l : labels) {
     const auto eq = l.find('=');

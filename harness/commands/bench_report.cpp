@@ -40,15 +40,17 @@ void print_bench_settings(std::ostream& out, const BenchSettings& s, const Bench
   fmt::print(out, "# device-to-device copy: {:.0f} GB/s (bytes read + written, {} copy)\n", place.limits.copy_gbps,
              size_text(place.limits.copy_bytes));
   fmt::print(out, "# NCCL: {}\n", place.nccl);
-  fmt::print(out, "# {} mode, {} iterations{}, {} warm-up, profile {}, PDL {}, D = {}\n",
+  std::string profiles;
+  for (Profile p : s.profiles) profiles += (profiles.empty() ? "" : ", ") + std::string(profile_name(p));
+  fmt::print(out, "# {} mode, {} iterations{}, {} warm-up, profile{} {}, PDL {}, D = {}\n",
              s.graph > 0 ? "CUDA-graph" : "eager", s.iters,
-             s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "", s.warmup, profile_name(s.profile),
-             s.pdl ? "on" : "off", s.hidden);
+             s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "", s.warmup, s.profiles.size() > 1 ? "s" : "",
+             profiles, s.pdl ? "on" : "off", s.hidden);
 }
 
-std::string bench_table_header(bool nccl, bool fused) {
-  return fmt::format("{:>3} {:>10} {:>12} {:>5} {:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}{}", "W", "size", "count",
-                     "type", "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
+std::string bench_table_header(bool nccl, bool fused, bool profiles) {
+  return fmt::format("{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}{}", "W", "size", "count",
+                     "type", profiles ? fmt::format("{:>10} ", "profile") : "", "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
                      nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "",
                      fused ? fmt::format(" {:>9} {:>11} {:>8} {:>9} {:>7}", "fused(us)", "ar+norm(us)", "fused-ar",
                                          "sep/fused", "#wrong")
@@ -69,9 +71,10 @@ std::string fused_columns(const BenchRow& r) {
 
 }  // namespace
 
-void print_bench_row(std::ostream& out, const BenchRow& r) {
-  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}\n", r.world,
-             r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype), strategy_name(r.requested), r.us,
+void print_bench_row(std::ostream& out, const BenchRow& r, bool profiles) {
+  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}\n", r.world,
+             r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype),
+             profiles ? fmt::format("{:>10} ", profile_name(r.profile)) : "", strategy_name(r.requested), r.us,
              r.algbw, r.busbw, r.traffic_gbps, r.pct_copy, r.wrong,
              r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "", fused_columns(r));
 }
@@ -102,7 +105,12 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
                    {"graph_launches", s.graph},
                    {"iters", s.iters},
                    {"warmup", s.warmup},
-                   {"profile", profile_name(s.profile)},
+                   {"profile", profile_name(s.profiles.front())},
+                   {"profiles", [&] {
+                      std::vector<std::string> names;
+                      for (Profile p : s.profiles) names.emplace_back(profile_name(p));
+                      return names;
+                    }()},
                    {"pdl", s.pdl != 0},
                    {"hidden", s.hidden},
                    {"seed", s.seed},
@@ -121,6 +129,7 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
                        {"type", dtype_name(r.shape.dtype)},
                        {"strategy", strategy_name(r.requested)},
                        {"resolved", strategy_name(r.resolved)},
+                       {"profile", profile_name(r.profile)},
                        {"tokens", r.shape.tokens},
                        {"hidden", r.shape.hidden},
                        {"time_us", r.us},

@@ -23,7 +23,8 @@ struct BenchSettings {
   std::vector<int> worlds;
   std::vector<std::int64_t> sizes;
   std::map<std::string, std::string> labels;
-  Profile profile = Profile::kFlashInfer;
+  /// Each size and strategy is timed under each, in turn (the invariant profile's cost in the same run).
+  std::vector<Profile> profiles{Profile::kFlashInfer};
   int iters = 20, warmup = 5, graph = 0, check = 1, pdl = 1, device = -1;
   std::int64_t hidden = 4096, round_bytes = -1;
   std::uint64_t seed = 1;
@@ -39,6 +40,7 @@ struct BenchRow {
   ProblemShape shape;
   Strategy requested = Strategy::kAuto;
   Strategy resolved = Strategy::kOneShot;
+  Profile profile = Profile::kFlashInfer;
   double us = 0;
   double algbw = 0, busbw = 0;
   CallTraffic traffic;
@@ -70,8 +72,10 @@ void print_bench_device(std::ostream& out, const GpuDevice& dev);
 /// The header lines after the job's description: limits, NCCL, settings.
 void print_bench_settings(std::ostream& out, const BenchSettings& s, const BenchPlace& place);
 /// The column titles (with NCCL's when it is measured, and the fused calls' with --fused).
-std::string bench_table_header(bool nccl, bool fused);
-void print_bench_row(std::ostream& out, const BenchRow& row);
+/// `profiles`: with the profile column (a run of several profiles).
+std::string bench_table_header(bool nccl, bool fused, bool profiles);
+/// `profiles`: with the profile column (a run of several profiles).
+void print_bench_row(std::ostream& out, const BenchRow& row, bool profiles);
 
 /// The results as JSON text; `date` in UTC ISO 8601.
 std::string bench_json(const BenchSettings& s, const BenchPlace& place, const std::vector<BenchRow>& rows,

@@ -79,7 +79,7 @@ bool fused_requested(const po::variables_map& vm, const FusedArgs& args, bool wi
 
 void check_fused_profile(Profile profile) {
   if (profile == Profile::kTrtllm)
-    throw UsageError("the fused call is modelled for the flashinfer and ieee profiles only, not trtllm");
+    throw UsageError("the fused call is modelled for the flashinfer, ieee and invariant profiles, not trtllm");
 }
 
 FusedInputs load_fused_inputs(const po::variables_map& vm, const FusedArgs& args, const RankInputs& in,

@@ -102,8 +102,12 @@ std::string report_json(const BatchQuestion& q, std::int64_t max_tokens, const s
                    {"max_tokens", max_tokens}};
   if (q.fused) j["sm_count"] = q.sm_count;
   j["ranges"] = nlohmann::json::array();
-  for (const TokenRange& r : ranges)
-    j["ranges"].push_back({{"first", r.first}, {"last", r.last}, {"path", path_json(r.path)}});
+  for (const TokenRange& r : ranges) {
+    nlohmann::json range{{"first", r.first}, {"last", r.last}, {"path", path_json(r.path)}};
+    for (const auto& [from, s] : r.strategy_switches)
+      range["strategy_switches"].push_back({{"from", from}, {"strategy", strategy_name(s)}});
+    j["ranges"].push_back(range);
+  }
   j["boundaries"] = nlohmann::json::array();
   for (std::size_t i = 0; i < boundaries.size(); ++i) {
     const Witness& w = boundaries[i].witness;
@@ -130,7 +134,7 @@ void print_report(std::ostream& out, const BatchQuestion& q, std::int64_t max_to
              q.hidden, dtype_name(q.dtype), strategy_name(q.strategy), profile_name(q.profile),
              q.fused ? fmt::format(", {} SMs", q.sm_count) : "", ranges.empty() ? 0 : ranges.back().last);
   fmt::print(out, "{:>8} {:>8}  {}\n", "N from", "to", "path (a token's bits cannot change inside a range)");
-  for (const TokenRange& r : ranges) fmt::print(out, "{:>8} {:>8}  {}\n", r.first, r.last, r.path.describe());
+  for (const TokenRange& r : ranges) fmt::print(out, "{:>8} {:>8}  {}\n", r.first, r.last, r.describe());
   if (!ranges.empty() && ranges.back().last < max_tokens)
     fmt::print(out, "{:>8}     ...   no call from here on: the model refuses N = {}\n", ranges.back().last + 1,
                ranges.back().last + 1);
@@ -165,7 +169,7 @@ int invariance_command(const CommandArgs& args, std::ostream& out, std::ostream&
       ("hidden", po::value(&q.hidden)->default_value(4096), "hidden size D")
       ("dtype,d", po::value(&dtype_text)->default_value("bf16"), "bf16, fp16 or fp32")
       ("strategy,s", po::value(&strategy_text)->default_value("auto"), "oneshot, twoshot or auto")
-      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer, ieee or trtllm (plain only)")
+      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer, ieee, invariant, or trtllm (plain only)")
       ("fused", "the fused all-reduce + residual add + RMSNorm instead of the plain all-reduce")
       ("sms", po::value(&q.sm_count)->default_value(kDefaultSmCount), "fused: the GPU's SM count (its launch, and tree)")
       ("eps", po::value(&eps), "fused: epsilon (default torch.finfo(dtype).eps)")
@@ -189,7 +193,8 @@ int invariance_command(const CommandArgs& args, std::ostream& out, std::ostream&
       "examples:\n"
       "  mnnvl-ar invariance -w 8 --hidden 4096 -d bf16                # plain AUTO: one boundary, zero sign only\n"
       "  mnnvl-ar invariance -w 16 --hidden 4096                       # plain AUTO at W = 16: real changes\n"
-      "  mnnvl-ar invariance -w 2 --hidden 8192 --fused --sms 132 --json inv.json   # the fused trees\n\n"
+      "  mnnvl-ar invariance -w 2 --hidden 8192 --fused --sms 132 --json inv.json   # the fused trees\n"
+      "  mnnvl-ar invariance -w 16 --hidden 8192 --fused -p invariant  # one path for every N\n\n"
       "exit codes: 0 no token can change with N, 1 some can (boundaries found), 2 bad usage"};
   if (auto code = parse_command_line(args, options, {}, help, vm, out)) return *code;
   if (!json_path.empty()) check_output_path(json_path);

@@ -1,5 +1,6 @@
 #include "harness/commands/list_options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <sstream>
@@ -64,11 +65,17 @@ std::vector<Strategy> strategy_list_option(const std::string& option, const std:
 
 std::vector<Profile> kernel_profile_list_option(const std::string& option, const std::string& text) {
   if (text == "both") return {Profile::kFlashInfer, Profile::kIeee};
-  const Profile p = profile_option(text);
-  if (p == Profile::kTrtllm)
-    throw UsageError(
-        fmt::format("{} trtllm is a reference-only model; the kernels run flashinfer and ieee (or both)", option));
-  return {p};
+  if (text == "all") return {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant};
+  std::vector<Profile> out;
+  for (const std::string& item : split_list(text)) {
+    const Profile p = profile_option(item);
+    if (p == Profile::kTrtllm)
+      throw UsageError(fmt::format(
+          "{} trtllm is a reference-only model; the kernels run flashinfer, ieee and invariant (both, all)", option));
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
+  if (out.empty()) throw UsageError(fmt::format("{} names no profile", option));
+  return out;
 }
 
 std::vector<bool> pdl_list_option(const std::string& option, const std::string& text) {

@@ -20,7 +20,8 @@ std::vector<int> world_list_option(const std::string& option, const std::string&
 std::vector<DType> dtype_list_option(const std::string& option, const std::string& text);
 /// "all" -> oneshot, twoshot, auto.
 std::vector<Strategy> strategy_list_option(const std::string& option, const std::string& text);
-/// The profiles the kernels run: flashinfer, ieee, or "both"; trtllm is refused (a reference-only model).
+/// The profiles the kernels run: a list of flashinfer, ieee and invariant, "both" (flashinfer, ieee) or "all";
+/// trtllm is refused (a reference-only model).
 std::vector<Profile> kernel_profile_list_option(const std::string& option, const std::string& text);
 /// on / 1, off / 0, or both.
 std::vector<bool> pdl_list_option(const std::string& option, const std::string& text);

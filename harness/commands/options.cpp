@@ -96,7 +96,7 @@ Strategy strategy_option(const std::string& name) {
 
 Profile profile_option(const std::string& name) {
   if (auto p = parse_profile(name)) return *p;
-  throw UsageError(fmt::format("unknown profile '{}' (choose flashinfer, ieee or trtllm)", name));
+  throw UsageError(fmt::format("unknown profile '{}' (choose flashinfer, ieee, trtllm or invariant)", name));
 }
 
 }  // namespace ar

@@ -15,6 +15,7 @@
 #include "harness/commands/fused_options.h"
 #include "harness/commands/job_options.h"
 #include "harness/commands/list_options.h"
+#include "harness/commands/run_batches.h"
 #include "harness/commands/run_plan.h"
 #include "harness/commands/run_report.h"
 #include "harness/io/exit_codes.h"
@@ -34,10 +35,17 @@ std::filesystem::path dump_path(const RunSettings& s, const std::string& name) {
   return std::filesystem::path(s.dump_dir) / name;
 }
 
+/// What --batches adds to a world's calls: each call's input made just before it runs (the plan holds
+/// none: its inputs together would not fit in memory), and its probe rows kept after the check.
+struct BatchHooks {
+  const BatchPlan& plan;
+  BatchObservations& seen;
+};
+
 /// Runs the planned calls of one world size on `group` and adds their rows to `result`. Returns false when
 /// the run must stop (a wait timed out).
-bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, const std::vector<PlannedCall>& planned,
-               RunResult& result, std::ostream& err) {
+bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, std::vector<PlannedCall>& planned,
+               RunResult& result, std::ostream& err, const BatchHooks* batches = nullptr) {
   Job& job = gpu.job();
   const std::vector<int> local = group.local_ranks();
   FlagsModel flags(local, group.buffer_bytes());
@@ -46,7 +54,9 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
     if (r != s.omit_rank) launched.push_back(r);
   const bool want_digests = s.digests || job.multi_process();
 
-  for (const PlannedCall& c : planned) {
+  for (std::size_t i = 0; i < planned.size(); ++i) {
+    PlannedCall& c = planned[i];
+    if (batches) fill_batch_call(batches->plan, i, c);
     RunRow row{static_cast<int>(result.rows.size()) + 1, c.label, c.call, c.expect, c.resolved, c.seed};
     group.upload(c.input);
     if (c.norm) group.upload_norm(c.norm->residual, c.norm->gamma);
@@ -71,6 +81,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
         check_outputs(group, local, c.call.shape, expected, check, mine);
       }
       flags.check(group, clear_record(c.call.strategy, c.call.shape), row.index, mine, err);
+      if (batches) batches->seen.record(i, group.output(launched.front(), c.call.shape));
     }
     // Every process learns what every other found, so all stop at the same call with the same verdict.
     const MergedCall merged = agree_on_call(job, mine, world);
@@ -94,6 +105,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
       }
     }
     result.rows.push_back(row);
+    if (batches) c = PlannedCall{};  // its input is no longer needed
     if (merged.timeout) {
       result.timeout = merged.timeout;
       return false;
@@ -108,7 +120,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, co
   return true;
 }
 
-int run_job(Job& job, RunSettings s, std::ostream& out, std::ostream& err) {
+int run_job(Job& job, RunSettings s, const BatchSettings& b, std::ostream& out, std::ostream& err) {
   const auto gpu = GpuJob::start(job, "run", {s.device, s.devices_text, s.handles}, err);
   if (!gpu) return kExitUsage;
   const GpuDevice& dev = gpu->device();
@@ -124,16 +136,19 @@ int run_job(Job& job, RunSettings s, std::ostream& out, std::ostream& err) {
   if (job.multi_process()) fmt::print(out, "# handles: {}\n", handles.summary);
 
   RunResult result;
+  bool batches_ok = true;
   const auto wall_start = std::chrono::steady_clock::now();
   for (int world : worlds) {
-    const std::vector<PlannedCall> planned = plan_calls(s, world);
+    std::optional<BatchPlan> batch_plan;
+    if (b.max_tokens > 0) batch_plan = plan_batches(s, b, world);
+    std::vector<PlannedCall> planned = batch_plan ? batch_plan->planned : plan_calls(s, world);
     if (planned.empty()) continue;
     if (s.omit_rank >= world)
       throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", s.omit_rank, world));
     GroupSizing sizing{0, 16, static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
     std::vector<GpuCall> calls;
     for (const PlannedCall& c : planned) {
-      sizing.add(c.call.strategy, c.call.shape, c.norm.has_value());
+      sizing.add(c.call.strategy, c.call.shape, c.call.norm.has_value());
       calls.push_back(c.call);
     }
     // Before any kernel (the workspace's Lamport fill included): every process must plan the same calls.
@@ -154,6 +169,14 @@ int run_job(Job& job, RunSettings s, std::ostream& out, std::ostream& err) {
                  : per == 0          ? std::string()
                                      : fmt::format(", {} rank{} per GPU", per, per > 1 ? "s" : ""));
     }
+    if (batch_plan) {
+      BatchObservations seen(*batch_plan);
+      const BatchHooks hooks{*batch_plan, seen};
+      const bool went_on = run_world(*gpu, *group, s, world, planned, result, err, &hooks);
+      if (job.leader()) batches_ok = print_batch_report(out, *batch_plan, seen.verdicts()) && batches_ok;
+      if (!went_on) break;
+      continue;
+    }
     if (!run_world(*gpu, *group, s, world, planned, result, err)) break;
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -164,7 +187,7 @@ int run_job(Job& job, RunSettings s, std::ostream& out, std::ostream& err) {
         dev, job.processes(), job.launcher(), std::string(handle_kind_name(*handles.kind)), handles.summary, gpus};
     write_file_atomically(s.json_path, run_json(s, place, result));
   }
-  return result.verdict() == "ok" ? kExitOk : kExitDifference;
+  return result.verdict() == "ok" && batches_ok ? kExitOk : kExitDifference;
 }
 
 }  // namespace
@@ -173,7 +196,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   CommandArgs args = all_args;
   const int spawn = take_spawn_option(args);
   RunSettings s;
-  std::string dtype_text, profile_text, pdl_text, expect_text, handles_text;
+  BatchSettings batches;
+  std::string dtype_text, profile_text, pdl_text, expect_text, handles_text, batch_strategies_text, batch_kinds_text;
   double eps = 0, weight_bias = 0;
   JobOptions job_options;
   po::options_description options("options");
@@ -191,7 +215,16 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       ("inputs", po::value(&s.inputs_text)->default_value("adversarial"),
        "random (full mantissa), adversarial (random + the SPEC edge cases), exact (small integers), or golden (data/)")
       ("seed", po::value(&s.seed)->default_value(1), "seed of the inputs; call k of a sequence uses seed + k")
-      ("profile,p", po::value(&profile_text)->default_value("both"), "flashinfer, ieee or both")
+      ("profile,p", po::value(&profile_text)->default_value("both"),
+       "flashinfer, ieee, invariant, a list of them, both (flashinfer,ieee) or all")
+      ("batches", po::value(&batches.max_tokens)->default_value(0),
+       "batch invariance: instead of --calls, place the same probe rows in batches of N = 1..this (and both "
+       "sides of every boundary `invariance` reports) and compare each probe's bits across them with the model")
+      ("batch-strategies", po::value(&batch_strategies_text)->default_value("oneshot,twoshot,auto"),
+       "--batches: the strategies")
+      ("batch-kinds", po::value(&batch_kinds_text)->default_value("plain,fused"), "--batches: plain, fused or both")
+      ("batch-bytes", po::value(&batches.max_input_bytes)->default_value(batches.max_input_bytes),
+       "--batches: the largest input of a call, W x N x D x E bytes (larger W stop at a smaller N)")
       ("pdl", po::value(&pdl_text)->default_value("both"), "launch_with_pdl: on, off or both")
       ("expect", po::value(&expect_text)->default_value(""),
        "compare with the reference of this profile instead of the one the kernels ran (e.g. trtllm: where would "
@@ -246,7 +279,13 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       "elements compared (all ranks), mismatches, ranks that disagree with rank 0, flags. On a mismatch the\n"
       "first differing element is explained (its fold, step by step). A device wait that exceeds --timeout-ms\n"
       "ends the launch with an error naming the rank, the call, the buffer, stage, token, pack, the four words\n"
-      "it saw and the peer it waited for; the run stops there.\n\n" +
+      "it saw and the peer it waited for; the run stops there.\n\n"
+      "With --batches N_MAX the calls are batches of N = 1..N_MAX (and both sides of every boundary the\n"
+      "`invariance` command reports) holding the same probe rows among random others, for every dtype,\n"
+      "profile, --batch-strategies and --batch-kinds; besides the usual checks, a table says for each\n"
+      "probe how many different bits the GPU and the model gave over the batches, and in how many pairs of\n"
+      "batches they disagree on whether the bits are the same (0 everywhere, and one set of bits under the\n"
+      "invariant profile, or the run fails).\n\n" +
           std::string(kJobHelp) +
           "\n\n"
           "examples:\n"
@@ -254,6 +293,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
           "  mnnvl-ar run --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32 --world 8\n"
           "  mnnvl-ar run --calls oneshot:N=8:D=8192:fused,twoshot:N=300:D=5120:fused --world 2,8 --sms 78\n"
           "  mnnvl-ar run --inputs golden --json run.json\n"
+          "  mnnvl-ar run --batches 4096 -D 4096 --dtype bf16 --world 2,8 -p flashinfer,invariant   # batch invariance\n"
           "  mnnvl-ar run --world 4 --omit-rank 2 --timeout-ms 500   # must time out, naming rank 2\n"
           "  mnnvl-ar run --spawn 4 --world 4,8 --json mp.json       # 4 processes on this host\n"
           "  mnnvl-ar run --devices 0,1 --world 2,16 --inputs golden # one process, two GPUs\n"
@@ -283,6 +323,22 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   if (s.die_after_call < 0 || (s.die_after_call > 0) != (s.die_rank >= 0))
     throw UsageError("--die-after-call K (K >= 1) and --die-rank R go together");
+  if (batches.max_tokens < 0 || batches.max_tokens > (1 << 20))
+    throw UsageError(fmt::format("--batches {} is outside [0, {}]", batches.max_tokens, 1 << 20));
+  if (batches.max_tokens > 0) {
+    if (s.kind == InputKind::kGolden) throw UsageError("--batches makes its own inputs: it does not take --inputs golden");
+    if (!vm["calls"].defaulted()) throw UsageError("--batches replaces --calls: give one or the other");
+    if (batches.max_input_bytes < 16) throw UsageError("--batch-bytes must be at least one row");
+    batches.strategies = strategy_list_option("--batch-strategies", batch_strategies_text);
+    batches.fused.clear();
+    for (const std::string& kind : split_list(batch_kinds_text)) {
+      if (kind != "plain" && kind != "fused" && kind != "both")
+        throw UsageError(fmt::format("--batch-kinds '{}': choose plain, fused or both", kind));
+      if (kind != "fused") batches.fused.push_back(false);
+      if (kind != "plain") batches.fused.push_back(true);
+    }
+    if (s.expect) throw UsageError("--batches compares each profile with its own model: it does not take --expect");
+  }
   if (s.kind != InputKind::kGolden) {
     try {
       s.specs = parse_call_sequence(s.calls_text);
@@ -293,7 +349,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   }
 
   return run_as_job(spawn, "run", args, job_options, out, err,
-                    [&](Job& job, std::ostream& job_out) { return run_job(job, s, job_out, err); });
+                    [&](Job& job, std::ostream& job_out) { return run_job(job, s, batches, job_out, err); });
 }
 
 }  // namespace ar

@@ -70,7 +70,7 @@ FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& 
     return reference_fused_rms_norm(input, residual, gamma, options);
   const Strategy resolved = resolve_strategy(options.strategy, s);
   FusedResult out;
-  out.launch = norm_launch(resolved, s.tokens, s.hidden, s.dtype, options.sm_count);
+  out.launch = norm_launch_for(options.profile, resolved, s.tokens, s.hidden, s.dtype, options.sm_count);
   out.normalized_undefined_on_gpu = out.launch.exited_threads() > 0;
   out.normalized = HostTensor(s.dtype, {s.tokens, s.hidden});
   out.residual_out = HostTensor(s.dtype, {s.tokens, s.hidden});

@@ -7,7 +7,7 @@
 //   hold values that lane 0 never reads.
 // - Only block 0 is summed when the blocks' sums are not folded (a launch without a cluster has one block).
 // tests/reference/fast_norm_test.cpp compares the two engines on random and edge rows of every dtype,
-// strategy and profile, over launches with clusters, partial warps and exited threads.
+// strategy and profile (the invariant one included), over launches with clusters, partial warps and exited threads.
 #include "reference/detail/fast_norm.h"
 
 #include <algorithm>
@@ -77,7 +77,7 @@ class RowEngine {
       sum = block_sum(residual_out, 0);
     }
     const std::uint32_t scale = row_scale(arithmetic_, launch_.hidden, sum);
-    if (launch_.strategy == Strategy::kOneShot) {
+    if (!launch_.gamma_first) {
       for (std::size_t d = 0; d < width_; ++d)
         normalized[d] = narrow(mul32(mul32(wide_[d], scale, ftz_), gamma_terms_[d], ftz_));
     } else {
@@ -106,10 +106,10 @@ class RowEngine {
     return static_cast<Word>(narrow_from_fp32(x, T));
   }
 
-  // The thread's sum of squares from +0, loads outer and the pack's elements inner: ONESHOT squares 16-bit
-  // values in T and adds the widened square, everything else fmas the widened value.
+  // The thread's sum of squares from +0, loads outer and the pack's elements inner: a launch that squares in
+  // T (ONESHOT's, 16-bit) adds the widened square, every other fmas the widened value.
   std::uint32_t thread_sum(const Word* pre, int block, int thread) const {
-    const bool square_in_t = launch_.strategy == Strategy::kOneShot && T != DType::kFp32;
+    const bool square_in_t = launch_.squares_in_t;
     const auto elements = static_cast<std::size_t>(launch_.elements_per_pack);
     std::uint32_t acc = 0;
     for (int load = 0; load < launch_.loads_per_thread(); ++load) {

@@ -92,7 +92,7 @@ TEST_CASE("the fused norm's fast engine equals the scalar model bit for bit", "[
   for (const Case& c : cases) {
     const Inputs in = random_inputs(c.dtype, c.world, c.tokens, c.hidden, 77u + c.hidden);
     for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
-      for (Profile p : {Profile::kFlashInfer, Profile::kIeee})
+      for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant})
         for (std::uint32_t weight_bias : {0u, 0x3F800000u}) {
           FusedOptions o;
           o.strategy = s;

@@ -1,0 +1,81 @@
+// The invariant profile's reciprocal square root: the integer definition is correctly rounded, and the
+// kernels' route through IEEE double operations gives its bits for every fp32 input.
+//
+// Why the inputs below cover all 2^32: both functions commute with scaling by four. The definition does
+// (1/sqrt(4x) = (1/sqrt(x)) / 2 exactly, and halving a normal fp32 is exact: every result is normal). The
+// route does too: the widening is exact, sqrt.rn(4y) = 2 sqrt.rn(y), rcp.rn(2z) = rcp.rn(z) / 2 (no double
+// underflows or overflows from fp32 inputs), and the narrowing of half a value is half the narrowing.
+// So every positive normal input has a twin in [1, 4) with the same answer up to that scale; subnormals,
+// zeros, infinities, NaNs and negatives are tested one by one.
+#include <catch2/catch.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <random>
+
+#include "reference/rsqrt_rn.h"
+
+using namespace ar;
+
+namespace {
+
+/// Independent check of correct rounding: r is the nearest fp32 to 1/sqrt(x) iff 1/sqrt(x) lies strictly
+/// between the midpoints around r, i.e. x * lo^2 < 1 < x * hi^2 for the midpoints lo < hi, decided in
+/// long double: x * mid^2 has at most 24 + 2*25 = 74 significant bits, more than long double's 64, so it is
+/// decided by comparing mid with 1/sqrt(x) the other way round when the product is close.
+bool is_nearest(std::uint32_t x, std::uint32_t r) {
+  const long double xv = std::bit_cast<float>(x);
+  const long double rv = std::bit_cast<float>(r);
+  const long double up = std::nextafter(std::bit_cast<float>(r), INFINITY);
+  const long double down = std::nextafter(std::bit_cast<float>(r), 0.0f);
+  const long double hi = (rv + up) / 2, lo = (rv + down) / 2;  // exact in long double
+  return xv * lo * lo < 1.0L && xv * hi * hi > 1.0L;
+}
+
+}  // namespace
+
+TEST_CASE("rsqrt_rn of exact cases and special values", "[reference][rsqrt_rn]") {
+  CHECK(rsqrt_rn_fp32(0x3F800000u) == 0x3F800000u);  // 1 -> 1
+  CHECK(rsqrt_rn_fp32(0x40800000u) == 0x3F000000u);  // 4 -> 1/2
+  CHECK(rsqrt_rn_fp32(0x3E800000u) == 0x40000000u);  // 1/4 -> 2
+  CHECK(rsqrt_rn_fp32(0x00000001u) == 0x64B504F3u);  // 2^-149 -> 2^74.5, rounded
+  CHECK(rsqrt_rn_fp32(0x00000000u) == 0x7F800000u);
+  CHECK(rsqrt_rn_fp32(0x80000000u) == 0xFF800000u);
+  CHECK(rsqrt_rn_fp32(0x7F800000u) == 0x00000000u);
+  CHECK(rsqrt_rn_fp32(0xBF800000u) == 0x7FFFFFFFu);
+  CHECK(rsqrt_rn_fp32(0x7FC00001u) == 0x7FFFFFFFu);
+  CHECK(rsqrt_rn_fp32(0xFF800000u) == 0x7FFFFFFFu);
+  for (std::uint32_t x : {0x00000000u, 0x80000000u, 0x7F800000u, 0xBF800000u, 0x7FC00001u, 0xFF800000u, 0x00000001u})
+    CHECK(rsqrt_rn_via_fp64(x) == rsqrt_rn_fp32(x));
+}
+
+TEST_CASE("rsqrt_rn is correctly rounded (random inputs over every exponent)", "[reference][rsqrt_rn]") {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 200000; ++i) {
+    const std::uint32_t x = rng() & 0x7FFFFFFFu;
+    if (x == 0 || x >= 0x7F800000u) continue;
+    const std::uint32_t r = rsqrt_rn_fp32(x);
+    INFO("x = 0x" << std::hex << x << ", r = 0x" << r);
+    REQUIRE(is_nearest(x, r));
+  }
+}
+
+TEST_CASE("rsqrt_rn: the kernels' fp64 route gives the definition's bits for every fp32", "[reference][rsqrt_rn]") {
+  // [1, 4): both exponent parities, every significand.
+  std::int64_t checked = 0;
+  for (std::uint32_t x = 0x3F800000u; x < 0x40800000u; ++x, ++checked) {
+    const std::uint32_t r = rsqrt_rn_fp32(x);
+    if (rsqrt_rn_via_fp64(x) != r) FAIL("x = 0x" << std::hex << x << ": fp64 route 0x" << rsqrt_rn_via_fp64(x) << ", definition 0x" << r);
+  }
+  // Every subnormal.
+  for (std::uint32_t x = 1; x < 0x00800000u; ++x, ++checked)
+    if (rsqrt_rn_via_fp64(x) != rsqrt_rn_fp32(x)) FAIL("subnormal x = 0x" << std::hex << x);
+  CHECK(checked == (std::int64_t{1} << 24) + (std::int64_t{1} << 23) - 1);
+  // The scaling argument, checked on a sample of every exponent: rsqrt(x * 4^k) = rsqrt(x) / 2^k.
+  std::mt19937 rng(11);
+  for (int i = 0; i < 100000; ++i) {
+    const auto x = static_cast<std::uint32_t>(0x00800000u + rng() % (0x7F800000u - 0x00800000u));
+    REQUIRE(rsqrt_rn_via_fp64(x) == rsqrt_rn_fp32(x));
+  }
+}
