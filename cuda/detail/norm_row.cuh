@@ -134,6 +134,9 @@ struct NormShared {
   /// copy; two sets, alternating row by row, so a block a row ahead never writes what another still reads.
   float block_sums[2][kMaxNormClusterSize];
   std::uint32_t failed;  ///< set (through the cluster) when a fetch of any block gave up
+  /// The invariant profile's row scale, computed by one thread: its fp64 rsqrt in every warp would cost a
+  /// block about as much issue time as the rest of the row's norm.
+  float scale;
 };
 
 __device__ __forceinline__ NormShared& norm_shared() {
@@ -282,6 +285,8 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&sums[block], r, __float_as_uint(sum));
       } else {
         sums[block] = sum;
+        // A block alone whose first block sum is the row's: its scale now, before the barrier (step 3).
+        if (tree.exact_rsqrt != 0 && block == 0 && !tree.cluster_fold) shared.scale = row_scale<kFtz>(sum, tree);
       }
     }
   }
@@ -300,13 +305,23 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   if (shared.failed != 0) return false;
 
   // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
-  // every thread computes the same bits itself, which costs less than a barrier to share them.
+  // every thread computes the same bits itself, which costs less than a barrier to share them; but the
+  // invariant profile's fp64 rsqrt is computed once (in step 2 when it can be, else here behind a barrier).
   float sum = sums[0];
   if (tree.cluster_fold) {
     sum = 0.0f;
     for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, sums[block]);
   }
-  const float scale = row_scale<kFtz>(sum, tree);
+  float scale;
+  if (tree.exact_rsqrt == 0) {
+    scale = row_scale<kFtz>(sum, tree);
+  } else if (!kCluster && !tree.cluster_fold) {
+    scale = shared.scale;
+  } else {
+    if (threadIdx.x == 0) shared.scale = row_scale<kFtz>(sum, tree);
+    ptx::bar_cta_sync();
+    scale = shared.scale;
+  }
 
   // 4. The output of the packs this block computed: all of the row's, pack by pack, for a block alone; as
   // step 1 walked them in a cluster (each block staged only its own).

@@ -24,7 +24,7 @@ struct BatchSettings {
   std::vector<bool> fused{false, true};
   /// The most bytes of a call's input (W x N x D x E): larger W stop at a smaller N.
   std::int64_t max_input_bytes = std::int64_t{128} << 20;
-  int witness_tries = 60;
+  int witness_tries = 400;  // candidates tried per boundary (the command tries 1000)
 };
 
 /// One question (W, D, dtype, strategy, profile, plain or fused, SM count) and its probes.
