@@ -95,8 +95,8 @@ struct NormTree {
   std::int32_t cluster_fold;     ///< 1: the block sums are folded from +0 in block order (a cluster launch, cs > 1)
   std::int32_t square_in_t;      ///< 1: ONESHOT's 16-bit square and fp32 add; 0: the fp32 fma
   std::int32_t two_shot_order;   ///< 1: TWOSHOT's ((wb + g) * x) * scale; 0: ONESHOT's (x * scale) * (wb + g)
-  /// 1: the invariant profile's scale, the correctly rounded rsqrt through fp64 (reference/rsqrt_rn.h);
-  /// 0: the MUFU's rsqrt.approx
+  /// 1: the invariant profile's scale, the correctly rounded rsqrt (reference/rsqrt_rn.h); 0: the MUFU's
+  /// rsqrt.approx
   std::int32_t exact_rsqrt;
   std::uint32_t hidden;          ///< D
   std::uint32_t epsilon;         ///< fp32 bits

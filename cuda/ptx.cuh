@@ -205,18 +205,32 @@ __device__ __forceinline__ float rsqrt_approx_f32(float x) {
   return r;
 }
 
-/// The invariant profile's correctly rounded rsqrt: cvt.f64.f32 (exact), sqrt.rn.f64, rcp.rn.f64,
-/// cvt.rn.f32.f64, each an IEEE operation. Model: reference rsqrt_rn_via_fp64, proven equal to the
-/// correctly rounded rsqrt_rn_fp32 for every fp32 (tests/reference/rsqrt_rn_test.cpp).
-__device__ __forceinline__ float rsqrt_rn_via_f64(float x) {
-  float r;
-  asm("{\n\t.reg .f64 w;\n\t"
-      "cvt.f64.f32 w, %1;\n\t"
-      "sqrt.rn.f64 w, w;\n\t"
-      "rcp.rn.f64 w, w;\n\t"
-      "cvt.rn.f32.f64 %0, w;\n\t}"
-      : "=f"(r)
-      : "f"(x));
+/// cvt.f64.f32: fp32 to fp64, exact. The fp64 operations below are IEEE (model: the host's double
+/// arithmetic); the invariant profile's rsqrt correction uses them (reference rsqrt_rn_by_correction).
+__device__ __forceinline__ double cvt_f64_f32(float x) {
+  double r;
+  asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(x));
+  return r;
+}
+
+/// add.rn.f64.
+__device__ __forceinline__ double add_rn_f64(double a, double b) {
+  double r;
+  asm("add.rn.f64 %0, %1, %2;" : "=d"(r) : "d"(a), "d"(b));
+  return r;
+}
+
+/// mul.rn.f64.
+__device__ __forceinline__ double mul_rn_f64(double a, double b) {
+  double r;
+  asm("mul.rn.f64 %0, %1, %2;" : "=d"(r) : "d"(a), "d"(b));
+  return r;
+}
+
+/// fma.rn.f64: a * b + c, one rounding (model: std::fma on doubles).
+__device__ __forceinline__ double fma_rn_f64(double a, double b, double c) {
+  double r;
+  asm("fma.rn.f64 %0, %1, %2, %3;" : "=d"(r) : "d"(a), "d"(b), "d"(c));
   return r;
 }
 

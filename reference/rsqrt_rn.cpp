@@ -69,10 +69,26 @@ std::uint32_t rsqrt_rn_fp32(std::uint32_t x) {
   return static_cast<std::uint32_t>(exponent + 127) << 23 | static_cast<std::uint32_t>(r - (std::uint64_t{1} << 23));
 }
 
-std::uint32_t rsqrt_rn_via_fp64(std::uint32_t x) {
-  const double root = std::sqrt(static_cast<double>(std::bit_cast<float>(x)));
-  const auto result = static_cast<float>(1.0 / root);
-  return std::isnan(result) ? kCanonicalNan : std::bit_cast<std::uint32_t>(result);
+std::uint32_t rsqrt_rn_by_correction(std::uint32_t x, std::uint32_t guess, int* steps) {
+  if (steps != nullptr) *steps = 0;
+  if ((x & kSignMask) != 0 || x == 0 || x >= kInfinity) return guess;
+  // Only the bits travel through float and double: every operation below is exact or one IEEE rounding.
+  const double wide = std::bit_cast<float>(x);
+  std::uint32_t y = guess;
+  for (int i = 0; i < kRsqrtCorrections; ++i) {
+    const double here = std::bit_cast<float>(y);
+    const double above = (here + static_cast<double>(std::bit_cast<float>(y + 1))) * 0.5;
+    const double below = (here + static_cast<double>(std::bit_cast<float>(y - 1))) * 0.5;
+    if (std::fma(above * above, wide, -1.0) < 0.0) {
+      ++y;  // 1/sqrt(x) lies above the upper midpoint
+    } else if (std::fma(below * below, wide, -1.0) > 0.0) {
+      --y;  // below the lower one
+    } else {
+      break;
+    }
+    if (steps != nullptr) ++*steps;
+  }
+  return y;
 }
 
 std::uint32_t reciprocal_rn_fp32(std::uint32_t x) { return div_fp32(0x3F800000u, x); }

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda/detail/lamport.cuh"
+#include "reference/rsqrt_rn.h"
 
 namespace ar::cuda::detail {
 
@@ -97,6 +98,31 @@ __device__ __forceinline__ std::uint64_t row_pack_index(std::uint32_t t, std::ui
   return std::uint64_t(t) * row_packs + static_cast<std::uint32_t>(pack);
 }
 
+/// The invariant profile's correctly rounded rsqrt (reference rsqrt_rn_fp32), as reference
+/// rsqrt_rn_by_correction computes it: the MUFU's guess, then one-ulp steps while an exact fp64 midpoint test
+/// says a neighbour is nearer (the midpoint's square is exact in fp64, and one fma gives the sign of
+/// m^2 x - 1). The guess is at most two ulps off (tests/reference/rsqrt_rn_test.cpp), so the loop always ends
+/// by its own test; zeros, infinities, NaNs and negatives keep the guess, which is already the answer there.
+__device__ __forceinline__ float rsqrt_rn(float x) {
+  float y = ptx::rsqrt_approx_f32(x);
+  if (!(x > 0.0f) || !(x < __int_as_float(0x7F800000))) return y;
+  const double wide = ptx::cvt_f64_f32(x);
+#pragma unroll 1
+  for (int i = 0; i < kRsqrtCorrections; ++i) {
+    const std::uint32_t bits = __float_as_uint(y);
+    const double here = ptx::cvt_f64_f32(y);
+    const double above = ptx::mul_rn_f64(ptx::add_rn_f64(here, ptx::cvt_f64_f32(__uint_as_float(bits + 1))), 0.5);
+    const double below = ptx::mul_rn_f64(ptx::add_rn_f64(here, ptx::cvt_f64_f32(__uint_as_float(bits - 1))), 0.5);
+    if (ptx::fma_rn_f64(ptx::mul_rn_f64(above, above), wide, -1.0) < 0.0)
+      y = __uint_as_float(bits + 1);
+    else if (ptx::fma_rn_f64(ptx::mul_rn_f64(below, below), wide, -1.0) > 0.0)
+      y = __uint_as_float(bits - 1);
+    else
+      break;
+  }
+  return y;
+}
+
 /// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) and one fma, then rsqrt.approx.ftz;
 /// without it div.rn, add.rn and rsqrt.approx, or (invariant profile) the correctly rounded rsqrt
 /// (reference fused_rms_norm_row).
@@ -108,7 +134,7 @@ __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
     return ptx::rsqrt_approx_ftz_f32(ptx::fma_rn_ftz_f32(sum, ptx::rcp_approx_ftz_f32(hidden), epsilon));
   } else {
     const float x = ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon);
-    return tree.exact_rsqrt != 0 ? ptx::rsqrt_rn_via_f64(x) : ptx::rsqrt_approx_f32(x);
+    return tree.exact_rsqrt != 0 ? rsqrt_rn(x) : ptx::rsqrt_approx_f32(x);
   }
 }
 

@@ -1,19 +1,21 @@
 // The invariant profile's reciprocal square root: the integer definition is correctly rounded, and the
-// kernels' route through IEEE double operations gives its bits for every fp32 input.
+// kernels' route (the MUFU's rsqrt.approx.f32 corrected by exact midpoint tests) gives its bits for every
+// fp32 input, with the MUFU as reference/mufu.h models it (proven on the GPU by `mnnvl-ar mufu --check`).
 //
-// Why the inputs below cover all 2^32: both functions commute with scaling by four. The definition does
-// (1/sqrt(4x) = (1/sqrt(x)) / 2 exactly, and halving a normal fp32 is exact: every result is normal). The
-// route does too: the widening is exact, sqrt.rn(4y) = 2 sqrt.rn(y), rcp.rn(2z) = rcp.rn(z) / 2 (no double
-// underflows or overflows from fp32 inputs), and the narrowing of half a value is half the narrowing.
-// So every positive normal input has a twin in [1, 4) with the same answer up to that scale; subnormals,
-// zeros, infinities, NaNs and negatives are tested one by one.
+// Why the inputs below cover all 2^32: the functions commute with scaling by four. The definition does
+// (1/sqrt(4x) = (1/sqrt(x)) / 2 exactly, and halving a normal fp32 is exact: every result is normal); the
+// MUFU's guess for a normal input depends only on the significand and the exponent's parity (mufu.h); and
+// the correction's tests are exact. So every positive normal input has a twin in [1, 4) with the same answer
+// up to that scale; subnormals, zeros, infinities, NaNs and negatives are tested one by one.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <random>
 
+#include "reference/mufu.h"
 #include "reference/rsqrt_rn.h"
 
 using namespace ar;
@@ -46,8 +48,15 @@ TEST_CASE("rsqrt_rn of exact cases and special values", "[reference][rsqrt_rn]")
   CHECK(rsqrt_rn_fp32(0xBF800000u) == 0x7FFFFFFFu);
   CHECK(rsqrt_rn_fp32(0x7FC00001u) == 0x7FFFFFFFu);
   CHECK(rsqrt_rn_fp32(0xFF800000u) == 0x7FFFFFFFu);
-  for (std::uint32_t x : {0x00000000u, 0x80000000u, 0x7F800000u, 0xBF800000u, 0x7FC00001u, 0xFF800000u, 0x00000001u})
-    CHECK(rsqrt_rn_via_fp64(x) == rsqrt_rn_fp32(x));
+  // The MUFU's guess is already the answer where the correction does not look.
+  for (std::uint32_t x : {0x00000000u, 0x80000000u, 0x7F800000u, 0xBF800000u, 0x7FC00001u, 0xFF800000u, 0x80000001u})
+    CHECK(rsqrt_rn_by_correction(x, rsqrt_approx_bits(x)) == rsqrt_rn_fp32(x));
+  // From a guess a few ulps off, the steps reach the nearest value.
+  for (int off : {-3, -1, 1, 3}) {
+    int steps = 0;
+    CHECK(rsqrt_rn_by_correction(0x40000000u, static_cast<std::uint32_t>(0x3F3504F3 + off), &steps) == 0x3F3504F3u);
+    CHECK(steps == (off < 0 ? -off : off));
+  }
 }
 
 TEST_CASE("rsqrt_rn is correctly rounded (random inputs over every exponent)", "[reference][rsqrt_rn]") {
@@ -61,21 +70,24 @@ TEST_CASE("rsqrt_rn is correctly rounded (random inputs over every exponent)", "
   }
 }
 
-TEST_CASE("rsqrt_rn: the kernels' fp64 route gives the definition's bits for every fp32", "[reference][rsqrt_rn]") {
-  // [1, 4): both exponent parities, every significand.
+TEST_CASE("rsqrt_rn: the kernels' corrected MUFU guess gives the definition's bits for every fp32", "[reference][rsqrt_rn]") {
   std::int64_t checked = 0;
-  for (std::uint32_t x = 0x3F800000u; x < 0x40800000u; ++x, ++checked) {
-    const std::uint32_t r = rsqrt_rn_fp32(x);
-    if (rsqrt_rn_via_fp64(x) != r) FAIL("x = 0x" << std::hex << x << ": fp64 route 0x" << rsqrt_rn_via_fp64(x) << ", definition 0x" << r);
-  }
-  // Every subnormal.
-  for (std::uint32_t x = 1; x < 0x00800000u; ++x, ++checked)
-    if (rsqrt_rn_via_fp64(x) != rsqrt_rn_fp32(x)) FAIL("subnormal x = 0x" << std::hex << x);
+  int most_steps = 0;
+  const auto check = [&](std::uint32_t x) {
+    int steps = 0;
+    const std::uint32_t r = rsqrt_rn_by_correction(x, rsqrt_approx_bits(x), &steps);
+    most_steps = std::max(most_steps, steps);
+    ++checked;
+    if (r != rsqrt_rn_fp32(x))
+      FAIL("x = 0x" << std::hex << x << ": corrected 0x" << r << ", definition 0x" << rsqrt_rn_fp32(x));
+  };
+  for (std::uint32_t x = 0x3F800000u; x < 0x40800000u; ++x) check(x);  // [1, 4): every significand, both parities
+  for (std::uint32_t x = 1; x < 0x00800000u; ++x) check(x);            // every subnormal
   CHECK(checked == (std::int64_t{1} << 24) + (std::int64_t{1} << 23) - 1);
-  // The scaling argument, checked on a sample of every exponent: rsqrt(x * 4^k) = rsqrt(x) / 2^k.
+  // The loop always stopped by its own test, never by its bound: the guess is at most two ulps off.
+  CHECK(most_steps < kRsqrtCorrections);
+  CHECK(most_steps <= 2);
+  // The scaling argument, checked on a sample of every exponent.
   std::mt19937 rng(11);
-  for (int i = 0; i < 100000; ++i) {
-    const auto x = static_cast<std::uint32_t>(0x00800000u + rng() % (0x7F800000u - 0x00800000u));
-    REQUIRE(rsqrt_rn_via_fp64(x) == rsqrt_rn_fp32(x));
-  }
+  for (int i = 0; i < 100000; ++i) check(static_cast<std::uint32_t>(0x00800000u + rng() % (0x7F800000u - 0x00800000u)));
 }
