@@ -331,17 +331,19 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   if (shared.failed != 0) return false;
 
   // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
-  // every thread computes the same bits itself, which costs less than a barrier to share them; but the
-  // invariant profile's fp64 rsqrt is computed once (in step 2 when it can be, else here behind a barrier).
+  // every thread computes the same bits itself, which costs less than a barrier to share them. The invariant
+  // profile's rsqrt (fp64 steps) is dearer: a block alone computes it once, in step 2, before the barrier (a
+  // block playing several of the tree's blocks here, behind one more barrier); with a cluster (few rows,
+  // where latency counts more than issue) every thread still does.
   float sum = sums[0];
   if (tree.cluster_fold) {
     sum = 0.0f;
     for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, sums[block]);
   }
   float scale;
-  if (tree.exact_rsqrt == 0) {
+  if (tree.exact_rsqrt == 0 || kCluster) {
     scale = row_scale<kFtz>(sum, tree);
-  } else if (!kCluster && !tree.cluster_fold) {
+  } else if (!tree.cluster_fold) {
     scale = shared.scale;
   } else {
     if (threadIdx.x == 0) shared.scale = row_scale<kFtz>(sum, tree);

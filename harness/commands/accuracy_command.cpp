@@ -52,7 +52,7 @@ int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream& e
   }
   std::vector<std::pair<Strategy, Profile>> runs;
   for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm}) runs.emplace_back(s, p);
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm, Profile::kInvariant}) runs.emplace_back(s, p);
   const AccuracyReport report = accuracy_report(in.tensor, runs);
   if (vm.count("json")) {
     nlohmann::json rows = nlohmann::json::array();

@@ -54,7 +54,8 @@ void print_all_reduce_compare(std::ostream& out, const CompareInput& c, bool jso
   const ProblemShape& s = c.in.shape;
   std::vector<std::pair<Strategy, Profile>> runs;
   for (Strategy st : {Strategy::kOneShot, Strategy::kTwoShot})
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm}) runs.emplace_back(st, p);
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm, Profile::kInvariant})
+      runs.emplace_back(st, p);
   const AccuracyReport acc = accuracy_report(c.in.tensor, runs);
   const HostTensor baseline = reference_all_reduce(c.in.tensor, Strategy::kOneShot, Profile::kFlashInfer);
 

@@ -36,7 +36,7 @@ void print_sum_tree(std::ostream& out, const FusedElementExplanation& e) {
   const RowTrace& row = e.row;
   const BlockTrace& block = row.blocks.at(static_cast<std::size_t>(e.owner.block_rank));
   fmt::print(out, "sum of squares of row {} (each thread from +0, {}):\n", e.token,
-             e.launch.strategy == Strategy::kOneShot && e.launch.dtype != DType::kFp32
+             e.launch.squares_in_t
                  ? "the square in T, widened and added in fp32"
                  : "an fp32 fma of the widened value with itself");
   fmt::print(out, "  thread {} of block {}: {}\n", e.owner.thread, e.owner.block_rank,
@@ -60,7 +60,7 @@ void print_sum_tree(std::ostream& out, const FusedElementExplanation& e) {
 void print_scale(std::ostream& out, const FusedElementExplanation& e, const FusedOptions& o) {
   const RowTrace& row = e.row;
   fmt::print(out, "scale: float(D) = {}\n", format_fp32(row.hidden_as_fp32));
-  if (o.profile == Profile::kIeee) {
+  if (o.profile == Profile::kIeee || o.profile == Profile::kInvariant) {
     fmt::print(out, "  mean = div.rn(sum, float(D)) = {}\n", format_fp32(row.mean));
     fmt::print(out, "  rsqrt input = mean + eps {} = {}\n", format_fp32(o.epsilon), format_fp32(row.rsqrt_input));
   } else {
@@ -68,19 +68,20 @@ void print_scale(std::ostream& out, const FusedElementExplanation& e, const Fuse
     fmt::print(out, "  rsqrt input = fma(sum, rcp(D), eps {}) = {}\n", format_fp32(o.epsilon),
                format_fp32(row.rsqrt_input));
   }
-  fmt::print(out, "  rsqrt output (the row's scale) = {}\n", format_fp32(row.rsqrt_output));
+  fmt::print(out, "  rsqrt output (the row's scale{}) = {}\n",
+             o.profile == Profile::kInvariant ? ", correctly rounded" : "", format_fp32(row.rsqrt_output));
 }
 
 void print_products(std::ostream& out, const FusedElementExplanation& e, const FusedOptions& o) {
   const DType t = e.launch.dtype;
   fmt::print(out, "output: wb + gamma = {} + {} = {}\n", format_fp32(o.weight_bias), format_value(e.gamma, t),
              format_fp32(e.gamma_term));
-  if (e.launch.strategy == Strategy::kOneShot) {
+  if (!e.launch.gamma_first) {
     fmt::print(out, "  ONESHOT (f(pre) * scale) * (wb + gamma):\n    f(pre) * scale = {}\n",
                format_fp32(e.first_product));
   } else {
-    fmt::print(out, "  TWOSHOT ((wb + gamma) * f(pre)) * scale:\n    (wb + gamma) * f(pre) = {}\n",
-               format_fp32(e.first_product));
+    fmt::print(out, "  {} ((wb + gamma) * f(pre)) * scale:\n    (wb + gamma) * f(pre) = {}\n",
+               o.profile == Profile::kInvariant ? "invariant" : "TWOSHOT", format_fp32(e.first_product));
   }
   fmt::print(out, "    second product = {}\n  narrowed to {}: {}\n", format_fp32(e.second_product), dtype_name(t),
              format_value(e.normalized, t));

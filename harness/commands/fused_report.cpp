@@ -28,14 +28,14 @@ namespace {
 std::vector<std::pair<Strategy, Profile>> fused_runs() {
   std::vector<std::pair<Strategy, Profile>> runs;
   for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee}) runs.emplace_back(s, p);
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant}) runs.emplace_back(s, p);
   return runs;
 }
 
 std::string launch_text(const NormLaunch& l) {
   return fmt::format("{}{} x {} threads, {}", l.cluster_launch ? "cluster of " : "no cluster, ", l.cluster_size(),
                      l.block_size(),
-                     l.strategy == Strategy::kOneShot && l.dtype != DType::kFp32 ? "squares in T" : "fp32 fma squares");
+                     l.squares_in_t ? "squares in T" : "fp32 fma squares");
 }
 
 nlohmann::json launch_json(const NormLaunch& l) {

@@ -228,33 +228,53 @@ std::vector<BatchObservations::Verdict> BatchObservations::verdicts() const {
   return out;
 }
 
+std::vector<BatchSummary> summarize_batches(const BatchPlan& plan, const std::vector<BatchObservations::Verdict>& v) {
+  std::vector<BatchSummary> out;
+  for (std::size_t ci = 0; ci < plan.configs.size(); ++ci) {
+    const BatchConfig& c = plan.configs[ci];
+    const BatchQuestion& q = c.question;
+    BatchSummary b{.world = q.world_size,
+                   .dtype = q.dtype,
+                   .profile = q.profile,
+                   .strategy = q.strategy,
+                   .fused = q.fused,
+                   .sm_count = q.fused ? q.sm_count : 0,
+                   .hidden = q.hidden,
+                   .max_tokens = c.sizes.back(),
+                   .batch_sizes = static_cast<int>(c.sizes.size()),
+                   .boundaries = static_cast<int>(c.ranges.size()) - 1};
+    for (const auto& x : v) {
+      if (x.config != ci) continue;
+      ++b.probes;
+      b.gpu_distinct = std::max(b.gpu_distinct, x.gpu_distinct);
+      b.model_distinct = std::max(b.model_distinct, x.model_distinct);
+      b.pairs_disagreeing += x.pairs_disagreeing;
+    }
+    b.ok = b.probes > 0 && b.pairs_disagreeing == 0 && (q.profile != Profile::kInvariant || b.gpu_distinct == 1);
+    out.push_back(b);
+  }
+  return out;
+}
+
 bool print_batch_report(std::ostream& out, const BatchPlan& plan, const std::vector<BatchObservations::Verdict>& v) {
+  const std::vector<BatchSummary> summaries = summarize_batches(plan, v);
   bool ok = true;
   fmt::print(out, "\n# batch invariance: each probe's rows compared across the batches it was placed in\n");
   fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>6} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", "W", "type",
              "profile", "strategy", "kind", "SMs", "N", "boundaries", "probes", "gpu bits", "model bits", "disagree");
-  for (std::size_t ci = 0; ci < plan.configs.size(); ++ci) {
-    const BatchConfig& c = plan.configs[ci];
-    const BatchQuestion& q = c.question;
-    int probes = 0, gpu_most = 0, model_most = 0, disagree = 0;
-    std::string first;
-    for (const auto& x : v) {
-      if (x.config != ci) continue;
-      ++probes;
-      gpu_most = std::max(gpu_most, x.gpu_distinct);
-      model_most = std::max(model_most, x.model_distinct);
-      disagree += x.pairs_disagreeing;
-      if (first.empty() && !x.first_disagreement.empty())
-        first = fmt::format("probe {} ({}): {}", x.probe, c.probes[static_cast<std::size_t>(x.probe)].source,
-                            x.first_disagreement);
-    }
-    const bool invariant = q.profile == Profile::kInvariant;
-    if (disagree > 0 || (invariant && gpu_most > 1) || probes == 0) ok = false;
-    fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>6} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", q.world_size,
-               dtype_name(q.dtype), profile_name(q.profile), strategy_name(q.strategy), q.fused ? "fused" : "plain",
-               q.fused ? std::to_string(q.sm_count) : "-", fmt::format("1..{}", c.sizes.back()),
-               c.ranges.size() - 1, probes, gpu_most, model_most, disagree);
-    if (!first.empty()) fmt::print(out, "    first disagreement: {}\n", first);
+  for (std::size_t ci = 0; ci < summaries.size(); ++ci) {
+    const BatchSummary& b = summaries[ci];
+    ok = ok && b.ok;
+    fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>6} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", b.world,
+               dtype_name(b.dtype), profile_name(b.profile), strategy_name(b.strategy), b.fused ? "fused" : "plain",
+               b.fused ? std::to_string(b.sm_count) : "-", fmt::format("1..{}", b.max_tokens), b.boundaries,
+               b.probes, b.gpu_distinct, b.model_distinct, b.pairs_disagreeing);
+    for (const auto& x : v)
+      if (x.config == ci && !x.first_disagreement.empty()) {
+        fmt::print(out, "    first disagreement: probe {} ({}): {}\n", x.probe,
+                   plan.configs[ci].probes[static_cast<std::size_t>(x.probe)].source, x.first_disagreement);
+        break;
+      }
   }
   fmt::print(out, "# batch invariance: {}\n",
              ok ? "every probe's bits changed across batches exactly where the model's paths change (and never "

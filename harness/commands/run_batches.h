@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/commands/run_plan.h"
+#include "harness/commands/run_report.h"
 #include "reference/batch_invariance.h"
 
 namespace ar {
@@ -80,9 +81,12 @@ class BatchObservations {
   std::map<std::pair<std::size_t, int>, std::vector<std::pair<std::int64_t, std::vector<std::uint32_t>>>> rows_;
 };
 
-/// The table (one line per config: batches, probes, distinct bits on the GPU and in the model, pairs that
-/// disagree) and its verdict line. Returns whether everything held: every pair agrees, and the invariant
-/// profile gave each probe one set of bits.
+/// One summary per config: batches, probes, distinct bits on the GPU and in the model, pairs that disagree;
+/// ok when every pair agrees and (invariant profile) each probe has one set of bits.
+std::vector<BatchSummary> summarize_batches(const BatchPlan& plan, const std::vector<BatchObservations::Verdict>& v);
+
+/// The table of the summaries (and each config's first disagreement) and its verdict line. Returns whether
+/// every summary is ok.
 bool print_batch_report(std::ostream& out, const BatchPlan& plan, const std::vector<BatchObservations::Verdict>& v);
 
 }  // namespace ar

@@ -173,7 +173,12 @@ int run_job(Job& job, RunSettings s, const BatchSettings& b, std::ostream& out, 
       BatchObservations seen(*batch_plan);
       const BatchHooks hooks{*batch_plan, seen};
       const bool went_on = run_world(*gpu, *group, s, world, planned, result, err, &hooks);
-      if (job.leader()) batches_ok = print_batch_report(out, *batch_plan, seen.verdicts()) && batches_ok;
+      const auto verdicts = seen.verdicts();
+      for (const BatchSummary& summary : summarize_batches(*batch_plan, verdicts)) {
+        result.batches.push_back(summary);
+        batches_ok = batches_ok && summary.ok;
+      }
+      if (job.leader()) (void)print_batch_report(out, *batch_plan, verdicts);
       if (!went_on) break;
       continue;
     }

@@ -105,14 +105,16 @@ std::vector<ResolvedCall> checked_calls(const RunSettings& s, int world, DType d
     if (!rc.fused) continue;
     if (s.expect == Profile::kTrtllm)
       throw refuse("the fused norm is modelled for flashinfer, ieee and invariant, not trtllm");
-    try {
-      // Every launch the profiles ask for: FlashInfer's for flashinfer and ieee, the invariant one.
-      for (Profile p : s.profiles)
+    // Every launch the profiles ask for: FlashInfer's for flashinfer and ieee, the invariant one.
+    for (Profile p : s.profiles) try {
         (void)norm_launch_for(s.expect.value_or(p), rc.strategy(), rc.shape.tokens, rc.shape.hidden, rc.shape.dtype,
                               s.sms > 0 ? s.sms : kDefaultSmCount);
-    } catch (const std::invalid_argument& e) {
-      throw refuse(fmt::format("FlashInfer's fused kernel refuses it: {}", e.what()));
-    }
+      } catch (const std::invalid_argument& e) {
+        throw refuse(fmt::format("{} refuses it: {}",
+                                 s.expect.value_or(p) == Profile::kInvariant ? "the invariant launch"
+                                                                             : "FlashInfer's fused kernel",
+                                 e.what()));
+      }
   }
   return resolved;
 }

@@ -149,6 +149,25 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
                      {"sm_count", r.call.norm->sm_count}};
     j["rows"].push_back(row);
   }
+  if (!result.batches.empty()) {
+    j["batches"] = nlohmann::json::array();
+    for (const BatchSummary& b : result.batches)
+      j["batches"].push_back({{"world_size", b.world},
+                              {"dtype", dtype_name(b.dtype)},
+                              {"profile", profile_name(b.profile)},
+                              {"strategy", strategy_name(b.strategy)},
+                              {"fused", b.fused},
+                              {"sm_count", b.sm_count},
+                              {"hidden", b.hidden},
+                              {"max_tokens", b.max_tokens},
+                              {"batch_sizes", b.batch_sizes},
+                              {"boundaries", b.boundaries},
+                              {"probes", b.probes},
+                              {"gpu_distinct_rows", b.gpu_distinct},
+                              {"model_distinct_rows", b.model_distinct},
+                              {"pairs_disagreeing", b.pairs_disagreeing},
+                              {"ok", b.ok}});
+  }
   j["summary"] = {{"calls", result.rows.size()},       {"elements", result.elements()},
                   {"mismatches", result.mismatches()}, {"flag_differences", result.flag_failures},
                   {"result", result.verdict()},        {"seconds", result.seconds}};

@@ -43,9 +43,25 @@ struct FirstMismatch {
 /// Where --dump writes a fused call's residual or gamma beside its input: callK.in.npy -> callK.residual.npy.
 std::string fused_companion_path(const std::string& dumped_input, const std::string& what);
 
+/// One question of `run --batches` (run_batches.h), as its table line says it.
+struct BatchSummary {
+  int world = 0;
+  DType dtype = DType::kBf16;
+  Profile profile = Profile::kFlashInfer;
+  Strategy strategy = Strategy::kAuto;
+  bool fused = false;
+  int sm_count = 0;
+  std::int64_t hidden = 0, max_tokens = 0;
+  int batch_sizes = 0, boundaries = 0, probes = 0;
+  int gpu_distinct = 0, model_distinct = 0;  ///< the most different rows of one probe over its batches
+  int pairs_disagreeing = 0;
+  bool ok = false;
+};
+
 /// Everything a run found.
 struct RunResult {
   std::vector<RunRow> rows;
+  std::vector<BatchSummary> batches;  ///< --batches
   std::optional<FirstMismatch> first;
   std::optional<GpuTimeout> timeout;
   int flag_failures = 0;

@@ -51,8 +51,10 @@ FusedAccuracyReport model(const Files& f, std::uint32_t eps, std::uint32_t wb = 
   return fused_accuracy_report(f.input, f.residual, f.gamma, o,
                                {{Strategy::kOneShot, Profile::kFlashInfer},
                                 {Strategy::kOneShot, Profile::kIeee},
+                                {Strategy::kOneShot, Profile::kInvariant},
                                 {Strategy::kTwoShot, Profile::kFlashInfer},
-                                {Strategy::kTwoShot, Profile::kIeee}});
+                                {Strategy::kTwoShot, Profile::kIeee},
+                                {Strategy::kTwoShot, Profile::kInvariant}});
 }
 
 }  // namespace
@@ -79,8 +81,8 @@ TEST_CASE("fused compare prints the model's rows against the correctly rounded o
   const nlohmann::json doc = nlohmann::json::parse(j.out);
   CHECK(doc["fused"]["sm_count"] == 16);
   CHECK(doc["fused"]["weight_bias_bits"] == 0x3F800000u);
-  REQUIRE(doc["rows"].size() == 4);
-  for (std::size_t i = 0; i < 4; ++i) {
+  REQUIRE(doc["rows"].size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) {
     const FusedAccuracyRow& row = want.rows[i];
     const nlohmann::json& got = doc["rows"][i];
     CHECK(got["strategy"] == std::string(strategy_name(row.strategy)));
@@ -89,7 +91,9 @@ TEST_CASE("fused compare prints the model's rows against the correctly rounded o
     CHECK(got["residual_out"]["correctly_rounded"] == row.residual_out.correctly_rounded);
     CHECK(got["launch"]["cluster_size"] == row.result.launch.cluster_size());
   }
-  CHECK(doc["rows"][2]["normalized_differ_from_first"].get<std::int64_t>() > 0);
+  CHECK(doc["rows"][3]["normalized_differ_from_first"].get<std::int64_t>() > 0);
+  // The invariant profile's two strategies give the same bits.
+  CHECK(doc["rows"][2]["normalized"] == doc["rows"][5]["normalized"]);
 }
 
 TEST_CASE("fused accuracy prints both outputs' errors, in text and JSON", "[cpu]") {
@@ -105,8 +109,8 @@ TEST_CASE("fused accuracy prints both outputs' errors, in text and JSON", "[cpu]
   const auto j = run_in_process(f.args("accuracy", {"--json"}));
   REQUIRE(j.code == 0);
   const nlohmann::json doc = nlohmann::json::parse(j.out);
-  REQUIRE(doc["rows"].size() == 4);
-  for (std::size_t i = 0; i < 4; ++i) {
+  REQUIRE(doc["rows"].size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) {
     CHECK(doc["rows"][i]["normalized"]["correctly_rounded"] == want.rows[i].normalized.correctly_rounded);
     CHECK(doc["rows"][i]["normalized"]["ulp_histogram"] == want.rows[i].normalized.histogram);
     CHECK(doc["rows"][i]["residual_out"]["max_ulp"] == want.rows[i].residual_out.max_ulp);

@@ -111,7 +111,7 @@ TEST_CASE("every fused refusal exits 2 with its message and writes neither file"
   expect_refusal({"reference", "-i", x, "-o", y, "--residual", res, "--gamma", g}, "--residual-out is required");
   expect_refusal({"reference", "-i", x, "-o", y, "--eps", "1e-6"}, "--eps belongs to the fused call");
   expect_refusal({"reference", "-i", x, "-o", y, "--residual-out", ro}, "--residual-out belongs to the fused call");
-  expect_refusal(c.reference_args({"-p", "trtllm"}), "flashinfer and ieee profiles only");
+  expect_refusal(c.reference_args({"-p", "trtllm"}), "flashinfer, ieee and invariant profiles, not trtllm");
   expect_refusal(c.reference_args({"--eps", "nan"}), "--eps 'nan' is not a finite number");
   expect_refusal(c.reference_args({"--eps", "inf"}), "--eps 'inf' is not a finite number");
   expect_refusal(c.reference_args({"--eps", "1e300"}), "not a finite number as the fp32");
@@ -232,13 +232,16 @@ TEST_CASE("run and bench refuse a fused call no GPU could run before any job sta
   // FlashInfer's fused kernels take no row wider than 65536 16-bit elements.
   expect_refusal({"run", "--world", "2", "--dtype", "bf16", "--calls", "twoshot:N=1:D=65544:fused", "--json", json},
                  "call 1 (twoshot N=1 D=65544 bf16 fused): FlashInfer's fused kernel refuses it");
+  expect_refusal({"run", "--world", "2", "--dtype", "bf16", "--calls", "twoshot:N=1:D=262152:fused", "-p", "invariant",
+                  "--json", json},
+                 "is beyond");
   expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused", "--expect", "trtllm", "--json", json},
-                 "the fused norm is modelled for flashinfer and ieee, not trtllm");
+                 "the fused norm is modelled for flashinfer, ieee and invariant, not trtllm");
   expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused", "--sms", "0", "--json", json},
                  "--sms 0 is outside [1, 1024]");
   expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused", "--eps", "nan", "--json", json},
                  "--eps 'nan' is not a finite number");
   expect_refusal({"run", "--world", "2", "--calls", "oneshot:N=2:D=64:fused:fused", "--json", json}, "fused");
   expect_refusal({"bench", "--fused", "-W", "2", "-d", "bf16", "-D", "65544", "-b", "131088", "-e", "131088", "-J", json},
-                 "FlashInfer's fused kernel refuses it");
+                 "the flashinfer fused launch refuses it");
 }

@@ -81,7 +81,7 @@ TEST_CASE("invariance refuses a bad question with exit 2 and writes no JSON", "[
   refused({"-N", "0"}, "-N 0 is outside");
   refused({"--tries", "0"}, "--tries 0 is outside");
   refused({"--sms", "78"}, "belong to the fused call");
-  refused({"--fused", "-p", "trtllm"}, "flashinfer and ieee profiles only");
+  refused({"--fused", "-p", "trtllm"}, "flashinfer, ieee and invariant profiles, not trtllm");
   refused({"--fused", "--sms", "0"}, "--sms 0 is outside [1, 1024]");
   refused({"-d", "int8"}, "int8");
 }
