@@ -167,7 +167,7 @@ ElementExplanation explain_element(std::span<const std::uint32_t> per_rank, DTyp
   };
   add_fold(strategy, profile);
   for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm})
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm, Profile::kInvariant})
       if (s != strategy || p != profile) add_fold(s, p);
   for (std::size_t i = 1; i < e.folds.size(); ++i) e.comparisons.push_back(compare(e.folds[0], e.folds[i], t));
   return e;

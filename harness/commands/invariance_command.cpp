@@ -22,20 +22,6 @@ namespace {
 
 constexpr std::int64_t kMaxTokens = 1 << 20;
 
-/// A token whose every element sums to a negative fp32 subnormal, which the FTZ adds flush to -0: the last
-/// two ranks hold -1.5 * 2^-126 and +2^-126 (bf16 and fp32 reach them; fp16 sums never fall below 2^-24),
-/// the others +0, which come first (a later +0 would turn the -0 back into +0). What separates ONESHOT's kept
-/// -0 from TWOSHOT's +0.
-HostTensor flushed_negative_sum(const BatchQuestion& q) {
-  HostTensor x(q.dtype, {q.world_size, 1, q.hidden});
-  const bool bf16 = q.dtype == DType::kBf16;
-  for (std::int64_t d = 0; d < q.hidden; ++d) {
-    x.set_bits((q.world_size - 2) * q.hidden + d, bf16 ? 0x80C0u : 0x80C00000u);
-    x.set_bits((q.world_size - 1) * q.hidden + d, bf16 ? 0x0080u : 0x00800000u);
-  }
-  return x;
-}
-
 /// Candidate tokens: for bf16 and fp32 first a row whose sums flush to -0, then adversarial rows (the edge
 /// cases that separate orders) and full-mantissa random rows in turn; for the fused call a residual and a
 /// gamma too.
@@ -47,7 +33,7 @@ TokenInputSource witness_source(const BatchQuestion& q, std::uint64_t seed) {
     const bool adversarial = k % 2 == 0;
     const std::uint64_t s = seed + static_cast<std::uint64_t>(k / 2);
     if (k < 0) {
-      in.input = flushed_negative_sum(q);
+      in.input = flushed_negative_sum_token(q.dtype, q.world_size, q.hidden);
       in.source = "the last two ranks -1.5 * 2^-126 and 2^-126, the others +0, in every element (a sum flushed to -0)";
     } else {
       in.input = adversarial ? adversarial_input(q.dtype, q.world_size, 1, q.hidden, s)

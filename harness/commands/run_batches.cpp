@@ -46,18 +46,6 @@ std::int64_t largest_batch(const BatchQuestion& q, const BatchSettings& b) {
   return most;
 }
 
-/// A row of every rank whose sums flush to -0 under FTZ (bf16 and fp32): the last two ranks -1.5 * 2^-126
-/// and 2^-126, the others +0.
-HostTensor flushed_negative_row(const BatchQuestion& q) {
-  HostTensor x(q.dtype, {q.world_size, 1, q.hidden});
-  const bool bf16 = q.dtype == DType::kBf16;
-  for (std::int64_t d = 0; d < q.hidden; ++d) {
-    x.set_bits((q.world_size - 2) * q.hidden + d, bf16 ? 0x80C0u : 0x80C00000u);
-    x.set_bits((q.world_size - 1) * q.hidden + d, bf16 ? 0x0080u : 0x00800000u);
-  }
-  return x;
-}
-
 TokenInputs probe(const BatchQuestion& q, const HostTensor& gamma, HostTensor input, std::uint64_t seed,
                   std::string source) {
   TokenInputs in;
@@ -92,7 +80,7 @@ BatchConfig make_config(const RunSettings& s, const BatchSettings& b, const Batc
   c.probes.push_back(probe(q, c.gamma, adversarial_input(q.dtype, q.world_size, 1, q.hidden, seed + 1), seed + 1,
                            fmt::format("adversarial_input(seed={})", seed + 1)));
   if (q.dtype != DType::kFp16)
-    c.probes.push_back(probe(q, c.gamma, flushed_negative_row(q), seed + 2, "sums flushed to -0"));
+    c.probes.push_back(probe(q, c.gamma, flushed_negative_sum_token(q.dtype, q.world_size, q.hidden), seed + 2, "sums flushed to -0"));
   // A witness of every boundary: candidates adversarial and random rows in turn, with the config's gamma.
   const TokenInputSource source = [&](int i) {
     const std::uint64_t k = seed + 100 + static_cast<std::uint64_t>(i);

@@ -163,6 +163,16 @@ HostTensor exact_input(DType t, int world, std::int64_t tokens, std::int64_t hid
   return in;
 }
 
+HostTensor flushed_negative_sum_token(DType t, int world, std::int64_t hidden) {
+  HostTensor x(t, {world, 1, hidden});
+  const bool bf16 = t == DType::kBf16;
+  for (std::int64_t d = 0; d < hidden; ++d) {
+    x.set_bits((world - 2) * hidden + d, bf16 ? 0x80C0u : 0x80C00000u);
+    x.set_bits((world - 1) * hidden + d, bf16 ? 0x0080u : 0x00800000u);
+  }
+  return x;
+}
+
 HostTensor adversarial_input(DType t, int world, std::int64_t tokens, std::int64_t hidden, std::uint64_t seed) {
   // A wide exponent range (all of fp16's, 2^+-24 otherwise) makes fp32 partial sums inexact, so the
   // rounding of each order shows.

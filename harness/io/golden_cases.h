@@ -53,6 +53,12 @@ HostTensor random_input(DType dtype, int world, std::int64_t tokens, std::int64_
 /// Small integers in [-4, 4] (exact in every order for every supported W, up to kMaxWorldSize).
 HostTensor exact_input(DType dtype, int world, std::int64_t tokens, std::int64_t hidden, std::uint64_t seed);
 
+/// One token ([W, 1, D], bf16 or fp32) whose every element sums to a negative fp32 subnormal, which FTZ adds
+/// flush to -0: the last two ranks hold -1.5 * 2^-126 and +2^-126, the others +0, which come first (a later
+/// +0 would turn the -0 back into +0). What separates ONESHOT's kept -0 from TWOSHOT's +0 (fp16 sums never
+/// fall below 2^-24, so fp16 has no such token).
+HostTensor flushed_negative_sum_token(DType dtype, int world, std::int64_t hidden);
+
 /// The built-in adversarial input of `mnnvl-ar compare`: random values plus the edge scenarios that make
 /// strategies and profiles disagree.
 HostTensor adversarial_input(DType dtype, int world, std::int64_t tokens, std::int64_t hidden, std::uint64_t seed);
