@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <set>
 
 #include "reference/all_reduce.h"
 #include "reference/batch_invariance.h"
@@ -226,7 +227,7 @@ TEST_CASE("the invariant profile: a token's bits in whole batches of any N, stra
   // SM count, against the same token alone; and the flashinfer profile's bits do change over the same set
   // (so the comparison can see a difference).
   for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32})
-    for (int world : {2, 16}) {
+    for (int world : {2, 8}) {
       BatchQuestion q{.world_size = world, .hidden = 2048, .dtype = t, .profile = Profile::kInvariant};
       q.fused = true;
       q.epsilon = default_epsilon(t);
@@ -234,20 +235,19 @@ TEST_CASE("the invariant profile: a token's bits in whole batches of any N, stra
       q.strategy = Strategy::kOneShot;
       q.sm_count = 132;
       const auto alone = token_in_batch(q, token, 1);
-      bool flashinfer_changed = false;
+      std::set<std::vector<std::uint32_t>> flashinfer_rows;
       for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
-        for (int sms : {1, 132, 1000})
-          for (std::int64_t n : {1, 9, 130}) {
+        for (int sms : {1, 1000})  // FlashInfer's tree for 2048 elements: 1 block on 1 SM, 4 on 1000
+          for (std::int64_t n : {1, 70}) {
             q.strategy = s;
             q.sm_count = sms;
             q.profile = Profile::kInvariant;
             INFO(dtype_name(t) << " W = " << world << " " << strategy_name(s) << " SMs = " << sms << " N = " << n);
             CHECK(token_in_batch(q, token, n) == alone);
             q.profile = Profile::kFlashInfer;
-            q.epsilon = default_epsilon(t);
-            if (token_in_batch(q, token, n) != token_in_batch(q, token, 1)) flashinfer_changed = true;
+            flashinfer_rows.insert(token_in_batch(q, token, n));
           }
-      q.profile = Profile::kInvariant;
-      CHECK(flashinfer_changed);
+      INFO(dtype_name(t) << " W = " << world);
+      CHECK(flashinfer_rows.size() > 1);
     }
 }
