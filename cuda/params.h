@@ -134,17 +134,15 @@ inline constexpr int kManyRowsBlockThreads = 256;
 /// The fused kernels number their threads for the stores, clears and reductions in chunks of this many
 /// (begin_rank_launch): a small call's packs go to every block, not all to the first wide one.
 inline constexpr int kFusedStoreChunk = 256;
-/// Rows per rank from which the fused kernels' blocks are kManyRowsBlockThreads wide: two blocks an SM then
-/// overlap one row's barriers and scale with another's loads (measured on an H200, W = 2, bf16, D = 4096:
-/// 128 rows 8.58 -> 7.73 us, 512 rows 35.6 -> 32.3 us; from 1024 rows before). The separate norm kernel,
-/// which has no all-reduce to overlap, is faster with wide blocks up to kSeparateNormManyRows (128 rows:
-/// 10.1 us with 512 threads, 12.0 us with 256).
-inline constexpr std::int64_t kManyRows = 64;
+/// The separate norm kernel takes kManyRowsBlockThreads from this many rows per rank (it has no all-reduce
+/// to overlap: measured on an H200, 128 rows of D = 4096 take 10.1 us with 512 threads, 12.0 us with 256).
+/// The fused kernels choose by waves instead (cuda/all_reduce.cpp block_shape).
 inline constexpr std::int64_t kSeparateNormManyRows = 1024;
 inline constexpr std::int64_t kMaxStagedRowBytes = 64 * 1024;
-constexpr int fused_block_threads(std::int64_t row_packs, std::int64_t rows, std::int64_t many_rows = kManyRows) {
+/// `many_rows`: the call has rows enough for narrow blocks (kManyRowsBlockThreads).
+constexpr int fused_block_threads(std::int64_t row_packs, bool many_rows) {
   const std::int64_t warps = (row_packs + 31) / 32;
-  const std::int64_t most = rows >= many_rows ? kManyRowsBlockThreads : kFusedBlockThreads;
+  const std::int64_t most = many_rows ? kManyRowsBlockThreads : kFusedBlockThreads;
   return static_cast<int>(warps < 2 ? 64 : warps * 32 > most ? most : warps * 32);
 }
 constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {

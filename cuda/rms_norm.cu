@@ -62,7 +62,7 @@ void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(a.shape.tokens < 65535 ? a.shape.tokens : 65535), 1,
                         static_cast<unsigned>(a.ranks.size()));
-  config.blockDim = dim3(static_cast<unsigned>(fused_block_threads(p.row_packs, p.tokens, kSeparateNormManyRows)), 1, 1);
+  config.blockDim = dim3(static_cast<unsigned>(fused_block_threads(p.row_packs, p.tokens >= kSeparateNormManyRows)), 1, 1);
   config.dynamicSmemBytes = static_cast<std::size_t>(staged_row_bytes(p.row_packs));
   config.stream = stream;
   cudaLaunchAttribute attribute[1];
