@@ -40,7 +40,7 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
       "full-mantissa random values, SPEC section 10 edge scenarios) and the reference output of every\n"
       "strategy and profile, plus manifest.json with the seed, shape and sha256 of every file. The fused\n"
       "cases add a residual, gamma, eps, weight bias and SM count, and the normalised and residual outputs of\n"
-      "both strategies under flashinfer and ieee (data/README.md).\n"
+      "both strategies under flashinfer, ieee and invariant (data/README.md).\n"
       "Inputs are functions of (seed, element index), so the files come out the same byte for byte.\n\n"
       "examples:\n  mnnvl-ar data --check          verify data/ against the generator and reference\n"
       "  mnnvl-ar data --out /tmp/gold  write a fresh copy\n\n"

@@ -133,7 +133,7 @@ class ManifestReader {
     const auto profile = parse_profile(slash == std::string::npos ? std::string() : key.substr(slash + 1));
     if (!strategy || *strategy == Strategy::kAuto || !profile || golden_output_key(*strategy, *profile) != key)
       refuse(where, fmt::format("output key '{}' is not <strategy>/<profile> (oneshot or twoshot / flashinfer, "
-                                "ieee or trtllm)",
+                                "ieee, trtllm or invariant)",
                                 key));
     return {*strategy, *profile};
   }
@@ -164,12 +164,13 @@ class ManifestReader {
     for (const auto& [key, entry] : outputs.items()) {
       const GoldenOutput o = output_key(key, where);
       if (o.profile == Profile::kTrtllm)
-        refuse(where, fmt::format("output key '{}': the fused norm has flashinfer and ieee outputs only", key));
+        refuse(where,
+               fmt::format("output key '{}': the fused norm has flashinfer, ieee and invariant outputs only", key));
       const std::string inner = fmt::format("{}: outputs: {}", where, key);
       const nlohmann::json& files = object_field(outputs, key.c_str(), where + ": outputs");
       f.outputs[o] = {file_field(files, "normalized", inner), file_field(files, "residual_out", inner)};
       try {
-        (void)norm_launch(o.strategy, out.shape.tokens, out.shape.hidden, out.shape.dtype, f.sm_count);
+        (void)norm_launch_for(o.profile, o.strategy, out.shape.tokens, out.shape.hidden, out.shape.dtype, f.sm_count);
       } catch (const std::invalid_argument& e) {
         refuse(inner,
                fmt::format("FlashInfer launches no fused norm for this shape on {} SMs: {}", f.sm_count, e.what()));

@@ -56,7 +56,7 @@ nlohmann::json all_reduce_entry(const GoldenCase& c, GoldenSet& set) {
   FileTable outputs_table(set);
   nlohmann::json outputs = nlohmann::json::object();
   for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm})
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm, Profile::kInvariant})
       outputs[golden_output_key(s, p)] =
           outputs_table.add(fmt::format("{}.{}.{}.npy", c.name, strategy_name(s), profile_name(p)),
                             encode_npy(reference_all_reduce(c.input, s, p)));
@@ -88,7 +88,7 @@ nlohmann::json fused_entry(const GoldenCase& c, FileTable& files) {
   for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
     launches[std::string(strategy_name(s))] =
         launch_entry(norm_launch(s, shape.tokens, shape.hidden, shape.dtype, f.sm_count));
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee}) {
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant}) {
       const FusedOptions o{
           .strategy = s, .profile = p, .sm_count = f.sm_count, .epsilon = f.epsilon, .weight_bias = f.weight_bias};
       const FusedResult r = reference_fused_rms_norm(c.input, f.residual, f.gamma, o);
@@ -116,7 +116,8 @@ GoldenSet build_golden_set() {
                   {"generator", "mnnvl-ar data"},
                   {"note",
                    "inputs are [W, N, D]; outputs [N, D]; bf16 is stored as raw <u2 bits; fused cases add a "
-                   "residual [N, D] and gamma [D], and list normalized and residual_out per strategy/profile"},
+                   "residual [N, D] and gamma [D], and list normalized and residual_out per strategy/profile (flashinfer, "
+                   "ieee, invariant)"},
                   {"cases", cases},
                   {"fused_cases", fused_cases}};
   return set;

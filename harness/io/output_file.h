@@ -1,6 +1,8 @@
 // Writing outputs so that nothing half-done is ever seen: a file is written unnamed (O_TMPFILE in the
 // target's folder) and linked into place only when complete and synced, so a crash, a SIGKILL or a full
-// disk at any moment leaves the old file or the whole new one. Targets are checked before the work that
+// disk at any moment leaves the old file or the whole new one. (A kill in the instant between naming the
+// synced file `.<target>.<pid>.<random>.partial` and renaming it over the target leaves that hidden copy
+// beside the old target; the next write of the target removes it.) Targets are checked before the work that
 // produces them starts, so an hour of simulation is never lost to a typo, and a target that exists but is
 // not a regular file (a device node, a FIFO, a folder, a symbolic link) is refused rather than replaced or
 // written through.

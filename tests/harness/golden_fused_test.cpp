@@ -64,7 +64,7 @@ TEST_CASE("every fused golden output equals the fused model recomputed from the 
     REQUIRE(c.fused);
     CHECK(c.outputs.empty());
     const HostTensor input = m.load_input(c), residual = m.load_residual(c), gamma = m.load_gamma(c);
-    CHECK(c.fused->outputs.size() == 4);  // oneshot, twoshot x flashinfer, ieee
+    CHECK(c.fused->outputs.size() == 6);  // oneshot, twoshot x flashinfer, ieee, invariant
     for (const auto& [key, files] : c.fused->outputs) {
       INFO(c.name << " " << golden_output_key(key.strategy, key.profile));
       FusedOptions o = c.fused->options(key.strategy, key.profile);
@@ -276,7 +276,7 @@ TEST_CASE("a malformed fused entry is refused with a message naming the file and
       {"no SM count", [&](auto& m) { f0(m).erase("sm_count"); }, "field 'sm_count' is missing"},
       {"SM count 0", [&](auto& m) { f0(m)["sm_count"] = 0; }, "sm_count 0 is outside [1, 1024]"},
       {"a trtllm output", [&](auto& m) { f0(m)["outputs"]["oneshot/trtllm"] = f0(m)["outputs"]["oneshot/ieee"]; },
-       "output key 'oneshot/trtllm': the fused norm has flashinfer and ieee outputs only"},
+       "output key 'oneshot/trtllm': the fused norm has flashinfer, ieee and invariant outputs only"},
       {"an output without normalized", [&](auto& m) { f0(m)["outputs"]["twoshot/ieee"].erase("normalized"); },
        "fused: outputs: twoshot/ieee: field 'normalized' is missing"},
       {"two fused cases of one name", [](auto& m) { m["fused_cases"].push_back(m["fused_cases"][0]); },

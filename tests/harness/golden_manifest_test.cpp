@@ -84,7 +84,7 @@ TEST_CASE("the committed data/manifest.json reads into the cases the generator m
     CHECK(c.shape.dtype == shape.dtype);
     CHECK(c.input.sha256.size() == 64);
     CHECK(manifest.load_input(c) == generated[i].input);
-    CHECK(c.outputs.size() == 6);  // oneshot, twoshot x flashinfer, ieee, trtllm
+    CHECK(c.outputs.size() == 8);  // oneshot, twoshot x flashinfer, ieee, trtllm, invariant
     for (Profile p : kProfiles) {
       const GoldenFile& by_auto = manifest.expected_file(c, Strategy::kAuto, p);
       CHECK(&by_auto == &manifest.expected_file(c, resolve_strategy(Strategy::kAuto, c.shape), p));

@@ -36,7 +36,7 @@ std::set<std::string> names_in(const fs::path& dir) {
 
 }  // namespace
 
-TEST_CASE("a SIGKILL at random moments while writing leaves the old file or the new one, and nothing else",
+TEST_CASE("a SIGKILL at random moments while writing leaves the old file or the new one, and at most a hidden copy the next write removes",
           "[cpu][slow]") {
   test::ScratchDir dir;
   const std::string target = dir.file("out.bin");
@@ -63,7 +63,15 @@ TEST_CASE("a SIGKILL at random moments while writing leaves the old file or the 
     int status = 0;
     ::waitpid(child, &status, 0);
     INFO("round " << round);
-    CHECK(names_in(dir.path()) == std::set<std::string>{"out.bin"});
+    // Besides the target, only a complete hidden copy can remain: a kill between linking the synced file
+    // under its temporary name and the rename (no system call replaces a file by an unnamed one). The next
+    // write of the target removes it (below).
+    std::set<std::string> names = names_in(dir.path());
+    CHECK(names.erase("out.bin") == 1);
+    for (const std::string& n : names) {
+      CHECK(n.rfind(".out.bin.", 0) == 0);
+      CHECK(n.ends_with(".partial"));
+    }
     const std::string after = read_all(target);
     CHECK((after == before || after == next));
     (after == before ? saw_old : saw_new) += 1;
@@ -71,6 +79,8 @@ TEST_CASE("a SIGKILL at random moments while writing leaves the old file or the 
   // Both outcomes happened, so the kills really fell before and after the commit.
   CHECK(saw_old > 0);
   CHECK(saw_new > 0);
+  write_file_atomically(target, a);
+  CHECK(names_in(dir.path()) == std::set<std::string>{"out.bin"});
 }
 
 TEST_CASE("targets that are not regular files are refused, before anything is written", "[cpu]") {
