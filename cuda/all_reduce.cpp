@@ -40,6 +40,13 @@ struct BlockShape {
   auto operator<=>(const BlockShape&) const = default;
 };
 
+/// The device's SM count (cudaDeviceGetAttribute answers from the runtime's cache).
+int sm_count(int device) {
+  int sms = 0;
+  AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
+}
+
 BlockShape block_shape(const AllReduceArguments& a) {
   if (!a.norm) return {};
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
@@ -48,9 +55,7 @@ BlockShape block_shape(const AllReduceArguments& a) {
   // Measured on an H200 (bf16, graph replay): D = 4096, 128 tokens at W = 2, 8.6 -> 7.7 us; 512 tokens,
   // 35.6 -> 32.3 us. While one wave holds every row, wide blocks are faster: D = 8192, 64 tokens at W = 2
   // (128 rows on 132 SMs), 8.4 us wide, 11.3 us narrow.
-  int sms = 0;
-  AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, a.device));
-  const bool many_rows = a.shape.tokens * static_cast<std::int64_t>(a.ranks.size()) > sms;
+  const bool many_rows = a.shape.tokens * static_cast<std::int64_t>(a.ranks.size()) > sm_count(a.device);
   return {fused_block_threads(row_packs, many_rows), staged_row_bytes(row_packs)};
 }
 
@@ -63,11 +68,10 @@ int resident_blocks(const void* kernel, const BlockShape& block, int device) {
   if (auto it = cache.find({kernel, block, device}); it != cache.end()) return it->second;
   detail::DeviceGuard guard(device);
   detail::allow_dynamic_shared(kernel, block.shared_bytes);
-  int per_sm = 0, sms = 0;
+  int per_sm = 0;
   AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, block.threads,
                                                              static_cast<std::size_t>(block.shared_bytes)));
-  AR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return cache[{kernel, block, device}] = per_sm * sms;
+  return cache[{kernel, block, device}] = per_sm * sm_count(device);
 }
 
 /// Clusters of `cluster` blocks of `kernel` the device holds at once, cached.

@@ -92,8 +92,10 @@ bool TokenPath::operator==(const TokenPath& o) const {
          x.idle_threads_exit == y.idle_threads_exit;
 }
 
-std::string TokenPath::describe() const {
-  std::string s = fmt::format("{}: {}", strategy_name(strategy), ::ar::describe(order));
+std::string TokenPath::describe() const { return describe(strategy_name(strategy)); }
+
+std::string TokenPath::describe(std::string_view strategies) const {
+  std::string s = fmt::format("{}: {}", strategies, ::ar::describe(order));
   if (launch) s += fmt::format("; tree {}", describe_launch(*launch));
   return s;
 }
@@ -105,8 +107,7 @@ std::string TokenRange::describe() const {
     const auto& [from, s] = strategy_switches[i];
     strategies += fmt::format(" up to N = {}, {} from {}", from - 1, strategy_name(s), from);
   }
-  const std::string one = path.describe();
-  return strategies + one.substr(one.find(':'));
+  return path.describe(strategies);
 }
 
 TokenPath token_path(const BatchQuestion& q, std::int64_t tokens) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,8 @@ struct TokenPath {
   /// is not compared: two strategies that compute alike (the invariant profile's) are one path.
   bool operator==(const TokenPath& o) const;
   std::string describe() const;  ///< "twoshot: 1 chunk of 8 ranks ...; tree 8 blocks x 128 threads, 1 load"
+  /// The same with `strategies` in place of the strategy's name (a range where AUTO switches inside).
+  std::string describe(std::string_view strategies) const;
 };
 
 /// The path of a call of `tokens` tokens. Throws std::invalid_argument (the model's reason) for a shape no

@@ -141,13 +141,17 @@ Prepared prepare(const HostTensor& input, const HostTensor& residual, const Host
 }  // namespace
 
 NormArithmetic norm_arithmetic(const FusedOptions& options) {
-  switch (options.profile) {
-    case Profile::kIeee: return {options.epsilon, options.weight_bias, false, options.approx.value_or(kGpuApproxMathNoFtz)};
-    case Profile::kInvariant: return {options.epsilon, options.weight_bias, false, options.approx.value_or(kCorrectlyRoundedMath)};
-    case Profile::kFlashInfer:
-    case Profile::kTrtllm: break;
-  }
-  return {options.epsilon, options.weight_bias, true, options.approx.value_or(kGpuApproxMath)};
+  const auto math = [](Profile p) {
+    switch (p) {
+      case Profile::kIeee: return kGpuApproxMathNoFtz;
+      case Profile::kInvariant: return kCorrectlyRoundedMath;
+      case Profile::kFlashInfer:
+      case Profile::kTrtllm: break;
+    }
+    return kGpuApproxMath;
+  };
+  return {options.epsilon, options.weight_bias, flushes_subnormals(options.profile),
+          options.approx.value_or(math(options.profile))};
 }
 
 std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum, RowTrace* trace) {

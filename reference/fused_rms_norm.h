@@ -26,7 +26,7 @@ namespace ar {
 struct NormArithmetic {
   std::uint32_t epsilon = 0;      ///< fp32 bits, as the kernel holds it (narrowed on the host)
   std::uint32_t weight_bias = 0;  ///< fp32 bits; 0 for plain RMSNorm, 1.0 for Gemma-style (1 + gamma)
-  bool ftz = true;                ///< fp32 adds, multiplies and fmas flush (-use_fast_math); off for Profile::kIeee
+  bool ftz = true;                ///< fp32 adds, multiplies and fmas flush (-use_fast_math): flushes_subnormals
   ApproxMath approx;
 };
 

@@ -80,13 +80,15 @@ BatchConfig make_config(const RunSettings& s, const BatchSettings& b, const Batc
   c.probes.push_back(probe(q, c.gamma, adversarial_input(q.dtype, q.world_size, 1, q.hidden, seed + 1), seed + 1,
                            fmt::format("adversarial_input(seed={})", seed + 1)));
   if (q.dtype != DType::kFp16)
-    c.probes.push_back(probe(q, c.gamma, flushed_negative_sum_token(q.dtype, q.world_size, q.hidden), seed + 2, "sums flushed to -0"));
+    c.probes.push_back(
+        probe(q, c.gamma, flushed_negative_sum_token(q.dtype, q.world_size, q.hidden), seed + 2, "sums flushed to -0"));
   // A witness of every boundary: candidates adversarial and random rows in turn, with the config's gamma.
   const TokenInputSource source = [&](int i) {
     const std::uint64_t k = seed + 100 + static_cast<std::uint64_t>(i);
     HostTensor x = i % 2 == 0 ? adversarial_input(q.dtype, q.world_size, 1, q.hidden, k)
                               : random_input(q.dtype, q.world_size, 1, q.hidden, k, 12);
-    return probe(q, c.gamma, std::move(x), k, fmt::format("{}_input(seed={})", i % 2 == 0 ? "adversarial" : "random", k));
+    return probe(q, c.gamma, std::move(x), k,
+                 fmt::format("{}_input(seed={})", i % 2 == 0 ? "adversarial" : "random", k));
   };
   for (std::size_t r = 0; r + 1 < c.ranges.size(); ++r) {
     Witness w = find_witness(q, c.ranges[r].path, c.ranges[r + 1].path, source, b.witness_tries);

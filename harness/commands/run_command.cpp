@@ -335,13 +335,17 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
     if (!vm["calls"].defaulted()) throw UsageError("--batches replaces --calls: give one or the other");
     if (batches.max_input_bytes < 16) throw UsageError("--batch-bytes must be at least one row");
     batches.strategies = strategy_list_option("--batch-strategies", batch_strategies_text);
-    batches.fused.clear();
+    bool plain = false, fused = false;
     for (const std::string& kind : split_list(batch_kinds_text)) {
       if (kind != "plain" && kind != "fused" && kind != "both")
         throw UsageError(fmt::format("--batch-kinds '{}': choose plain, fused or both", kind));
-      if (kind != "fused") batches.fused.push_back(false);
-      if (kind != "plain") batches.fused.push_back(true);
+      plain = plain || kind != "fused";
+      fused = fused || kind != "plain";
     }
+    if (!plain && !fused) throw UsageError("--batch-kinds names no kind");
+    batches.fused.clear();  // each kind once, however often named
+    if (plain) batches.fused.push_back(false);
+    if (fused) batches.fused.push_back(true);
     if (s.expect) throw UsageError("--batches compares each profile with its own model: it does not take --expect");
   }
   if (s.kind != InputKind::kGolden) {

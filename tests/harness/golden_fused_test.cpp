@@ -18,9 +18,11 @@
 #include "harness/io/sha256.h"
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
+#include "tests/support/cli_runs.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
+using ar::test::usage_error_of;
 
 namespace {
 
@@ -45,15 +47,6 @@ GoldenFusedExpected expected(const std::string& name, Strategy s, Profile p) {
 
 /// Element [token, col] of an [N, D] tensor.
 std::uint32_t at(const HostTensor& t, std::int64_t token, std::int64_t col) { return t.bits(token * t.dim(1) + col); }
-
-std::string usage_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return {};
-}
 
 }  // namespace
 

@@ -18,24 +18,16 @@
 #include "harness/io/npy.h"
 #include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
+#include "tests/support/cli_runs.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
+using ar::test::usage_error_of;
 
 namespace {
 
 constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
 constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm};
-
-/// The message of the UsageError that `f` throws; empty when it throws none (any other exception escapes).
-std::string usage_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return {};
-}
 
 /// A valid one-case manifest ("tiny": W = 2, N = 1, D = 8, bf16) with its files written into `dir`.
 nlohmann::json write_tiny_golden_set(const test::ScratchDir& dir) {

@@ -11,6 +11,16 @@
 namespace ar {
 namespace {
 
+/// What parse_call_sequence says of `text`: its error message, or "no error".
+std::string message(const char* text) {
+  try {
+    parse_call_sequence(text);
+  } catch (const CallSequenceError& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
 TEST_CASE("parse_call_sequence reads strategies and per-call parameters", "[cpu]") {
   const auto calls = parse_call_sequence("oneshot:N=4, twoshot:N=64:D=256 ,auto:N=11:dtype=fp32,oneshot");
   REQUIRE(calls.size() == 4);
@@ -21,14 +31,6 @@ TEST_CASE("parse_call_sequence reads strategies and per-call parameters", "[cpu]
 }
 
 TEST_CASE("parse_call_sequence names the malformed call", "[cpu]") {
-  const auto message = [](const char* text) {
-    try {
-      parse_call_sequence(text);
-    } catch (const CallSequenceError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   CHECK_THAT(message(""), Catch::Contains("empty"));
   CHECK_THAT(message("oneshot,,twoshot"), Catch::Contains("call 2"));
   CHECK_THAT(message("oneshot:N=4,threeshot"), Catch::Contains("unknown strategy 'threeshot'"));
@@ -76,14 +78,6 @@ TEST_CASE("a call marked fused is the fused residual-add + RMSNorm call: unmarke
   CHECK(calls[2] == CallSpec{Strategy::kAuto, 3, std::nullopt, std::nullopt, false});
   CHECK_FALSE(calls[2].fused);
   // The flag is a word of its own: no value, at most once, and not a strategy.
-  const auto message = [](const char* text) {
-    try {
-      parse_call_sequence(text);
-    } catch (const CallSequenceError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   CHECK_THAT(message("twoshot:fused:fused"), Catch::Contains("call 1") && Catch::Contains("fused is given twice"));
   CHECK_THAT(message("oneshot:fused=1"), Catch::Contains("unknown parameter 'fused'"));
   CHECK_THAT(message("oneshot:Fused"), Catch::Contains("the flag fused"));

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "harness/commands/cli.h"
+#include "harness/io/exit_codes.h"
 
 namespace ar::test {
 
@@ -25,6 +27,16 @@ inline CliResult run_in_process(const std::vector<std::string>& args) {
   std::ostringstream out, err;
   const int code = run_cli(args, out, err);
   return {code, out.str(), err.str()};
+}
+
+/// The message of the UsageError that `f` throws; empty when it throws none (any other exception escapes).
+inline std::string usage_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return {};
 }
 
 /// The mnnvl-ar executable the child processes run: $AR_CLI when set (the GPU suite runs binaries copied
