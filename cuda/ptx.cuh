@@ -213,13 +213,6 @@ __device__ __forceinline__ double cvt_f64_f32(float x) {
   return r;
 }
 
-/// add.rn.f64.
-__device__ __forceinline__ double add_rn_f64(double a, double b) {
-  double r;
-  asm("add.rn.f64 %0, %1, %2;" : "=d"(r) : "d"(a), "d"(b));
-  return r;
-}
-
 /// mul.rn.f64.
 __device__ __forceinline__ double mul_rn_f64(double a, double b) {
   double r;

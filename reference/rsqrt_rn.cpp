@@ -69,25 +69,27 @@ std::uint32_t rsqrt_rn_fp32(std::uint32_t x) {
   return static_cast<std::uint32_t>(exponent + 127) << 23 | static_cast<std::uint32_t>(r - (std::uint64_t{1} << 23));
 }
 
-std::uint32_t rsqrt_rn_by_correction(std::uint32_t x, std::uint32_t guess, int* steps) {
-  if (steps != nullptr) *steps = 0;
+std::uint32_t rsqrt_rn_by_correction(std::uint32_t x, std::uint32_t guess, int* ulps_off) {
+  if (ulps_off != nullptr) *ulps_off = 0;
   if ((x & kSignMask) != 0 || x == 0 || x >= kInfinity) return guess;
   // Only the bits travel through float and double: every operation below is exact or one IEEE rounding.
   const double wide = std::bit_cast<float>(x);
-  std::uint32_t y = guess;
-  for (int i = 0; i < kRsqrtCorrections; ++i) {
-    const double here = std::bit_cast<float>(y);
-    const double above = (here + static_cast<double>(std::bit_cast<float>(y + 1))) * 0.5;
-    const double below = (here + static_cast<double>(std::bit_cast<float>(y - 1))) * 0.5;
-    if (std::fma(above * above, wide, -1.0) < 0.0) {
-      ++y;  // 1/sqrt(x) lies above the upper midpoint
-    } else if (std::fma(below * below, wide, -1.0) > 0.0) {
-      --y;  // below the lower one
-    } else {
-      break;
-    }
-    if (steps != nullptr) ++*steps;
+  // m lies below 1/sqrt(x) exactly when m^2 x < 1.
+  const auto below_root = [&](std::uint32_t lower) {
+    const double m = std::bit_cast<double>(rsqrt_midpoint_fp64_bits(lower));
+    return std::fma(m * m, wide, -1.0) < 0.0;
+  };
+  // One round: the midpoints above g - kRsqrtWindow - 1 .. g + kRsqrtWindow, counted (they rise with k).
+  int below = 0;
+  for (int k = -kRsqrtWindow - 1; k <= kRsqrtWindow; ++k) below += below_root(guess + static_cast<std::uint32_t>(k));
+  std::uint32_t y = guess - static_cast<std::uint32_t>(kRsqrtWindow + 1) + static_cast<std::uint32_t>(below);
+  // At the window's edge the answer may lie further out: step on while a neighbour is nearer.
+  if (below == 0) {
+    for (int i = 0; i < kRsqrtCorrections && !below_root(y - 1); ++i) --y;
+  } else if (below == 2 * (kRsqrtWindow + 1)) {
+    for (int i = 0; i < kRsqrtCorrections && below_root(y); ++i) ++y;
   }
+  if (ulps_off != nullptr) *ulps_off = static_cast<int>(y - guess);
   return y;
 }
 

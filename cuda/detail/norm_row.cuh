@@ -98,29 +98,36 @@ __device__ __forceinline__ std::uint64_t row_pack_index(std::uint32_t t, std::ui
   return std::uint64_t(t) * row_packs + static_cast<std::uint32_t>(pack);
 }
 
+/// Whether the midpoint above the fp32 `lower` lies below 1/sqrt(x), decided exactly (reference
+/// rsqrt_rn_by_correction): m^2 is exact in fp64 and one fma gives the sign of m^2 x - 1.
+__device__ __forceinline__ bool midpoint_below_root(std::uint32_t lower, double x) {
+  const double m = __longlong_as_double(static_cast<long long>(rsqrt_midpoint_fp64_bits(lower)));
+  return ptx::fma_rn_f64(ptx::mul_rn_f64(m, m), x, -1.0) < 0.0;
+}
+
 /// The invariant profile's correctly rounded rsqrt (reference rsqrt_rn_fp32), as reference
-/// rsqrt_rn_by_correction computes it: the MUFU's guess, then one-ulp steps while an exact fp64 midpoint test
-/// says a neighbour is nearer (the midpoint's square is exact in fp64, and one fma gives the sign of
-/// m^2 x - 1). The guess is at most two ulps off (tests/reference/rsqrt_rn_test.cpp), so the loop always ends
-/// by its own test; zeros, infinities, NaNs and negatives keep the guess, which is already the answer there.
+/// rsqrt_rn_by_correction computes it: the MUFU's guess, then one round of independent midpoint tests around
+/// it (their count names the answer within kRsqrtWindow ulps), and one-ulp steps beyond the window only if a
+/// guess ever lies that far off (tests/reference/rsqrt_rn_test.cpp: never, on the MUFU reference/mufu.h
+/// models). Zeros, infinities, NaNs and negatives keep the guess, which is already the answer there.
 __device__ __forceinline__ float rsqrt_rn(float x) {
-  float y = ptx::rsqrt_approx_f32(x);
+  const float y = ptx::rsqrt_approx_f32(x);
   if (!(x > 0.0f) || !(x < __int_as_float(0x7F800000))) return y;
   const double wide = ptx::cvt_f64_f32(x);
+  const std::uint32_t guess = __float_as_uint(y);
+  int below = 0;
+#pragma unroll
+  for (int k = -kRsqrtWindow - 1; k <= kRsqrtWindow; ++k)
+    below += midpoint_below_root(guess + static_cast<std::uint32_t>(k), wide) ? 1 : 0;
+  std::uint32_t r = guess - static_cast<std::uint32_t>(kRsqrtWindow + 1) + static_cast<std::uint32_t>(below);
+  if (below == 0) {
 #pragma unroll 1
-  for (int i = 0; i < kRsqrtCorrections; ++i) {
-    const std::uint32_t bits = __float_as_uint(y);
-    const double here = ptx::cvt_f64_f32(y);
-    const double above = ptx::mul_rn_f64(ptx::add_rn_f64(here, ptx::cvt_f64_f32(__uint_as_float(bits + 1))), 0.5);
-    const double below = ptx::mul_rn_f64(ptx::add_rn_f64(here, ptx::cvt_f64_f32(__uint_as_float(bits - 1))), 0.5);
-    if (ptx::fma_rn_f64(ptx::mul_rn_f64(above, above), wide, -1.0) < 0.0)
-      y = __uint_as_float(bits + 1);
-    else if (ptx::fma_rn_f64(ptx::mul_rn_f64(below, below), wide, -1.0) > 0.0)
-      y = __uint_as_float(bits - 1);
-    else
-      break;
+    for (int i = 0; i < kRsqrtCorrections && !midpoint_below_root(r - 1, wide); ++i) --r;
+  } else if (below == 2 * (kRsqrtWindow + 1)) {
+#pragma unroll 1
+    for (int i = 0; i < kRsqrtCorrections && midpoint_below_root(r, wide); ++i) ++r;
   }
-  return y;
+  return __uint_as_float(r);
 }
 
 /// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) and one fma, then rsqrt.approx.ftz;

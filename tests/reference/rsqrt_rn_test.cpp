@@ -51,11 +51,23 @@ TEST_CASE("rsqrt_rn of exact cases and special values", "[reference][rsqrt_rn]")
   // The MUFU's guess is already the answer where the correction does not look.
   for (std::uint32_t x : {0x00000000u, 0x80000000u, 0x7F800000u, 0xBF800000u, 0x7FC00001u, 0xFF800000u, 0x80000001u})
     CHECK(rsqrt_rn_by_correction(x, rsqrt_approx_bits(x)) == rsqrt_rn_fp32(x));
-  // From a guess a few ulps off, the steps reach the nearest value.
-  for (int off : {-3, -1, 1, 3}) {
-    int steps = 0;
-    CHECK(rsqrt_rn_by_correction(0x40000000u, static_cast<std::uint32_t>(0x3F3504F3 + off), &steps) == 0x3F3504F3u);
-    CHECK(steps == (off < 0 ? -off : off));
+  // From a guess inside the window, beyond it (one-ulp steps from its edge) and beyond those steps' bound.
+  constexpr int kReach = kRsqrtWindow + 1 + kRsqrtCorrections;  // the furthest a guess may lie off
+  for (int off : {-2, -1, 0, 1, 2, -3, 3, -5, 6, -kReach, kReach, kReach + 1}) {
+    int ulps_off = 0;
+    const auto guess = static_cast<std::uint32_t>(0x3F3504F3 + off);  // 1/sqrt(2) is 0x3F3504F3
+    const std::uint32_t r = rsqrt_rn_by_correction(0x40000000u, guess, &ulps_off);
+    if (off >= -kReach && off <= kReach) {
+      CHECK(r == 0x3F3504F3u);
+      CHECK(ulps_off == -off);
+    } else {
+      CHECK(r == guess - static_cast<std::uint32_t>(kReach));  // the bound holds
+    }
+  }
+  // The midpoint bits: (a + b) / 2 in fp64 for neighbours a < b, also across a binade's end.
+  for (std::uint32_t lower : {0x3F3504F3u, 0x3F7FFFFFu, 0x00800000u, 0x7F7FFFFEu}) {
+    const double a = std::bit_cast<float>(lower), b = std::bit_cast<float>(lower + 1);
+    CHECK(std::bit_cast<double>(rsqrt_midpoint_fp64_bits(lower)) == (a + b) / 2);
   }
 }
 
@@ -72,11 +84,11 @@ TEST_CASE("rsqrt_rn is correctly rounded (random inputs over every exponent)", "
 
 TEST_CASE("rsqrt_rn: the kernels' corrected MUFU guess gives the definition's bits for every fp32", "[reference][rsqrt_rn]") {
   std::int64_t checked = 0;
-  int most_steps = 0;
+  int most_off = 0;
   const auto check = [&](std::uint32_t x) {
-    int steps = 0;
-    const std::uint32_t r = rsqrt_rn_by_correction(x, rsqrt_approx_bits(x), &steps);
-    most_steps = std::max(most_steps, steps);
+    int ulps_off = 0;
+    const std::uint32_t r = rsqrt_rn_by_correction(x, rsqrt_approx_bits(x), &ulps_off);
+    most_off = std::max(most_off, ulps_off < 0 ? -ulps_off : ulps_off);
     ++checked;
     if (r != rsqrt_rn_fp32(x))
       FAIL("x = 0x" << std::hex << x << ": corrected 0x" << r << ", definition 0x" << rsqrt_rn_fp32(x));
@@ -84,9 +96,8 @@ TEST_CASE("rsqrt_rn: the kernels' corrected MUFU guess gives the definition's bi
   for (std::uint32_t x = 0x3F800000u; x < 0x40800000u; ++x) check(x);  // [1, 4): every significand, both parities
   for (std::uint32_t x = 1; x < 0x00800000u; ++x) check(x);            // every subnormal
   CHECK(checked == (std::int64_t{1} << 24) + (std::int64_t{1} << 23) - 1);
-  // The loop always stopped by its own test, never by its bound: the guess is at most two ulps off.
-  CHECK(most_steps < kRsqrtCorrections);
-  CHECK(most_steps <= 2);
+  // The guess is at most two ulps off: the window's one round of tests always decides, no step beyond it.
+  CHECK(most_off <= kRsqrtWindow);
   // The scaling argument, checked on a sample of every exponent.
   std::mt19937 rng(11);
   for (int i = 0; i < 100000; ++i) check(static_cast<std::uint32_t>(0x00800000u + rng() % (0x7F800000u - 0x00800000u)));
