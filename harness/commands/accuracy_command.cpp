@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/commands/commands.h"
+#include "harness/commands/accuracy_table.h"
 #include "harness/commands/fused_options.h"
 #include "harness/commands/fused_report.h"
 #include "harness/commands/options.h"
@@ -50,35 +51,11 @@ int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream& e
     print_fused_accuracy(out, input, in, f, fused_report(input, in, f, err), vm.count("json") != 0);
     return kExitOk;
   }
-  std::vector<std::pair<Strategy, Profile>> runs;
-  for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
-    for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm, Profile::kInvariant}) runs.emplace_back(s, p);
-  const AccuracyReport report = accuracy_report(in.tensor, runs);
-  if (vm.count("json")) {
-    nlohmann::json rows = nlohmann::json::array();
-    for (const AccuracyRow& r : report.rows)
-      rows.push_back({{"strategy", strategy_name(r.strategy)},
-                      {"profile", profile_name(r.profile)},
-                      {"elements", r.elements},
-                      {"correctly_rounded", r.correctly_rounded},
-                      {"max_ulp", r.max_ulp},
-                      {"mean_ulp", r.mean_ulp},
-                      {"max_abs_error", r.max_abs_error},
-                      {"nan_outputs", r.nan_outputs},
-                      {"ulp_histogram", r.histogram}});
-    fmt::print(out, "{}\n", nlohmann::json{{"histogram_buckets", kUlpBucketNames}, {"rows", rows}}.dump(2));
-    return kExitOk;
-  }
-  fmt::print(out, "{}: {}, W = {}, N = {}, D = {}; error against the exact sum rounded once to {}\n\n", input,
-             dtype_name(in.shape.dtype), in.shape.world_size, in.shape.tokens, in.shape.hidden,
-             dtype_name(in.shape.dtype));
-  fmt::print(out, "{:<20} {:>12} {:>8} {:>9} {:>12}   ULP histogram ({})\n", "strategy/profile", "exact", "max ULP",
-             "mean ULP", "max |err|", fmt::join(kUlpBucketNames, " | "));
-  for (const AccuracyRow& r : report.rows)
-    fmt::print(out, "{:<20} {:>12} {:>8} {:>9.4f} {:>12.4g}   {}\n",
-               fmt::format("{}/{}", strategy_name(r.strategy), profile_name(r.profile)),
-               fmt::format("{}/{}", r.correctly_rounded, r.elements), r.max_ulp, r.mean_ulp, r.max_abs_error,
-               fmt::join(r.histogram, " | "));
+  const AccuracyReport report = accuracy_report(in.tensor, every_strategy_and_profile());
+  if (vm.count("json"))
+    fmt::print(out, "{}\n", accuracy_json(report).dump(2));
+  else
+    print_accuracy_table(out, input, report);
   return kExitOk;
 }
 

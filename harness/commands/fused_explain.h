@@ -5,7 +5,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "harness/commands/fused_options.h"
+#include "harness/commands/fused_inputs.h"
 
 namespace ar {
 

@@ -1,5 +1,5 @@
 // Shared pieces of every command's option parsing (Boost.Program_options): parsing with --help handling,
-// and turning dtype / strategy / profile names into values with messages that list what is allowed.
+// and (option_names.h) turning dtype / strategy / profile names into values.
 #pragma once
 
 #include <iosfwd>
@@ -9,6 +9,7 @@
 #include <boost/program_options.hpp>
 
 #include "harness/commands/cli.h"
+#include "harness/commands/option_names.h"
 #include "reference/strategy.h"
 
 namespace ar {
@@ -26,11 +27,5 @@ struct CommandHelp {
 std::optional<int> parse_command_line(const CommandArgs& args, const po::options_description& options,
                                       const po::positional_options_description& positional, const CommandHelp& help,
                                       po::variables_map& vm, std::ostream& out);
-
-DType dtype_option(const std::string& name);
-Strategy strategy_option(const std::string& name);
-Profile profile_option(const std::string& name);
-/// An optional --dtype: empty string means "from the file".
-std::optional<DType> optional_dtype_option(const std::string& name);
 
 }  // namespace ar

@@ -1,0 +1,68 @@
+#include "harness/commands/fused_inputs.h"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "harness/io/exit_codes.h"
+#include "reference/float_bits.h"
+#include "reference/float_ops.h"
+
+namespace ar {
+
+// FlashInfer narrows eps (and the bias) to fp32 on the host, so a double beyond fp32's range becomes Inf.
+std::uint32_t fp32_parameter(const char* flag, double value) {
+  const std::uint32_t bits = fp32_from_double(value);
+  if (is_inf(bits, kFp32Format) || is_nan(bits, kFp32Format))
+    throw UsageError(fmt::format("--{} {} is not a finite number as the fp32 the kernel holds", flag, value));
+  return bits;
+}
+
+// No GPU has more than a thousand SMs, and a typo such as 13200 should not pass as one.
+void check_sm_count(const char* flag, int sms) {
+  if (sms < 1 || sms > kMaxSmCount) throw UsageError(fmt::format("{} {} is outside [1, {}]", flag, sms, kMaxSmCount));
+}
+
+void check_fused_profile(Profile profile) {
+  if (profile == Profile::kTrtllm)
+    throw UsageError("the fused call is modelled for the flashinfer, ieee and invariant profiles, not trtllm");
+}
+
+namespace {
+
+// The model refuses with std::invalid_argument what FlashInfer's dispatcher refuses (a row too wide for
+// any launch); the user needs the file and the shape to act on it.
+template <class Call>
+auto refusing_as_usage(const std::string& input_path, const RankInputs& in, const FusedInputs& f, Call call) {
+  try {
+    return call();
+  } catch (const std::invalid_argument& e) {
+    const ProblemShape& s = in.shape;
+    throw UsageError(fmt::format("'{}' ([{}, {}, {}] {}, {} SMs): the fused call cannot run: {}", input_path,
+                                 s.world_size, s.tokens, s.hidden, dtype_name(s.dtype), f.options.sm_count, e.what()));
+  }
+}
+
+}  // namespace
+
+FusedResult fused_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& f) {
+  return refusing_as_usage(input_path, in, f,
+                           [&] { return reference_fused_rms_norm(in.tensor, f.residual, f.gamma, f.options); });
+}
+
+FusedElementExplanation fused_explanation(const std::string& input_path, const RankInputs& in, const FusedInputs& f,
+                                          std::int64_t token, std::int64_t col) {
+  return refusing_as_usage(
+      input_path, in, f, [&] { return explain_fused_element(in.tensor, f.residual, f.gamma, f.options, token, col); });
+}
+
+std::string undefined_norm_warning(const NormLaunch& launch) {
+  return fmt::format(
+      "the GPU's normalised output is undefined for this shape: ONESHOT launches {} block(s) of {} threads for "
+      "{} packs a row, and the {} thread(s) beyond the row return before the block reduction, so the lanes and "
+      "shared-memory slots they would fill are never written. The model counts them as +0; the residual output "
+      "is exact (docs/fused.md)",
+      launch.cluster_size(), launch.block_size(), launch.packs_per_row, launch.exited_threads());
+}
+
+}  // namespace ar

@@ -1,0 +1,46 @@
+// The fused call's operands once read and checked (the residual, gamma and the options of the model), and
+// what the commands and the Python package do with them alike: narrowing eps and the weight bias as FlashInfer
+// does, refusing an SM count or profile the model does not take, and the model's calls with its refusal
+// turned into a message that names the input.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "harness/io/rank_inputs.h"
+#include "reference/fused_rms_norm.h"
+
+namespace ar {
+
+/// The operands beside the all-reduce's input.
+struct FusedInputs {
+  HostTensor residual;  ///< [N, D]
+  HostTensor gamma;     ///< [D]
+  FusedOptions options;
+};
+
+/// The most SMs --sms takes.
+inline constexpr int kMaxSmCount = 1024;
+
+/// FlashInfer narrows eps and the weight bias to fp32 on the host: `value` as that fp32 (UsageError naming
+/// `flag` when it is not finite there).
+std::uint32_t fp32_parameter(const char* flag, double value);
+
+/// Refuses (UsageError naming `flag`) an SM count outside [1, kMaxSmCount].
+void check_sm_count(const char* flag, int sms);
+
+/// Refuses (UsageError) a profile whose fused norm is not modelled, before any file is read.
+void check_fused_profile(Profile profile);
+
+/// reference_fused_rms_norm, with the model's refusal (a launch FlashInfer does not make) as a UsageError
+/// naming `input_path` and its shape.
+FusedResult fused_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& fused);
+
+/// explain_fused_element, refused the same way.
+FusedElementExplanation fused_explanation(const std::string& input_path, const RankInputs& in, const FusedInputs& fused,
+                                          std::int64_t token, std::int64_t col);
+
+/// The stderr warning for a shape whose normalised output the GPU leaves undefined (NormLaunch::exited_threads).
+std::string undefined_norm_warning(const NormLaunch& launch);
+
+}  // namespace ar

@@ -1,0 +1,21 @@
+"""mnnvl_ar: what FlashInfer's MNNVL (Lamport-buffer) all-reduce returns, bit for bit, and why.
+
+    import mnnvl_ar
+    out = mnnvl_ar.reference(x, strategy="auto")        # x: [W, N, D], every rank's shard
+    print(mnnvl_ar.check(inputs, outputs))               # every rank's input and output of your run
+    print(mnnvl_ar.explain(x, token=0, col=5))           # why element [0, 5] has its bits
+
+Arrays are NumPy (bf16 as ml_dtypes.bfloat16, or raw uint16 with dtype="bf16"), or torch CPU tensors.
+Everything here runs on the CPU without a GPU, CUDA or torch.
+"""
+
+from ._check import CheckReport, check
+from ._reference import DEFAULT_SM_COUNT, PROFILES, STRATEGIES, fused_reference, reference, resolve
+from ._reports import Accuracy, Diff, Explanation, accuracy, diff, explain
+from ._tensors import DTYPES
+from . import testing
+
+__all__ = [
+    "Accuracy", "CheckReport", "DEFAULT_SM_COUNT", "DTYPES", "Diff", "Explanation", "PROFILES", "STRATEGIES",
+    "accuracy", "check", "diff", "explain", "fused_reference", "reference", "resolve", "testing",
+]

@@ -1,0 +1,80 @@
+"""Results that print like the CLI: explain, diff and accuracy return objects whose fields are attributes and
+whose str() is the text `mnnvl-ar` prints for the same question."""
+
+import json
+
+from . import _core
+from ._reference import DEFAULT_SM_COUNT
+from ._tensors import operand
+
+
+class Result:
+    """Fields as attributes; str() is the CLI's text."""
+
+    def __init__(self, text, fields):
+        self._text = text
+        self.__dict__.update(fields)
+
+    def fields(self):
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __str__(self):
+        return self._text
+
+    def __repr__(self):
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.fields().items() if not isinstance(v, (dict, list)))
+        return f"{type(self).__name__}({shown})"
+
+
+class Explanation(Result):
+    """How one output element is computed (`mnnvl-ar explain`). Plain: strategy, profile, result (bits),
+    correctly_rounded (bits), results ({"oneshot/flashinfer": bits, ...}) and differences ({label: why}).
+    Fused: strategy, profile, normalized, residual_out, sum_of_squares, rsqrt_input, scale (bits) and the
+    launch's block_size, cluster_size and loads_per_thread."""
+
+
+class Diff(Result):
+    """A bitwise comparison (`mnnvl-ar diff`): elements, differing, zero_sign_only, nan_mismatches, max_ulp,
+    histogram; first_index (flat) and first (bits of a, bits of b) when something differs."""
+
+    @property
+    def identical(self):
+        return self.differing == 0
+
+
+class Accuracy(Result):
+    """Every strategy and profile against the exact sum rounded once (`mnnvl-ar accuracy`): rows, each a dict
+    with strategy, profile, elements, correctly_rounded, max_ulp, mean_ulp, max_abs_error, nan_outputs and
+    ulp_histogram (buckets in histogram_buckets)."""
+
+
+def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=None, gamma=None, eps=None,
+            weight_bias=0.0, sm_count=DEFAULT_SM_COUNT, dtype=None, name="x"):
+    """Why output element [token, col] has its bits: the fold step by step and every strategy and profile's
+    result. With residual and gamma, the fused call's element instead (sum-of-squares tree, scale, products)."""
+    x = operand(x, "x", dtype)
+    if (residual is None) != (gamma is None):
+        raise ValueError("the fused call takes both residual and gamma")
+    if residual is None:
+        text, fields = _core.explain(x.words, x.dtype, token, col, strategy, profile, name)
+    else:
+        r = operand(residual, "residual", x.dtype)
+        g = operand(gamma, "gamma", x.dtype)
+        text, fields = _core.explain_fused(x.words, r.words, g.words, x.dtype, token, col, strategy, profile,
+                                           sm_count, eps, weight_bias, name)
+    return Explanation(text, fields)
+
+
+def diff(a, b, *, dtype=None, names=("A", "B")):
+    """a and b compared bit for bit: +0 and -0 differ, NaN payloads differ, no tolerance."""
+    oa = operand(a, names[0], dtype)
+    ob = operand(b, names[1], dtype or oa.dtype)
+    text, fields = _core.diff(oa.words, ob.words, oa.dtype, names[0], names[1])
+    return Diff(text, fields)
+
+
+def accuracy(x, *, dtype=None, name="x"):
+    """What each strategy's and profile's reduction order costs on x ([W, N, D]), in ULPs."""
+    x = operand(x, "x", dtype)
+    text, report = _core.accuracy(x.words, x.dtype, name)
+    return Accuracy(text, json.loads(report))

@@ -1,0 +1,14 @@
+// The parts of mnnvl_ar._core, each adding its functions to the module.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+namespace ar::python {
+
+/// all_reduce and fused: the model's outputs.
+void bind_model(nanobind::module_& m);
+
+/// explain, explain_fused, diff and accuracy: results with the text the CLI prints.
+void bind_reports(nanobind::module_& m);
+
+}  // namespace ar::python

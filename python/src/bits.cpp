@@ -1,0 +1,37 @@
+#include "python/src/bits.h"
+
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "harness/io/exit_codes.h"
+
+namespace ar::python {
+
+HostTensor tensor_of(const BitsIn& array, DType t, const char* what) {
+  const int bits = 8 * dtype_bytes(t);
+  const nb::dlpack::dtype d = array.dtype();
+  if (d.code != static_cast<std::uint8_t>(nb::dlpack::dtype_code::UInt) || d.bits != bits || d.lanes != 1)
+    throw UsageError(fmt::format("{}: the model takes {} as raw uint{} words, not an array of {}-bit dtype code {}",
+                                 what, dtype_name(t), bits, d.bits, d.code));
+  std::vector<std::int64_t> shape(array.ndim());
+  for (std::size_t i = 0; i < array.ndim(); ++i) shape[i] = static_cast<std::int64_t>(array.shape(i));
+  HostTensor tensor(t, shape, HostTensor::kUninitialized);
+  if (array.nbytes() != tensor.bytes().size())
+    throw UsageError(fmt::format("{}: {} bytes for shape ({})", what, array.nbytes(), fmt::join(shape, ", ")));
+  if (array.nbytes() != 0) std::memcpy(tensor.bytes().data(), array.data(), array.nbytes());
+  return tensor;
+}
+
+BitsOut array_of(HostTensor tensor) {
+  auto* owned = new HostTensor(std::move(tensor));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<HostTensor*>(p); });
+  std::vector<std::size_t> shape(owned->shape().begin(), owned->shape().end());
+  const nb::dlpack::dtype d =
+      dtype_bytes(owned->dtype()) == 2 ? nb::dtype<std::uint16_t>() : nb::dtype<std::uint32_t>();
+  return BitsOut(owned->bytes().data(), shape.size(), shape.data(), owner, nullptr, d);
+}
+
+}  // namespace ar::python

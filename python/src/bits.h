@@ -1,0 +1,29 @@
+// Arrays across the boundary: the package's Python side hands the model raw bits (uint16 for bf16 and fp16,
+// uint32 for fp32) with the dtype's name, and gets raw bits back in arrays that own a HostTensor. Every
+// refusal is a UsageError with a message naming the argument, which the module raises as ValueError.
+#pragma once
+
+#include <string>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include "reference/tensor.h"
+
+namespace ar::python {
+
+namespace nb = nanobind;
+
+/// A read-only, C-contiguous CPU array of any dtype (the dtype is checked here, with a message).
+using BitsIn = nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>;
+/// A NumPy array of uint16 or uint32 that owns its HostTensor.
+using BitsOut = nb::ndarray<nb::numpy>;
+
+/// `array` as a tensor of `t`: its elements must be unsigned words of T's width. `what` names the argument
+/// in messages ("x", "residual").
+HostTensor tensor_of(const BitsIn& array, DType t, const char* what);
+
+/// The tensor's bits as a NumPy array, moved into the array's owner.
+BitsOut array_of(HostTensor tensor);
+
+}  // namespace ar::python
