@@ -28,6 +28,19 @@ void check_fused_profile(Profile profile) {
     throw UsageError("the fused call is modelled for the flashinfer, ieee and invariant profiles, not trtllm");
 }
 
+FusedOptions fused_options(DType t, Strategy strategy, Profile profile, int sm_count, std::optional<double> eps,
+                           double weight_bias, const char* sms_flag) {
+  check_fused_profile(profile);
+  check_sm_count(sms_flag, sm_count);
+  FusedOptions o;
+  o.strategy = strategy;
+  o.profile = profile;
+  o.sm_count = sm_count;
+  o.epsilon = eps ? fp32_parameter("eps", *eps) : default_epsilon(t);
+  o.weight_bias = fp32_parameter("weight-bias", weight_bias);
+  return o;
+}
+
 namespace {
 
 // The model refuses with std::invalid_argument what FlashInfer's dispatcher refuses (a row too wide for

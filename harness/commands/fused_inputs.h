@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "harness/io/rank_inputs.h"
@@ -31,6 +32,12 @@ void check_sm_count(const char* flag, int sms);
 
 /// Refuses (UsageError) a profile whose fused norm is not modelled, before any file is read.
 void check_fused_profile(Profile profile);
+
+/// A fused call's options as users give them: the profile and the SM count checked (`sms_flag` names the
+/// count in messages), eps (none: default_epsilon(t)) and the weight bias narrowed to fp32 as FlashInfer
+/// does. Throws UsageError naming what is wrong.
+FusedOptions fused_options(DType t, Strategy strategy, Profile profile, int sm_count, std::optional<double> eps,
+                           double weight_bias, const char* sms_flag);
 
 /// reference_fused_rms_norm, with the model's refusal (a launch FlashInfer does not make) as a UsageError
 /// naming `input_path` and its shape.

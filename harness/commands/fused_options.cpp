@@ -70,11 +70,9 @@ FusedInputs load_fused_inputs(const po::variables_map& vm, const FusedArgs& args
   FusedInputs f;
   f.residual = read_companion("residual", args.residual, s, {s.tokens, s.hidden}, "[N, D]");
   f.gamma = read_companion("gamma", args.gamma, s, {s.hidden}, "[D]");
-  f.options.strategy = strategy;
-  f.options.profile = profile;
-  f.options.sm_count = args.sms;
-  f.options.epsilon = given(vm, "eps") ? fp32_parameter("eps", args.eps) : default_epsilon(s.dtype);
-  f.options.weight_bias = fp32_parameter("weight-bias", args.weight_bias);
+  f.options = fused_options(s.dtype, strategy, profile, args.sms,
+                            given(vm, "eps") ? std::optional<double>(args.eps) : std::nullopt, args.weight_bias,
+                            "--sms");
   return f;
 }
 

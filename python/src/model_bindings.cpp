@@ -37,13 +37,8 @@ nb::tuple fused(const BitsIn& x, const BitsIn& residual, const BitsIn& gamma, co
                 double weight_bias) {
   const DType t = dtype_option(dtype);
   FusedInputs f;
-  f.options.strategy = strategy_option(strategy);
-  f.options.profile = profile_option(profile);
-  check_fused_profile(f.options.profile);
-  check_sm_count("sm_count", sm_count);
-  f.options.sm_count = sm_count;
-  f.options.epsilon = eps ? fp32_parameter("eps", *eps) : default_epsilon(t);
-  f.options.weight_bias = fp32_parameter("weight-bias", weight_bias);
+  f.options = fused_options(t, strategy_option(strategy), profile_option(profile), sm_count, eps, weight_bias,
+                            "sm_count");
   RankInputs in;
   in.tensor = tensor_of(x, t, "x");
   in.shape = shape_of_input(in.tensor);

@@ -3,20 +3,12 @@
 // CLI's message raised as ValueError; nothing here ends the interpreter on bad input.
 #include <nanobind/nanobind.h>
 
-#include "harness/io/exit_codes.h"
 #include "python/src/bindings.h"
+#include "python/src/errors.h"
 
 NB_MODULE(_core, m) {
   m.doc() = "The bit-exact model of FlashInfer's MNNVL all-reduce (raw-bits interface; use mnnvl_ar).";
-  // The CLI's usage errors (a wrong name, shape or value) are the caller's: ValueError. std::invalid_argument
-  // from the model already becomes ValueError, std::bad_alloc MemoryError.
-  nanobind::register_exception_translator([](const std::exception_ptr& p, void*) {
-    try {
-      std::rethrow_exception(p);
-    } catch (const ar::UsageError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
-  });
+  ar::python::raise_usage_errors_as_value_errors();
   ar::python::bind_model(m);
   ar::python::bind_reports(m);
 }

@@ -75,13 +75,8 @@ nb::tuple explain_fused(const BitsIn& x, const BitsIn& residual, const BitsIn& g
   const RankInputs in = rank_inputs(x, t);
   check_element(in.shape, token, col);
   FusedInputs f;
-  f.options.strategy = strategy_option(strategy);
-  f.options.profile = profile_option(profile);
-  check_fused_profile(f.options.profile);
-  check_sm_count("sm_count", sm_count);
-  f.options.sm_count = sm_count;
-  f.options.epsilon = eps ? fp32_parameter("eps", *eps) : default_epsilon(t);
-  f.options.weight_bias = fp32_parameter("weight-bias", weight_bias);
+  f.options = fused_options(t, strategy_option(strategy), profile_option(profile), sm_count, eps, weight_bias,
+                            "sm_count");
   f.residual = tensor_of(residual, t, "residual");
   f.gamma = tensor_of(gamma, t, "gamma");
   const FusedElementExplanation e = fused_explanation(source, in, f, token, col);

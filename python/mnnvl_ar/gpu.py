@@ -1,0 +1,214 @@
+"""Our kernels behind FlashInfer's call signature, for machines where FlashInfer's workspace cannot be made (no
+NVLink multicast): one process is one rank, tensors are torch CUDA tensors, calls run on the current stream.
+
+    import torch.distributed as dist
+    from mnnvl_ar import gpu
+    dist.init_process_group("gloo")                        # or any group; torchrun sets the variables
+    ws = gpu.Workspace()                                   # every rank of the group, together
+    out = gpu.all_reduce(x, ws, launch_with_pdl=False)     # trtllm_mnnvl_allreduce(input, workspace, ...)
+    y, res = gpu.fused_allreduce_add_rmsnorm(x, residual, gamma, ws)
+
+The calls are torch custom ops (torch.ops.mnnvl_ar.*): torch.compile traces them, CUDA graphs capture them,
+torch.library.opcheck passes. No multicast is used; every wait is bounded (timeout_s), and a call after a
+wait gave up raises RuntimeError naming the rank that waited and the rank that never came. Needs torch;
+`import mnnvl_ar` does not load this module.
+"""
+
+import enum
+import itertools
+
+import torch
+import torch.distributed as dist
+
+from ._handles import DescriptorExchange
+
+_DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+_workspaces = {}
+_ids = itertools.count(1)
+
+
+def _native():
+    from . import _cuda  # the CUDA layer loads here, on first use
+
+    return _cuda
+
+
+class Strategy(enum.IntEnum):
+    """FlashInfer's MNNVLAllreduceFusionStrategy values."""
+
+    ONESHOT = 0
+    TWOSHOT = 1
+    AUTO = 99
+
+
+_STRATEGY_NAMES = {Strategy.ONESHOT: "oneshot", Strategy.TWOSHOT: "twoshot", Strategy.AUTO: "auto"}
+
+
+def _strategy_code(strategy):
+    """A Strategy, its value, or its name ("oneshot") as the value the ops take."""
+    names = {name: code for code, name in _STRATEGY_NAMES.items()}
+    try:
+        return int(names[strategy] if isinstance(strategy, str) else Strategy(int(strategy)))
+    except (KeyError, ValueError):
+        raise ValueError(f"unknown strategy {strategy!r} (choose Strategy.ONESHOT, TWOSHOT or AUTO)") from None
+
+
+class Workspace:
+    """This rank's Lamport buffers, with every peer's mapped. Every rank of `group` (default: the default
+    process group) constructs it at the same time. buffer_size_in_bytes: per Lamport buffer (default: enough
+    for 1 MiB ONESHOT calls and small TWOSHOT ones; larger calls are refused with the size they need).
+    timeout_s bounds every wait of every call. sm_count: the SM count whose launch the fused call's
+    summation tree follows (default the GPU's own: FlashInfer's bits on this GPU)."""
+
+    def __init__(self, group=None, *, buffer_size_in_bytes=None, device=None, timeout_s=10.0, sm_count=None):
+        if not dist.is_available() or not dist.is_initialized():
+            raise ValueError("mnnvl_ar.gpu.Workspace needs a torch.distributed process group: call "
+                             "torch.distributed.init_process_group first (torchrun sets its variables)")
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world_size = dist.get_world_size(group)
+        self.device = torch.device("cuda", torch.cuda.current_device() if device is None else
+                                   torch.device(device).index or 0)
+        exchange = DescriptorExchange(group, self.rank, self.world_size, timeout_s)
+        try:
+            with torch.cuda.device(self.device):
+                self._native = _native().RankWorkspace(self.world_size, self.rank, self.device.index,
+                                                       buffer_size_in_bytes, timeout_s, exchange.exchange,
+                                                       exchange.barrier)
+        finally:
+            exchange.close()
+        if sm_count is not None:
+            self._native.set_sm_count(sm_count)
+        self.id = next(_ids)
+        _workspaces[self.id] = self
+
+    @property
+    def buffer_bytes(self):
+        """Bytes per Lamport buffer (BPB), at least what was asked for."""
+        return self._native.buffer_bytes
+
+    def synchronize(self):
+        """Waits for this rank's calls; raises RuntimeError naming the ranks if a wait gave up."""
+        torch.cuda.synchronize(self.device)
+        self._native.raise_timeout()
+
+    def reset(self):
+        """Lamport-initialises the buffers and flags again (every rank together): the way back after a timeout."""
+        torch.cuda.synchronize(self.device)
+        self._native.reset()
+
+    def close(self):
+        _workspaces.pop(self.id, None)
+
+
+def _check(name, t, like=None, shape=None):
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor")
+    if t.device.type != "cuda":
+        raise ValueError(f"{name} is on {t.device}; the kernels need a CUDA tensor")
+    if t.dtype not in _DTYPES:
+        raise ValueError(f"{name} is {t.dtype}; the kernels take bfloat16, float16 or float32")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous")
+    if like is not None and (t.dtype != like.dtype or t.device != like.device):
+        raise ValueError(f"{name} is {t.dtype} on {t.device}; it must match input ({like.dtype} on {like.device})")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(t.shape)}; it must be {tuple(shape)}")
+
+
+_STRATEGY_OF_CODE = {int(code): name for code, name in _STRATEGY_NAMES.items()}
+try:  # the raw handle of the current stream, without building a torch.cuda.Stream (a few microseconds a call)
+    _current_stream = torch._C._cuda_getCurrentRawStream
+except AttributeError:  # pragma: no cover
+    def _current_stream(index):
+        return torch.cuda.current_stream(index).cuda_stream
+
+
+def _launch(workspace, input, output, strategy, launch_with_pdl, residual=None, residual_out=None, gamma=None,
+            epsilon=None, weight_bias=0.0):
+    """The ops' CUDA implementation: this rank's kernel on the current stream."""
+    ws = _workspaces.get(workspace)
+    if ws is None:
+        raise ValueError(f"workspace {workspace} does not exist (closed, or made in another process)")
+    tensors = (input, output) if gamma is None else (input, output, residual, residual_out, gamma)
+    for t in tensors:
+        if t.data_ptr() % 16:
+            raise ValueError("every tensor of the call must be 16-byte aligned (the kernels move 16-byte packs)")
+    native = ws._native
+    native.raise_timeout()  # a wait of an earlier call gave up: say so before the next call
+    tokens, hidden = input.shape
+    stream = _current_stream(input.device.index)
+    if gamma is None:
+        native.launch(input.data_ptr(), output.data_ptr(), tokens, hidden, _DTYPES[input.dtype],
+                      _STRATEGY_OF_CODE[strategy], launch_with_pdl, stream)
+    else:
+        native.launch(input.data_ptr(), output.data_ptr(), tokens, hidden, _DTYPES[input.dtype],
+                      _STRATEGY_OF_CODE[strategy], launch_with_pdl, stream, residual.data_ptr(),
+                      residual_out.data_ptr(), gamma.data_ptr(), epsilon, weight_bias)
+
+
+# The ops, defined by schema (less per-call overhead than torch.library.custom_op's wrappers): each writes its
+# outputs in place and returns nothing; the fake kernels tell torch.compile so.
+_library = torch.library.Library("mnnvl_ar", "DEF")
+_library.define("all_reduce(Tensor input, Tensor(a!) output, int workspace, int strategy, bool launch_with_pdl) -> ()")
+_library.define("fused_allreduce_add_rmsnorm(Tensor input, Tensor residual_in, Tensor gamma, Tensor(a!) output, "
+                "Tensor(b!) residual_out, int workspace, float epsilon, int strategy, bool launch_with_pdl, "
+                "float weight_bias) -> ()")
+
+
+def _all_reduce_impl(input, output, workspace, strategy, launch_with_pdl):
+    _launch(workspace, input, output, strategy, launch_with_pdl)
+
+
+def _fused_impl(input, residual_in, gamma, output, residual_out, workspace, epsilon, strategy, launch_with_pdl,
+                weight_bias):
+    _launch(workspace, input, output, strategy, launch_with_pdl, residual_in, residual_out, gamma, epsilon,
+            weight_bias)
+
+
+_library.impl("all_reduce", _all_reduce_impl, "CUDA")
+_library.impl("fused_allreduce_add_rmsnorm", _fused_impl, "CUDA")
+
+
+@torch.library.register_fake("mnnvl_ar::all_reduce")
+def _(input, output, workspace, strategy, launch_with_pdl):
+    return None
+
+
+@torch.library.register_fake("mnnvl_ar::fused_allreduce_add_rmsnorm")
+def _(input, residual_in, gamma, output, residual_out, workspace, epsilon, strategy, launch_with_pdl, weight_bias):
+    return None
+
+
+def all_reduce(input, workspace, launch_with_pdl=False, output=None, strategy=Strategy.AUTO):
+    """FlashInfer's trtllm_mnnvl_allreduce: the sum over ranks of every rank's [N, D] `input`, into `output`
+    (allocated when None), which it returns."""
+    _check("input", input)
+    if input.dim() != 2:
+        raise ValueError(f"input must be [N, D], not {input.dim()}-D")
+    if output is None:
+        output = torch.empty_like(input)
+    _check("output", output, input, input.shape)
+    torch.ops.mnnvl_ar.all_reduce(input, output, workspace.id, _strategy_code(strategy), launch_with_pdl)
+    return output
+
+
+def fused_allreduce_add_rmsnorm(input, residual_in, gamma, workspace, epsilon=None, output=None, residual_out=None,
+                                launch_with_pdl=False, strategy=Strategy.AUTO, weight_bias=0.0):
+    """FlashInfer's trtllm_mnnvl_fused_allreduce_add_rmsnorm: returns (output, residual_out), the RMSNorm of
+    all-reduce + residual_in and all-reduce + residual_in itself. epsilon None: torch.finfo(dtype).eps, as
+    FlashInfer's Python."""
+    _check("input", input)
+    if input.dim() != 2:
+        raise ValueError(f"input must be [N, D], not {input.dim()}-D")
+    _check("residual_in", residual_in, input, input.shape)
+    _check("gamma", gamma, input, (input.shape[1],))
+    output = torch.empty_like(input) if output is None else output
+    residual_out = torch.empty_like(input) if residual_out is None else residual_out
+    _check("output", output, input, input.shape)
+    _check("residual_out", residual_out, input, input.shape)
+    eps = torch.finfo(input.dtype).eps if epsilon is None else float(epsilon)
+    torch.ops.mnnvl_ar.fused_allreduce_add_rmsnorm(input, residual_in, gamma, output, residual_out, workspace.id,
+                                                   eps, _strategy_code(strategy), launch_with_pdl,
+                                                   float(weight_bias))
+    return output, residual_out

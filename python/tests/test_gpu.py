@@ -1,0 +1,148 @@
+"""The GPU API (mnnvl_ar.gpu) under torchrun, one process per rank (several processes may share one GPU):
+bit-exact against the reference, plain and fused, through CUDA-graph capture and replay and torch.compile;
+torch.library.opcheck; a wait that gives up raises naming the ranks, and reset() recovers. Skipped without
+torch, a GPU or torchrun's variables; on the GPU machine:
+
+    torchrun --nproc_per_node 2 -m pytest python/tests/test_gpu.py
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no GPU", allow_module_level=True)
+if "WORLD_SIZE" not in os.environ:
+    pytest.skip("not under torchrun (WORLD_SIZE is not set)", allow_module_level=True)
+
+import torch.distributed as dist  # noqa: E402
+
+import mnnvl_ar  # noqa: E402
+from mnnvl_ar import gpu  # noqa: E402
+
+WORDS = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float32: torch.int32}
+
+
+@pytest.fixture(scope="module")
+def ws():
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    workspace = gpu.Workspace(buffer_size_in_bytes=64 << 20, timeout_s=20.0)
+    yield workspace
+    workspace.close()
+
+
+def every_rank_input(world, shape, dtype, seed):
+    """Every rank's input, made alike in every process: rank r's is [r]."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn((world, *shape), generator=g) * 8).to(dtype)
+
+
+def bits(t):
+    return t.detach().cpu().contiguous().view(WORDS[t.dtype]).numpy()
+
+
+def assert_same_bits(got, want, what):
+    g, w = bits(got), bits(want)
+    differ = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
+    assert differ.size == 0, f"{what}: {differ.size} of {g.size} elements differ, first at flat {differ[0]}"
+
+
+SHAPES = [(1, 4096, torch.bfloat16, "oneshot"), (8, 8192, torch.bfloat16, "auto"), (300, 2880, torch.float16, "twoshot"),
+          (64, 4096, torch.float32, "auto"), (512, 1024, torch.bfloat16, "auto"), (5, 7168, torch.bfloat16, "twoshot")]
+
+
+@pytest.mark.parametrize("tokens, hidden, dtype, strategy", SHAPES)
+def test_all_reduce_is_bit_exact(ws, tokens, hidden, dtype, strategy):
+    x = every_rank_input(ws.world_size, (tokens, hidden), dtype, seed=tokens * hidden)
+    out = gpu.all_reduce(x[ws.rank].cuda(), ws, launch_with_pdl=tokens % 2 == 0, strategy=strategy)
+    torch.cuda.synchronize()
+    ws.synchronize()
+    assert_same_bits(out, mnnvl_ar.reference(x, strategy), f"rank {ws.rank} {strategy} [{tokens}, {hidden}]")
+
+
+@pytest.mark.parametrize("tokens, hidden, dtype, strategy", SHAPES)
+def test_fused_is_bit_exact(ws, tokens, hidden, dtype, strategy):
+    x = every_rank_input(ws.world_size, (tokens, hidden), dtype, seed=7 + tokens)
+    g = torch.Generator().manual_seed(hidden)
+    residual = torch.randn((tokens, hidden), generator=g).to(dtype)
+    gamma = (torch.rand((hidden,), generator=g) + 0.5).to(dtype)
+    out, res = gpu.fused_allreduce_add_rmsnorm(x[ws.rank].cuda(), residual.cuda(), gamma.cuda(), ws,
+                                               epsilon=1e-6, strategy=strategy)
+    ws.synchronize()
+    sms = torch.cuda.get_device_properties(ws.device).multi_processor_count
+    want, want_res = mnnvl_ar.fused_reference(x, residual, gamma, eps=1e-6, strategy=strategy, sm_count=sms)
+    assert_same_bits(res, want_res, f"rank {ws.rank} residual_out")
+    assert_same_bits(out, want, f"rank {ws.rank} normalized")
+
+
+def test_graph_capture_and_replay(ws):
+    shape, dtype = (16, 4096), torch.bfloat16
+    static_in = torch.zeros(shape, dtype=dtype, device="cuda")
+    static_out = torch.empty_like(static_in)
+    gpu.all_reduce(static_in, ws, False, output=static_out)  # warm-up outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        gpu.all_reduce(static_in, ws, True, output=static_out, strategy="twoshot")
+    for seed in range(3):
+        x = every_rank_input(ws.world_size, shape, dtype, seed=100 + seed)
+        static_in.copy_(x[ws.rank])
+        graph.replay()
+        torch.cuda.synchronize()
+        ws.synchronize()
+        assert_same_bits(static_out, mnnvl_ar.reference(x, "twoshot"), f"replay {seed}")
+
+
+def test_torch_compile_traces_the_op(ws):
+    x = every_rank_input(ws.world_size, (4, 2048), torch.bfloat16, seed=5)
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def step(t):
+        return gpu.all_reduce(t * 1, ws, False, strategy="oneshot")
+
+    out = step(x[ws.rank].cuda())
+    ws.synchronize()
+    assert_same_bits(out, mnnvl_ar.reference(x, "oneshot"), "compiled")
+
+
+def test_opcheck(ws):
+    x = every_rank_input(ws.world_size, (8, 1024), torch.float16, seed=9)
+    inp = x[ws.rank].cuda()
+    torch.library.opcheck(torch.ops.mnnvl_ar.all_reduce.default,
+                          (inp, torch.empty_like(inp), ws.id, int(gpu.Strategy.AUTO), False))
+    ws.synchronize()
+
+
+def test_bad_input_is_refused_before_any_launch(ws):
+    good = torch.zeros((2, 64), dtype=torch.bfloat16, device="cuda")
+    with pytest.raises(ValueError, match="is on cpu"):
+        gpu.all_reduce(good.cpu(), ws)
+    with pytest.raises(ValueError, match="torch.int32"):
+        gpu.all_reduce(good.view(torch.int32), ws)
+    with pytest.raises(ValueError, match="must be \\[N, D\\]"):
+        gpu.all_reduce(good[0], ws)
+    with pytest.raises(ValueError, match="output has shape"):
+        gpu.all_reduce(good, ws, output=torch.empty((4, 64), dtype=torch.bfloat16, device="cuda"))
+    with pytest.raises(ValueError, match="unknown strategy"):
+        gpu.all_reduce(good, ws, strategy=3)
+    with pytest.raises(ValueError, match="multiple of"):  # the kernels' own check, same on every rank
+        gpu.all_reduce(torch.zeros((2, 12), dtype=torch.bfloat16, device="cuda"), ws)
+
+
+def test_a_missing_rank_times_out_naming_it_and_reset_recovers():
+    small = gpu.Workspace(timeout_s=0.5)
+    rank, world = small.rank, small.world_size
+    x = every_rank_input(world, (4, 1024), torch.bfloat16, seed=11)
+    if rank != world - 1:  # the last rank skips this call
+        gpu.all_reduce(x[rank].cuda(), small, False, strategy="oneshot")
+        with pytest.raises(RuntimeError, match=f"rank {rank} timed out .* waiting for rank {world - 1}"):
+            small.synchronize()
+    dist.barrier()
+    small.reset()
+    out = gpu.all_reduce(x[rank].cuda(), small, False, strategy="oneshot")
+    small.synchronize()
+    assert_same_bits(out, mnnvl_ar.reference(x, "oneshot"), "after reset")
+    small.close()
