@@ -99,6 +99,7 @@ struct NormTree {
   /// rsqrt.approx
   std::int32_t exact_rsqrt;
   std::uint32_t hidden;          ///< D
+  std::uint32_t hidden_reciprocal;  ///< fp32 bits of 1/D rounded once (the invariant profile's scale)
   std::uint32_t epsilon;         ///< fp32 bits
   std::uint32_t weight_bias;     ///< fp32 bits
 };

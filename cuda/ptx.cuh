@@ -187,6 +187,12 @@ __device__ __forceinline__ void st_shared_cluster_u32(const void* local, std::ui
 /// shfl.sync.bfly.b32 over the full warp: the value of lane (this lane xor mask). Every lane must call it.
 __device__ __forceinline__ float shfl_bfly_f32(float v, int mask) { return __shfl_xor_sync(0xFFFFFFFFu, v, mask); }
 
+/// shfl.sync.idx.b32 over the full warp: lane `source`'s value. Every lane must call it.
+__device__ __forceinline__ float shfl_idx_f32(float v, int source) { return __shfl_sync(0xFFFFFFFFu, v, source); }
+
+/// vote.sync.ballot.b32 over the full warp, counted (popc): how many lanes passed true. Every lane must call it.
+__device__ __forceinline__ int vote_count(bool predicate) { return __popc(__ballot_sync(0xFFFFFFFFu, predicate)); }
+
 /// bar.red.or.pred (__syncthreads_or): a block barrier that also tells every thread whether any passed true.
 __device__ __forceinline__ bool bar_cta_sync_or(bool predicate) { return __syncthreads_or(predicate) != 0; }
 

@@ -151,7 +151,7 @@ NormArithmetic norm_arithmetic(const FusedOptions& options) {
     return kGpuApproxMath;
   };
   return {options.epsilon, options.weight_bias, flushes_subnormals(options.profile),
-          options.approx.value_or(math(options.profile))};
+          options.profile != Profile::kIeee, options.approx.value_or(math(options.profile))};
 }
 
 std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum, RowTrace* trace) {
@@ -160,11 +160,11 @@ std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, s
   row.sum = sum;
   // rsqrtf(sum / D + eps) (CUH:1029, 1465), D converted exactly. Under fast-math the division is
   // rcp.approx(D) and a multiply, which ptxas fuses with the add into one fma (approx_math.h); without it,
-  // an IEEE division and a separate add.
+  // an IEEE division and a separate add. The invariant profile takes the fma with 1/D rounded once.
   row.hidden_as_fp32 = fp32_from_integer(static_cast<std::uint64_t>(hidden));
-  if (arithmetic.ftz) {
+  if (arithmetic.reciprocal_fma) {
     row.hidden_reciprocal = arithmetic.approx.reciprocal(row.hidden_as_fp32);
-    row.rsqrt_input = fma_fp32(row.sum, row.hidden_reciprocal, arithmetic.epsilon, /*ftz=*/true);
+    row.rsqrt_input = fma_fp32(row.sum, row.hidden_reciprocal, arithmetic.epsilon, arithmetic.ftz);
   } else {
     row.mean = div_fp32(row.sum, row.hidden_as_fp32);
     row.rsqrt_input = add_fp32(row.mean, arithmetic.epsilon, /*ftz=*/false);

@@ -27,6 +27,10 @@ struct NormArithmetic {
   std::uint32_t epsilon = 0;      ///< fp32 bits, as the kernel holds it (narrowed on the host)
   std::uint32_t weight_bias = 0;  ///< fp32 bits; 0 for plain RMSNorm, 1.0 for Gemma-style (1 + gamma)
   bool ftz = true;                ///< fp32 adds, multiplies and fmas flush (-use_fast_math): flushes_subnormals
+  /// The rsqrt's input is fma(sum, reciprocal(float(D)), eps): fast-math's rcp.approx, or the invariant
+  /// profile's correctly rounded 1/D (one division fewer on a row's critical path). False (ieee): a build
+  /// without fast-math, div.rn(sum, float(D)) + eps.
+  bool reciprocal_fma = true;
   ApproxMath approx;
 };
 
@@ -51,7 +55,7 @@ struct RowTrace {
   std::vector<std::uint32_t> cluster_partials;  ///< the DSMEM fold after slot 0, 1, ... (empty without one)
   std::uint32_t sum = 0;                        ///< the row's sum of squares as the kernel has it
   std::uint32_t hidden_as_fp32 = 0;             ///< float(D)
-  std::uint32_t hidden_reciprocal = 0;          ///< rcp.approx(float(D)) (flashinfer profile)
+  std::uint32_t hidden_reciprocal = 0;          ///< rcp.approx(float(D)), or 1/D rounded once (invariant)
   std::uint32_t mean = 0;                       ///< div.rn(sum, float(D)) (ieee profile)
   std::uint32_t rsqrt_input = 0;                ///< fma(sum, hidden_reciprocal, eps), or mean + eps (ieee)
   std::uint32_t rsqrt_output = 0;               ///< the scale every element of the row is multiplied by
@@ -65,8 +69,9 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
                         std::span<std::uint32_t> residual_out, RowTrace* trace = nullptr);
 
 /// The scale of a row whose sum of squares is `sum` (step 7 of docs/fused.md): `rsqrt(fma(sum, rcp(float(D)),
-/// eps))` under FTZ, `rsqrt(div.rn(sum, float(D)) + eps)` without. Fills the trace's `sum` and the fields
-/// from `hidden_as_fp32` on when given.
+/// eps))` (FTZ under fast-math; the invariant profile without FTZ, with 1/D and the rsqrt correctly rounded),
+/// `rsqrt(div.rn(sum, float(D)) + eps)` under ieee. Fills the trace's `sum` and the fields from
+/// `hidden_as_fp32` on when given.
 std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum,
                         RowTrace* trace = nullptr);
 

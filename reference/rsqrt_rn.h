@@ -45,8 +45,8 @@ constexpr std::uint64_t rsqrt_midpoint_fp64_bits(std::uint32_t below) {
 /// how far the answer lies from the guess, in ulps.
 std::uint32_t rsqrt_rn_by_correction(std::uint32_t x, std::uint32_t guess, int* ulps_off = nullptr);
 
-/// The IEEE division 1 / x (div.rn.f32), the reciprocal the invariant profile would use (its scale divides
-/// by D with div.rn, so only ApproxMath's completeness asks for it).
+/// The IEEE division 1 / x (div.rn.f32): the invariant profile's 1/D, rounded once (its scale is
+/// rsqrt_rn(fma(sum, 1/D, eps))).
 std::uint32_t reciprocal_rn_fp32(std::uint32_t x);
 
 /// The invariant profile's "MUFU": correctly rounded operations, no hardware tables.

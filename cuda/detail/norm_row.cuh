@@ -110,20 +110,23 @@ __device__ __forceinline__ bool midpoint_below_root(std::uint32_t lower, double 
 /// it (their count names the answer within kRsqrtWindow ulps), and one-ulp steps beyond the window only if a
 /// guess ever lies that far off (tests/reference/rsqrt_rn_test.cpp: never, on the MUFU reference/mufu.h
 /// models). Zeros, infinities, NaNs and negatives keep the guess, which is already the answer there.
-__device__ __forceinline__ float rsqrt_rn(float x) {
+/// A whole warp computes it, every lane with the same x: lane k runs the window's k-th test, so the round
+/// costs one fp64 test's latency, not six (one thread running all six cost a fused row about 0.15 us on an
+/// H200); every lane returns the answer.
+__device__ __forceinline__ float rsqrt_rn_warp(float x) {
   const float y = ptx::rsqrt_approx_f32(x);
-  if (!(x > 0.0f) || !(x < __int_as_float(0x7F800000))) return y;
+  if (!(x > 0.0f) || !(x < __int_as_float(0x7F800000))) return y;  // the same x in every lane: no divergence
   const double wide = ptx::cvt_f64_f32(x);
   const std::uint32_t guess = __float_as_uint(y);
-  int below = 0;
-#pragma unroll
-  for (int k = -kRsqrtWindow - 1; k <= kRsqrtWindow; ++k)
-    below += midpoint_below_root(guess + static_cast<std::uint32_t>(k), wide) ? 1 : 0;
+  constexpr int kTests = 2 * (kRsqrtWindow + 1);
+  const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
+  const std::uint32_t lower = guess - static_cast<std::uint32_t>(kRsqrtWindow + 1) + static_cast<std::uint32_t>(lane);
+  const int below = ptx::vote_count(lane < kTests && midpoint_below_root(lower, wide));
   std::uint32_t r = guess - static_cast<std::uint32_t>(kRsqrtWindow + 1) + static_cast<std::uint32_t>(below);
   if (below == 0) {
 #pragma unroll 1
     for (int i = 0; i < kRsqrtCorrections && !midpoint_below_root(r - 1, wide); ++i) --r;
-  } else if (below == 2 * (kRsqrtWindow + 1)) {
+  } else if (below == kTests) {
 #pragma unroll 1
     for (int i = 0; i < kRsqrtCorrections && midpoint_below_root(r, wide); ++i) ++r;
   }
@@ -131,8 +134,9 @@ __device__ __forceinline__ float rsqrt_rn(float x) {
 }
 
 /// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) and one fma, then rsqrt.approx.ftz;
-/// without it div.rn, add.rn and rsqrt.approx, or (invariant profile) the correctly rounded rsqrt
-/// (reference fused_rms_norm_row).
+/// without it div.rn, add.rn and rsqrt.approx, or (invariant profile) one fma with 1/D rounded on the host and
+/// the correctly rounded rsqrt (reference row_scale), which whole warps compute: every lane of a warp that calls it must, with
+/// the same sum.
 template <bool kFtz>
 __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   const float hidden = ptx::cvt_rn_f32_u32(tree.hidden);
@@ -140,8 +144,9 @@ __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   if constexpr (kFtz) {
     return ptx::rsqrt_approx_ftz_f32(ptx::fma_rn_ftz_f32(sum, ptx::rcp_approx_ftz_f32(hidden), epsilon));
   } else {
-    const float x = ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon);
-    return tree.exact_rsqrt != 0 ? rsqrt_rn(x) : ptx::rsqrt_approx_f32(x);
+    if (tree.exact_rsqrt != 0)
+      return rsqrt_rn_warp(ptx::fma_rn_f32(sum, __uint_as_float(tree.hidden_reciprocal), epsilon));
+    return ptx::rsqrt_approx_f32(ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon));
   }
 }
 
@@ -318,8 +323,14 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&sums[block], r, __float_as_uint(sum));
       } else {
         sums[block] = sum;
-        // A block alone whose first block sum is the row's: its scale now, before the barrier (step 3).
-        if (tree.exact_rsqrt != 0 && block == 0 && !tree.cluster_fold) shared.scale = row_scale<kFtz>(sum, tree);
+      }
+    }
+    if constexpr (!kCluster) {
+      // A block alone whose first block sum is the row's: its scale now, before the barrier (step 3), by the
+      // whole warp (lane 0's sum; lanes beyond a partial second level hold +0).
+      if (tree.exact_rsqrt != 0 && block == 0 && !tree.cluster_fold) {
+        const float scale = row_scale<kFtz>(ptx::shfl_idx_f32(sum, 0), tree);
+        if (lane == 0) shared.scale = scale;
       }
     }
   }
@@ -339,9 +350,9 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
 
   // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
   // every thread computes the same bits itself, which costs less than a barrier to share them. The invariant
-  // profile's rsqrt (fp64 steps) is dearer: a block alone computes it once, in step 2, before the barrier (a
-  // block playing several of the tree's blocks here, behind one more barrier); with a cluster (few rows,
-  // where latency counts more than issue) every thread still does.
+  // profile's rsqrt (fp64 tests, one per lane) is dearer: a block alone has one warp compute it, in step 2,
+  // before the barrier (a block playing several of the tree's blocks here, behind one more barrier); with a
+  // cluster (few rows, where latency counts more than issue) every warp still does.
   float sum = sums[0];
   if (tree.cluster_fold) {
     sum = 0.0f;
@@ -353,7 +364,10 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   } else if (!tree.cluster_fold) {
     scale = shared.scale;
   } else {
-    if (threadIdx.x == 0) shared.scale = row_scale<kFtz>(sum, tree);
+    if (warp == 0) {
+      const float scale = row_scale<kFtz>(sum, tree);  // the whole warp (rsqrt_rn_warp)
+      if (lane == 0) shared.scale = scale;
+    }
     ptx::bar_cta_sync();
     scale = shared.scale;
   }

@@ -3,7 +3,9 @@
 
 #include "cuda/all_reduce.h"
 #include "cuda/params.h"
+#include "reference/float_ops.h"
 #include "reference/fused_launch.h"
+#include "reference/rsqrt_rn.h"
 
 namespace ar::cuda::detail {
 
@@ -20,6 +22,8 @@ inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n, Profile p
   tree.two_shot_order = l.gamma_first ? 1 : 0;
   tree.exact_rsqrt = profile == Profile::kInvariant ? 1 : 0;
   tree.hidden = static_cast<std::uint32_t>(l.hidden);
+  // The invariant profile's 1/D, rounded once here (reference row_scale), so no division is on a row's path.
+  tree.hidden_reciprocal = reciprocal_rn_fp32(fp32_from_integer(static_cast<std::uint64_t>(l.hidden)));
   tree.epsilon = n.epsilon;
   tree.weight_bias = n.weight_bias;
   return tree;

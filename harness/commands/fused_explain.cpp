@@ -60,11 +60,12 @@ void print_sum_tree(std::ostream& out, const FusedElementExplanation& e) {
 void print_scale(std::ostream& out, const FusedElementExplanation& e, const FusedOptions& o) {
   const RowTrace& row = e.row;
   fmt::print(out, "scale: float(D) = {}\n", format_fp32(row.hidden_as_fp32));
-  if (!flushes_subnormals(o.profile)) {  // as row_scale: the division without FTZ is div.rn
+  if (o.profile == Profile::kIeee) {  // as row_scale: the division without fast-math is div.rn
     fmt::print(out, "  mean = div.rn(sum, float(D)) = {}\n", format_fp32(row.mean));
     fmt::print(out, "  rsqrt input = mean + eps {} = {}\n", format_fp32(o.epsilon), format_fp32(row.rsqrt_input));
   } else {
-    fmt::print(out, "  rcp(D) = {}\n", format_fp32(row.hidden_reciprocal));
+    fmt::print(out, "  {} = {}\n", o.profile == Profile::kInvariant ? "1/D rounded once" : "rcp(D)",
+               format_fp32(row.hidden_reciprocal));
     fmt::print(out, "  rsqrt input = fma(sum, rcp(D), eps {}) = {}\n", format_fp32(o.epsilon),
                format_fp32(row.rsqrt_input));
   }

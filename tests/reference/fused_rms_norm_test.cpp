@@ -14,6 +14,7 @@
 
 #include "reference/float_ops.h"
 #include "reference/fused_rms_norm.h"
+#include "reference/rsqrt_rn.h"
 
 using namespace ar;
 
@@ -462,4 +463,35 @@ TEST_CASE("without a model given, each profile takes the GPU's: the ieee rsqrt d
   const FusedElementExplanation fast = explain_fused_element(input, residual, gamma, o, 0, 3);
   CHECK(fast.row.rsqrt_input == 0u);
   CHECK(fast.row.rsqrt_output == 0x7F800000u);
+}
+
+TEST_CASE("the invariant scale is one fma with 1/D rounded once, then the correctly rounded rsqrt", "[cpu]") {
+  // Not ieee's div.rn + add.rn: the two roundings part from the fma's one on some sums, and then (often) the
+  // scale does too. Sums of D = 2880 squares from a fixed generator; the invariant profile must follow the fma
+  // on every one, and the generator must reach sums where the routes part (else the test could not fail).
+  FusedOptions o;
+  o.profile = Profile::kInvariant;
+  o.epsilon = fp32_from_double(1e-6);
+  const NormArithmetic invariant = norm_arithmetic(o);
+  o.profile = Profile::kIeee;
+  NormArithmetic divided = norm_arithmetic(o);
+  divided.approx = invariant.approx;  // the same correctly rounded rsqrt: only the rsqrt's input differs
+  CHECK(invariant.reciprocal_fma);
+  CHECK_FALSE(divided.reciprocal_fma);
+  const std::int64_t width = 2880;
+  const std::uint32_t d = fp32_from_integer(width);
+  const std::uint32_t reciprocal = div_fp32(0x3F800000u, d);
+  int parted = 0;
+  std::uint32_t seed = 777;
+  for (int i = 0; i < 20000; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    const std::uint32_t sum = 0x44000000u + (seed >> 9);  // [512, 2048)
+    RowTrace row;
+    const std::uint32_t scale = row_scale(invariant, width, sum, &row);
+    CHECK(row.hidden_reciprocal == reciprocal);
+    REQUIRE(row.rsqrt_input == fma_fp32(sum, reciprocal, o.epsilon, /*ftz=*/false));
+    REQUIRE(scale == rsqrt_rn_fp32(row.rsqrt_input));
+    parted += row_scale(divided, width, sum) != scale;
+  }
+  CHECK(parted > 0);
 }
