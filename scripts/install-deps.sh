@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mnnvl-ar builds with, if any of it is missing: the Debian 12 packages (as root with apt-get;
 # otherwise it prints the exact line to run and exits 1), then the Python package's build and test tools from
-# PyPI (nanobind, scikit-build-core, NumPy, ml_dtypes, pytest) into .venv, which the CMake configure finds.
+# PyPI (nanobind, scikit-build-core, NumPy, ml_dtypes, pytest, matplotlib) into .venv, which the CMake configure finds.
 # The CUDA toolkit is optional and not installed here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,12 +25,12 @@ else
 fi
 
 # Debian's pip installs nothing system-wide (PEP 668): the Python tools live in the project's own .venv.
-python_tools=("nanobind>=2.0" "scikit-build-core>=0.10" "numpy>=1.24" "ml_dtypes>=0.3" "pytest>=7")
+python_tools=("nanobind>=2.0" "scikit-build-core>=0.10" "numpy>=1.24" "ml_dtypes>=0.3" "pytest>=7" "matplotlib>=3.6")
 if [ ! -x "$root/.venv/bin/python3" ]; then
   echo "install-deps: making .venv"
   python3 -m venv "$root/.venv"
 fi
-if "$root/.venv/bin/python3" -c "import nanobind, scikit_build_core, numpy, ml_dtypes, pytest" 2>/dev/null; then
+if "$root/.venv/bin/python3" -c "import nanobind, scikit_build_core, numpy, ml_dtypes, pytest, matplotlib" 2>/dev/null; then
   echo "install-deps: .venv has the Python tools"
 else
   echo "install-deps: installing ${python_tools[*]} into .venv"

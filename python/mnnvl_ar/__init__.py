@@ -10,12 +10,14 @@ Everything here runs on the CPU without a GPU, CUDA or torch.
 """
 
 from ._check import CheckReport, check
-from ._reference import DEFAULT_SM_COUNT, PROFILES, STRATEGIES, fused_reference, reference, resolve
+from ._reference import (DEFAULT_SM_COUNT, PROFILES, STRATEGIES, correctly_rounded, fused_reference, reference,
+                         resolve)
 from ._reports import Accuracy, Diff, Explanation, accuracy, diff, explain
 from ._tensors import DTYPES
 from . import testing
 
 __all__ = [
     "Accuracy", "CheckReport", "DEFAULT_SM_COUNT", "DTYPES", "Diff", "Explanation", "PROFILES", "STRATEGIES",
-    "accuracy", "check", "diff", "explain", "fused_reference", "reference", "resolve", "testing",
+    "accuracy", "check", "correctly_rounded", "diff", "explain", "fused_reference", "reference", "resolve",
+    "testing",
 ]

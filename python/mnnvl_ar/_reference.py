@@ -25,6 +25,12 @@ def reference(x, strategy="auto", profile="flashinfer", *, dtype=None):
     return same_kind(out, x.dtype, x.kind)
 
 
+def correctly_rounded(x, *, dtype=None):
+    """The exact per-element sum of x ([W, N, D]) rounded once to its dtype: the best any order could give."""
+    x = operand(x, "x", dtype)
+    return same_kind(_core.correctly_rounded(x.words, x.dtype), x.dtype, x.kind)
+
+
 def resolve(x, strategy="auto", *, dtype=None):
     """The strategy `strategy` runs as for x: AUTO resolved by FlashInfer's 1 MiB rule."""
     x = operand(x, "x", dtype)

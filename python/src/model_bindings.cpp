@@ -12,6 +12,7 @@
 #include "harness/io/exit_codes.h"
 #include "python/src/bindings.h"
 #include "python/src/bits.h"
+#include "reference/accuracy.h"
 #include "reference/all_reduce.h"
 
 namespace ar::python {
@@ -55,6 +56,16 @@ nb::tuple fused(const BitsIn& x, const BitsIn& residual, const BitsIn& gamma, co
                         std::string(strategy_name(r.launch.strategy)), warning);
 }
 
+BitsOut correctly_rounded(const BitsIn& x, const std::string& dtype) {
+  const HostTensor input = tensor_of(x, dtype_option(dtype), "x");
+  HostTensor out;
+  {
+    nb::gil_scoped_release unlocked;
+    out = correctly_rounded_sum(input);
+  }
+  return array_of(std::move(out));
+}
+
 std::string resolve(int world, std::int64_t tokens, std::int64_t hidden, const std::string& dtype,
                     const std::string& strategy) {
   const ProblemShape shape{world, tokens, hidden, dtype_option(dtype)};
@@ -67,6 +78,8 @@ std::string resolve(int world, std::int64_t tokens, std::int64_t hidden, const s
 void bind_model(nb::module_& m) {
   m.def("all_reduce", &all_reduce, nb::arg("x"), nb::arg("dtype"), nb::arg("strategy"), nb::arg("profile"),
         "x: [W, N, D] raw bits. Returns (the [N, D] sum's bits, the strategy AUTO resolved to).");
+  m.def("correctly_rounded", &correctly_rounded, nb::arg("x"), nb::arg("dtype"),
+        "x: [W, N, D] raw bits. The exact per-element sums rounded once to the dtype (the best any order gives).");
   m.def("resolve_strategy", &resolve, nb::arg("world"), nb::arg("tokens"), nb::arg("hidden"), nb::arg("dtype"),
         nb::arg("strategy"), "The strategy a call of this shape runs (AUTO by the 1 MiB rule).");
   m.def("fused", &fused, nb::arg("x"), nb::arg("residual"), nb::arg("gamma"), nb::arg("dtype"), nb::arg("strategy"),
