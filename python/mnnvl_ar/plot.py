@@ -2,6 +2,7 @@
 
     python -m mnnvl_ar.plot bench bench/results/a.json [b.json ...] -o figs/bench [--world 2]
     python -m mnnvl_ar.plot diff out_gpu.npy out_ref.npy [--dtype bf16] [--input x.npy] -o figs/diff
+    python -m mnnvl_ar.plot compare x.npy [--dtype bf16] [--pairs oneshot/flashinfer,twoshot/flashinfer] -o figs/cmp
     python -m mnnvl_ar.plot accuracy x.npy [--dtype bf16] [--strategy auto] [--profile flashinfer] -o figs/acc
     python -m mnnvl_ar.plot invariance inv.json -o figs/inv      (from `mnnvl-ar invariance --json inv.json`)
 
@@ -27,15 +28,18 @@ def main(argv=None):
     d.add_argument("b")
     d.add_argument("--input", help="the [W, N, D] input file, to print explain commands for the worst elements")
     d.add_argument("--names", help="what to call A and B in the figure, comma-separated (default: the files)")
+    c = sub.add_parser("compare", help="where two strategy/profile pairs' outputs of one input differ, in ULPs")
+    c.add_argument("input")
+    c.add_argument("--pairs", default="oneshot/flashinfer,twoshot/flashinfer", help="two strategy/profile pairs")
     a = sub.add_parser("accuracy", help="one strategy's output against the exact sum, in ULPs")
     a.add_argument("input")
     a.add_argument("--strategy", default="auto")
     a.add_argument("--profile", default="flashinfer")
     i = sub.add_parser("invariance", help="the N axis of an `mnnvl-ar invariance --json` answer")
     i.add_argument("file")
-    for s in (b, d, a, i):
+    for s in (b, d, c, a, i):
         s.add_argument("-o", "--output", required=True, help="path without suffix: writes OUTPUT.svg and OUTPUT.png")
-    for s in (d, a):
+    for s in (d, c, a):
         s.add_argument("--dtype", help="bf16 (or fp16) to read raw uint16 words")
     args = p.parse_args(argv)
 
@@ -49,6 +53,13 @@ def main(argv=None):
             paths, lines = plots.difference_map(np.load(args.a), np.load(args.b), args.output, dtype=args.dtype,
                                                 names=tuple(args.names.split(",", 1)) if args.names else (args.a, args.b),
                                                 input_path=args.input)
+            print("\n".join(lines))
+        elif args.figure == "compare":
+            pairs = args.pairs.split(",")
+            if len(pairs) != 2:
+                raise ValueError(f"--pairs takes two strategy/profile pairs, not {args.pairs!r}")
+            paths, lines = plots.compare_map(np.load(args.input), args.output, pairs[0], pairs[1], dtype=args.dtype,
+                                             input_path=args.input)
             print("\n".join(lines))
         elif args.figure == "accuracy":
             paths, lines = plots.accuracy_map(np.load(args.input), args.output, args.strategy, args.profile,

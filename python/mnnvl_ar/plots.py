@@ -210,6 +210,21 @@ def accuracy_map(x, stem, strategy="auto", profile="flashinfer", *, dtype=None, 
                           worst=worst, input_path=input_path)
 
 
+def compare_map(x, stem, first="oneshot/flashinfer", second="twoshot/flashinfer", *, dtype=None, worst=5,
+                input_path=None):
+    """difference_map of two strategy/profile pairs' outputs on the same input (`mnnvl-ar compare`'s question:
+    where do they disagree?)."""
+    from ._reference import reference
+
+    op = operand(x, "x", dtype)
+    outputs = []
+    for pair in (first, second):
+        strategy, _, profile = pair.partition("/")
+        outputs.append(reference(op.words, strategy, profile or "flashinfer", dtype=op.dtype))
+    return difference_map(outputs[0], outputs[1], stem, dtype=op.dtype, names=(first, second), worst=worst,
+                          input_path=input_path)
+
+
 def invariance_figure(path, stem):
     """The N axis of an `mnnvl-ar invariance --json` answer: the ranges inside which a token's bits cannot
     change, one colour each, and every boundary with its verdict."""

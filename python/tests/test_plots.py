@@ -44,6 +44,18 @@ def test_difference_map_of_two_strategies(tmp_path):
     assert d[tok, col] == d.max()  # the first line names the worst element
 
 
+def test_compare_map_is_the_diff_of_two_references(tmp_path):
+    c = next(c for c in manifest()["cases"] if c["name"] == "adversarial_bf16_w64")
+    x = load(c["input"])
+    paths, lines = plots.compare_map(x, tmp_path / "cmp", "oneshot/flashinfer", "twoshot/ieee", dtype="bf16")
+    assert written(paths)
+    one, two = load(c["outputs"]["oneshot/flashinfer"]), load(c["outputs"]["twoshot/ieee"])
+    d, _ = plots.ulp_distances(one, two, dtype="bf16")
+    assert lines[0].startswith(f"{np.count_nonzero(d)} of {one.size} elements differ") and np.count_nonzero(d) > 0
+    assert plot.main(["compare", str(DATA / c["input"]["file"]), "--dtype", "bf16", "--pairs", "oneshot",
+                      "-o", str(tmp_path / "bad")]) == 2
+
+
 def test_ulp_distances_count_values_between():
     a = np.array([0x3F80, 0x3F80, 0x0000, 0x8001, 0x7FC0], np.uint16)
     b = np.array([0x3F80, 0x3F82, 0x8000, 0x0001, 0x3F80], np.uint16)
