@@ -13,6 +13,14 @@
 
 namespace ar {
 
+/// What the fused options hold once parsed (fused_options.h parses them).
+struct FusedArgs {
+  std::string residual, gamma, residual_out;
+  double eps = 0;  ///< used only when --eps is given; otherwise default_epsilon(dtype)
+  double weight_bias = 0;
+  int sms = kDefaultSmCount;
+};
+
 /// The operands beside the all-reduce's input.
 struct FusedInputs {
   HostTensor residual;  ///< [N, D]

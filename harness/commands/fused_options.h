@@ -10,14 +10,6 @@
 
 namespace ar {
 
-/// What the fused options hold once parsed.
-struct FusedArgs {
-  std::string residual, gamma, residual_out;
-  double eps = 0;  ///< used only when --eps is given; otherwise default_epsilon(dtype)
-  double weight_bias = 0;
-  int sms = kDefaultSmCount;
-};
-
 /// Adds --residual, --gamma, --eps, --weight-bias, --sms, and --residual-out when `with_output`.
 void add_fused_options(po::options_description& options, FusedArgs& args, bool with_output);
 

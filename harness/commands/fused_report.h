@@ -6,7 +6,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "harness/commands/fused_options.h"
+#include "harness/commands/fused_inputs.h"
 #include "reference/fused_accuracy.h"
 
 namespace ar {

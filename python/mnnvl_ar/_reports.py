@@ -45,7 +45,9 @@ class Diff(Result):
 class Accuracy(Result):
     """Every strategy and profile against the exact sum rounded once (`mnnvl-ar accuracy`): rows, each a dict
     with strategy, profile, elements, correctly_rounded, max_ulp, mean_ulp, max_abs_error, nan_outputs and
-    ulp_histogram (buckets in histogram_buckets)."""
+    ulp_histogram (buckets in histogram_buckets). For the fused call, rows hold strategy, profile, launch and
+    the normalized and residual_out statistics against the correctly rounded fused outputs, and `fused` the
+    call's eps, weight bias and SM count."""
 
 
 def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=None, gamma=None, eps=None,
@@ -73,8 +75,22 @@ def diff(a, b, *, dtype=None, names=("A", "B")):
     return Diff(text, fields)
 
 
-def accuracy(x, *, dtype=None, name="x"):
-    """What each strategy's and profile's reduction order costs on x ([W, N, D]), in ULPs."""
+def accuracy(x, *, residual=None, gamma=None, eps=None, weight_bias=0.0, sm_count=DEFAULT_SM_COUNT, dtype=None,
+             name="x"):
+    """What each strategy's and profile's reduction order costs on x ([W, N, D]), in ULPs; with residual and
+    gamma, the fused call's outputs against the correctly rounded fused outputs."""
     x = operand(x, "x", dtype)
-    text, report = _core.accuracy(x.words, x.dtype, name)
+    if (residual is None) != (gamma is None):
+        raise ValueError("the fused call takes both residual and gamma")
+    if residual is None:
+        text, report = _core.accuracy(x.words, x.dtype, name)
+        return Accuracy(text, json.loads(report))
+    r = operand(residual, "residual", x.dtype)
+    g = operand(gamma, "gamma", x.dtype)
+    text, report, warning = _core.accuracy_fused(x.words, r.words, g.words, x.dtype, sm_count, eps, weight_bias,
+                                                 name)
+    if warning:
+        import warnings
+
+        warnings.warn(warning.strip(), stacklevel=2)
     return Accuracy(text, json.loads(report))

@@ -14,6 +14,7 @@
 #include "harness/commands/accuracy_table.h"
 #include "harness/commands/element_report.h"
 #include "harness/commands/fused_explain.h"
+#include "harness/commands/fused_report.h"
 #include "harness/commands/option_names.h"
 #include "harness/commands/tensor_format.h"
 #include "harness/io/exit_codes.h"
@@ -135,6 +136,21 @@ nb::tuple accuracy(const BitsIn& x, const std::string& dtype, const std::string&
   return nb::make_tuple(text.str(), accuracy_json(report).dump());
 }
 
+nb::tuple accuracy_fused(const BitsIn& x, const BitsIn& residual, const BitsIn& gamma, const std::string& dtype,
+                         int sm_count, std::optional<double> eps, double weight_bias, const std::string& source) {
+  const DType t = dtype_option(dtype);
+  const RankInputs in = rank_inputs(x, t);
+  FusedInputs f;
+  f.options = fused_options(t, Strategy::kAuto, Profile::kFlashInfer, sm_count, eps, weight_bias, "sm_count");
+  f.residual = tensor_of(residual, t, "residual");
+  f.gamma = tensor_of(gamma, t, "gamma");
+  std::ostringstream warnings, text, json;
+  const FusedAccuracyReport report = fused_report(source, in, f, warnings);
+  print_fused_accuracy(text, source, in, f, report, /*json=*/false);
+  print_fused_accuracy(json, source, in, f, report, /*json=*/true);
+  return nb::make_tuple(text.str(), json.str(), warnings.str());
+}
+
 }  // namespace
 
 void bind_reports(nb::module_& m) {
@@ -146,6 +162,9 @@ void bind_reports(nb::module_& m) {
   m.def("diff", &diff, nb::arg("a"), nb::arg("b"), nb::arg("dtype"), nb::arg("name_a"), nb::arg("name_b"));
   m.def("accuracy", &accuracy, nb::arg("x"), nb::arg("dtype"), nb::arg("source"),
         "Returns (the table's text, the JSON of `mnnvl-ar accuracy --json`).");
+  m.def("accuracy_fused", &accuracy_fused, nb::arg("x"), nb::arg("residual"), nb::arg("gamma"), nb::arg("dtype"),
+        nb::arg("sm_count"), nb::arg("eps").none(), nb::arg("weight_bias"), nb::arg("source"),
+        "The fused call's accuracy table: (text, JSON, warnings), as `mnnvl-ar accuracy --residual --gamma`.");
 }
 
 }  // namespace ar::python

@@ -71,6 +71,8 @@ def test_resolve_follows_the_1_mib_rule():
     (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0, :8]), "gamma must be [D] = [32]"),
     (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0], profile="trtllm"), "not trtllm"),
     (lambda: mnnvl_ar.check(BF16, BF16[:, :2]), "outputs have shape"),
+    (lambda: mnnvl_ar.accuracy(BF16, residual=BF16[0]), "both residual and gamma"),
+    (lambda: mnnvl_ar.accuracy(BF16, residual=BF16[0], gamma=BF16[0, 0], sm_count=2000), "sm_count 2000 is outside"),
     (lambda: mnnvl_ar.check(BF16, BF16, residual=BF16[0]), "both residual and gamma"),
 ])
 def test_bad_input_is_a_value_error_naming_it(call, message):
@@ -100,6 +102,20 @@ def test_fused_explanation_prints_what_the_cli_prints(cli, tmp_path):
                                repr(f["weight_bias"])], capture_output=True, text=True, check=True).stdout
     assert str(e) == cli_text
     assert e.strategy == "twoshot" and e.cluster_size >= 1
+
+
+def test_fused_accuracy_prints_what_the_cli_prints(cli):
+    c = next(c for c in manifest()["fused_cases"] if c["name"] == "fused_random_fp16_w8")
+    f = c["fused"]
+    path, residual, gamma = (str(DATA / e["file"]) for e in (c["input"], f["residual"], f["gamma"]))
+    a = mnnvl_ar.accuracy(np.load(path), residual=np.load(residual), gamma=np.load(gamma), eps=f["eps"],
+                          weight_bias=f["weight_bias"], name=path)
+    cli_text = subprocess.run([cli, "accuracy", "-i", path, "--residual", residual, "--gamma", gamma, "--eps",
+                               repr(f["eps"]), "--weight-bias", repr(f["weight_bias"])], capture_output=True,
+                              text=True, check=True).stdout
+    assert str(a) == cli_text
+    assert {(r["strategy"], r["profile"]) for r in a.rows} >= {("oneshot", "flashinfer"), ("twoshot", "invariant")}
+    assert all(r["normalized"]["elements"] == 3 * 512 for r in a.rows)
 
 
 def test_explanation_fields():
