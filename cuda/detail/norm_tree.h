@@ -23,7 +23,8 @@ inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n, Profile p
   tree.exact_rsqrt = profile == Profile::kInvariant ? 1 : 0;
   tree.hidden = static_cast<std::uint32_t>(l.hidden);
   // The invariant profile's 1/D, rounded once here (reference row_scale), so no division is on a row's path.
-  tree.hidden_reciprocal = reciprocal_rn_fp32(fp32_from_integer(static_cast<std::uint64_t>(l.hidden)));
+  if (tree.exact_rsqrt != 0)
+    tree.hidden_reciprocal = reciprocal_rn_fp32(fp32_from_integer(static_cast<std::uint64_t>(l.hidden)));
   tree.epsilon = n.epsilon;
   tree.weight_bias = n.weight_bias;
   return tree;

@@ -60,7 +60,7 @@ void print_sum_tree(std::ostream& out, const FusedElementExplanation& e) {
 void print_scale(std::ostream& out, const FusedElementExplanation& e, const FusedOptions& o) {
   const RowTrace& row = e.row;
   fmt::print(out, "scale: float(D) = {}\n", format_fp32(row.hidden_as_fp32));
-  if (o.profile == Profile::kIeee) {  // as row_scale: the division without fast-math is div.rn
+  if (!norm_arithmetic(o).reciprocal_fma) {  // as row_scale: ieee divides with div.rn
     fmt::print(out, "  mean = div.rn(sum, float(D)) = {}\n", format_fp32(row.mean));
     fmt::print(out, "  rsqrt input = mean + eps {} = {}\n", format_fp32(o.epsilon), format_fp32(row.rsqrt_input));
   } else {
@@ -134,7 +134,7 @@ std::string where_they_part(const FusedElementExplanation& one, const FusedEleme
 
 }  // namespace
 
-void print_fused_explanation(std::ostream& out, const std::string& input_path, const RankInputs& in,
+FusedElementExplanation print_fused_explanation(std::ostream& out, const std::string& input_path, const RankInputs& in,
                              const FusedInputs& fused, std::int64_t token, std::int64_t col) {
   const ProblemShape& s = in.shape;
   const FusedElementExplanation main = fused_explanation(input_path, in, fused, token, col);
@@ -152,11 +152,12 @@ void print_fused_explanation(std::ostream& out, const std::string& input_path, c
     other = explain_fused_element(in.tensor, fused.residual, fused.gamma, other_inputs.options, token, col);
   } catch (const std::invalid_argument& e) {
     fmt::print(out, "  FlashInfer makes no launch for it at this shape: {}\n", e.what());
-    return;
+    return main;
   }
   print_element(out, other, other_inputs.options);
   const bool main_is_one = main.launch.strategy == Strategy::kOneShot;
   fmt::print(out, "\n{}\n", where_they_part(main_is_one ? main : other, main_is_one ? other : main, s.dtype));
+  return main;
 }
 
 }  // namespace ar

@@ -9,10 +9,10 @@
 
 namespace ar {
 
-/// Prints the explanation of element [token, col] (checked by the caller to lie in the input). Throws
-/// UsageError when FlashInfer makes no launch for the chosen strategy; the other strategy's refusal is
-/// printed instead.
-void print_fused_explanation(std::ostream& out, const std::string& input_path, const RankInputs& in,
+/// Prints the explanation of element [token, col] (checked by the caller to lie in the input) and returns the
+/// chosen strategy's. Throws UsageError when FlashInfer makes no launch for the chosen strategy; the other
+/// strategy's refusal is printed instead.
+FusedElementExplanation print_fused_explanation(std::ostream& out, const std::string& input_path, const RankInputs& in,
                              const FusedInputs& fused, std::int64_t token, std::int64_t col);
 
 }  // namespace ar

@@ -92,8 +92,8 @@ def check(inputs, outputs, strategy="auto", profile="flashinfer", *, residual=No
     matches, explanation = [], None
     if not ok:
         for s, p in _labels(fused):
-            got, _, res = expected(s, p)
-            if res == s and all(np.array_equal(out.words[rank], got) for rank in range(world)):
+            got, _, _ = expected(s, p)
+            if all(np.array_equal(out.words[rank], got) for rank in range(world)):
                 matches.append(f"{s}/{p}")
         lines.append("every rank's output equals " + " and ".join(matches) if matches else
                      "no strategy and profile gives every rank's output")

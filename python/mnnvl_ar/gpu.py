@@ -41,14 +41,15 @@ class Strategy(enum.IntEnum):
     AUTO = 99
 
 
+# Keyed by Strategy, so by its int value too (the ops take the value).
 _STRATEGY_NAMES = {Strategy.ONESHOT: "oneshot", Strategy.TWOSHOT: "twoshot", Strategy.AUTO: "auto"}
+_STRATEGY_CODES = {name: int(code) for code, name in _STRATEGY_NAMES.items()}
 
 
 def _strategy_code(strategy):
     """A Strategy, its value, or its name ("oneshot") as the value the ops take."""
-    names = {name: code for code, name in _STRATEGY_NAMES.items()}
     try:
-        return int(names[strategy] if isinstance(strategy, str) else Strategy(int(strategy)))
+        return _STRATEGY_CODES[strategy] if isinstance(strategy, str) else int(Strategy(int(strategy)))
     except (KeyError, ValueError):
         raise ValueError(f"unknown strategy {strategy!r} (choose Strategy.ONESHOT, TWOSHOT or AUTO)") from None
 
@@ -116,7 +117,6 @@ def _check(name, t, like=None, shape=None):
         raise ValueError(f"{name} has shape {tuple(t.shape)}; it must be {tuple(shape)}")
 
 
-_STRATEGY_OF_CODE = {int(code): name for code, name in _STRATEGY_NAMES.items()}
 try:  # the raw handle of the current stream, without building a torch.cuda.Stream (a few microseconds a call)
     _current_stream = torch._C._cuda_getCurrentRawStream
 except AttributeError:  # pragma: no cover
@@ -140,10 +140,10 @@ def _launch(workspace, input, output, strategy, launch_with_pdl, residual=None, 
     stream = _current_stream(input.device.index)
     if gamma is None:
         native.launch(input.data_ptr(), output.data_ptr(), tokens, hidden, _DTYPES[input.dtype],
-                      _STRATEGY_OF_CODE[strategy], launch_with_pdl, stream)
+                      _STRATEGY_NAMES[strategy], launch_with_pdl, stream)
     else:
         native.launch(input.data_ptr(), output.data_ptr(), tokens, hidden, _DTYPES[input.dtype],
-                      _STRATEGY_OF_CODE[strategy], launch_with_pdl, stream, residual.data_ptr(),
+                      _STRATEGY_NAMES[strategy], launch_with_pdl, stream, residual.data_ptr(),
                       residual_out.data_ptr(), gamma.data_ptr(), epsilon, weight_bias)
 
 

@@ -80,10 +80,8 @@ nb::tuple explain_fused(const BitsIn& x, const BitsIn& residual, const BitsIn& g
                             "sm_count");
   f.residual = tensor_of(residual, t, "residual");
   f.gamma = tensor_of(gamma, t, "gamma");
-  const FusedElementExplanation e = fused_explanation(source, in, f, token, col);
-
   std::ostringstream text;
-  print_fused_explanation(text, source, in, f, token, col);
+  const FusedElementExplanation e = print_fused_explanation(text, source, in, f, token, col);
   nb::dict fields;
   fields["strategy"] = std::string(strategy_name(e.launch.strategy));
   fields["profile"] = std::string(profile_name(f.options.profile));
