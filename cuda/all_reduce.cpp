@@ -28,9 +28,10 @@ namespace {
 constexpr int kBlockThreads = 256;              // detail::kBlockThreads (the kernels' __launch_bounds__)
 constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
 
-const void* kernel_for(Strategy resolved, DType t, bool ftz, bool fused, bool cluster = false) {
-  if (fused) return fused_kernel(resolved, t, ftz, cluster);
-  return resolved == Strategy::kOneShot ? one_shot_kernel(t, ftz) : two_shot_kernel(t, ftz);
+const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool cluster = false) {
+  if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, cluster);
+  return resolved == Strategy::kOneShot ? one_shot_kernel(t, order.ftz, order.exact)
+                                        : two_shot_kernel(t, order.ftz, order.exact);
 }
 
 /// Threads and dynamic shared memory of one block of the call's kernel.
@@ -169,7 +170,7 @@ Status can_implement(const AllReduceArguments& a) {
   }
   if (Status s = check_norm(a, resolved); !s.ok()) return s;
   const bool fused = a.norm.has_value();
-  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order.ftz, fused), block_shape(a), a.device);
+  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused), block_shape(a), a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -193,7 +194,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.shared_bytes = block.shared_bytes;
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
-  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused), block, a.device);
+  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused), block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
@@ -208,7 +209,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // an H200: a cluster barrier costs about as much as a block spends on a 512-pack row, so a row that fits
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
-  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, fused, /*cluster=*/true);
+  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -274,7 +275,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(
       &config,
-      kernel_for(plan.strategy, a.shape.dtype, plan.order.ftz, plan.norm.has_value(), plan.cluster_blocks > 1),
+      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.cluster_blocks > 1),
       kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }

@@ -18,8 +18,8 @@
 
 namespace ar::cuda {
 
-/// The fused kernel of (resolved strategy, dtype, ftz) for cudaLaunchKernelExC, the one launched with clusters
+/// The fused kernel of (resolved strategy, dtype, ftz, exact) for cudaLaunchKernelExC, the one launched with clusters
 /// when `cluster`, or nullptr when `t` is not compiled into this build.
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool cluster);
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster);
 
 }  // namespace ar::cuda

@@ -1,4 +1,4 @@
-// Instantiations of fused_two_shot for the compiled dtypes and both arithmetic profiles, and the lookup of
+// Instantiations of fused_two_shot for the compiled dtypes and the three arithmetics, and the lookup of
 // both fused kernels.
 #include "cuda/detail/dispatch.h"
 #include "cuda/detail/fused_two_shot_impl.cuh"
@@ -6,15 +6,15 @@
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz, bool cluster);  // cuda/fused_one_shot.cu
+const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, bool cluster);  // cuda/fused_one_shot.cu
 
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool cluster) {
-  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, cluster);
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster) {
+  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, exact, cluster);
   const void* kernel = nullptr;
-  detail::dispatch_arith(t, ftz, [&](auto a) {
+  detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
     using A = decltype(a);
-    kernel = cluster ? reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz, true>)
-                     : reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz, false>);
+    kernel = cluster ? reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz, A::exact, true>)
+                     : reinterpret_cast<const void*>(&detail::fused_two_shot<A::dtype, A::ftz, A::exact, false>);
   });
   return kernel;
 }

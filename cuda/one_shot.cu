@@ -1,4 +1,4 @@
-// Instantiations of one_shot_st_ld_r for the compiled dtypes and both arithmetic profiles.
+// Instantiations of one_shot_st_ld_r for the compiled dtypes and the three arithmetics.
 #include "cuda/one_shot.cuh"
 
 #include "cuda/detail/dispatch.h"
@@ -6,11 +6,11 @@
 
 namespace ar::cuda {
 
-const void* one_shot_kernel(DType t, bool ftz) {
+const void* one_shot_kernel(DType t, bool ftz, bool exact) {
   const void* kernel = nullptr;
-  detail::dispatch_arith(t, ftz, [&](auto a) {
+  detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
     using A = decltype(a);
-    kernel = reinterpret_cast<const void*>(&detail::one_shot_st_ld_r<A::dtype, A::ftz>);
+    kernel = reinterpret_cast<const void*>(&detail::one_shot_st_ld_r<A::dtype, A::ftz, A::exact>);
   });
   return kernel;
 }

@@ -85,6 +85,20 @@ __device__ __forceinline__ float add_rn_f32(float a, float b) {
   return r;
 }
 
+/// add.rp.f32 / add.rm.f32: IEEE adds rounded up / down, subnormals kept. The invariant profile's exact sums
+/// use them for a bound that must not round the wrong way (cuda/detail/exact_fold.cuh); what a kernel outputs
+/// is the reference's exact sum, whatever bound it used to get there.
+__device__ __forceinline__ float add_rp_f32(float a, float b) {
+  float r;
+  asm("add.rp.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+__device__ __forceinline__ float add_rm_f32(float a, float b) {
+  float r;
+  asm("add.rm.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
 /// fma.rn.ftz.f32: a * b + c with one rounding; subnormal operands and results flush (the fused norm's sum of
 /// squares, and its mean square plus epsilon under fast-math). Model: reference fma_fp32(ftz = true).
 __device__ __forceinline__ float fma_rn_ftz_f32(float a, float b, float c) {
@@ -212,7 +226,7 @@ __device__ __forceinline__ float rsqrt_approx_f32(float x) {
 }
 
 /// cvt.f64.f32: fp32 to fp64, exact. The fp64 operations below are IEEE (model: the host's double
-/// arithmetic); the invariant profile's rsqrt correction uses them (reference rsqrt_rn_by_correction).
+/// arithmetic); the invariant profile's rsqrt correction and its exact all-reduce sums use them.
 __device__ __forceinline__ double cvt_f64_f32(float x) {
   double r;
   asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(x));
@@ -230,6 +244,31 @@ __device__ __forceinline__ double mul_rn_f64(double a, double b) {
 __device__ __forceinline__ double fma_rn_f64(double a, double b, double c) {
   double r;
   asm("fma.rn.f64 %0, %1, %2, %3;" : "=d"(r) : "d"(a), "d"(b), "d"(c));
+  return r;
+}
+
+/// add.rn.f64: IEEE double add. The invariant profile sums in doubles only where every partial sum is exact
+/// (cuda/detail/exact_fold.cuh), so its model is the reference's exact sum (ReductionOrder::exact).
+__device__ __forceinline__ double add_rn_f64(double a, double b) {
+  double r;
+  asm("add.rn.f64 %0, %1, %2;" : "=d"(r) : "d"(a), "d"(b));
+  return r;
+}
+
+/// cvt.rn.f32.f64: narrow with one RN-even rounding, subnormals kept, overflow to +-Inf, NaN -> 0x7FFFFFFF.
+/// Model: reference round_from_double.
+__device__ __forceinline__ float cvt_rn_f32_f64(double x) {
+  float r;
+  asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(x));
+  return r;
+}
+
+/// cvt.rz.f32.f64: narrow toward zero, subnormals kept (a finite value never becomes Inf). With an
+/// inexactness bit it gives round-to-odd, which a later RN-even narrowing to a format at least two bits
+/// shorter turns into one correct rounding (cuda/detail/exact_fold.cuh).
+__device__ __forceinline__ float cvt_rz_f32_f64(double x) {
+  float r;
+  asm("cvt.rz.f32.f64 %0, %1;" : "=f"(r) : "d"(x));
   return r;
 }
 

@@ -51,7 +51,7 @@ void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   p.tree = detail::norm_tree(launch, a.norm, a.profile);
 
   const void* kernel = nullptr;
-  detail::dispatch_arith(a.shape.dtype, flushes_subnormals(a.profile), [&](auto arith) {
+  detail::dispatch_arith(a.shape.dtype, {flushes_subnormals(a.profile), false}, [&](auto arith) {
     using A = decltype(arith);
     kernel = reinterpret_cast<const void*>(&detail::rms_norm_rows<A::dtype, A::ftz>);
   });

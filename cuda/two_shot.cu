@@ -1,4 +1,4 @@
-// Instantiations of two_shot_rs_st_ag for the compiled dtypes and both arithmetic profiles.
+// Instantiations of two_shot_rs_st_ag for the compiled dtypes and the three arithmetics.
 #include "cuda/two_shot.cuh"
 
 #include "cuda/detail/dispatch.h"
@@ -6,11 +6,11 @@
 
 namespace ar::cuda {
 
-const void* two_shot_kernel(DType t, bool ftz) {
+const void* two_shot_kernel(DType t, bool ftz, bool exact) {
   const void* kernel = nullptr;
-  detail::dispatch_arith(t, ftz, [&](auto a) {
+  detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
     using A = decltype(a);
-    kernel = reinterpret_cast<const void*>(&detail::two_shot_rs_st_ag<A::dtype, A::ftz>);
+    kernel = reinterpret_cast<const void*>(&detail::two_shot_rs_st_ag<A::dtype, A::ftz, A::exact>);
   });
   return kernel;
 }

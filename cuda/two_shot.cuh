@@ -2,7 +2,7 @@
 //
 // Contract (SPEC sections 3-5, 12): token t belongs to rank t % W. Every rank stores its sanitised packs of
 // token t into SCATTER slot [t / W][rank] of the owner's buffer (stage 0); the owner polls the W slots,
-// folds them in chunks of K = min(W, 16) ranks from +0 (ReductionOrder), narrows, maps -0 to +0 and stores
+// folds them in chunks of K = min(W, 16) ranks from +0 (ReductionOrder) or sums them exactly (invariant), narrows, maps -0 to +0 and stores
 // the row into BROADCAST[t] (stage 1) of every rank; every rank polls its BROADCAST rows and copies them to
 // its output. The previous launch's stages are cleared in its own layout. Phases: README "Algorithms".
 #pragma once
@@ -11,8 +11,8 @@
 
 namespace ar::cuda {
 
-/// The kernel of (dtype, ftz) as a function pointer for cudaLaunchKernelExC, or nullptr when `t` is not
+/// The kernel of (dtype, ftz, exact: ReductionOrder) as a function pointer for cudaLaunchKernelExC, or nullptr when `t` is not
 /// compiled into this build.
-const void* two_shot_kernel(DType t, bool ftz);
+const void* two_shot_kernel(DType t, bool ftz, bool exact);
 
 }  // namespace ar::cuda

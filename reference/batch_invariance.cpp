@@ -146,7 +146,7 @@ bool differ_only_in_zero_sign(const TokenPath& a, const TokenPath& b) {
   const auto single_fold = [](const ReductionOrder& o) {
     return !o.seed_with_first && (o.chunk == 0 || o.chunk == o.world_size);
   };
-  return single_fold(a.order) && single_fold(b.order) && a.order.ftz == b.order.ftz &&
+  return single_fold(a.order) && single_fold(b.order) && a.order.exact == b.order.exact && a.order.ftz == b.order.ftz &&
          a.order.world_size == b.order.world_size;
 }
 

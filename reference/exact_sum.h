@@ -22,6 +22,8 @@ class ExactSum {
 
   bool is_nan() const { return nan_ || (positive_inf_ && negative_inf_); }
   bool is_zero() const;
+  /// An infinity was added (and no NaN): the sum is that infinity, whatever the finite part.
+  bool is_infinite() const { return !is_nan() && (positive_inf_ || negative_inf_); }
   /// Exact equality of the represented values (NaN equals NaN here: both are "no number").
   bool operator==(const ExactSum& o) const;
 

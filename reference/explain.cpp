@@ -31,6 +31,14 @@ std::string format_partial(const PartialSum& p) {
 RankStates partial_sums(const ExplainedFold& fold) {
   const int world = fold.order.world_size;
   RankStates rs{std::vector<PartialSum>(world), std::vector<std::vector<std::size_t>>(world)};
+  if (fold.order.exact) {  // no rounding until the end: the running sums are the exact prefix sums
+    ExactSum running;
+    for (int r = 0; r < world; ++r) {
+      running.add_fp32(fold.trace.widened[r]);
+      rs.after_rank[r].value = running;
+    }
+    return rs;
+  }
   std::uint32_t acc = 0, chunk = 0;
   bool chunk_open = false;
   int last_rank = -1;
@@ -69,6 +77,8 @@ RankStates partial_sums(const ExplainedFold& fold) {
 }
 
 std::string describe_rank_steps(const ExplainedFold& fold, const std::vector<std::size_t>& steps, DType t) {
+  if (fold.order.exact)
+    return fmt::format("\n    {}: no step: the sum stays exact until it is rounded once at the end", fold.label());
   std::string out;
   for (std::size_t i : steps)
     out += fmt::format("\n    {}: step {}: {}", fold.label(), i, describe_step(fold.trace.steps[i], t));
@@ -141,6 +151,9 @@ std::string describe_step(const FoldStep& s, DType t) {
     case FoldStep::Kind::kCloseChunk:
       return fmt::format("acc += chunk {}: {} + {} = {}{}", s.chunk, format_fp32(s.before), format_fp32(s.operand),
                          format_fp32(s.after), notes);
+    case FoldStep::Kind::kExactSum:
+      return fmt::format("exact sum of the W values {:.17g}, rounded once to {} (RN-even): {}{}", s.exact_value,
+                         dtype_name(t), format_value(s.after, t), s.inexact ? " [rounded]" : " [exact]");
     case FoldStep::Kind::kNarrow:
       return fmt::format("narrow to {} (RN-even): {} -> {}{}", dtype_name(t), format_fp32(s.before),
                          format_value(s.after, t), s.inexact ? " [rounded]" : "");

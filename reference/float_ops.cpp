@@ -176,19 +176,21 @@ std::uint32_t fp32_from_integer(std::uint64_t n) {
   return round_to_format(v, kFp32Format).bits;
 }
 
-std::uint32_t fp32_from_double(double value) {
+std::uint32_t fp32_from_double(double value) { return round_from_double(value, kFp32Format); }
+
+std::uint32_t round_from_double(double value, FloatFormat f) {
   const auto bits = std::bit_cast<std::uint64_t>(value);
   const bool negative = (bits >> 63) != 0;
   const auto biased = static_cast<int>((bits >> 52) & 0x7FF);
   const std::uint64_t fraction = bits & ((std::uint64_t{1} << 52) - 1);
-  const std::uint32_t sign = negative ? kFp32Format.sign_mask() : 0u;
-  if (biased == 0x7FF) return fraction != 0 ? kFp32Format.canonical_nan() : sign | kFp32Format.infinity();
+  const std::uint32_t sign = negative ? f.sign_mask() : 0u;
+  if (biased == 0x7FF) return fraction != 0 ? f.canonical_nan() : sign | f.infinity();
   if (biased == 0 && fraction == 0) return sign;
   WideValue v;
   v.negative = negative;
   v.significand = biased == 0 ? fraction : fraction | (std::uint64_t{1} << 52);
   v.exponent = (biased == 0 ? 1 : biased) - 1023 - 52;
-  return round_to_format(v, kFp32Format).bits;
+  return round_to_format(v, f).bits;
 }
 
 }  // namespace ar

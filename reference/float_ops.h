@@ -43,4 +43,8 @@ std::uint32_t fp32_from_integer(std::uint64_t n);
 /// 0x7FFFFFFF.
 std::uint32_t fp32_from_double(double value);
 
+/// A double rounded once to format `f` (RN-even, subnormals kept, overflow to a signed infinity; a NaN gives
+/// f's canonical NaN). Reads the double's bits only, whatever the host FPU mode.
+std::uint32_t round_from_double(double value, FloatFormat f);
+
 }  // namespace ar

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "reference/exact_sum.h"
+
 namespace ar {
 
 std::uint32_t reduce_element(std::span<const std::uint32_t> per_rank, DType t, const ReductionOrder& order,
@@ -33,8 +35,24 @@ std::uint32_t reduce_element(std::span<const std::uint32_t> per_rank, DType t, c
     return d.result;
   };
 
-  // 3. Fold in ascending rank order.
+  // 3. Fold in ascending rank order, or (exact) sum exactly and round once.
   std::uint32_t acc = 0;  // +0.0f
+  if (order.exact) {
+    ExactSum exact;
+    for (int r = 0; r < world; ++r) exact.add_fp32(widened(r));
+    std::uint32_t out = exact.round_to(float_format(t));
+    if (trace) {
+      // Rounded: a finite sum that T does not hold (overflow to Inf included).
+      ExactSum back;
+      back.add_fp32(widen_to_fp32(out, t));
+      const bool inexact = !exact.is_nan() && !exact.is_infinite() && !(back == exact);
+      trace->steps.push_back(
+          {.kind = FoldStep::Kind::kExactSum, .after = out, .inexact = inexact, .exact_value = exact.to_double()});
+    }
+    if (order.sanitize_result) out = sanitize_negative_zero(out, t);  // never changes: an exact zero is +0
+    if (trace) trace->result = out;
+    return out;
+  }
   if (order.chunk == 0) {
     int first = 0;
     if (order.seed_with_first) {

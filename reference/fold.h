@@ -1,4 +1,5 @@
-// The scalar model of one output element: sanitise, widen, fold in rank order, narrow (SPEC section 3).
+// The scalar model of one output element: sanitise, widen, fold in rank order, narrow (SPEC section 3), or,
+// for the invariant profile's exact order, sum exactly and round once.
 // It is the definition every other path (the fast host fold, the simulator, the CUDA kernels) must equal
 // bit for bit. An optional trace records each step for `mnnvl-ar explain`.
 #pragma once
@@ -19,6 +20,7 @@ struct FoldStep {
     kAddRank,        ///< acc (or the open chunk) = A(acc, v_rank)
     kCloseChunk,     ///< acc = A(acc, chunk sum)
     kNarrow,         ///< fp32 accumulator -> T, RN-even
+    kExactSum,       ///< no order (ReductionOrder::exact): the exact sum of every widened value rounded once to T
     kSanitizeResult  ///< -0 -> +0 before the TWOSHOT broadcast
   };
   Kind kind = Kind::kAddRank;
@@ -26,9 +28,10 @@ struct FoldStep {
   int chunk = -1;             ///< chunk index (kAddRank in a chunked order, kCloseChunk)
   std::uint32_t before = 0;   ///< accumulator (fp32 bits; T bits for kSanitizeResult) before the step
   std::uint32_t operand = 0;  ///< fp32 bits added (the rank value or the chunk sum)
-  std::uint32_t after = 0;    ///< result (fp32 bits; T bits for kNarrow and kSanitizeResult)
+  std::uint32_t after = 0;    ///< result (fp32 bits; T bits for kNarrow, kExactSum and kSanitizeResult)
   Fp32AddDetail add;          ///< flushes and rounding of the add
-  bool inexact = false;       ///< kNarrow rounded
+  bool inexact = false;       ///< kNarrow or kExactSum rounded
+  double exact_value = 0;     ///< kExactSum: the exact sum (as a double, for people; NaN for "no number")
   bool changed = false;       ///< kSanitizeResult changed the value
 };
 

@@ -11,10 +11,12 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
   order.world_size = world_size;
   order.ftz = flushes_subnormals(profile);
   if (profile == Profile::kInvariant) {
-    // One order whatever the strategy: ONESHOT's (the more accurate one at W >= 16: two levels of 8), IEEE
-    // adds, and the -0 -> +0 of TWOSHOT (a no-op without FTZ, where an exact zero sum is +0, but it keeps the
-    // two strategies' outputs the same by construction).
-    order.chunk = world_size >= 16 ? 8 : 0;
+    // No order: the exact sum rounded once, the same whatever the strategy, and never less accurate than a
+    // fold (no fixed order is: at W = 16 ONESHOT's chunks of 8 beat TWOSHOT's one fold of 16 on some inputs
+    // and lose on others). An exact zero sum is +0; -0 -> +0 is kept only as the Lamport rule that no result
+    // equals the sentinel (a no-op here: the inputs are sanitised and a non-zero sum never rounds to zero).
+    order.exact = true;
+    order.chunk = 0;
     order.sanitize_result = true;
     return order;
   }
@@ -36,6 +38,7 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
 }
 
 std::string describe(const ReductionOrder& o) {
+  if (o.exact) return "no order: the exact sum of the W values, rounded once to T (RN-even), -0 result -> +0";
   std::string fold;
   if (o.chunk == 0)
     fold = o.seed_with_first ? "flat fold seeded with rank 0" : "flat fold from +0";

@@ -18,8 +18,8 @@ enum class Profile : std::uint8_t {
   kFlashInfer,  ///< FlashInfer as built (-use_fast_math): FTZ fp32 adds, chunked folds, sanitised twoshot
   kIeee,        ///< the same order without FTZ: what a kernel built without fast-math computes
   kTrtllm,      ///< TensorRT-LLM's order: seeded with rank 0, no chunking, twoshot result not sanitised
-  /// This project's batch-invariant order (SPEC section 14): one order for both strategies (chunks of 8 ranks
-  /// from W = 16 on, IEEE adds, -0 -> +0) and a fused norm whose tree, arithmetic and correctly rounded
+  /// This project's batch-invariant arithmetic (SPEC section 14): no order, the exact sum of the W values
+  /// rounded once (ReductionOrder::exact), and a fused norm whose tree, arithmetic and correctly rounded
   /// rsqrt follow from W, D and T alone, so a token's bits never depend on N, AUTO, the SM count or the launch
   kInvariant,
 };

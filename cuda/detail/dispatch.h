@@ -1,7 +1,7 @@
 // Runtime-to-template dispatch, in one function over one constexpr list: the element types compiled into
-// this build (CMake option AR_DTYPES trims it) crossed with the two arithmetic profiles the kernels run
-// (FTZ = flashinfer, IEEE = ieee). World size is a runtime parameter of every kernel: it costs no
-// instantiation.
+// this build (CMake option AR_DTYPES trims it) crossed with the three arithmetics the kernels run: FTZ fp32
+// folds (flashinfer), IEEE fp32 folds (ieee) and IEEE with the exact all-reduce sum (invariant; its norm
+// arithmetic is ieee's). World size is a runtime parameter of every kernel: it costs no instantiation.
 #pragma once
 
 #include <array>
@@ -31,19 +31,28 @@ constexpr auto compiled_dtypes() {
 inline constexpr auto kCompiledDTypes = compiled_dtypes();
 
 /// The compile-time arithmetic of one kernel instantiation.
-template <DType T, bool kFtz>
+template <DType T, bool kFtz, bool kExact>
 struct Arith {
   static constexpr DType dtype = T;
   static constexpr bool ftz = kFtz;
+  static constexpr bool exact = kExact;  ///< the all-reduce sum is exact (ReductionOrder::exact); never with ftz
 };
 
-/// Calls f(Arith<t, ftz>{}) for the compiled instantiation; returns false (f not called) when `t` is not
-/// compiled into this build.
+/// The all-reduce arithmetic of a kernel launch: ReductionOrder's ftz and exact.
+struct FoldArith {
+  bool ftz = false;
+  bool exact = false;
+};
+
+/// Calls f(Arith<t, ftz, exact>{}) for the compiled instantiation; returns false (f not called) when `t` is
+/// not compiled into this build. FTZ with an exact sum does not exist: it runs the FTZ fold.
 template <class F>
-bool dispatch_arith(DType t, bool ftz, F&& f) {
+bool dispatch_arith(DType t, FoldArith a, F&& f) {
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
     return ((t == kCompiledDTypes[I] &&
-             (ftz ? (f(Arith<kCompiledDTypes[I], true>{}), true) : (f(Arith<kCompiledDTypes[I], false>{}), true))) ||
+             (a.ftz     ? (f(Arith<kCompiledDTypes[I], true, false>{}), true)
+              : a.exact ? (f(Arith<kCompiledDTypes[I], false, true>{}), true)
+                        : (f(Arith<kCompiledDTypes[I], false, false>{}), true))) ||
             ...);
   }
   (std::make_index_sequence<kCompiledDTypes.size()>{});

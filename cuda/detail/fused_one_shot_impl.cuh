@@ -7,7 +7,7 @@
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz, bool kCluster>
+template <DType T, bool kFtz, bool kExact, bool kCluster>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
     // Phase 4 (ld, r, norm): a row per block; each pack of it folded from its W slots, as the plain kernel.
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
       const bool done = norm_row<T, kFtz, kCluster>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
-        return one_shot_fold_pack<T, kFtz>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
+        return one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
       });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch
     }

@@ -8,7 +8,7 @@
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz>
+template <DType T, bool kFtz, bool kExact>
 __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     one_shot_st_ld_r(const __grid_constant__ AllReduceParams p) {
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     for (std::uint32_t i = in.first + my.tid; i < in.last; i += my.threads) {
       const std::uint32_t t = i / my.row_packs, c = i - t * my.row_packs;
       uint4 sum;
-      if (!one_shot_fold_pack<T, kFtz>(my, stage, t, c, waits, sum))
+      if (!one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, c, waits, sum))
         return;  // timed out (recorded) or another wait did: end the launch
       store_output(my.slot.output, i, sum);
     }

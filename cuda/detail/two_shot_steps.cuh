@@ -4,6 +4,7 @@
 // Internal to cuda/: included by the TWOSHOT kernels' bodies (cuda/detail/*two_shot_impl.cuh) only.
 #pragma once
 
+#include "cuda/detail/exact_fold.cuh"
 #include "cuda/detail/lamport.cuh"
 #include "cuda/detail/rank_launch.cuh"
 
@@ -27,9 +28,10 @@ __device__ __forceinline__ std::uint32_t owned_tokens(const RankLaunch& my, cons
   return in.t1 - in.t0 > my.rank ? (in.t1 - in.t0 - my.rank + my.world - 1) / my.world : 0;
 }
 
-/// For each pack of the tokens I own: poll its W SCATTER slots, fold them in rank order, narrow, map -0 to
-/// +0, and hand the pack to `deliver(t, flat pack index, sum)`. False when a wait gave up.
-template <DType T, bool kFtz, class Deliver>
+/// For each pack of the tokens I own: poll its W SCATTER slots, fold them in rank order (or sum them exactly:
+/// kExact), narrow, map -0 to +0, and hand the pack to `deliver(t, flat pack index, sum)`. False when a wait
+/// gave up.
+template <DType T, bool kFtz, bool kExact, class Deliver>
 __device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, const RoundRange& in,
                                                       std::uint64_t scatter, Deliver&& deliver) {
   const WaitContext waits{&my.p, &my.f, my.slot.rank, WaitSite::kScatterSlot, /*stage=*/0};
@@ -37,12 +39,18 @@ __device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, cons
   for (std::uint32_t i = my.tid; i < owned_last; i += my.threads) {
     const std::uint32_t j = i / my.row_packs, c = i - j * my.row_packs;
     const std::uint32_t t = in.t0 + my.rank + j * my.world;
-    float acc[Pack<T>::kElements];
-    if (!fold_slots<T, kFtz>(
-            my.own_base() + scatter + (std::uint64_t(in.t0 / my.world + j) * my.world * my.row_packs + c) * 16,
-            my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc, waits))
-      return false;
-    deliver(t, t * my.row_packs + c, narrow_pack<T>(acc, my.p.sanitize_result != 0));
+    const std::uint8_t* first =
+        my.own_base() + scatter + (std::uint64_t(in.t0 / my.world + j) * my.world * my.row_packs + c) * 16;
+    uint4 sum;
+    if constexpr (kExact) {
+      if (!exact_fold_slots<T>(first, my.slot_stride, static_cast<int>(my.world), t, c, sum, waits)) return false;
+    } else {
+      float acc[Pack<T>::kElements];
+      if (!fold_slots<T, kFtz>(first, my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc, waits))
+        return false;
+      sum = narrow_pack<T>(acc, my.p.sanitize_result != 0);
+    }
+    deliver(t, t * my.row_packs + c, sum);
   }
   return true;
 }

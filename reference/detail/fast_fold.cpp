@@ -5,6 +5,10 @@
 // - NaNs: x86 keeps payloads and gives 0xFFC00000 for Inf - Inf, the GPU gives 0x7FFFFFFF. A NaN never
 //   turns back into a number, so canonicalising once, when narrowing, gives the same bits.
 // - -0 inputs are sanitised while widening, as the kernels do before storing.
+// - The exact order (invariant profile) sums in doubles. A double holds the sum exactly when every partial
+//   sum is a multiple of the smallest input's last bit below 2^53 of them; exact_in_double checks that from
+//   the largest and smallest magnitudes, and the rare element that fails it (or holds a NaN or an Inf) goes
+//   to reduce_element. An exact double rounded once to T is the exact sum rounded once.
 // The tests compare this engine with reduce_element on every case they have.
 #include "reference/detail/fast_fold.h"
 
@@ -14,6 +18,9 @@
 #include <vector>
 
 #include "reference/float_bits.h"
+#include "reference/float_ops.h"
+#include "reference/fold.h"
+#include "reference/reduction_order.h"
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>
@@ -112,12 +119,63 @@ void narrow_block(const float* acc, std::int64_t n, bool sanitize_result, typena
   }
 }
 
+/// Whether a double sum of `world` values of T, widened to fp32 bits with magnitudes between `min_bits` and
+/// `max_bits` (non-zero, finite), is exact: the values are multiples of 2^lsb (lsb from the smallest one's
+/// exponent and T's fraction bits, T's subnormals included), their sum is below world * 2^(top), so a double
+/// holds every partial sum when world * 2^top <= 2^(53 + lsb).
+bool exact_in_double(std::uint32_t max_bits, std::uint32_t min_bits, int world, DType t) {
+  const FloatFormat f = float_format(t);
+  // The fp32 exponent field of T's smallest normal: below it T's last bit stays at T's subnormal step.
+  const int smallest_normal_field = 127 + 1 - f.bias();
+  const int top_field = static_cast<int>(max_bits >> 23);
+  const int low_field = std::max(static_cast<int>(min_bits >> 23), std::max(smallest_normal_field, 1));
+  int log2_world = 0;
+  while ((1 << log2_world) < world) ++log2_world;
+  return top_field - low_field <= 52 - f.fraction_bits - log2_world;
+}
+
+template <DType T>
+void exact_fold_typed(const typename Storage<T>::Word* planes, int world, std::int64_t count, const ReductionOrder& order,
+                      typename Storage<T>::Word* out) {
+  const std::uint32_t* table = T == DType::kFp16 ? fp16_widen_table().data() : nullptr;
+  std::vector<double> sum(kBlock);
+  std::vector<std::uint32_t> largest(kBlock), smallest(kBlock);  // |x| bits; smallest non-zero |x| bits - 1
+  std::vector<std::uint32_t> element(static_cast<std::size_t>(world));
+  for (std::int64_t begin = 0; begin < count; begin += kBlock) {
+    const std::int64_t n = std::min(kBlock, count - begin);
+    std::fill_n(sum.data(), n, 0.0);
+    std::fill_n(largest.data(), n, 0u);
+    std::fill_n(smallest.data(), n, 0xFFFFFFFFu);
+    for (int r = 0; r < world; ++r) {
+      const auto* plane = planes + r * count + begin;
+      for (std::int64_t j = 0; j < n; ++j) {
+        const float x = Storage<T>::widen(plane[j], table);
+        const std::uint32_t magnitude = std::bit_cast<std::uint32_t>(x) & 0x7FFFFFFFu;
+        sum[j] += static_cast<double>(x);
+        largest[j] = std::max(largest[j], magnitude);
+        smallest[j] = std::min(smallest[j], magnitude - 1u);  // a zero wraps to the largest value: ignored
+      }
+    }
+    for (std::int64_t j = 0; j < n; ++j) {
+      std::uint32_t bits;
+      if (largest[j] < 0x7F800000u && exact_in_double(largest[j], smallest[j] + 1u, world, T)) {
+        bits = round_from_double(sum[j], float_format(T));
+      } else {  // a NaN or an Inf, or magnitudes too far apart for a double: the scalar model
+        for (int r = 0; r < world; ++r) element[r] = planes[r * count + begin + j];
+        bits = reduce_element(element, T, order);
+      }
+      out[begin + j] = static_cast<typename Storage<T>::Word>(bits);
+    }
+  }
+}
+
 template <DType T>
 void fold_typed(const std::byte* planes_bytes, int world, std::int64_t count, const ReductionOrder& order,
                 std::byte* out_bytes) {
   using Word = typename Storage<T>::Word;
   const Word* planes = reinterpret_cast<const Word*>(planes_bytes);
   Word* out = reinterpret_cast<Word*>(out_bytes);
+  if (order.exact) return exact_fold_typed<T>(planes, world, count, order, out);
   const std::uint32_t* table = T == DType::kFp16 ? fp16_widen_table().data() : nullptr;
   std::vector<float> acc(kBlock), chunk(kBlock);
   const auto plane = [&](int r, std::int64_t begin) { return planes + r * count + begin; };

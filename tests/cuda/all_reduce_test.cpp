@@ -3,12 +3,14 @@
 // shapes and dtypes on one workspace; CUDA-graph replay.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "gpu_test_support.h"
 #include "harness/io/golden_cases.h"
 #include "harness/io/golden_manifest.h"
 #include "reference/all_reduce.h"
+#include "reference/float_bits.h"
 
 using ar::DType;
 using ar::Profile;
@@ -17,13 +19,13 @@ using ar::cuda::VirtualGroup;
 
 namespace {
 
-constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee};
+constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant};
 
 }  // namespace
 
 TEST_CASE("every golden case is bit-exact on the GPU for every strategy, profile and PDL setting", "[gpu]") {
   const int runs = ar::test::run_every_golden_case(ar::test::group_options);
-  CHECK(runs == static_cast<int>(ar::golden_cases().size()) * 12);
+  CHECK(runs == static_cast<int>(ar::golden_cases().size()) * 18);
 }
 
 TEST_CASE("the committed data/ golden outputs match the GPU bit for bit", "[gpu]") {
@@ -82,6 +84,45 @@ TEST_CASE("full-mantissa inputs over several rounds are bit-exact at every world
           REQUIRE(check.mismatches == 0);
           REQUIRE(check.flags_match);
         }
+  }
+}
+
+TEST_CASE("the invariant profile's exact sums: double path, wide fallback, ties and specials", "[gpu]") {
+  // Element values whose exponents spread over `spread` binades: narrow spreads take the kernels' double
+  // path, wide ones (past 2^39 for bf16, 2^23 for fp32) the 320-bit fallback; few significant bits make ties
+  // of T common (a double rounding would break them); some rows add NaN, +-Inf and values near T's largest.
+  for (int world : ar::kWorldSizes) {
+    std::vector<ar::ProblemShape> shapes;
+    for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) shapes.push_back({world, 6, 256, t});
+    VirtualGroup group(ar::test::group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    std::uint64_t state = 4242 + world;
+    for (const ar::ProblemShape& shape : shapes) {
+      const ar::FloatFormat f = ar::float_format(shape.dtype);
+      for (int spread : {6, 30, 60, 2 * f.bias()}) {
+        ar::HostTensor input(shape.dtype, {world, shape.tokens, shape.hidden});
+        for (std::int64_t i = 0; i < input.size(); ++i) {
+          state = state * 6364136223846793005ull + 1442695040888963407ull;
+          const auto bits = static_cast<std::uint32_t>(state >> 32);
+          const int e = std::clamp(f.bias() + int((bits >> 8) % (spread + 1)) - spread / 2, 0, 2 * f.bias());
+          std::uint32_t x = (std::uint32_t(e) << f.fraction_bits) | (bits & f.fraction_mask() & ~0x7u);
+          if (bits & 0x80000000u) x |= f.sign_mask();
+          const std::int64_t token = (i / shape.hidden) % shape.tokens;
+          if (bits % 13 == 0) x = 0;
+          if (token == 4 && bits % 61 == 0) x = (bits & 2) ? f.canonical_nan() : f.infinity() | (bits & 1 ? f.sign_mask() : 0);
+          if (token == 5 && bits % 3 == 0) x = (f.exponent_mask() - (1u << f.fraction_bits)) | (bits & f.fraction_mask());
+          input.set_bits(i, x);
+        }
+        for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+          const VirtualGroup::Call call{shape, s, Profile::kInvariant, true};
+          const auto check = ar::test::run_and_check(group, input, call, &model);
+          INFO(ar::test::label(call) << " spread " << spread << ": " << check.describe());
+          REQUIRE(!check.wait);
+          REQUIRE(check.mismatches == 0);
+          REQUIRE(check.flags_match);
+        }
+      }
+    }
   }
 }
 

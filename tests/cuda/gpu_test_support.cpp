@@ -127,7 +127,7 @@ int run_every_golden_case(const GroupOptionsFor& options) {
     FlagsModel model(group);
     for (const auto* c : group_cases)
       for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
-        for (Profile p : {Profile::kFlashInfer, Profile::kIeee})
+        for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant})
           for (bool pdl : {false, true}) {
             const cuda::VirtualGroup::Call call{shape_of_input(c->input), s, p, pdl};
             const CallCheck check = run_and_check(group, c->input, call, &model);

@@ -46,7 +46,7 @@ TEST_CASE("the ranks are split over the GPUs in contiguous blocks", "[gpu]") {
 
 TEST_CASE("every golden case is bit-exact with the ranks on two GPUs", "[gpu]") {
   const int runs = ar::test::run_every_golden_case(on_two_gpus);
-  CHECK(runs == static_cast<int>(ar::golden_cases().size()) * 12);
+  CHECK(runs == static_cast<int>(ar::golden_cases().size()) * 18);
 }
 
 TEST_CASE("full-mantissa inputs across GPUs stay bit-exact in one round and in several", "[gpu]") {

@@ -42,11 +42,41 @@ TEST_CASE("fast engine equals the scalar model bit for bit", "[cpu]") {
     for (int world : kWorldSizes) {
       const HostTensor in = random_tensor(t, world, 3, 16 * 16 / dtype_bytes(t) + 8, 1234u + world);
       for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
-        for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm}) {
+        for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm, Profile::kInvariant}) {
           const HostTensor fast = reference_all_reduce(in, s, p, Engine::kFast);
           const HostTensor scalar = reference_all_reduce(in, s, p, Engine::kScalar);
           INFO(dtype_name(t) << " W=" << world << " " << strategy_name(s) << "/" << profile_name(p));
           REQUIRE(fast == scalar);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("fast engine, exact order: its double sums and their fallback equal the scalar model", "[cpu][invariant]") {
+  // Finite values only, so the fast engine takes its double path wherever the magnitudes allow; `spread` sets how
+  // far apart the exponents of one element's values lie, from well inside a double's 53 bits to well past them
+  // (the fallback), across the limit of exact_in_double for each type and W. Ties of T are common here: the
+  // values share few significant bits.
+  for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
+    const FloatFormat f = float_format(t);
+    for (int world : kWorldSizes) {
+      for (int spread : {4, 20, 28, 40, 60, 2 * f.bias()}) {
+        HostTensor in(t, {world, 2, 96});
+        std::uint64_t s = 77u + world * 131u + spread;
+        for (std::int64_t i = 0; i < in.size(); ++i) {
+          s = s * 6364136223846793005ull + 1442695040888963407ull;
+          const auto bits = static_cast<std::uint32_t>(s >> 32);
+          const int e = std::clamp(f.bias() + int((bits >> 8) % (spread + 1)) - spread / 2, 0, 2 * f.bias());
+          std::uint32_t x = (std::uint32_t(e) << f.fraction_bits) | (bits & f.fraction_mask() & ~0x3u);
+          if (bits & 0x80000000u) x |= f.sign_mask();
+          if (bits % 11 == 0) x = 0;
+          in.set_bits(i, x);
+        }
+        for (Strategy st : {Strategy::kOneShot, Strategy::kTwoShot}) {
+          INFO(dtype_name(t) << " W=" << world << " spread " << spread);
+          REQUIRE(reference_all_reduce(in, st, Profile::kInvariant, Engine::kFast) ==
+                  reference_all_reduce(in, st, Profile::kInvariant, Engine::kScalar));
         }
       }
     }

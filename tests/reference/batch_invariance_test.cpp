@@ -180,7 +180,7 @@ TEST_CASE("the invariant profile: one order for both strategies at every W", "[c
     CHECK(one == reduction_order(Strategy::kTwoShot, Profile::kInvariant, world));
     CHECK_FALSE(one.ftz);
     CHECK(one.sanitize_result);
-    CHECK(one.chunk == (world >= 16 ? 8 : 0));
+    CHECK(one.exact);  // no order: the exact sum rounded once
   }
   // Its launch depends on D and T alone.
   for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32})

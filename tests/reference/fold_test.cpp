@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "reference/exact_sum.h"
 #include "reference/fold.h"
 
 using namespace ar;
@@ -119,4 +120,58 @@ TEST_CASE("reduction orders per strategy and profile", "[cpu]") {
   CHECK_FALSE(reduction_order(Strategy::kOneShot, Profile::kIeee, 2).ftz);
   CHECK(reduction_order(Strategy::kTwoShot, Profile::kTrtllm, 64).chunk == 0);
   CHECK_FALSE(reduction_order(Strategy::kTwoShot, Profile::kTrtllm, 64).sanitize_result);
+}
+
+TEST_CASE("the invariant profile's exact order rounds once where a fold rounds twice", "[cpu][invariant]") {
+  // 1 + 2^-8 + 2^-30 lies just above the bf16 midpoint 1 + 2^-8. The fp32 fold loses 2^-30 (below half an
+  // fp32 ulp of 1), lands on the midpoint, and the narrowing's tie goes to even: 1.0. The exact sum rounds
+  // once, up: 1 + 2^-7.
+  const std::vector<std::uint32_t> bf16{0x3F80, 0x3B80, 0x3080, 0x0000};
+  CHECK(reduce_element(bf16, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 4)) == 0x3F80);
+  CHECK(reduce_element(bf16, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kInvariant, 4)) == 0x3F81);
+  // fp16: 1 + 2^-11 + 2^-24; the fp32 add of 2^-24 is itself a tie (half an ulp of 1), kept even.
+  const std::vector<std::uint32_t> fp16{0x3C00, 0x1000, 0x0001, 0x0000};
+  CHECK(reduce_element(fp16, DType::kFp16, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, 4)) == 0x3C00);
+  CHECK(reduce_element(fp16, DType::kFp16, reduction_order(Strategy::kTwoShot, Profile::kInvariant, 4)) == 0x3C01);
+  // fp32 values whose fp32 partial sum overflows although the exact sum does not: the fold gives +Inf.
+  const std::vector<std::uint32_t> fp32{0x7F7FFFFF, 0x7F7FFFFF, 0xFF7FFFFF, 0x00000000};
+  CHECK(reduce_element(fp32, DType::kFp32, reduction_order(Strategy::kOneShot, Profile::kIeee, 4)) == 0x7F800000);
+  CHECK(reduce_element(fp32, DType::kFp32, reduction_order(Strategy::kOneShot, Profile::kInvariant, 4)) == 0x7F7FFFFF);
+  // Specials: Inf - Inf is the canonical NaN, an exact zero sum is +0.
+  const std::vector<std::uint32_t> specials{0x7F80, 0xFF80};
+  CHECK(reduce_element(specials, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kInvariant, 2)) == 0x7FFF);
+  const std::vector<std::uint32_t> cancel{0x8000, 0xBF80, 0x3F80, 0x8000};
+  CHECK(reduce_element(cancel, DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kInvariant, 4)) == 0x0000);
+}
+
+TEST_CASE("the exact order is never less accurate than any fold", "[cpu][invariant]") {
+  // The error of each result as an exact real, |sum - result|: the invariant profile's never exceeds the
+  // error of any strategy under any other profile, on every input (random, subnormal, cancelling).
+  const auto error = [](const std::vector<std::uint32_t>& v, std::uint32_t result, DType t) {
+    ExactSum e;
+    for (std::uint32_t x : v) e.add_fp32(widen_to_fp32(sanitize_negative_zero(x, t), t));
+    e.add_fp32(widen_to_fp32(result, t) ^ 0x80000000u);
+    return std::abs(e.to_double());
+  };
+  for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
+    int better = 0;
+    for (int world : kWorldSizes) {
+      std::uint64_t state = 3 + world;
+      for (int i = 0; i < 3000; ++i) {
+        const auto v = random_column(state, world, t);
+        const std::uint32_t exact = reduce_element(v, t, reduction_order(Strategy::kOneShot, Profile::kInvariant, world));
+        const double exact_error = error(v, exact, t);
+        for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+          for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kTrtllm}) {
+            const std::uint32_t other = reduce_element(v, t, reduction_order(s, p, world));
+            INFO(dtype_name(t) << " W=" << world << " case " << i << " " << strategy_name(s) << "/" << profile_name(p));
+            REQUIRE(error(v, other, t) >= exact_error);
+            better += error(v, other, t) > exact_error ? 1 : 0;
+          }
+        }
+      }
+    }
+    INFO(dtype_name(t));
+    CHECK(better > 0);  // and strictly better somewhere
+  }
 }

@@ -1,0 +1,263 @@
+// The invariant profile's reduction (reference ReductionOrder::exact): the exact sum of an element's W values,
+// rounded once to T. No order, so no batch, strategy or launch can change it, and no fold is more accurate.
+// The kernels may get there any way they like; three ways, cheapest first:
+//
+// 1. (bf16, fp16) An fp32 fold that also adds up, rounded upward, the magnitudes of its rounding errors (each
+//    exact by TwoSum: five IEEE adds). The exact sum lies within that bound of the fold; when both ends of the
+//    interval round to the same T value, so does the exact sum (rounding is monotone). When the fold was
+//    exact the interval is a point, so ties of T (common: sums of bf16 values have few bits) are decided
+//    right too. Only a sum within a few fp32 ulps of a T midpoint, an overflow, a NaN or an Inf goes on.
+// 2. Doubles (fp32 always starts here): every value is a multiple of the smallest one's last bit and the sum
+//    stays below W times the largest one's binade, so when that span fits a double's 53 bits (exact_in_double,
+//    the host engine's test too) every partial sum is exact and the double IS the exact sum. fp16 always fits
+//    (2^-24 .. 2^16, 46 bits with W = 64; its NaN and Inf come out right by themselves); bf16 unless one pack
+//    holds values 2^39 or more apart, fp32 unless 2^23.
+// 3. A 320-bit integer (WideSum, the reference's ExactSum in device code), element by element, for the rest
+//    (and every pack with a NaN or an Inf, bf16 and fp32).
+// The later ways read the slots again: a slot, once full, keeps its value for the rest of the call.
+//
+// Rounding a double once to T: fp32 by cvt.rn.f32.f64. bf16 and fp16 by round-to-odd into fp32 (cvt.rz plus
+// a sticky last bit), then cvt.rn to T: fp32 keeps at least two bits more than either (also at their
+// subnormals), so the two steps round like one.
+//
+// Internal to cuda/: included by cuda/detail/one_shot_steps.cuh and cuda/detail/two_shot_steps.cuh.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/detail/lamport.cuh"
+
+namespace ar::cuda::detail {
+
+/// The exact value of a double rounded once to T (RN-even, NaN canonical, overflow to +-Inf); T bits.
+template <DType T>
+__device__ __forceinline__ std::uint32_t round_double_to(double x) {
+  if constexpr (T == DType::kFp32) {
+    return x == x ? __float_as_uint(ptx::cvt_rn_f32_f64(x)) : 0x7FFFFFFFu;  // cvt keeps a NaN's payload
+  } else {
+    const float toward_zero = ptx::cvt_rz_f32_f64(x);
+    const bool inexact = !(ptx::cvt_f64_f32(toward_zero) == x);  // NaN too: its bits stay the canonical NaN
+    const float odd = __uint_as_float(__float_as_uint(toward_zero) | (inexact ? 1u : 0u));
+    return Pack<T>::narrow(odd);
+  }
+}
+
+/// Whether the double sum of `world` values of T is exact, from the largest and smallest non-zero magnitudes
+/// (fp32 bits of the widened values; `smallest_minus_one` + 1 is the smallest, 0 when all are zeros).
+/// The same test as the host engine's exact_in_double (reference/detail/fast_fold.cpp).
+template <DType T>
+__device__ __forceinline__ bool exact_in_double(std::uint32_t largest, std::uint32_t smallest_minus_one, int world) {
+  if constexpr (T == DType::kFp16) {
+    return true;  // 2^-24 .. 2^16 and W <= 64: 46 bits; a NaN or an Inf stays in its own element
+  } else {
+    if (largest >= 0x7F800000u) return false;  // a NaN or an Inf: WideSum, element by element
+    constexpr int kFractionBits = T == DType::kBf16 ? 7 : 23;
+    const int top = static_cast<int>(largest >> 23);
+    const int low = max(static_cast<int>((smallest_minus_one + 1u) >> 23), 1);
+    return top - low + (32 - __clz(world - 1)) <= 52 - kFractionBits;
+  }
+}
+
+/// The exact sum of fp32 values as a two's-complement integer in units of 2^-149 (320 bits: 2^283 covers 64
+/// times the largest float), NaN and infinities kept apart, rounded once to T at the end. The slow path.
+struct WideSum {
+  static constexpr int kLimbs = 5;
+  std::uint64_t limb[kLimbs] = {};
+  bool nan = false, positive_inf = false, negative_inf = false;
+
+  __device__ void add(std::uint32_t bits) {
+    const std::uint32_t field = (bits >> 23) & 0xFFu;
+    if (field == 0xFFu) {
+      if (bits & 0x7FFFFFu) nan = true;
+      else if (bits >> 31) negative_inf = true;
+      else positive_inf = true;
+      return;
+    }
+    const std::uint64_t significand = field ? ((bits & 0x7FFFFFu) | 0x800000u) : (bits & 0x7FFFFFu);
+    const int shift = field ? static_cast<int>(field) - 1 : 0;  // value = significand * 2^(shift - 149)
+    const int at = shift / 64, offset = shift % 64;
+    std::uint64_t part[2] = {significand << offset, offset ? significand >> (64 - offset) : 0};
+    const bool negative = (bits >> 31) != 0;
+    std::uint64_t carry = 0;  // carry (adding) or borrow (subtracting)
+    for (int i = at; i < kLimbs; ++i) {
+      const std::uint64_t x = i - at < 2 ? part[i - at] : 0;
+      const std::uint64_t before = limb[i];
+      if (!negative) {
+        limb[i] = before + x + carry;
+        carry = (limb[i] < before || (carry && limb[i] == before)) ? 1 : 0;
+      } else {
+        limb[i] = before - x - carry;
+        carry = (before < x || (carry && before == x)) ? 1 : 0;
+      }
+      if (i - at >= 1 && carry == 0) break;
+    }
+  }
+
+  /// The sum rounded once to T (RN-even, overflow to +-Inf; an exact zero is +0).
+  template <DType T>
+  __device__ std::uint32_t round() const {
+    constexpr int kFraction = T == DType::kBf16 ? 7 : T == DType::kFp16 ? 10 : 23;
+    constexpr int kBias = T == DType::kFp16 ? 15 : 127;
+    constexpr std::uint32_t kInfinity = T == DType::kFp16 ? 0x7C00u : T == DType::kBf16 ? 0x7F80u : 0x7F800000u;
+    constexpr std::uint32_t kSign = T == DType::kFp32 ? 0x80000000u : 0x8000u;
+    constexpr std::uint32_t kNan = T == DType::kFp32 ? 0x7FFFFFFFu : 0x7FFFu;
+    if (nan || (positive_inf && negative_inf)) return kNan;
+    if (positive_inf || negative_inf) return kInfinity | (negative_inf ? kSign : 0u);
+    const bool negative = (limb[kLimbs - 1] >> 63) != 0;
+    std::uint64_t m[kLimbs];
+    std::uint64_t borrow = 1;  // magnitude: two's complement negation when negative
+    for (int i = 0; i < kLimbs; ++i) {
+      if (negative) {
+        m[i] = ~limb[i] + borrow;
+        borrow = (borrow && m[i] == 0) ? 1 : 0;
+      } else {
+        m[i] = limb[i];
+      }
+    }
+    int top = -1;
+    for (int i = kLimbs - 1; i >= 0 && top < 0; --i)
+      if (m[i]) top = i * 64 + 63 - __clzll(static_cast<long long>(m[i]));
+    if (top < 0) return 0u;
+    // T's last bit at this magnitude, as a bit index of m: kFraction below the top, but not below T's
+    // subnormal step 2^(1 - kBias - kFraction).
+    const int lsb = max(top - kFraction, 1 - kBias - kFraction + 149);
+    const auto bit = [&m](int pos) -> std::uint64_t { return pos < 0 ? 0 : (m[pos / 64] >> (pos % 64)) & 1u; };
+    std::uint32_t q = 0;
+    for (int pos = top; pos >= lsb; --pos) q = (q << 1) | static_cast<std::uint32_t>(bit(pos));
+    const bool half = bit(lsb - 1) != 0;
+    bool sticky = false;
+    for (int i = 0; i < kLimbs && i * 64 < lsb - 1; ++i) {
+      const int below = lsb - 1 - i * 64;  // bits of limb i below the rounding bit
+      sticky = sticky || (below >= 64 ? m[i] != 0 : (m[i] & ((std::uint64_t{1} << below) - 1)) != 0);
+    }
+    q += (half && (sticky || (q & 1u))) ? 1u : 0u;
+    // q * 2^(lsb - 149): the biased exponent of q's leading bit is lsb - 149 + kFraction + kBias; a carry out
+    // of q (or a subnormal q) lands in the exponent field by itself.
+    const std::uint32_t magnitude =
+        (static_cast<std::uint32_t>(lsb - 149 + kFraction + kBias - 1) << kFraction) + q;
+    return (magnitude >= kInfinity ? kInfinity : magnitude) | (negative ? kSign : 0u);
+  }
+};
+
+/// Way 1 for bf16 and fp16: polls the W slots like fold_slots and folds them in fp32 with a bound on the
+/// error. `out` gets every element when `certified` (each interval rounds to one T value). False when a wait
+/// gave up.
+template <DType T>
+__device__ __forceinline__ bool exact_fold_fp32(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                std::int64_t token, std::uint32_t pack,
+                                                std::uint32_t (&out)[Pack<T>::kElements], bool& certified,
+                                                const WaitContext& ctx) {
+  constexpr int E = Pack<T>::kElements;
+  float sum[E], error[E];  // the fp32 fold; the sum of its errors' magnitudes, rounded up
+#pragma unroll
+  for (int e = 0; e < E; ++e) sum[e] = error[e] = 0.0f;
+  for (int g0 = 0; g0 < world; g0 += kPollGroup) {
+    const int count = world - g0 < kPollGroup ? world - g0 : kPollGroup;
+    uint4 v[kPollGroup];
+    if (!poll_slots<kPollGroup>(first + std::uint64_t(g0) * stride, stride, count, g0, token, pack, v, ctx))
+      return false;
+#pragma unroll
+    for (int i = 0; i < kPollGroup; ++i) {
+      if (i < count) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+          const float x = Pack<T>::widen(v[i], e);
+          if (g0 + i == 0) {  // +0 + x is exact: no error to bound
+            sum[e] = x;
+            continue;
+          }
+          const float s = ptx::add_rn_f32(sum[e], x);
+          // TwoSum: the exact error of s (six IEEE adds, no precondition on the operands' sizes).
+          const float x_part = ptx::add_rn_f32(s, -sum[e]);
+          const float sum_part = ptx::add_rn_f32(s, -x_part);
+          const float err = ptx::add_rn_f32(ptx::add_rn_f32(sum[e], -sum_part), ptx::add_rn_f32(x, -x_part));
+          error[e] = ptx::add_rp_f32(error[e], fabsf(err));
+          sum[e] = s;
+        }
+      }
+    }
+  }
+  certified = true;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    // An exact fold is its own interval (rounding down, 0 - 0 would be -0: a zero sum is +0).
+    const bool exact = error[e] == 0.0f;
+    const std::uint32_t low = Pack<T>::narrow(exact ? sum[e] : ptx::add_rm_f32(sum[e], -error[e]));
+    const std::uint32_t high = Pack<T>::narrow(exact ? sum[e] : ptx::add_rp_f32(sum[e], error[e]));
+    // A NaN or an infinite fold or bound ends NaN or Inf at one end: not certified (NaN == NaN here would be).
+    const bool finite = fabsf(sum[e]) <= 3.40282347e38f && error[e] <= 3.40282347e38f;
+    certified = certified && finite && low == high;
+    out[e] = low;
+  }
+  return true;
+}
+
+/// Ways 2 and 3: polls the W slots (full already after way 1) and sums them in doubles; where the pack's span
+/// does not fit a double, sums each element again in a WideSum. False when a wait gave up.
+template <DType T>
+__device__ __forceinline__ bool exact_fold_wide(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                std::int64_t token, std::uint32_t pack,
+                                                std::uint32_t (&out)[Pack<T>::kElements], const WaitContext& ctx) {
+  constexpr int E = Pack<T>::kElements;
+  double acc[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) acc[e] = 0.0;
+  std::uint32_t largest = 0, smallest_minus_one = 0xFFFFFFFFu;  // a zero's |x| - 1 wraps: never the smallest
+  for (int g0 = 0; g0 < world; g0 += kPollGroup) {
+    const int count = world - g0 < kPollGroup ? world - g0 : kPollGroup;
+    uint4 v[kPollGroup];
+    if (!poll_slots<kPollGroup>(first + std::uint64_t(g0) * stride, stride, count, g0, token, pack, v, ctx))
+      return false;
+#pragma unroll
+    for (int i = 0; i < kPollGroup; ++i) {
+      if (i < count) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+          const float x = Pack<T>::widen(v[i], e);
+          acc[e] = ptx::add_rn_f64(acc[e], ptx::cvt_f64_f32(x));
+          if constexpr (T != DType::kFp16) {
+            const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
+            largest = max(largest, magnitude);
+            smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
+          }
+        }
+      }
+    }
+  }
+  if (exact_in_double<T>(largest, smallest_minus_one, world)) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) out[e] = round_double_to<T>(acc[e]);
+  } else {
+    for (int e = 0; e < E; ++e) {
+      WideSum wide;
+      for (int r = 0; r < world; ++r)
+        wide.add(__float_as_uint(Pack<T>::widen(ptx::ld_volatile_v4(first + std::uint64_t(r) * stride), e)));
+      out[e] = wide.round<T>();
+    }
+  }
+  return true;
+}
+
+/// The exact fold of one pack: `sum` gets the exact sums rounded once to T (an exact zero is +0, so no -0
+/// result is possible). False when a wait gave up.
+template <DType T>
+__device__ __forceinline__ bool exact_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                 std::int64_t token, std::uint32_t pack, uint4& sum,
+                                                 const WaitContext& ctx) {
+  std::uint32_t out[Pack<T>::kElements];
+  bool certified = false;
+  if constexpr (T != DType::kFp32)
+    if (!exact_fold_fp32<T>(first, stride, world, token, pack, out, certified, ctx)) return false;
+  if (!certified && !exact_fold_wide<T>(first, stride, world, token, pack, out, ctx)) return false;
+  std::uint32_t* w = &sum.x;
+  if constexpr (T == DType::kFp32) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = out[i];
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = out[2 * i] | (out[2 * i + 1] << 16);
+  }
+  return true;
+}
+
+}  // namespace ar::cuda::detail
