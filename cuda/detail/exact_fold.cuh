@@ -151,32 +151,24 @@ __device__ __forceinline__ bool exact_fold_fp32(const std::uint8_t* first, std::
   float sum[E], error[E];  // the fp32 fold; the sum of its errors' magnitudes, rounded up
 #pragma unroll
   for (int e = 0; e < E; ++e) sum[e] = error[e] = 0.0f;
-  for (int g0 = 0; g0 < world; g0 += kPollGroup) {
-    const int count = world - g0 < kPollGroup ? world - g0 : kPollGroup;
-    uint4 v[kPollGroup];
-    if (!poll_slots<kPollGroup>(first + std::uint64_t(g0) * stride, stride, count, g0, token, pack, v, ctx))
-      return false;
+  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int rank, const uint4& v) {
 #pragma unroll
-    for (int i = 0; i < kPollGroup; ++i) {
-      if (i < count) {
-#pragma unroll
-        for (int e = 0; e < E; ++e) {
-          const float x = Pack<T>::widen(v[i], e);
-          if (g0 + i == 0) {  // +0 + x is exact: no error to bound
-            sum[e] = x;
-            continue;
-          }
-          const float s = ptx::add_rn_f32(sum[e], x);
-          // TwoSum: the exact error of s (six IEEE adds, no precondition on the operands' sizes).
-          const float x_part = ptx::add_rn_f32(s, -sum[e]);
-          const float sum_part = ptx::add_rn_f32(s, -x_part);
-          const float err = ptx::add_rn_f32(ptx::add_rn_f32(sum[e], -sum_part), ptx::add_rn_f32(x, -x_part));
-          error[e] = ptx::add_rp_f32(error[e], fabsf(err));
-          sum[e] = s;
-        }
+    for (int e = 0; e < E; ++e) {
+      const float x = Pack<T>::widen(v, e);
+      if (rank == 0) {  // +0 + x is exact: no error to bound
+        sum[e] = x;
+        continue;
       }
+      const float s = ptx::add_rn_f32(sum[e], x);
+      // TwoSum: the exact error of s (five IEEE adds, no precondition on the operands' sizes).
+      const float x_part = ptx::add_rn_f32(s, -sum[e]);
+      const float sum_part = ptx::add_rn_f32(s, -x_part);
+      const float err = ptx::add_rn_f32(ptx::add_rn_f32(sum[e], -sum_part), ptx::add_rn_f32(x, -x_part));
+      error[e] = ptx::add_rp_f32(error[e], fabsf(err));
+      sum[e] = s;
     }
-  }
+  });
+  if (!polled) return false;
   certified = true;
 #pragma unroll
   for (int e = 0; e < E; ++e) {
@@ -203,27 +195,19 @@ __device__ __forceinline__ bool exact_fold_wide(const std::uint8_t* first, std::
 #pragma unroll
   for (int e = 0; e < E; ++e) acc[e] = 0.0;
   std::uint32_t largest = 0, smallest_minus_one = 0xFFFFFFFFu;  // a zero's |x| - 1 wraps: never the smallest
-  for (int g0 = 0; g0 < world; g0 += kPollGroup) {
-    const int count = world - g0 < kPollGroup ? world - g0 : kPollGroup;
-    uint4 v[kPollGroup];
-    if (!poll_slots<kPollGroup>(first + std::uint64_t(g0) * stride, stride, count, g0, token, pack, v, ctx))
-      return false;
+  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int, const uint4& v) {
 #pragma unroll
-    for (int i = 0; i < kPollGroup; ++i) {
-      if (i < count) {
-#pragma unroll
-        for (int e = 0; e < E; ++e) {
-          const float x = Pack<T>::widen(v[i], e);
-          acc[e] = ptx::add_rn_f64(acc[e], ptx::cvt_f64_f32(x));
-          if constexpr (T != DType::kFp16) {
-            const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
-            largest = max(largest, magnitude);
-            smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
-          }
-        }
+    for (int e = 0; e < E; ++e) {
+      const float x = Pack<T>::widen(v, e);
+      acc[e] = ptx::add_rn_f64(acc[e], ptx::cvt_f64_f32(x));
+      if constexpr (T != DType::kFp16) {
+        const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
+        largest = max(largest, magnitude);
+        smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
       }
     }
-  }
+  });
+  if (!polled) return false;
   if (exact_in_double<T>(largest, smallest_minus_one, world)) {
 #pragma unroll
     for (int e = 0; e < E; ++e) out[e] = round_double_to<T>(acc[e]);

@@ -236,6 +236,24 @@ __device__ __forceinline__ bool poll_slots(const std::uint8_t* first, std::uint6
 /// group by group (the same values as whole-chunk passes, see poll_slots), which bounds the registers a pack needs.
 using ::ar::kPollGroup;
 
+/// Polls slots [begin, end) of one pack group by group (poll_slots) and hands each to each(rank, value), in
+/// ascending rank order. False when a wait gave up.
+template <class Each>
+__device__ __forceinline__ bool poll_each_slot(const std::uint8_t* first, std::uint64_t stride, int begin, int end,
+                                               std::int64_t token, std::uint32_t pack, const WaitContext& ctx,
+                                               Each&& each) {
+  for (int g0 = begin; g0 < end; g0 += kPollGroup) {
+    const int count = end - g0 < kPollGroup ? end - g0 : kPollGroup;
+    uint4 v[kPollGroup];
+    if (!poll_slots<kPollGroup>(first + std::uint64_t(g0) * stride, stride, count, g0, token, pack, v, ctx))
+      return false;
+#pragma unroll
+    for (int i = 0; i < kPollGroup; ++i)
+      if (i < count) each(g0 + i, v[i]);
+  }
+  return true;
+}
+
 /// Folds the W slots of one pack in `chunk` order (ReductionOrder: 0 = one flat fold from +0; K = chunks of
 /// K ranks from +0, then an outer fold of chunk sums from +0), in ascending rank order.
 template <DType T, bool kFtz>
@@ -250,19 +268,11 @@ __device__ __forceinline__ bool fold_slots(const std::uint8_t* first, std::uint6
     float part[E];
 #pragma unroll
     for (int e = 0; e < E; ++e) part[e] = 0.0f;
-    for (int g0 = c0; g0 < c0 + per_chunk; g0 += kPollGroup) {
-      const int count = c0 + per_chunk - g0 < kPollGroup ? c0 + per_chunk - g0 : kPollGroup;
-      uint4 v[kPollGroup];
-      if (!poll_slots<kPollGroup>(first + std::uint64_t(g0) * stride, stride, count, g0, token, pack, v, ctx))
-        return false;
+    const bool polled = poll_each_slot(first, stride, c0, c0 + per_chunk, token, pack, ctx, [&](int, const uint4& v) {
 #pragma unroll
-      for (int i = 0; i < kPollGroup; ++i) {
-        if (i < count) {
-#pragma unroll
-          for (int e = 0; e < E; ++e) part[e] = add_f32<kFtz>(part[e], Pack<T>::widen(v[i], e));
-        }
-      }
-    }
+      for (int e = 0; e < E; ++e) part[e] = add_f32<kFtz>(part[e], Pack<T>::widen(v, e));
+    });
+    if (!polled) return false;
     if (chunk == 0) {
 #pragma unroll
       for (int e = 0; e < E; ++e) acc[e] = part[e];
