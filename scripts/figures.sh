@@ -16,6 +16,7 @@ plot bench "$r/h100-80gb-x2-nv18_w2_all-dtypes_4K-256M_graph_nccl.json" --type b
 plot bench "$r/h200_w2_bf16_fused-sweep_9609dc9.json" -o docs/figures/fused-h200
 # The invariant profile's cost: every profile's fused call on one H200 (W = 2, D = 4096, from 1 MiB).
 plot bench "$r/h200_w2-w8_bf16_invariant-cost-large_1935d8a.json" --world 2 -o docs/figures/invariant-cost-h200
+plot bench "$r/h200_w2-w8_bf16_invariant-exact-cost-large_862cf24.json" --world 2 -o docs/figures/invariant-exact-cost-h200
 # Where ONESHOT and TWOSHOT disagree on the W = 16 adversarial golden case (the README's main job; the
 # manifest stores twoshot/flashinfer's output in the file of oneshot/trtllm, whose bits it shares).
 plot diff data/adversarial_bf16_w16.oneshot.flashinfer.npy data/adversarial_bf16_w16.oneshot.trtllm.npy \
