@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "harness/io/exit_codes.h"
+#include "reference/all_reduce.h"
 
 namespace ar::python {
 
@@ -23,6 +24,14 @@ HostTensor tensor_of(const BitsIn& array, DType t, const char* what) {
     throw UsageError(fmt::format("{}: {} bytes for shape ({})", what, array.nbytes(), fmt::join(shape, ", ")));
   if (array.nbytes() != 0) std::memcpy(tensor.bytes().data(), array.data(), array.nbytes());
   return tensor;
+}
+
+RankInputs rank_inputs(const BitsIn& x, DType t) {
+  RankInputs in;
+  in.tensor = tensor_of(x, t, "x");
+  in.shape = shape_of_input(in.tensor);
+  if (auto why = validate_shape(in.shape)) throw UsageError(fmt::format("x: {}", *why));
+  return in;
 }
 
 BitsOut array_of(HostTensor tensor) {

@@ -8,6 +8,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include "harness/io/rank_inputs.h"
 #include "reference/tensor.h"
 
 namespace ar::python {
@@ -22,6 +23,10 @@ using BitsOut = nb::ndarray<nb::numpy>;
 /// `array` as a tensor of `t`: its elements must be unsigned words of T's width. `what` names the argument
 /// in messages ("x", "residual").
 HostTensor tensor_of(const BitsIn& array, DType t, const char* what);
+
+/// `x` ([W, N, D] of `t`) as every rank's input, its shape validated: a refusal names "x", as the CLI names
+/// the file.
+RankInputs rank_inputs(const BitsIn& x, DType t);
 
 /// The tensor's bits as a NumPy array, moved into the array's owner.
 BitsOut array_of(HostTensor tensor);

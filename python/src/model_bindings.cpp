@@ -40,9 +40,7 @@ nb::tuple fused(const BitsIn& x, const BitsIn& residual, const BitsIn& gamma, co
   FusedInputs f;
   f.options = fused_options(t, strategy_option(strategy), profile_option(profile), sm_count, eps, weight_bias,
                             "sm_count");
-  RankInputs in;
-  in.tensor = tensor_of(x, t, "x");
-  in.shape = shape_of_input(in.tensor);
+  const RankInputs in = rank_inputs(x, t);
   f.residual = tensor_of(residual, t, "residual");
   f.gamma = tensor_of(gamma, t, "gamma");
   FusedResult r;

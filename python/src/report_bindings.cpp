@@ -26,14 +26,6 @@
 namespace ar::python {
 namespace {
 
-RankInputs rank_inputs(const BitsIn& x, DType t) {
-  RankInputs in;
-  in.tensor = tensor_of(x, t, "x");
-  in.shape = shape_of_input(in.tensor);
-  if (auto why = validate_shape(in.shape)) throw UsageError(fmt::format("x: {}", *why));
-  return in;
-}
-
 void check_element(const ProblemShape& s, std::int64_t token, std::int64_t col) {
   if (token < 0 || token >= s.tokens)
     throw UsageError(fmt::format("token {} is outside [0, {}) (the input has N = {} tokens)", token, s.tokens, s.tokens));

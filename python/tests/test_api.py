@@ -70,6 +70,7 @@ def test_resolve_follows_the_1_mib_rule():
     (lambda: mnnvl_ar.fused_reference(BF16, BF16[0, :2], BF16[0, 0]), "the residual must be [N, D] = [4, 32]"),
     (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0, :8]), "gamma must be [D] = [32]"),
     (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0], profile="trtllm"), "not trtllm"),
+    (lambda: mnnvl_ar.fused_reference(BF16[:3], BF16[0], BF16[0, 0]), "x: world size 3 is not supported"),
     (lambda: mnnvl_ar.check(BF16, BF16[:, :2]), "outputs have shape"),
     (lambda: mnnvl_ar.accuracy(BF16, residual=BF16[0]), "both residual and gamma"),
     (lambda: mnnvl_ar.accuracy(BF16, residual=BF16[0], gamma=BF16[0, 0], sm_count=2000), "sm_count 2000 is outside"),
