@@ -8,10 +8,10 @@
 //    exact the interval is a point, so ties of T (common: sums of bf16 values have few bits) are decided
 //    right too. Only a sum within a few fp32 ulps of a T midpoint, an overflow, a NaN or an Inf goes on.
 // 2. Doubles (fp32 always starts here): every value is a multiple of the smallest one's last bit and the sum
-//    stays below W times the largest one's binade, so when that span fits a double's 53 bits (exact_in_double,
-//    the host engine's test too) every partial sum is exact and the double IS the exact sum. fp16 always fits
-//    (2^-24 .. 2^16, 46 bits with W = 64; its NaN and Inf come out right by themselves); bf16 unless one pack
-//    holds values 2^39 or more apart, fp32 unless 2^23.
+//    stays below W times the largest one's binade, so when that span fits a double's 53 bits (reference
+//    double_sum_is_exact, the host engine's test too) every partial sum is exact and the double IS the exact
+//    sum. fp16 always fits (2^-24 .. 2^16, 46 bits with W = 64; its NaN and Inf come out right by
+//    themselves); bf16 unless one pack holds values 2^39 or more apart, fp32 unless 2^23.
 // 3. A 320-bit integer (WideSum, the reference's ExactSum in device code), element by element, for the rest
 //    (and every pack with a NaN or an Inf, bf16 and fp32).
 // The later ways read the slots again: a slot, once full, keeps its value for the rest of the call.
@@ -26,6 +26,7 @@
 #include <cstdint>
 
 #include "cuda/detail/lamport.cuh"
+#include "reference/exact_sum.h"
 
 namespace ar::cuda::detail {
 
@@ -42,19 +43,16 @@ __device__ __forceinline__ std::uint32_t round_double_to(double x) {
   }
 }
 
-/// Whether the double sum of `world` values of T is exact, from the largest and smallest non-zero magnitudes
-/// (fp32 bits of the widened values; `smallest_minus_one` + 1 is the smallest, 0 when all are zeros).
-/// The same test as the host engine's exact_in_double (reference/detail/fast_fold.cpp).
+/// Whether the pack's double sums are exact, from the largest and smallest non-zero magnitudes (fp32 bits of
+/// the widened values; `smallest_minus_one` + 1 is the smallest, 0 when all are zeros): the host engine's
+/// test, reference double_sum_is_exact.
 template <DType T>
 __device__ __forceinline__ bool exact_in_double(std::uint32_t largest, std::uint32_t smallest_minus_one, int world) {
   if constexpr (T == DType::kFp16) {
     return true;  // 2^-24 .. 2^16 and W <= 64: 46 bits; a NaN or an Inf stays in its own element
   } else {
     if (largest >= 0x7F800000u) return false;  // a NaN or an Inf: WideSum, element by element
-    constexpr int kFractionBits = T == DType::kBf16 ? 7 : 23;
-    const int top = static_cast<int>(largest >> 23);
-    const int low = max(static_cast<int>((smallest_minus_one + 1u) >> 23), 1);
-    return top - low + (32 - __clz(world - 1)) <= 52 - kFractionBits;
+    return ::ar::double_sum_is_exact(largest, smallest_minus_one + 1u, world, ::ar::float_format(T));
   }
 }
 

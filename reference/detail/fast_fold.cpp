@@ -6,7 +6,7 @@
 //   turns back into a number, so canonicalising once, when narrowing, gives the same bits.
 // - -0 inputs are sanitised while widening, as the kernels do before storing.
 // - The exact order (invariant profile) sums in doubles. A double holds the sum exactly when every partial
-//   sum is a multiple of the smallest input's last bit below 2^53 of them; exact_in_double checks that from
+//   sum is a multiple of the smallest input's last bit below 2^53 of them; double_sum_is_exact checks that from
 //   the largest and smallest magnitudes, and the rare element that fails it (or holds a NaN or an Inf) goes
 //   to reduce_element. An exact double rounded once to T is the exact sum rounded once.
 // The tests compare this engine with reduce_element on every case they have.
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "reference/exact_sum.h"
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
 #include "reference/fold.h"
@@ -119,21 +120,6 @@ void narrow_block(const float* acc, std::int64_t n, bool sanitize_result, typena
   }
 }
 
-/// Whether a double sum of `world` values of T, widened to fp32 bits with magnitudes between `min_bits` and
-/// `max_bits` (non-zero, finite), is exact: the values are multiples of 2^lsb (lsb from the smallest one's
-/// exponent and T's fraction bits, T's subnormals included), their sum is below world * 2^(top), so a double
-/// holds every partial sum when world * 2^top <= 2^(53 + lsb).
-bool exact_in_double(std::uint32_t max_bits, std::uint32_t min_bits, int world, DType t) {
-  const FloatFormat f = float_format(t);
-  // The fp32 exponent field of T's smallest normal: below it T's last bit stays at T's subnormal step.
-  const int smallest_normal_field = 127 + 1 - f.bias();
-  const int top_field = static_cast<int>(max_bits >> 23);
-  const int low_field = std::max(static_cast<int>(min_bits >> 23), std::max(smallest_normal_field, 1));
-  int log2_world = 0;
-  while ((1 << log2_world) < world) ++log2_world;
-  return top_field - low_field <= 52 - f.fraction_bits - log2_world;
-}
-
 template <DType T>
 void exact_fold_typed(const typename Storage<T>::Word* planes, int world, std::int64_t count, const ReductionOrder& order,
                       typename Storage<T>::Word* out) {
@@ -158,7 +144,7 @@ void exact_fold_typed(const typename Storage<T>::Word* planes, int world, std::i
     }
     for (std::int64_t j = 0; j < n; ++j) {
       std::uint32_t bits;
-      if (largest[j] < 0x7F800000u && exact_in_double(largest[j], smallest[j] + 1u, world, T)) {
+      if (largest[j] < 0x7F800000u && double_sum_is_exact(largest[j], smallest[j] + 1u, world, float_format(T))) {
         bits = round_from_double(sum[j], float_format(T));
       } else {  // a NaN or an Inf, or magnitudes too far apart for a double: the scalar model
         for (int r = 0; r < world; ++r) element[r] = planes[r * count + begin + j];
