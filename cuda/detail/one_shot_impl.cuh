@@ -9,7 +9,7 @@
 namespace ar::cuda::detail {
 
 template <DType T, bool kFtz, bool kExact>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
+__global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact : kMinBlocksPerSm)
     one_shot_st_ld_r(const __grid_constant__ AllReduceParams p) {
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
   uint4 v[kUnroll];  // a batch of input packs in flight (begin_rank_launch loads the first)
