@@ -6,10 +6,12 @@
     print(mnnvl_ar.explain(x, token=0, col=5))           # why element [0, 5] has its bits
 
 Arrays are NumPy (bf16 as ml_dtypes.bfloat16, or raw uint16 with dtype="bf16"), or torch CPU tensors.
-Everything here runs on the CPU without a GPU, CUDA or torch.
+Everything here runs on the CPU without a GPU, CUDA or torch. Rendezvous joins the processes of a job
+without torch.distributed (all_gather, barrier), as mnnvl_ar.gpu.Workspace does when there is no group.
 """
 
 from ._check import CheckReport, check
+from ._core import Rendezvous
 from ._reference import (DEFAULT_SM_COUNT, PROFILES, STRATEGIES, correctly_rounded, fused_reference, reference,
                          resolve)
 from ._reports import Accuracy, Diff, Explanation, accuracy, diff, explain
@@ -17,7 +19,7 @@ from ._tensors import DTYPES
 from . import testing
 
 __all__ = [
-    "Accuracy", "CheckReport", "DEFAULT_SM_COUNT", "DTYPES", "Diff", "Explanation", "PROFILES", "STRATEGIES",
-    "accuracy", "check", "correctly_rounded", "diff", "explain", "fused_reference", "reference", "resolve",
-    "testing",
+    "Accuracy", "CheckReport", "DEFAULT_SM_COUNT", "DTYPES", "Diff", "Explanation", "PROFILES", "Rendezvous",
+    "STRATEGIES", "accuracy", "check", "correctly_rounded", "diff", "explain", "fused_reference", "reference",
+    "resolve", "testing",
 ]

@@ -1,7 +1,8 @@
 """How one rank's process learns its peers' Lamport buffers: each exports its allocation as a POSIX file
 descriptor, and descriptors travel between the processes of one host over AF_UNIX sockets (SCM_RIGHTS). The
-socket names and a secret come through the caller's torch.distributed group; a connection that does not
-carry the secret is refused, and a peer that never connects ends the exchange with an error naming it."""
+socket names and a secret come through the peers' all-gather (_peers.py: a torch.distributed group or our
+Rendezvous); a connection that does not carry the secret is refused, and a peer that never connects ends the
+exchange with an error naming it."""
 
 import os
 import secrets
@@ -10,27 +11,22 @@ import time
 
 
 class DescriptorExchange:
-    """exchange() and barrier() as the workspace's C++ side calls them (python/src/gpu_module.cpp)."""
+    """exchange() and barrier() as the workspace's C++ side calls them (python/src/gpu_module.cpp). `peers`
+    has rank, world_size, all_gather(str) -> [str] in rank order, and barrier() (_peers.py)."""
 
-    def __init__(self, group, rank, world, timeout_s):
-        self.group, self.rank, self.world, self.timeout_s = group, rank, world, timeout_s
+    def __init__(self, peers, timeout_s):
+        self.peers, self.timeout_s = peers, timeout_s
+        self.rank, self.world = peers.rank, peers.world_size
         self.received = []  # descriptors kept open until the workspace has imported them
 
-    def _all_gather(self, value):
-        import torch.distributed as dist
-
-        out = [None] * self.world
-        dist.all_gather_object(out, value, group=self.group)
-        return out
-
     def barrier(self):
-        self._all_gather(None)
+        self.peers.barrier()
 
     def exchange(self, handle_type, mine):
         if not handle_type.startswith("POSIX"):
             raise RuntimeError(f"handle type {handle_type} cannot travel between processes here")
-        names = self._all_gather(secrets.token_hex(8))
-        secret = self._all_gather(secrets.token_hex(16))[0]  # rank 0's
+        names = self.peers.all_gather(secrets.token_hex(8))
+        secret = self.peers.all_gather(secrets.token_hex(16))[0]  # rank 0's
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(f"\0mnnvl_ar.{names[self.rank]}".encode())
         server.listen(self.world)

@@ -8,6 +8,14 @@ NVLink multicast): one process is one rank, tensors are torch CUDA tensors, call
     out = gpu.all_reduce(x, ws, launch_with_pdl=False)     # trtllm_mnnvl_allreduce(input, workspace, ...)
     y, res = gpu.fused_allreduce_add_rmsnorm(x, residual, gamma, ws)
 
+Without a torch.distributed group the ranks meet through mnnvl_ar's own rendezvous (mnnvl_ar.Rendezvous):
+under torchrun with the same secret token on every process, nothing else is needed,
+
+    export MNNVL_AR_TOKEN=$(openssl rand -hex 16)
+    torchrun --nproc_per_node 2 my_script.py               # ws = gpu.Workspace(), no init_process_group
+
+or pass one: gpu.Workspace(rendezvous=mnnvl_ar.Rendezvous(port=29600)).
+
 The calls are torch custom ops (torch.ops.mnnvl_ar.*): torch.compile traces them, CUDA graphs capture them,
 torch.library.opcheck passes. No multicast is used; every wait is bounded (timeout_s), and a call after a
 wait gave up raises RuntimeError naming the rank that waited and the rank that never came. Needs torch;
@@ -20,7 +28,9 @@ import itertools
 import torch
 import torch.distributed as dist
 
+from ._core import Rendezvous
 from ._handles import DescriptorExchange
+from ._peers import RendezvousPeers, TorchDistributedPeers
 
 _DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 _workspaces = {}
@@ -54,28 +64,76 @@ def _strategy_code(strategy):
         raise ValueError(f"unknown strategy {strategy!r} (choose Strategy.ONESHOT, TWOSHOT or AUTO)") from None
 
 
-class Workspace:
-    """This rank's Lamport buffers, with every peer's mapped. Every rank of `group` (default: the default
-    process group) constructs it at the same time. buffer_size_in_bytes: per Lamport buffer (default: enough
-    for 1 MiB ONESHOT calls and small TWOSHOT ones; larger calls are refused with the size they need).
-    timeout_s bounds every wait of every call. sm_count: the SM count whose launch the fused call's
-    summation tree follows (default the GPU's own: FlashInfer's bits on this GPU)."""
+# Both ways a workspace's ranks can meet, for the refusal when neither is there.
+_NO_PEERS = ("mnnvl_ar.gpu.Workspace needs to meet the other ranks: either through torch.distributed (call "
+             "torch.distributed.init_process_group first), or through mnnvl_ar's own rendezvous (start the processes "
+             "with torchrun, or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, and set the same MNNVL_AR_TOKEN on "
+             "every process, e.g. export MNNVL_AR_TOKEN=$(openssl rand -hex 16); or pass "
+             "rendezvous=mnnvl_ar.Rendezvous(...))")
 
-    def __init__(self, group=None, *, buffer_size_in_bytes=None, device=None, timeout_s=10.0, sm_count=None):
-        if not dist.is_available() or not dist.is_initialized():
-            raise ValueError("mnnvl_ar.gpu.Workspace needs a torch.distributed process group: call "
-                             "torch.distributed.init_process_group first (torchrun sets its variables)")
+# How long a rendezvous the workspace makes itself waits for the peers at least: processes that import torch
+# and start CUDA arrive seconds apart.
+_MIN_RENDEZVOUS_TIMEOUT_S = 30.0
+
+
+def _meet_peers(group, rendezvous, timeout_s):
+    """Who this rank's peers are, and the Rendezvous the workspace made itself (None when it made none)."""
+    if rendezvous is not None:
+        if group is not None:
+            raise ValueError("pass group= or rendezvous=, not both: the ranks meet through one of them")
+        return RendezvousPeers(rendezvous), None
+    if dist.is_available() and dist.is_initialized():
+        return TorchDistributedPeers(group), None
+    if group is not None:
+        raise ValueError("group= was given, but torch.distributed is not initialised: call "
+                         "torch.distributed.init_process_group first")
+    try:
+        own = Rendezvous(timeout_s=max(_MIN_RENDEZVOUS_TIMEOUT_S, timeout_s))
+    except ValueError as e:
+        raise ValueError(f"{_NO_PEERS}; the environment does not describe a rendezvous: {e}") from None
+    if own.launcher == "single":
+        own.close()
+        raise ValueError(f"{_NO_PEERS}; no launcher variables (RANK and WORLD_SIZE...) are set")
+    return RendezvousPeers(own), own
+
+
+class Workspace:
+    """This rank's Lamport buffers, with every peer's mapped. Every rank constructs it at the same time.
+
+    The ranks meet (to exchange memory handles, and in reset()) through, in this order: `rendezvous` when
+    given (a mnnvl_ar.Rendezvous); else torch.distributed when it is initialised, over `group` (default: the
+    default process group); else a Rendezvous the workspace makes from the environment, as torchrun sets it
+    (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) with the same MNNVL_AR_TOKEN (or MNNVL_AR_TOKEN_FILE) on every
+    process, waiting up to max(30 s, timeout_s) for the peers. That rendezvous's rank 0 listens on MASTER_PORT,
+    or on MASTER_PORT + 1 under torchrun, whose agent serves its own store on MASTER_PORT
+    (TORCHELASTIC_USE_AGENT_STORE=True); to choose another port, pass
+    rendezvous=mnnvl_ar.Rendezvous(port=P) with the same free P on every rank. Without any of these it raises
+    ValueError saying both ways.
+
+    buffer_size_in_bytes: per Lamport buffer (default: enough for 1 MiB ONESHOT calls and small TWOSHOT ones;
+    larger calls are refused with the size they need). timeout_s bounds every wait of every call. sm_count: the
+    SM count whose launch the fused call's summation tree follows (default the GPU's own: FlashInfer's bits on
+    this GPU)."""
+
+    def __init__(self, group=None, *, buffer_size_in_bytes=None, device=None, timeout_s=10.0, sm_count=None,
+                 rendezvous=None):
+        peers, self._own_rendezvous = _meet_peers(group, rendezvous, timeout_s)
         self.group = group
-        self.rank = dist.get_rank(group)
-        self.world_size = dist.get_world_size(group)
+        self.rank = peers.rank
+        self.world_size = peers.world_size
         self.device = torch.device("cuda", torch.cuda.current_device() if device is None else
                                    torch.device(device).index or 0)
-        exchange = DescriptorExchange(group, self.rank, self.world_size, timeout_s)
+        exchange = DescriptorExchange(peers, timeout_s)
         try:
             with torch.cuda.device(self.device):
                 self._native = _native().RankWorkspace(self.world_size, self.rank, self.device.index,
                                                        buffer_size_in_bytes, timeout_s, exchange.exchange,
                                                        exchange.barrier)
+        except BaseException as e:
+            if self._own_rendezvous is not None:  # the peers learn why now, not at their timeout
+                self._own_rendezvous.abort(f"rank {self.rank} could not build its workspace: {e}")
+                self._own_rendezvous.close()
+            raise
         finally:
             exchange.close()
         if sm_count is not None:
@@ -99,7 +157,10 @@ class Workspace:
         self._native.reset()
 
     def close(self):
+        """Retires the workspace; a rendezvous it made itself is closed with it."""
         _workspaces.pop(self.id, None)
+        if self._own_rendezvous is not None:
+            self._own_rendezvous.close()
 
 
 def _check(name, t, like=None, shape=None):

@@ -11,4 +11,7 @@ void bind_model(nanobind::module_& m);
 /// explain, explain_fused, diff and accuracy: results with the text the CLI prints.
 void bind_reports(nanobind::module_& m);
 
+/// Rendezvous: the CLI's authenticated rendezvous, for processes without a torch.distributed group.
+void bind_rendezvous(nanobind::module_& m);
+
 }  // namespace ar::python

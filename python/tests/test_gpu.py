@@ -1,12 +1,18 @@
 """The GPU API (mnnvl_ar.gpu) under torchrun, one process per rank (several processes may share one GPU):
 bit-exact against the reference, plain and fused, through CUDA-graph capture and replay and torch.compile;
-torch.library.opcheck; a wait that gives up raises naming the ranks, and reset() recovers. Skipped without
-torch, a GPU or torchrun's variables; on the GPU machine:
+torch.library.opcheck; a wait that gives up raises naming the ranks, and reset() recovers; a workspace whose
+processes have no torch.distributed group meets through the environment. Skipped without torch, a GPU or
+torchrun's variables; on the GPU machine:
 
     torchrun --nproc_per_node 2 -m pytest python/tests/test_gpu.py
 """
 
+import json
 import os
+import secrets
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -114,6 +120,53 @@ def test_opcheck(ws):
     torch.library.opcheck(torch.ops.mnnvl_ar.all_reduce.default,
                           (inp, torch.empty_like(inp), ws.id, int(gpu.Strategy.AUTO), False))
     ws.synchronize()
+
+
+# A rank process without torch.distributed: gpu.Workspace() meets its peers through mnnvl_ar's own
+# rendezvous, from torchrun's variables and MNNVL_AR_TOKEN alone, then runs one all-reduce and prints how many
+# elements differ from the reference.
+NO_GROUP_RANK = """
+import json, os, torch, torch.distributed as dist
+import mnnvl_ar
+from mnnvl_ar import gpu
+torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+ws = gpu.Workspace(timeout_s=20.0)
+g = torch.Generator().manual_seed(2024)
+x = (torch.randn((ws.world_size, 8, 4096), generator=g) * 8).to(torch.bfloat16)
+out = gpu.all_reduce(x[ws.rank].cuda(), ws, launch_with_pdl=False, strategy="oneshot")
+ws.synchronize()
+want = mnnvl_ar.reference(x, "oneshot")
+differ = int((out.cpu().view(torch.int16) != want.view(torch.int16)).sum())
+print(json.dumps({"group": dist.is_initialized(), "rank": ws.rank, "world": ws.world_size, "differ": differ,
+                  "elements": want.numel()}))
+ws.close()
+"""
+
+
+def test_a_workspace_without_torch_distributed_meets_through_the_environment():
+    # This process agrees with its peers on a free port and a token; the rank processes it starts have no group
+    # and get nothing but variables: torchrun's, with that port as MASTER_PORT (torchrun's own store may hold
+    # its MASTER_PORT, as may this process's group), and the token as MNNVL_AR_TOKEN.
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    agreed = [None, None]
+    if dist.get_rank() == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            agreed = [s.getsockname()[1], secrets.token_hex(16)]
+    dist.broadcast_object_list(agreed, src=0)
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHELASTIC_USE_AGENT_STORE", "MNNVL_AR_TOKEN_FILE")}
+    env.update(MASTER_PORT=str(agreed[0]), MNNVL_AR_TOKEN=agreed[1])
+    try:
+        done = subprocess.run([sys.executable, "-c", NO_GROUP_RANK], env=env, capture_output=True, text=True,
+                              timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"rank {dist.get_rank()}: the rank process without a group still runs after 180 s")
+    assert done.returncode == 0, f"rank {dist.get_rank()}: the rank process failed:\n{done.stderr}"
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not got["group"]
+    assert (got["rank"], got["world"]) == (dist.get_rank(), dist.get_world_size())
+    assert got["differ"] == 0, f"rank {got['rank']}: {got['differ']} of {got['elements']} elements differ"
 
 
 def test_bad_input_is_refused_before_any_launch(ws):
