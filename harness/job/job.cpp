@@ -101,12 +101,8 @@ Job::Job(int spawn, std::string_view command, const std::vector<std::string>& ar
     // Without a token any process that reaches the port could join the job, or pose as rank 0 and hand
     // the ranks its own plan; so a job of several processes refuses before it listens or connects.
     if (r.token.empty())
-      throw UsageError(fmt::format(
-          "this process is rank {} of {} ({}), but no token is set: the processes of a job prove to each other "
-          "that they know one secret token before any of them is trusted. Set the same token on every process, "
-          "e.g. export MNNVL_AR_TOKEN=$(openssl rand -hex 16) before starting them, or name a file holding it "
-          "with $MNNVL_AR_TOKEN_FILE or --token-file FILE (--spawn makes its own)",
-          launch_.rank, launch_.world_size, launch_.launcher));
+      throw UsageError(missing_token_message(launch_.rank, launch_.world_size, launch_.launcher,
+                                             "pass --token-file FILE (--spawn makes its own)"));
     r.address = launch_.address;
     r.port = launch_.port;
   }

@@ -120,6 +120,16 @@ std::string read_token_file(const std::string& path, const std::string& source) 
   return token;
 }
 
+std::string missing_token_message(int rank, int world_size, const std::string& launcher,
+                                  const std::string& other_ways) {
+  return fmt::format(
+      "this process is rank {} of {} ({}), but no token is set: the processes of a job prove to each other that "
+      "they know one secret token before any of them is trusted. Set the same token on every process, e.g. "
+      "export MNNVL_AR_TOKEN=$(openssl rand -hex 16) before starting them, or name a file holding it with "
+      "$MNNVL_AR_TOKEN_FILE, or {}",
+      rank, world_size, launcher, other_ways);
+}
+
 std::string token_from_environment() {
   if (const char* t = std::getenv("MNNVL_AR_TOKEN"); t && *t) return t;
   if (const char* path = std::getenv("MNNVL_AR_TOKEN_FILE"); path && *path)

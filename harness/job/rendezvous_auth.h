@@ -71,4 +71,9 @@ std::string token_from_environment();
 /// token file can be, or its first line is empty.
 std::string read_token_file(const std::string& path, const std::string& source);
 
+/// Why a process of a job of several refuses to start without a token (rank `rank` of `world_size` under
+/// `launcher`), ending with `other_ways`, how else this caller can give one ("--token-file FILE ...").
+std::string missing_token_message(int rank, int world_size, const std::string& launcher,
+                                  const std::string& other_ways);
+
 }  // namespace ar

@@ -96,12 +96,7 @@ ResolvedRendezvous resolve(const RendezvousRequest& r, const EnvLookup& env) {
                     o.rank, o.world_size, out.launcher));
   o.token = r.token ? *r.token : token_from_environment();
   if (o.token.empty())
-    throw UsageError(fmt::format(
-        "this process is rank {} of {} ({}), but no token is set: the processes prove to each other that they "
-        "know one secret token before any of them is trusted. Set the same token on every process, e.g. "
-        "export MNNVL_AR_TOKEN=$(openssl rand -hex 16) before starting them, or name a file holding it with "
-        "MNNVL_AR_TOKEN_FILE, or pass token=",
-        o.rank, o.world_size, out.launcher));
+    throw UsageError(missing_token_message(o.rank, o.world_size, out.launcher, "pass token="));
   return out;
 }
 

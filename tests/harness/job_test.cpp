@@ -93,7 +93,7 @@ TEST_CASE("a job of several processes with no token refuses before it listens or
     CHECK_THROWS_WITH(Job(0, "run", {}, JobOptions{}),
                       Catch::Contains(fmt::format("rank {} of 2 (torchrun), but no token is set", rank)) &&
                           Catch::Contains("export MNNVL_AR_TOKEN=$(openssl rand -hex 16)") &&
-                          Catch::Contains("$MNNVL_AR_TOKEN_FILE or --token-file FILE"));
+                          Catch::Contains("$MNNVL_AR_TOKEN_FILE, or pass --token-file FILE"));
     // Through the command line: exit 2 with that message, before the GPU is looked at.
     const auto cli = test::run_in_process({"run", "--world", "2", "--calls", "oneshot:N=1"});
     CHECK(cli.code == kExitUsage);
