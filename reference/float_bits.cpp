@@ -15,7 +15,7 @@ Rounded round_to_format(const WideValue& v, FloatFormat f) {
   const int value_exponent = v.exponent + msb;             // value in [2^E, 2^(E+1))
   const int min_exponent = 1 - f.bias();                   // smallest normal exponent
   const int min_quantum = min_exponent - f.fraction_bits;  // last bit of the subnormals
-  if (value_exponent > f.bias()) return {sign | f.infinity(), true, true};
+  if (value_exponent > f.max_exponent()) return {sign | f.infinity(), true, true};
   // Exponent of the last kept bit: p bits for normals, fixed for subnormals.
   const int quantum = std::max(value_exponent - f.fraction_bits, min_quantum);
   const int drop = quantum - v.exponent;

@@ -16,8 +16,13 @@ namespace ar {
 struct FloatFormat {
   int fraction_bits;  ///< explicit mantissa bits (7 bf16, 10 fp16, 23 fp32)
   int exponent_bits;  ///< 8 bf16, 5 fp16, 8 fp32
+  /// 0: the IEEE bias 2^(exponent_bits - 1) - 1. Set for a wider exponent field with a narrow format's bias,
+  /// in which the quantised outputs' formats round without overflowing (reference/quant_formats.h).
+  int explicit_bias = 0;
 
-  constexpr int bias() const { return (1 << (exponent_bits - 1)) - 1; }
+  constexpr int bias() const { return explicit_bias != 0 ? explicit_bias : (1 << (exponent_bits - 1)) - 1; }
+  /// The largest finite value's exponent (its field all ones but the last bit): the bias for IEEE formats.
+  constexpr int max_exponent() const { return (1 << exponent_bits) - 2 - bias(); }
   constexpr std::uint32_t sign_mask() const { return 1u << (fraction_bits + exponent_bits); }
   constexpr std::uint32_t exponent_mask() const { return ((1u << exponent_bits) - 1) << fraction_bits; }
   constexpr std::uint32_t fraction_mask() const { return (1u << fraction_bits) - 1; }
