@@ -91,7 +91,7 @@ TEST_CASE("e4m3 from fp32 is RN-even with saturation, against a search over ever
   CHECK(e4m3_from_fp32(0x00000001u) == 0x00);        // an fp32 subnormal
 }
 
-TEST_CASE("e2m1 from fp32 is RN-even onto 0..6 with saturation; a NaN has no encoding", "[cpu]") {
+TEST_CASE("e2m1 from fp32 is RN-even onto 0..6 with saturation and gives no value for a NaN", "[cpu]") {
   const std::vector<double> want_values{0, 0.5, 1, 1.5, 2, 3, 4, 6};
   std::vector<double> values;
   for (std::uint8_t c = 0; c < 8; ++c) values.push_back(value_of(fp32_from_e2m1(c)));
