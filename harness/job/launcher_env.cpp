@@ -89,7 +89,18 @@ LaunchInfo detect_launch(const EnvLookup& env) {
     }
   }
   if (const auto addr = env("MASTER_ADDR")) info.address = *addr;
-  if (env("MASTER_PORT")) info.port = static_cast<std::uint16_t>(number(env, "MASTER_PORT", 0, 1, 65535));
+  if (env("MASTER_PORT")) {
+    const int port = number(env, "MASTER_PORT", 0, 1, 65535);
+    // Under torchrun, MASTER_PORT normally belongs to torchrun itself: its agent serves the workers'
+    // torch.distributed store there, and says so with TORCHELASTIC_USE_AGENT_STORE=True. Listening there
+    // would fail, so rank 0 takes the next port, which every rank derives alike.
+    const bool agent_store = env("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
+    if (agent_store && port == 65535)
+      throw UsageError(
+          "MASTER_PORT=65535 is torchrun's own store, and the rendezvous would take the next port, which does not "
+          "exist: choose another MASTER_PORT");
+    info.port = static_cast<std::uint16_t>(agent_store ? port + 1 : port);
+  }
   if (info.world_size == 1 && info.address.empty()) info.address = "127.0.0.1";
   return info;
 }

@@ -15,7 +15,7 @@ struct LaunchInfo {
   int local_rank = 0;
   int local_world_size = 1;
   std::string address;     ///< rank 0's host for the rendezvous; empty when the launcher gives none
-  std::uint16_t port = 0;  ///< 0 when the launcher gives none
+  std::uint16_t port = 0;  ///< where rank 0 listens; 0 when the launcher gives none
   std::string launcher;    ///< "torchrun", "slurm", "openmpi", "pmi", or "single" (no launcher)
 };
 
@@ -24,7 +24,8 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup process_environment();
 
 /// Detects the launcher from `env`. MASTER_ADDR / MASTER_PORT override the address and port under every
-/// launcher. Throws UsageError naming the variable when one is set but malformed (not a number, rank
+/// launcher; rank 0 listens on MASTER_PORT + 1 when torchrun's agent holds MASTER_PORT for its own store
+/// (TORCHELASTIC_USE_AGENT_STORE=True). Throws UsageError naming the variable when one is set but malformed (not a number, rank
 /// outside the world...).
 LaunchInfo detect_launch(const EnvLookup& env);
 

@@ -49,20 +49,6 @@ struct ResolvedRendezvous {
   std::string launcher;  ///< detect_launch's name, or "arguments" when the caller gave rank and world size
 };
 
-// The port rank 0 listens on when the caller names none. Under torchrun, MASTER_PORT normally belongs to
-// torchrun itself: its agent serves the workers' torch.distributed store there, which it says by setting
-// TORCHELASTIC_USE_AGENT_STORE=True. Listening there would fail, so the rendezvous takes the next port,
-// which every rank derives alike.
-std::uint16_t default_port(const LaunchInfo& launch, const EnvLookup& env) {
-  if (launch.port == 0) return 0;
-  if (env("TORCHELASTIC_USE_AGENT_STORE") != std::optional<std::string>("True")) return launch.port;
-  if (launch.port == 65535)
-    throw UsageError(
-        "MASTER_PORT=65535 is torchrun's own store, and the rendezvous would take the next port, which does not "
-        "exist: pass port= (the same free port on every rank)");
-  return static_cast<std::uint16_t>(launch.port + 1);
-}
-
 ResolvedRendezvous resolve(const RendezvousRequest& r, const EnvLookup& env) {
   if (!std::isfinite(r.timeout_s) || r.timeout_s <= 0 || r.timeout_s > kMaxTimeoutSeconds)
     throw UsageError(fmt::format("timeout_s={} must be a positive number of seconds, at most {:.0f} (a week)",
@@ -88,7 +74,7 @@ ResolvedRendezvous resolve(const RendezvousRequest& r, const EnvLookup& env) {
   if (o.world_size == 1) return out;  // a process alone meets nobody: no address, port or token
 
   o.address = r.address.value_or(launch.address);
-  o.port = r.port ? static_cast<std::uint16_t>(*r.port) : default_port(launch, env);
+  o.port = r.port ? static_cast<std::uint16_t>(*r.port) : launch.port;  // past torchrun's own store (detect_launch)
   if (o.address.empty() || o.port == 0)
     throw UsageError(
         fmt::format("this process is rank {} of {} ({}), but nothing says where rank 0 listens: set MASTER_ADDR and "

@@ -95,3 +95,15 @@ TEST_CASE("GPU choice from the local rank", "[cpu]") {
   CHECK(choose_device(i, 2).device == 1);
   CHECK(choose_device(i, 2).shared);
 }
+
+TEST_CASE("under torchrun's agent store, rank 0 listens past MASTER_PORT", "[cpu]") {
+  // torchrun's agent serves the workers' torch.distributed store on MASTER_PORT and says so.
+  std::map<std::string, std::string> vars{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
+                                          {"MASTER_PORT", "29500"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"}};
+  CHECK(detect_launch(env_of(vars)).port == 29501);
+  vars["TORCHELASTIC_USE_AGENT_STORE"] = "False";  // the agent's store is elsewhere: MASTER_PORT is free
+  CHECK(detect_launch(env_of(vars)).port == 29500);
+  vars["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  vars["MASTER_PORT"] = "65535";
+  CHECK_THROWS_WITH(detect_launch(env_of(vars)), Catch::Contains("MASTER_PORT=65535 is torchrun's own store"));
+}
