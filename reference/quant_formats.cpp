@@ -26,6 +26,13 @@ std::uint8_t round_saturating(std::uint32_t fp32_bits, FloatFormat wide, std::ui
   return static_cast<std::uint8_t>(sign | magnitude);
 }
 
+// The exact fp32 value of a finite code of narrow format `f` (fp32 holds every value of e4m3 and e2m1).
+std::uint32_t fp32_from_code(std::uint32_t code, FloatFormat f) {
+  const std::uint32_t sign = sign_bit(code, f) ? kFp32Format.sign_mask() : 0u;
+  if (is_zero(code, f)) return sign;
+  return round_to_format(decode_finite(code, f), kFp32Format).bits;
+}
+
 }  // namespace
 
 std::uint8_t e4m3_from_fp32(std::uint32_t fp32_bits) {
@@ -40,17 +47,9 @@ std::optional<std::uint8_t> e2m1_from_fp32(std::uint32_t fp32_bits) {
 
 std::uint32_t fp32_from_e4m3(std::uint8_t code) {
   if ((code & 0x7F) == kE4m3Nan) return kFp32Format.canonical_nan();
-  constexpr FloatFormat kE4m3{3, 4};
-  const std::uint32_t sign = (code & 0x80) ? kFp32Format.sign_mask() : 0u;
-  if ((code & 0x7F) == 0) return sign;
-  return round_to_format(decode_finite(code, kE4m3), kFp32Format).bits;  // exact: fp32 holds every e4m3
+  return fp32_from_code(code, FloatFormat{3, 4});
 }
 
-std::uint32_t fp32_from_e2m1(std::uint8_t code) {
-  constexpr FloatFormat kE2m1{1, 2};
-  const std::uint32_t sign = (code & 0x8) ? kFp32Format.sign_mask() : 0u;
-  if ((code & 0x7) == 0) return sign;
-  return round_to_format(decode_finite(code & 0xF, kE2m1), kFp32Format).bits;
-}
+std::uint32_t fp32_from_e2m1(std::uint8_t code) { return fp32_from_code(code & 0xF, FloatFormat{1, 2}); }
 
 }  // namespace ar

@@ -25,8 +25,8 @@ EnvLookup process_environment();
 
 /// Detects the launcher from `env`. MASTER_ADDR / MASTER_PORT override the address and port under every
 /// launcher; rank 0 listens on MASTER_PORT + 1 when torchrun's agent holds MASTER_PORT for its own store
-/// (TORCHELASTIC_USE_AGENT_STORE=True). Throws UsageError naming the variable when one is set but malformed (not a number, rank
-/// outside the world...).
+/// (TORCHELASTIC_USE_AGENT_STORE=True). Throws UsageError naming the variable when one is set but malformed
+/// (not a number, rank outside the world...).
 LaunchInfo detect_launch(const EnvLookup& env);
 
 /// The first host of a Slurm node list: "gpu-[003-005,010],cpu1" -> "gpu-003".

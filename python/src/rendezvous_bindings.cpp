@@ -212,27 +212,12 @@ void bind_rendezvous(nb::module_& m) {
             return out;
           },
           nb::arg("mine"), "Every rank's bytes, in rank order, on every rank (each offers a small value).")
-      .def(
-          "barrier",
-          [](PythonRendezvous& self) {
-            nb::gil_scoped_release unlocked;
-            self.barrier();
-          },
-          "Returns once every rank has called it.")
-      .def(
-          "abort",
-          [](PythonRendezvous& self, const std::string& reason) {
-            nb::gil_scoped_release unlocked;
-            self.abort(reason);
-          },
-          nb::arg("reason"), "Tells the peers to stop, with a reason (best effort, never raises).")
-      .def(
-          "close",
-          [](PythonRendezvous& self) {
-            nb::gil_scoped_release unlocked;
-            self.close();
-          },
-          "Closes the connections; the peers' next wait then names this rank. Closing twice is harmless.")
+      .def("barrier", &PythonRendezvous::barrier, nb::call_guard<nb::gil_scoped_release>(),
+           "Returns once every rank has called it.")
+      .def("abort", &PythonRendezvous::abort, nb::arg("reason"), nb::call_guard<nb::gil_scoped_release>(),
+           "Tells the peers to stop, with a reason (best effort, never raises).")
+      .def("close", &PythonRendezvous::close, nb::call_guard<nb::gil_scoped_release>(),
+           "Closes the connections; the peers' next wait then names this rank. Closing twice is harmless.")
       .def("__enter__", [](nb::handle self) { return nb::borrow(self); })
       .def(
           "__exit__",
