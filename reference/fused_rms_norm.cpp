@@ -173,7 +173,7 @@ std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, s
   return row.rsqrt_output;
 }
 
-void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmetic,
+std::uint32_t fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmetic,
                         std::span<const std::uint32_t> all_reduced, std::span<const std::uint32_t> residual,
                         std::span<const std::uint32_t> gamma, std::span<std::uint32_t> normalized,
                         std::span<std::uint32_t> residual_out, RowTrace* trace) {
@@ -216,6 +216,12 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
     const ElementProducts p = element_products(launch, arithmetic, pre[d], gamma[d], row.rsqrt_output);
     normalized[d] = narrow_from_fp32(p.second, t);
   }
+  return row.rsqrt_output;
+}
+
+std::uint32_t normalized_fp32(const NormLaunch& launch, const NormArithmetic& arithmetic, std::uint32_t pre,
+                              std::uint32_t gamma, std::uint32_t scale) {
+  return element_products(launch, arithmetic, pre, gamma, scale).second;
 }
 
 FusedResult reference_fused_rms_norm(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
@@ -227,16 +233,18 @@ FusedResult reference_fused_rms_norm(const HostTensor& input, const HostTensor& 
   result.residual_out = HostTensor(p.shape.dtype, {n, width}, HostTensor::kUninitialized);
   result.launch = p.launch;
   result.normalized_undefined_on_gpu = p.launch.exited_threads() > 0;
+  result.row_scales.resize(static_cast<std::size_t>(n));
   if (options.engine == Engine::kFast) {
     detail::fast_fused_rows(p.launch, p.arithmetic, p.all_reduced, residual, gamma, result.normalized,
-                            result.residual_out);
+                            result.residual_out, result.row_scales);
     return result;
   }
   const std::vector<std::uint32_t> gamma_bits = row_bits(gamma, 0, width);
   std::vector<std::uint32_t> normalized(static_cast<std::size_t>(width)), residual_out(normalized.size());
   for (std::int64_t token = 0; token < n; ++token) {
-    fused_rms_norm_row(p.launch, p.arithmetic, row_bits(p.all_reduced, token, width), row_bits(residual, token, width),
-                       gamma_bits, normalized, residual_out);
+    result.row_scales[static_cast<std::size_t>(token)] =
+        fused_rms_norm_row(p.launch, p.arithmetic, row_bits(p.all_reduced, token, width),
+                           row_bits(residual, token, width), gamma_bits, normalized, residual_out);
     for (std::int64_t d = 0; d < width; ++d) {
       result.normalized.set_bits(token * width + d, normalized[static_cast<std::size_t>(d)]);
       result.residual_out.set_bits(token * width + d, residual_out[static_cast<std::size_t>(d)]);

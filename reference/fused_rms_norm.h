@@ -62,8 +62,8 @@ struct RowTrace {
 };
 
 /// One row: `all_reduced`, `residual` and `gamma` hold D values of T (bits). Writes D values of T to
-/// `normalized` and `residual_out`; fills `trace` when given.
-void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmetic,
+/// `normalized` and `residual_out`; fills `trace` when given. Returns the row's scale (fp32 bits).
+std::uint32_t fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmetic,
                         std::span<const std::uint32_t> all_reduced, std::span<const std::uint32_t> residual,
                         std::span<const std::uint32_t> gamma, std::span<std::uint32_t> normalized,
                         std::span<std::uint32_t> residual_out, RowTrace* trace = nullptr);
@@ -74,6 +74,11 @@ void fused_rms_norm_row(const NormLaunch& launch, const NormArithmetic& arithmet
 /// `hidden_as_fp32` on when given.
 std::uint32_t row_scale(const NormArithmetic& arithmetic, std::int64_t hidden, std::uint32_t sum,
                         RowTrace* trace = nullptr);
+
+/// The normalised value of one element before its narrowing to T (fp32 bits): `pre` and `gamma` in T, `scale`
+/// the row's, each strategy's order of the two products. What TWOSHOT's dynamic FP8 quantises.
+std::uint32_t normalized_fp32(const NormLaunch& launch, const NormArithmetic& arithmetic, std::uint32_t pre,
+                              std::uint32_t gamma, std::uint32_t scale);
 
 /// Python's default epsilon, `torch.finfo(dtype).eps` (PY:567-568), as the fp32 the kernel holds: 2^-7 for
 /// bf16, 2^-10 for fp16, 2^-23 for fp32. (The C++ op's own default, 1e-5, is reachable only by calling it
@@ -110,6 +115,7 @@ NormArithmetic norm_arithmetic(const FusedOptions& options);
 struct FusedResult {
   HostTensor normalized;    ///< [N, D]
   HostTensor residual_out;  ///< [N, D]
+  std::vector<std::uint32_t> row_scales;  ///< [N] each row's scale, rsqrt's output (fp32 bits)
   NormLaunch launch;
   /// The GPU's normalised output is undefined for this shape: ONESHOT threads beyond the row return before
   /// the block reduction (NormLaunch::exited_threads). The model then counts them as +0; residual_out is

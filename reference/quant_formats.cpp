@@ -40,8 +40,8 @@ std::uint8_t e4m3_from_fp32(std::uint32_t fp32_bits) {
   return round_saturating(fp32_bits, kE4m3Wide, kE4m3Largest, 7);
 }
 
-std::optional<std::uint8_t> e2m1_from_fp32(std::uint32_t fp32_bits) {
-  if (is_nan(fp32_bits, kFp32Format)) return std::nullopt;
+std::uint8_t e2m1_from_fp32(std::uint32_t fp32_bits) {
+  if (is_nan(fp32_bits, kFp32Format)) return kE2m1Largest;
   return round_saturating(fp32_bits, kE2m1Wide, kE2m1Largest, 3);
 }
 

@@ -74,6 +74,7 @@ FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& 
   out.normalized_undefined_on_gpu = out.launch.exited_threads() > 0;
   out.normalized = HostTensor(s.dtype, {s.tokens, s.hidden});
   out.residual_out = HostTensor(s.dtype, {s.tokens, s.hidden});
+  out.row_scales.resize(static_cast<std::size_t>(s.tokens));
   const HostTensor all_reduced = parallel_reference(input, resolved, options.profile, n);
   const NormArithmetic arithmetic = norm_arithmetic(options);
   const auto bits_of = [&](const HostTensor& t, std::int64_t first) {
@@ -85,8 +86,9 @@ FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& 
   parallel_ranges(s.tokens, n, [&](std::int64_t b, std::int64_t e) {
     std::vector<std::uint32_t> normalized(gamma_bits.size()), residual_out(gamma_bits.size());
     for (std::int64_t t = b; t < e; ++t) {
-      fused_rms_norm_row(out.launch, arithmetic, bits_of(all_reduced, t * s.hidden), bits_of(residual, t * s.hidden),
-                         gamma_bits, normalized, residual_out);
+      out.row_scales[static_cast<std::size_t>(t)] =
+          fused_rms_norm_row(out.launch, arithmetic, bits_of(all_reduced, t * s.hidden),
+                             bits_of(residual, t * s.hidden), gamma_bits, normalized, residual_out);
       for (std::int64_t d = 0; d < s.hidden; ++d) {
         out.normalized.set_bits(t * s.hidden + d, normalized[static_cast<std::size_t>(d)]);
         out.residual_out.set_bits(t * s.hidden + d, residual_out[static_cast<std::size_t>(d)]);

@@ -64,7 +64,7 @@ class RowEngine {
       gamma_terms_[d] = add_fp32(arithmetic.weight_bias, widen_to_fp32(gamma[d], T), ftz_);
   }
 
-  void run(const Word* all_reduced, const Word* residual, Word* normalized, Word* residual_out) {
+  std::uint32_t run(const Word* all_reduced, const Word* residual, Word* normalized, Word* residual_out) {
     for (std::size_t d = 0; d < width_; ++d) {
       const std::uint32_t pre = residual_add(all_reduced[d], residual[d]);
       residual_out[d] = static_cast<Word>(pre);
@@ -84,6 +84,7 @@ class RowEngine {
       for (std::size_t d = 0; d < width_; ++d)
         normalized[d] = narrow(mul32(mul32(gamma_terms_[d], wide_[d], ftz_), scale, ftz_));
     }
+    return scale;
   }
 
  private:
@@ -154,7 +155,8 @@ class RowEngine {
 
 template <DType T>
 void rows_typed(const NormLaunch& launch, const NormArithmetic& arithmetic, const HostTensor& all_reduced,
-                const HostTensor& residual, const HostTensor& gamma, HostTensor& normalized, HostTensor& residual_out) {
+                const HostTensor& residual, const HostTensor& gamma, HostTensor& normalized, HostTensor& residual_out,
+                std::span<std::uint32_t> row_scales) {
   using Word = typename RowEngine<T>::Word;
   const auto storage = [](const HostTensor& t) { return reinterpret_cast<const Word*>(t.bytes().data()); };
   const auto writable = [](HostTensor& t) { return reinterpret_cast<Word*>(t.bytes().data()); };
@@ -162,7 +164,7 @@ void rows_typed(const NormLaunch& launch, const NormArithmetic& arithmetic, cons
   const std::int64_t width = launch.hidden;
   for (std::int64_t token = 0; token < all_reduced.dim(0); ++token) {
     const std::int64_t row = token * width;
-    engine.run(storage(all_reduced) + row, storage(residual) + row, writable(normalized) + row,
+    row_scales[static_cast<std::size_t>(token)] = engine.run(storage(all_reduced) + row, storage(residual) + row, writable(normalized) + row,
                writable(residual_out) + row);
   }
 }
@@ -171,16 +173,16 @@ void rows_typed(const NormLaunch& launch, const NormArithmetic& arithmetic, cons
 
 void fast_fused_rows(const NormLaunch& launch, const NormArithmetic& arithmetic, const HostTensor& all_reduced,
                      const HostTensor& residual, const HostTensor& gamma, HostTensor& normalized,
-                     HostTensor& residual_out) {
+                     HostTensor& residual_out, std::span<std::uint32_t> row_scales) {
   switch (launch.dtype) {
     case DType::kBf16:
-      rows_typed<DType::kBf16>(launch, arithmetic, all_reduced, residual, gamma, normalized, residual_out);
+      rows_typed<DType::kBf16>(launch, arithmetic, all_reduced, residual, gamma, normalized, residual_out, row_scales);
       break;
     case DType::kFp16:
-      rows_typed<DType::kFp16>(launch, arithmetic, all_reduced, residual, gamma, normalized, residual_out);
+      rows_typed<DType::kFp16>(launch, arithmetic, all_reduced, residual, gamma, normalized, residual_out, row_scales);
       break;
     case DType::kFp32:
-      rows_typed<DType::kFp32>(launch, arithmetic, all_reduced, residual, gamma, normalized, residual_out);
+      rows_typed<DType::kFp32>(launch, arithmetic, all_reduced, residual, gamma, normalized, residual_out, row_scales);
       break;
   }
 }
