@@ -33,6 +33,7 @@ from ._handles import DescriptorExchange
 from ._peers import RendezvousPeers, TorchDistributedPeers
 
 _DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+_EPS = {dtype: torch.finfo(dtype).eps for dtype in _DTYPES}  # the fused call's default epsilon, FlashInfer's
 _workspaces = {}
 _ids = itertools.count(1)
 
@@ -54,10 +55,15 @@ class Strategy(enum.IntEnum):
 # Keyed by Strategy, so by its int value too (the ops take the value).
 _STRATEGY_NAMES = {Strategy.ONESHOT: "oneshot", Strategy.TWOSHOT: "twoshot", Strategy.AUTO: "auto"}
 _STRATEGY_CODES = {name: int(code) for code, name in _STRATEGY_NAMES.items()}
+# Every spelling of a strategy found in one lookup: a Strategy, its value or its name.
+_STRATEGY_LOOKUP = {**_STRATEGY_CODES, **{int(code): int(code) for code in Strategy}}
 
 
 def _strategy_code(strategy):
     """A Strategy, its value, or its name ("oneshot") as the value the ops take."""
+    code = _STRATEGY_LOOKUP.get(strategy) if isinstance(strategy, (str, int)) else None
+    if code is not None:
+        return code
     try:
         return _STRATEGY_CODES[strategy] if isinstance(strategy, str) else int(Strategy(int(strategy)))
     except (KeyError, ValueError):
@@ -164,6 +170,7 @@ class Workspace:
 
 
 def _check(name, t, like=None, shape=None):
+    """Raises ValueError saying what is wrong with one tensor of a call, if anything."""
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{name} must be a torch tensor")
     if t.device.type != "cuda":
@@ -178,6 +185,37 @@ def _check(name, t, like=None, shape=None):
         raise ValueError(f"{name} has shape {tuple(t.shape)}; it must be {tuple(shape)}")
 
 
+def _refuse(input, output, residual_in=None, gamma=None, residual_out=None):
+    """Raises ValueError for the first thing wrong with a call's tensors, in the order of the call's arguments
+    (the fused call's when gamma is given); returns when nothing is."""
+    _check("input", input)
+    if input.dim() != 2:
+        raise ValueError(f"input must be [N, D], not {input.dim()}-D")
+    if gamma is not None:
+        _check("residual_in", residual_in, input, input.shape)
+        _check("gamma", gamma, input, (input.shape[1],))
+    _check("output", output, input, input.shape)
+    if gamma is not None:
+        _check("residual_out", residual_out, input, input.shape)
+
+
+def _like(t, input, shape):
+    """Whether t is a contiguous CUDA tensor of input's dtype, on input's GPU, of this shape."""
+    return (t.is_cuda and t.dtype == input.dtype and t.get_device() == input.get_device() and t.shape == shape
+            and t.is_contiguous())
+
+
+def _check_call(input, output, residual_in=None, gamma=None, residual_out=None):
+    """The ops' argument checks: a call the kernels can take costs a few attribute reads; anything else goes
+    through _refuse, which says what is wrong. (Alignment is the launch's own check.)"""
+    if (input.is_cuda and input.dtype in _DTYPES and input.dim() == 2 and input.is_contiguous()
+            and _like(output, input, input.shape)
+            and (gamma is None or (_like(residual_in, input, input.shape) and _like(gamma, input, input.shape[1:])
+                                   and _like(residual_out, input, input.shape)))):
+        return
+    _refuse(input, output, residual_in, gamma, residual_out)
+
+
 try:  # the raw handle of the current stream, without building a torch.cuda.Stream (a few microseconds a call)
     _current_stream = torch._C._cuda_getCurrentRawStream
 except AttributeError:  # pragma: no cover
@@ -187,18 +225,15 @@ except AttributeError:  # pragma: no cover
 
 def _launch(workspace, input, output, strategy, launch_with_pdl, residual=None, residual_out=None, gamma=None,
             epsilon=None, weight_bias=0.0):
-    """The ops' CUDA implementation: this rank's kernel on the current stream."""
+    """The ops' implementation: checks the call, then this rank's kernel on the current stream. The native
+    launch refuses a tensor that is not 16-byte aligned, and raises when a wait of an earlier call gave up."""
+    _check_call(input, output, residual, gamma, residual_out)
     ws = _workspaces.get(workspace)
     if ws is None:
         raise ValueError(f"workspace {workspace} does not exist (closed, or made in another process)")
-    tensors = (input, output) if gamma is None else (input, output, residual, residual_out, gamma)
-    for t in tensors:
-        if t.data_ptr() % 16:
-            raise ValueError("every tensor of the call must be 16-byte aligned (the kernels move 16-byte packs)")
     native = ws._native
-    native.raise_timeout()  # a wait of an earlier call gave up: say so before the next call
     tokens, hidden = input.shape
-    stream = _current_stream(input.device.index)
+    stream = _current_stream(input.get_device())
     if gamma is None:
         native.launch(input.data_ptr(), output.data_ptr(), tokens, hidden, _DTYPES[input.dtype],
                       _STRATEGY_NAMES[strategy], launch_with_pdl, stream)
@@ -227,8 +262,10 @@ def _fused_impl(input, residual_in, gamma, output, residual_out, workspace, epsi
             weight_bias)
 
 
-_library.impl("all_reduce", _all_reduce_impl, "CUDA")
-_library.impl("fused_allreduce_add_rmsnorm", _fused_impl, "CUDA")
+# On CPU too, where the checks refuse every call: a CPU tensor gets their message, not the dispatcher's.
+for _key in ("CUDA", "CPU"):
+    _library.impl("all_reduce", _all_reduce_impl, _key)
+    _library.impl("fused_allreduce_add_rmsnorm", _fused_impl, _key)
 
 
 @torch.library.register_fake("mnnvl_ar::all_reduce")
@@ -243,14 +280,19 @@ def _(input, residual_in, gamma, output, residual_out, workspace, epsilon, strat
 
 def all_reduce(input, workspace, launch_with_pdl=False, output=None, strategy=Strategy.AUTO):
     """FlashInfer's trtllm_mnnvl_allreduce: the sum over ranks of every rank's [N, D] `input`, into `output`
-    (allocated when None), which it returns."""
-    _check("input", input)
-    if input.dim() != 2:
-        raise ValueError(f"input must be [N, D], not {input.dim()}-D")
+    (allocated when None), which it returns. The op checks the tensors."""
+    if not isinstance(input, torch.Tensor):
+        _refuse(input, output)
     if output is None:
         output = torch.empty_like(input)
-    _check("output", output, input, input.shape)
-    torch.ops.mnnvl_ar.all_reduce(input, output, workspace.id, _strategy_code(strategy), launch_with_pdl)
+    elif not isinstance(output, torch.Tensor):
+        _refuse(input, output)
+    try:
+        workspace_id, code = workspace.id, _strategy_code(strategy)
+    except (AttributeError, TypeError, ValueError):
+        _refuse(input, output)  # the tensors' problems first, in the order of the arguments
+        raise
+    torch.ops.mnnvl_ar.all_reduce(input, output, workspace_id, code, launch_with_pdl)
     return output
 
 
@@ -258,18 +300,20 @@ def fused_allreduce_add_rmsnorm(input, residual_in, gamma, workspace, epsilon=No
                                 launch_with_pdl=False, strategy=Strategy.AUTO, weight_bias=0.0):
     """FlashInfer's trtllm_mnnvl_fused_allreduce_add_rmsnorm: returns (output, residual_out), the RMSNorm of
     all-reduce + residual_in and all-reduce + residual_in itself. epsilon None: torch.finfo(dtype).eps, as
-    FlashInfer's Python."""
-    _check("input", input)
-    if input.dim() != 2:
-        raise ValueError(f"input must be [N, D], not {input.dim()}-D")
-    _check("residual_in", residual_in, input, input.shape)
-    _check("gamma", gamma, input, (input.shape[1],))
+    FlashInfer's Python. The op checks the tensors."""
+    if not (isinstance(input, torch.Tensor) and isinstance(residual_in, torch.Tensor)
+            and isinstance(gamma, torch.Tensor)):
+        _refuse(input, output, residual_in, gamma, residual_out)
     output = torch.empty_like(input) if output is None else output
     residual_out = torch.empty_like(input) if residual_out is None else residual_out
-    _check("output", output, input, input.shape)
-    _check("residual_out", residual_out, input, input.shape)
-    eps = torch.finfo(input.dtype).eps if epsilon is None else float(epsilon)
-    torch.ops.mnnvl_ar.fused_allreduce_add_rmsnorm(input, residual_in, gamma, output, residual_out, workspace.id,
-                                                   eps, _strategy_code(strategy), launch_with_pdl,
-                                                   float(weight_bias))
+    if not (isinstance(output, torch.Tensor) and isinstance(residual_out, torch.Tensor)):
+        _refuse(input, output, residual_in, gamma, residual_out)
+    try:
+        eps = _EPS.get(input.dtype, 0.0) if epsilon is None else float(epsilon)  # another dtype: the op refuses it
+        workspace_id, code, bias = workspace.id, _strategy_code(strategy), float(weight_bias)
+    except (AttributeError, TypeError, ValueError):
+        _refuse(input, output, residual_in, gamma, residual_out)  # the tensors' problems first
+        raise
+    torch.ops.mnnvl_ar.fused_allreduce_add_rmsnorm(input, residual_in, gamma, output, residual_out, workspace_id,
+                                                   eps, code, launch_with_pdl, bias)
     return output, residual_out

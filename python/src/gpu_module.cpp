@@ -128,12 +128,17 @@ class RankWorkspace {
     broken_ = false;
   }
 
-  /// Enqueues one call of this rank on `stream`. Pointers are device addresses of [N, D] tensors of `dtype`
-  /// (16-byte aligned); residual, residual_out and gamma make it the fused call.
+  /// Enqueues one call of this rank on `stream`. Pointers are device addresses of [N, D] tensors of `dtype`;
+  /// residual, residual_out and gamma make it the fused call. Refuses, in this order, a pointer that is not
+  /// 16-byte aligned (ValueError), a wait of an earlier call that gave up (raise_timeout's RuntimeError), and
+  /// a workspace not reset since: the op's only call into the extension does every check a launch needs.
   void launch(std::uintptr_t input, std::uintptr_t output, std::int64_t tokens, std::int64_t hidden,
               const std::string& dtype, const std::string& strategy, bool launch_with_pdl, std::uintptr_t stream,
               std::uintptr_t residual, std::uintptr_t residual_out, std::uintptr_t gamma, std::optional<double> eps,
               double weight_bias, const std::string& profile) {
+    if ((input | output | residual | residual_out | gamma) % 16 != 0)
+      throw UsageError("every tensor of the call must be 16-byte aligned (the kernels move 16-byte packs)");
+    raise_timeout();
     if (broken_) throw std::runtime_error("a wait of an earlier call gave up: every rank must call reset() first");
     cuda::RankIo io;
     io.rank = rank_;

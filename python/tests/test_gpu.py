@@ -183,6 +183,19 @@ def test_bad_input_is_refused_before_any_launch(ws):
         gpu.all_reduce(good, ws, strategy=3)
     with pytest.raises(ValueError, match="multiple of"):  # the kernels' own check, same on every rank
         gpu.all_reduce(torch.zeros((2, 12), dtype=torch.bfloat16, device="cuda"), ws)
+    with pytest.raises(ValueError, match="16-byte aligned"):  # the launch's own check, before the kernel
+        gpu.all_reduce(torch.zeros(2 * 64 + 1, dtype=torch.bfloat16, device="cuda")[1:].view(2, 64), ws)
+    with pytest.raises(ValueError, match="gamma has shape"):
+        gpu.fused_allreduce_add_rmsnorm(good, good, good[0, :32], ws)
+    # The ops check as much as the wrappers do: a CPU tensor gets the same message, not the dispatcher's.
+    with pytest.raises(ValueError, match="input is on cpu"):
+        torch.ops.mnnvl_ar.all_reduce(good.cpu(), good.cpu(), ws.id, int(gpu.Strategy.AUTO), False)
+    with pytest.raises(ValueError, match="output has shape"):
+        torch.ops.mnnvl_ar.all_reduce(good, good[:1], ws.id, int(gpu.Strategy.AUTO), False)
+    with pytest.raises(ValueError, match="residual_out must be contiguous"):
+        torch.ops.mnnvl_ar.fused_allreduce_add_rmsnorm(good, good, good[0], torch.empty_like(good),
+                                                       torch.empty((64, 2), dtype=good.dtype, device="cuda").t(),
+                                                       ws.id, 1e-6, int(gpu.Strategy.AUTO), False, 0.0)
 
 
 def test_a_missing_rank_times_out_naming_it_and_reset_recovers():

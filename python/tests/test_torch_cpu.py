@@ -1,4 +1,5 @@
-"""torch tensors in and out of the CPU API (through DLPack, bf16 included). Skipped without torch."""
+"""torch tensors in and out of the CPU API (through DLPack, bf16 included); the GPU ops' refusal of CPU
+tensors, which needs no GPU. Skipped without torch."""
 
 import numpy as np
 import pytest
@@ -25,3 +26,16 @@ def test_torch_cpu_tensors_give_the_same_bits():
     got = mnnvl_ar.reference(x, "twoshot")
     assert isinstance(got, torch.Tensor) and got.dtype == torch.bfloat16
     assert np.array_equal(got.view(torch.int16).numpy().view(np.uint16), want)
+
+
+def test_the_gpu_ops_refuse_a_cpu_tensor_by_name():
+    from mnnvl_ar import gpu  # loads no CUDA until a workspace is made
+
+    x = torch.zeros((2, 64), dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"input is on cpu; the kernels need a CUDA tensor"):
+        torch.ops.mnnvl_ar.all_reduce(x, torch.empty_like(x), 0, int(gpu.Strategy.AUTO), False)
+    with pytest.raises(ValueError, match=r"input is on cpu; the kernels need a CUDA tensor"):
+        torch.ops.mnnvl_ar.fused_allreduce_add_rmsnorm(x, x, x[0], torch.empty_like(x), torch.empty_like(x), 0, 1e-6,
+                                                       int(gpu.Strategy.AUTO), False, 0.0)
+    with pytest.raises(ValueError, match=r"input is on cpu; the kernels need a CUDA tensor"):
+        gpu.all_reduce(x, None, strategy="threeshot")  # the tensor's problem first, as before any launch
