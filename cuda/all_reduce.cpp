@@ -130,6 +130,26 @@ Status check_norm(const AllReduceArguments& a, Strategy resolved) {
       return Status::failure(
           StatusCode::kBadArguments,
           fmt::format("rank {}'s residual, residual_out and gamma must be non-null and 16-byte aligned", r.rank));
+  const QuantMode quant = a.norm->quant;
+  if (quant == QuantMode::kNone) return Status::success();
+  try {
+    validate_quant(QuantOptions{quant, 0, a.norm->scale_layout}, a.shape.dtype, a.shape.hidden);
+  } catch (const std::invalid_argument& e) {
+    return Status::failure(StatusCode::kInvalidShape, e.what());
+  }
+  const bool needs_scale_out = quant != QuantMode::kFp8, needs_scale = quant != QuantMode::kFp8Dynamic;
+  for (const RankIo& r : a.ranks) {
+    if (misaligned(r.quant_out))
+      return Status::failure(StatusCode::kBadArguments,
+                             fmt::format("rank {}'s quant_out must be non-null and 16-byte aligned", r.rank));
+    if (needs_scale_out && (r.scale_out == nullptr || reinterpret_cast<std::uintptr_t>(r.scale_out) % 4 != 0))
+      return Status::failure(StatusCode::kBadArguments,
+                             fmt::format("rank {}'s scale_out must be non-null and 4-byte aligned for {}", r.rank,
+                                         quant_mode_name(quant)));
+    if (needs_scale && r.quant_scale == nullptr)
+      return Status::failure(StatusCode::kBadArguments,
+                             fmt::format("rank {} needs an output scale for {}", r.rank, quant_mode_name(quant)));
+  }
   return Status::success();
 }
 
@@ -253,7 +273,8 @@ void launch(const AllReduceArguments& a, Stream stream) {
     std::memset(&fused, 0, sizeof(fused));
     fused.all_reduce = p;
     for (std::size_t i = 0; i < a.ranks.size(); ++i)
-      fused.norm[i] = NormSlot{a.ranks[i].residual, a.ranks[i].residual_out, a.ranks[i].gamma};
+      fused.norm[i] = NormSlot{a.ranks[i].residual, a.ranks[i].residual_out, a.ranks[i].gamma,
+                               a.ranks[i].quant_out,  a.ranks[i].scale_out,    a.ranks[i].quant_scale};
     fused.tree = detail::norm_tree(*plan.norm, *a.norm, a.profile);
     kernel_args[0] = &fused;
   }

@@ -13,6 +13,7 @@
 #include "cuda/wait_channel.h"
 #include "cuda/workspace.h"
 #include "reference/fused_launch.h"
+#include "reference/fused_quant.h"
 #include "reference/reduction_order.h"
 #include "reference/strategy.h"
 
@@ -39,6 +40,10 @@ struct RankIo {
   const void* residual = nullptr;
   void* residual_out = nullptr;
   const void* gamma = nullptr;
+  // A quantised fused call only (NormArguments::quant): see NormSlot.
+  void* quant_out = nullptr;
+  void* scale_out = nullptr;
+  const float* quant_scale = nullptr;
 };
 
 /// What makes a call the fused residual-add + RMSNorm (reference FusedOptions).
@@ -48,6 +53,10 @@ struct NormArguments {
   /// The SM count whose launch FlashInfer's summation tree follows (reference norm_launch): the GPU's own to
   /// reproduce FlashInfer here, another to reproduce what FlashInfer gives on that GPU.
   int sm_count = 0;
+  /// The quantised output after the norm (reference QuantOptions; its `scale` is each rank's quant_scale on
+  /// the device instead).
+  QuantMode quant = QuantMode::kNone;
+  ScaleLayout scale_layout = ScaleLayout::kSwizzled128x4;
 };
 
 struct AllReduceArguments {

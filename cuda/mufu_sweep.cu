@@ -22,6 +22,8 @@ __global__ void mufu_kernel(MufuOp op, std::uint64_t first, std::uint64_t count,
       case MufuOp::kRcp: y = ptx::rcp_approx_ftz_f32(xf); break;
       case MufuOp::kDiv: y = ptx::div_approx_ftz_f32(xf, __uint_as_float(divisor)); break;
       case MufuOp::kDivHashed: y = ptx::div_approx_ftz_f32(__uint_as_float(mufu_hashed_dividend(x)), xf); break;
+      case MufuOp::kE4m3: y = __uint_as_float(ptx::cvt_rn_satfinite_e4m3x2_f32(0.0f, xf) & 0xFFu); break;
+      case MufuOp::kDivByE4m3Max: y = ptx::div_approx_ftz_f32(xf, 448.0f); break;
     }
     results[i] = __float_as_uint(y);
   }

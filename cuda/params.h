@@ -82,6 +82,12 @@ struct NormSlot {
   const void* residual;
   void* residual_out;
   const void* gamma;
+  // A quantised call only (NormTree::quant_mode != 0), reference/fused_quant.h: the codes ([N, D] e4m3 bytes,
+  // or [N, D / 2] NVFP4 bytes), the scales (dynamic FP8: [N] fp32; NVFP4: e4m3 bytes at scale_offset), and
+  // the fp32 output_scale (static FP8's scale, NVFP4's global scale), read on the device as FlashInfer does.
+  void* quant_out;
+  void* scale_out;
+  const float* quant_scale;
 };
 
 /// The summation tree of one row's sum of squares as FlashInfer's launch makes it, or the invariant
@@ -102,6 +108,10 @@ struct NormTree {
   std::uint32_t hidden_reciprocal;  ///< fp32 bits of 1/D rounded once (the invariant profile's scale)
   std::uint32_t epsilon;         ///< fp32 bits
   std::uint32_t weight_bias;     ///< fp32 bits
+  std::int32_t quant_mode;       ///< reference QuantMode: 0 none, 1 static FP8, 2 dynamic FP8, 3 NVFP4
+  std::int32_t scale_layout;     ///< reference ScaleLayout of NVFP4's block scales
+  /// 1: dynamic FP8 quantises the fp32 values before their narrowing (TWOSHOT, invariant); 0: the T outputs
+  std::int32_t quant_from_fp32;
 };
 
 /// A fused launch: the all-reduce's parameters, then the norm's (about 4.3 KiB in all; kernel parameters may

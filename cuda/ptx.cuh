@@ -307,6 +307,60 @@ __device__ __forceinline__ float cvt_f32_f16(std::uint16_t h) {
   return r;
 }
 
+/// cvt.rn.satfinite.e4m3x2.f32: two fp32 to FP8 e4m3, `hi` into bits 15..8 and `lo` into bits 7..0 (RN-even,
+/// subnormals kept, finite overflow and infinities saturate to +-448, a NaN gives 0x7F). sm_89 and later.
+/// Model: reference e4m3_from_fp32 (proven on every fp32 input by `mnnvl-ar mufu --check`).
+__device__ __forceinline__ std::uint16_t cvt_rn_satfinite_e4m3x2_f32(float hi, float lo) {
+  std::uint16_t r = 0;
+#if AR_HAS_FP8_CVT
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+#else
+  __trap();  // no FP8 conversion below sm_89 (this project builds for sm_90)
+#endif
+  return r;
+}
+
+/// max.ftz.f32 / max.f32, min.ftz.f32 / min.f32: a NaN operand gives the other, two NaNs a NaN; .ftz reads
+/// subnormal operands as zeros of their sign. Model: reference quant_max / quant_min.
+__device__ __forceinline__ float max_ftz_f32(float a, float b) {
+  float r;
+  asm("max.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+__device__ __forceinline__ float max_f32(float a, float b) {
+  float r;
+  asm("max.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+__device__ __forceinline__ float min_ftz_f32(float a, float b) {
+  float r;
+  asm("min.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+__device__ __forceinline__ float min_f32(float a, float b) {
+  float r;
+  asm("min.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+/// abs.ftz.f32 / abs.f32: the sign cleared (.ftz: a subnormal gives +0). Model: reference quant_abs.
+__device__ __forceinline__ float abs_ftz_f32(float a) {
+  float r;
+  asm("abs.ftz.f32 %0, %1;" : "=f"(r) : "f"(a));
+  return r;
+}
+__device__ __forceinline__ float abs_f32(float a) {
+  float r;
+  asm("abs.f32 %0, %1;" : "=f"(r) : "f"(a));
+  return r;
+}
+
+/// atom.shared.max.u32 (no result used): the shared word becomes the larger, unsigned. The quantised rows
+/// keep a row's absmax this way: fp32 bits of values from +0 up order as unsigned integers.
+__device__ __forceinline__ void red_shared_max_u32(std::uint32_t* ptr, std::uint32_t v) {
+  atomicMax(ptr, v);
+}
+
 /// griddepcontrol.wait: block until every prerequisite grid has completed and its memory is visible. A
 /// no-op when the launch had no programmatic dependency (PDL off).
 __device__ __forceinline__ void griddepcontrol_wait() {

@@ -42,7 +42,7 @@ void launch_rms_norm(const RmsNormArguments& a, Stream stream) {
   std::memset(&p, 0, sizeof(p));
   for (std::size_t i = 0; i < a.ranks.size(); ++i) {
     const RankIo& r = a.ranks[i];
-    p.norm[i] = NormSlot{r.residual, r.residual_out, r.gamma};
+    p.norm[i] = NormSlot{r.residual, r.residual_out, r.gamma, r.quant_out, r.scale_out, r.quant_scale};
     p.input[i] = r.output;
     p.output[i] = a.normalized[i];
   }

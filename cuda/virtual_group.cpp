@@ -19,6 +19,8 @@ namespace {
 /// Per rank, for fused calls: residual, residual_out, gamma, and the all-reduce result of a call whose norm
 /// runs as a separate kernel.
 constexpr std::int64_t kNormBuffers = 4;
+/// Each rank's output_scale takes this many bytes after its quant_out and scale_out.
+constexpr std::int64_t kQuantScaleBytes = 256;
 
 /// The GPU of every rank: this process's ranks in contiguous equal blocks over `devices` (ranks of other
 /// processes get the first device; they are never launched here, and a workspace only grants access to
@@ -54,6 +56,10 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
                          .handle_type = options.handle_type,
                          .exchange = options.exchange});
   io_stride_ = round_up(std::max<std::int64_t>(options.io_bytes_per_rank, 16), 256);
+  // Scales: dynamic FP8's 4N bytes (N <= io_stride / 16, a row being at least one 16-byte pack) or NVFP4's
+  // swizzled (N + 127) * D / 16 bytes (under io_stride / 32 + 1 MiB for D <= 2^17): this holds either.
+  scale_stride_ = round_up(io_stride_ / 4 + (std::int64_t{1} << 20), 256);
+  const std::int64_t quant_stride = io_stride_ + scale_stride_ + kQuantScaleBytes;
   try {
     for (int device : options_.devices) {
       Lane& lane = lanes_.emplace_back();
@@ -69,7 +75,10 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
       const std::size_t total = static_cast<std::size_t>(io_stride_) * mine.size();
       AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.inputs), total));
       AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.outputs), total));
-      if (options.norm_io) AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.norm_io), kNormBuffers * total));
+      if (options.norm_io) {
+        AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.norm_io), kNormBuffers * total));
+        AR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.quant_io), quant_stride * mine.size()));
+      }
       for (std::size_t i = 0; i < mine.size(); ++i) {
         RankIo& io = lane.io.emplace_back(RankIo{mine[i], lane.inputs + io_stride_ * i, lane.outputs + io_stride_ * i});
         if (lane.norm_io == nullptr) continue;
@@ -77,6 +86,10 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
         io.residual = norm;
         io.residual_out = norm + io_stride_;
         io.gamma = norm + 2 * io_stride_;
+        std::uint8_t* quant = lane.quant_io + quant_stride * i;
+        io.quant_out = quant;
+        io.scale_out = quant + io_stride_;
+        io.quant_scale = reinterpret_cast<const float*>(quant + io_stride_ + scale_stride_);
       }
     }
   } catch (...) {
@@ -95,6 +108,7 @@ void VirtualGroup::release() noexcept {
       if (lane.inputs) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.inputs));
       if (lane.outputs) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.outputs));
       if (lane.norm_io) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.norm_io));
+      if (lane.quant_io) AR_CUDA_CHECK_NOTHROW(cudaFree(lane.quant_io));
       if (lane.stream) AR_CUDA_CHECK_NOTHROW(cudaStreamDestroy(lane.stream));
       lane.channel.reset();
     } catch (...) {  // a device that cannot be made current: nothing more can be freed on it
@@ -158,14 +172,29 @@ void VirtualGroup::upload_norm_inputs(const HostTensor& residual, const HostTens
   }
 }
 
+void VirtualGroup::upload_quant_scale(std::uint32_t scale) {
+  if (!options_.norm_io) throw std::invalid_argument("this group has no quantised outputs (Options::norm_io)");
+  for (Lane& lane : lanes_) {
+    detail::DeviceGuard guard(lane.device);
+    for (const RankIo& io : lane.io)
+      AR_CUDA_CHECK(cudaMemcpyAsync(const_cast<float*>(io.quant_scale), &scale, sizeof scale, cudaMemcpyHostToDevice,
+                                    lane.stream));
+    AR_CUDA_CHECK(cudaStreamSynchronize(lane.stream));
+  }
+}
+
 void VirtualGroup::poison_outputs() {
   for (Lane& lane : lanes_) {
     detail::DeviceGuard guard(lane.device);
     detail::fill_words(lane.outputs, static_cast<std::uint64_t>(io_stride_) * lane.io.size() / 4, 0xFFFFFFFFu,
                        lane.stream);
-    for (const RankIo& io : lane.io)
+    for (const RankIo& io : lane.io) {
       if (io.residual_out != nullptr)
         detail::fill_words(io.residual_out, static_cast<std::uint64_t>(io_stride_) / 4, 0xFFFFFFFFu, lane.stream);
+      if (io.quant_out != nullptr)
+        detail::fill_words(io.quant_out, static_cast<std::uint64_t>(io_stride_ + scale_stride_) / 4, 0xFFFFFFFFu,
+                           lane.stream);
+    }
     AR_CUDA_CHECK(cudaStreamSynchronize(lane.stream));
   }
 }
@@ -177,6 +206,15 @@ void VirtualGroup::check_call(const Call& call, std::span<const int> ranks) {
         fmt::format("the call's {} bytes per rank exceed the group's {} bytes per rank", shard, io_stride_));
   if (call.norm && !options_.norm_io)
     throw std::invalid_argument("a fused call needs a group made with residuals and gammas (Options::norm_io)");
+  if (call.norm && call.norm->quant != QuantMode::kNone) {
+    const std::int64_t n = call.shape.tokens, d = call.shape.hidden;
+    const std::int64_t scales = call.norm->quant == QuantMode::kFp8Dynamic ? 4 * n
+                                : call.norm->quant == QuantMode::kNvfp4    ? scale_bytes(call.norm->scale_layout, n, d)
+                                                                           : 0;
+    if (scales > scale_stride_)
+      throw std::invalid_argument(
+          fmt::format("the call's {} bytes of scales exceed the group's {} bytes per rank", scales, scale_stride_));
+  }
   for (int r : ranks) (void)find(r);  // a rank this group does not run is an error, not a silent skip
 }
 
@@ -293,6 +331,33 @@ HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) { return 
 
 HostTensor VirtualGroup::download_residual_out(int rank, const ProblemShape& shape) {
   return download_from(rank, shape, true);
+}
+
+QuantizedOutput VirtualGroup::download_quant(int rank, const ProblemShape& shape, QuantMode quant, ScaleLayout layout) {
+  const auto [lane, io] = find(rank);
+  if (io->quant_out == nullptr) throw std::invalid_argument("this group has no quantised outputs (Options::norm_io)");
+  QuantizedOutput out;
+  out.mode = quant;
+  out.layout = layout;
+  out.tokens = shape.tokens;
+  out.hidden = shape.hidden;
+  const std::int64_t elements = shape.tokens * shape.hidden;
+  out.quant_out.resize(static_cast<std::size_t>(quant == QuantMode::kNvfp4 ? elements / 2 : elements));
+  if (quant == QuantMode::kFp8Dynamic) out.token_scales.resize(static_cast<std::size_t>(shape.tokens));
+  if (quant == QuantMode::kNvfp4)
+    out.scale_out.resize(static_cast<std::size_t>(scale_bytes(layout, shape.tokens, shape.hidden)));
+  detail::DeviceGuard guard(lane->device);
+  if (quant != QuantMode::kNone)
+    AR_CUDA_CHECK(cudaMemcpyAsync(out.quant_out.data(), io->quant_out, out.quant_out.size(), cudaMemcpyDeviceToHost,
+                                  lane->stream));
+  if (!out.token_scales.empty())
+    AR_CUDA_CHECK(cudaMemcpyAsync(out.token_scales.data(), io->scale_out, 4 * out.token_scales.size(),
+                                  cudaMemcpyDeviceToHost, lane->stream));
+  if (!out.scale_out.empty())
+    AR_CUDA_CHECK(cudaMemcpyAsync(out.scale_out.data(), io->scale_out, out.scale_out.size(), cudaMemcpyDeviceToHost,
+                                  lane->stream));
+  AR_CUDA_CHECK(cudaStreamSynchronize(lane->stream));
+  return out;
 }
 
 void VirtualGroup::reset() { workspace_->reset(); }

@@ -28,7 +28,8 @@ class VirtualGroup {
     int world_size = 2;
     std::int64_t buffer_bytes_request = 0;  ///< per Lamport buffer (request_buffer_bytes())
     std::int64_t io_bytes_per_rank = 0;     ///< capacity of every rank's input and of its output
-    /// Also give every rank a residual, a residual_out and a gamma of that capacity, for fused calls.
+    /// Also give every rank a residual, a residual_out and a gamma of that capacity, for fused calls, and the
+    /// quantised outputs (codes of that capacity, scales for any D up to 2^17) with an output scale.
     bool norm_io = false;
     std::uint64_t timeout_ns = kDefaultTimeoutNs;
     std::int64_t round_bytes = kDefaultRoundBytes;
@@ -71,8 +72,10 @@ class VirtualGroup {
   void upload(const HostTensor& input);
   /// Copies `residual` ([N, D]) and `gamma` ([D]) to every local rank, for fused calls (blocking).
   void upload_norm_inputs(const HostTensor& residual, const HostTensor& gamma);
-  /// Fills every local rank's output (and residual_out) with 0xFF bytes, a value no call produces, so an
-  /// unwritten element shows.
+  /// Sets every local rank's output_scale (fp32 bits) on the device, for quantised fused calls (blocking).
+  void upload_quant_scale(std::uint32_t scale);
+  /// Fills every local rank's output (and residual_out, quant_out and scale_out) with 0xFF bytes, a value no
+  /// call produces where it writes (no e4m3 code of the kernels is 0xFF), so an unwritten element shows.
   void poison_outputs();
 
   /// Arguments of `call` for `ranks` (empty: every local rank), for can_implement / plan_launch.
@@ -93,6 +96,9 @@ class VirtualGroup {
   HostTensor download(int rank, const ProblemShape& shape);
   /// A local rank's [N, D] residual_out of the last fused call (blocking).
   HostTensor download_residual_out(int rank, const ProblemShape& shape);
+  /// A local rank's quantised outputs of the last fused call of `quant` (blocking): the codes, and the token
+  /// scales or the NVFP4 scale bytes (the whole layout, the bytes of no block as the call left them).
+  QuantizedOutput download_quant(int rank, const ProblemShape& shape, QuantMode quant, ScaleLayout layout);
 
   /// Lamport initialisation of the workspace.
   void reset();
@@ -115,6 +121,7 @@ class VirtualGroup {
     std::uint8_t* inputs = nullptr;
     std::uint8_t* outputs = nullptr;
     std::uint8_t* norm_io = nullptr;  // residual, residual_out and gamma of each rank (Options::norm_io)
+    std::uint8_t* quant_io = nullptr;  // quant_out, scale_out and output_scale of each rank (Options::norm_io)
     std::vector<RankIo> io;
     std::vector<RankIo> subset;  // the ranks of a partial launch
     std::vector<RankIo> separate;      // a separate-norm call's all-reduce: outputs into the scratch buffers
@@ -135,6 +142,7 @@ class VirtualGroup {
   std::unique_ptr<Workspace> workspace_;
   std::vector<Lane> lanes_;
   std::int64_t io_stride_ = 0;
+  std::int64_t scale_stride_ = 0;  // bytes of each rank's scale_out
 };
 
 }  // namespace ar::cuda

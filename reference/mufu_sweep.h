@@ -14,6 +14,10 @@ enum class MufuOp : std::uint8_t {
   kRcp,         ///< rcp.approx.ftz.f32(x)
   kDiv,         ///< div.approx.ftz.f32(x, divisor): every a against one b
   kDivHashed,   ///< div.approx.ftz.f32(mufu_hashed_dividend(x), x): every b, each with its own a
+  /// The quantised outputs' (reference/fused_quant.h): not MUFU, but conversions and a constant division
+  /// whose bits the hardware decides the same way.
+  kE4m3,         ///< cvt.rn.satfinite.e4m3x2.f32(x): the code, zero-extended
+  kDivByE4m3Max, ///< div.approx.ftz.f32(x, 448) with 448 a constant, as dynamic FP8's absmax / 448 (ptxas may fold it)
 };
 
 /// The divisors every a is divided by: FlashInfer's hidden sizes (the fused kernels divide by float(D)),

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda/detail/lamport.cuh"
+#include "cuda/detail/quant_row.cuh"
 #include "reference/rsqrt_rn.h"
 
 namespace ar::cuda::detail {
@@ -150,18 +151,25 @@ __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   }
 }
 
-/// The normalised pack: each element N_T(products) in the strategy's order (SPEC 7's output row).
+/// The normalised pack before its narrowing: each element's products in the strategy's order (SPEC 7).
 template <DType T, bool kFtz>
-__device__ __forceinline__ uint4 normalize_pack(const uint4& pre, const uint4& gamma, float scale,
-                                                const NormTree& tree) {
+__device__ __forceinline__ void normalized_values(const uint4& pre, const uint4& gamma, float scale,
+                                                  const NormTree& tree, float (&out)[Pack<T>::kElements]) {
   const float bias = __uint_as_float(tree.weight_bias);
-  float out[Pack<T>::kElements];
 #pragma unroll
   for (int e = 0; e < Pack<T>::kElements; ++e) {
     const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));  // a real add even for a bias of 0
     const float x = Pack<T>::widen(pre, e);
     out[e] = tree.two_shot_order ? mul_f32<kFtz>(mul_f32<kFtz>(g, x), scale) : mul_f32<kFtz>(mul_f32<kFtz>(x, scale), g);
   }
+}
+
+/// The normalised pack: each element N_T(products) (SPEC 7's output row).
+template <DType T, bool kFtz>
+__device__ __forceinline__ uint4 normalize_pack(const uint4& pre, const uint4& gamma, float scale,
+                                                const NormTree& tree) {
+  float out[Pack<T>::kElements];
+  normalized_values<T, kFtz>(pre, gamma, scale, tree, out);
   return narrow_pack<T>(out, /*sanitize_result=*/false);
 }
 
@@ -175,6 +183,7 @@ struct NormShared {
   /// The invariant profile's row scale, computed by one thread: its fp64 rsqrt in every warp would cost a
   /// block about as much issue time as the rest of the row's norm.
   float scale;
+  QuantShared quant;  ///< a quantised row's maxima
 };
 
 __device__ __forceinline__ NormShared& norm_shared() {
@@ -385,6 +394,22 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) output_pack(pack);
   } else {
     for_each_their_thread(tree, part, packs, output_pack, [](int, int, int) {});
+  }
+
+  // 5. The quantised outputs (quant_row.cuh), from each element's values recomputed: `pre` from the staged row
+  // for a block alone, else from residual_out, which every block of the cluster wrote before step 2's barrier.
+  if (tree.quant_mode != 0) {
+    quantize_row<T, kFtz, kCluster>(tree, io, t, row_packs, nth, shared.quant,
+                                    [&](int pack, bool fp32, float (&v)[Pack<T>::kElements]) {
+      const std::uint64_t at = row_pack_index(t, row_packs, pack);
+      const uint4 pre = staged != nullptr && part.blocks == 1 ? staged[pack]
+                                                              : reinterpret_cast<const uint4*>(io.residual_out)[at];
+      normalized_values<T, kFtz>(pre, load_input(io.gamma, static_cast<std::uint32_t>(pack)), scale, tree, v);
+      if (fp32) return;
+      const uint4 y = narrow_pack<T>(v, /*sanitize_result=*/false);
+#pragma unroll
+      for (int e = 0; e < Pack<T>::kElements; ++e) v[e] = Pack<T>::widen(y, e);
+    });
   }
   if (staged != nullptr) ptx::bar_cta_sync();  // the next row's stores into the staged row come after these reads
   return true;

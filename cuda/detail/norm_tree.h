@@ -27,6 +27,9 @@ inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n, Profile p
     tree.hidden_reciprocal = reciprocal_rn_fp32(fp32_from_integer(static_cast<std::uint64_t>(l.hidden)));
   tree.epsilon = n.epsilon;
   tree.weight_bias = n.weight_bias;
+  tree.quant_mode = static_cast<std::int32_t>(n.quant);
+  tree.scale_layout = static_cast<std::int32_t>(n.scale_layout);
+  tree.quant_from_fp32 = quant_arithmetic(profile, l.strategy).dynamic_from_fp32 ? 1 : 0;
   return tree;
 }
 

@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include "reference/fused_quant.h"
 #include "reference/mufu.h"
+#include "reference/quant_formats.h"
 
 namespace ar {
 namespace {
@@ -40,6 +42,8 @@ std::vector<MufuSweepSpec> mufu_check_sweeps() {
   std::vector<MufuSweepSpec> sweeps{{MufuOp::kRsqrt, 0}, {MufuOp::kRsqrtNoFtz, 0}, {MufuOp::kRcp, 0}};
   for (const float b : kMufuDivisors) sweeps.push_back({MufuOp::kDiv, std::bit_cast<std::uint32_t>(b)});
   sweeps.push_back({MufuOp::kDivHashed, 0});
+  sweeps.push_back({MufuOp::kE4m3, 0});
+  sweeps.push_back({MufuOp::kDivByE4m3Max, kE4m3LargestFp32});
   return sweeps;
 }
 
@@ -49,6 +53,8 @@ std::string mufu_sweep_name(const MufuSweepSpec& spec) {
     case MufuOp::kRsqrtNoFtz: return "rsqrt.approx.f32(x)";
     case MufuOp::kRcp: return "rcp.approx.ftz.f32(x)";
     case MufuOp::kDiv: return fmt::format("div.approx.ftz.f32(a, {})", std::bit_cast<float>(spec.divisor));
+    case MufuOp::kE4m3: return "cvt.rn.satfinite.e4m3x2.f32(x)";
+    case MufuOp::kDivByE4m3Max: return "div.approx.ftz.f32(a, 448 constant)";
     case MufuOp::kDivHashed: break;
   }
   return "div.approx.ftz.f32(hash(b), b)";
@@ -58,8 +64,10 @@ MufuOperands mufu_operands(const MufuSweepSpec& spec, std::uint32_t x) {
   switch (spec.op) {
     case MufuOp::kRsqrt:
     case MufuOp::kRsqrtNoFtz:
-    case MufuOp::kRcp: return {x, 0};
-    case MufuOp::kDiv: return {x, spec.divisor};
+    case MufuOp::kRcp:
+    case MufuOp::kE4m3: return {x, 0};
+    case MufuOp::kDiv:
+    case MufuOp::kDivByE4m3Max: return {x, spec.divisor};
     case MufuOp::kDivHashed: break;
   }
   return {mufu_hashed_dividend(x), x};
@@ -70,6 +78,8 @@ std::uint32_t mufu_model(const MufuSweepSpec& spec, std::uint32_t x) {
     case MufuOp::kRsqrt: return rsqrt_approx_ftz_bits(x);
     case MufuOp::kRsqrtNoFtz: return rsqrt_approx_bits(x);
     case MufuOp::kRcp: return rcp_approx_ftz_bits(x);
+    case MufuOp::kE4m3: return e4m3_from_fp32(x);
+    case MufuOp::kDivByE4m3Max:
     case MufuOp::kDiv:
     case MufuOp::kDivHashed: break;
   }

@@ -9,6 +9,7 @@
 
 #include "harness/io/golden_cases.h"
 #include "reference/all_reduce.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 
 namespace ar::test {
@@ -23,6 +24,7 @@ std::string CallCheck::describe() const {
                      first.first_a, first.first_b);
   if (!flags_match) s += "; flags: " + flags_detail;
   if (wait) s += "; " + cuda::describe_wait_error(*wait);
+  if (!quant_detail.empty()) s += "; " + quant_detail;
   return s;
 }
 
@@ -50,6 +52,27 @@ void check_flags(cuda::VirtualGroup& g, const cuda::VirtualGroup::Call& call, Fl
       }
     }
   }
+}
+
+// Counts every quantised byte and scale of one rank against the model's.
+void count_quant(CallCheck& check, int rank, const QuantizedOutput& gpu, const QuantizedOutput& model) {
+  const auto differ = [&](const std::string& what, std::int64_t at, std::uint32_t got, std::uint32_t want) {
+    ++check.elements;
+    if (got == want) return;
+    ++check.mismatches;
+    if (check.quant_detail.empty())
+      check.quant_detail = fmt::format("rank {} {}[{}]: GPU {:#x}, reference {:#x}", rank, what, at, got, want);
+  };
+  for (std::size_t i = 0; i < model.quant_out.size(); ++i)
+    differ("quant_out", static_cast<std::int64_t>(i), gpu.quant_out[i], model.quant_out[i]);
+  for (std::size_t i = 0; i < model.token_scales.size(); ++i)
+    differ("scale_out", static_cast<std::int64_t>(i), gpu.token_scales[i], model.token_scales[i]);
+  if (model.mode == QuantMode::kNvfp4)
+    for (std::int64_t m = 0; m < model.tokens; ++m)
+      for (std::int64_t k = 0; k < scale_blocks(model.hidden); ++k) {
+        const auto at = static_cast<std::size_t>(scale_offset(model.layout, m, k, model.hidden));
+        differ("scale_out", static_cast<std::int64_t>(at), gpu.scale_out[at], model.scale_out[at]);
+      }
 }
 
 }  // namespace
@@ -83,6 +106,8 @@ CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, co
   call.norm = norm.arguments;
   g.upload(input);
   g.upload_norm_inputs(norm.residual, norm.gamma);
+  const QuantOptions quant{norm.arguments.quant, norm.quant_scale, norm.arguments.scale_layout};
+  if (quant.mode != QuantMode::kNone) g.upload_quant_scale(quant.scale);
   g.poison_outputs();
   check.wait = g.run(call);
   if (check.wait) return check;
@@ -95,6 +120,11 @@ CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, co
   for (int r = 0; r < g.world_size(); ++r) {
     count(check, r, compare_bits(g.download(r, call.shape), expected.normalized));
     count(check, r, compare_bits(g.download_residual_out(r, call.shape), expected.residual_out));
+  }
+  if (quant.mode != QuantMode::kNone) {
+    const QuantizedOutput expected_quant = quantize_fused(expected, norm.gamma, options, quant);
+    for (int r = 0; r < g.world_size(); ++r)
+      count_quant(check, r, g.download_quant(r, call.shape, quant.mode, quant.layout), expected_quant);
   }
   check_flags(g, call, model, check);
   return check;
@@ -146,6 +176,8 @@ std::string label(const cuda::VirtualGroup::Call& c) {
       fmt::format("W={} {} N={} D={} {}/{} pdl={}", c.shape.world_size, dtype_name(c.shape.dtype), c.shape.tokens,
                   c.shape.hidden, strategy_name(c.strategy), profile_name(c.profile), c.pdl ? "on" : "off");
   if (c.norm) s += fmt::format(" fused (tree of {} SMs, weight bias {:#x})", c.norm->sm_count, c.norm->weight_bias);
+  if (c.norm && c.norm->quant != QuantMode::kNone)
+    s += fmt::format(" {} ({} scales)", quant_mode_name(c.norm->quant), scale_layout_name(c.norm->scale_layout));
   return s;
 }
 

@@ -27,6 +27,7 @@ struct CallCheck {
   bool flags_match = true;
   std::string flags_detail;
   std::optional<cuda::WaitError> wait;
+  std::string quant_detail;      ///< the first quantised byte or scale that differs
   std::string describe() const;  ///< for failure messages
 };
 
@@ -38,7 +39,8 @@ CallCheck run_and_check(cuda::VirtualGroup& g, const HostTensor& input, const cu
 struct NormInputs {
   HostTensor residual;
   HostTensor gamma;
-  cuda::NormArguments arguments;
+  cuda::NormArguments arguments;  ///< its `quant` set: a quantised call
+  std::uint32_t quant_scale = 0x3F800000u;  ///< fp32 bits of the output_scale (static FP8, NVFP4)
 };
 
 /// Seeded random residual and gamma for `shape` (full mantissas, exponents within +-`spread` of 0), with
@@ -48,7 +50,8 @@ NormInputs random_norm_inputs(const ProblemShape& shape, std::uint64_t seed, int
 
 /// The fused call: uploads everything, poisons the outputs, runs `call` (whose norm is set from `norm`)
 /// and compares every rank's normalised output and residual_out with reference_fused_rms_norm bit for bit
-/// (both counted in elements and mismatches). Updates `model` when given.
+/// (both counted in elements and mismatches), and a quantised call's codes and scales with quantize_fused
+/// (every byte of the codes, every token scale, NVFP4's scale byte of every block). Updates `model` when given.
 CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, const NormInputs& norm,
                               cuda::VirtualGroup::Call call, FlagsModel* model = nullptr);
 

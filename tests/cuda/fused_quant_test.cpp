@@ -1,0 +1,176 @@
+// [gpu] The quantised fused kernels (static FP8, dynamic FP8, NVFP4 in both scale layouts) against
+// reference/fused_quant, bit for bit, through W virtual ranks on one GPU: every code byte, every token scale
+// and every block scale of every rank, with the norm's outputs, under the flashinfer, ieee and invariant
+// profiles, for every launch tree of the models' hidden sizes, every world size, global scales other than 1,
+// edge values (NaN, Inf, all-zero rows and blocks, saturating scales) and the separate-norm route.
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <tuple>
+
+#include "cuda/device.h"
+#include "gpu_test_support.h"
+#include "harness/io/golden_cases.h"
+#include "reference/float_ops.h"
+#include "reference/fused_launch.h"
+#include "reference/fused_quant.h"
+#include "reference/fused_rms_norm.h"
+
+using ar::DType;
+using ar::Profile;
+using ar::QuantMode;
+using ar::ScaleLayout;
+using ar::Strategy;
+using ar::cuda::VirtualGroup;
+
+namespace {
+
+constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
+constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant};
+constexpr std::int64_t kModelHiddens[] = {2880, 5120, 7168, 8192, 16384};
+
+struct Mode {
+  QuantMode quant;
+  ScaleLayout layout;
+};
+constexpr Mode kModes[] = {{QuantMode::kFp8, ScaleLayout::kSwizzled128x4},
+                           {QuantMode::kFp8Dynamic, ScaleLayout::kSwizzled128x4},
+                           {QuantMode::kNvfp4, ScaleLayout::kSwizzled128x4},
+                           {QuantMode::kNvfp4, ScaleLayout::kLinear}};
+/// Output scales: 1 (FlashInfer's default and its tests' only one), and others upstream never tries.
+const std::uint32_t kScales[] = {0x3F800000u, ar::fp32_from_double(0.37), ar::fp32_from_double(3.0),
+                                 ar::fp32_from_double(2688.0)};
+
+bool runs(Mode m, DType t) { return m.quant != QuantMode::kNvfp4 || t != DType::kFp32; }
+
+VirtualGroup::Options quant_group_options(int world, const std::vector<ar::ProblemShape>& shapes) {
+  VirtualGroup::Options o = ar::test::group_options(world, shapes);
+  o.norm_io = true;
+  return o;
+}
+
+ar::test::NormInputs quant_norm(const ar::ProblemShape& shape, std::uint64_t seed, Mode mode, std::uint32_t scale,
+                                int sms) {
+  auto norm = ar::test::random_norm_inputs(shape, seed, 4, 0u, sms);
+  norm.arguments.quant = mode.quant;
+  norm.arguments.scale_layout = mode.layout;
+  norm.quant_scale = scale;
+  return norm;
+}
+
+void require_exact(const ar::test::CallCheck& check, const VirtualGroup::Call& call, std::uint64_t seed) {
+  INFO(ar::test::label(call) << " seed " << seed << ": " << check.describe());
+  REQUIRE(!check.wait);
+  REQUIRE(check.mismatches == 0);
+  REQUIRE(check.flags_match);
+}
+
+}  // namespace
+
+TEST_CASE("quantised fused calls are bit-exact for every launch tree of the models' hidden sizes", "[gpu]") {
+  const int sms = ar::cuda::device_info(0).sm_count;
+  const int world = 2;
+  std::uint64_t seed = 7000;
+  int calls = 0;
+  for (std::int64_t hidden : kModelHiddens)
+    for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
+      std::vector<ar::ProblemShape> shapes;
+      std::vector<std::pair<Strategy, std::int64_t>> launches;
+      for (Strategy s : kStrategies) {
+        std::set<std::tuple<int, int, int, bool>> seen;
+        for (std::int64_t n = 1; n <= 200; ++n) {
+          const ar::NormLaunch l = ar::norm_launch(s, n, hidden, t, sms);
+          if (seen.insert({l.block_size(), l.cluster_size(), l.loads_per_thread(), l.cluster_launch}).second) {
+            launches.push_back({s, n});
+            shapes.push_back({world, n, hidden, t});
+          }
+        }
+      }
+      VirtualGroup group(quant_group_options(world, shapes));
+      ar::test::FlagsModel model(group);
+      for (const auto& [s, n] : launches)
+        for (Profile p : kProfiles)
+          for (const Mode& m : kModes) {
+            if (!runs(m, t)) continue;
+            const ar::ProblemShape shape{world, n, hidden, t};
+            const auto input = ar::random_input(t, world, n, hidden, ++seed, 12);
+            const auto norm = quant_norm(shape, seed, m, kScales[calls % 4], sms);
+            const VirtualGroup::Call call{shape, s, p, /*pdl=*/calls % 3 == 0};
+            require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
+            ++calls;
+          }
+    }
+  CHECK(calls > 5 * 3 * 2 * 3 * 3);
+}
+
+TEST_CASE("quantised fused calls are bit-exact at every world size, mixed with plain and unquantised calls",
+          "[gpu]") {
+  std::uint64_t seed = 8000;
+  for (int world : ar::kWorldSizes) {
+    const std::vector<ar::ProblemShape> shapes{{world, 3, 8192, DType::kBf16}, {world, 130, 5120, DType::kFp16},
+                                               {world, 5, 2880, DType::kFp32}};
+    VirtualGroup group(quant_group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    int i = 0;
+    for (const ar::ProblemShape& shape : shapes)
+      for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
+        for (const Mode& m : kModes) {
+          if (!runs(m, shape.dtype)) continue;
+          const Profile p = kProfiles[++i % 3];
+          const auto input = ar::random_input(shape.dtype, world, shape.tokens, shape.hidden, ++seed, 12);
+          const VirtualGroup::Call call{shape, s, p, i % 2 == 0};
+          require_exact(ar::test::run_and_check(group, input, call, &model), call, seed);
+          auto norm = quant_norm(shape, seed, m, kScales[i % 4], 132);
+          require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
+          norm.arguments.quant = QuantMode::kNone;
+          require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
+        }
+  }
+}
+
+TEST_CASE("quantised fused calls on edge values: NaN, Inf, zero rows and blocks, saturating scales", "[gpu]") {
+  std::uint64_t seed = 9000;
+  for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32})
+    for (int world : {2, 8}) {
+      const ar::ProblemShape shape{world, 6, 2880, t};
+      VirtualGroup group(quant_group_options(world, {shape}));
+      // Adversarial all-reduce inputs (NaN, Inf, -0 sums, subnormals); row 0 all zero (input and residual),
+      // so dynamic FP8 takes its 2^-9/448 floor and NVFP4 has all-zero blocks; row 1 with huge residuals.
+      auto input = ar::adversarial_input(t, world, shape.tokens, shape.hidden, ++seed);
+      for (int r = 0; r < world; ++r)
+        for (std::int64_t d = 0; d < shape.hidden; ++d) input.set_bits(r * shape.tokens * shape.hidden + d, 0u);
+      for (const Mode& m : kModes) {
+        if (!runs(m, t)) continue;
+        // Global scales that saturate NVFP4's block scales (2^20) or underflow them (2^-20) and 0 (static
+        // FP8: an infinite reciprocal), besides ordinary ones.
+        for (std::uint32_t scale : {kScales[0], kScales[2], 0x49800000u, 0x35800000u, 0u}) {
+          auto norm = quant_norm(shape, seed, m, scale, 132);
+          for (std::int64_t d = 0; d < shape.hidden; ++d) {
+            norm.residual.set_bits(d, 0u);
+            if (d % 3 == 0) norm.residual.set_bits(shape.hidden + d, t == DType::kFp32 ? 0x7F000000u : 0x7B00u);
+          }
+          for (Strategy s : kStrategies)
+            for (Profile p : kProfiles) {
+              const VirtualGroup::Call call{shape, s, p, false};
+              require_exact(ar::test::run_and_check_fused(group, input, norm, call), call, seed);
+            }
+        }
+      }
+    }
+}
+
+TEST_CASE("the norm as a separate kernel quantises as the fused call does", "[gpu]") {
+  std::uint64_t seed = 9500;
+  const int world = 4;
+  const std::vector<ar::ProblemShape> shapes{{world, 7, 4096, DType::kBf16}, {world, 1500, 2880, DType::kFp16}};
+  VirtualGroup group(quant_group_options(world, shapes));
+  for (const ar::ProblemShape& shape : shapes)
+    for (const Mode& m : kModes)
+      for (Profile p : kProfiles) {
+        const auto input = ar::random_input(shape.dtype, world, shape.tokens, shape.hidden, ++seed, 12);
+        const auto norm = quant_norm(shape, seed, m, kScales[seed % 4], 132);
+        VirtualGroup::Call call{shape, Strategy::kAuto, p, true};
+        call.separate_norm = true;
+        require_exact(ar::test::run_and_check_fused(group, input, norm, call), call, seed);
+      }
+}
