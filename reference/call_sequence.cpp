@@ -69,7 +69,8 @@ std::vector<CallSpec> parse_call_sequence(std::string_view text) {
       }
       const std::size_t eq = field.find('=');
       if (eq == std::string_view::npos)
-        fail(i, call, fmt::format("parameter '{}' is not KEY=VALUE (keys: N, D, dtype) or the flag fused", field));
+        fail(i, call,
+             fmt::format("parameter '{}' is not KEY=VALUE (keys: N, D, dtype, quant, layout) or the flag fused", field));
       const std::string_view key = trim(field.substr(0, eq));
       const std::string_view value = trim(field.substr(eq + 1));
       const auto once = [&](bool already) {
@@ -86,10 +87,23 @@ std::vector<CallSpec> parse_call_sequence(std::string_view text) {
         const auto t = parse_dtype(value);
         if (!t) fail(i, call, fmt::format("unknown dtype '{}' (choose bf16, fp16 or fp32)", value));
         spec.dtype = *t;
+      } else if (key == "quant") {
+        once(spec.quant.has_value());
+        const auto q = parse_quant_mode(value);
+        if (!q || *q == QuantMode::kNone)
+          fail(i, call, fmt::format("unknown quant mode '{}' (choose fp8, fp8-dynamic or nvfp4)", value));
+        spec.quant = *q;
+      } else if (key == "layout") {
+        once(spec.layout.has_value());
+        const auto l = parse_scale_layout(value);
+        if (!l) fail(i, call, fmt::format("unknown scale layout '{}' (choose swizzled or linear)", value));
+        spec.layout = *l;
       } else {
-        fail(i, call, fmt::format("unknown parameter '{}' (keys: N, D, dtype; flag: fused)", key));
+        fail(i, call, fmt::format("unknown parameter '{}' (keys: N, D, dtype, quant, layout; flag: fused)", key));
       }
     }
+    if (spec.layout && spec.quant != QuantMode::kNvfp4)
+      fail(i, call, "layout= is NVFP4's block-scale layout: it needs quant=nvfp4");
     calls.push_back(spec);
   }
   return calls;
@@ -101,12 +115,21 @@ std::vector<ResolvedCall> resolve_calls(std::span<const CallSpec> calls, int wor
     const CallSpec& c = calls[i];
     ResolvedCall r;
     r.requested = c.strategy;
-    r.fused = c.fused;
+    r.quant = c.quant.value_or(QuantMode::kNone);
+    r.layout = c.layout.value_or(ScaleLayout::kSwizzled128x4);
+    r.fused = c.fused || r.quant != QuantMode::kNone;
     r.shape = {world_size, c.tokens.value_or(defaults.tokens), c.hidden.value_or(defaults.hidden),
                c.dtype.value_or(defaults.dtype)};
-    if (auto why = validate_shape(r.shape))
+    const auto refuse = [&](const std::string& why) {
       throw CallSequenceError(fmt::format("call {} ({} N={} D={} {}): {}", i + 1, strategy_name(c.strategy),
-                                          r.shape.tokens, r.shape.hidden, dtype_name(r.shape.dtype), *why));
+                                          r.shape.tokens, r.shape.hidden, dtype_name(r.shape.dtype), why));
+    };
+    if (auto why = validate_shape(r.shape)) refuse(*why);
+    try {
+      validate_quant(QuantOptions{r.quant, kFp32One, r.layout}, r.shape.dtype, r.shape.hidden);
+    } catch (const std::invalid_argument& e) {
+      refuse(e.what());
+    }
     resolved.push_back(r);
   }
   return resolved;
@@ -118,6 +141,9 @@ std::string format_call_sequence(std::span<const ResolvedCall> calls) {
     if (!text.empty()) text += ',';
     text += fmt::format("{}:N={}:D={}:dtype={}{}", strategy_name(c.requested), c.shape.tokens, c.shape.hidden,
                         dtype_name(c.shape.dtype), c.fused ? ":fused" : "");
+    if (c.quant != QuantMode::kNone) text += fmt::format(":quant={}", quant_mode_name(c.quant));
+    if (c.quant == QuantMode::kNvfp4 && c.layout != ScaleLayout::kSwizzled128x4)
+      text += fmt::format(":layout={}", scale_layout_name(c.layout));
   }
   return text;
 }

@@ -12,11 +12,14 @@
 //             | 'dtype=' name       bf16 | fp16 | fp32 (and the aliases parse_dtype accepts)
 //             | 'fused'             the fused residual-add + RMSNorm call (SPEC section 7) instead of the plain
 //                                   all-reduce; the strategy (AUTO's rule included) is the same
+//             | 'quant=' mode       fp8 | fp8-dynamic | nvfp4: the fused call with its quantised output too
+//                                   (SPEC section 13; implies 'fused')
+//             | 'layout=' name      swizzled | linear: NVFP4's block-scale layout (default swizzled)
 //   count    := a decimal integer >= 1 that fits 64 bits, digits only (no sign, no suffix)
 //
 // A parameter may appear at most once per call; one left out takes the command's default (--tokens, --hidden,
 // --dtype; a call without 'fused' is a plain all-reduce). Example:
-// "oneshot:N=4,twoshot:N=64:D=256:fused,auto:N=11:dtype=fp32,oneshot:N=1:fused".
+// "oneshot:N=4,twoshot:N=64:D=256:fused,auto:N=11:dtype=fp32,oneshot:N=1:fused,auto:N=8:D=4096:quant=nvfp4".
 // The world size belongs to the workspace, so it is not a per-call parameter.
 #pragma once
 
@@ -28,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reference/fused_quant.h"
 #include "reference/strategy.h"
 
 namespace ar {
@@ -39,6 +43,8 @@ struct CallSpec {
   std::optional<std::int64_t> hidden;
   std::optional<DType> dtype;
   bool fused = false;  ///< the fused residual-add + RMSNorm call
+  std::optional<QuantMode> quant;     ///< its quantised output (sets `fused`)
+  std::optional<ScaleLayout> layout;  ///< NVFP4's scale layout
   bool operator==(const CallSpec&) const = default;
 };
 
@@ -54,6 +60,8 @@ struct ResolvedCall {
   Strategy requested = Strategy::kAuto;
   ProblemShape shape;
   bool fused = false;  ///< the fused residual-add + RMSNorm call
+  QuantMode quant = QuantMode::kNone;  ///< a fused call's quantised output
+  ScaleLayout layout = ScaleLayout::kSwizzled128x4;
   /// ONESHOT or TWOSHOT: AUTO resolved by the 1 MiB rule.
   Strategy strategy() const { return resolve_strategy(requested, shape); }
 };

@@ -30,6 +30,13 @@ std::uint32_t max_or_min(std::uint32_t a, std::uint32_t b, FloatFormat f, bool t
 
 std::uint32_t flush_if(const QuantArithmetic& q, std::uint32_t x) { return q.ftz ? flush_subnormal_fp32(x) : x; }
 
+std::string hex_bits(std::uint32_t v, int digits) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s = "0x";
+  for (int i = digits - 1; i >= 0; --i) s += kDigits[(v >> (4 * i)) & 0xF];
+  return s;
+}
+
 bool is_nonzero_fp32(std::uint32_t x) { return is_nan(x, kFp32Format) || !is_zero(x, kFp32Format); }
 
 std::vector<std::uint32_t> row_values(const HostTensor& t, std::int64_t row, std::int64_t width) {
@@ -196,6 +203,32 @@ QuantizedOutput quantize_fused(const FusedResult& fused, const HostTensor& gamma
     }
   }
   return out;
+}
+
+QuantDiff compare_quant(const QuantizedOutput& actual, const QuantizedOutput& expected) {
+  if (actual.mode != expected.mode || actual.layout != expected.layout || actual.tokens != expected.tokens ||
+      actual.hidden != expected.hidden || actual.quant_out.size() != expected.quant_out.size() ||
+      actual.token_scales.size() != expected.token_scales.size() ||
+      actual.scale_out.size() != expected.scale_out.size())
+    throw std::invalid_argument("compare_quant: the two outputs are of different modes, layouts or shapes");
+  QuantDiff d;
+  const auto one = [&](const char* what, std::size_t at, std::uint32_t got, std::uint32_t want, int digits) {
+    ++d.elements;
+    if (got == want) return;
+    if (d.differing++ == 0)
+      d.first = std::string(what) + "[" + std::to_string(at) + "]: " + hex_bits(got, digits) + ", expected " +
+                hex_bits(want, digits);
+  };
+  for (std::size_t i = 0; i < expected.quant_out.size(); ++i) one("quant_out", i, actual.quant_out[i], expected.quant_out[i], 2);
+  for (std::size_t i = 0; i < expected.token_scales.size(); ++i)
+    one("scale_out", i, actual.token_scales[i], expected.token_scales[i], 8);
+  if (expected.mode == QuantMode::kNvfp4)
+    for (std::int64_t m = 0; m < expected.tokens; ++m)
+      for (std::int64_t k = 0; k < scale_blocks(expected.hidden); ++k) {
+        const auto at = static_cast<std::size_t>(scale_offset(expected.layout, m, k, expected.hidden));
+        one("scale_out", at, actual.scale_out[at], expected.scale_out[at], 2);
+      }
+  return d;
 }
 
 FusedQuantResult reference_fused_quant(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -118,6 +119,16 @@ struct FusedQuantResult {
   FusedResult fused;
   QuantizedOutput quant;
 };
+
+/// How two quantised outputs of one call compare: every code byte, every token scale and (NVFP4) the scale
+/// byte of every block counts as one element; the bytes of a swizzled layout that belong to no block do not.
+struct QuantDiff {
+  std::int64_t elements = 0;
+  std::int64_t differing = 0;
+  std::string first;  ///< "quant_out[17]: 0x3c, expected 0x3d" for the first that differs; empty when none
+};
+/// `actual` against `expected` (same mode, layout and shape; throws std::invalid_argument otherwise).
+QuantDiff compare_quant(const QuantizedOutput& actual, const QuantizedOutput& expected);
 
 /// reference_fused_rms_norm, then quantize_fused.
 FusedQuantResult reference_fused_quant(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,

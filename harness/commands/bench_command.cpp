@@ -10,6 +10,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -27,6 +28,7 @@
 #include "harness/job/job.h"
 #include "harness/job/spawn.h"
 #include "reference/fused_launch.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 #include "reference/workspace.h"
 
@@ -73,6 +75,12 @@ std::unique_ptr<NcclAllReduce> open_baseline(GpuJob& gpu, const BenchSettings& s
   }
 }
 
+std::string quant_names(const std::vector<QuantMode>& modes) {
+  std::string names;
+  for (QuantMode m : modes) names += fmt::format("{}{}", names.empty() ? "" : ",", quant_mode_name(m));
+  return names.empty() ? "none" : names;
+}
+
 /// The plan every process states before its kernels run at one world size.
 std::string bench_plan(const Job& job, const BenchSettings& s, int world, HandleKind handles) {
   std::string dtype_names, strategy_names, profile_list;
@@ -82,10 +90,10 @@ std::string bench_plan(const Job& job, const BenchSettings& s, int world, Handle
   return fmt::format(
       "program mnnvl-ar {}\ncommand bench\nprocesses {}\nworld size {}\nhandles {}\nsizes {}\ndtypes {}\n"
       "strategies {}\niters {} warmup {} graph {}\nprofile {} pdl {}\nhidden {}\nseed {}\ncheck {}\ntimeout-ms {}\n"
-      "fused {}\n",
+      "fused {}\nquant {}\n",
       MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles), fmt::join(s.sizes, ","), dtype_names,
       strategy_names, s.iters, s.warmup, s.graph, profile_list, s.pdl, s.hidden, s.seed, s.check,
-      s.timeout_ms, s.fused);
+      s.timeout_ms, s.fused, quant_names(s.quant));
 }
 
 /// The benchmark's state across world sizes.
@@ -129,19 +137,36 @@ class SizeReferences {
   }
   /// The fused call of `resolved` under `profile` (its normalised output and residual_out).
   ExpectedOutputs fused(Strategy resolved, Profile profile, const BenchNorm& norm) {
+    const FusedResult& r = fused_result(resolved, profile, norm);
+    return {&r.normalized, &r.residual_out};
+  }
+  /// The same call with the quantised output `norm.call.quant` too.
+  ExpectedOutputs quantised(Strategy resolved, Profile profile, const BenchNorm& norm) {
+    const FusedResult& r = fused_result(resolved, profile, norm);
+    const std::tuple key{resolved, profile, norm.call.quant};
+    auto it = quant_.find(key);
+    if (it == quant_.end()) {
+      const QuantOptions q{norm.call.quant, norm.call.quant_scale, norm.call.layout};
+      it = quant_.emplace(key, quantize_fused(r, norm.gamma, fused_options(norm.call, resolved, profile), q)).first;
+    }
+    return {&r.normalized, &r.residual_out, &it->second};
+  }
+
+ private:
+  const FusedResult& fused_result(Strategy resolved, Profile profile, const BenchNorm& norm) {
     auto it = fused_.find({resolved, profile});
     if (it == fused_.end()) {
       const FusedOptions o = fused_options(norm.call, resolved, profile);
       it = fused_.emplace(std::pair{resolved, profile}, parallel_fused_reference(input_, norm.residual, norm.gamma, o))
                .first;
     }
-    return {&it->second.normalized, &it->second.residual_out};
+    return it->second;
   }
 
- private:
   const HostTensor& input_;
   std::map<std::pair<Strategy, Profile>, HostTensor> plain_;
   std::map<std::pair<Strategy, Profile>, FusedResult> fused_;
+  std::map<std::tuple<Strategy, Profile, QuantMode>, QuantizedOutput> quant_;
 };
 
 /// Times one call and folds the outcome into `run` (a timeout stops a multi-process benchmark).
@@ -158,9 +183,10 @@ TimedCall time_one(GpuJob& gpu, GpuRanks& group, const GpuCall& call, const Call
 }
 
 /// With --fused: the same size as the fused call, and as the all-reduce followed by the separate norm kernel,
-/// both checked against the fused model.
-void time_fused(GpuJob& gpu, GpuRanks& group, GpuCall call, const BenchNorm& norm, const CallTiming& timing,
-                SizeReferences& references, BenchRow& row, BenchRun& run, std::ostream& err) {
+/// both checked against the fused model; then with each --quant mode, checked against the quantised model.
+void time_fused(GpuJob& gpu, GpuRanks& group, GpuCall call, const BenchNorm& norm, const std::vector<QuantMode>& quant,
+                const CallTiming& timing, SizeReferences& references, BenchRow& row, BenchRun& run,
+                std::ostream& err) {
   const auto expected = [&] { return references.fused(row.resolved, row.profile, norm); };
   call.norm = norm.call;
   const TimedCall fused = time_one(gpu, group, call, timing, expected, run, err);
@@ -171,6 +197,15 @@ void time_fused(GpuJob& gpu, GpuRanks& group, GpuCall call, const BenchNorm& nor
   const TimedCall separate = time_one(gpu, group, call, timing, expected, run, err);
   row.separate_us = separate.us;
   row.separate_wrong = separate.wrong;
+  for (QuantMode mode : quant) {
+    if (run.stopped) return;
+    BenchNorm quantised = norm;
+    quantised.call.quant = mode;
+    call.norm = quantised.call;
+    const TimedCall q = time_one(
+        gpu, group, call, timing, [&] { return references.quantised(row.resolved, row.profile, quantised); }, run, err);
+    row.quant.push_back({mode, q.us, q.wrong});
+  }
 }
 
 /// Times every dtype, size and strategy at one world size on `group`; the rows go to `run`.
@@ -219,7 +254,7 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
               gpu, group, call, timing, [&] { return references.plain(row.resolved, profile); }, run, err);
           row.us = timed.us;
           row.wrong = timed.wrong;
-          if (norm && !run.stopped) time_fused(gpu, group, call, *norm, timing, references, row, run, err);
+          if (norm && !run.stopped) time_fused(gpu, group, call, *norm, s.quant, timing, references, row, run, err);
           row.derive(run.place.limits.copy_gbps);
           row.nccl_us = nccl_us;
           print_bench_row(out, row, s.profiles.size() > 1);
@@ -273,7 +308,7 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
     gpu->refuse_unrunnable(*group, calls, [&](std::size_t i) {
       return fmt::format("{} at {}", strategy_name(calls[i].strategy), calls[i].shape.bytes_per_rank());
     });
-    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr, s.fused, s.profiles.size() > 1));
+    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr, s.fused, s.profiles.size() > 1, s.quant));
     bench_world(*gpu, *group, s, world, run, out, err);
   }
 
@@ -325,6 +360,12 @@ std::vector<std::int64_t> sweep_sizes(const BenchSettings& s, std::int64_t min_b
               } catch (const std::invalid_argument& refused) {
                 why = fmt::format("the {} fused launch refuses it: {}", profile_name(p), refused.what());
               }
+          for (QuantMode m : s.quant)
+            if (!why) try {
+                validate_quant(QuantOptions{m}, dt, shape.hidden);
+              } catch (const std::invalid_argument& refused) {
+                why = fmt::format("--quant {}: {}", quant_mode_name(m), refused.what());
+              }
           if (why)
             throw UsageError(fmt::format("size {} of {} at W = {} ({}): {}", size_text(bytes), dtype_name(dt), world,
                                          strategy_name(st), *why));
@@ -339,7 +380,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   CommandArgs args = all_args;
   const int spawn = take_spawn_option(args);
   BenchSettings s;
-  std::string min_text, max_text, dtype_text, strategy_text, profile_text, handles_text;
+  std::string min_text, max_text, dtype_text, strategy_text, profile_text, handles_text, quant_text;
   std::vector<std::string> labels;
   double factor = 2;
   JobOptions job_options;
@@ -376,6 +417,9 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
        "also time each size as the fused all-reduce + residual add + RMSNorm (fused(us)) and as the all-reduce "
        "followed by a separate norm kernel (ar+norm(us)), both checked against the fused model (eps: the dtype's "
        "default, weight bias 0, FlashInfer's launch for this GPU's SM count)")
+      ("quant", po::value(&quant_text)->default_value(""),
+       "also time the fused call with each quantised output of this list (fp8, fp8-dynamic, nvfp4, or all; "
+       "output_scale 1, NVFP4's swizzled layout), checked against the quantised model; implies --fused")
       ("label", po::value(&labels)->composing(), "KEY=VALUE recorded in the JSON (e.g. commit=abc123); repeatable")
       ("json,J", po::value(&s.json_path)->default_value(""), "write the results as JSON to this file")
       ("spawn", po::value<int>(), "start K processes on this host (this one is rank 0)")
@@ -426,6 +470,8 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   s.worlds = world_list_option("-W", s.world_text);
   s.profiles = kernel_profile_list_option("-p", profile_text);
   s.handles = handle_request_option(handles_text);
+  s.quant = quant_list_option("--quant", quant_text);
+  if (!s.quant.empty()) s.fused = true;
   for (const auto& l : labels) {
     const auto eq = l.find('=');
     if (eq == std::string::npos || eq == 0) throw UsageError(fmt::format("--label '{}' is not KEY=VALUE", l));

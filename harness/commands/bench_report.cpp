@@ -48,13 +48,17 @@ void print_bench_settings(std::ostream& out, const BenchSettings& s, const Bench
              profiles, s.pdl ? "on" : "off", s.hidden);
 }
 
-std::string bench_table_header(bool nccl, bool fused, bool profiles) {
+std::string bench_table_header(bool nccl, bool fused, bool profiles, const std::vector<QuantMode>& quant) {
+  std::string quant_columns;
+  for (QuantMode m : quant) quant_columns += fmt::format(" {:>16}", fmt::format("{}(us)", quant_mode_name(m)));
+  if (!quant.empty()) quant_columns += fmt::format(" {:>8}", "q#wrong");
   return fmt::format("{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}{}", "W", "size", "count",
                      "type", profiles ? fmt::format("{:>10} ", "profile") : "", "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
                      nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "",
                      fused ? fmt::format(" {:>9} {:>11} {:>8} {:>9} {:>7}", "fused(us)", "ar+norm(us)", "fused-ar",
                                          "sep/fused", "#wrong")
-                           : "");
+                           : "") +
+         quant_columns;
 }
 
 namespace {
@@ -69,14 +73,27 @@ std::string fused_columns(const BenchRow& r) {
                      separate / *r.fused_us, wrong);
 }
 
+/// The --quant columns: each mode's time, then the wrong codes, scales and outputs of all of them.
+std::string quant_columns(const BenchRow& r) {
+  if (r.quant.empty()) return "";
+  std::string text;
+  std::int64_t wrong = 0;
+  for (const QuantTiming& q : r.quant) {
+    text += fmt::format(" {:>16.2f}", q.us);
+    wrong = q.wrong < 0 || wrong < 0 ? -1 : wrong + q.wrong;
+  }
+  return text + fmt::format(" {:>8}", wrong);
+}
+
 }  // namespace
 
 void print_bench_row(std::ostream& out, const BenchRow& r, bool profiles) {
-  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}\n", r.world,
+  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}{}\n", r.world,
              r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype),
              profiles ? fmt::format("{:>10} ", profile_name(r.profile)) : "", strategy_name(r.requested), r.us,
              r.algbw, r.busbw, r.traffic_gbps, r.pct_copy, r.wrong,
-             r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "", fused_columns(r));
+             r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "", fused_columns(r),
+             quant_columns(r));
 }
 
 std::string bench_json(const BenchSettings& s, const BenchPlace& place, const std::vector<BenchRow>& rows,
@@ -115,7 +132,12 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
                    {"hidden", s.hidden},
                    {"seed", s.seed},
                    {"check", s.check != 0},
-                   {"fused", s.fused}};
+                   {"fused", s.fused},
+                   {"quant", [&] {
+                      std::vector<std::string> names;
+                      for (QuantMode m : s.quant) names.emplace_back(quant_mode_name(m));
+                      return names;
+                    }()}};
   j["limits"] = {{"launch_eager_us", place.limits.launch_eager_us},
                  {"launch_graph_us", place.limits.launch_graph_us},
                  {"copy_gbps", place.limits.copy_gbps},
@@ -151,6 +173,12 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
       row["ar_then_norm_wrong"] = r.separate_wrong;
       row["fused_minus_ar_us"] = *r.fused_us - r.us;
       row["fused_over_ar"] = *r.fused_us / r.us;
+    }
+    for (const QuantTiming& q : r.quant) {
+      nlohmann::json& m = row["quant"][std::string(quant_mode_name(q.mode))];
+      m["time_us"] = q.us;
+      m["wrong"] = q.wrong;
+      if (r.fused_us) m["minus_fused_us"] = q.us - *r.fused_us;
     }
     j["rows"].push_back(row);
   }

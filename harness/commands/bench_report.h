@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "reference/fused_quant.h"
+
 #include "harness/job/gpu_backend.h"
 #include "harness/job/handle_choice.h"
 #include "harness/job/host_reference.h"
@@ -31,6 +33,15 @@ struct BenchSettings {
   double timeout_ms = 10000;
   HandleRequest handles = HandleRequest::kAuto;
   bool fused = false;  ///< also time the fused call and the all-reduce + separate norm kernel
+  /// --quant: also time the fused call with each of these quantised outputs (implies `fused`)
+  std::vector<QuantMode> quant;
+};
+
+/// One quantised mode of a size, as timed (--quant).
+struct QuantTiming {
+  QuantMode mode = QuantMode::kNone;
+  double us = 0;            ///< NaN: timed out
+  std::int64_t wrong = -1;  ///< differing codes and scales, and normalised outputs; -1: not checked
 };
 
 /// One size and strategy as timed.
@@ -50,6 +61,7 @@ struct BenchRow {
   /// --fused: the fused call, and the all-reduce followed by the separate norm kernel (NaN: timed out).
   std::optional<double> fused_us, separate_us;
   std::int64_t fused_wrong = -1, separate_wrong = -1;
+  std::vector<QuantTiming> quant;  ///< --quant: in the order asked
   std::string launch;
   /// Fills the bandwidth columns from `us`: algbw, busbw, traffic and its share of `copy_gbps`.
   void derive(double copy_gbps);
@@ -73,7 +85,7 @@ void print_bench_device(std::ostream& out, const GpuDevice& dev);
 void print_bench_settings(std::ostream& out, const BenchSettings& s, const BenchPlace& place);
 /// The column titles (with NCCL's when it is measured, and the fused calls' with --fused).
 /// `profiles`: with the profile column (a run of several profiles).
-std::string bench_table_header(bool nccl, bool fused, bool profiles);
+std::string bench_table_header(bool nccl, bool fused, bool profiles, const std::vector<QuantMode>& quant = {});
 /// `profiles`: with the profile column (a run of several profiles).
 void print_bench_row(std::ostream& out, const BenchRow& row, bool profiles);
 

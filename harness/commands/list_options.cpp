@@ -78,6 +78,20 @@ std::vector<Profile> kernel_profile_list_option(const std::string& option, const
   return out;
 }
 
+std::vector<QuantMode> quant_list_option(const std::string& option, const std::string& text) {
+  if (text.empty()) return {};
+  if (text == "all") return {QuantMode::kFp8, QuantMode::kFp8Dynamic, QuantMode::kNvfp4};
+  std::vector<QuantMode> out;
+  for (const std::string& item : split_list(text)) {
+    const auto m = parse_quant_mode(item);
+    if (!m || *m == QuantMode::kNone)
+      throw UsageError(fmt::format("{} '{}' is not a quantised output (choose fp8, fp8-dynamic, nvfp4 or all)", option,
+                                   item));
+    if (std::find(out.begin(), out.end(), *m) == out.end()) out.push_back(*m);
+  }
+  return out;
+}
+
 std::vector<bool> pdl_list_option(const std::string& option, const std::string& text) {
   if (text == "both") return {false, true};
   if (text == "on" || text == "1") return {true};

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "reference/fused_quant.h"
 #include "reference/strategy.h"
 
 namespace ar {
@@ -23,6 +24,8 @@ std::vector<Strategy> strategy_list_option(const std::string& option, const std:
 /// The profiles the kernels run: a list of flashinfer, ieee and invariant, "both" (flashinfer, ieee) or "all";
 /// trtllm is refused (a reference-only model).
 std::vector<Profile> kernel_profile_list_option(const std::string& option, const std::string& text);
+/// The quantised outputs: a list of fp8, fp8-dynamic and nvfp4, or "all"; "" -> none.
+std::vector<QuantMode> quant_list_option(const std::string& option, const std::string& text);
 /// on / 1, off / 0, or both.
 std::vector<bool> pdl_list_option(const std::string& option, const std::string& text);
 

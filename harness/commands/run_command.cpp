@@ -76,6 +76,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, st
         const FusedExpectation expected = expected_fused_outputs(c);
         check_outputs(group, local, c.call.shape, expected.normalized, check, mine);
         check_residual_outs(group, local, c.call.shape, expected.residual_out, mine);
+        if (expected.quant) check_quant_outputs(group, local, c.call.shape, *expected.quant, mine, err, row.index);
       } else {
         const HostTensor expected = c.expected ? *c.expected : parallel_reference(c.input, c.resolved, c.expect);
         check_outputs(group, local, c.call.shape, expected, check, mine);
@@ -203,7 +204,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   RunSettings s;
   BatchSettings batches;
   std::string dtype_text, profile_text, pdl_text, expect_text, handles_text, batch_strategies_text, batch_kinds_text;
-  double eps = 0, weight_bias = 0;
+  double eps = 0, weight_bias = 0, quant_scale = 1.0;
   JobOptions job_options;
   po::options_description options("options");
   // clang-format off
@@ -238,6 +239,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
        "fused calls: reproduce FlashInfer's summation tree on a GPU of this many SMs (default: this GPU's)")
       ("eps", po::value(&eps), "fused calls: epsilon (default torch.finfo(dtype).eps, as FlashInfer's Python)")
       ("weight-bias", po::value(&weight_bias)->default_value(0), "fused calls: added to gamma (1: Gemma-style)")
+      ("quant-scale", po::value(&quant_scale)->default_value(1.0),
+       "quantised calls (quant= in --calls): output_scale, static FP8's scale or NVFP4's global scale")
       ("repeat", po::value(&s.repeat)->default_value(2), "run the sequence this many times on the same workspace")
       ("timeout-ms", po::value(&s.timeout_ms)->default_value(10000), "per device wait; 0 = wait forever (FlashInfer; "
        "then a dead peer hangs the GPU)")
@@ -322,6 +325,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   if (!vm["sms"].defaulted()) check_sm_count("--sms", s.sms);
   if (vm.count("eps")) s.epsilon = fp32_parameter("eps", eps);
   s.weight_bias = fp32_parameter("weight-bias", weight_bias);
+  s.quant_scale = fp32_parameter("quant-scale", quant_scale);
   if (s.round_bytes < -1)
     throw UsageError(
         fmt::format("--round-bytes must be -1 (the default), 0 (one round) or a byte budget, got {}", s.round_bytes));

@@ -12,6 +12,7 @@
 #include "harness/job/host_reference.h"
 #include "harness/job/job.h"
 #include "reference/all_reduce.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 #include "reference/workspace.h"
 
@@ -76,8 +77,9 @@ PlannedNorm make_norm_inputs(InputKind kind, const ProblemShape& shape, std::uin
           random_input(shape.dtype, 1, 1, shape.hidden, gamma_seed, 1).reshaped({shape.hidden})};
 }
 
-GpuNorm gpu_norm(const RunSettings& s, DType dtype) {
-  return GpuNorm{s.epsilon.value_or(default_epsilon(dtype)), s.weight_bias, s.sms, false};
+GpuNorm gpu_norm(const RunSettings& s, const ResolvedCall& rc) {
+  return GpuNorm{s.epsilon.value_or(default_epsilon(rc.shape.dtype)), s.weight_bias, s.sms, false, rc.quant,
+                 rc.layout, s.quant_scale};
 }
 
 /// The sequence's calls at `world` with `dtype` as the default, each a shape the kernels can address (what
@@ -94,7 +96,11 @@ std::vector<ResolvedCall> checked_calls(const RunSettings& s, int world, DType d
     const auto refuse = [&](const std::string& why) {
       return UsageError(fmt::format("--calls at W = {}: call {} ({} N={} D={} {}{}): {}", world, i + 1,
                                     strategy_name(rc.requested), rc.shape.tokens, rc.shape.hidden,
-                                    dtype_name(rc.shape.dtype), rc.fused ? " fused" : "", why));
+                                    dtype_name(rc.shape.dtype),
+                                    rc.quant != QuantMode::kNone ? fmt::format(" {}", quant_mode_name(rc.quant))
+                                    : rc.fused                   ? std::string(" fused")
+                                                                 : std::string(),
+                                    why));
     };
     if (auto why = check_fits_workspace(rc.requested, rc.shape, kMaxBufferBytes)) throw refuse(*why);
     if (!rc.fused) continue;
@@ -150,7 +156,7 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
                             make_input(s.kind, rc.shape.dtype, world, rc.shape.tokens, rc.shape.hidden, call_seed),
                             std::nullopt, call_seed});
             if (rc.fused) {
-              c.call.norm = gpu_norm(s, rc.shape.dtype);
+              c.call.norm = gpu_norm(s, rc);
               c.norm = make_norm_inputs(s.kind, rc.shape, call_seed);
             }
           }
@@ -160,9 +166,13 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world) {
 
 FusedExpectation expected_fused_outputs(const PlannedCall& c) {
   if (c.norm->expected) return *c.norm->expected;
-  FusedResult r = parallel_fused_reference(c.input, c.norm->residual, c.norm->gamma,
-                                           fused_options(*c.call.norm, c.resolved, c.expect));
-  return {std::move(r.normalized), std::move(r.residual_out)};
+  const FusedOptions options = fused_options(*c.call.norm, c.resolved, c.expect);
+  FusedResult r = parallel_fused_reference(c.input, c.norm->residual, c.norm->gamma, options);
+  std::optional<QuantizedOutput> quant;
+  if (c.call.norm->quant != QuantMode::kNone)
+    quant = quantize_fused(r, c.norm->gamma, options,
+                           QuantOptions{c.call.norm->quant, c.call.norm->quant_scale, c.call.norm->layout});
+  return {std::move(r.normalized), std::move(r.residual_out), std::move(quant)};
 }
 
 std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,

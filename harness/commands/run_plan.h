@@ -35,6 +35,7 @@ struct RunSettings {
   /// the summation tree (0 until run_job sets the GPU's own when --sms is not given).
   std::optional<std::uint32_t> epsilon;
   std::uint32_t weight_bias = 0;
+  std::uint32_t quant_scale = kFp32One;  ///< quantised calls' output_scale (fp32 bits)
   int sms = 0;
   int repeat = 2, omit_rank = -1, device = -1, die_after_call = 0, die_rank = -1;
   double timeout_ms = 10000;
@@ -45,6 +46,7 @@ struct RunSettings {
 /// What a fused call's outputs must equal.
 struct FusedExpectation {
   HostTensor normalized, residual_out;
+  std::optional<QuantizedOutput> quant;  ///< a quantised call's codes and scales
 };
 
 /// A fused call's own inputs, and (golden) its expected outputs.
@@ -66,7 +68,8 @@ struct PlannedCall {
   std::optional<PlannedNorm> norm;  ///< a fused call (call.norm set)
 };
 
-/// What a fused call's outputs must equal: the golden files, or reference_fused_rms_norm of its inputs.
+/// What a fused call's outputs must equal: the golden files, or reference_fused_rms_norm of its inputs (and
+/// quantize_fused of that for a quantised call).
 FusedExpectation expected_fused_outputs(const PlannedCall& c);
 
 /// The calls of one world size: every (dtype, profile, PDL) combination of the sequence (or of the golden

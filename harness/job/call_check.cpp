@@ -65,6 +65,21 @@ void check_residual_outs(GpuRanks& group, const std::vector<int>& ranks, const P
   compare_ranks(ranks, outputs, expected, OutputCheck{}, true, report);
 }
 
+void check_quant_outputs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
+                         const QuantizedOutput& expected, CallReport& report, std::ostream& err, int call_index) {
+  bool described = false;
+  for (int r : ranks) {
+    const QuantDiff d = compare_quant(group.quant_output(r, shape, expected.mode, expected.layout), expected);
+    report.elements += d.elements;
+    report.mismatches += d.differing;
+    if (d.differing && !described) {
+      fmt::print(err, "call {}: rank {} {} ({} of the {} output differ)\n", call_index, r, d.first, d.differing,
+                 quant_mode_name(expected.mode));
+      described = true;
+    }
+  }
+}
+
 FlagsModel::FlagsModel(const std::vector<int>& ranks, std::int64_t buffer_bytes) {
   for (int r : ranks) model_[r] = initial_flags(static_cast<std::uint32_t>(buffer_bytes));
 }

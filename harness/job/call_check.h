@@ -33,6 +33,12 @@ void check_outputs(GpuRanks& group, const std::vector<int>& ranks, const Problem
 void check_residual_outs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
                          const HostTensor& expected, CallReport& report);
 
+/// The same for a quantised call's codes and scales (compare_quant: every code byte, token scale and block
+/// scale is an element). The first difference is described on `err` as call `call_index`'s; the report keeps
+/// the counts.
+void check_quant_outputs(GpuRanks& group, const std::vector<int>& ranks, const ProblemShape& shape,
+                         const QuantizedOutput& expected, CallReport& report, std::ostream& err, int call_index);
+
 /// Every local rank's flags as the reference says they stand, advanced call by call: the flags check.
 class FlagsModel {
  public:

@@ -54,6 +54,11 @@ TimedCall time_call(Job& job, GpuRanks& group, const GpuCall& call, const CallTi
       mine.wrong += compare_fast(group.output(r, call.shape), *reference.output).differing;
       if (reference.residual_out)
         mine.wrong += compare_fast(group.residual_out(r, call.shape), *reference.residual_out).differing;
+      if (reference.quant)
+        mine.wrong +=
+            compare_quant(group.quant_output(r, call.shape, reference.quant->mode, reference.quant->layout),
+                          *reference.quant)
+                .differing;
     }
   }
   // The slowest process's time and every process's wrong elements.

@@ -28,6 +28,7 @@ struct TimedCall {
 struct ExpectedOutputs {
   const HostTensor* output = nullptr;
   const HostTensor* residual_out = nullptr;  ///< compared when set
+  const QuantizedOutput* quant = nullptr;    ///< a quantised call's codes and scales, compared when set
 };
 
 /// Times `call` on `group` (GpuRanks::time_us) and, when timing.check, compares each local rank's outputs

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "harness/job/handle_choice.h"
+#include "reference/fused_quant.h"
 #include "reference/mufu_sweep.h"
 #include "reference/strategy.h"
 #include "reference/tensor.h"
@@ -97,6 +98,11 @@ struct GpuNorm {
   int sm_count = 0;               ///< the SM count whose launch the summation tree follows
   /// The plain all-reduce, then the norm as a kernel of its own (the same bits; bench's baseline).
   bool separate_kernel = false;
+  /// The quantised output after the norm (SPEC section 13), its NVFP4 scale layout, and the output_scale
+  /// (fp32 bits) every rank holds on the device.
+  QuantMode quant = QuantMode::kNone;
+  ScaleLayout layout = ScaleLayout::kSwizzled128x4;
+  std::uint32_t quant_scale = kFp32One;
 };
 
 /// One call on the GPU.
@@ -139,6 +145,8 @@ class GpuRanks {
   virtual std::optional<GpuTimeout> run(const GpuCall& call, std::span<const int> ranks = {}) = 0;
   virtual HostTensor output(int rank, const ProblemShape& shape) = 0;  ///< [N, D] of a local rank
   virtual HostTensor residual_out(int rank, const ProblemShape& shape) = 0;  ///< of the last fused call
+  /// The quantised outputs of the last fused call of `quant` (codes; token scales or NVFP4's scale bytes).
+  virtual QuantizedOutput quant_output(int rank, const ProblemShape& shape, QuantMode quant, ScaleLayout layout) = 0;
   virtual LamportFlags flags(int rank) = 0;                            ///< of a local rank
   /// Mean microseconds per call (see cuda::VirtualGroup::time_us); `before_timing` runs right before the
   /// timed region (a barrier in a multi-process job). Throws on a timeout.

@@ -19,7 +19,8 @@ namespace {
 cuda::VirtualGroup::Call to_cuda(const GpuCall& c) {
   cuda::VirtualGroup::Call call{c.shape, c.strategy, c.profile, c.pdl};
   if (c.norm) {
-    call.norm = cuda::NormArguments{c.norm->epsilon, c.norm->weight_bias, c.norm->sm_count};
+    call.norm = cuda::NormArguments{c.norm->epsilon, c.norm->weight_bias, c.norm->sm_count, c.norm->quant,
+                                    c.norm->layout};
     call.separate_norm = c.norm->separate_kernel;
   }
   return call;
@@ -61,6 +62,7 @@ class CudaRanks final : public GpuRanks {
   }
 
   std::optional<GpuTimeout> run(const GpuCall& call, std::span<const int> ranks) override {
+    upload_quant_scale(call);
     group_.poison_outputs();
     const auto e = group_.run(to_cuda(call), ranks);
     if (!e) return std::nullopt;
@@ -71,13 +73,21 @@ class CudaRanks final : public GpuRanks {
   HostTensor residual_out(int rank, const ProblemShape& shape) override {
     return group_.download_residual_out(rank, shape);
   }
+  QuantizedOutput quant_output(int rank, const ProblemShape& shape, QuantMode quant, ScaleLayout layout) override {
+    return group_.download_quant(rank, shape, quant, layout);
+  }
   LamportFlags flags(int rank) override { return group_.workspace().flags(rank); }
   double time_us(const GpuCall& call, int warmup, int iterations, int graph_launches,
                  const std::function<void()>& before_timing) override {
+    upload_quant_scale(call);
     return group_.time_us(to_cuda(call), warmup, iterations, graph_launches, before_timing);
   }
 
  private:
+  void upload_quant_scale(const GpuCall& call) {
+    if (call.norm && call.norm->quant != QuantMode::kNone) group_.upload_quant_scale(call.norm->quant_scale);
+  }
+
   std::unique_ptr<RendezvousExchange> exchange_;  // before group_: destroyed after it
   cuda::VirtualGroup group_;
 };

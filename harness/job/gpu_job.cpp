@@ -244,6 +244,9 @@ std::string plan_line(int index, const std::string& label, const GpuCall& call, 
   if (call.norm)
     line += fmt::format(" fused eps={:#010x} weight-bias={:#010x} sms={}{}", call.norm->epsilon, call.norm->weight_bias,
                         call.norm->sm_count, call.norm->separate_kernel ? " separate-kernel" : "");
+  if (call.norm && call.norm->quant != QuantMode::kNone)
+    line += fmt::format(" quant={} layout={} scale={:#010x}", quant_mode_name(call.norm->quant),
+                        scale_layout_name(call.norm->layout), call.norm->quant_scale);
   return line;
 }
 

@@ -54,25 +54,12 @@ void check_flags(cuda::VirtualGroup& g, const cuda::VirtualGroup::Call& call, Fl
   }
 }
 
-// Counts every quantised byte and scale of one rank against the model's.
+// Counts every quantised byte and scale of one rank against the model's (compare_quant).
 void count_quant(CallCheck& check, int rank, const QuantizedOutput& gpu, const QuantizedOutput& model) {
-  const auto differ = [&](const std::string& what, std::int64_t at, std::uint32_t got, std::uint32_t want) {
-    ++check.elements;
-    if (got == want) return;
-    ++check.mismatches;
-    if (check.quant_detail.empty())
-      check.quant_detail = fmt::format("rank {} {}[{}]: GPU {:#x}, reference {:#x}", rank, what, at, got, want);
-  };
-  for (std::size_t i = 0; i < model.quant_out.size(); ++i)
-    differ("quant_out", static_cast<std::int64_t>(i), gpu.quant_out[i], model.quant_out[i]);
-  for (std::size_t i = 0; i < model.token_scales.size(); ++i)
-    differ("scale_out", static_cast<std::int64_t>(i), gpu.token_scales[i], model.token_scales[i]);
-  if (model.mode == QuantMode::kNvfp4)
-    for (std::int64_t m = 0; m < model.tokens; ++m)
-      for (std::int64_t k = 0; k < scale_blocks(model.hidden); ++k) {
-        const auto at = static_cast<std::size_t>(scale_offset(model.layout, m, k, model.hidden));
-        differ("scale_out", static_cast<std::int64_t>(at), gpu.scale_out[at], model.scale_out[at]);
-      }
+  const QuantDiff d = compare_quant(gpu, model);
+  check.elements += d.elements;
+  check.mismatches += d.differing;
+  if (d.differing && check.quant_detail.empty()) check.quant_detail = fmt::format("rank {} {}", rank, d.first);
 }
 
 }  // namespace

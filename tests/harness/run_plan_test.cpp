@@ -5,6 +5,8 @@
 #include "harness/commands/run_plan.h"
 #include "harness/io/golden_manifest.h"
 #include "harness/job/host_reference.h"
+#include "harness/job/gpu_job.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 
 using namespace ar;
@@ -76,6 +78,41 @@ TEST_CASE("fused calls of a sequence carry their residual, gamma and arithmetic"
                                                    fused_options(on_78, c.resolved, c.expect))
                               .normalized);
   }
+}
+
+TEST_CASE("quantised calls of a sequence carry their mode, layout and scale, and expect the quantised model",
+          "[cpu]") {
+  RunSettings s;
+  s.kind = InputKind::kAdversarial;
+  s.specs = parse_call_sequence("oneshot:N=3:D=64:quant=fp8-dynamic,twoshot:N=2:D=32:quant=nvfp4:layout=linear");
+  s.dtypes = {DType::kBf16};
+  s.profiles = {Profile::kFlashInfer, Profile::kInvariant};
+  s.pdls = {false};
+  s.repeat = 1;
+  s.sms = 132;
+  s.quant_scale = 0x40400000u;  // 3
+  const std::vector<PlannedCall> planned = plan_calls(s, 2);
+  REQUIRE(planned.size() == 4);
+  for (const PlannedCall& c : planned) {
+    REQUIRE(c.call.norm);
+    REQUIRE(c.norm);
+    const bool nvfp4 = c.call.shape.tokens == 2;
+    CHECK(c.call.norm->quant == (nvfp4 ? QuantMode::kNvfp4 : QuantMode::kFp8Dynamic));
+    CHECK(c.call.norm->layout == (nvfp4 ? ScaleLayout::kLinear : ScaleLayout::kSwizzled128x4));
+    CHECK(c.call.norm->quant_scale == 0x40400000u);
+    const FusedExpectation e = expected_fused_outputs(c);
+    REQUIRE(e.quant);
+    const FusedOptions options = fused_options(*c.call.norm, c.resolved, c.expect);
+    const FusedQuantResult model = reference_fused_quant(
+        c.input, c.norm->residual, c.norm->gamma, options,
+        QuantOptions{c.call.norm->quant, c.call.norm->quant_scale, c.call.norm->layout});
+    CHECK(e.quant->quant_out == model.quant.quant_out);
+    CHECK(e.quant->scale_out == model.quant.scale_out);
+    CHECK(e.quant->token_scales == model.quant.token_scales);
+  }
+  // A plan line names the quantised output, so the processes of a job agree on it.
+  CHECK_THAT(plan_line(1, "seq", planned[0].call, Strategy::kOneShot, Profile::kFlashInfer, 1),
+             Catch::Contains("quant=fp8-dynamic layout=swizzled scale=0x40400000"));
 }
 
 TEST_CASE("a sequence expands over dtypes, profiles, PDL and repeats with a seed per call", "[cpu]") {

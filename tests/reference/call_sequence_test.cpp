@@ -95,6 +95,30 @@ TEST_CASE("a call marked fused is the fused residual-add + RMSNorm call: unmarke
   CHECK_FALSE(again[1].fused);
 }
 
+TEST_CASE("quant= makes a call the quantised fused call, layout= its NVFP4 scale layout", "[cpu]") {
+  const auto calls = parse_call_sequence("oneshot:N=4:quant=fp8,twoshot:D=64:fused:quant=nvfp4:layout=linear");
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[0].quant == QuantMode::kFp8);
+  CHECK_FALSE(calls[0].fused);  // as written; resolving makes it fused
+  CHECK(calls[1].layout == ScaleLayout::kLinear);
+  CHECK_THAT(message("oneshot:quant=fp4"), Catch::Contains("unknown quant mode 'fp4'"));
+  CHECK_THAT(message("oneshot:quant=none"), Catch::Contains("unknown quant mode 'none'"));
+  CHECK_THAT(message("oneshot:quant=fp8:quant=fp8"), Catch::Contains("quant is given twice"));
+  CHECK_THAT(message("oneshot:fused:layout=linear"), Catch::Contains("needs quant=nvfp4"));
+  CHECK_THAT(message("oneshot:quant=nvfp4:layout=8x4"), Catch::Contains("unknown scale layout '8x4'"));
+  const auto resolved = resolve_calls(calls, 2, CallDefaults{1, 32, DType::kBf16});
+  CHECK(resolved[0].fused);
+  CHECK(resolved[0].quant == QuantMode::kFp8);
+  const std::string text = format_call_sequence(resolved);
+  CHECK(text == "oneshot:N=4:D=32:dtype=bf16:fused:quant=fp8,twoshot:N=1:D=64:dtype=bf16:fused:quant=nvfp4:layout=linear");
+  CHECK(resolve_calls(parse_call_sequence(text), 2, CallDefaults{})[1].layout == ScaleLayout::kLinear);
+  // What the model refuses is refused here, naming the call.
+  CHECK_THROWS_WITH(resolve_calls(parse_call_sequence("auto:D=24:quant=nvfp4"), 2, CallDefaults{}),
+                    Catch::Contains("call 1") && Catch::Contains("divisible by 16"));
+  CHECK_THROWS_WITH(resolve_calls(parse_call_sequence("auto:dtype=fp32:quant=nvfp4"), 2, CallDefaults{}),
+                    Catch::Contains("bf16 or fp16"));
+}
+
 std::string parse_error(const std::string& text) {
   try {
     parse_call_sequence(text);

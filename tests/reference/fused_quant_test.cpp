@@ -331,3 +331,23 @@ TEST_CASE("dequantize decodes each mode's bytes back to values", "[cpu]") {
   CHECK(v.bits(0) == f32(0.5));
   CHECK(v.bits(1) == f32(-3));
 }
+
+TEST_CASE("compare_quant counts every code, token scale and block scale, and names the first difference", "[cpu]") {
+  QuantizedOutput a{QuantMode::kNvfp4, ScaleLayout::kSwizzled128x4, 2, 32, std::vector<std::uint8_t>(32, 0x11), {}, {}};
+  a.scale_out.assign(static_cast<std::size_t>(scale_bytes(a.layout, 2, 32)), 0x38);
+  QuantizedOutput b = a;
+  CHECK(compare_quant(a, b).differing == 0);
+  CHECK(compare_quant(a, b).elements == 32 + 2 * 2);  // codes, then one scale per block (not the padding)
+  b.scale_out.back() = 0;  // padding of the tile: no block's
+  CHECK(compare_quant(a, b).differing == 0);
+  b.quant_out[5] = 0x12;
+  b.scale_out[static_cast<std::size_t>(scale_offset(a.layout, 1, 1, 32))] = 0x39;
+  const QuantDiff d = compare_quant(b, a);
+  CHECK(d.differing == 2);
+  CHECK(d.first == "quant_out[5]: 0x12, expected 0x11");
+  QuantizedOutput dyn{QuantMode::kFp8Dynamic, ScaleLayout::kSwizzled128x4, 1, 4, {1, 2, 3, 4}, {}, {0x3F800000u}};
+  QuantizedOutput dyn2 = dyn;
+  dyn2.token_scales[0] = 0x3F800001u;
+  CHECK(compare_quant(dyn2, dyn).first == "scale_out[0]: 0x3f800001, expected 0x3f800000");
+  CHECK_THROWS_AS(compare_quant(dyn, a), std::invalid_argument);
+}
