@@ -17,6 +17,7 @@ constexpr std::array kCommands{
     Command{"reference", "compute the bit-exact all-reduce of a [W, N, D] .npy on the CPU", reference_command},
     Command{"explain", "show the addition tree of one output element and why strategies/profiles differ",
             explain_command},
+    Command{"dequant", "decode the quantised outputs of `reference --quant` (FP8, NVFP4) to fp32", dequant_command},
     Command{"diff", "compare two .npy files bit for bit (exit 1 when they differ)", diff_command},
     Command{"accuracy", "each strategy's error against the exact sum, in ULPs", accuracy_command},
     Command{"invariance", "which batch sizes can change a token's bits, with a witness at each boundary",

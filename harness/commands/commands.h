@@ -7,6 +7,7 @@ namespace ar {
 
 int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int explain_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
+int dequant_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int diff_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int compare_command(const CommandArgs& args, std::ostream& out, std::ostream& err);
 int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream& err);

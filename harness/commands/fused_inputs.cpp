@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "harness/io/exit_codes.h"
+#include "reference/explain.h"
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
 
@@ -61,6 +62,35 @@ auto refusing_as_usage(const std::string& input_path, const RankInputs& in, cons
 FusedResult fused_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& f) {
   return refusing_as_usage(input_path, in, f,
                            [&] { return reference_fused_rms_norm(in.tensor, f.residual, f.gamma, f.options); });
+}
+
+std::string describe_quant(const QuantOptions& quant) {
+  switch (quant.mode) {
+    case QuantMode::kFp8: return fmt::format("fp8, output_scale {}", format_fp32(quant.scale));
+    case QuantMode::kFp8Dynamic: return "fp8-dynamic";
+    case QuantMode::kNvfp4:
+      return fmt::format("nvfp4, global scale {}, {} block scales", format_fp32(quant.scale),
+                         scale_layout_name(quant.layout));
+    case QuantMode::kNone: break;
+  }
+  return "none";
+}
+
+void check_quant_input(const std::string& input_path, const RankInputs& in, const QuantOptions& quant) {
+  try {
+    validate_quant(quant, in.shape.dtype, in.shape.hidden);
+  } catch (const std::invalid_argument& e) {
+    const ProblemShape& s = in.shape;
+    throw UsageError(fmt::format("'{}' ([{}, {}, {}] {}): --quant {} cannot run: {}", input_path, s.world_size,
+                                 s.tokens, s.hidden, dtype_name(s.dtype), quant_mode_name(quant.mode), e.what()));
+  }
+}
+
+FusedQuantResult fused_quant_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& f,
+                                       const QuantOptions& quant) {
+  check_quant_input(input_path, in, quant);  // before the norm's work
+  return refusing_as_usage(input_path, in, f,
+                           [&] { return reference_fused_quant(in.tensor, f.residual, f.gamma, f.options, quant); });
 }
 
 FusedElementExplanation fused_explanation(const std::string& input_path, const RankInputs& in, const FusedInputs& f,

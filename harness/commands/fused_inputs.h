@@ -9,6 +9,7 @@
 #include <string>
 
 #include "harness/io/rank_inputs.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 
 namespace ar {
@@ -50,6 +51,18 @@ FusedOptions fused_options(DType t, Strategy strategy, Profile profile, int sm_c
 /// reference_fused_rms_norm, with the model's refusal (a launch FlashInfer does not make) as a UsageError
 /// naming `input_path` and its shape.
 FusedResult fused_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& fused);
+
+/// "nvfp4, global scale 0x3F800000 (1), swizzled block scales": how a quantisation is described in output.
+std::string describe_quant(const QuantOptions& quant);
+
+/// Refuses (UsageError naming `input_path` and its shape, with the model's reason) a quantisation the model
+/// does not run for the input's dtype or D (NVFP4 with fp32, or D % 16 != 0).
+void check_quant_input(const std::string& input_path, const RankInputs& in, const QuantOptions& quant);
+
+/// reference_fused_quant, refused the same way (also a quantisation the model refuses for the input's dtype
+/// or D: NVFP4 with fp32, D % 16 != 0).
+FusedQuantResult fused_quant_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& fused,
+                                       const QuantOptions& quant);
 
 /// explain_fused_element, refused the same way.
 FusedElementExplanation fused_explanation(const std::string& input_path, const RankInputs& in, const FusedInputs& fused,

@@ -6,6 +6,7 @@
 
 #include "harness/io/exit_codes.h"
 #include "harness/io/npy.h"
+#include "harness/io/quant_files.h"
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
 
@@ -74,6 +75,79 @@ FusedInputs load_fused_inputs(const po::variables_map& vm, const FusedArgs& args
                             given(vm, "eps") ? std::optional<double>(args.eps) : std::nullopt, args.weight_bias,
                             "--sms");
   return f;
+}
+
+void add_quant_options(po::options_description& options, QuantArgs& args, QuantFiles files) {
+  const bool reads = files == QuantFiles::kReads;
+  // clang-format off
+  options.add_options()
+      ("quant", po::value(&args.mode), reads ? "the codes' format, as given to `reference`: fp8, fp8-dynamic or nvfp4"
+                                             : "fused call: quantise the normalised output as FlashInfer's *_quant op "
+                                               "does: fp8 (static e4m3), fp8-dynamic (a scale per token) or nvfp4 "
+                                               "(bf16/fp16, D % 16 == 0)")
+      ("quant-scale", po::value(&args.scale), "fp8: the output_scale (values times rcp(scale)); nvfp4: the global "
+                                              "scale g; default 1, any finite fp32; refused for fp8-dynamic")
+      ("scale-layout", po::value(&args.layout), "nvfp4: scale_out's layout, swizzled (SWIZZLED_128x4, the default) "
+                                                "or linear");
+  if (files == QuantFiles::kWrites)
+    options.add_options()
+        ("quant-out", po::value(&args.quant_out), "with --quant, required: where the codes go, uint8 [N, D] (fp8 modes) "
+                                                  "or [N, D / 2] (nvfp4, element 2i in the low nibble)")
+        ("scale-out", po::value(&args.scale_out), "fp8-dynamic and nvfp4, required: where the scales go, fp32 [N, 1] "
+                                                  "token scales (fp8-dynamic) or the e4m3 block scales as uint8 "
+                                                  "(nvfp4: swizzled [N rounded up to 128, D / 16 rounded up to 4], "
+                                                  "the tiles' bytes in order; linear [N, D / 16])");
+  if (files == QuantFiles::kReads)
+    options.add_options()
+        ("quant-out", po::value(&args.quant_out)->required(), "the codes `reference --quant` wrote: uint8 [N, D] "
+                                                              "(fp8 modes) or [N, D / 2] (nvfp4)")
+        ("scale-out", po::value(&args.scale_out), "fp8-dynamic: the fp32 [N, 1] token scales; nvfp4: the uint8 "
+                                                  "block scales of the layout (required for both)");
+  // clang-format on
+}
+
+QuantOptions quant_options(const po::variables_map& vm, const QuantArgs& args) {
+  QuantOptions q;
+  const std::optional<QuantMode> mode = parse_quant_mode(args.mode);
+  if (!mode || *mode == QuantMode::kNone)
+    throw UsageError(fmt::format("unknown --quant '{}' (choose fp8, fp8-dynamic or nvfp4)", args.mode));
+  q.mode = *mode;
+  if (given(vm, "quant-scale")) {
+    if (q.mode == QuantMode::kFp8Dynamic)
+      throw UsageError("--quant-scale is for fp8 and nvfp4: fp8-dynamic computes each token's scale from its values");
+    q.scale = fp32_parameter("quant-scale", args.scale);
+  }
+  if (given(vm, "scale-layout")) {
+    if (q.mode != QuantMode::kNvfp4)
+      throw UsageError(fmt::format("--scale-layout is for nvfp4's block scales; {} has none", args.mode));
+    const std::optional<ScaleLayout> layout = parse_scale_layout(args.layout);
+    if (!layout) throw UsageError(fmt::format("unknown --scale-layout '{}' (choose swizzled or linear)", args.layout));
+    q.layout = *layout;
+  }
+  return q;
+}
+
+std::optional<QuantOptions> quant_requested(const po::variables_map& vm, const QuantArgs& args, bool fused,
+                                            QuantFiles files) {
+  if (!given(vm, "quant")) {
+    for (const char* name : {"quant-scale", "scale-layout", "quant-out", "scale-out"})
+      if (given(vm, name))
+        throw UsageError(fmt::format("--{} belongs to the quantised output: give --quant too", name));
+    return std::nullopt;
+  }
+  if (!fused) throw UsageError("--quant quantises the fused call's normalised output: give --residual and --gamma too");
+  const QuantOptions q = quant_options(vm, args);
+  if (files != QuantFiles::kWrites) return q;
+  const std::string name(quant_mode_name(q.mode));
+  if (!given(vm, "quant-out"))
+    throw UsageError(fmt::format("--quant-out is required with --quant: the {} codes are written there", name));
+  if (has_scale_out(q.mode) && !given(vm, "scale-out"))
+    throw UsageError(fmt::format("--scale-out is required with --quant {}: its {} are written there", name,
+                                 q.mode == QuantMode::kNvfp4 ? "block scales" : "token scales"));
+  if (!has_scale_out(q.mode) && given(vm, "scale-out"))
+    throw UsageError(
+        "--scale-out is for fp8-dynamic and nvfp4: static fp8 has no scale output (FlashInfer returns None for it)");
+  return q;
 }
 
 }  // namespace ar

@@ -44,10 +44,17 @@ DType npy_dtype(const std::string& path, const std::string& descr, std::optional
 
 }  // namespace
 
-HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
-  // The header first, bounded by its stated length; the data only once its size matches the shape, straight
-  // into the tensor (inputs can be hundreds of MiB).
-  const InputFile file(path, ".npy input");
+namespace {
+
+/// The header of an open .npy file, read and checked (C order), and where its data starts.
+struct OpenedNpy {
+  NpyHeader header;
+  std::int64_t data_start = 0;
+  std::int64_t data_bytes = 0;  ///< the file's bytes after the header
+};
+
+OpenedNpy open_npy(const InputFile& file, const std::string& path) {
+  // The header first, bounded by its stated length; the data only once its size matches the shape.
   const std::int64_t file_size = file.regular_size();
   std::string first(static_cast<std::size_t>(std::min<std::int64_t>(file_size, 12)), '\0');
   file.read_exactly(first.data(), first.size(), 0);
@@ -61,37 +68,37 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
   file.read_exactly(dict.data(), dict.size(), static_cast<std::int64_t>(pre.preamble->header_start));
   const NpyHeaderResult parsed = parse_npy_header(dict);
   if (!parsed.header) throw UsageError(fmt::format("'{}' has a malformed .npy header: {}", path, parsed.error));
-  const NpyHeader& header = *parsed.header;
-  if (header.fortran_order)
+  if (parsed.header->fortran_order)
     throw UsageError(fmt::format("'{}' is in Fortran order; write it in C order (numpy.ascontiguousarray)", path));
-  const DType dtype = npy_dtype(path, header.descr, as_dtype);
+  return {*parsed.header, data_start, file_size - data_start};
+}
 
-  const std::string shape_text = fmt::format("({})", fmt::join(header.shape, ", "));
-  std::vector<std::int64_t> factors = header.shape;
-  factors.push_back(dtype_bytes(dtype));
+/// The data bytes `shape` of `element_bytes` needs, refused when they are not the file's.
+std::int64_t checked_data_bytes(const std::string& path, const OpenedNpy& npy, int element_bytes,
+                                std::string_view type_name) {
+  const std::string shape_text = fmt::format("({})", fmt::join(npy.header.shape, ", "));
+  std::vector<std::int64_t> factors = npy.header.shape;
+  factors.push_back(element_bytes);
   const std::optional<std::int64_t> want = checked_product(factors);
   if (!want)
-    throw UsageError(
-        fmt::format("'{}' has shape {} of {}: its size overflows 64 bits", path, shape_text, dtype_name(dtype)));
-  if (file_size - data_start != *want)
+    throw UsageError(fmt::format("'{}' has shape {} of {}: its size overflows 64 bits", path, shape_text, type_name));
+  if (npy.data_bytes != *want)
     throw UsageError(
         fmt::format("'{}' is truncated or has trailing bytes: shape {} of {} needs {} data bytes, the "
                     "file has {}",
-                    path, shape_text, dtype_name(dtype), *want, file_size - data_start));
-  HostTensor t(dtype, header.shape, HostTensor::kUninitialized);
-  file.read_exactly(t.bytes().data(), static_cast<std::size_t>(*want), data_start);
-  return t;
+                    path, shape_text, type_name, *want, npy.data_bytes));
+  return *want;
 }
 
-std::string encode_npy(const HostTensor& t) {
+/// The header of a .npy file of `descr` and `shape` (format 1.0, padded so the data starts on 64 bytes).
+std::string npy_header(std::string_view descr, const std::vector<std::int64_t>& dims) {
   std::string shape;
-  for (std::int64_t d : t.shape()) shape += fmt::format("{}, ", d);
-  if (t.shape().size() > 1)
+  for (std::int64_t d : dims) shape += fmt::format("{}, ", d);
+  if (dims.size() > 1)
     shape.resize(shape.size() - 2);
-  else if (t.shape().size() == 1)
+  else if (dims.size() == 1)
     shape.resize(shape.size() - 1);
-  std::string header =
-      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", dtype_info(t.dtype()).npy_descr, shape);
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr, shape);
   // Pad with spaces so the data starts on a 64-byte boundary; the header ends with '\n'.
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -102,6 +109,44 @@ std::string encode_npy(const HostTensor& t) {
   bytes.push_back(static_cast<char>(header.size() & 0xFF));
   bytes.push_back(static_cast<char>(header.size() >> 8));
   bytes += header;
+  return bytes;
+}
+
+}  // namespace
+
+HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
+  // Inputs can be hundreds of MiB: the data goes straight into the tensor.
+  const InputFile file(path, ".npy input");
+  const OpenedNpy npy = open_npy(file, path);
+  const DType dtype = npy_dtype(path, npy.header.descr, as_dtype);
+  const std::int64_t want = checked_data_bytes(path, npy, dtype_bytes(dtype), dtype_name(dtype));
+  HostTensor t(dtype, npy.header.shape, HostTensor::kUninitialized);
+  file.read_exactly(t.bytes().data(), static_cast<std::size_t>(want), npy.data_start);
+  return t;
+}
+
+ByteArray read_npy_bytes(const std::string& path, const std::string& what) {
+  const InputFile file(path, ".npy input");
+  const OpenedNpy npy = open_npy(file, path);
+  if (npy.header.descr != "|u1" && npy.header.descr != "<u1")
+    throw UsageError(
+        fmt::format("{} '{}' has dtype '{}'; it must hold bytes (|u1, numpy.uint8)", what, path, npy.header.descr));
+  const std::int64_t want = checked_data_bytes(path, npy, 1, "uint8");
+  if (want > kMaxTensorBytes)
+    throw UsageError(fmt::format("{} '{}' holds {} bytes, more than this build reads", what, path, want));
+  ByteArray a{npy.header.shape, std::vector<std::uint8_t>(static_cast<std::size_t>(want))};
+  file.read_exactly(a.bytes.data(), a.bytes.size(), npy.data_start);
+  return a;
+}
+
+std::string encode_npy_bytes(const std::vector<std::int64_t>& shape, std::span<const std::uint8_t> bytes) {
+  std::string out = npy_header("|u1", shape);
+  out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return out;
+}
+
+std::string encode_npy(const HostTensor& t) {
+  std::string bytes = npy_header(dtype_info(t.dtype()).npy_descr, t.shape());
   bytes.append(reinterpret_cast<const char*>(t.bytes().data()), t.bytes().size());
   return bytes;
 }

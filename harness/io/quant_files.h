@@ -1,0 +1,45 @@
+// The quantised outputs of the fused call (reference/fused_quant.h) as .npy files, the way FlashInfer returns
+// them: `quant_out` uint8 [N, D] (FP8 e4m3 codes) or [N, D / 2] (NVFP4, element 2i in the low nibble), and
+// `scale_out` fp32 [N, 1] (dynamic FP8's token scales) or the NVFP4 block scales as uint8 [R, C], the layout's
+// bytes: swizzled R = N rounded up to 128, C = D / 16 rounded up to 4 (the bytes of 128 x 4 tiles, in the
+// tiles' order, not row-major); linear [N, D / 16]. Static FP8 has no scale_out. `reference --quant` writes
+// them, `dequant` and the golden manifest read them back.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reference/fused_quant.h"
+
+namespace ar {
+
+/// quant_out's shape for N tokens of D elements.
+std::vector<std::int64_t> quant_out_shape(QuantMode mode, std::int64_t tokens, std::int64_t hidden);
+
+/// scale_out's shape, empty for a mode without one (static FP8).
+std::vector<std::int64_t> scale_out_shape(QuantMode mode, ScaleLayout layout, std::int64_t tokens, std::int64_t hidden);
+
+/// Whether the mode has a scale_out (dynamic FP8, NVFP4).
+constexpr bool has_scale_out(QuantMode mode) { return mode == QuantMode::kFp8Dynamic || mode == QuantMode::kNvfp4; }
+
+/// "uint8 [N, D / 2] = [5, 32]", what a file of quant_out / scale_out must be, for messages and --help.
+std::string quant_out_description(QuantMode mode, std::int64_t tokens, std::int64_t hidden);
+std::string scale_out_description(QuantMode mode, ScaleLayout layout, std::int64_t tokens, std::int64_t hidden);
+
+/// The .npy bytes of `q`'s quant_out and scale_out (empty string for static FP8's).
+std::string encode_quant_out(const QuantizedOutput& q);
+std::string encode_scale_out(const QuantizedOutput& q);
+
+/// Reads a quant_out file (and the scale_out file for the modes that have one: required then, refused
+/// otherwise) into a QuantizedOutput of `mode` and `layout`. N and D come from quant_out's shape (NVFP4:
+/// D = 2 x its columns, a multiple of 16); scale_out must have the shape those give (dynamic FP8 also takes
+/// [N]). `quant_flag` and `scale_flag` name the files in messages. Throws UsageError naming the file and
+/// what its shape should be.
+QuantizedOutput read_quant_files(QuantMode mode, ScaleLayout layout, const std::string& quant_path,
+                                 const std::optional<std::string>& scale_path,
+                                 const std::string& quant_flag = "--quant-out",
+                                 const std::string& scale_flag = "--scale-out");
+
+}  // namespace ar
