@@ -40,7 +40,8 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
       "full-mantissa random values, SPEC section 10 edge scenarios) and the reference output of every\n"
       "strategy and profile, plus manifest.json with the seed, shape and sha256 of every file. The fused\n"
       "cases add a residual, gamma, eps, weight bias and SM count, and the normalised and residual outputs of\n"
-      "both strategies under flashinfer, ieee and invariant (data/README.md).\n"
+      "both strategies under flashinfer, ieee and invariant; the quantised cases the codes and scales of FP8,\n"
+      "dynamic FP8 and NVFP4 (both layouts) after the fused call (data/README.md).\n"
       "Inputs are functions of (seed, element index), so the files come out the same byte for byte.\n\n"
       "examples:\n  mnnvl-ar data --check          verify data/ against the generator and reference\n"
       "  mnnvl-ar data --out /tmp/gold  write a fresh copy\n\n"
@@ -74,8 +75,9 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
   for (std::size_t i = 0; i < set.files.size(); ++i) outputs.file(i).write(set.files[i].second);
   outputs.file(set.files.size()).write(manifest);
   outputs.commit();
-  fmt::print(out, "wrote {} golden cases, {} fused ({} files) and {} to {}\n", set.manifest["cases"].size(),
-             set.manifest["fused_cases"].size(), set.files.size(), kGoldenManifestFile, dir);
+  fmt::print(out, "wrote {} golden cases, {} fused, {} quantised ({} files) and {} to {}\n",
+             set.manifest["cases"].size(), set.manifest["fused_cases"].size(), set.manifest["quant_cases"].size(),
+             set.files.size(), kGoldenManifestFile, dir);
   return kExitOk;
 }
 

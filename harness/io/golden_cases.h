@@ -4,7 +4,9 @@
 //   random - full-mantissa values over a wide exponent range: catch order bugs;
 //   edge   - the edge cases of SPEC section 10, one scenario per element column.
 // The fused cases (golden_fused_cases) add a residual, gamma, epsilon, weight bias and SM count to an input:
-// FlashInfer's fused all-reduce + residual-add + RMSNorm (SPEC section 7, docs/fused.md).
+// FlashInfer's fused all-reduce + residual-add + RMSNorm (SPEC section 7, docs/fused.md). The quantised
+// cases (golden_quant_cases) are fused inputs with the quantisations of SPEC section 13 applied to their
+// normalised output (docs/quant.md).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "reference/fused_launch.h"
+#include "reference/fused_quant.h"
 #include "reference/strategy.h"
 #include "reference/tensor.h"
 
@@ -27,13 +30,20 @@ struct GoldenFusedInputs {
   int sm_count = kDefaultSmCount;  ///< the SM count the launch shape (and so the sum of squares) is for
 };
 
+/// One quantisation of a quantised golden case.
+struct GoldenQuantVariant {
+  std::string name;  ///< unique within its case, e.g. "nvfp4-swizzled-g1"
+  QuantOptions options;
+};
+
 struct GoldenCase {
   std::string name;         ///< file stem, e.g. "random_bf16_w16"
   std::string kind;         ///< "exact", "random" or "edge"
   std::string description;  ///< what it holds and what it catches
   std::uint64_t seed = 0;
   HostTensor input;                        ///< [W, N, D]
-  std::optional<GoldenFusedInputs> fused;  ///< set for the fused cases only
+  std::optional<GoldenFusedInputs> fused;  ///< set for the fused and the quantised cases
+  std::vector<GoldenQuantVariant> quant;   ///< set for the quantised cases only
 };
 
 /// Every all-reduce golden case, in a fixed order (none has a fused part).
@@ -42,6 +52,11 @@ std::vector<GoldenCase> golden_cases();
 /// Every fused golden case, in a fixed order (each has a fused part). Their shapes are launches FlashInfer
 /// makes for both strategies, with no ONESHOT thread beyond the row (norm_launch, exited_threads() == 0).
 std::vector<GoldenCase> golden_fused_cases();
+
+/// Every quantised golden case, in a fixed order: fused inputs (each has a fused part) and the quantisations
+/// applied to their normalised output. Their shapes are launches FlashInfer makes for both strategies, with no
+/// ONESHOT thread beyond the row.
+std::vector<GoldenCase> golden_quant_cases();
 
 /// The counter-based generator: 64 random bits for (seed, index), the same on every platform.
 std::uint64_t seeded_bits(std::uint64_t seed, std::uint64_t index);

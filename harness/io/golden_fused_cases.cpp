@@ -1,6 +1,8 @@
 // The fused golden cases (golden_cases.h): seeded all-reduce inputs, residuals and gammas, with the
-// scenarios of SPEC section 7 written over chosen elements. The input is f(seed, index) as for the plain
-// cases; the residual and gamma come from the same generator under the seed xor a constant of their own.
+// scenarios of SPEC section 7 written over chosen elements, and the quantised cases with those of SPEC section
+// 13. The input is f(seed, index) as for the plain cases; the residual and gamma come from the same generator
+// under the seed xor a constant of their own.
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -140,7 +142,115 @@ GoldenCase fp16_square_overflow(std::uint64_t seed) {
   return c;
 }
 
+// The quantised cases' variants: static FP8 at output_scale 1 and 0.37, dynamic FP8, NVFP4 in both layouts at
+// global scale 1 and 2688 (448 x 6, FlashInfer's usual g for an amax of 1: block scales saturate above it).
+std::vector<GoldenQuantVariant> quant_variants(DType t, bool with_static_fp8) {
+  std::vector<GoldenQuantVariant> v;
+  if (with_static_fp8) {
+    v.push_back({"fp8-scale1", {QuantMode::kFp8, kOne}});
+    v.push_back({"fp8-scale0p37", {QuantMode::kFp8, fp32_from_double(0.37)}});
+  }
+  v.push_back({"fp8-dynamic", {QuantMode::kFp8Dynamic}});
+  if (t == DType::kFp32) return v;  // NVFP4 takes bf16 and fp16 only
+  for (std::uint32_t g : {kOne, fp32_from_double(2688.0)})
+    for (ScaleLayout layout : {ScaleLayout::kSwizzled128x4, ScaleLayout::kLinear})
+      v.push_back({fmt::format("nvfp4-{}-g{}", scale_layout_name(layout), g == kOne ? 1 : 2688),
+                   {QuantMode::kNvfp4, g, layout}});
+  return v;
+}
+
+// The quantisations' edge cases at W = 2, N = 9, D = 64 (four NVFP4 blocks), eps 1e-6. Most rows hold |pre| = 16
+// in every column (8 + 4 from the ranks, 4 from the residual): the sum of squares is 16384 in any order, the
+// mean 256 (eps vanishes beside it) and the scale exactly 1/16, so the normalised output is gamma itself and
+// gamma chooses the values the quantisations see:
+//   block 0 (columns 0-15): gamma 0, an all-zero block in every row (SF = 0, the (SF != 0) guard);
+//   block 1 (16-31): 6 and the e2m1 ties 0.25 .. 5 (with amax 6 and g = 1 the block scale is 1, so the products
+//            are the values themselves), 5.5 and the code values;
+//   block 2 (32-47): e4m3 ties (1.0625, 1.1875, 17, 248), e4m3 subnormals and their ties (2^-10, 3 x 2^-10,
+//            5 x 2^-11), 464 and 480 beyond 448; columns 44-47 tiny (2^-14 .. 2^-11) for the floor rows;
+//   block 3 (48-63): large values whose block scale saturates at 448, and T's largest finite at column 63
+//            (TWOSHOT's (gamma x pre) overflows fp32 there for bf16 and fp32).
+// Rows: 0 |pre| = 16; 1 the same with alternating signs; 2 all zero (dynamic FP8's floor, zero blocks); 3 a
+// NaN in rank 0's column 20 (a NaN row); 4 +Inf in rank 1's column 40 (scale 0: zeros and one NaN); 5 pre = 1
+// and -64 at column 63, whose output overflows T to -Inf; 6 pre = 64 at columns 44-46 only (an absmax below
+// 2^-9: the floor with non-zero codes); 7 pre = 64 at columns 44-47 (absmax exactly 2^-9, the floor's
+// boundary); 8 random values.
+GoldenCase quant_edge(std::string name, std::uint64_t seed, DType t) {
+  constexpr int kWorld = 2;
+  constexpr std::int64_t kTokens = 9, kHidden = 64;
+  GoldenCase c = random_fused(std::move(name), "edge",
+                              "SPEC section 13 edge cases: an all-zero block and row, e2m1 and e4m3 ties, block scales "
+                              "saturating at 448, a NaN row, an Inf input, an output overflowing to -Inf, dynamic "
+                              "FP8's 2^-9/448 floor below and at its boundary",
+                              seed, t, kWorld, kTokens, kHidden);
+  const FloatFormat f = float_format(t);
+  HostTensor& in = c.input;
+  GoldenFusedInputs& fused = *c.fused;
+  fused.epsilon = fp32_from_double(1e-6);
+  const HostTensor random = c.input, random_residual = fused.residual;
+  const auto set = [&](int rank, std::int64_t token, std::int64_t col, std::uint32_t v) {
+    in.set_bits((rank * kTokens + token) * kHidden + col, v);
+  };
+  // pre = rank 0 + rank 1 + residual, each a small integer (exact in every order).
+  const auto pre = [&](std::int64_t token, std::int64_t col, double r0, double r1, double residual) {
+    set(0, token, col, bits_of(r0, t));
+    set(1, token, col, bits_of(r1, t));
+    fused.residual.set_bits(token * kHidden + col, bits_of(residual, t));
+  };
+  for (std::int64_t token = 0; token < kTokens; ++token)
+    for (std::int64_t col = 0; col < kHidden; ++col) {
+      switch (token) {
+        case 0:
+        case 3:
+        case 4: pre(token, col, 8, 4, 4); break;
+        case 1: col % 2 == 0 ? pre(token, col, 8, 4, 4) : pre(token, col, -8, -4, -4); break;
+        case 5: col == kHidden - 1 ? pre(token, col, -32, -32, 0) : pre(token, col, 1, 0, 0); break;
+        case 6: pre(token, col, col >= 44 && col < 47 ? 32 : 0, col >= 44 && col < 47 ? 32 : 0, 0); break;
+        case 7: pre(token, col, col >= 44 && col < 48 ? 32 : 0, col >= 44 && col < 48 ? 32 : 0, 0); break;
+        case 8:
+          for (int rank = 0; rank < kWorld; ++rank)
+            set(rank, token, col, random.bits((rank * kTokens + token) * kHidden + col));
+          fused.residual.set_bits(token * kHidden + col, random_residual.bits(token * kHidden + col));
+          break;
+        default: pre(token, col, 0, 0, 0); break;  // token 2: all zero
+      }
+    }
+  set(0, 3, 20, f.canonical_nan() ^ 0x1u);
+  set(1, 4, 40, f.infinity());
+  // Gamma, block by block (see above); column 63, after the 15 of block 3, is T's largest finite.
+  const double tiny = std::ldexp(1.0, -14);
+  const std::vector<std::vector<double>> gamma{
+      std::vector<double>(16, 0.0),
+      {6, 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5, 0.5, 1, 1.5, 2, 3, 4, 0.125, 5.5},
+      {1.0625, 1.1875, 17, std::ldexp(1.0, -10), std::ldexp(3.0, -10), 464, 480, 0.9375, std::ldexp(1.0, -9),
+       std::ldexp(5.0, -11), 240, 248, tiny, 3 * tiny, 2 * tiny, 8 * tiny},
+      {4096, 3000, 1000, 2800, 2784, 2688, -4096, 100, 50, 7, 1, -1, 0.5, 33, 2000}};
+  std::int64_t col = 0;
+  for (const std::vector<double>& block : gamma)
+    for (double g : block) fused.gamma.set_bits(col++, bits_of(g, t));
+  fused.gamma.set_bits(kHidden - 1, f.infinity() - 1);  // T's largest finite
+  c.quant = quant_variants(t, /*with_static_fp8=*/true);
+  return c;
+}
+
 }  // namespace
+
+std::vector<GoldenCase> golden_quant_cases() {
+  std::vector<GoldenCase> cases;
+  std::uint64_t seed = 3000;  // apart from the fused cases' seeds
+  for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32})
+    cases.push_back(quant_edge(fmt::format("quant_edge_{}_w2", dtype_name(t)), ++seed, t));
+  // Random rows over more than one 128-row tile and two tile columns of the swizzled layout (N = 130, D = 128:
+  // rows in all four 32-row groups, a second tile row with two rows, block scales of k / 4 = 1); dynamic FP8,
+  // whose ONESHOT and TWOSHOT codes part on such rows.
+  GoldenCase random = random_fused("quant_random_fp16_w2_n130_d128", "random",
+                                   "random rows across two tile rows and two tile columns of the swizzled layout; "
+                                   "dynamic FP8's strategies part",
+                                   ++seed, DType::kFp16, 2, 130, 128);
+  random.quant = quant_variants(DType::kFp16, /*with_static_fp8=*/false);
+  cases.push_back(std::move(random));
+  return cases;
+}
 
 std::vector<GoldenCase> golden_fused_cases() {
   std::vector<GoldenCase> cases;

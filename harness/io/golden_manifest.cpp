@@ -11,6 +11,7 @@
 #include "harness/io/exit_codes.h"
 #include "harness/io/input_file.h"
 #include "harness/io/npy.h"
+#include "harness/io/quant_files.h"
 #include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
 #include "reference/float_bits.h"
@@ -147,11 +148,8 @@ class ManifestReader {
     return out;
   }
 
-  GoldenManifestCase read_fused_case(const nlohmann::json& c, std::size_t index) const {
-    std::string where;
-    GoldenManifestCase out = read_common(c, "fused_cases", index, where);
-    const nlohmann::json& j = object_field(c, "fused", where);
-    where += ": fused";
+  /// The fused part's inputs and parameters (`where` ends in ": fused"); its outputs are the caller's.
+  GoldenFused read_fused_inputs(const nlohmann::json& j, const std::string& where) const {
     GoldenFused f;
     f.residual = file_field(j, "residual", where);
     f.gamma = file_field(j, "gamma", where);
@@ -160,23 +158,103 @@ class ManifestReader {
     const std::uint64_t sms = unsigned_field(j, "sm_count", where);
     if (sms < 1 || sms > kMaxSmCount) refuse(where, fmt::format("sm_count {} is outside [1, {}]", sms, kMaxSmCount));
     f.sm_count = static_cast<int>(sms);
+    return f;
+  }
+
+  /// A fused output key: no trtllm, and a shape FlashInfer launches the norm for under it.
+  GoldenOutput fused_output_key(const std::string& key, const GoldenManifestCase& c, int sm_count,
+                                const std::string& where) const {
+    const GoldenOutput o = output_key(key, where);
+    if (o.profile == Profile::kTrtllm)
+      refuse(where,
+             fmt::format("output key '{}': the fused norm has flashinfer, ieee and invariant outputs only", key));
+    try {
+      (void)norm_launch_for(o.profile, o.strategy, c.shape.tokens, c.shape.hidden, c.shape.dtype, sm_count);
+    } catch (const std::invalid_argument& e) {
+      refuse(fmt::format("{}: outputs: {}", where, key),
+             fmt::format("FlashInfer launches no fused norm for this shape on {} SMs: {}", sm_count, e.what()));
+    }
+    return o;
+  }
+
+  GoldenManifestCase read_fused_case(const nlohmann::json& c, std::size_t index) const {
+    std::string where;
+    GoldenManifestCase out = read_common(c, "fused_cases", index, where);
+    const nlohmann::json& j = object_field(c, "fused", where);
+    where += ": fused";
+    GoldenFused f = read_fused_inputs(j, where);
     const nlohmann::json& outputs = object_field(j, "outputs", where);
     for (const auto& [key, entry] : outputs.items()) {
-      const GoldenOutput o = output_key(key, where);
-      if (o.profile == Profile::kTrtllm)
-        refuse(where,
-               fmt::format("output key '{}': the fused norm has flashinfer, ieee and invariant outputs only", key));
       const std::string inner = fmt::format("{}: outputs: {}", where, key);
       const nlohmann::json& files = object_field(outputs, key.c_str(), where + ": outputs");
+      const GoldenOutput o = fused_output_key(key, out, f.sm_count, where);
       f.outputs[o] = {file_field(files, "normalized", inner), file_field(files, "residual_out", inner)};
-      try {
-        (void)norm_launch_for(o.profile, o.strategy, out.shape.tokens, out.shape.hidden, out.shape.dtype, f.sm_count);
-      } catch (const std::invalid_argument& e) {
-        refuse(inner,
-               fmt::format("FlashInfer launches no fused norm for this shape on {} SMs: {}", f.sm_count, e.what()));
-      }
     }
     out.fused = std::move(f);
+    return out;
+  }
+
+  /// One quantisation of a quantised case; `where` names the case.
+  GoldenQuant read_quant(const nlohmann::json& v, std::size_t index, const GoldenManifestCase& c,
+                         const std::string& case_where) const {
+    std::string where = fmt::format("{}: quant[{}]", case_where, index);
+    if (!v.is_object()) refuse(where, fmt::format("must be an object, not {}", v.type_name()));
+    GoldenQuant q;
+    q.name = string_field(v, "name", where);
+    where += fmt::format(" ({})", q.name);
+    const std::string mode = string_field(v, "mode", where);
+    const std::optional<QuantMode> parsed = parse_quant_mode(mode);
+    if (!parsed || *parsed == QuantMode::kNone)
+      refuse(where, fmt::format("mode '{}' is not fp8, fp8-dynamic or nvfp4", mode));
+    q.options.mode = *parsed;
+    if (q.options.mode == QuantMode::kFp8Dynamic) {
+      if (v.contains("scale") || v.contains("scale_bits"))
+        refuse(where, "fp8-dynamic takes no scale (each token's comes from its values)");
+    } else {
+      q.options.scale = fp32_field(v, "scale", where);
+    }
+    if (q.options.mode == QuantMode::kNvfp4) {
+      const std::string layout = string_field(v, "layout", where);
+      const std::optional<ScaleLayout> l = parse_scale_layout(layout);
+      if (!l) refuse(where, fmt::format("layout '{}' is not swizzled or linear", layout));
+      q.options.layout = *l;
+    } else if (v.contains("layout")) {
+      refuse(where, fmt::format("a layout belongs to nvfp4's block scales; {} has none", mode));
+    }
+    try {
+      validate_quant(q.options, c.shape.dtype, c.shape.hidden);
+    } catch (const std::invalid_argument& e) {
+      refuse(where, e.what());
+    }
+    const nlohmann::json& outputs = object_field(v, "outputs", where);
+    for (const auto& [key, entry] : outputs.items()) {
+      const std::string inner = fmt::format("{}: outputs: {}", where, key);
+      const nlohmann::json& files = object_field(outputs, key.c_str(), where + ": outputs");
+      const GoldenOutput o = fused_output_key(key, c, c.fused->sm_count, where);
+      GoldenQuantFiles read{file_field(files, "quant_out", inner), std::nullopt};
+      if (has_scale_out(q.options.mode))
+        read.scale_out = file_field(files, "scale_out", inner);
+      else if (files.contains("scale_out"))
+        refuse(inner, fmt::format("{} has no scale_out", mode));
+      q.outputs[o] = std::move(read);
+    }
+    return q;
+  }
+
+  GoldenManifestCase read_quant_case(const nlohmann::json& c, std::size_t index) const {
+    std::string where;
+    GoldenManifestCase out = read_common(c, "quant_cases", index, where);
+    out.fused = read_fused_inputs(object_field(c, "fused", where), where + ": fused");
+    const nlohmann::json& variants = field(c, "quant", where);
+    if (!variants.is_array())
+      refuse(where, fmt::format("field 'quant' must be an array, not {}", variants.type_name()));
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+      GoldenQuant q = read_quant(variants[i], i, out, where);
+      if (!names.insert(q.name).second)
+        refuse(fmt::format("{}: quant[{}]", where, i), fmt::format("a second quantisation named {}", q.name));
+      out.quant.push_back(std::move(q));
+    }
     return out;
   }
 
@@ -188,17 +266,21 @@ class ManifestReader {
 constexpr std::int64_t kMaxManifestBytes = std::int64_t{64} << 20;
 constexpr std::int64_t kMaxGoldenFileBytes = kMaxTensorBytes + (std::int64_t{1} << 20);
 
+/// Refuses the golden file `f` (`path`) when its bytes do not have the sha256 the manifest records.
+void check_sha256(const std::string& manifest_path, const std::string& path, const GoldenFile& f) {
+  if (f.sha256.empty()) return;
+  const std::string sha = sha256_hex(read_regular_file(path, "golden file", kMaxGoldenFileBytes));
+  if (sha != f.sha256)
+    throw UsageError(
+        fmt::format("{} has sha256 {}, but {} records {} (regenerate the folder with `mnnvl-ar "
+                    "data`)",
+                    path, sha, manifest_path, f.sha256));
+}
+
 /// Reads the golden file `f` (`path`) as `dtype`, checked against its sha256 and `shape`.
 HostTensor load_checked(const std::string& manifest_path, const std::string& path, const GoldenFile& f, DType dtype,
                         const std::vector<std::int64_t>& shape) {
-  if (!f.sha256.empty()) {
-    const std::string sha = sha256_hex(read_regular_file(path, "golden file", kMaxGoldenFileBytes));
-    if (sha != f.sha256)
-      throw UsageError(
-          fmt::format("{} has sha256 {}, but {} records {} (regenerate the folder with `mnnvl-ar "
-                      "data`)",
-                      path, sha, manifest_path, f.sha256));
-  }
+  check_sha256(manifest_path, path, f);
   HostTensor t = read_npy(path, dtype);
   if (t.shape() != shape)
     throw UsageError(fmt::format("{} has shape [{}], but {} gives its case the shape [{}]", path,
@@ -266,6 +348,30 @@ GoldenFusedExpected GoldenManifest::load_expected_fused(const GoldenManifestCase
           load_checked(path, file_path(f.residual_out), f.residual_out, c.shape.dtype, shape)};
 }
 
+const GoldenQuantFiles& GoldenManifest::expected_quant_files(const GoldenManifestCase& c, const GoldenQuant& q,
+                                                             Strategy strategy, Profile profile) const {
+  const GoldenOutput key{resolve_strategy(strategy, c.shape), profile};
+  const auto it = q.outputs.find(key);
+  if (it == q.outputs.end())
+    throw UsageError(fmt::format("{}: quantised case {} lists no {} output for {}", path, c.name, q.name,
+                                 golden_output_key(key.strategy, key.profile)));
+  return it->second;
+}
+
+QuantizedOutput GoldenManifest::load_expected_quant(const GoldenManifestCase& c, const GoldenQuant& q,
+                                                    Strategy strategy, Profile profile) const {
+  const GoldenQuantFiles& f = expected_quant_files(c, q, strategy, profile);
+  check_sha256(path, file_path(f.quant_out), f.quant_out);
+  if (f.scale_out) check_sha256(path, file_path(*f.scale_out), *f.scale_out);
+  QuantizedOutput out = read_quant_files(
+      q.options.mode, q.options.layout, file_path(f.quant_out),
+      f.scale_out ? std::optional<std::string>(file_path(*f.scale_out)) : std::nullopt, "quant_out", "scale_out");
+  if (out.tokens != c.shape.tokens || out.hidden != c.shape.hidden)
+    throw UsageError(fmt::format("{} holds N = {}, D = {}, but {} gives its case N = {}, D = {}",
+                                 file_path(f.quant_out), out.tokens, out.hidden, path, c.shape.tokens, c.shape.hidden));
+  return out;
+}
+
 GoldenManifest read_golden_manifest(const std::string& dir) {
   GoldenManifest m;
   m.dir = dir;
@@ -291,15 +397,27 @@ GoldenManifest read_golden_manifest(const std::string& dir) {
       reader.refuse(fmt::format("cases[{}]", i), fmt::format("a second case named {}", c.name));
     m.cases.push_back(std::move(c));
   }
-  if (!j.contains("fused_cases")) return m;
-  const nlohmann::json& fused = j["fused_cases"];
-  if (!fused.is_array())
-    reader.refuse("", fmt::format("field 'fused_cases' must be an array, not {}", fused.type_name()));
-  for (std::size_t i = 0; i < fused.size(); ++i) {
-    GoldenManifestCase c = reader.read_fused_case(fused[i], i);
-    if (!names.insert(c.name).second)
-      reader.refuse(fmt::format("fused_cases[{}]", i), fmt::format("a second case named {}", c.name));
-    m.fused_cases.push_back(std::move(c));
+  if (j.contains("fused_cases")) {
+    const nlohmann::json& fused = j["fused_cases"];
+    if (!fused.is_array())
+      reader.refuse("", fmt::format("field 'fused_cases' must be an array, not {}", fused.type_name()));
+    for (std::size_t i = 0; i < fused.size(); ++i) {
+      GoldenManifestCase c = reader.read_fused_case(fused[i], i);
+      if (!names.insert(c.name).second)
+        reader.refuse(fmt::format("fused_cases[{}]", i), fmt::format("a second case named {}", c.name));
+      m.fused_cases.push_back(std::move(c));
+    }
+  }
+  if (j.contains("quant_cases")) {
+    const nlohmann::json& quant = j["quant_cases"];
+    if (!quant.is_array())
+      reader.refuse("", fmt::format("field 'quant_cases' must be an array, not {}", quant.type_name()));
+    for (std::size_t i = 0; i < quant.size(); ++i) {
+      GoldenManifestCase c = reader.read_quant_case(quant[i], i);
+      if (!names.insert(c.name).second)
+        reader.refuse(fmt::format("quant_cases[{}]", i), fmt::format("a second case named {}", c.name));
+      m.quant_cases.push_back(std::move(c));
+    }
   }
   return m;
 }

@@ -1,7 +1,9 @@
 // The golden manifest (data/manifest.json): for every golden case its seed, shape, input file and the
 // expected output of every strategy and profile, each file with its sha256; for every fused case (a list of
 // its own, "fused_cases") the residual, gamma, epsilon, weight bias and SM count too, and the expected
-// normalised and residual outputs of both strategies under the flashinfer and ieee profiles. `mnnvl-ar data`
+// normalised and residual outputs of both strategies under the flashinfer and ieee profiles; for every
+// quantised case ("quant_cases") the fused part's inputs and, per quantisation, the codes and scales of both
+// strategies under flashinfer, ieee and invariant. `mnnvl-ar data`
 // writes it (build_golden_set); read_golden_manifest is its one reader, for the tests and the GPU
 // `run --inputs golden`.
 #pragma once
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/io/golden_cases.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 #include "reference/strategy.h"
 #include "reference/tensor.h"
@@ -74,6 +77,20 @@ struct GoldenFused {
   FusedOptions options(Strategy strategy, Profile profile) const;
 };
 
+/// The files of one quantised output.
+struct GoldenQuantFiles {
+  GoldenFile quant_out;                 ///< uint8 [N, D] (FP8) or [N, D / 2] (NVFP4)
+  std::optional<GoldenFile> scale_out;  ///< fp8-dynamic fp32 [N, 1], NVFP4 uint8 (harness/io/quant_files.h)
+};
+
+/// One quantisation of a quantised case, and what it must give.
+struct GoldenQuant {
+  std::string name;      ///< unique within its case, e.g. "nvfp4-swizzled-g1"
+  QuantOptions options;  ///< mode, scale (fp32 bits; 1 for fp8-dynamic, which reads none) and layout
+  /// Every (strategy, profile) the manifest lists: ONESHOT and TWOSHOT under flashinfer, ieee and invariant.
+  std::map<GoldenOutput, GoldenQuantFiles> outputs;
+};
+
 /// One case of the manifest, typed.
 struct GoldenManifestCase {
   std::string name;  ///< unique within the manifest (both lists), e.g. "random_bf16_w16"
@@ -83,7 +100,8 @@ struct GoldenManifestCase {
   ProblemShape shape;      ///< W, N, D and dtype: the input is [W, N, D], every output [N, D]
   GoldenFile input;
   std::map<GoldenOutput, GoldenFile> outputs;  ///< the all-reduce's outputs; empty for a fused case
-  std::optional<GoldenFused> fused;            ///< set for the fused cases only
+  std::optional<GoldenFused> fused;  ///< set for the fused cases, and for the quantised ones (without outputs)
+  std::vector<GoldenQuant> quant;    ///< set for the quantised cases only
 };
 
 /// A fused case's expected outputs, loaded.
@@ -98,6 +116,7 @@ struct GoldenManifest {
   std::string path;                             ///< `dir`/manifest.json, as error messages name it
   std::vector<GoldenManifestCase> cases;        ///< the all-reduce cases
   std::vector<GoldenManifestCase> fused_cases;  ///< the fused cases, each with `fused` set
+  std::vector<GoldenManifestCase> quant_cases;  ///< the quantised cases, each with `fused` (no outputs) and `quant`
 
   /// `dir`/`f.file`.
   std::string file_path(const GoldenFile& f) const;
@@ -126,6 +145,16 @@ struct GoldenManifest {
   /// A fused case's expected outputs under `strategy` and `profile` (as expected_fused_files), checked like
   /// the input.
   GoldenFusedExpected load_expected_fused(const GoldenManifestCase& c, Strategy strategy, Profile profile) const;
+
+  /// A quantised case's expected files for quantisation `q` (one of `c.quant`) under `strategy` (AUTO resolved
+  /// by the case's shape) and `profile`. Throws UsageError naming the manifest and the case when it lists none.
+  const GoldenQuantFiles& expected_quant_files(const GoldenManifestCase& c, const GoldenQuant& q, Strategy strategy,
+                                               Profile profile) const;
+
+  /// The quantised output itself (as quantize_fused returns it), its files checked against their sha256 and
+  /// the case's N and D.
+  QuantizedOutput load_expected_quant(const GoldenManifestCase& c, const GoldenQuant& q, Strategy strategy,
+                                      Profile profile) const;
 };
 
 /// Reads `dir`/manifest.json. Throws UsageError with a message naming the file and the problem when it is
@@ -133,8 +162,10 @@ struct GoldenManifest {
 /// an unsupported value (unknown dtype, unsupported shape, an output key that is not "<strategy>/<profile>",
 /// two cases of one name; for a fused case also an epsilon or weight bias that is not a finite fp32 or
 /// disagrees with its bits, an SM count outside 1..1024, a trtllm output, a shape FlashInfer launches no
-/// fused norm for). The "fused_cases" list is optional (a manifest without it has no fused cases). Reads
-/// only the manifest: the files it names are checked when they are loaded.
+/// fused norm for; for a quantised case also an unknown mode or layout, a scale that is missing, given to
+/// fp8-dynamic or not a finite fp32, a quantisation the model refuses for the dtype or D, two quantisations
+/// of one name, a scale_out missing or given where the mode has none). The "fused_cases" and "quant_cases"
+/// lists are optional. Reads only the manifest: the files it names are checked when they are loaded.
 GoldenManifest read_golden_manifest(const std::string& dir);
 
 }  // namespace ar

@@ -3,6 +3,7 @@
 
 #include "harness/io/golden_manifest.h"
 #include "harness/io/npy.h"
+#include "harness/io/quant_files.h"
 #include "harness/io/sha256.h"
 #include "reference/all_reduce.h"
 #include "reference/float_bits.h"
@@ -71,12 +72,10 @@ nlohmann::json launch_entry(const NormLaunch& l) {
           {"loads_per_thread", l.loads_per_thread()}};
 }
 
-/// A fused case: its files go through the table the fused cases share, so cases of one input (other SM
-/// counts, another weight bias) point to the same files.
-nlohmann::json fused_entry(const GoldenCase& c, FileTable& files) {
-  const ProblemShape shape = shape_of_input(c.input);
+/// The fused part's inputs and parameters (no outputs): residual, gamma, eps, weight bias, SM count and, for
+/// information, each strategy's launch.
+nlohmann::json fused_inputs_entry(const GoldenCase& c, const ProblemShape& shape, FileTable& files) {
   const GoldenFusedInputs& f = *c.fused;
-  nlohmann::json entry = case_entry(c, shape, files.add(c.name + ".in.npy", encode_npy(c.input)));
   nlohmann::json fused{{"residual", files.add(c.name + ".residual.npy", encode_npy(f.residual))},
                        {"gamma", files.add(c.name + ".gamma.npy", encode_npy(f.gamma))},
                        {"eps", to_double(f.epsilon, DType::kFp32)},
@@ -84,10 +83,23 @@ nlohmann::json fused_entry(const GoldenCase& c, FileTable& files) {
                        {"weight_bias", to_double(f.weight_bias, DType::kFp32)},
                        {"weight_bias_bits", f.weight_bias},
                        {"sm_count", f.sm_count}};
-  nlohmann::json launches = nlohmann::json::object(), outputs = nlohmann::json::object();
-  for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+  nlohmann::json launches = nlohmann::json::object();
+  for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
     launches[std::string(strategy_name(s))] =
         launch_entry(norm_launch(s, shape.tokens, shape.hidden, shape.dtype, f.sm_count));
+  fused["launch"] = launches;
+  return fused;
+}
+
+/// A fused case: its files go through the table the fused cases share, so cases of one input (other SM
+/// counts, another weight bias) point to the same files.
+nlohmann::json fused_entry(const GoldenCase& c, FileTable& files) {
+  const ProblemShape shape = shape_of_input(c.input);
+  const GoldenFusedInputs& f = *c.fused;
+  nlohmann::json entry = case_entry(c, shape, files.add(c.name + ".in.npy", encode_npy(c.input)));
+  nlohmann::json fused = fused_inputs_entry(c, shape, files);
+  nlohmann::json outputs = nlohmann::json::object();
+  for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
     for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant}) {
       const FusedOptions o{
           .strategy = s, .profile = p, .sm_count = f.sm_count, .epsilon = f.epsilon, .weight_bias = f.weight_bias};
@@ -98,9 +110,42 @@ nlohmann::json fused_entry(const GoldenCase& c, FileTable& files) {
           {"residual_out", files.add(stem + ".residual_out.npy", encode_npy(r.residual_out))}};
     }
   }
-  fused["launch"] = launches;
   fused["outputs"] = outputs;
   entry["fused"] = fused;
+  return entry;
+}
+
+/// A quantised case: the fused part's inputs, and per quantisation the codes (and scales) of both strategies
+/// under flashinfer, ieee and invariant. Identical files are stored once across the quantised cases.
+nlohmann::json quant_entry(const GoldenCase& c, FileTable& files) {
+  const ProblemShape shape = shape_of_input(c.input);
+  const GoldenFusedInputs& f = *c.fused;
+  nlohmann::json entry = case_entry(c, shape, files.add(c.name + ".in.npy", encode_npy(c.input)));
+  entry["fused"] = fused_inputs_entry(c, shape, files);
+  nlohmann::json variants = nlohmann::json::array();
+  for (const GoldenQuantVariant& v : c.quant) {
+    const QuantOptions& q = v.options;
+    nlohmann::json variant{{"name", v.name}, {"mode", quant_mode_name(q.mode)}};
+    if (q.mode != QuantMode::kFp8Dynamic) {
+      variant["scale"] = to_double(q.scale, DType::kFp32);
+      variant["scale_bits"] = q.scale;
+    }
+    if (q.mode == QuantMode::kNvfp4) variant["layout"] = scale_layout_name(q.layout);
+    nlohmann::json outputs = nlohmann::json::object();
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot})
+      for (Profile p : {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant}) {
+        const FusedOptions o{
+            .strategy = s, .profile = p, .sm_count = f.sm_count, .epsilon = f.epsilon, .weight_bias = f.weight_bias};
+        const QuantizedOutput r = reference_fused_quant(c.input, f.residual, f.gamma, o, q).quant;
+        const std::string stem = fmt::format("{}.{}.{}.{}", c.name, v.name, strategy_name(s), profile_name(p));
+        nlohmann::json files_of{{"quant_out", files.add(stem + ".quant_out.npy", encode_quant_out(r))}};
+        if (has_scale_out(q.mode)) files_of["scale_out"] = files.add(stem + ".scale_out.npy", encode_scale_out(r));
+        outputs[golden_output_key(s, p)] = files_of;
+      }
+    variant["outputs"] = outputs;
+    variants.push_back(variant);
+  }
+  entry["quant"] = variants;
   return entry;
 }
 
@@ -112,14 +157,19 @@ GoldenSet build_golden_set() {
   for (const GoldenCase& c : golden_cases()) cases.push_back(all_reduce_entry(c, set));
   FileTable fused_files(set);
   for (const GoldenCase& c : golden_fused_cases()) fused_cases.push_back(fused_entry(c, fused_files));
+  nlohmann::json quant_cases = nlohmann::json::array();
+  FileTable quant_files(set);
+  for (const GoldenCase& c : golden_quant_cases()) quant_cases.push_back(quant_entry(c, quant_files));
   set.manifest = {{"format", kFormat},
                   {"generator", "mnnvl-ar data"},
                   {"note",
                    "inputs are [W, N, D]; outputs [N, D]; bf16 is stored as raw <u2 bits; fused cases add a "
                    "residual [N, D] and gamma [D], and list normalized and residual_out per strategy/profile (flashinfer, "
-                   "ieee, invariant)"},
+                   "ieee, invariant); quant_cases add the quantised outputs (uint8 codes, scales) of each "
+                   "quantisation per strategy/profile"},
                   {"cases", cases},
-                  {"fused_cases", fused_cases}};
+                  {"fused_cases", fused_cases},
+                  {"quant_cases", quant_cases}};
   return set;
 }
 

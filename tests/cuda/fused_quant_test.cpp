@@ -5,12 +5,14 @@
 // edge values (NaN, Inf, all-zero rows and blocks, saturating scales) and the separate-norm route.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <set>
 #include <tuple>
 
 #include "cuda/device.h"
 #include "gpu_test_support.h"
 #include "harness/io/golden_cases.h"
+#include "harness/io/golden_manifest.h"
 #include "reference/float_ops.h"
 #include "reference/fused_launch.h"
 #include "reference/fused_quant.h"
@@ -173,4 +175,51 @@ TEST_CASE("the norm as a separate kernel quantises as the fused call does", "[gp
         call.separate_norm = true;
         require_exact(ar::test::run_and_check_fused(group, input, norm, call), call, seed);
       }
+}
+
+TEST_CASE("the committed quantised golden outputs match the GPU bit for bit", "[gpu]") {
+  // Every quantised case of data/ (zero blocks and rows, e2m1 and e4m3 ties, saturating block scales, NaN and
+  // Inf, the 2^-9/448 floor; both layouts, global scales 1 and 2688), every listed strategy and profile, fused
+  // and through the separate norm kernel: the norm's outputs and every code and scale against the model, and
+  // the codes and scales against the committed files.
+  const std::filesystem::path dir = std::filesystem::path(AR_SOURCE_DIR) / "data";
+  const ar::GoldenManifest manifest = ar::read_golden_manifest(dir.string());
+  REQUIRE(!manifest.quant_cases.empty());
+  int compared = 0, listed = 0;
+  for (const ar::GoldenManifestCase& c : manifest.quant_cases) {
+    const ar::ProblemShape& shape = c.shape;
+    const ar::HostTensor input = manifest.load_input(c);
+    ar::test::NormInputs norm;
+    norm.residual = manifest.load_residual(c);
+    norm.gamma = manifest.load_gamma(c);
+    VirtualGroup group(quant_group_options(shape.world_size, {shape}));
+    for (const ar::GoldenQuant& q : c.quant)
+      for (const auto& [key, files] : q.outputs) {
+        listed += 2;
+        norm.arguments = ar::cuda::NormArguments{c.fused->epsilon, c.fused->weight_bias, c.fused->sm_count,
+                                                 q.options.mode, q.options.layout};
+        norm.quant_scale = q.options.scale;
+        const ar::QuantizedOutput expected = manifest.load_expected_quant(c, q, key.strategy, key.profile);
+        for (bool separate : {false, true}) {
+          VirtualGroup::Call call{shape, key.strategy, key.profile, /*pdl=*/true};
+          call.norm = norm.arguments;
+          call.separate_norm = separate;
+          const ar::test::CallCheck check = ar::test::run_and_check_fused(group, input, norm, call);
+          INFO(c.name << " " << q.name << " " << ar::test::label(call) << (separate ? " separate kernel" : "") << ": "
+                      << check.describe());
+          REQUIRE(!check.wait);
+          REQUIRE(check.mismatches == 0);
+          for (int r = 0; r < shape.world_size; ++r) {
+            const ar::QuantDiff d =
+                ar::compare_quant(group.download_quant(r, shape, q.options.mode, q.options.layout), expected);
+            INFO("rank " << r << " against the committed files: " << d.differing << " of " << d.elements
+                         << " differ (first " << d.first << ")");
+            REQUIRE(d.differing == 0);
+          }
+          ++compared;
+        }
+      }
+  }
+  CHECK(compared == listed);
+  CHECK(compared >= 200);
 }
