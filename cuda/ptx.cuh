@@ -201,6 +201,10 @@ __device__ __forceinline__ void st_shared_cluster_u32(const void* local, std::ui
 /// shfl.sync.bfly.b32 over the full warp: the value of lane (this lane xor mask). Every lane must call it.
 __device__ __forceinline__ float shfl_bfly_f32(float v, int mask) { return __shfl_xor_sync(0xFFFFFFFFu, v, mask); }
 
+__device__ __forceinline__ std::uint32_t shfl_bfly_u32(std::uint32_t v, int mask) {
+  return __shfl_xor_sync(0xFFFFFFFFu, v, mask);
+}
+
 /// shfl.sync.idx.b32 over the full warp: lane `source`'s value. Every lane must call it.
 __device__ __forceinline__ float shfl_idx_f32(float v, int source) { return __shfl_sync(0xFFFFFFFFu, v, source); }
 

@@ -278,6 +278,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   const int packs = static_cast<int>(row_packs);
   const RowPart part = row_part<kCluster>(tree);
   float* const sums = shared.block_sums[nth % 2];
+  RowQuant<T, kFtz, kCluster> quant(tree, io);  // reads output_scale now, for after the row's polls
 
   // 1. FlashInfer's threads this block plays: pre = AR + residual (stored as residual_out) and each thread's
   // sum of squares from +0, loads outer and elements inner; then each warp's butterfly.
@@ -383,24 +384,40 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
 
   // 4. The output of the packs this block computed: all of the row's, pack by pack, for a block alone; as
   // step 1 walked them in a cluster (each block staged only its own).
-  const auto output_pack = [&](int pack) {
+  // A block alone takes the packs in turn. For NVFP4 every lane of a warp runs every round (those past the
+  // row's end too), so a pack's partner (pack ^ 1) is the neighbouring lane's, there to shuffle with.
+  const bool neighbours = part.blocks == 1;
+  const auto output_pack = [&](int pack, bool active) {
     const std::uint64_t at = row_pack_index(t, row_packs, pack);
-    // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
-    const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
-    const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
-    reinterpret_cast<uint4*>(output)[at] = normalize_pack<T, kFtz>(pre, gamma, scale, tree);
+    float v[Pack<T>::kElements];
+    uint4 y{};
+    if (active) {
+      // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
+      const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
+      const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
+      normalized_values<T, kFtz>(pre, gamma, scale, tree, v);
+      y = narrow_pack<T>(v, /*sanitize_result=*/false);
+      reinterpret_cast<uint4*>(output)[at] = y;
+    }
+    if (quant.mode != QuantMode::kNone) quant.on_pack(io, t, row_packs, pack, v, y, neighbours, active);
   };
-  if (part.blocks == 1) {
-    for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x)) output_pack(pack);
+  if (part.blocks == 1 && quant.mode == QuantMode::kNvfp4) {
+    for (int first = 0; first < packs; first += static_cast<int>(blockDim.x)) {
+      const int pack = first + static_cast<int>(threadIdx.x);
+      output_pack(pack, pack < packs);
+    }
+  } else if (part.blocks == 1) {
+    for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x))
+      output_pack(pack, true);
   } else {
-    for_each_their_thread(tree, part, packs, output_pack, [](int, int, int) {});
+    for_each_their_thread(tree, part, packs, [&](int pack) { output_pack(pack, true); }, [](int, int, int) {});
   }
 
-  // 5. The quantised outputs (quant_row.cuh), from each element's values recomputed: `pre` from the staged row
-  // for a block alone, else from residual_out, which every block of the cluster wrote before step 2's barrier.
-  if (tree.quant_mode != 0) {
-    quantize_row<T, kFtz, kCluster>(tree, io, t, row_packs, nth, shared.quant,
-                                    [&](int pack, bool fp32, float (&v)[Pack<T>::kElements]) {
+  // 5. The rest of the quantised outputs (quant_row.cuh), from each element's values recomputed: `pre` from the
+  // staged row for a block alone, else from residual_out, which every block of the cluster wrote before step 2's
+  // barrier.
+  if (quant.mode != QuantMode::kNone) {
+    quant.finish(io, t, row_packs, nth, shared.quant, neighbours, [&](int pack, bool fp32, float (&v)[Pack<T>::kElements]) {
       const std::uint64_t at = row_pack_index(t, row_packs, pack);
       const uint4 pre = staged != nullptr && part.blocks == 1 ? staged[pack]
                                                               : reinterpret_cast<const uint4*>(io.residual_out)[at];
