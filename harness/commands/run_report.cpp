@@ -83,13 +83,15 @@ void print_explanation(std::ostream& out, const FirstMismatch& m) {
 }
 
 void print_run_report(std::ostream& out, const RunResult& result) {
-  constexpr const char* kRow = "{:>5}  {:<28} {:<17} {:>6} {:>6} {:<5} {:>3} {:<10} {:<3} {:>10} {:>10} {:>8} {:>5}\n";
+  constexpr const char* kRow = "{:>5}  {:<28} {:<29} {:>6} {:>6} {:<5} {:>3} {:<10} {:<3} {:>10} {:>10} {:>8} {:>5}\n";
   fmt::print(out, kRow, "call", "case", "strategy", "N", "D", "dtype", "W", "profile", "pdl", "elements", "mismatches",
              "disagree", "flags");
   for (const RunRow& r : result.rows) {
     std::string strategy = r.call.strategy == Strategy::kAuto ? fmt::format("auto->{}", strategy_name(r.resolved))
                                                               : std::string(strategy_name(r.resolved));
     if (r.call.norm) strategy += "+norm";
+    if (r.call.norm && r.call.norm->quant != QuantMode::kNone)  // its elements count the codes and scales too
+      strategy += fmt::format("+{}", quant_mode_name(r.call.norm->quant));
     fmt::print(out, kRow, r.index, r.label, strategy, r.call.shape.tokens, r.call.shape.hidden,
                dtype_name(r.call.shape.dtype), r.call.shape.world_size, profile_name(r.call.profile),
                r.call.pdl ? "on" : "off", r.elements, r.mismatches, r.ranks_disagreeing, r.flags_ok ? "ok" : "BAD");

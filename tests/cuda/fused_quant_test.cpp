@@ -223,3 +223,66 @@ TEST_CASE("the committed quantised golden outputs match the GPU bit for bit", "[
   CHECK(compared == listed);
   CHECK(compared >= 200);
 }
+
+TEST_CASE("under the invariant profile a token's quantised bits do not depend on the batch, the strategy or the SM "
+          "count, on the GPU", "[gpu]") {
+  // Two probe rows (a random one and an adversarial one, each with its own residual row) placed in batches of
+  // many sizes among random rows, under ONESHOT, TWOSHOT and AUTO (which crosses to TWOSHOT inside the range)
+  // and FlashInfer's trees of 16 and 132 SMs: each probe's codes, and its token scale or block scales, must be
+  // one set of bits everywhere, and the model's (every call is checked against it too).
+  const int world = 4;
+  const std::int64_t hidden = 4096;
+  const std::vector<std::int64_t> batches{1, 2, 3, 7, 16, 33, 64, 65, 130, 600};
+  std::vector<ar::ProblemShape> shapes;
+  for (std::int64_t n : batches) shapes.push_back({world, n, hidden, DType::kBf16});
+  VirtualGroup group(quant_group_options(world, shapes));
+  const ar::HostTensor probes = ar::adversarial_input(DType::kBf16, world, 2, hidden, 77);
+  const ar::HostTensor probe_residuals =
+      ar::random_input(DType::kBf16, 1, 2, hidden, 78, 4).reshaped({2, hidden});
+  const ar::HostTensor gamma = ar::random_input(DType::kBf16, 1, 1, hidden, 79, 1).reshaped({hidden});
+  std::uint64_t seed = 9900;
+  int compared = 0;
+  for (const Mode& m : kModes) {
+    // The bytes of probe k: its codes, then its token scale or its block scales.
+    std::vector<std::vector<std::uint8_t>> first(2);
+    for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto})
+      for (int sms : {16, 132})
+        for (std::int64_t n : batches) {
+          const ar::ProblemShape shape{world, n, hidden, DType::kBf16};
+          auto input = ar::random_input(DType::kBf16, world, n, hidden, ++seed, 12);
+          auto norm = quant_norm(shape, seed, m, kScales[2], sms);
+          norm.gamma = gamma;  // one weight for every call
+          const std::int64_t rows[2] = {0, n - 1};  // the first and last rows (one row: probe 0 only)
+          const int count = n == 1 ? 1 : 2;
+          for (int k = 0; k < count; ++k)
+            for (std::int64_t d = 0; d < hidden; ++d) {
+              for (int r = 0; r < world; ++r)
+                input.set_bits((r * n + rows[k]) * hidden + d, probes.bits((r * 2 + k) * hidden + d));
+              norm.residual.set_bits(rows[k] * hidden + d, probe_residuals.bits(k * hidden + d));
+            }
+          const VirtualGroup::Call call{shape, s, Profile::kInvariant, true};
+          require_exact(ar::test::run_and_check_fused(group, input, norm, call), call, seed);
+          for (int rank : {0, world - 1}) {
+            const ar::QuantizedOutput q = group.download_quant(rank, shape, m.quant, m.layout);
+            for (int k = 0; k < count; ++k) {
+              const std::size_t per_row = q.quant_out.size() / static_cast<std::size_t>(n);
+              std::vector<std::uint8_t> bytes(q.quant_out.begin() + rows[k] * per_row,
+                                              q.quant_out.begin() + (rows[k] + 1) * per_row);
+              if (m.quant == QuantMode::kFp8Dynamic) {
+                const std::uint32_t scale = q.token_scales[static_cast<std::size_t>(rows[k])];
+                for (int b = 0; b < 4; ++b) bytes.push_back(static_cast<std::uint8_t>(scale >> (8 * b)));
+              }
+              if (m.quant == QuantMode::kNvfp4)
+                for (std::int64_t blk = 0; blk < ar::scale_blocks(hidden); ++blk)
+                  bytes.push_back(q.scale_out[static_cast<std::size_t>(ar::scale_offset(m.layout, rows[k], blk, hidden))]);
+              if (first[k].empty()) first[k] = bytes;
+              INFO(ar::quant_mode_name(m.quant) << " probe " << k << " in " << ar::test::label(call) << " rank "
+                                                << rank);
+              REQUIRE(bytes == first[k]);
+              ++compared;
+            }
+          }
+        }
+  }
+  CHECK(compared == 4 * 3 * 2 * (2 * static_cast<int>(batches.size()) - 1) * 2);
+}
