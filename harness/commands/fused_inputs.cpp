@@ -1,6 +1,7 @@
 #include "harness/commands/fused_inputs.h"
 
 #include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -11,13 +12,20 @@
 
 namespace ar {
 
-// FlashInfer narrows eps (and the bias) to fp32 on the host, so a double beyond fp32's range becomes Inf.
-std::uint32_t fp32_parameter(const char* flag, double value) {
+namespace {
+
+// `value` as the fp32 the kernel holds, refused naming `name` when it is not finite there.
+std::uint32_t finite_fp32(std::string_view name, double value) {
   const std::uint32_t bits = fp32_from_double(value);
   if (is_inf(bits, kFp32Format) || is_nan(bits, kFp32Format))
-    throw UsageError(fmt::format("--{} {} is not a finite number as the fp32 the kernel holds", flag, value));
+    throw UsageError(fmt::format("{} {} is not a finite number as the fp32 the kernel holds", name, value));
   return bits;
 }
+
+}  // namespace
+
+// FlashInfer narrows eps (and the bias) to fp32 on the host, so a double beyond fp32's range becomes Inf.
+std::uint32_t fp32_parameter(const char* flag, double value) { return finite_fp32(fmt::format("--{}", flag), value); }
 
 // No GPU has more than a thousand SMs, and a typo such as 13200 should not pass as one.
 void check_sm_count(const char* flag, int sms) {
@@ -62,6 +70,31 @@ auto refusing_as_usage(const std::string& input_path, const RankInputs& in, cons
 FusedResult fused_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& f) {
   return refusing_as_usage(input_path, in, f,
                            [&] { return reference_fused_rms_norm(in.tensor, f.residual, f.gamma, f.options); });
+}
+
+QuantOptions quant_settings(const std::string& mode, std::optional<double> scale,
+                            const std::optional<std::string>& layout, const QuantSettingNames& names) {
+  QuantOptions q;
+  const std::optional<QuantMode> parsed = parse_quant_mode(mode);
+  if (!parsed || *parsed == QuantMode::kNone)
+    throw UsageError(fmt::format("unknown {} '{}' (choose fp8, fp8-dynamic or nvfp4)", names.mode, mode));
+  q.mode = *parsed;
+  if (scale) {
+    if (q.mode == QuantMode::kFp8Dynamic)
+      throw UsageError(
+          fmt::format("{} is for fp8 and nvfp4: fp8-dynamic computes each token's scale from its values", names.scale));
+    // FlashInfer's output_scale is an fp32 tensor: the kernel reads that fp32.
+    q.scale = finite_fp32(names.scale, *scale);
+  }
+  if (layout) {
+    if (q.mode != QuantMode::kNvfp4)
+      throw UsageError(fmt::format("{} is for nvfp4's block scales; {} has none", names.layout, mode));
+    const std::optional<ScaleLayout> parsed_layout = parse_scale_layout(*layout);
+    if (!parsed_layout)
+      throw UsageError(fmt::format("unknown {} '{}' (choose swizzled or linear)", names.layout, *layout));
+    q.layout = *parsed_layout;
+  }
+  return q;
 }
 
 std::string describe_quant(const QuantOptions& quant) {

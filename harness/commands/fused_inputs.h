@@ -52,6 +52,20 @@ FusedOptions fused_options(DType t, Strategy strategy, Profile profile, int sm_c
 /// naming `input_path` and its shape.
 FusedResult fused_reference(const std::string& input_path, const RankInputs& in, const FusedInputs& fused);
 
+/// What names the quantisation's settings in messages: the CLI's flags, or the Python package's arguments.
+struct QuantSettingNames {
+  const char* mode = "--quant";
+  const char* scale = "--quant-scale";
+  const char* layout = "--scale-layout";
+};
+
+/// The quantisation a mode ("fp8", "fp8-dynamic", "nvfp4"), a scale (the output_scale, NVFP4's global scale;
+/// none: 1) and a layout (NVFP4's; none: swizzled) ask for, the scale narrowed to the fp32 the kernel holds.
+/// Throws UsageError naming the setting for an unknown mode or layout, a scale with fp8-dynamic or not finite
+/// as that fp32, a layout with another mode than nvfp4.
+QuantOptions quant_settings(const std::string& mode, std::optional<double> scale,
+                            const std::optional<std::string>& layout, const QuantSettingNames& names = {});
+
 /// "nvfp4, global scale 0x3F800000 (1), swizzled block scales": how a quantisation is described in output.
 std::string describe_quant(const QuantOptions& quant);
 

@@ -107,24 +107,8 @@ void add_quant_options(po::options_description& options, QuantArgs& args, QuantF
 }
 
 QuantOptions quant_options(const po::variables_map& vm, const QuantArgs& args) {
-  QuantOptions q;
-  const std::optional<QuantMode> mode = parse_quant_mode(args.mode);
-  if (!mode || *mode == QuantMode::kNone)
-    throw UsageError(fmt::format("unknown --quant '{}' (choose fp8, fp8-dynamic or nvfp4)", args.mode));
-  q.mode = *mode;
-  if (given(vm, "quant-scale")) {
-    if (q.mode == QuantMode::kFp8Dynamic)
-      throw UsageError("--quant-scale is for fp8 and nvfp4: fp8-dynamic computes each token's scale from its values");
-    q.scale = fp32_parameter("quant-scale", args.scale);
-  }
-  if (given(vm, "scale-layout")) {
-    if (q.mode != QuantMode::kNvfp4)
-      throw UsageError(fmt::format("--scale-layout is for nvfp4's block scales; {} has none", args.mode));
-    const std::optional<ScaleLayout> layout = parse_scale_layout(args.layout);
-    if (!layout) throw UsageError(fmt::format("unknown --scale-layout '{}' (choose swizzled or linear)", args.layout));
-    q.layout = *layout;
-  }
-  return q;
+  return quant_settings(args.mode, given(vm, "quant-scale") ? std::optional<double>(args.scale) : std::nullopt,
+                        given(vm, "scale-layout") ? std::optional<std::string>(args.layout) : std::nullopt);
 }
 
 std::optional<QuantOptions> quant_requested(const po::variables_map& vm, const QuantArgs& args, bool fused,

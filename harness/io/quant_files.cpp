@@ -62,55 +62,85 @@ std::string encode_scale_out(const QuantizedOutput& q) {
   return {};
 }
 
-QuantizedOutput read_quant_files(QuantMode mode, ScaleLayout layout, const std::string& quant_path,
-                                 const std::optional<std::string>& scale_path, const std::string& quant_flag,
-                                 const std::string& scale_flag) {
-  if (mode == QuantMode::kNone) throw UsageError("no quantisation mode given");
+void check_scale_out_given(QuantMode mode, bool given, const std::string& scale_name) {
   const std::string name(quant_mode_name(mode));
-  if (has_scale_out(mode) && !scale_path)
-    throw UsageError(fmt::format("{} needs {}: its codes mean nothing without their scales", name, scale_flag));
-  if (!has_scale_out(mode) && scale_path)
-    throw UsageError(fmt::format("{} has no scale output ({} is for fp8-dynamic and nvfp4)", name, scale_flag));
-  ByteArray codes = read_npy_bytes(quant_path, quant_flag);
+  if (has_scale_out(mode) && !given)
+    throw UsageError(fmt::format("{} needs {}: its codes mean nothing without their scales", name, scale_name));
+  if (!has_scale_out(mode) && given)
+    throw UsageError(fmt::format("{} has no scale output ({} is for fp8-dynamic and nvfp4)", name, scale_name));
+}
+
+QuantizedOutput quant_codes(QuantMode mode, ScaleLayout layout, ByteArray codes, const std::string& what) {
+  if (mode == QuantMode::kNone) throw UsageError("no quantisation mode given");
   if (codes.shape.size() != 2)
-    throw UsageError(fmt::format("{} '{}' is {}; {} codes are {}", quant_flag, quant_path, shape_text(codes.shape),
-                                 name, mode == QuantMode::kNvfp4 ? "[N, D / 2]" : "[N, D]"));
+    throw UsageError(fmt::format("{} is {}; {} codes are {}", what, shape_text(codes.shape), quant_mode_name(mode),
+                                 mode == QuantMode::kNvfp4 ? "[N, D / 2]" : "[N, D]"));
   QuantizedOutput q;
   q.mode = mode;
   q.layout = layout;
   q.tokens = codes.shape[0];
   q.hidden = mode == QuantMode::kNvfp4 ? 2 * codes.shape[1] : codes.shape[1];
   if (mode == QuantMode::kNvfp4 && q.hidden % kNvfp4BlockElements != 0)
-    throw UsageError(fmt::format("{} '{}' is {}: NVFP4 codes are [N, D / 2], so D = {}, which is not a multiple of 16",
-                                 quant_flag, quant_path, shape_text(codes.shape), q.hidden));
+    throw UsageError(fmt::format("{} is {}: NVFP4 codes are [N, D / 2], so D = {}, which is not a multiple of 16", what,
+                                 shape_text(codes.shape), q.hidden));
   q.quant_out = std::move(codes.bytes);
+  return q;
+}
+
+namespace {
+
+std::string codes_context(const QuantizedOutput& q, const std::string& codes_name) {
+  return fmt::format("N = {}, D = {} (from {})", q.tokens, q.hidden, codes_name);
+}
+
+}  // namespace
+
+void set_token_scales(QuantizedOutput& q, const HostTensor& scales, const std::string& what,
+                      const std::string& codes_name) {
+  const std::string want = scale_out_description(q.mode, q.layout, q.tokens, q.hidden);
+  if (scales.dtype() != DType::kFp32)
+    throw UsageError(
+        fmt::format("{} holds {}; dynamic FP8's token scales are {}", what, dtype_name(scales.dtype()), want));
+  const bool column = scales.shape() == std::vector<std::int64_t>{q.tokens, 1};
+  if (!column && scales.shape() != std::vector<std::int64_t>{q.tokens})
+    throw UsageError(fmt::format("{} is {}; for {} it must be {}", what, shape_text(scales.shape()),
+                                 codes_context(q, codes_name), want));
+  q.token_scales.resize(static_cast<std::size_t>(q.tokens));
+  for (std::int64_t i = 0; i < q.tokens; ++i) q.token_scales[static_cast<std::size_t>(i)] = scales.bits(i);
+}
+
+void set_block_scales(QuantizedOutput& q, ByteArray scales, const std::string& what, const std::string& codes_name) {
+  const std::vector<std::int64_t> shape = scale_out_shape(q.mode, q.layout, q.tokens, q.hidden);
+  const auto bytes = static_cast<std::size_t>(scale_bytes(q.layout, q.tokens, q.hidden));
+  if (scales.shape != shape && scales.shape != std::vector<std::int64_t>{static_cast<std::int64_t>(bytes)})
+    throw UsageError(fmt::format("{} is {} ({} bytes); for {} the {} layout takes {}, {} bytes", what,
+                                 shape_text(scales.shape), scales.bytes.size(), codes_context(q, codes_name),
+                                 scale_layout_name(q.layout),
+                                 scale_out_description(q.mode, q.layout, q.tokens, q.hidden), bytes));
+  q.scale_out = std::move(scales.bytes);
+}
+
+QuantizedOutput read_quant_files(QuantMode mode, ScaleLayout layout, const std::string& quant_path,
+                                 const std::optional<std::string>& scale_path, const std::string& quant_flag,
+                                 const std::string& scale_flag) {
+  if (mode == QuantMode::kNone) throw UsageError("no quantisation mode given");
+  check_scale_out_given(mode, scale_path.has_value(), scale_flag);
+  QuantizedOutput q =
+      quant_codes(mode, layout, read_npy_bytes(quant_path, quant_flag), fmt::format("{} '{}'", quant_flag, quant_path));
   if (!scale_path) return q;
-  const std::string want = scale_out_description(mode, layout, q.tokens, q.hidden);
-  const std::string context = fmt::format("N = {}, D = {} (from {})", q.tokens, q.hidden, quant_flag);
+  const std::string scale_what = fmt::format("{} '{}'", scale_flag, *scale_path);
   if (mode == QuantMode::kFp8Dynamic) {
     HostTensor scales;
     try {
       scales = read_npy(*scale_path, DType::kFp32);
     } catch (const UsageError& e) {
-      throw UsageError(fmt::format("{}: {} (dynamic FP8's token scales are {})", scale_flag, e.what(), want));
+      throw UsageError(fmt::format("{}: {} (dynamic FP8's token scales are {})", scale_flag, e.what(),
+                                   scale_out_description(mode, layout, q.tokens, q.hidden)));
     }
-    const bool column = scales.shape() == std::vector<std::int64_t>{q.tokens, 1};
-    if (!column && scales.shape() != std::vector<std::int64_t>{q.tokens})
-      throw UsageError(fmt::format("{} '{}' is {}; for {} it must be {}", scale_flag, *scale_path,
-                                   shape_text(scales.shape()), context, want));
-    q.token_scales.resize(static_cast<std::size_t>(q.tokens));
-    for (std::int64_t i = 0; i < q.tokens; ++i) q.token_scales[static_cast<std::size_t>(i)] = scales.bits(i);
+    set_token_scales(q, scales, scale_what, quant_flag);
     return q;
   }
-  ByteArray scales = read_npy_bytes(*scale_path, scale_flag);
-  const std::vector<std::int64_t> shape = scale_out_shape(mode, layout, q.tokens, q.hidden);
-  const auto bytes = static_cast<std::size_t>(scale_bytes(layout, q.tokens, q.hidden));
-  // The layout's 2-D shape, or the same bytes flattened (a caller that keeps scale_out as one vector).
-  if (scales.shape != shape && scales.shape != std::vector<std::int64_t>{static_cast<std::int64_t>(bytes)})
-    throw UsageError(fmt::format("{} '{}' is {} ({} bytes); for {} the {} layout takes {}, {} bytes", scale_flag,
-                                 *scale_path, shape_text(scales.shape), scales.bytes.size(), context,
-                                 scale_layout_name(layout), want, bytes));
-  q.scale_out = std::move(scales.bytes);
+  set_block_scales(q, read_npy_bytes(*scale_path, scale_flag), scale_what, quant_flag);
   return q;
 }
 

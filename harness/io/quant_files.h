@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/io/npy.h"
 #include "reference/fused_quant.h"
 
 namespace ar {
@@ -31,6 +32,25 @@ std::string scale_out_description(QuantMode mode, ScaleLayout layout, std::int64
 /// The .npy bytes of `q`'s quant_out and scale_out (empty string for static FP8's).
 std::string encode_quant_out(const QuantizedOutput& q);
 std::string encode_scale_out(const QuantizedOutput& q);
+
+/// Refuses (UsageError naming `scale_name`) a scale_out missing for the modes that have one, or given for
+/// static FP8.
+void check_scale_out_given(QuantMode mode, bool given, const std::string& scale_name);
+
+/// The codes of quant_out (`codes`: its shape and bytes) as a QuantizedOutput of `mode` and `layout` whose
+/// scales are still to be set: N and D come from the shape (NVFP4: D = 2 x its columns, a multiple of 16).
+/// `what` names the codes in messages: "--quant-out 'q.npy'" for a file, an argument's name for an array.
+QuantizedOutput quant_codes(QuantMode mode, ScaleLayout layout, ByteArray codes, const std::string& what);
+
+/// Dynamic FP8's token scales (fp32 [N, 1], or [N]) into `q`, whose codes gave N. `what` names the scales
+/// in messages as quant_codes' names the codes; `codes_name` names the codes (the flag or argument) as
+/// where N and D came from.
+void set_token_scales(QuantizedOutput& q, const HostTensor& scales, const std::string& what,
+                      const std::string& codes_name);
+
+/// NVFP4's block scales into `q`: uint8 in the layout's shape (scale_out_shape), or the same bytes
+/// flattened (a caller that keeps scale_out as one vector). Names as set_token_scales'.
+void set_block_scales(QuantizedOutput& q, ByteArray scales, const std::string& what, const std::string& codes_name);
 
 /// Reads a quant_out file (and the scale_out file for the modes that have one: required then, refused
 /// otherwise) into a QuantizedOutput of `mode` and `layout`. N and D come from quant_out's shape (NVFP4:

@@ -8,6 +8,9 @@ namespace ar::python {
 /// all_reduce and fused: the model's outputs.
 void bind_model(nanobind::module_& m);
 
+/// fused_quant, dequantize and compare_quant: the fused call's quantised outputs.
+void bind_quant(nanobind::module_& m);
+
 /// explain, explain_fused, diff and accuracy: results with the text the CLI prints.
 void bind_reports(nanobind::module_& m);
 

@@ -43,4 +43,23 @@ BitsOut array_of(HostTensor tensor) {
   return BitsOut(owned->bytes().data(), shape.size(), shape.data(), owner, nullptr, d);
 }
 
+ByteArray bytes_of(const BitsIn& array, const char* what) {
+  const nb::dlpack::dtype d = array.dtype();
+  if (d.code != static_cast<std::uint8_t>(nb::dlpack::dtype_code::UInt) || d.bits != 8 || d.lanes != 1)
+    throw UsageError(
+        fmt::format("{}: the model takes bytes (uint8), not an array of {}-bit dtype code {}", what, d.bits, d.code));
+  ByteArray bytes;
+  for (std::size_t i = 0; i < array.ndim(); ++i) bytes.shape.push_back(static_cast<std::int64_t>(array.shape(i)));
+  bytes.bytes.resize(array.nbytes());
+  if (array.nbytes() != 0) std::memcpy(bytes.bytes.data(), array.data(), array.nbytes());
+  return bytes;
+}
+
+BitsOut array_of_bytes(std::vector<std::uint8_t> bytes, const std::vector<std::int64_t>& shape) {
+  auto* owned = new std::vector<std::uint8_t>(std::move(bytes));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<std::uint8_t>*>(p); });
+  std::vector<std::size_t> extent(shape.begin(), shape.end());
+  return BitsOut(owned->data(), extent.size(), extent.data(), owner, nullptr, nb::dtype<std::uint8_t>());
+}
+
 }  // namespace ar::python

@@ -3,11 +3,14 @@
 // refusal is a UsageError with a message naming the argument, which the module raises as ValueError.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 
+#include "harness/io/npy.h"
 #include "harness/io/rank_inputs.h"
 #include "reference/tensor.h"
 
@@ -17,7 +20,7 @@ namespace nb = nanobind;
 
 /// A read-only, C-contiguous CPU array of any dtype (the dtype is checked here, with a message).
 using BitsIn = nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>;
-/// A NumPy array of uint16 or uint32 that owns its HostTensor.
+/// A NumPy array of uint8, uint16 or uint32 that owns what it holds.
 using BitsOut = nb::ndarray<nb::numpy>;
 
 /// `array` as a tensor of `t`: its elements must be unsigned words of T's width. `what` names the argument
@@ -30,5 +33,11 @@ RankInputs rank_inputs(const BitsIn& x, DType t);
 
 /// The tensor's bits as a NumPy array, moved into the array's owner.
 BitsOut array_of(HostTensor tensor);
+
+/// `array` as bytes (the quantised outputs' codes and block scales): it must be uint8. `what` names it.
+ByteArray bytes_of(const BitsIn& array, const char* what);
+
+/// Bytes under `shape` (whose product is bytes.size()) as a NumPy uint8 array, moved into the array's owner.
+BitsOut array_of_bytes(std::vector<std::uint8_t> bytes, const std::vector<std::int64_t>& shape);
 
 }  // namespace ar::python

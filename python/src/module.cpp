@@ -11,6 +11,7 @@ NB_MODULE(_core, m) {
   m.doc() = "The bit-exact model of FlashInfer's MNNVL all-reduce (raw-bits interface; use mnnvl_ar).";
   ar::python::raise_usage_errors_as_value_errors();
   ar::python::bind_model(m);
+  ar::python::bind_quant(m);
   ar::python::bind_reports(m);
   ar::python::bind_rendezvous(m);
 }

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mnnvl_ar
-from conftest import load, manifest
+from conftest import DATA, load, manifest
 
 CASES = manifest()["cases"]
 FUSED = manifest()["fused_cases"]
@@ -40,3 +40,35 @@ def test_fused_case(case):
             want = load(entry[name])
             assert got.shape == want.shape
             assert np.array_equal(got, want), f"{label} {name}: {np.count_nonzero(got != want)} elements differ"
+
+
+QUANT = manifest()["quant_cases"]
+
+
+@pytest.mark.parametrize("case", QUANT, ids=[c["name"] for c in QUANT])
+def test_quant_case(case):
+    f = case["fused"]
+    x, residual, gamma = load(case["input"]), load(f["residual"]), load(f["gamma"])
+    for q in case["quant"]:
+        kw = {"quant": q["mode"]}
+        if "scale" in q:
+            assert np.float32(q["scale"]).view(np.uint32) == q["scale_bits"]
+            kw["quant_scale"] = q["scale"]
+        if "layout" in q:
+            kw["scale_layout"] = q["layout"]
+        for label, entry in q["outputs"].items():
+            strategy, profile = label.split("/")
+            got = mnnvl_ar.fused_quant_reference(x, residual, gamma, eps=f["eps"], weight_bias=f["weight_bias"],
+                                                 strategy=strategy, profile=profile, sm_count=f["sm_count"],
+                                                 dtype=case["dtype"], **kw)
+            # The files as `reference --quant` wrote them: uint8 codes, fp32 or uint8 scales, none for fp8.
+            for name in ("quant_out", "scale_out"):
+                value = getattr(got, name)
+                if name not in entry:
+                    assert value is None, f"{q['name']} {label}: {name} should be None"
+                    continue
+                want = np.load(DATA / entry[name]["file"])
+                assert value.dtype == want.dtype and value.shape == want.shape, f"{q['name']} {label} {name}"
+                assert value.tobytes() == want.tobytes(), (
+                    f"{q['name']} {label} {name}: {np.count_nonzero(value.view(np.uint8) != want.view(np.uint8))} "
+                    f"bytes differ")
