@@ -4,6 +4,7 @@
 
 #include "cuda/detail/check.h"
 #include "cuda/detail/device_guard.h"
+#include "cuda/detail/quant_row.cuh"
 #include "cuda/ptx.cuh"
 
 namespace ar::cuda {
@@ -24,6 +25,7 @@ __global__ void mufu_kernel(MufuOp op, std::uint64_t first, std::uint64_t count,
       case MufuOp::kDivHashed: y = ptx::div_approx_ftz_f32(__uint_as_float(mufu_hashed_dividend(x)), xf); break;
       case MufuOp::kE4m3: y = __uint_as_float(ptx::cvt_rn_satfinite_e4m3x2_f32(0.0f, xf) & 0xFFu); break;
       case MufuOp::kDivByE4m3Max: y = ptx::div_approx_ftz_f32(xf, 448.0f); break;
+      case MufuOp::kE2m1: y = __uint_as_float(detail::e2m1_code(xf)); break;
     }
     results[i] = __float_as_uint(y);
   }

@@ -324,6 +324,13 @@ __device__ __forceinline__ std::uint16_t cvt_rn_satfinite_e4m3x2_f32(float hi, f
   return r;
 }
 
+/// cvt.rni.u32.f32: to the nearest integer, ties to even (no FTZ). e2m1_code's below-1 codes.
+__device__ __forceinline__ std::uint32_t cvt_rni_u32_f32(float x) {
+  std::uint32_t r;
+  asm("cvt.rni.u32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
 /// max.ftz.f32 / max.f32, min.ftz.f32 / min.f32: a NaN operand gives the other, two NaNs a NaN; .ftz reads
 /// subnormal operands as zeros of their sign. Model: reference quant_max / quant_min.
 __device__ __forceinline__ float max_ftz_f32(float a, float b) {

@@ -18,6 +18,7 @@ enum class MufuOp : std::uint8_t {
   /// whose bits the hardware decides the same way.
   kE4m3,         ///< cvt.rn.satfinite.e4m3x2.f32(x): the code, zero-extended
   kDivByE4m3Max, ///< div.approx.ftz.f32(x, 448) with 448 a constant, as dynamic FP8's absmax / 448 (ptxas may fold it)
+  kE2m1,         ///< the kernels' e2m1 of x (computed: sm_90 has no cvt to e2m1), the code zero-extended
 };
 
 /// The divisors every a is divided by: FlashInfer's hidden sizes (the fused kernels divide by float(D)),

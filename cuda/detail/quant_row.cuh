@@ -71,14 +71,17 @@ __device__ __forceinline__ float e4m3_value(std::uint32_t code) {
   return __uint_as_float(sign | ((exponent + 120u) << 23) | (mantissa << 20));
 }
 
-/// FP4 e2m1 of one fp32 value (reference e2m1_from_fp32), computed, since sm_90 has no cvt to e2m1: RN-even
-/// onto 0, 0.5, 1, 1.5, 2, 3, 4, 6 is a count of the midpoints passed (strictly where the lower neighbour's
-/// code is even, inclusively where the upper's is), saturating at 6; the sign kept; a NaN gives +6.
+/// FP4 e2m1 of one fp32 value (reference e2m1_from_fp32), computed, since sm_90 has no cvt to e2m1 (swept over
+/// all 2^32 inputs by `mufu --check`). From 1 up, e2m1 keeps one fraction bit: RN-even on the fp32 bits (add
+/// half an ulp less one, plus the kept bit) leaves (exponent, bit) whose value minus 252 is the code,
+/// saturating at 7 (6). Below 1 the codes 0, 1, 2 are 0, 0.5, 1: 2|x| rounded to an integer, ties to even. The
+/// sign is kept; a NaN gives +6.
 __device__ __forceinline__ std::uint32_t e2m1_code(float x) {
-  if (x != x) return kE2m1Largest;
-  const std::uint32_t bits = __float_as_uint(x);
-  const float a = __uint_as_float(bits & 0x7FFFFFFFu);
-  const std::uint32_t code = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
+  const std::uint32_t bits = __float_as_uint(x), magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude > 0x7F800000u) return kE2m1Largest;
+  const std::uint32_t rounded = (magnitude + 0x001FFFFFu + ((magnitude >> 22) & 1u)) >> 22;
+  const std::uint32_t code = magnitude >= 0x3F800000u ? min(rounded - 252u, std::uint32_t{kE2m1Largest})
+                                                      : ptx::cvt_rni_u32_f32(ptx::mul_rn_f32(__uint_as_float(magnitude), 2.0f));
   return code | ((bits >> 31) << 3);
 }
 
@@ -210,8 +213,10 @@ struct RowQuant {
       if (lane == 0) shared.warp_max[warp] = m;
       ptx::bar_cta_sync();
       // (The next row writes the warp maxima only after its first barrier, when every thread has read these.)
-      float row_max = 0.0f;
-      for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) row_max = quant_max<kFtz>(row_max, shared.warp_max[w]);
+      // Every warp folds the warps' maxima itself, one a lane (a shuffle tree, not a chain of loads).
+      float row_max = lane < static_cast<int>(blockDim.x) / 32 ? shared.warp_max[lane] : 0.0f;
+#pragma unroll
+      for (int mask = 16; mask >= 1; mask /= 2) row_max = quant_max<kFtz>(row_max, ptx::shfl_bfly_f32(row_max, mask));
       if constexpr (kCluster) {
         float* const maxima = shared.block_max[nth % 2];
         if (threadIdx.x == 0)

@@ -30,7 +30,7 @@ std::string hex(std::uint32_t bits) { return fmt::format("0x{:08x}", bits); }
 
 bool unary(const MufuSweepSpec& spec) {
   return spec.op == MufuOp::kRsqrt || spec.op == MufuOp::kRsqrtNoFtz || spec.op == MufuOp::kRcp ||
-         spec.op == MufuOp::kE4m3;
+         spec.op == MufuOp::kE4m3 || spec.op == MufuOp::kE2m1;
 }
 
 std::string describe_difference(const MufuSweepSpec& spec, const MufuDifference& d) {

@@ -44,6 +44,7 @@ std::vector<MufuSweepSpec> mufu_check_sweeps() {
   sweeps.push_back({MufuOp::kDivHashed, 0});
   sweeps.push_back({MufuOp::kE4m3, 0});
   sweeps.push_back({MufuOp::kDivByE4m3Max, kE4m3LargestFp32});
+  sweeps.push_back({MufuOp::kE2m1, 0});
   return sweeps;
 }
 
@@ -54,6 +55,7 @@ std::string mufu_sweep_name(const MufuSweepSpec& spec) {
     case MufuOp::kRcp: return "rcp.approx.ftz.f32(x)";
     case MufuOp::kDiv: return fmt::format("div.approx.ftz.f32(a, {})", std::bit_cast<float>(spec.divisor));
     case MufuOp::kE4m3: return "cvt.rn.satfinite.e4m3x2.f32(x)";
+    case MufuOp::kE2m1: return "e2m1(x), computed (no cvt on sm_90)";
     case MufuOp::kDivByE4m3Max: return "div.approx.ftz.f32(a, 448 constant)";
     case MufuOp::kDivHashed: break;
   }
@@ -65,7 +67,8 @@ MufuOperands mufu_operands(const MufuSweepSpec& spec, std::uint32_t x) {
     case MufuOp::kRsqrt:
     case MufuOp::kRsqrtNoFtz:
     case MufuOp::kRcp:
-    case MufuOp::kE4m3: return {x, 0};
+    case MufuOp::kE4m3:
+    case MufuOp::kE2m1: return {x, 0};
     case MufuOp::kDiv:
     case MufuOp::kDivByE4m3Max: return {x, spec.divisor};
     case MufuOp::kDivHashed: break;
@@ -79,6 +82,7 @@ std::uint32_t mufu_model(const MufuSweepSpec& spec, std::uint32_t x) {
     case MufuOp::kRsqrtNoFtz: return rsqrt_approx_bits(x);
     case MufuOp::kRcp: return rcp_approx_ftz_bits(x);
     case MufuOp::kE4m3: return e4m3_from_fp32(x);
+    case MufuOp::kE2m1: return e2m1_from_fp32(x);
     case MufuOp::kDivByE4m3Max:
     case MufuOp::kDiv:
     case MufuOp::kDivHashed: break;

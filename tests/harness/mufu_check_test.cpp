@@ -43,21 +43,22 @@ class PlantedGpu final : public GpuMufuSweep {
 TEST_CASE("a check sweeps rsqrt with and without FTZ, rcp, div by every divisor, div over every b, e4m3 and /448",
           "[cpu]") {
   const std::vector<MufuSweepSpec> sweeps = mufu_check_sweeps();
-  REQUIRE(sweeps.size() == 3 + kMufuDivisors.size() + 3);
+  REQUIRE(sweeps.size() == 3 + kMufuDivisors.size() + 4);
   CHECK(mufu_sweep_name(sweeps[0]) == "rsqrt.approx.ftz.f32(x)");
   CHECK(mufu_sweep_name(sweeps[1]) == "rsqrt.approx.f32(x)");
   CHECK(mufu_sweep_name(sweeps[2]) == "rcp.approx.ftz.f32(x)");
   CHECK(mufu_sweep_name(sweeps[4]) == "div.approx.ftz.f32(a, 2880)");
   CHECK(mufu_model(sweeps[1], 0x00000002u) == rsqrt_approx_bits(0x00000002u));
-  const MufuSweepSpec& hash = sweeps[sweeps.size() - 3];
+  const MufuSweepSpec& hash = sweeps[sweeps.size() - 4];
   CHECK(mufu_sweep_name(hash) == "div.approx.ftz.f32(hash(b), b)");
   const MufuOperands hashed = mufu_operands(hash, 0x40400000u);
   CHECK(hashed.b == 0x40400000u);
   CHECK(hashed.a == mufu_hashed_dividend(0x40400000u));
   CHECK(mufu_model(hash, 0x40400000u) == div_approx_ftz_bits(hashed.a, 0x40400000u));
-  CHECK(mufu_sweep_name(sweeps[sweeps.size() - 2]) == "cvt.rn.satfinite.e4m3x2.f32(x)");
-  CHECK(mufu_model(sweeps[sweeps.size() - 2], 0x43E00000u) == 0x7Eu);  // 448
-  CHECK(mufu_model(sweeps.back(), 0x43E00000u) == 0x3F800000u);         // 448 / 448
+  CHECK(mufu_sweep_name(sweeps[sweeps.size() - 3]) == "cvt.rn.satfinite.e4m3x2.f32(x)");
+  CHECK(mufu_model(sweeps[sweeps.size() - 3], 0x43E00000u) == 0x7Eu);  // 448
+  CHECK(mufu_model(sweeps[sweeps.size() - 2], 0x43E00000u) == 0x3F800000u);  // 448 / 448
+  CHECK(mufu_model(sweeps.back(), 0x40A00000u) == 0x6u);  // e2m1(5): the tie of 4 and 6, even: 4
   CHECK(mufu_model(sweeps[4], 0x45340000u) == div_approx_ftz_bits(0x45340000u, std::bit_cast<std::uint32_t>(2880.0f)));
 }
 
