@@ -159,6 +159,30 @@ HostTensor token_output(const BatchQuestion& q, const TokenPath& path, const Tok
   return out;
 }
 
+std::vector<std::uint32_t> token_quant_words(const BatchQuestion& q, const TokenPath& path, const TokenInputs& in) {
+  if (!path.launch || q.quant.mode == QuantMode::kNone)
+    throw std::invalid_argument("token_quant_words: the question is not a quantised fused call");
+  const std::vector<std::uint32_t> ar = row_of(reference_all_reduce(in.input, path.strategy, q.profile));
+  std::vector<std::uint32_t> normalized(ar.size()), residual_out(ar.size());
+  FusedResult one;
+  one.launch = *path.launch;
+  one.row_scales = {fused_rms_norm_row(*path.launch, arithmetic_of(q), ar, row_of(in.residual), row_of(in.gamma),
+                                       normalized, residual_out)};
+  one.normalized = HostTensor(q.dtype, {1, q.hidden});
+  one.residual_out = HostTensor(q.dtype, {1, q.hidden});
+  for (std::size_t d = 0; d < ar.size(); ++d) {
+    one.normalized.set_bits(static_cast<std::int64_t>(d), normalized[d]);
+    one.residual_out.set_bits(static_cast<std::int64_t>(d), residual_out[d]);
+  }
+  FusedOptions options;
+  options.strategy = path.strategy;
+  options.profile = q.profile;
+  options.sm_count = q.sm_count;
+  options.epsilon = q.epsilon;
+  options.weight_bias = q.weight_bias;
+  return quant_row_words(quantize_fused(one, in.gamma, options, q.quant), 0);
+}
+
 Witness find_witness(const BatchQuestion& q, const TokenPath& a, const TokenPath& b, const TokenInputSource& source,
                      int tries) {
   Witness w;

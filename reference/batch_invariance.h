@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "reference/fused_launch.h"
+#include "reference/fused_quant.h"
 #include "reference/reduction_order.h"
 #include "reference/tensor.h"
 
@@ -30,6 +31,8 @@ struct BatchQuestion {
   int sm_count = kDefaultSmCount;  ///< fused only: the launch, and so the tree, follows it
   std::uint32_t epsilon = 0;       ///< fused only: fp32 bits
   std::uint32_t weight_bias = 0;   ///< fused only: fp32 bits
+  /// fused only: the quantised output too (its path is the fused call's: quantisation adds no order)
+  QuantOptions quant;
 };
 
 /// Everything about a call of N tokens that decides a token's bits besides its own inputs.
@@ -96,5 +99,8 @@ Witness find_witness(const BatchQuestion& q, const TokenPath& a, const TokenPath
 /// A token's output row under `path`: the all-reduce, or the fused call's normalised row (its residual row
 /// is the all-reduce plus the residual, which depends on the strategy only).
 HostTensor token_output(const BatchQuestion& q, const TokenPath& path, const TokenInputs& inputs);
+
+/// A quantised call's row of this token under `path` (q.quant set): quant_row_words of its one-row output.
+std::vector<std::uint32_t> token_quant_words(const BatchQuestion& q, const TokenPath& path, const TokenInputs& inputs);
 
 }  // namespace ar

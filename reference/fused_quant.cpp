@@ -231,6 +231,17 @@ QuantDiff compare_quant(const QuantizedOutput& actual, const QuantizedOutput& ex
   return d;
 }
 
+std::vector<std::uint32_t> quant_row_words(const QuantizedOutput& q, std::int64_t row) {
+  if (row < 0 || row >= q.tokens) throw std::out_of_range("quant_row_words: no row " + std::to_string(row));
+  const auto per_row = static_cast<std::int64_t>(q.quant_out.size()) / q.tokens;
+  std::vector<std::uint32_t> words(q.quant_out.begin() + row * per_row, q.quant_out.begin() + (row + 1) * per_row);
+  if (q.mode == QuantMode::kFp8Dynamic) words.push_back(q.token_scales.at(static_cast<std::size_t>(row)));
+  if (q.mode == QuantMode::kNvfp4)
+    for (std::int64_t k = 0; k < scale_blocks(q.hidden); ++k)
+      words.push_back(q.scale_out.at(static_cast<std::size_t>(scale_offset(q.layout, row, k, q.hidden))));
+  return words;
+}
+
 FusedQuantResult reference_fused_quant(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
                                        const FusedOptions& options, const QuantOptions& quant) {
   if (input.shape().size() == 3) validate_quant(quant, input.dtype(), input.dim(2));

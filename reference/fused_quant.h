@@ -130,6 +130,11 @@ struct QuantDiff {
 /// `actual` against `expected` (same mode, layout and shape; throws std::invalid_argument otherwise).
 QuantDiff compare_quant(const QuantizedOutput& actual, const QuantizedOutput& expected);
 
+/// Everything a quantised output holds of token `row`, as words: its codes (one byte a word), then its token
+/// scale (dynamic FP8) or its block scales in block order (NVFP4). Two rows' words are equal exactly when the
+/// call gave the token the same bits.
+std::vector<std::uint32_t> quant_row_words(const QuantizedOutput& q, std::int64_t row);
+
 /// reference_fused_rms_norm, then quantize_fused.
 FusedQuantResult reference_fused_quant(const HostTensor& input, const HostTensor& residual, const HostTensor& gamma,
                                        const FusedOptions& options, const QuantOptions& quant);

@@ -61,7 +61,8 @@ TokenInputs probe(const BatchQuestion& q, const HostTensor& gamma, HostTensor in
 std::uint64_t config_seed(const RunSettings& s, const BatchQuestion& q) {
   return s.seed * 1000003ull + static_cast<std::uint64_t>(q.world_size) * 131ull +
          static_cast<std::uint64_t>(q.dtype) * 17ull + static_cast<std::uint64_t>(q.strategy) * 5ull +
-         static_cast<std::uint64_t>(q.profile) * 3ull + (q.fused ? 1ull : 0ull);
+         static_cast<std::uint64_t>(q.profile) * 3ull + (q.fused ? 1ull : 0ull) +
+         static_cast<std::uint64_t>(q.quant.mode) * 7ull;
 }
 
 BatchConfig make_config(const RunSettings& s, const BatchSettings& b, const BatchQuestion& q) {
@@ -107,10 +108,17 @@ BatchPlan plan_batches(const RunSettings& s, const BatchSettings& b, int world) 
   for (DType dt : s.dtypes)
     for (Profile profile : s.profiles)
       for (Strategy st : b.strategies)
-        for (bool fused : b.fused) {
+        for (const BatchKind& kind : b.kinds) {
           BatchQuestion q{.world_size = world, .hidden = s.hidden, .dtype = dt, .strategy = st, .profile = profile};
-          q.fused = fused;
-          if (fused) {
+          q.fused = kind.fused;
+          q.quant = QuantOptions{kind.quant, s.quant_scale, ScaleLayout::kSwizzled128x4};
+          if (kind.quant != QuantMode::kNone) try {
+              validate_quant(q.quant, dt, s.hidden);
+            } catch (const std::invalid_argument& e) {
+              throw UsageError(fmt::format("--batch-kinds {} with {}, D = {}: {}", batch_kind_name(kind), dtype_name(dt),
+                                           s.hidden, e.what()));
+            }
+          if (kind.fused) {
             q.sm_count = s.sms > 0 ? s.sms : kDefaultSmCount;
             q.epsilon = s.epsilon.value_or(default_epsilon(dt));
             q.weight_bias = s.weight_bias;
@@ -140,7 +148,8 @@ BatchPlan plan_batches(const RunSettings& s, const BatchSettings& b, int world) 
     p.expect = q.profile;
     p.resolved = resolve_strategy(q.strategy, p.call.shape);
     p.seed = config_seed(s, q) + static_cast<std::uint64_t>(i) * 7919ull;
-    if (q.fused) p.call.norm = GpuNorm{q.epsilon, q.weight_bias, q.sm_count, false};
+    if (q.fused)
+      p.call.norm = GpuNorm{q.epsilon, q.weight_bias, q.sm_count, false, q.quant.mode, q.quant.layout, q.quant.scale};
     plan.planned.push_back(std::move(p));
   }
   return plan;
@@ -163,6 +172,16 @@ void fill_batch_call(const BatchPlan& plan, std::size_t i, PlannedCall& call) {
   }
   call.input = std::move(x);
   if (residual) call.norm = PlannedNorm{std::move(*residual), c.gamma, std::nullopt};
+}
+
+std::string_view batch_kind_name(const BatchKind& k) {
+  if (!k.fused) return "plain";
+  return k.quant == QuantMode::kNone ? "fused" : quant_mode_name(k.quant);
+}
+
+void BatchObservations::record_quant(std::size_t i, const QuantizedOutput& output) {
+  const BatchCall& bc = plan_.calls[i];
+  for (const auto& [k, row] : bc.placed) rows_[{bc.config, k}].emplace_back(bc.tokens, quant_row_words(output, row));
 }
 
 void BatchObservations::record(std::size_t i, const HostTensor& output) {
@@ -191,9 +210,15 @@ std::vector<BatchObservations::Verdict> BatchObservations::verdicts() const {
     for (const auto& [n, bits] : seen) {
       auto it = by_tokens.find(n);
       if (it == by_tokens.end()) {
-        const HostTensor row = token_output(c.question, token_path(c.question, n), p);
-        std::vector<std::uint32_t> b(static_cast<std::size_t>(row.size()));
-        for (std::int64_t d = 0; d < row.size(); ++d) b[static_cast<std::size_t>(d)] = row.bits(d);
+        const TokenPath path = token_path(c.question, n);
+        std::vector<std::uint32_t> b;
+        if (c.question.quant.mode != QuantMode::kNone) {
+          b = token_quant_words(c.question, path, p);
+        } else {
+          const HostTensor row = token_output(c.question, path, p);
+          b.resize(static_cast<std::size_t>(row.size()));
+          for (std::int64_t d = 0; d < row.size(); ++d) b[static_cast<std::size_t>(d)] = row.bits(d);
+        }
         it = by_tokens.emplace(n, std::move(b)).first;
       }
       model.push_back(it->second);
@@ -228,6 +253,7 @@ std::vector<BatchSummary> summarize_batches(const BatchPlan& plan, const std::ve
                    .profile = q.profile,
                    .strategy = q.strategy,
                    .fused = q.fused,
+                   .quant = q.quant.mode,
                    .sm_count = q.fused ? q.sm_count : 0,
                    .hidden = q.hidden,
                    .max_tokens = c.sizes.back(),
@@ -250,13 +276,14 @@ bool print_batch_report(std::ostream& out, const BatchPlan& plan, const std::vec
   const std::vector<BatchSummary> summaries = summarize_batches(plan, v);
   bool ok = true;
   fmt::print(out, "\n# batch invariance: each probe's rows compared across the batches it was placed in\n");
-  fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>6} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", "W", "type",
+  fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>11} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", "W", "type",
              "profile", "strategy", "kind", "SMs", "N", "boundaries", "probes", "gpu bits", "model bits", "disagree");
   for (std::size_t ci = 0; ci < summaries.size(); ++ci) {
     const BatchSummary& b = summaries[ci];
     ok = ok && b.ok;
-    fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>6} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", b.world,
-               dtype_name(b.dtype), profile_name(b.profile), strategy_name(b.strategy), b.fused ? "fused" : "plain",
+    fmt::print(out, "{:>3} {:>5} {:>10} {:>8} {:>11} {:>4} {:>10} {:>12} {:>7} {:>9} {:>11} {:>9}\n", b.world,
+               dtype_name(b.dtype), profile_name(b.profile), strategy_name(b.strategy),
+               batch_kind_name(BatchKind{b.fused, b.quant}),
                b.fused ? std::to_string(b.sm_count) : "-", fmt::format("1..{}", b.max_tokens), b.boundaries,
                b.probes, b.gpu_distinct, b.model_distinct, b.pairs_disagreeing);
     for (const auto& x : v)

@@ -10,6 +10,7 @@
 #include <iosfwd>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "harness/commands/run_plan.h"
@@ -18,11 +19,20 @@
 
 namespace ar {
 
+/// What a batch call is: the plain all-reduce, the fused call, or the fused call with a quantised output.
+struct BatchKind {
+  bool fused = false;
+  QuantMode quant = QuantMode::kNone;
+  bool operator==(const BatchKind&) const = default;
+};
+/// "plain", "fused", "fp8", "fp8-dynamic", "nvfp4".
+std::string_view batch_kind_name(const BatchKind& k);
+
 /// What --batches varies and bounds (from the command line).
 struct BatchSettings {
   std::int64_t max_tokens = 0;  ///< 0: --batches is off
   std::vector<Strategy> strategies{Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto};
-  std::vector<bool> fused{false, true};
+  std::vector<BatchKind> kinds{{false}, {true}};
   /// The most bytes of a call's input (W x N x D x E): larger W stop at a smaller N.
   std::int64_t max_input_bytes = std::int64_t{128} << 20;
   int witness_tries = 400;  // candidates tried per boundary (the command tries 1000)
@@ -65,6 +75,8 @@ class BatchObservations {
   explicit BatchObservations(const BatchPlan& plan) : plan_(plan) {}
   /// Call i's output (one rank's [N, D]): keeps its probes' rows.
   void record(std::size_t i, const HostTensor& output);
+  /// A quantised call's outputs (one rank's): keeps its probes' codes and scales (quant_row_words).
+  void record_quant(std::size_t i, const QuantizedOutput& output);
 
   struct Verdict {
     std::size_t config = 0;

@@ -3,6 +3,7 @@
 // process, or the processes of a job (launcher or --spawn) each run their share; every process checks its
 // own ranks and the reports are merged (harness/job/call_check.h), so only rank 0 prints the table.
 // What runs is planned in run_plan.h, the job around it is harness/job/gpu_job.h, the report run_report.h.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -82,7 +83,11 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, st
         check_outputs(group, local, c.call.shape, expected, check, mine);
       }
       flags.check(group, clear_record(c.call.strategy, c.call.shape), row.index, mine, err);
-      if (batches) batches->seen.record(i, group.output(launched.front(), c.call.shape));
+      if (batches && c.call.norm && c.call.norm->quant != QuantMode::kNone)
+        batches->seen.record_quant(
+            i, group.quant_output(launched.front(), c.call.shape, c.call.norm->quant, c.call.norm->layout));
+      else if (batches)
+        batches->seen.record(i, group.output(launched.front(), c.call.shape));
     }
     // Every process learns what every other found, so all stop at the same call with the same verdict.
     const MergedCall merged = agree_on_call(job, mine, world);
@@ -228,7 +233,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
        "sides of every boundary `invariance` reports) and compare each probe's bits across them with the model")
       ("batch-strategies", po::value(&batch_strategies_text)->default_value("oneshot,twoshot,auto"),
        "--batches: the strategies")
-      ("batch-kinds", po::value(&batch_kinds_text)->default_value("plain,fused"), "--batches: plain, fused or both")
+      ("batch-kinds", po::value(&batch_kinds_text)->default_value("plain,fused"),
+       "--batches: plain, fused, both, and the quantised fused calls fp8, fp8-dynamic, nvfp4 (--quant-scale)")
       ("batch-bytes", po::value(&batches.max_input_bytes)->default_value(batches.max_input_bytes),
        "--batches: the largest input of a call, W x N x D x E bytes (larger W stop at a smaller N)")
       ("pdl", po::value(&pdl_text)->default_value("both"), "launch_with_pdl: on, off or both")
@@ -339,17 +345,20 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
     if (!vm["calls"].defaulted()) throw UsageError("--batches replaces --calls: give one or the other");
     if (batches.max_input_bytes < 16) throw UsageError("--batch-bytes must be at least one row");
     batches.strategies = strategy_list_option("--batch-strategies", batch_strategies_text);
-    bool plain = false, fused = false;
+    batches.kinds.clear();
+    const auto add = [&](BatchKind k) {  // each kind once, however often named
+      if (std::find(batches.kinds.begin(), batches.kinds.end(), k) == batches.kinds.end()) batches.kinds.push_back(k);
+    };
     for (const std::string& kind : split_list(batch_kinds_text)) {
-      if (kind != "plain" && kind != "fused" && kind != "both")
-        throw UsageError(fmt::format("--batch-kinds '{}': choose plain, fused or both", kind));
-      plain = plain || kind != "fused";
-      fused = fused || kind != "plain";
+      const auto quant = parse_quant_mode(kind);
+      if (kind == "plain" || kind == "both") add({false});
+      if (kind == "fused" || kind == "both") add({true});
+      if (quant && *quant != QuantMode::kNone) add({true, *quant});
+      if (kind != "plain" && kind != "fused" && kind != "both" && !(quant && *quant != QuantMode::kNone))
+        throw UsageError(fmt::format(
+            "--batch-kinds '{}': choose plain, fused, both, or a quantised output fp8, fp8-dynamic, nvfp4", kind));
     }
-    if (!plain && !fused) throw UsageError("--batch-kinds names no kind");
-    batches.fused.clear();  // each kind once, however often named
-    if (plain) batches.fused.push_back(false);
-    if (fused) batches.fused.push_back(true);
+    if (batches.kinds.empty()) throw UsageError("--batch-kinds names no kind");
     if (s.expect) throw UsageError("--batches compares each profile with its own model: it does not take --expect");
   }
   if (s.kind != InputKind::kGolden) {

@@ -159,6 +159,7 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
                               {"profile", profile_name(b.profile)},
                               {"strategy", strategy_name(b.strategy)},
                               {"fused", b.fused},
+                              {"quant", quant_mode_name(b.quant)},
                               {"sm_count", b.sm_count},
                               {"hidden", b.hidden},
                               {"max_tokens", b.max_tokens},

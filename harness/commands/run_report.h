@@ -50,6 +50,7 @@ struct BatchSummary {
   Profile profile = Profile::kFlashInfer;
   Strategy strategy = Strategy::kAuto;
   bool fused = false;
+  QuantMode quant = QuantMode::kNone;  ///< a quantised fused call's mode
   int sm_count = 0;
   std::int64_t hidden = 0, max_tokens = 0;
   int batch_sizes = 0, boundaries = 0, probes = 0;

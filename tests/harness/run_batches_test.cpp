@@ -10,6 +10,7 @@
 
 #include "harness/commands/run_batches.h"
 #include "reference/all_reduce.h"
+#include "reference/fused_quant.h"
 #include "reference/fused_rms_norm.h"
 
 using namespace ar;
@@ -126,4 +127,55 @@ TEST_CASE("run --batches compares probes as the model's paths say, and a flipped
   std::ostringstream bad;
   CHECK_FALSE(print_batch_report(bad, plan, corrupted.verdicts()));
   CHECK(bad.str().find("first disagreement") != std::string::npos);
+}
+
+TEST_CASE("run --batches compares quantised calls' codes and scales as the model's paths say", "[cpu]") {
+  BatchSettings b;
+  b.max_tokens = 24;
+  b.strategies = {Strategy::kAuto};
+  b.kinds = {{true, QuantMode::kFp8Dynamic}, {true, QuantMode::kNvfp4}};
+  b.max_input_bytes = std::int64_t{2} * 24 * 2048 * 2;
+  RunSettings s = settings({Profile::kFlashInfer, Profile::kInvariant}, 2048, 16);
+  s.quant_scale = 0x40400000u;  // 3
+  BatchPlan plan = plan_batches(s, b, 2);
+  BatchObservations seen(plan), corrupted(plan);
+  bool flipped = false;
+  for (std::size_t i = 0; i < plan.calls.size(); ++i) {
+    PlannedCall call = plan.planned[i];
+    fill_batch_call(plan, i, call);
+    REQUIRE(call.call.norm);
+    REQUIRE(call.call.norm->quant != QuantMode::kNone);
+    CHECK(call.call.norm->quant_scale == 0x40400000u);
+    const FusedOptions o{.strategy = call.call.strategy,
+                         .profile = call.expect,
+                         .sm_count = call.call.norm->sm_count,
+                         .epsilon = call.call.norm->epsilon,
+                         .weight_bias = call.call.norm->weight_bias};
+    QuantizedOutput out = reference_fused_quant(call.input, call.norm->residual, call.norm->gamma, o,
+                                                QuantOptions{call.call.norm->quant, call.call.norm->quant_scale,
+                                                             call.call.norm->layout})
+                              .quant;
+    seen.record_quant(i, out);
+    if (!flipped && plan.calls[i].tokens == 16) {  // one code of one probe row
+      const std::int64_t row = plan.calls[i].placed.front().second;
+      out.quant_out[static_cast<std::size_t>(row * (out.quant_out.size() / 16) + 3)] ^= 1u;
+      flipped = true;
+    }
+    corrupted.record_quant(i, out);
+  }
+  REQUIRE(flipped);
+  std::ostringstream report;
+  CHECK(print_batch_report(report, plan, seen.verdicts()));
+  INFO(report.str());
+  CHECK(report.str().find("fp8-dynamic") != std::string::npos);
+  for (const auto& v : seen.verdicts()) {
+    CHECK(v.pairs_disagreeing == 0);
+    if (plan.configs[v.config].question.profile == Profile::kInvariant) CHECK(v.gpu_distinct == 1);
+  }
+  std::ostringstream bad;
+  CHECK_FALSE(print_batch_report(bad, plan, corrupted.verdicts()));
+  // What the model refuses is refused before anything runs.
+  b.kinds = {{true, QuantMode::kNvfp4}};
+  s.dtypes = {DType::kFp32};
+  CHECK_THROWS_WITH(plan_batches(s, b, 2), Catch::Contains("--batch-kinds nvfp4") && Catch::Contains("bf16 or fp16"));
 }
