@@ -51,19 +51,24 @@ class Accuracy(Result):
 
 
 def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=None, gamma=None, eps=None,
-            weight_bias=0.0, sm_count=DEFAULT_SM_COUNT, dtype=None, name="x"):
+            weight_bias=0.0, sm_count=DEFAULT_SM_COUNT, dtype=None, name="x", quant=None, quant_scale=None,
+            scale_layout=None):
     """Why output element [token, col] has its bits: the fold step by step and every strategy and profile's
-    result. With residual and gamma, the fused call's element instead (sum-of-squares tree, scale, products)."""
+    result. With residual and gamma, the fused call's element instead (sum-of-squares tree, scale, products);
+    with quant ("fp8", "fp8-dynamic", "nvfp4"; quant_scale, scale_layout as fused_quant_reference takes them)
+    also its path through the quantisation, as `mnnvl-ar explain --quant`."""
     x = operand(x, "x", dtype)
     if (residual is None) != (gamma is None):
         raise ValueError("the fused call takes both residual and gamma")
     if residual is None:
+        if quant is not None or quant_scale is not None or scale_layout is not None:
+            raise ValueError("quant belongs to the fused call: give residual and gamma too")
         text, fields = _core.explain(x.words, x.dtype, token, col, strategy, profile, name)
     else:
         r = operand(residual, "residual", x.dtype)
         g = operand(gamma, "gamma", x.dtype)
         text, fields = _core.explain_fused(x.words, r.words, g.words, x.dtype, token, col, strategy, profile,
-                                           sm_count, eps, weight_bias, name)
+                                           sm_count, eps, weight_bias, name, quant, quant_scale, scale_layout)
     return Explanation(text, fields)
 
 

@@ -63,10 +63,16 @@ nb::tuple explain(const BitsIn& x, const std::string& dtype, std::int64_t token,
 
 nb::tuple explain_fused(const BitsIn& x, const BitsIn& residual, const BitsIn& gamma, const std::string& dtype,
                         std::int64_t token, std::int64_t col, const std::string& strategy, const std::string& profile,
-                        int sm_count, std::optional<double> eps, double weight_bias, const std::string& source) {
+                        int sm_count, std::optional<double> eps, double weight_bias, const std::string& source,
+                        const std::optional<std::string>& quant, std::optional<double> quant_scale,
+                        const std::optional<std::string>& scale_layout) {
   const DType t = dtype_option(dtype);
   const RankInputs in = rank_inputs(x, t);
   check_element(in.shape, token, col);
+  // The quantisation's settings are checked before any work, by the CLI's rules under the package's names.
+  std::optional<QuantOptions> q;
+  if (quant) q = quant_settings(*quant, quant_scale, scale_layout, {"quant", "quant_scale", "scale_layout"});
+  else if (quant_scale || scale_layout) throw UsageError("quant_scale and scale_layout need quant");
   FusedInputs f;
   f.options = fused_options(t, strategy_option(strategy), profile_option(profile), sm_count, eps, weight_bias,
                             "sm_count");
@@ -74,6 +80,7 @@ nb::tuple explain_fused(const BitsIn& x, const BitsIn& residual, const BitsIn& g
   f.gamma = tensor_of(gamma, t, "gamma");
   std::ostringstream text;
   const FusedElementExplanation e = print_fused_explanation(text, source, in, f, token, col);
+  if (q) print_quant_explanation(text, source, in, f, *q, token, col);
   nb::dict fields;
   fields["strategy"] = std::string(strategy_name(e.launch.strategy));
   fields["profile"] = std::string(profile_name(f.options.profile));
@@ -85,6 +92,7 @@ nb::tuple explain_fused(const BitsIn& x, const BitsIn& residual, const BitsIn& g
   fields["block_size"] = e.launch.block_size();
   fields["cluster_size"] = e.launch.cluster_size();
   fields["loads_per_thread"] = e.launch.loads_per_thread();
+  if (q) fields["quant"] = std::string(quant_mode_name(q->mode));
   return nb::make_tuple(text.str(), fields);
 }
 
@@ -148,7 +156,8 @@ void bind_reports(nb::module_& m) {
         nb::arg("profile"), nb::arg("source"));
   m.def("explain_fused", &explain_fused, nb::arg("x"), nb::arg("residual"), nb::arg("gamma"), nb::arg("dtype"),
         nb::arg("token"), nb::arg("col"), nb::arg("strategy"), nb::arg("profile"), nb::arg("sm_count"),
-        nb::arg("eps").none(), nb::arg("weight_bias"), nb::arg("source"));
+        nb::arg("eps").none(), nb::arg("weight_bias"), nb::arg("source"), nb::arg("quant").none() = nb::none(),
+        nb::arg("quant_scale").none() = nb::none(), nb::arg("scale_layout").none() = nb::none());
   m.def("diff", &diff, nb::arg("a"), nb::arg("b"), nb::arg("dtype"), nb::arg("name_a"), nb::arg("name_b"));
   m.def("accuracy", &accuracy, nb::arg("x"), nb::arg("dtype"), nb::arg("source"),
         "Returns (the table's text, the JSON of `mnnvl-ar accuracy --json`).");

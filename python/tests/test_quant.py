@@ -274,3 +274,24 @@ def test_assert_quant_exact_on_nvfp4_block_scales():
     fp8 = call(EDGE, quant="fp8")
     assert_quant_exact(EDGE_X, EDGE_R, EDGE_G, fp8.quant_out.view(ml_dtypes.float8_e4m3fn), None, quant="fp8",
                        eps=EDGE["fused"]["eps"], dtype="bf16")
+
+
+def test_explain_with_quant_prints_what_the_cli_prints(cli):
+    f = EDGE["fused"]
+    path, residual, gamma = (str(DATA / e["file"]) for e in (EDGE["input"], f["residual"], f["gamma"]))
+    for quant, extra in (("nvfp4", ["--scale-layout", "linear"]), ("fp8-dynamic", []), ("fp8", ["--quant-scale", "0.5"])):
+        kw = {"scale_layout": "linear"} if quant == "nvfp4" else {"quant_scale": 0.5} if quant == "fp8" else {}
+        e = mnnvl_ar.explain(np.load(path), 0, 21, "oneshot", residual=np.load(residual), gamma=np.load(gamma),
+                             eps=f["eps"], weight_bias=f["weight_bias"], sm_count=f["sm_count"], dtype=EDGE["dtype"],
+                             name=path, quant=quant, **kw)
+        cli_text = subprocess.run([cli, "explain", "-i", path, "-d", EDGE["dtype"], "-t", "0", "-c", "21", "-s",
+                                   "oneshot", "--residual", residual, "--gamma", gamma, "--eps", repr(f["eps"]),
+                                   "--weight-bias", repr(f["weight_bias"]), "--sms", str(f["sm_count"]),
+                                   "--quant", quant] + extra, capture_output=True, text=True, check=True).stdout
+        assert str(e) == cli_text
+        assert e.quant == quant
+    x, r, g = inputs(EDGE)
+    with pytest.raises(ValueError, match="quant belongs to the fused call"):
+        mnnvl_ar.explain(x, 0, 0, quant="fp8", dtype=EDGE["dtype"])
+    with pytest.raises(ValueError, match="quant_scale"):
+        mnnvl_ar.explain(x, 0, 0, residual=r, gamma=g, dtype=EDGE["dtype"], quant="fp8-dynamic", quant_scale=2.0)
