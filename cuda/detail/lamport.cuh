@@ -115,6 +115,22 @@ __device__ __forceinline__ float add_f32(float a, float b) {
     return ptx::add_rn_f32(a, b);
 }
 
+/// fma.rn(.ftz).f32 and mul.rn(.ftz).f32 of the profile (the norm's and the quantised outputs').
+template <bool kFtz>
+__device__ __forceinline__ float fma_f32(float a, float b, float c) {
+  if constexpr (kFtz)
+    return ptx::fma_rn_ftz_f32(a, b, c);
+  else
+    return ptx::fma_rn_f32(a, b, c);
+}
+template <bool kFtz>
+__device__ __forceinline__ float mul_f32(float a, float b) {
+  if constexpr (kFtz)
+    return ptx::mul_ftz_f32(a, b);
+  else
+    return ptx::mul_rn_f32(a, b);
+}
+
 /// A 16-byte slot is empty while ANY of its four 32-bit words still equals the sentinel. Raw integer
 /// compares: a float compare under FTZ would take 0x80010000 for -0 and wait forever.
 __device__ __forceinline__ bool is_empty(const uint4& v) {

@@ -24,22 +24,6 @@ inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
 inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
 
 
-/// fma.rn(.ftz).f32 and mul.rn(.ftz).f32 of the profile.
-template <bool kFtz>
-__device__ __forceinline__ float fma_f32(float a, float b, float c) {
-  if constexpr (kFtz)
-    return ptx::fma_rn_ftz_f32(a, b, c);
-  else
-    return ptx::fma_rn_f32(a, b, c);
-}
-template <bool kFtz>
-__device__ __forceinline__ float mul_f32(float a, float b) {
-  if constexpr (kFtz)
-    return ptx::mul_ftz_f32(a, b);
-  else
-    return ptx::mul_rn_f32(a, b);
-}
-
 /// Element e of a pack as raw bits (16 or 32), and the pack with element e replaced.
 template <DType T>
 __device__ __forceinline__ std::uint32_t element_bits(const uint4& p, int e) {
@@ -151,7 +135,7 @@ __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   }
 }
 
-/// The normalised pack before its narrowing: each element's products in the strategy's order (SPEC 7).
+/// The normalised pack before its one narrowing to T: each element's products in the strategy's order (SPEC 7).
 template <DType T, bool kFtz>
 __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4& gamma, float scale,
                                                   const NormTree& tree, float (&out)[Pack<T>::kElements]) {
@@ -162,15 +146,6 @@ __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4&
     const float x = Pack<T>::widen(pre, e);
     out[e] = tree.two_shot_order ? mul_f32<kFtz>(mul_f32<kFtz>(g, x), scale) : mul_f32<kFtz>(mul_f32<kFtz>(x, scale), g);
   }
-}
-
-/// The normalised pack: each element N_T(products) (SPEC 7's output row).
-template <DType T, bool kFtz>
-__device__ __forceinline__ uint4 normalize_pack(const uint4& pre, const uint4& gamma, float scale,
-                                                const NormTree& tree) {
-  float out[Pack<T>::kElements];
-  normalized_values<T, kFtz>(pre, gamma, scale, tree, out);
-  return narrow_pack<T>(out, /*sanitize_result=*/false);
 }
 
 /// The shared memory of the rows' reductions (one per block).
@@ -387,15 +362,21 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   // A block alone takes the packs in turn. For NVFP4 every lane of a warp runs every round (those past the
   // row's end too), so a pack's partner (pack ^ 1) is the neighbouring lane's, there to shuffle with.
   const bool neighbours = part.blocks == 1;
+  // A pack's fp32 values, from plain loads of what this launch wrote: `pre` from the staged row when it holds
+  // the pack (`staged_here`: a block of a cluster staged only the packs step 1 gave it), else from residual_out,
+  // which every block of the cluster wrote before step 2's barrier.
+  const auto pack_values = [&](int pack, bool staged_here, float (&v)[Pack<T>::kElements]) {
+    const std::uint64_t at = row_pack_index(t, row_packs, pack);
+    const uint4 pre = staged != nullptr && staged_here ? staged[pack]
+                                                       : reinterpret_cast<const uint4*>(io.residual_out)[at];
+    normalized_values<T, kFtz>(pre, load_input(io.gamma, static_cast<std::uint32_t>(pack)), scale, tree, v);
+  };
   const auto output_pack = [&](int pack, bool active) {
     const std::uint64_t at = row_pack_index(t, row_packs, pack);
     float v[Pack<T>::kElements];
     uint4 y{};
     if (active) {
-      // Plain loads of what this launch wrote (the staged row in shared memory when there is one).
-      const uint4 pre = staged != nullptr ? staged[pack] : reinterpret_cast<const uint4*>(io.residual_out)[at];
-      const uint4 gamma = load_input(io.gamma, static_cast<std::uint32_t>(pack));
-      normalized_values<T, kFtz>(pre, gamma, scale, tree, v);
+      pack_values(pack, /*staged_here=*/true, v);  // the packs this block computed in step 1
       y = narrow_pack<T>(v, /*sanitize_result=*/false);
       reinterpret_cast<uint4*>(output)[at] = y;
     }
@@ -413,15 +394,10 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     for_each_their_thread(tree, part, packs, [&](int pack) { output_pack(pack, true); }, [](int, int, int) {});
   }
 
-  // 5. The rest of the quantised outputs (quant_row.cuh), from each element's values recomputed: `pre` from the
-  // staged row for a block alone, else from residual_out, which every block of the cluster wrote before step 2's
-  // barrier.
+  // 5. The rest of the quantised outputs (quant_row.cuh), from each element's values recomputed.
   if (quant.mode != QuantMode::kNone) {
     quant.finish(io, t, row_packs, nth, shared.quant, neighbours, [&](int pack, bool fp32, float (&v)[Pack<T>::kElements]) {
-      const std::uint64_t at = row_pack_index(t, row_packs, pack);
-      const uint4 pre = staged != nullptr && part.blocks == 1 ? staged[pack]
-                                                              : reinterpret_cast<const uint4*>(io.residual_out)[at];
-      normalized_values<T, kFtz>(pre, load_input(io.gamma, static_cast<std::uint32_t>(pack)), scale, tree, v);
+      pack_values(pack, /*staged_here=*/part.blocks == 1, v);  // any pack of the row
       if (fp32) return;
       const uint4 y = narrow_pack<T>(v, /*sanitize_result=*/false);
 #pragma unroll

@@ -1,9 +1,10 @@
-// The quantised outputs of one normalised row (SPEC section 13; model: reference/fused_quant.h), after the
-// norm has written the row: static FP8, dynamic FP8 with the token's scale, or NVFP4 with its block scales.
+// The quantised outputs of one normalised row (SPEC section 13; model: reference/fused_quant.h): static FP8,
+// dynamic FP8 with the token's scale, or NVFP4 with its block scales.
 //
-// The pass recomputes each element's fp32 value from `pre`, gamma and the row's scale (three multiplies,
-// the same bits as the output pass) rather than keeping them, so the norm's registers stay as they were.
-// A row's absmax is a maximum of values from +0 up with NaNs dropped: any order gives the same bits, so its
+// What can be written from one pack is written in the norm's output pass, from the values it has just
+// computed (RowQuant::on_pack); what needs the whole row first (dynamic FP8's codes, NVFP4 in a cluster) takes
+// a pass of its own that recomputes each element's fp32 value from `pre`, gamma and the row's scale (three
+// multiplies, the same bits as the output pass) rather than keeping them in registers. A row's absmax is a maximum of values from +0 up with NaNs dropped: any order gives the same bits, so its
 // reduction here (shuffles, then warps, then the cluster's blocks) needs no tree of FlashInfer's.
 // The mode is a runtime field of the tree, the same in every thread: one kernel per arithmetic serves all
 // modes, and a row without quantisation pays one uniform branch.
@@ -22,17 +23,12 @@ namespace ar::cuda::detail {
 
 /// What the quantised rows share within a block (a part of NormShared).
 struct QuantShared {
-  float warp_max[32];                 ///< each warp's absmax of the row
-  float block_max[2][8];              ///< each cluster block's, alternating row by row (as NormShared::block_sums)
+  float warp_max[32];     ///< each warp's absmax of the row (a block has at most 32 warps)
+  float block_max[2][8];  ///< each cluster block's (at most 8), alternating row by row (as NormShared::block_sums)
 };
 
-// The profile's operations (reference quant_mul, quant_divide, ...): fast-math's approximate division, FTZ
-// multiplies and max/min under kFtz; the IEEE ones otherwise (ieee and invariant profiles).
-template <bool kFtz>
-__device__ __forceinline__ float quant_mul(float a, float b) {
-  if constexpr (kFtz) return ptx::mul_ftz_f32(a, b);
-  else return ptx::mul_rn_f32(a, b);
-}
+// The profile's operations (reference quant_divide, quant_max, ...; multiplies are mul_f32): fast-math's
+// approximate division, FTZ max/min/abs under kFtz; the IEEE ones otherwise (ieee and invariant profiles).
 template <bool kFtz>
 __device__ __forceinline__ float quant_divide(float a, float b) {
   if constexpr (kFtz) return ptx::div_approx_ftz_f32(a, b);
@@ -101,7 +97,7 @@ __device__ __forceinline__ std::uint32_t amax_of_key(std::uint32_t key) { return
 template <DType T, bool kFtz>
 __device__ __forceinline__ std::uint32_t nvfp4_scale(std::uint32_t key, float global, float& element_scale) {
   const float amax = Pack<T>::widen(make_uint4(amax_of_key<T>(key), 0, 0, 0), 0);
-  const float scale_input = quant_mul<kFtz>(global, quant_mul<kFtz>(amax, __uint_as_float(kReciprocalOfSix)));
+  const float scale_input = mul_f32<kFtz>(global, mul_f32<kFtz>(amax, __uint_as_float(kReciprocalOfSix)));
   const std::uint32_t code = e4m3_pair(scale_input, 0.0f) & 0xFFu;
   const float scale = e4m3_value(code);
   element_scale = scale != 0.0f ? quant_divide<kFtz>(global, scale) : 0.0f;
@@ -113,7 +109,7 @@ template <bool kFtz>
 __device__ __forceinline__ std::uint32_t e2m1_word(const float (&v)[8], float element_scale) {
   std::uint32_t word = 0;
 #pragma unroll
-  for (int e = 0; e < 8; ++e) word |= e2m1_code(quant_mul<kFtz>(v[e], element_scale)) << (4 * e);
+  for (int e = 0; e < 8; ++e) word |= e2m1_code(mul_f32<kFtz>(v[e], element_scale)) << (4 * e);
   return word;
 }
 
@@ -161,7 +157,7 @@ struct RowQuant {
       const float inverse = quant_reciprocal<kFtz>(scale);  // 1.0f / *outputScale, as FlashInfer's every thread
       float q[kElements];
 #pragma unroll
-      for (int e = 0; e < kElements; ++e) q[e] = quant_mul<kFtz>(Pack<T>::widen(y, e), inverse);
+      for (int e = 0; e < kElements; ++e) q[e] = mul_f32<kFtz>(Pack<T>::widen(y, e), inverse);
       store_e4m3(io, first, q);
     } else if (mode == QuantMode::kFp8Dynamic) {
 #pragma unroll
