@@ -20,23 +20,21 @@ std::string describe_launch(const NormLaunch& l) {
                      l.gamma_first ? "((wb + g) x) scale" : "(x scale) (wb + g)");
 }
 
-std::vector<std::uint32_t> row_of(const HostTensor& t) {
-  std::vector<std::uint32_t> bits(static_cast<std::size_t>(t.size()));
-  for (std::int64_t i = 0; i < t.size(); ++i) bits[static_cast<std::size_t>(i)] = t.bits(i);
-  return bits;
-}
+std::vector<std::uint32_t> row_of(const HostTensor& t) { return t.bits_range(0, t.size()); }
 
 NormArithmetic arithmetic_of(const BatchQuestion& q) {
   return norm_arithmetic(FusedOptions{.profile = q.profile, .epsilon = q.epsilon, .weight_bias = q.weight_bias});
 }
 
-/// The fused row under `path`, with its trace (the sum of squares and the scale).
+/// The fused row under `path`: its normalised output, and its residual_out (when asked for), with its trace
+/// (the sum of squares and the scale).
 std::vector<std::uint32_t> fused_row(const BatchQuestion& q, const TokenPath& path, const TokenInputs& in,
-                                     RowTrace& trace) {
+                                     RowTrace& trace, std::vector<std::uint32_t>* residual_out = nullptr) {
   const std::vector<std::uint32_t> ar = row_of(reference_all_reduce(in.input, path.strategy, q.profile));
-  std::vector<std::uint32_t> normalized(ar.size()), residual_out(ar.size());
-  fused_rms_norm_row(*path.launch, arithmetic_of(q), ar, row_of(in.residual), row_of(in.gamma), normalized,
-                     residual_out, &trace);
+  std::vector<std::uint32_t> normalized(ar.size()), pre(ar.size());
+  fused_rms_norm_row(*path.launch, arithmetic_of(q), ar, row_of(in.residual), row_of(in.gamma), normalized, pre,
+                     &trace);
+  if (residual_out != nullptr) *residual_out = std::move(pre);
   return normalized;
 }
 
@@ -162,15 +160,15 @@ HostTensor token_output(const BatchQuestion& q, const TokenPath& path, const Tok
 std::vector<std::uint32_t> token_quant_words(const BatchQuestion& q, const TokenPath& path, const TokenInputs& in) {
   if (!path.launch || q.quant.mode == QuantMode::kNone)
     throw std::invalid_argument("token_quant_words: the question is not a quantised fused call");
-  const std::vector<std::uint32_t> ar = row_of(reference_all_reduce(in.input, path.strategy, q.profile));
-  std::vector<std::uint32_t> normalized(ar.size()), residual_out(ar.size());
+  RowTrace trace;
+  std::vector<std::uint32_t> residual_out;
+  const std::vector<std::uint32_t> normalized = fused_row(q, path, in, trace, &residual_out);
   FusedResult one;
   one.launch = *path.launch;
-  one.row_scales = {fused_rms_norm_row(*path.launch, arithmetic_of(q), ar, row_of(in.residual), row_of(in.gamma),
-                                       normalized, residual_out)};
+  one.row_scales = {trace.rsqrt_output};
   one.normalized = HostTensor(q.dtype, {1, q.hidden});
   one.residual_out = HostTensor(q.dtype, {1, q.hidden});
-  for (std::size_t d = 0; d < ar.size(); ++d) {
+  for (std::size_t d = 0; d < normalized.size(); ++d) {
     one.normalized.set_bits(static_cast<std::int64_t>(d), normalized[d]);
     one.residual_out.set_bits(static_cast<std::int64_t>(d), residual_out[d]);
   }

@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
 #include "reference/quant_formats.h"
@@ -30,20 +32,7 @@ std::uint32_t max_or_min(std::uint32_t a, std::uint32_t b, FloatFormat f, bool t
 
 std::uint32_t flush_if(const QuantArithmetic& q, std::uint32_t x) { return q.ftz ? flush_subnormal_fp32(x) : x; }
 
-std::string hex_bits(std::uint32_t v, int digits) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s = "0x";
-  for (int i = digits - 1; i >= 0; --i) s += kDigits[(v >> (4 * i)) & 0xF];
-  return s;
-}
-
 bool is_nonzero_fp32(std::uint32_t x) { return is_nan(x, kFp32Format) || !is_zero(x, kFp32Format); }
-
-std::vector<std::uint32_t> row_values(const HostTensor& t, std::int64_t row, std::int64_t width) {
-  std::vector<std::uint32_t> v(static_cast<std::size_t>(width));
-  for (std::int64_t d = 0; d < width; ++d) v[static_cast<std::size_t>(d)] = t.bits(row * width + d);
-  return v;
-}
 
 }  // namespace
 
@@ -167,7 +156,7 @@ QuantizedOutput quantize_fused(const FusedResult& fused, const HostTensor& gamma
     case QuantMode::kFp8Dynamic: {
       out.quant_out.resize(static_cast<std::size_t>(n * width));
       out.token_scales.resize(static_cast<std::size_t>(n));
-      const std::vector<std::uint32_t> gamma_bits = row_values(gamma, 0, width);
+      const std::vector<std::uint32_t> gamma_bits = gamma.bits_range(0, width);
       std::vector<std::uint32_t> values(static_cast<std::size_t>(width));
       for (std::int64_t token = 0; token < n; ++token) {
         const std::uint32_t row_scale = fused.row_scales.at(static_cast<std::size_t>(token));
@@ -216,8 +205,7 @@ QuantDiff compare_quant(const QuantizedOutput& actual, const QuantizedOutput& ex
     ++d.elements;
     if (got == want) return;
     if (d.differing++ == 0)
-      d.first = std::string(what) + "[" + std::to_string(at) + "]: " + hex_bits(got, digits) + ", expected " +
-                hex_bits(want, digits);
+      d.first = fmt::format("{}[{}]: {:#0{}x}, expected {:#0{}x}", what, at, got, digits + 2, want, digits + 2);
   };
   for (std::size_t i = 0; i < expected.quant_out.size(); ++i) one("quant_out", i, actual.quant_out[i], expected.quant_out[i], 2);
   for (std::size_t i = 0; i < expected.token_scales.size(); ++i)

@@ -101,12 +101,6 @@ ElementProducts element_products(const NormLaunch& launch, const NormArithmetic&
   return p;
 }
 
-std::vector<std::uint32_t> row_bits(const HostTensor& tensor, std::int64_t row, std::int64_t width) {
-  std::vector<std::uint32_t> bits(static_cast<std::size_t>(width));
-  for (std::int64_t d = 0; d < width; ++d) bits[static_cast<std::size_t>(d)] = tensor.bits(row * width + d);
-  return bits;
-}
-
 struct Prepared {
   ProblemShape shape;
   NormLaunch launch;
@@ -239,12 +233,12 @@ FusedResult reference_fused_rms_norm(const HostTensor& input, const HostTensor& 
                             result.residual_out, result.row_scales);
     return result;
   }
-  const std::vector<std::uint32_t> gamma_bits = row_bits(gamma, 0, width);
+  const std::vector<std::uint32_t> gamma_bits = gamma.bits_range(0, width);
   std::vector<std::uint32_t> normalized(static_cast<std::size_t>(width)), residual_out(normalized.size());
   for (std::int64_t token = 0; token < n; ++token) {
     result.row_scales[static_cast<std::size_t>(token)] =
-        fused_rms_norm_row(p.launch, p.arithmetic, row_bits(p.all_reduced, token, width),
-                           row_bits(residual, token, width), gamma_bits, normalized, residual_out);
+        fused_rms_norm_row(p.launch, p.arithmetic, p.all_reduced.bits_range(token * width, width),
+                           residual.bits_range(token * width, width), gamma_bits, normalized, residual_out);
     for (std::int64_t d = 0; d < width; ++d) {
       result.normalized.set_bits(token * width + d, normalized[static_cast<std::size_t>(d)]);
       result.residual_out.set_bits(token * width + d, residual_out[static_cast<std::size_t>(d)]);
@@ -272,9 +266,9 @@ FusedElementExplanation explain_fused_element(const HostTensor& input, const Hos
   e.lane = e.owner.thread % kWarpSize;
   e.slot = static_cast<int>(index % p.launch.elements_per_pack);
 
-  const std::vector<std::uint32_t> ar_row = row_bits(p.all_reduced, token, width);
-  const std::vector<std::uint32_t> residual_row = row_bits(residual, token, width);
-  const std::vector<std::uint32_t> gamma_row = row_bits(gamma, 0, width);
+  const std::vector<std::uint32_t> ar_row = p.all_reduced.bits_range(token * width, width);
+  const std::vector<std::uint32_t> residual_row = residual.bits_range(token * width, width);
+  const std::vector<std::uint32_t> gamma_row = gamma.bits_range(0, width);
   std::vector<std::uint32_t> normalized(static_cast<std::size_t>(width)), residual_out(normalized.size());
   fused_rms_norm_row(p.launch, p.arithmetic, ar_row, residual_row, gamma_row, normalized, residual_out, &e.row);
   const auto d = static_cast<std::size_t>(index);

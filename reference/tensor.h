@@ -52,6 +52,12 @@ class HostTensor {
     std::memcpy(&v, bytes_.data() + 4 * i, 4);
     return v;
   }
+  /// Raw bits of elements [first, first + count) (a row of an [N, D] tensor, say).
+  std::vector<std::uint32_t> bits_range(std::int64_t first, std::int64_t count) const {
+    std::vector<std::uint32_t> out(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)] = bits(first + i);
+    return out;
+  }
   void set_bits(std::int64_t i, std::uint32_t v) {
     if (dtype_bytes(dtype_) == 2) {
       const auto h = static_cast<std::uint16_t>(v);

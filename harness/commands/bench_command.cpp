@@ -140,13 +140,13 @@ class SizeReferences {
     const FusedResult& r = fused_result(resolved, profile, norm);
     return {&r.normalized, &r.residual_out};
   }
-  /// The same call with the quantised output `norm.call.quant` too.
-  ExpectedOutputs quantised(Strategy resolved, Profile profile, const BenchNorm& norm) {
+  /// The same call with the quantised output `mode` too (norm.call's output_scale and layout).
+  ExpectedOutputs quantised(Strategy resolved, Profile profile, const BenchNorm& norm, QuantMode mode) {
     const FusedResult& r = fused_result(resolved, profile, norm);
-    const std::tuple key{resolved, profile, norm.call.quant};
+    const std::tuple key{resolved, profile, mode};
     auto it = quant_.find(key);
     if (it == quant_.end()) {
-      const QuantOptions q{norm.call.quant, norm.call.quant_scale, norm.call.layout};
+      const QuantOptions q{mode, norm.call.quant_scale, norm.call.layout};
       it = quant_.emplace(key, quantize_fused(r, norm.gamma, fused_options(norm.call, resolved, profile), q)).first;
     }
     return {&r.normalized, &r.residual_out, &it->second};
@@ -199,11 +199,10 @@ void time_fused(GpuJob& gpu, GpuRanks& group, GpuCall call, const BenchNorm& nor
   row.separate_wrong = separate.wrong;
   for (QuantMode mode : quant) {
     if (run.stopped) return;
-    BenchNorm quantised = norm;
-    quantised.call.quant = mode;
-    call.norm = quantised.call;
+    call.norm = norm.call;
+    call.norm->quant = mode;
     const TimedCall q = time_one(
-        gpu, group, call, timing, [&] { return references.quantised(row.resolved, row.profile, quantised); }, run, err);
+        gpu, group, call, timing, [&] { return references.quantised(row.resolved, row.profile, norm, mode); }, run, err);
     row.quant.push_back({mode, q.us, q.wrong});
   }
 }

@@ -77,18 +77,13 @@ FusedResult parallel_fused_reference(const HostTensor& input, const HostTensor& 
   out.row_scales.resize(static_cast<std::size_t>(s.tokens));
   const HostTensor all_reduced = parallel_reference(input, resolved, options.profile, n);
   const NormArithmetic arithmetic = norm_arithmetic(options);
-  const auto bits_of = [&](const HostTensor& t, std::int64_t first) {
-    std::vector<std::uint32_t> v(static_cast<std::size_t>(s.hidden));
-    for (std::int64_t d = 0; d < s.hidden; ++d) v[static_cast<std::size_t>(d)] = t.bits(first + d);
-    return v;
-  };
-  const std::vector<std::uint32_t> gamma_bits = bits_of(gamma, 0);
+  const std::vector<std::uint32_t> gamma_bits = gamma.bits_range(0, s.hidden);
   parallel_ranges(s.tokens, n, [&](std::int64_t b, std::int64_t e) {
     std::vector<std::uint32_t> normalized(gamma_bits.size()), residual_out(gamma_bits.size());
     for (std::int64_t t = b; t < e; ++t) {
       out.row_scales[static_cast<std::size_t>(t)] =
-          fused_rms_norm_row(out.launch, arithmetic, bits_of(all_reduced, t * s.hidden),
-                             bits_of(residual, t * s.hidden), gamma_bits, normalized, residual_out);
+          fused_rms_norm_row(out.launch, arithmetic, all_reduced.bits_range(t * s.hidden, s.hidden),
+                             residual.bits_range(t * s.hidden, s.hidden), gamma_bits, normalized, residual_out);
       for (std::int64_t d = 0; d < s.hidden; ++d) {
         out.normalized.set_bits(t * s.hidden + d, normalized[static_cast<std::size_t>(d)]);
         out.residual_out.set_bits(t * s.hidden + d, residual_out[static_cast<std::size_t>(d)]);
