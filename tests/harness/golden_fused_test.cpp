@@ -19,6 +19,7 @@
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
 #include "tests/support/cli_runs.h"
+#include "tests/support/committed_data.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
@@ -29,16 +30,10 @@ namespace {
 constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
 constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee};
 
-const GoldenManifest& committed() {
-  static const GoldenManifest m = read_golden_manifest(std::string(AR_SOURCE_DIR) + "/data");
-  return m;
-}
+const GoldenManifest& committed() { return test::committed_manifest(); }
 
 const GoldenManifestCase& fused_case(const std::string& name) {
-  for (const GoldenManifestCase& c : committed().fused_cases)
-    if (c.name == name) return c;
-  FAIL("data/manifest.json has no fused case " << name);
-  throw std::logic_error("unreachable");
+  return test::committed_case(committed().fused_cases, name);
 }
 
 GoldenFusedExpected expected(const std::string& name, Strategy s, Profile p) {

@@ -22,6 +22,7 @@
 #include "reference/float_ops.h"
 #include "reference/quant_formats.h"
 #include "tests/support/cli_runs.h"
+#include "tests/support/committed_data.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
@@ -32,16 +33,10 @@ namespace {
 constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
 constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant};
 
-const GoldenManifest& committed() {
-  static const GoldenManifest m = read_golden_manifest(std::string(AR_SOURCE_DIR) + "/data");
-  return m;
-}
+const GoldenManifest& committed() { return test::committed_manifest(); }
 
 const GoldenManifestCase& quant_case(const std::string& name) {
-  for (const GoldenManifestCase& c : committed().quant_cases)
-    if (c.name == name) return c;
-  FAIL("data/manifest.json has no quantised case " << name);
-  throw std::logic_error("unreachable");
+  return test::committed_case(committed().quant_cases, name);
 }
 
 const GoldenQuant& variant(const GoldenManifestCase& c, const std::string& name) {

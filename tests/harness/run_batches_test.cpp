@@ -27,16 +27,18 @@ RunSettings settings(std::vector<Profile> profiles, std::int64_t hidden = 256, i
   return s;
 }
 
+/// The model's options of a planned fused call.
+FusedOptions fused_options_of(const PlannedCall& c) {
+  return FusedOptions{.strategy = c.call.strategy,
+                      .profile = c.expect,
+                      .sm_count = c.call.norm->sm_count,
+                      .epsilon = c.call.norm->epsilon,
+                      .weight_bias = c.call.norm->weight_bias};
+}
+
 /// The whole call's model output of a planned call (what a bit-exact GPU gives).
 HostTensor model_output(const PlannedCall& c) {
-  if (c.norm) {
-    const FusedOptions o{.strategy = c.call.strategy,
-                         .profile = c.expect,
-                         .sm_count = c.call.norm->sm_count,
-                         .epsilon = c.call.norm->epsilon,
-                         .weight_bias = c.call.norm->weight_bias};
-    return reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma, o).normalized;
-  }
+  if (c.norm) return reference_fused_rms_norm(c.input, c.norm->residual, c.norm->gamma, fused_options_of(c)).normalized;
   return reference_all_reduce(c.input, c.call.strategy, c.expect);
 }
 
@@ -146,12 +148,7 @@ TEST_CASE("run --batches compares quantised calls' codes and scales as the model
     REQUIRE(call.call.norm);
     REQUIRE(call.call.norm->quant != QuantMode::kNone);
     CHECK(call.call.norm->quant_scale == 0x40400000u);
-    const FusedOptions o{.strategy = call.call.strategy,
-                         .profile = call.expect,
-                         .sm_count = call.call.norm->sm_count,
-                         .epsilon = call.call.norm->epsilon,
-                         .weight_bias = call.call.norm->weight_bias};
-    QuantizedOutput out = reference_fused_quant(call.input, call.norm->residual, call.norm->gamma, o,
+    QuantizedOutput out = reference_fused_quant(call.input, call.norm->residual, call.norm->gamma, fused_options_of(call),
                                                 QuantOptions{call.call.norm->quant, call.call.norm->quant_scale,
                                                              call.call.norm->layout})
                               .quant;
