@@ -324,10 +324,16 @@ __device__ __forceinline__ std::uint16_t cvt_rn_satfinite_e4m3x2_f32(float hi, f
   return r;
 }
 
-/// cvt.rni.u32.f32: to the nearest integer, ties to even (no FTZ). e2m1_code's below-1 codes.
-__device__ __forceinline__ std::uint32_t cvt_rni_u32_f32(float x) {
-  std::uint32_t r;
-  asm("cvt.rni.u32.f32 %0, %1;" : "=r"(r) : "f"(x));
+/// cvt.rn.f16x2.e4m3x2: two FP8 e4m3 codes (`lo` in bits 7..0) widened exactly to fp16 (e4m3's subnormals are
+/// fp16 normals; a NaN code gives a NaN); the low half holds `lo`'s. sm_89 and later. Model: reference
+/// fp32_from_e4m3 (one more exact widening to fp32).
+__device__ __forceinline__ std::uint32_t cvt_rn_f16x2_e4m3x2(std::uint16_t codes) {
+  std::uint32_t r = 0;
+#if AR_HAS_FP8_CVT
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(codes));
+#else
+  __trap();  // no FP8 conversion below sm_89 (this project builds for sm_90)
+#endif
   return r;
 }
 
@@ -366,10 +372,41 @@ __device__ __forceinline__ float abs_f32(float a) {
   return r;
 }
 
-/// atom.shared.max.u32 (no result used): the shared word becomes the larger, unsigned. The quantised rows
-/// keep a row's absmax this way: fp32 bits of values from +0 up order as unsigned integers.
-__device__ __forceinline__ void red_shared_max_u32(std::uint32_t* ptr, std::uint32_t v) {
-  atomicMax(ptr, v);
+/// max.bf16x2 / max.f16x2 on two 16-bit values a word (no flushing): per half, a NaN operand gives the other,
+/// two NaNs the canonical NaN 0x7FFF. Model: reference max_or_min (NVFP4's block amax, __hmax2).
+__device__ __forceinline__ std::uint32_t max_bf16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("max.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+__device__ __forceinline__ std::uint32_t max_f16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("max.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+/// redux.sync.max.u32 over the full warp: every lane gets the largest of the 32 values. Every lane must call it.
+__device__ __forceinline__ std::uint32_t redux_max_u32(std::uint32_t v) {
+  std::uint32_t r;
+  asm volatile("redux.sync.max.u32 %0, %1, 0xFFFFFFFF;" : "=r"(r) : "r"(v));
+  return r;
+}
+
+/// atom.shared.max.u32 (no result used): the word of this block's shared memory becomes the larger, unsigned.
+/// A block barrier orders it for the other threads of the block.
+__device__ __forceinline__ void red_shared_max_u32(std::uint32_t* local, std::uint32_t v) {
+  asm volatile("red.shared.max.u32 [%0], %1;" ::"r"(static_cast<std::uint32_t>(__cvta_generic_to_shared(local))),
+               "r"(v)
+               : "memory");
+}
+
+/// mapa + red.shared::cluster.max.u32: as red_shared_max_u32, on the word at the address of `local` in the
+/// shared memory of block `rank` of the cluster. Relaxed; a cluster_sync orders it.
+__device__ __forceinline__ void red_shared_cluster_max_u32(const void* local, std::uint32_t rank, std::uint32_t v) {
+  const std::uint32_t address = static_cast<std::uint32_t>(__cvta_generic_to_shared(local));
+  std::uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
+  asm volatile("red.shared::cluster.max.u32 [%0], %1;" ::"r"(remote), "r"(v) : "memory");
 }
 
 /// griddepcontrol.wait: block until every prerequisite grid has completed and its memory is visible. A

@@ -166,14 +166,18 @@ __device__ __forceinline__ NormShared& norm_shared() {
   return shared;
 }
 
-/// Before a kernel's first row: clears the failure word, and with a cluster waits until every block of the
+/// Before a kernel's first row: clears the failure word (and the first rows' quantised maxima), and with a cluster waits until every block of the
 /// cluster has, so no block's report of a failure can be cleared afterwards (a block alone reads the word
 /// only after the first row's barrier). Every thread must call it.
 /// kCluster: the kernel is launched with clusters. A kernel that never is holds no cluster instruction at all
 /// (measured on an H200: their mere presence cost a one-block row 0.4 us).
 template <bool kCluster>
 __device__ __forceinline__ void norm_rows_begin() {
-  if (threadIdx.x == 0) norm_shared().failed = 0u;
+  if (threadIdx.x == 0) {
+    NormShared& shared = norm_shared();
+    shared.failed = 0u;
+    shared.quant.row_max[0] = shared.quant.row_max[1] = 0u;
+  }
   if constexpr (kCluster) ptx::cluster_sync();
 }
 
@@ -233,6 +237,25 @@ __device__ __forceinline__ void for_each_their_thread(const NormTree& tree, cons
       each(pack);
     }
     done(block, their_warp, lanes);
+  }
+}
+
+/// Calls f(pack, active) for the packs for_each_their_thread gives this thread, with every lane of a warp in
+/// every call: lanes past their FlashInfer block's width or the row's end are not `active`. A pack's
+/// neighbour (pack ^ 1) is then lane ^ 1's when FlashInfer's blocks and block offsets are even.
+template <class Each>
+__device__ __forceinline__ void for_each_their_pack(const NormTree& tree, const RowPart& part, int packs, Each&& each) {
+  const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
+  const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
+  const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
+  for (int j = warp; j < part.my_blocks * part.their_warps; j += warps) {
+    const int block = part.block_of(j / part.their_warps), their_warp = j % part.their_warps;
+    const int lanes = min(kWarpLanes, tree.block_size - their_warp * kWarpLanes);
+    for (int load = 0; load < tree.loads; ++load) {
+      const int first = block * tree.packs_per_block + load * tree.block_size + their_warp * kWarpLanes;
+      if (first >= packs) break;  // the warp's later loads lie further out
+      each(first + lane, lane < lanes && first + lane < packs);
+    }
   }
 }
 
@@ -358,51 +381,64 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   }
 
   // 4. The output of the packs this block computed: all of the row's, pack by pack, for a block alone; as
-  // step 1 walked them in a cluster (each block staged only its own).
-  // A block alone takes the packs in turn. For NVFP4 every lane of a warp runs every round (those past the
-  // row's end too), so a pack's partner (pack ^ 1) is the neighbouring lane's, there to shuffle with.
-  const bool neighbours = part.blocks == 1;
+  // step 1 walked them in a cluster (each block staged only its own). Every lane of a warp runs every round
+  // of the walk (those without a pack too, not active), so a pack's NVFP4 partner (pack ^ 1) is the
+  // neighbouring lane's, there to shuffle with: always for a block alone, and in a cluster when FlashInfer's
+  // blocks and their offsets are even (every launch tree of a 16-bit D that NVFP4 takes, but odd blocks).
+  const bool neighbours = part.blocks == 1 || (tree.packs_per_block % 2 == 0 && tree.block_size % 2 == 0);
+  const auto walk = [&](auto&& f) {
+    if (part.blocks == 1) {
+      for (int first = 0; first < packs; first += static_cast<int>(blockDim.x)) {
+        const int pack = first + static_cast<int>(threadIdx.x);
+        f(pack, pack < packs);
+      }
+    } else {
+      for_each_their_pack(tree, part, packs, f);
+    }
+  };
   // A pack's fp32 values, from plain loads of what this launch wrote: `pre` from the staged row when it holds
-  // the pack (`staged_here`: a block of a cluster staged only the packs step 1 gave it), else from residual_out,
-  // which every block of the cluster wrote before step 2's barrier.
+  // the pack (`staged_here`: a block of a cluster staged only the packs step 1 gave it, which the walk gives
+  // it again), else from residual_out, which every block of the cluster wrote before step 2's barrier.
   const auto pack_values = [&](int pack, bool staged_here, float (&v)[Pack<T>::kElements]) {
     const std::uint64_t at = row_pack_index(t, row_packs, pack);
     const uint4 pre = staged != nullptr && staged_here ? staged[pack]
                                                        : reinterpret_cast<const uint4*>(io.residual_out)[at];
     normalized_values<T, kFtz>(pre, load_input(io.gamma, static_cast<std::uint32_t>(pack)), scale, tree, v);
   };
-  const auto output_pack = [&](int pack, bool active) {
-    const std::uint64_t at = row_pack_index(t, row_packs, pack);
-    float v[Pack<T>::kElements];
-    uint4 y{};
-    if (active) {
-      pack_values(pack, /*staged_here=*/true, v);  // the packs this block computed in step 1
-      y = narrow_pack<T>(v, /*sanitize_result=*/false);
-      reinterpret_cast<uint4*>(output)[at] = y;
-    }
-    if (quant.mode != QuantMode::kNone) quant.on_pack(io, t, row_packs, pack, v, y, neighbours, active);
+  // The pass with the quantisation's first part (on_pack) and without it are two loops: in one, the compiler
+  // would hoist NVFP4's per-row address arithmetic ahead of every row, quantised or not (measured on an H200:
+  // an unquantised one-token row of D = 4096 took 0.12 us longer).
+  const auto output_pass = [&](auto&& also) {
+    walk([&](int pack, bool active) {
+      const std::uint64_t at = row_pack_index(t, row_packs, pack);
+      float v[Pack<T>::kElements];
+      uint4 y{};
+      if (active) {
+        pack_values(pack, /*staged_here=*/true, v);
+        y = narrow_pack<T>(v, /*sanitize_result=*/false);
+        reinterpret_cast<uint4*>(output)[at] = y;
+      }
+      also(pack, active, v, y);
+    });
   };
-  if (part.blocks == 1 && quant.mode == QuantMode::kNvfp4) {
-    for (int first = 0; first < packs; first += static_cast<int>(blockDim.x)) {
-      const int pack = first + static_cast<int>(threadIdx.x);
-      output_pack(pack, pack < packs);
-    }
-  } else if (part.blocks == 1) {
-    for (int pack = static_cast<int>(threadIdx.x); pack < packs; pack += static_cast<int>(blockDim.x))
-      output_pack(pack, true);
+  if (quant.mode == QuantMode::kNone) {
+    output_pass([](int, bool, const float (&)[Pack<T>::kElements], const uint4&) {});
   } else {
-    for_each_their_thread(tree, part, packs, [&](int pack) { output_pack(pack, true); }, [](int, int, int) {});
+    output_pass([&](int pack, bool active, const float (&v)[Pack<T>::kElements], const uint4& y) {
+      quant.on_pack(io, t, row_packs, pack, v, y, neighbours, active);
+    });
   }
 
-  // 5. The rest of the quantised outputs (quant_row.cuh), from each element's values recomputed.
+  // 5. The rest of the quantised outputs (quant_row.cuh).
   if (quant.mode != QuantMode::kNone) {
-    quant.finish(io, t, row_packs, nth, shared.quant, neighbours, [&](int pack, bool fp32, float (&v)[Pack<T>::kElements]) {
-      pack_values(pack, /*staged_here=*/part.blocks == 1, v);  // any pack of the row
-      if (fp32) return;
-      const uint4 y = narrow_pack<T>(v, /*sanitize_result=*/false);
+    quant.finish(io, t, row_packs, nth, shared.quant, neighbours, walk,
+                 [&](int pack, bool fp32, bool staged_here, float (&v)[Pack<T>::kElements]) {
+                   pack_values(pack, staged_here, v);
+                   if (fp32) return;
+                   const uint4 y = narrow_pack<T>(v, /*sanitize_result=*/false);
 #pragma unroll
-      for (int e = 0; e < Pack<T>::kElements; ++e) v[e] = Pack<T>::widen(y, e);
-    });
+                   for (int e = 0; e < Pack<T>::kElements; ++e) v[e] = Pack<T>::widen(y, e);
+                 });
   }
   if (staged != nullptr) ptx::bar_cta_sync();  // the next row's stores into the staged row come after these reads
   return true;

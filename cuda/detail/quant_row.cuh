@@ -2,10 +2,13 @@
 // dynamic FP8 with the token's scale, or NVFP4 with its block scales.
 //
 // What can be written from one pack is written in the norm's output pass, from the values it has just
-// computed (RowQuant::on_pack); what needs the whole row first (dynamic FP8's codes, NVFP4 in a cluster) takes
-// a pass of its own that recomputes each element's fp32 value from `pre`, gamma and the row's scale (three
-// multiplies, the same bits as the output pass) rather than keeping them in registers. A row's absmax is a maximum of values from +0 up with NaNs dropped: any order gives the same bits, so its
-// reduction here (shuffles, then warps, then the cluster's blocks) needs no tree of FlashInfer's.
+// computed (RowQuant::on_pack): static FP8's codes, and NVFP4's blocks, whose two packs meet in neighbouring
+// lanes by a shuffle. Dynamic FP8 needs the whole row first: its second pass walks the output pass's packs
+// again, the first one's values kept in registers (at decode sizes a thread's only pack), any later ones
+// recomputed from the staged `pre`, gamma and the row's scale (three multiplies, the same bits). A row's
+// absmax is a maximum of values from +0 up with NaNs dropped: any order gives the same bits, so its reduction
+// (a redux per warp, then an atomic max into every block's shared word, one barrier) needs no tree of
+// FlashInfer's.
 // The mode is a runtime field of the tree, the same in every thread: one kernel per arithmetic serves all
 // modes, and a row without quantisation pays one uniform branch.
 //
@@ -21,10 +24,12 @@
 
 namespace ar::cuda::detail {
 
-/// What the quantised rows share within a block (a part of NormShared).
+/// What the quantised rows share within a block (a part of NormShared): dynamic FP8's row absmax as fp32 bits
+/// (values from +0 up order as unsigned integers), two words alternating row by row; each warp of the cluster
+/// maxes its own into every block's word, which a row starts at 0 (norm_rows_begin for the first two rows,
+/// then each row for the one after it).
 struct QuantShared {
-  float warp_max[32];     ///< each warp's absmax of the row (a block has at most 32 warps)
-  float block_max[2][8];  ///< each cluster block's (at most 8), alternating row by row (as NormShared::block_sums)
+  std::uint32_t row_max[2];
 };
 
 // The profile's operations (reference quant_divide, quant_max, ...; multiplies are mul_f32): fast-math's
@@ -58,45 +63,48 @@ __device__ __forceinline__ float quant_abs(float a) {
 /// e4m3 codes of two values, `lo` in bits 7..0 (the lower address when stored), `hi` in 15..8.
 __device__ __forceinline__ std::uint32_t e4m3_pair(float lo, float hi) { return ptx::cvt_rn_satfinite_e4m3x2_f32(hi, lo); }
 
-/// The exact fp32 value of an e4m3 code (reference fp32_from_e4m3): S.EEEE.MMM, bias 7, subnormals M * 2^-9,
-/// S.1111.111 a NaN.
+/// The exact fp32 value of an e4m3 code (reference fp32_from_e4m3), widened by the hardware: to fp16, then fp32.
 __device__ __forceinline__ float e4m3_value(std::uint32_t code) {
-  const std::uint32_t sign = (code & 0x80u) << 24, exponent = (code >> 3) & 0xFu, mantissa = code & 0x7u;
-  if (exponent == 0xFu && mantissa == 0x7u) return __uint_as_float(0x7FFFFFFFu);
-  if (exponent == 0) return __uint_as_float(__float_as_uint(static_cast<float>(mantissa) * 0x1p-9f) | sign);
-  return __uint_as_float(sign | ((exponent + 120u) << 23) | (mantissa << 20));
+  return ptx::cvt_f32_f16(static_cast<std::uint16_t>(ptx::cvt_rn_f16x2_e4m3x2(static_cast<std::uint16_t>(code)) & 0xFFFFu));
 }
 
 /// FP4 e2m1 of one fp32 value (reference e2m1_from_fp32), computed, since sm_90 has no cvt to e2m1 (swept over
 /// all 2^32 inputs by `mufu --check`). From 1 up, e2m1 keeps one fraction bit: RN-even on the fp32 bits (add
 /// half an ulp less one, plus the kept bit) leaves (exponent, bit) whose value minus 252 is the code,
-/// saturating at 7 (6). Below 1 the codes 0, 1, 2 are 0, 0.5, 1: 2|x| rounded to an integer, ties to even. The
-/// sign is kept; a NaN gives +6.
+/// saturating at 7 (6). Below 1 the codes 0, 1, 2 are 0, 0.5, 1: 2|x| rounded to an integer, ties to even,
+/// which one fma does exactly (2|x| + 2^23 rounds at the units). The sign is kept; a NaN gives +6.
 __device__ __forceinline__ std::uint32_t e2m1_code(float x) {
-  const std::uint32_t bits = __float_as_uint(x), magnitude = bits & 0x7FFFFFFFu;
-  if (magnitude > 0x7F800000u) return kE2m1Largest;
+  // min(x, +Inf) keeps every number and turns a NaN into +Inf, whose code is the NaN's (+6).
+  const std::uint32_t bits = __float_as_uint(ptx::min_f32(x, __int_as_float(0x7F800000))), magnitude = bits & 0x7FFFFFFFu;
   const std::uint32_t rounded = (magnitude + 0x001FFFFFu + ((magnitude >> 22) & 1u)) >> 22;
-  const std::uint32_t code = magnitude >= 0x3F800000u ? min(rounded - 252u, std::uint32_t{kE2m1Largest})
-                                                      : ptx::cvt_rni_u32_f32(ptx::mul_rn_f32(__uint_as_float(magnitude), 2.0f));
-  return code | ((bits >> 31) << 3);
+  const std::uint32_t below_one = __float_as_uint(ptx::fma_rn_f32(__uint_as_float(magnitude), 2.0f, 0x1p23f)) - 0x4B000000u;
+  const std::uint32_t code = magnitude >= 0x3F800000u ? min(rounded - 252u, std::uint32_t{kE2m1Largest}) : below_one;
+  return code | ((bits >> 28) & 0x8u);
 }
 
-/// |x| of a 16-bit value's bits, with NaNs mapped below every number (so an unsigned max drops them); and
-/// back: the unsigned max of a block's such keys, or (all NaN) T's canonical NaN.
+/// NVFP4's amax of 16-bit values in T (reference nvfp4_block: |x| and their maximum in T, NaNs dropped, all
+/// NaN the canonical NaN), two at a time: the packed max of two words' halves.
 template <DType T>
-__device__ __forceinline__ std::uint32_t amax_key(std::uint32_t bits) {
-  constexpr std::uint32_t kInfinity = T == DType::kBf16 ? 0x7F80u : 0x7C00u;
-  const std::uint32_t magnitude = bits & 0x7FFFu;
-  return magnitude > kInfinity ? 0u : magnitude + 1u;
+__device__ __forceinline__ std::uint32_t max_halves(std::uint32_t a, std::uint32_t b) {
+  if constexpr (T == DType::kBf16)
+    return ptx::max_bf16x2(a, b);
+  else
+    return ptx::max_f16x2(a, b);
 }
+/// A pack's amax, in the low half (the high half is not part of it).
 template <DType T>
-__device__ __forceinline__ std::uint32_t amax_of_key(std::uint32_t key) { return key == 0 ? 0x7FFFu : key - 1u; }
+__device__ __forceinline__ std::uint32_t pack_amax(const uint4& y) {
+  constexpr std::uint32_t kMagnitudes = 0x7FFF7FFFu;
+  const std::uint32_t m = max_halves<T>(max_halves<T>(y.x & kMagnitudes, y.y & kMagnitudes),
+                                        max_halves<T>(y.z & kMagnitudes, y.w & kMagnitudes));
+  return max_halves<T>(m, m >> 16);
+}
 
-/// One NVFP4 block's scale from the maximum |x| of its 16 T values (as amax_key's), and its element scale:
-/// SF = e4m3(g * (amax * RECIPROCAL_6)), g / SF (0 when SF is 0; a NaN SF is not 0).
+/// One NVFP4 block's scale from the maximum |x| of its 16 T values (pack_amax's low half), and its element
+/// scale: SF = e4m3(g * (amax * RECIPROCAL_6)), g / SF (0 when SF is 0; a NaN SF is not 0).
 template <DType T, bool kFtz>
-__device__ __forceinline__ std::uint32_t nvfp4_scale(std::uint32_t key, float global, float& element_scale) {
-  const float amax = Pack<T>::widen(make_uint4(amax_of_key<T>(key), 0, 0, 0), 0);
+__device__ __forceinline__ std::uint32_t nvfp4_scale(std::uint32_t amax_bits, float global, float& element_scale) {
+  const float amax = Pack<T>::widen(make_uint4(amax_bits & 0xFFFFu, 0, 0, 0), 0);
   const float scale_input = mul_f32<kFtz>(global, mul_f32<kFtz>(amax, __uint_as_float(kReciprocalOfSix)));
   const std::uint32_t code = e4m3_pair(scale_input, 0.0f) & 0xFFu;
   const float scale = e4m3_value(code);
@@ -115,18 +123,23 @@ __device__ __forceinline__ std::uint32_t e2m1_word(const float (&v)[8], float el
 
 /// A row's quantisation, in two parts. `on_pack` takes each pack as the output pass computes it (its fp32
 /// values and its T output): static FP8 writes its codes there, dynamic FP8 folds the pack into the thread's
-/// absmax, and NVFP4 writes its blocks there when the two packs of a block lie in neighbouring lanes (a block
-/// alone, its threads taking packs in turn). `finish` does the rest after the output pass: dynamic FP8's
-/// reduction, scale and codes; NVFP4's blocks in a cluster. Every thread of every block of the cluster must
-/// call `finish` for the same row (dynamic FP8 holds block and cluster barriers).
+/// absmax and keeps the values of its first pack, and NVFP4 writes its blocks there when the two packs of a
+/// block lie in neighbouring lanes. `finish` does the rest after the output pass: dynamic FP8's reduction,
+/// scale and codes; NVFP4's blocks whose packs lie elsewhere. Every thread of every block of the cluster must
+/// call `finish` for the same row (dynamic FP8 holds a block or cluster barrier).
 template <DType T, bool kFtz, bool kCluster>
 struct RowQuant {
   static constexpr int kElements = Pack<T>::kElements;
   QuantMode mode = QuantMode::kNone;
   ScaleLayout layout = ScaleLayout::kSwizzled128x4;  ///< NVFP4's
-  float scale = 0.0f;      ///< output_scale: static FP8's scale, NVFP4's global scale
-  float absmax = 0.0f;     ///< dynamic FP8: this thread's, fmaxf(threadMax, fabsf(x)) from 0.F
-  bool from_fp32 = false;  ///< dynamic FP8 quantises the fp32 values (else the T outputs)
+  float scale = 0.0f;            ///< output_scale: static FP8's scale, NVFP4's global scale
+  /// Dynamic FP8: this thread's max |x| from +0, NaNs dropped (max.f32 gives the number). Subnormals stay,
+  /// where the flashinfer profile's max.ftz reads them as 0: the token scale made of the row's maximum is
+  /// its floor either way (any maximum below 2^-9 gives the floor). Its bits order as unsigned integers.
+  float absmax = 0.0f;
+  bool from_fp32 = false;        ///< dynamic FP8 quantises the fp32 values (else the T outputs)
+  int kept_pack = -1;            ///< dynamic FP8: the first pack this thread output, whose values `kept` holds
+  float kept[kElements] = {};    ///< (the second pass then recomputes only the packs after it: none at decode sizes)
 
   /// Reads output_scale early, so its load overlaps the row's polls.
   __device__ __forceinline__ RowQuant(const NormTree& tree, const NormSlot& io)
@@ -146,37 +159,60 @@ struct RowQuant {
     }
   }
 
+  /// NVFP4 block `block` of row t, the T outputs of its two packs in `y` and their amax (pack_amax's, folded).
+  __device__ __forceinline__ void store_nvfp4_block(const NormSlot& io, std::uint32_t t, std::uint32_t row_packs,
+                                                    int block, std::uint32_t amax, const uint4 (&y)[2]) const {
+    float element_scale;
+    const std::uint32_t code = nvfp4_scale<T, kFtz>(amax, scale, element_scale);
+    std::uint32_t words[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      float w[kElements];
+#pragma unroll
+      for (int e = 0; e < kElements; ++e) w[e] = Pack<T>::widen(y[i], e);
+      words[i] = e2m1_word<kFtz>(w, element_scale);
+    }
+    const std::uint64_t at = (std::uint64_t(t) * row_packs * kElements + std::uint64_t(block) * 16) / 2;
+    *reinterpret_cast<uint2*>(static_cast<std::uint8_t*>(io.quant_out) + at) = make_uint2(words[0], words[1]);
+    static_cast<std::uint8_t*>(io.scale_out)[scale_offset(layout, t, block, std::int64_t(row_packs) * kElements)] =
+        static_cast<std::uint8_t>(code);
+  }
+
   /// Pack `pack` of row t: `v` its fp32 values, `y` its T output. `neighbours`: the whole warp calls this
-  /// together, and the pack's NVFP4 partner (pack ^ 1) is lane ^ 1's; lanes past the row's end call it too, not
+  /// together, and the pack's NVFP4 partner (pack ^ 1) is lane ^ 1's; lanes without a pack call it too, not
   /// `active` (their values unused), for NVFP4's shuffle.
   __device__ __forceinline__ void on_pack(const NormSlot& io, std::uint32_t t, std::uint32_t row_packs, int pack,
                                           const float (&v)[kElements], const uint4& y, bool neighbours, bool active) {
     const std::uint64_t first = (std::uint64_t(t) * row_packs + pack) * kElements;
     if (mode != QuantMode::kNvfp4 && !active) return;
     if (mode == QuantMode::kFp8) {
-      const float inverse = quant_reciprocal<kFtz>(scale);  // 1.0f / *outputScale, as FlashInfer's every thread
+      // 1.0f / *outputScale, as FlashInfer's every thread: here, not at the row's start, where it would hold
+      // the warp until the load of the scale returned.
+      const float inverse = quant_reciprocal<kFtz>(scale);
       float q[kElements];
 #pragma unroll
       for (int e = 0; e < kElements; ++e) q[e] = mul_f32<kFtz>(Pack<T>::widen(y, e), inverse);
       store_e4m3(io, first, q);
     } else if (mode == QuantMode::kFp8Dynamic) {
+      const bool keep = kept_pack < 0;
 #pragma unroll
-      for (int e = 0; e < kElements; ++e)
-        absmax = quant_max<kFtz>(absmax, quant_abs<kFtz>(from_fp32 ? v[e] : Pack<T>::widen(y, e)));
+      for (int e = 0; e < kElements; ++e) {
+        const float x = from_fp32 ? v[e] : Pack<T>::widen(y, e);
+        absmax = ptx::max_f32(absmax, ptx::abs_f32(x));
+        if (keep) kept[e] = x;
+      }
+      if (keep) kept_pack = pack;
     } else if (mode == QuantMode::kNvfp4) {
       if constexpr (T != DType::kFp32) {
         if (!neighbours) return;
-        std::uint32_t key = 0;
-        float w[kElements];
-#pragma unroll
-        for (int e = 0; e < kElements; ++e) {
-          key = max(key, amax_key<T>(half_bits(y, e)));
-          w[e] = Pack<T>::widen(y, e);
-        }
-        key = max(key, ptx::shfl_bfly_u32(key, 1));  // every lane of the warp (`neighbours`)
+        std::uint32_t amax = pack_amax<T>(y);
+        amax = max_halves<T>(amax, ptx::shfl_bfly_u32(amax, 1));  // every lane of the warp (`neighbours`)
         if (!active) return;
         float element_scale;
-        const std::uint32_t code = nvfp4_scale<T, kFtz>(key, scale, element_scale);
+        const std::uint32_t code = nvfp4_scale<T, kFtz>(amax, scale, element_scale);
+        float w[kElements];
+#pragma unroll
+        for (int e = 0; e < kElements; ++e) w[e] = Pack<T>::widen(y, e);
         *reinterpret_cast<std::uint32_t*>(static_cast<std::uint8_t*>(io.quant_out) + first / 2) =
             e2m1_word<kFtz>(w, element_scale);
         if (pack % 2 == 0) {
@@ -188,70 +224,69 @@ struct RowQuant {
     }
   }
 
-  /// After the output pass of row t, the `nth` row of this block. `values(pack, fp32, v)` recomputes a pack's
-  /// fp32 values (fp32 true) or its T outputs widened. `neighbours`: on_pack was told so.
-  template <class Values>
+  /// After the output pass of row t, the `nth` row of this block. `walk(f)` calls f(pack, active) for the
+  /// packs of the output pass (the same packs, the same lanes); `values(pack, fp32, staged_here, v)`
+  /// recomputes a pack's fp32 values (fp32 true) or its T outputs widened, from the staged row when
+  /// `staged_here` (the packs of the walk), else from residual_out. `neighbours`: on_pack was told so.
+  template <class Walk, class Values>
   __device__ __forceinline__ void finish(const NormSlot& io, std::uint32_t t, std::uint32_t row_packs, std::uint32_t nth,
-                                         QuantShared& shared, bool neighbours, Values&& values) {
+                                         QuantShared& shared, bool neighbours, Walk&& walk, Values&& values) {
     int rank = 0, blocks = 1;
     if constexpr (kCluster) {
       rank = static_cast<int>(ptx::cluster_ctarank());
       blocks = static_cast<int>(ptx::cluster_nctarank());
     }
-    // The packs (or NVFP4's pairs of packs) of the row this thread takes here: every blocks-th from the
-    // block's rank, threads interleaved.
-    const int first = rank + blocks * static_cast<int>(threadIdx.x), step = blocks * static_cast<int>(blockDim.x);
     if (mode == QuantMode::kFp8Dynamic) {
-      const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
-      float m = absmax;
-#pragma unroll
-      for (int mask = 16; mask >= 1; mask /= 2) m = quant_max<kFtz>(m, ptx::shfl_bfly_f32(m, mask));
-      if (lane == 0) shared.warp_max[warp] = m;
-      ptx::bar_cta_sync();
-      // (The next row writes the warp maxima only after its first barrier, when every thread has read these.)
-      // Every warp folds the warps' maxima itself, one a lane (a shuffle tree, not a chain of loads).
-      float row_max = lane < static_cast<int>(blockDim.x) / 32 ? shared.warp_max[lane] : 0.0f;
-#pragma unroll
-      for (int mask = 16; mask >= 1; mask /= 2) row_max = quant_max<kFtz>(row_max, ptx::shfl_bfly_f32(row_max, mask));
-      if constexpr (kCluster) {
-        float* const maxima = shared.block_max[nth % 2];
-        if (threadIdx.x == 0)
-          for (int r = 0; r < blocks; ++r) ptx::st_shared_cluster_u32(&maxima[rank], r, __float_as_uint(row_max));
-        ptx::cluster_sync();
-        row_max = 0.0f;
-        for (int r = 0; r < blocks; ++r) row_max = quant_max<kFtz>(row_max, maxima[r]);
+      // The row's absmax: each warp's by one redux, maxed by its lane 0 into every block's word of this row;
+      // one barrier, then every thread reads it. The word of the next row is cleared here: every thread read
+      // it in the previous row, before this row's first barrier, and nobody maxes into it before the next's.
+      const std::uint32_t warp_max = ptx::redux_max_u32(__float_as_uint(absmax));
+      std::uint32_t* const word = &shared.row_max[nth % 2];
+      if (threadIdx.x % 32 == 0) {
+        if constexpr (kCluster) {
+          for (int r = 0; r < blocks; ++r) ptx::red_shared_cluster_max_u32(word, static_cast<std::uint32_t>(r), warp_max);
+        } else {
+          ptx::red_shared_max_u32(word, warp_max);
+        }
       }
+      if (threadIdx.x == 0) shared.row_max[(nth + 1) % 2] = 0u;
+      if constexpr (kCluster)
+        ptx::cluster_sync();
+      else
+        ptx::bar_cta_sync();
+      const float row_max = __uint_as_float(*word);
       const float largest = __uint_as_float(kE4m3LargestFp32);
       const float token_scale =
           quant_max<kFtz>(quant_divide<kFtz>(row_max, largest), __uint_as_float(kDynamicFp8MinScale));
       if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
-      for (int pack = first; pack < static_cast<int>(row_packs); pack += step) {
-        float v[kElements];
-        values(pack, from_fp32, v);
+      const auto quantize = [&](int pack, const float (&v)[kElements]) {
+        float q[kElements];
 #pragma unroll
         for (int e = 0; e < kElements; ++e)
-          v[e] = quant_min<kFtz>(quant_max<kFtz>(quant_divide<kFtz>(v[e], token_scale), -largest), largest);
-        store_e4m3(io, (std::uint64_t(t) * row_packs + pack) * kElements, v);
-      }
+          q[e] = quant_min<kFtz>(quant_max<kFtz>(quant_divide<kFtz>(v[e], token_scale), -largest), largest);
+        store_e4m3(io, (std::uint64_t(t) * row_packs + pack) * kElements, q);
+      };
+      if (kept_pack >= 0) quantize(kept_pack, kept);
+      walk([&](int pack, bool active) {
+        if (!active || pack == kept_pack) return;
+        float v[kElements];
+        values(pack, from_fp32, /*staged_here=*/true, v);
+        quantize(pack, v);
+      });
     } else if (mode == QuantMode::kNvfp4 && !neighbours) {
+      // A block's two packs lie in other lanes or blocks: each block takes every blocks-th block of the row
+      // from its rank, threads interleaved, from residual_out (every block of the cluster wrote it before the
+      // row's barrier). Only launch trees with an odd FlashInfer block come here.
       if constexpr (T != DType::kFp32) {
-        const std::int64_t hidden = std::int64_t(row_packs) * kElements;
+        const int first = rank + blocks * static_cast<int>(threadIdx.x), step = blocks * static_cast<int>(blockDim.x);
         for (int block = first; block < static_cast<int>(row_packs) / 2; block += step) {
-          float v[2][kElements];
-          values(2 * block, false, v[0]);
-          values(2 * block + 1, false, v[1]);
-          // The values are T outputs widened: their T bits come back exactly.
-          std::uint32_t key = 0;
-#pragma unroll
-          for (int e = 0; e < 2 * kElements; ++e)
-            key = max(key, amax_key<T>(Pack<T>::narrow(v[e / kElements][e % kElements])));
-          float element_scale;
-          const std::uint32_t code = nvfp4_scale<T, kFtz>(key, scale, element_scale);
-          const std::uint64_t at = (std::uint64_t(t) * row_packs * kElements + std::uint64_t(block) * 16) / 2;
-          *reinterpret_cast<uint2*>(static_cast<std::uint8_t*>(io.quant_out) + at) =
-              make_uint2(e2m1_word<kFtz>(v[0], element_scale), e2m1_word<kFtz>(v[1], element_scale));
-          static_cast<std::uint8_t*>(io.scale_out)[scale_offset(layout, t, block, hidden)] =
-              static_cast<std::uint8_t>(code);
+          uint4 y[2];
+          for (int i = 0; i < 2; ++i) {
+            float v[kElements];
+            values(2 * block + i, false, /*staged_here=*/false, v);
+            y[i] = narrow_pack<T>(v, /*sanitize_result=*/false);  // the T outputs widened: their bits come back
+          }
+          store_nvfp4_block(io, t, row_packs, block, max_halves<T>(pack_amax<T>(y[0]), pack_amax<T>(y[1])), y);
         }
       }
     }

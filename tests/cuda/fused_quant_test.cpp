@@ -130,6 +130,36 @@ TEST_CASE("quantised fused calls are bit-exact at every world size, mixed with p
   }
 }
 
+TEST_CASE("NVFP4 rows whose blocks' two packs lie in other lanes take the second pass, bit for bit", "[gpu]") {
+  // D = 5152 (644 packs of bf16 or fp16): FlashInfer's ONESHOT tree at few tokens is 4 blocks of 161 threads,
+  // so a block's two packs straddle lanes of different parity and our cluster of two blocks cannot pair them
+  // by a shuffle; norm_row sends such rows to RowQuant::finish's second pass. Every other tree of these tests
+  // pairs them in neighbouring lanes.
+  const int sms = ar::cuda::device_info(0).sm_count;
+  const int world = 2;
+  const std::int64_t hidden = 5152;
+  std::uint64_t seed = 8500;
+  for (DType t : {DType::kBf16, DType::kFp16}) {
+    const ar::NormLaunch odd = ar::norm_launch(Strategy::kOneShot, 1, hidden, t, sms);
+    REQUIRE(odd.cluster_size() > 1);
+    REQUIRE(odd.block_size() % 2 == 1);
+    std::vector<ar::ProblemShape> shapes;
+    for (std::int64_t n : {1, 2, 5, 16, 40, 100}) shapes.push_back({world, n, hidden, t});
+    VirtualGroup group(quant_group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    int i = 0;
+    for (const ar::ProblemShape& shape : shapes)
+      for (Strategy s : kStrategies)
+        for (const Mode& m : {kModes[2], kModes[3], kModes[1]}) {
+          const Profile p = kProfiles[++i % 3];
+          const auto input = ar::random_input(t, world, shape.tokens, hidden, ++seed, 12);
+          const auto norm = quant_norm(shape, seed, m, kScales[i % 4], sms);
+          const VirtualGroup::Call call{shape, s, p, i % 2 == 0};
+          require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
+        }
+  }
+}
+
 TEST_CASE("quantised fused calls on edge values: NaN, Inf, zero rows and blocks, saturating scales", "[gpu]") {
   std::uint64_t seed = 9000;
   for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32})
