@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/detail/lamport.cuh"
 #include "cuda/detail/quant_row.cuh"
@@ -405,9 +406,9 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
                                                        : reinterpret_cast<const uint4*>(io.residual_out)[at];
     normalized_values<T, kFtz>(pre, load_input(io.gamma, static_cast<std::uint32_t>(pack)), scale, tree, v);
   };
-  // The pass with the quantisation's first part (on_pack) and without it are two loops: in one, the compiler
-  // would hoist NVFP4's per-row address arithmetic ahead of every row, quantised or not (measured on an H200:
-  // an unquantised one-token row of D = 4096 took 0.12 us longer).
+  // Each mode's pass is a loop of its own (with the quantisation's first part, RowQuant::on_pack, or none):
+  // in one loop, the compiler would hoist NVFP4's per-row address arithmetic ahead of every row, quantised
+  // or not (measured on an H200: an unquantised one-token row of D = 4096 took 0.12 us longer).
   const auto output_pass = [&](auto&& also) {
     walk([&](int pack, bool active) {
       const std::uint64_t at = row_pack_index(t, row_packs, pack);
@@ -421,12 +422,16 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
       also(pack, active, v, y);
     });
   };
-  if (quant.mode == QuantMode::kNone) {
-    output_pass([](int, bool, const float (&)[Pack<T>::kElements], const uint4&) {});
-  } else {
+  const auto quantized_pass = [&](auto mode) {
     output_pass([&](int pack, bool active, const float (&v)[Pack<T>::kElements], const uint4& y) {
-      quant.on_pack(io, t, row_packs, pack, v, y, neighbours, active);
+      quant.template on_pack<decltype(mode)::value>(io, t, row_packs, pack, v, y, neighbours, active);
     });
+  };
+  switch (quant.mode) {
+    case QuantMode::kFp8: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8>{}); break;
+    case QuantMode::kFp8Dynamic: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8Dynamic>{}); break;
+    case QuantMode::kNvfp4: quantized_pass(std::integral_constant<QuantMode, QuantMode::kNvfp4>{}); break;
+    default: output_pass([](int, bool, const float (&)[Pack<T>::kElements], const uint4&) {}); break;
   }
 
   // 5. The rest of the quantised outputs (quant_row.cuh).
