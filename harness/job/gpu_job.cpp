@@ -158,7 +158,7 @@ void describe_job(Job& job, const GpuDevice& device, const JobDevice& choice, st
     if (ranks.size() > 1)
       fmt::print(err,
                  "notice: {} share {}: processes on one GPU take turns on it (time slices), so this checks bits, "
-                 "not speed\n",
+                 "not speed, unless the GPU runs under MPS, which runs their kernels at once\n",
                  ranks_text(ranks), where);
 }
 

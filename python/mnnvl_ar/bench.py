@@ -5,8 +5,10 @@
 For each size: the host time of one eager call (the torch op through the dispatcher, our wrapper and the
 launch, measured while the GPU works through the queue), the same for the bare launch underneath (the
 difference is what the package adds), and the time per call under CUDA-graph replay (cuda events around 10
-replays of a graph of 20 calls). With every rank on its own GPU the replay time compares with `mnnvl-ar bench`
-for the same call; ranks sharing one GPU take turns on it, so their replay times say nothing about speed.
+replays of a graph of 20 calls, rank 0's). With every rank on its own GPU, or ranks sharing one GPU under MPS
+(which runs their kernels at the same time), the replay time compares with `mnnvl-ar bench` for the same call
+(`--spawn`, `--pdl`); ranks sharing one GPU without MPS take turns on it, so their replay times say nothing
+about speed.
 """
 
 import argparse
@@ -45,6 +47,7 @@ def main(argv=None):
     p.add_argument("--dtype", default="bf16", choices=sorted(_DTYPES))
     p.add_argument("--sizes", default="8K,64K,1M", help="bytes per rank, comma-separated (K, M, G suffixes)")
     p.add_argument("--strategy", default="auto", choices=["oneshot", "twoshot", "auto"])
+    p.add_argument("--pdl", type=int, default=0, choices=[0, 1], help="launch_with_pdl, as `mnnvl-ar bench --pdl`")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--json", help="write the rows here (rank 0)")
     p.add_argument("--label", action="append", default=[], help="KEY=VALUE recorded in the JSON (commit=..., driver=...)")
@@ -63,10 +66,11 @@ def main(argv=None):
         out = torch.empty_like(x)
         stream = torch.cuda.current_stream().cuda_stream
         code = gpu._strategy_code(args.strategy)
-        op = lambda: torch.ops.mnnvl_ar.all_reduce(x, out, ws.id, code, False)  # noqa: E731
-        wrapper = lambda: gpu.all_reduce(x, ws, False, output=out, strategy=args.strategy)  # noqa: E731
+        pdl = bool(args.pdl)
+        op = lambda: torch.ops.mnnvl_ar.all_reduce(x, out, ws.id, code, pdl)  # noqa: E731
+        wrapper = lambda: gpu.all_reduce(x, ws, pdl, output=out, strategy=args.strategy)  # noqa: E731
         bare = lambda: ws._native.launch(x.data_ptr(), out.data_ptr(), tokens, args.hidden, args.dtype,  # noqa: E731
-                                         args.strategy, False, stream)
+                                         args.strategy, pdl, stream)
         for _ in range(10):
             wrapper()
         torch.cuda.synchronize()
@@ -76,7 +80,7 @@ def main(argv=None):
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             for _ in range(20):
-                torch.ops.mnnvl_ar.all_reduce(x, out, ws.id, code, False)
+                torch.ops.mnnvl_ar.all_reduce(x, out, ws.id, code, pdl)
         dist.barrier()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         graph.replay()
@@ -87,7 +91,7 @@ def main(argv=None):
         end.synchronize()
         ws.synchronize()
         rows.append({"bytes": tokens * args.hidden * _BYTES[dtype], "tokens": tokens, "hidden": args.hidden,
-                     "dtype": args.dtype, "strategy": args.strategy, "world_size": ws.world_size,
+                     "dtype": args.dtype, "strategy": args.strategy, "world_size": ws.world_size, "pdl": pdl,
                      "graph_us_per_call": start.elapsed_time(end) * 1e3 / 200, **host,
                      "package_overhead_us": host["wrapper_us"] - host["bare_launch_us"]})
         dist.barrier()
@@ -95,7 +99,7 @@ def main(argv=None):
         gpus = torch.cuda.device_count()
         shared = gpus < ws.world_size
         print(f"mnnvl_ar.bench: W = {ws.world_size} on {torch.cuda.get_device_name()} ({gpus} GPU(s)"
-              f"{', ranks share a GPU: replay times are not speeds' if shared else ''})")
+              f"{', ranks share a GPU: replay times are speeds only under MPS' if shared else ''})")
         print(f"{'bytes':>10} {'N':>6} {'graph us/call':>14} {'eager host us':>14} {'op us':>8} {'bare launch us':>15} "
               f"{'package us':>11}")
         for r in rows:
