@@ -5,7 +5,7 @@
 For each size: the host time of one eager call (the torch op through the dispatcher, our wrapper and the
 launch, measured while the GPU works through the queue), the same for the bare launch underneath (the
 difference is what the package adds), and the time per call under CUDA-graph replay (cuda events around 10
-replays of a graph of 20 calls, rank 0's). With every rank on its own GPU, or ranks sharing one GPU under MPS
+replays of a graph of 20 calls; the slowest rank's). With every rank on its own GPU, or ranks sharing one GPU under MPS
 (which runs their kernels at the same time), the replay time compares with `mnnvl-ar bench` for the same call
 (`--spawn`, `--pdl`); ranks sharing one GPU without MPS take turns on it, so their replay times say nothing
 about speed.
@@ -90,9 +90,12 @@ def main(argv=None):
         end.record()
         end.synchronize()
         ws.synchronize()
+        # The slowest rank's time, as `mnnvl-ar bench` reports a job of several processes.
+        graph_us = torch.tensor([start.elapsed_time(end) * 1e3 / 200], dtype=torch.float64)
+        dist.all_reduce(graph_us, op=dist.ReduceOp.MAX)
         rows.append({"bytes": tokens * args.hidden * _BYTES[dtype], "tokens": tokens, "hidden": args.hidden,
                      "dtype": args.dtype, "strategy": args.strategy, "world_size": ws.world_size, "pdl": pdl,
-                     "graph_us_per_call": start.elapsed_time(end) * 1e3 / 200, **host,
+                     "graph_us_per_call": graph_us.item(), **host,
                      "package_overhead_us": host["wrapper_us"] - host["bare_launch_us"]})
         dist.barrier()
     if dist.get_rank() == 0:
