@@ -278,6 +278,13 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   const RowPart part = row_part<kCluster>(tree);
   float* const sums = shared.block_sums[nth % 2];
   RowQuant<T, kFtz, kCluster> quant(tree, io);  // reads output_scale now, for after the row's polls
+  // A block alone whose row is one round of the output walk (every decode row that fits a block): each
+  // thread's gamma pack for the output pass, loaded now, so its latency lies behind the row's polls and
+  // barriers, not after them. Four registers through the row; ptxas spills 12 bytes in one kernel for it
+  // (fp16, invariant profile, no cluster).
+  const bool one_round = part.blocks == 1 && packs <= static_cast<int>(blockDim.x);
+  uint4 kept_gamma{};
+  if (one_round && static_cast<int>(threadIdx.x) < packs) kept_gamma = load_input(io.gamma, threadIdx.x);
 
   // 1. FlashInfer's threads this block plays: pre = AR + residual (stored as residual_out) and each thread's
   // sum of squares from +0, loads outer and elements inner; then each warp's butterfly.
@@ -287,13 +294,13 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
       tree, part, packs,
       [&](int pack) {
         const std::uint64_t at = row_pack_index(t, row_packs, pack);
-        // The residual and gamma do not depend on the all-reduce: they start towards L1 before the poll (as
-        // prefetches: a load into registers would hold them through the poll, and spill).
-        ptx::prefetch_l1(static_cast<const uint4*>(io.residual) + at);
+        // The residual and gamma do not depend on the all-reduce, so they are on their way before the poll:
+        // the residual into registers (its latency after the poll cost a one-token row of D = 4096 about
+        // 0.2 us on an H200), gamma towards L1 for the output pass (or into registers, kept_gamma).
         ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
+        const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
         uint4 ar{};
         if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
-        const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
         uint4 pre{};
 #pragma unroll
         for (int e = 0; e < Pack<T>::kElements; ++e) {
@@ -404,7 +411,10 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     const std::uint64_t at = row_pack_index(t, row_packs, pack);
     const uint4 pre = staged != nullptr && staged_here ? staged[pack]
                                                        : reinterpret_cast<const uint4*>(io.residual_out)[at];
-    normalized_values<T, kFtz>(pre, load_input(io.gamma, static_cast<std::uint32_t>(pack)), scale, tree, v);
+    const uint4 gamma = one_round && pack == static_cast<int>(threadIdx.x)
+                            ? kept_gamma
+                            : load_input(io.gamma, static_cast<std::uint32_t>(pack));
+    normalized_values<T, kFtz>(pre, gamma, scale, tree, v);
   };
   // Each mode's pass is a loop of its own (with the quantisation's first part, RowQuant::on_pack, or none):
   // in one loop, the compiler would hoist NVFP4's per-row address arithmetic ahead of every row, quantised
