@@ -189,13 +189,19 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
-/// mapa + st.shared::cluster.u32: stores `v` at the address of `local` (this block's shared memory) in the
-/// shared memory of block `rank` of the cluster (distributed shared memory). Weak; a cluster_sync orders it.
-__device__ __forceinline__ void st_shared_cluster_u32(const void* local, std::uint32_t rank, std::uint32_t v) {
+/// mapa.shared::cluster.u32: the address, in the shared::cluster window, of the word at the address of `local`
+/// (this block's shared memory) in the shared memory of block `rank` of the cluster (distributed shared memory).
+__device__ __forceinline__ std::uint32_t mapa_shared_cluster(const void* local, std::uint32_t rank) {
   const std::uint32_t address = static_cast<std::uint32_t>(__cvta_generic_to_shared(local));
   std::uint32_t remote;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
-  asm volatile("st.shared::cluster.u32 [%0], %1;" ::"r"(remote), "r"(v) : "memory");
+  return remote;
+}
+
+/// st.shared::cluster.u32: stores `v` at the address of `local` in the shared memory of block `rank` of the
+/// cluster (mapa_shared_cluster). Weak; a cluster_sync orders it.
+__device__ __forceinline__ void st_shared_cluster_u32(const void* local, std::uint32_t rank, std::uint32_t v) {
+  asm volatile("st.shared::cluster.u32 [%0], %1;" ::"r"(mapa_shared_cluster(local, rank)), "r"(v) : "memory");
 }
 
 /// shfl.sync.bfly.b32 over the full warp: the value of lane (this lane xor mask). Every lane must call it.
@@ -392,7 +398,7 @@ __device__ __forceinline__ std::uint32_t redux_max_u32(std::uint32_t v) {
   return r;
 }
 
-/// atom.shared.max.u32 (no result used): the word of this block's shared memory becomes the larger, unsigned.
+/// red.shared.max.u32: the word of this block's shared memory becomes the larger, unsigned.
 /// A block barrier orders it for the other threads of the block.
 __device__ __forceinline__ void red_shared_max_u32(std::uint32_t* local, std::uint32_t v) {
   asm volatile("red.shared.max.u32 [%0], %1;" ::"r"(static_cast<std::uint32_t>(__cvta_generic_to_shared(local))),
@@ -400,13 +406,10 @@ __device__ __forceinline__ void red_shared_max_u32(std::uint32_t* local, std::ui
                : "memory");
 }
 
-/// mapa + red.shared::cluster.max.u32: as red_shared_max_u32, on the word at the address of `local` in the
-/// shared memory of block `rank` of the cluster. Relaxed; a cluster_sync orders it.
+/// red.shared::cluster.max.u32: as red_shared_max_u32, on the word at the address of `local` in the shared
+/// memory of block `rank` of the cluster (mapa_shared_cluster). Relaxed; a cluster_sync orders it.
 __device__ __forceinline__ void red_shared_cluster_max_u32(const void* local, std::uint32_t rank, std::uint32_t v) {
-  const std::uint32_t address = static_cast<std::uint32_t>(__cvta_generic_to_shared(local));
-  std::uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
-  asm volatile("red.shared::cluster.max.u32 [%0], %1;" ::"r"(remote), "r"(v) : "memory");
+  asm volatile("red.shared::cluster.max.u32 [%0], %1;" ::"r"(mapa_shared_cluster(local, rank)), "r"(v) : "memory");
 }
 
 /// griddepcontrol.wait: block until every prerequisite grid has completed and its memory is visible. A
