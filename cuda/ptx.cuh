@@ -142,27 +142,29 @@ __device__ __forceinline__ float cvt_rn_f32_u32(std::uint32_t x) {
   return r;
 }
 
-/// add.rn.bf16 / add.rn.f16 and mul.rn.bf16 / mul.rn.f16: the 16-bit arithmetic of the fused norm (its
-/// residual add, and ONESHOT's square), one rounding to the 16-bit format, subnormals kept. The operands and
-/// result are raw 16-bit patterns. Model: reference add_native / mul_native.
-__device__ __forceinline__ std::uint16_t add_rn_bf16(std::uint16_t a, std::uint16_t b) {
-  std::uint16_t r;
-  asm("add.rn.bf16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+/// add.rn.bf16x2 / add.rn.f16x2 and mul.rn.bf16x2 / mul.rn.f16x2: the 16-bit arithmetic of the fused norm
+/// (its residual add, and ONESHOT's square), on the two 16-bit halves of a word at once: each half rounded
+/// once to the 16-bit format, subnormals kept, exactly as the one-element instruction would (the packed form
+/// halves the instructions of a pack). Operands and result are raw bit patterns. Model: reference
+/// add_native / mul_native, element by element.
+__device__ __forceinline__ std::uint32_t add_rn_bf16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
-__device__ __forceinline__ std::uint16_t add_rn_f16(std::uint16_t a, std::uint16_t b) {
-  std::uint16_t r;
-  asm("add.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+__device__ __forceinline__ std::uint32_t add_rn_f16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("add.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
-__device__ __forceinline__ std::uint16_t mul_rn_bf16(std::uint16_t a, std::uint16_t b) {
-  std::uint16_t r;
-  asm("mul.rn.bf16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+__device__ __forceinline__ std::uint32_t mul_rn_bf16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
-__device__ __forceinline__ std::uint16_t mul_rn_f16(std::uint16_t a, std::uint16_t b) {
-  std::uint16_t r;
-  asm("mul.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));
+__device__ __forceinline__ std::uint32_t mul_rn_f16x2(std::uint32_t a, std::uint32_t b) {
+  std::uint32_t r;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
 
@@ -307,6 +309,19 @@ __device__ __forceinline__ std::uint16_t cvt_rn_bf16_f32(float x) {
 __device__ __forceinline__ std::uint16_t cvt_rn_f16_f32(float x) {
   std::uint16_t r;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(x));
+  return r;
+}
+
+/// cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32: two fp32 narrowed as cvt_rn_bf16_f32 / cvt_rn_f16_f32 narrow each
+/// (same rounding, NaN and overflow), `hi` into bits 31..16 and `lo` into bits 15..0: one instruction a word.
+__device__ __forceinline__ std::uint32_t cvt_rn_bf16x2_f32(float hi, float lo) {
+  std::uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+__device__ __forceinline__ std::uint32_t cvt_rn_f16x2_f32(float hi, float lo) {
+  std::uint32_t r;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
 }
 

@@ -45,6 +45,8 @@ struct Pack<DType::kBf16> {
   /// Element e widened exactly to fp32 (bf16 bits are the high half of the fp32 bits).
   __device__ static float widen(const uint4& p, int e) { return __uint_as_float(half_bits(p, e) << 16); }
   __device__ static std::uint32_t narrow(float x) { return ptx::cvt_rn_bf16_f32(x); }
+  /// Elements 2i and 2i + 1 narrowed into word i, in one instruction.
+  __device__ static std::uint32_t narrow_word(float lo, float hi) { return ptx::cvt_rn_bf16x2_f32(hi, lo); }
   static constexpr std::uint32_t kNegativeZero = 0x8000u;
 };
 
@@ -55,6 +57,7 @@ struct Pack<DType::kFp16> {
     return ptx::cvt_f32_f16(static_cast<std::uint16_t>(half_bits(p, e)));
   }
   __device__ static std::uint32_t narrow(float x) { return ptx::cvt_rn_f16_f32(x); }
+  __device__ static std::uint32_t narrow_word(float lo, float hi) { return ptx::cvt_rn_f16x2_f32(hi, lo); }
   static constexpr std::uint32_t kNegativeZero = 0x8000u;
 };
 
@@ -87,23 +90,14 @@ template <DType T>
 __device__ __forceinline__ uint4 narrow_pack(const float (&acc)[Pack<T>::kElements], bool sanitize_result) {
   uint4 p;
   std::uint32_t* w = &p.x;
-  if constexpr (T == DType::kFp32) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      std::uint32_t b = Pack<T>::narrow(acc[i]);
-      if (sanitize_result && b == Pack<T>::kNegativeZero) b = 0u;
-      w[i] = b;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      std::uint32_t lo = Pack<T>::narrow(acc[2 * i]), hi = Pack<T>::narrow(acc[2 * i + 1]);
-      if (sanitize_result && lo == Pack<T>::kNegativeZero) lo = 0u;
-      if (sanitize_result && hi == Pack<T>::kNegativeZero) hi = 0u;
-      w[i] = lo | (hi << 16);
-    }
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (T == DType::kFp32)
+      w[i] = Pack<T>::narrow(acc[i]);
+    else
+      w[i] = Pack<T>::narrow_word(acc[2 * i], acc[2 * i + 1]);
   }
-  return p;
+  return sanitize_result ? sanitize_negative_zero<T>(p) : p;
 }
 
 /// A(a, b): the kernel's fp32 add, FTZ (flashinfer profile) or IEEE (ieee profile).

@@ -25,43 +25,53 @@ inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
 inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
 
 
-/// Element e of a pack as raw bits (16 or 32), and the pack with element e replaced.
-template <DType T>
-__device__ __forceinline__ std::uint32_t element_bits(const uint4& p, int e) {
-  if constexpr (T == DType::kFp32)
-    return (&p.x)[e];
-  else
-    return half_bits(p, e);
-}
-template <DType T>
-__device__ __forceinline__ void set_element_bits(uint4& p, int e, std::uint32_t bits) {
-  if constexpr (T == DType::kFp32) {
-    (&p.x)[e] = bits;
-  } else {
-    std::uint32_t& w = (&p.x)[e / 2];
-    w = (e % 2) ? ((w & 0xFFFFu) | (bits << 16)) : ((w & 0xFFFF0000u) | bits);
-  }
-}
-
-/// a + b in T: the 16-bit add (one rounding, subnormals kept) or the profile's fp32 add (SPEC 7's `pre`).
+/// pre = a + b in T, element by element (SPEC 7's `pre`): the 16-bit add two elements at a time (one rounding
+/// each, subnormals kept) or the profile's fp32 add.
 template <DType T, bool kFtz>
-__device__ __forceinline__ std::uint32_t add_in_t(std::uint32_t a, std::uint32_t b) {
+__device__ __forceinline__ uint4 add_pack_in_t(const uint4& a, const uint4& b) {
   if constexpr (T == DType::kBf16)
-    return ptx::add_rn_bf16(static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(b));
+    return make_uint4(ptx::add_rn_bf16x2(a.x, b.x), ptx::add_rn_bf16x2(a.y, b.y), ptx::add_rn_bf16x2(a.z, b.z),
+                      ptx::add_rn_bf16x2(a.w, b.w));
   else if constexpr (T == DType::kFp16)
-    return ptx::add_rn_f16(static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(b));
+    return make_uint4(ptx::add_rn_f16x2(a.x, b.x), ptx::add_rn_f16x2(a.y, b.y), ptx::add_rn_f16x2(a.z, b.z),
+                      ptx::add_rn_f16x2(a.w, b.w));
   else
-    return __float_as_uint(add_f32<kFtz>(__uint_as_float(a), __uint_as_float(b)));
+    return make_uint4(__float_as_uint(add_f32<kFtz>(__uint_as_float(a.x), __uint_as_float(b.x))),
+                      __float_as_uint(add_f32<kFtz>(__uint_as_float(a.y), __uint_as_float(b.y))),
+                      __float_as_uint(add_f32<kFtz>(__uint_as_float(a.z), __uint_as_float(b.z))),
+                      __float_as_uint(add_f32<kFtz>(__uint_as_float(a.w), __uint_as_float(b.w))));
 }
 
-/// x * x in T, widened (ONESHOT's square of a 16-bit element).
+/// Each element of a 16-bit pack squared in T (ONESHOT's square), two at a time.
 template <DType T>
-__device__ __forceinline__ float square_in_t(std::uint32_t x) {
+__device__ __forceinline__ uint4 square_pack_in_t(const uint4& x) {
+  static_assert(T != DType::kFp32, "fp32 squares are fp32 fmas");
   if constexpr (T == DType::kBf16)
-    return __uint_as_float(std::uint32_t(ptx::mul_rn_bf16(static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(x)))
-                           << 16);
+    return make_uint4(ptx::mul_rn_bf16x2(x.x, x.x), ptx::mul_rn_bf16x2(x.y, x.y), ptx::mul_rn_bf16x2(x.z, x.z),
+                      ptx::mul_rn_bf16x2(x.w, x.w));
   else
-    return ptx::cvt_f32_f16(ptx::mul_rn_f16(static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(x)));
+    return make_uint4(ptx::mul_rn_f16x2(x.x, x.x), ptx::mul_rn_f16x2(x.y, x.y), ptx::mul_rn_f16x2(x.z, x.z),
+                      ptx::mul_rn_f16x2(x.w, x.w));
+}
+
+/// A thread's sum of squares continued over one pack of `pre`, elements in order: ONESHOT's squares in T added
+/// in fp32 (`square_in_t`), else TWOSHOT's fp32 fma of the widened element.
+template <DType T, bool kFtz>
+__device__ __forceinline__ float add_squares(float acc, const uint4& pre, bool square_in_t) {
+  if constexpr (T != DType::kFp32) {
+    if (square_in_t) {
+      const uint4 squares = square_pack_in_t<T>(pre);
+#pragma unroll
+      for (int e = 0; e < Pack<T>::kElements; ++e) acc = add_f32<kFtz>(acc, Pack<T>::widen(squares, e));
+      return acc;
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kElements; ++e) {
+    const float f = Pack<T>::widen(pre, e);
+    acc = fma_f32<kFtz>(f, f, acc);
+  }
+  return acc;
 }
 
 /// One warp's xor butterfly (masks 16, 8, 4, 2, 1) over its first `lanes` lanes: each adds its partner's
@@ -141,11 +151,20 @@ template <DType T, bool kFtz>
 __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4& gamma, float scale,
                                                   const NormTree& tree, float (&out)[Pack<T>::kElements]) {
   const float bias = __uint_as_float(tree.weight_bias);
+  // One branch a pack, not one a product: both orders in every element cost the output pass a third more
+  // instructions.
+  if (tree.two_shot_order) {
 #pragma unroll
-  for (int e = 0; e < Pack<T>::kElements; ++e) {
-    const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));  // a real add even for a bias of 0
-    const float x = Pack<T>::widen(pre, e);
-    out[e] = tree.two_shot_order ? mul_f32<kFtz>(mul_f32<kFtz>(g, x), scale) : mul_f32<kFtz>(mul_f32<kFtz>(x, scale), g);
+    for (int e = 0; e < Pack<T>::kElements; ++e) {
+      const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));  // a real add even for a bias of 0
+      out[e] = mul_f32<kFtz>(mul_f32<kFtz>(g, Pack<T>::widen(pre, e)), scale);
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kElements; ++e) {
+      const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));
+      out[e] = mul_f32<kFtz>(mul_f32<kFtz>(Pack<T>::widen(pre, e), scale), g);
+    }
   }
 }
 
@@ -219,6 +238,26 @@ __device__ __forceinline__ RowPart row_part(const NormTree& tree) {
   return part;
 }
 
+/// Calls f(block, their_warp) for each of FlashInfer's warps our warp plays: j = warp, warp + warps, ... below
+/// my_blocks * their_warps, as (j / their_warps, j % their_warps) of block_of's numbering. Stepped without a
+/// division (one is a few dozen instructions, and the walk takes a step for about every pack of a row).
+template <class F>
+__device__ __forceinline__ void for_each_their_warp(const RowPart& part, F&& f) {
+  const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
+  const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
+  const int step_local = warps / part.their_warps, step_warp = warps % part.their_warps;
+  int local = warp / part.their_warps, their_warp = warp % part.their_warps;
+  while (local < part.my_blocks) {
+    f(part.block_of(local), their_warp);
+    local += step_local;
+    their_warp += step_warp;
+    if (their_warp >= part.their_warps) {
+      their_warp -= part.their_warps;
+      ++local;
+    }
+  }
+}
+
 /// Calls f(pack) for each pack this thread computes in a row, FlashInfer's thread by FlashInfer's thread
 /// (loads outer), and after each of FlashInfer's threads `done(block, their_warp, lanes)`, which every lane of
 /// the warp reaches together (it may shuffle).
@@ -226,10 +265,7 @@ template <class Each, class Done>
 __device__ __forceinline__ void for_each_their_thread(const NormTree& tree, const RowPart& part, int packs, Each&& each,
                                                       Done&& done) {
   const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
-  const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
-  const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
-  for (int j = warp; j < part.my_blocks * part.their_warps; j += warps) {
-    const int block = part.block_of(j / part.their_warps), their_warp = j % part.their_warps;
+  for_each_their_warp(part, [&](int block, int their_warp) {
     const int thread = their_warp * kWarpLanes + lane;
     const int lanes = min(kWarpLanes, tree.block_size - their_warp * kWarpLanes);
     for (int load = 0; load < tree.loads && lane < lanes; ++load) {
@@ -238,7 +274,7 @@ __device__ __forceinline__ void for_each_their_thread(const NormTree& tree, cons
       each(pack);
     }
     done(block, their_warp, lanes);
-  }
+  });
 }
 
 /// Calls f(pack, active) for the packs for_each_their_thread gives this thread, with every lane of a warp in
@@ -247,17 +283,14 @@ __device__ __forceinline__ void for_each_their_thread(const NormTree& tree, cons
 template <class Each>
 __device__ __forceinline__ void for_each_their_pack(const NormTree& tree, const RowPart& part, int packs, Each&& each) {
   const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
-  const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
-  const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
-  for (int j = warp; j < part.my_blocks * part.their_warps; j += warps) {
-    const int block = part.block_of(j / part.their_warps), their_warp = j % part.their_warps;
+  for_each_their_warp(part, [&](int block, int their_warp) {
     const int lanes = min(kWarpLanes, tree.block_size - their_warp * kWarpLanes);
     for (int load = 0; load < tree.loads; ++load) {
       const int first = block * tree.packs_per_block + load * tree.block_size + their_warp * kWarpLanes;
       if (first >= packs) break;  // the warp's later loads lie further out
       each(first + lane, lane < lanes && first + lane < packs);
     }
-  }
+  });
 }
 
 /// Row t of one rank, the `nth` row this block computes (from 0): `fetch(pack, &ar)` gives the all-reduced
@@ -301,20 +334,8 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
         uint4 ar{};
         if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
-        uint4 pre{};
-#pragma unroll
-        for (int e = 0; e < Pack<T>::kElements; ++e) {
-          const std::uint32_t x = add_in_t<T, kFtz>(element_bits<T>(ar, e), element_bits<T>(residual, e));
-          set_element_bits<T>(pre, e, x);
-          if constexpr (T != DType::kFp32) {
-            if (tree.square_in_t) {
-              acc = add_f32<kFtz>(acc, square_in_t<T>(x));
-              continue;
-            }
-          }
-          const float f = Pack<T>::widen(pre, e);
-          acc = fma_f32<kFtz>(f, f, acc);
-        }
+        const uint4 pre = add_pack_in_t<T, kFtz>(ar, residual);
+        acc = add_squares<T, kFtz>(acc, pre, tree.square_in_t != 0);
         reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
         if (staged != nullptr) staged[pack] = pre;
       },
