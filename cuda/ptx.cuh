@@ -168,6 +168,13 @@ __device__ __forceinline__ std::uint32_t mul_rn_f16x2(std::uint32_t a, std::uint
   return r;
 }
 
+/// cp.async.bulk.prefetch.L2.global: start bringing `bytes` (a multiple of 16, from a 16-byte aligned
+/// address) into L2, by the SM's bulk copy unit: one instruction for a whole row; loads nothing into
+/// registers and waits for nothing (a hint: a line a peer writes later is simply read again).
+__device__ __forceinline__ void bulk_prefetch_l2(const void* ptr, std::uint32_t bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(ptr), "r"(bytes));
+}
+
 /// prefetch.global.L1: start bringing the line of `ptr` into L1 (a hint; loads nothing into registers).
 __device__ __forceinline__ void prefetch_l1(const void* ptr) { asm volatile("prefetch.global.L1 [%0];" ::"l"(ptr)); }
 

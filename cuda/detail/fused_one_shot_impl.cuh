@@ -27,7 +27,13 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
     for (int s = 0; s < 4; ++s) clear_dirty_share(my.own_base(), my.f, s, round, my.rounds, my.tid, my.threads);
 
     // Phase 4 (ld, r, norm): a row per block; each pack of it folded from its W slots, as the plain kernel.
+    const auto prefetch = [&](std::uint32_t t) {  // token t's residual and its W slots (contiguous)
+      if (t < in.t1)
+        prefetch_row(io, t, my.row_packs, my.own_base() + stage + std::uint64_t(t) * my.world * my.row_packs * 16,
+                     my.world * my.row_packs * 16);
+    };
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
+      prefetch(t + rows.clusters);  // the block's next row (prefetch_row)
       const bool done = norm_row<T, kFtz, kCluster>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
         return one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
       });

@@ -45,7 +45,13 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
     (void)reduced;
 
     // Phase 5 (ag: ld, norm): a row per block, each pack polled in my BROADCAST stage.
+    const auto prefetch = [&](std::uint32_t t) {  // row t's residual and its BROADCAST row
+      if (t < in.t1)
+        prefetch_row(io, t, my.row_packs, my.own_base() + broadcast + row_pack_index(t, my.row_packs, 0) * 16,
+                     my.row_packs * 16);
+    };
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
+      prefetch(t + rows.clusters);  // the block's next row (prefetch_row)
       const bool done = norm_row<T, kFtz, kCluster>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& got) {
         const std::uint8_t* slot = my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
         got = ptx::ld_volatile_v4(slot);  // relaxed poll
