@@ -298,7 +298,9 @@ __device__ __forceinline__ void for_each_their_pack(const NormTree& tree, const 
 /// block computes its rows one after another, each a round trip to memory for its inputs, then barriers and
 /// the scale; with the next row's bytes on their way, its loads find them in L2. Measured on an H200 (W = 2,
 /// bf16, D = 4096, same run): 16 MiB from 129.4 to 114.7 us (ONESHOT) and 122.0 to 111.9 us (TWOSHOT), 4 MiB
-/// 1.2-1.3 us faster; two rows ahead gained a third of that (every block's rows in flight then crowd L2).
+/// 1.2-1.3 us faster; two rows ahead gained a third of that (every block's rows in flight then crowd L2). It
+/// costs a block of one row (decode) 0.03-0.1 us though it issues nothing there; a prefetch of a line a
+/// thread (prefetch.global.L2) in its place measured the same, both ways.
 __device__ __forceinline__ void prefetch_row(const NormSlot& io, std::uint32_t t, std::uint32_t row_packs,
                                              const std::uint8_t* lamport, std::uint32_t lamport_bytes) {
   if (threadIdx.x != 0) return;
