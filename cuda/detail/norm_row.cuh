@@ -151,8 +151,7 @@ template <DType T, bool kFtz>
 __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4& gamma, float scale,
                                                   const NormTree& tree, float (&out)[Pack<T>::kElements]) {
   const float bias = __uint_as_float(tree.weight_bias);
-  // One branch a pack, not one a product: both orders in every element cost the output pass a third more
-  // instructions.
+  // One branch a pack, not a choice an element (a select there computes both orders' products).
   if (tree.two_shot_order) {
 #pragma unroll
     for (int e = 0; e < Pack<T>::kElements; ++e) {
@@ -240,7 +239,8 @@ __device__ __forceinline__ RowPart row_part(const NormTree& tree) {
 
 /// Calls f(block, their_warp) for each of FlashInfer's warps our warp plays: j = warp, warp + warps, ... below
 /// my_blocks * their_warps, as (j / their_warps, j % their_warps) of block_of's numbering. Stepped without a
-/// division (one is a few dozen instructions, and the walk takes a step for about every pack of a row).
+/// division (one by a run-time divisor is some twenty instructions, and the walk takes a step for about every
+/// pack of a row).
 template <class F>
 __device__ __forceinline__ void for_each_their_warp(const RowPart& part, F&& f) {
   const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
