@@ -15,11 +15,13 @@
 
 namespace ar {
 
-/// `add.rn.bf16` / `add.rn.f16` (bf16 or fp16 only): the exact sum rounded once to T. Subnormal inputs and
-/// results are kept (16-bit ops never flush); overflow gives a signed infinity.
+/// `add.rn.bf16` / `add.rn.f16` (bf16 or fp16 only), and each half of `add.rn.bf16x2` / `add.rn.f16x2`, the
+/// form our kernels issue: the exact sum rounded once to T. Subnormal inputs and results are kept (16-bit ops
+/// never flush); overflow gives a signed infinity.
 std::uint32_t add_native(std::uint32_t a, std::uint32_t b, DType t);
 
-/// `mul.rn.bf16` / `mul.rn.f16` (bf16 or fp16 only): the exact product rounded once to T, no flushing.
+/// `mul.rn.bf16` / `mul.rn.f16` (bf16 or fp16 only), and each half of `mul.rn.bf16x2` / `mul.rn.f16x2`: the
+/// exact product rounded once to T, no flushing.
 std::uint32_t mul_native(std::uint32_t a, std::uint32_t b, DType t);
 
 /// `mul.rn.ftz.f32` when `ftz`, IEEE `mul.rn.f32` otherwise. With FTZ, subnormal inputs become zeros of
