@@ -13,7 +13,7 @@ plot() { "$py" -m mnnvl_ar.plot "$@"; }
 # Our all-reduce against NCCL in the same run: two H100s over NVLink, one rank each, bf16.
 plot bench "$r/h100-80gb-x2-nv18_w2_all-dtypes_4K-256M_graph_nccl.json" --type bf16 -o docs/figures/bench-h100x2-vs-nccl
 # The fused call against the all-reduce and the all-reduce + a separate norm kernel: one H200, W = 2.
-plot bench "$r/h200_w2_bf16_fused-sweep_9609dc9.json" -o docs/figures/fused-h200
+plot bench "$r/h200_w2_bf16_fused-sweep_dc9a16f.json" -o docs/figures/fused-h200
 # The invariant profile's cost: every profile's fused call on one H200 (W = 2, D = 4096, from 1 MiB).
 plot bench "$r/h200_w2-w8_bf16_invariant-cost-large_1935d8a.json" --world 2 -o docs/figures/invariant-cost-h200
 plot bench "$r/h200_w2-w8_bf16_invariant-exact-cost-large_862cf24.json" --world 2 -o docs/figures/invariant-exact-cost-h200
