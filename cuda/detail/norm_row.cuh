@@ -25,33 +25,34 @@ inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
 inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
 
 
-/// pre = a + b in T, element by element (SPEC 7's `pre`): the 16-bit add two elements at a time (one rounding
+/// op applied word by word to two packs: (op(a.x, b.x), ..., op(a.w, b.w)).
+template <class Op>
+__device__ __forceinline__ uint4 word_by_word(const uint4& a, const uint4& b, Op&& op) {
+  return make_uint4(op(a.x, b.x), op(a.y, b.y), op(a.z, b.z), op(a.w, b.w));
+}
+
+/// pre = a + b in T, element by element (SPEC 7's `pre`): the 16-bit add two elements a word (one rounding
 /// each, subnormals kept) or the profile's fp32 add.
 template <DType T, bool kFtz>
 __device__ __forceinline__ uint4 add_pack_in_t(const uint4& a, const uint4& b) {
   if constexpr (T == DType::kBf16)
-    return make_uint4(ptx::add_rn_bf16x2(a.x, b.x), ptx::add_rn_bf16x2(a.y, b.y), ptx::add_rn_bf16x2(a.z, b.z),
-                      ptx::add_rn_bf16x2(a.w, b.w));
+    return word_by_word(a, b, ptx::add_rn_bf16x2);
   else if constexpr (T == DType::kFp16)
-    return make_uint4(ptx::add_rn_f16x2(a.x, b.x), ptx::add_rn_f16x2(a.y, b.y), ptx::add_rn_f16x2(a.z, b.z),
-                      ptx::add_rn_f16x2(a.w, b.w));
+    return word_by_word(a, b, ptx::add_rn_f16x2);
   else
-    return make_uint4(__float_as_uint(add_f32<kFtz>(__uint_as_float(a.x), __uint_as_float(b.x))),
-                      __float_as_uint(add_f32<kFtz>(__uint_as_float(a.y), __uint_as_float(b.y))),
-                      __float_as_uint(add_f32<kFtz>(__uint_as_float(a.z), __uint_as_float(b.z))),
-                      __float_as_uint(add_f32<kFtz>(__uint_as_float(a.w), __uint_as_float(b.w))));
+    return word_by_word(a, b, [](std::uint32_t x, std::uint32_t y) {
+      return __float_as_uint(add_f32<kFtz>(__uint_as_float(x), __uint_as_float(y)));
+    });
 }
 
-/// Each element of a 16-bit pack squared in T (ONESHOT's square), two at a time.
+/// Each element of a 16-bit pack squared in T (ONESHOT's square), two a word.
 template <DType T>
 __device__ __forceinline__ uint4 square_pack_in_t(const uint4& x) {
   static_assert(T != DType::kFp32, "fp32 squares are fp32 fmas");
   if constexpr (T == DType::kBf16)
-    return make_uint4(ptx::mul_rn_bf16x2(x.x, x.x), ptx::mul_rn_bf16x2(x.y, x.y), ptx::mul_rn_bf16x2(x.z, x.z),
-                      ptx::mul_rn_bf16x2(x.w, x.w));
+    return word_by_word(x, x, ptx::mul_rn_bf16x2);
   else
-    return make_uint4(ptx::mul_rn_f16x2(x.x, x.x), ptx::mul_rn_f16x2(x.y, x.y), ptx::mul_rn_f16x2(x.z, x.z),
-                      ptx::mul_rn_f16x2(x.w, x.w));
+    return word_by_word(x, x, ptx::mul_rn_f16x2);
 }
 
 /// A thread's sum of squares continued over one pack of `pre`, elements in order: ONESHOT's squares in T added
