@@ -6,17 +6,22 @@
 //    adds per value where FlashInfer's fold has one. Directed rounding is monotone, so the exact sum lies
 //    between the two folds; when both round to the same T value, so does the exact sum. When no add
 //    rounded, the two folds are one point, so ties of T (common: sums of bf16 values have few bits) are
-//    decided right too. Only a sum within a few fp32 ulps of a T midpoint, or a NaN, goes on (on the
-//    bench's inputs about 5 in 10^5 elements at W = 8, 8 in 10^4 at W = 64, none at W = 2; as often as the
-//    TwoSum error bound this replaced, at a third of the arithmetic).
-// 2. Doubles (fp32 always starts here): every value is a multiple of the smallest one's last bit and the sum
-//    stays below W times the largest one's binade, so when that span fits a double's 53 bits (reference
-//    double_sum_is_exact, the host engine's test too) every partial sum is exact and the double IS the exact
-//    sum. fp16 always fits (2^-24 .. 2^16, 46 bits with W = 64; its NaN and Inf come out right by
-//    themselves); bf16 unless one pack holds values 2^39 or more apart, fp32 unless 2^23.
-// 3. A 320-bit integer (WideSum, the reference's ExactSum in device code), element by element, for the rest
-//    (and every pack with a NaN or an Inf, bf16 and fp32).
-// The later ways read the slots again: a slot, once full, keeps its value for the rest of the call.
+//    decided right too. Both ends are narrowed two elements a word, as FlashInfer's fold is, and a pack
+//    whose two narrowed ends are the same bits is done: one test a pack, not a few a element. That covers
+//    NaN too (cvt gives the canonical NaN, the exact sum's: a NaN in both folds needs a NaN input or both
+//    infinities among the inputs, since add.rm overflows only to -Inf and add.rp only to +Inf). Only a sum
+//    within a few fp32 ulps of a T midpoint goes on (on the bench's inputs about 5 in 10^5 elements at
+//    W = 8, 8 in 10^4 at W = 64, none at W = 2), or a zero sum whose down fold is -0 (x + -x rounded down).
+// 2. Doubles, element by element (fp32: the whole pack, always): every value is a multiple of the smallest
+//    one's last bit and the sum stays below W times the largest one's binade, so when that span fits a
+//    double's 53 bits (reference double_sum_is_exact, the host engine's test too) every partial sum is exact
+//    and the double IS the exact sum. fp16 always fits (2^-24 .. 2^16, 46 bits with W = 64; its NaN and Inf
+//    come out right by themselves); bf16 unless the values are 2^39 or more apart, fp32 unless 2^23.
+// 3. A 320-bit integer (WideSum, the reference's ExactSum in device code) for the rest (also a NaN or an
+//    Inf among bf16 or fp32 values).
+// Ways 2 and 3 read the slots again (a slot, once full, keeps its value for the rest of the call) and run
+// out of line (settle_undecided, wide_sum_element): the hot loop holds none of their registers. They cost
+// the call that needs them about 1 us (docs/results.md), so they stay for the elements way 1 leaves.
 //
 // Rounding a double once to T: fp32 by cvt.rn.f32.f64. bf16 and fp16 by round-to-odd into fp32 (cvt.rz plus
 // a sticky last bit), then cvt.rn to T: fp32 keeps at least two bits more than either (also at their
@@ -140,13 +145,12 @@ struct WideSum {
 };
 
 /// Way 1 for bf16 and fp16: polls the W slots like fold_slots and folds them twice in fp32, rounding down and
-/// rounding up. `out` gets every element when `certified` (each interval rounds to one T value). False when a
-/// wait gave up.
+/// rounding up, then narrows both ends two elements a word. `high` gets the up fold narrowed: the answer
+/// wherever `low` (the down fold narrowed) has the same bits. False when a wait gave up.
 template <DType T>
 __device__ __forceinline__ bool exact_fold_fp32(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                std::int64_t token, std::uint32_t pack,
-                                                std::uint32_t (&out)[Pack<T>::kElements], bool& certified,
-                                                const WaitContext& ctx) {
+                                                std::int64_t token, std::uint32_t pack, uint4& low_words,
+                                                uint4& high_words, const WaitContext& ctx) {
   constexpr int E = Pack<T>::kElements;
   float low[E], high[E];  // the fold rounded down and rounded up: low <= every exact partial sum <= high
 #pragma unroll
@@ -160,54 +164,126 @@ __device__ __forceinline__ bool exact_fold_fp32(const std::uint8_t* first, std::
     }
   });
   if (!polled) return false;
-  certified = true;
+  std::uint32_t* l = &low_words.x;
+  std::uint32_t* h = &high_words.x;
 #pragma unroll
-  for (int e = 0; e < E; ++e) {
-    // A NaN (a NaN input, Inf - Inf) is not certified: the later ways make it canonical. An infinity is fine: an
-    // input Inf makes both ends that Inf, and an overflow keeps low <= exact <= high, all that rounding needs.
-    const bool zero = low[e] == 0.0f && high[e] == 0.0f;  // an exact zero sum, whose bits are +0
-    const std::uint32_t rounded_low = Pack<T>::narrow(low[e]), rounded_high = Pack<T>::narrow(high[e]);
-    certified = certified && low[e] == low[e] && high[e] == high[e] && (rounded_low == rounded_high || zero);
-    out[e] = zero ? 0u : rounded_high;
+  for (int i = 0; i < 4; ++i) {
+    l[i] = Pack<T>::narrow_word(low[2 * i], low[2 * i + 1]);
+    h[i] = Pack<T>::narrow_word(high[2 * i], high[2 * i + 1]);
   }
   return true;
 }
 
-/// Ways 2 and 3: polls the W slots (full already after way 1) and sums them in doubles; where the pack's span
-/// does not fit a double, sums each element again in a WideSum. False when a wait gave up.
+/// Element e of a pack as fp32, from the 32-bit word that holds it (word e / 2 of 16-bit elements, e of fp32).
 template <DType T>
-__device__ __forceinline__ bool exact_fold_wide(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                std::int64_t token, std::uint32_t pack,
-                                                std::uint32_t (&out)[Pack<T>::kElements], const WaitContext& ctx) {
-  constexpr int E = Pack<T>::kElements;
-  double acc[E];
-#pragma unroll
-  for (int e = 0; e < E; ++e) acc[e] = 0.0;
+__device__ __forceinline__ float widen_element(std::uint32_t word, int e) {
+  return Pack<T>::widen(make_uint4(word, 0u, 0u, 0u), T == DType::kFp32 ? 0 : e % 2);
+}
+
+/// The byte offset in a slot of the 32-bit word that holds element e.
+template <DType T>
+__device__ __forceinline__ std::uint32_t element_word_offset(int e) {
+  return 4u * static_cast<std::uint32_t>(T == DType::kFp32 ? e : e / 2);
+}
+
+/// Way 3: element e's exact sum in a WideSum, its W values read again from the full slots. Out of line: the
+/// 320-bit sum's registers and stack belong to this rare call alone, not to the kernel's hot loop.
+template <DType T>
+__device__ __noinline__ std::uint32_t wide_sum_element(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                       int e) {
+  const std::uint8_t* word = first + element_word_offset<T>(e);
+  WideSum wide;
+  for (int r = 0; r < world; ++r) {
+    const auto* at = reinterpret_cast<const std::uint32_t*>(word + std::uint64_t(r) * stride);
+    wide.add(__float_as_uint(widen_element<T>(ptx::ld_volatile_u32(at), e)));
+  }
+  return wide.round<T>();
+}
+
+/// Ways 2 and 3 for the element of bf16 or fp16 that way 1 left undecided (a few in 10^5 at W = 8): only its
+/// word of each slot is read again, kGroup loads in flight at once (one round trip up to W = 16), and summed
+/// in doubles when the span fits, else in a WideSum.
+template <DType T>
+__device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                       int e) {
+  constexpr int kGroup = 16;
+  const std::uint8_t* word = first + element_word_offset<T>(e);
+  double acc = 0.0;
   std::uint32_t largest = 0, smallest_minus_one = 0xFFFFFFFFu;  // a zero's |x| - 1 wraps: never the smallest
-  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int, const uint4& v) {
+  for (int g0 = 0; g0 < world; g0 += kGroup) {
+    std::uint32_t w[kGroup];
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const float x = Pack<T>::widen(v, e);
-      acc[e] = ptx::add_rn_f64(acc[e], ptx::cvt_f64_f32(x));
-      if constexpr (T != DType::kFp16) {
+    for (int i = 0; i < kGroup; ++i)
+      if (g0 + i < world)
+        w[i] = ptx::ld_volatile_u32(reinterpret_cast<const std::uint32_t*>(word + std::uint64_t(g0 + i) * stride));
+#pragma unroll
+    for (int i = 0; i < kGroup; ++i) {
+      if (g0 + i < world) {
+        const float x = widen_element<T>(w[i], e);
+        acc = ptx::add_rn_f64(acc, ptx::cvt_f64_f32(x));
         const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
         largest = max(largest, magnitude);
         smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
       }
     }
+  }
+  if (exact_in_double<T>(largest, smallest_minus_one, world)) return round_double_to<T>(acc);
+  return wide_sum_element<T>(first, stride, world, e);
+}
+
+/// The elements whose two narrowed ends differ, settled one by one (exact_element); `high` is the pack with
+/// them put right. Ends of -0 and +0 are an exact zero sum, whose bits are +0 (the up end's): decided. Out of
+/// line: the kernel's hot loop holds none of this path's registers.
+template <DType T>
+__device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std::uint8_t* first, std::uint64_t stride,
+                                               int world) {
+  const std::uint32_t* l = &low.x;
+  std::uint32_t* h = &high.x;
+  std::uint32_t undecided = 0;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const std::uint32_t lo = (l[e / 2] >> (16 * (e % 2))) & 0xFFFFu, hi = (h[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
+    const bool zero = lo == 0x8000u && hi == 0u;
+    undecided |= (lo != hi && !zero) ? 1u << e : 0u;
+  }
+  while (undecided != 0) {
+    const int e = __ffs(static_cast<int>(undecided)) - 1;
+    undecided &= undecided - 1u;
+    const std::uint32_t bits = exact_element<T>(first, stride, world, e);
+    const int shift = 16 * (e % 2);
+#pragma unroll
+    for (int i = 0; i < 4; ++i)  // selects, not an indexed store: the pack stays in registers
+      if (i == e / 2) h[i] = (h[i] & ~(0xFFFFu << shift)) | (bits << shift);
+  }
+  return high;
+}
+
+/// Ways 2 and 3 for fp32, a whole pack: polls the W slots and sums them in doubles; where the pack's span
+/// does not fit a double, sums each element again in a WideSum. False when a wait gave up.
+__device__ __forceinline__ bool exact_fold_fp32_values(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                       std::int64_t token, std::uint32_t pack, uint4& sum,
+                                                       const WaitContext& ctx) {
+  constexpr DType T = DType::kFp32;
+  constexpr int E = Pack<T>::kElements;
+  double acc[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) acc[e] = 0.0;
+  std::uint32_t largest = 0, smallest_minus_one = 0xFFFFFFFFu;
+  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int, const uint4& v) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const float x = Pack<T>::widen(v, e);
+      acc[e] = ptx::add_rn_f64(acc[e], ptx::cvt_f64_f32(x));
+      const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
+      largest = max(largest, magnitude);
+      smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
+    }
   });
   if (!polled) return false;
-  if (exact_in_double<T>(largest, smallest_minus_one, world)) {
+  const bool exact = exact_in_double<T>(largest, smallest_minus_one, world);
+  std::uint32_t* w = &sum.x;
 #pragma unroll
-    for (int e = 0; e < E; ++e) out[e] = round_double_to<T>(acc[e]);
-  } else {
-    for (int e = 0; e < E; ++e) {
-      WideSum wide;
-      for (int r = 0; r < world; ++r)
-        wide.add(__float_as_uint(Pack<T>::widen(ptx::ld_volatile_v4(first + std::uint64_t(r) * stride), e)));
-      out[e] = wide.round<T>();
-    }
-  }
+  for (int e = 0; e < E; ++e) w[e] = exact ? round_double_to<T>(acc[e]) : wide_sum_element<T>(first, stride, world, e);
   return true;
 }
 
@@ -217,20 +293,15 @@ template <DType T>
 __device__ __forceinline__ bool exact_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
                                                  std::int64_t token, std::uint32_t pack, uint4& sum,
                                                  const WaitContext& ctx) {
-  std::uint32_t out[Pack<T>::kElements];
-  bool certified = false;
-  if constexpr (T != DType::kFp32)
-    if (!exact_fold_fp32<T>(first, stride, world, token, pack, out, certified, ctx)) return false;
-  if (!certified && !exact_fold_wide<T>(first, stride, world, token, pack, out, ctx)) return false;
-  std::uint32_t* w = &sum.x;
   if constexpr (T == DType::kFp32) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = out[i];
+    return exact_fold_fp32_values(first, stride, world, token, pack, sum, ctx);
   } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = out[2 * i] | (out[2 * i + 1] << 16);
+    uint4 low;
+    if (!exact_fold_fp32<T>(first, stride, world, token, pack, low, sum, ctx)) return false;
+    if (((low.x ^ sum.x) | (low.y ^ sum.y) | (low.z ^ sum.z) | (low.w ^ sum.w)) != 0)
+      sum = settle_undecided<T>(low, sum, first, stride, world);
+    return true;
   }
-  return true;
 }
 
 }  // namespace ar::cuda::detail

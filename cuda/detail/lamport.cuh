@@ -19,11 +19,12 @@ inline constexpr int kBlockThreads = 256;
 /// H100 against 2 and 4 (128 and 64 registers): 4 spills in the hot loops, 2 leaves too few threads; 3 with
 /// kUnroll = 2 moved the most bytes (256 MiB, W = 2: 82% / 92% of the copy bandwidth, ONESHOT / TWOSHOT).
 inline constexpr int kMinBlocksPerSm = 3;
-/// The invariant profile's kernels (kExact) at two blocks an SM, 128 registers: at 80 they spill around
-/// the exact sum's rarely taken second pass (doubles, WideSum), which cost every call. Measured on an H200
-/// (bf16, graph replay, same run): at 80 registers the profile was 0.1-0.3 us slower than flashinfer at
-/// 4-64 KiB (W = 2) and 10-19% from 1 MiB; at 128, 0.02-0.15 us faster at 4-64 KiB and -14% to +14% from
-/// 1 MiB. The launch plan follows each kernel's own occupancy (cuda/all_reduce.cpp resident_blocks).
+/// The invariant profile's kernels (kExact) at two blocks an SM, 128 registers. Measured on an H200 (bf16,
+/// graph replay, same run): at 80 registers they spilled in the hot loop and were 0.1-0.3 us slower than
+/// flashinfer at 4-64 KiB (W = 2) and 10-19% from 1 MiB; at 128, faster at small sizes. With the exact sum's
+/// rare ways out of line (cuda/detail/exact_fold.cuh), ONESHOT at 80 registers was still 0.17-0.39 us slower
+/// than at 128 at 4-16 KiB and 2-24% at 1 MiB (W = 2, 8), so both stay at two blocks. The launch plan
+/// follows each kernel's own occupancy (cuda/all_reduce.cpp resident_blocks).
 inline constexpr int kMinBlocksPerSmExact = 2;
 inline constexpr std::uint32_t kEmptyWord = ::ar::kLamportEmptyWord;  // 0x80000000 in every 32-bit word
 
