@@ -7,7 +7,7 @@
 //    between the two folds; when both round to the same T value, so does the exact sum. When no add
 //    rounded, the two folds are one point, so ties of T (common: sums of bf16 values have few bits) are
 //    decided right too. Both ends are narrowed two elements a word, as FlashInfer's fold is, and a pack
-//    whose two narrowed ends are the same bits is done: one test a pack, not a few a element. That covers
+//    whose two narrowed ends are the same bits is done: one test a pack, not a few an element. That covers
 //    NaN too (cvt gives the canonical NaN, the exact sum's: a NaN in both folds needs a NaN input or both
 //    infinities among the inputs, since add.rm overflows only to -Inf and add.rp only to +Inf). Only a sum
 //    within a few fp32 ulps of a T midpoint goes on (on the bench's inputs about 5 in 10^5 elements at
@@ -50,18 +50,29 @@ __device__ __forceinline__ std::uint32_t round_double_to(double x) {
   }
 }
 
-/// Whether the pack's double sums are exact, from the largest and smallest non-zero magnitudes (fp32 bits of
-/// the widened values; `smallest_minus_one` + 1 is the smallest, 0 when all are zeros): the host engine's
-/// test, reference double_sum_is_exact.
-template <DType T>
-__device__ __forceinline__ bool exact_in_double(std::uint32_t largest, std::uint32_t smallest_minus_one, int world) {
-  if constexpr (T == DType::kFp16) {
-    return true;  // 2^-24 .. 2^16 and W <= 64: 46 bits; a NaN or an Inf stays in its own element
-  } else {
-    if (largest >= 0x7F800000u) return false;  // a NaN or an Inf: WideSum, element by element
-    return ::ar::double_sum_is_exact(largest, smallest_minus_one + 1u, world, ::ar::float_format(T));
+/// The largest and smallest non-zero magnitudes (fp32 bits) of the values a double sum adds, which tell
+/// whether every partial sum is exact: the host engine's test, reference double_sum_is_exact.
+struct MagnitudeSpan {
+  std::uint32_t largest = 0;
+  std::uint32_t smallest_minus_one = 0xFFFFFFFFu;  // |x| - 1: a zero's wraps, so it is never the smallest
+
+  __device__ __forceinline__ void add(float x) {
+    const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
+    largest = max(largest, magnitude);
+    smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
   }
-}
+
+  /// Whether the double sum of W such values of T is exact.
+  template <DType T>
+  __device__ __forceinline__ bool exact_in_double(int world) const {
+    if constexpr (T == DType::kFp16) {
+      return true;  // 2^-24 .. 2^16 and W <= 64: 46 bits; a NaN or an Inf stays in its own element
+    } else {
+      if (largest >= 0x7F800000u) return false;  // a NaN or an Inf: WideSum, element by element
+      return ::ar::double_sum_is_exact(largest, smallest_minus_one + 1u, world, ::ar::float_format(T));
+    }
+  }
+};
 
 /// The exact sum of fp32 values as a two's-complement integer in units of 2^-149 (320 bits: 2^283 covers 64
 /// times the largest float), NaN and infinities kept apart, rounded once to T at the end. The slow path.
@@ -209,7 +220,7 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
   constexpr int kGroup = 16;
   const std::uint8_t* word = first + element_word_offset<T>(e);
   double acc = 0.0;
-  std::uint32_t largest = 0, smallest_minus_one = 0xFFFFFFFFu;  // a zero's |x| - 1 wraps: never the smallest
+  MagnitudeSpan span;
   for (int g0 = 0; g0 < world; g0 += kGroup) {
     std::uint32_t w[kGroup];
 #pragma unroll
@@ -221,13 +232,11 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
       if (g0 + i < world) {
         const float x = widen_element<T>(w[i], e);
         acc = ptx::add_rn_f64(acc, ptx::cvt_f64_f32(x));
-        const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
-        largest = max(largest, magnitude);
-        smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
+        span.add(x);
       }
     }
   }
-  if (exact_in_double<T>(largest, smallest_minus_one, world)) return round_double_to<T>(acc);
+  if (span.exact_in_double<T>(world)) return round_double_to<T>(acc);
   return wide_sum_element<T>(first, stride, world, e);
 }
 
@@ -237,13 +246,14 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
 template <DType T>
 __device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std::uint8_t* first, std::uint64_t stride,
                                                int world) {
+  static_assert(T != DType::kFp32, "fp32 packs are summed in doubles whole (exact_fold_in_doubles)");
   const std::uint32_t* l = &low.x;
   std::uint32_t* h = &high.x;
   std::uint32_t undecided = 0;
 #pragma unroll
-  for (int e = 0; e < 8; ++e) {
+  for (int e = 0; e < Pack<T>::kElements; ++e) {
     const std::uint32_t lo = (l[e / 2] >> (16 * (e % 2))) & 0xFFFFu, hi = (h[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
-    const bool zero = lo == 0x8000u && hi == 0u;
+    const bool zero = lo == Pack<T>::kNegativeZero && hi == 0u;
     undecided |= (lo != hi && !zero) ? 1u << e : 0u;
   }
   while (undecided != 0) {
@@ -258,29 +268,27 @@ __device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std:
   return high;
 }
 
-/// Ways 2 and 3 for fp32, a whole pack: polls the W slots and sums them in doubles; where the pack's span
+/// Ways 2 and 3 for an fp32 pack, whole: polls the W slots and sums them in doubles; where the pack's span
 /// does not fit a double, sums each element again in a WideSum. False when a wait gave up.
-__device__ __forceinline__ bool exact_fold_fp32_values(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                       std::int64_t token, std::uint32_t pack, uint4& sum,
-                                                       const WaitContext& ctx) {
+__device__ __forceinline__ bool exact_fold_in_doubles(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                      std::int64_t token, std::uint32_t pack, uint4& sum,
+                                                      const WaitContext& ctx) {
   constexpr DType T = DType::kFp32;
   constexpr int E = Pack<T>::kElements;
   double acc[E];
 #pragma unroll
   for (int e = 0; e < E; ++e) acc[e] = 0.0;
-  std::uint32_t largest = 0, smallest_minus_one = 0xFFFFFFFFu;
+  MagnitudeSpan span;
   const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int, const uint4& v) {
 #pragma unroll
     for (int e = 0; e < E; ++e) {
       const float x = Pack<T>::widen(v, e);
       acc[e] = ptx::add_rn_f64(acc[e], ptx::cvt_f64_f32(x));
-      const std::uint32_t magnitude = __float_as_uint(x) & 0x7FFFFFFFu;
-      largest = max(largest, magnitude);
-      smallest_minus_one = min(smallest_minus_one, magnitude - 1u);
+      span.add(x);
     }
   });
   if (!polled) return false;
-  const bool exact = exact_in_double<T>(largest, smallest_minus_one, world);
+  const bool exact = span.exact_in_double<T>(world);
   std::uint32_t* w = &sum.x;
 #pragma unroll
   for (int e = 0; e < E; ++e) w[e] = exact ? round_double_to<T>(acc[e]) : wide_sum_element<T>(first, stride, world, e);
@@ -294,7 +302,7 @@ __device__ __forceinline__ bool exact_fold_slots(const std::uint8_t* first, std:
                                                  std::int64_t token, std::uint32_t pack, uint4& sum,
                                                  const WaitContext& ctx) {
   if constexpr (T == DType::kFp32) {
-    return exact_fold_fp32_values(first, stride, world, token, pack, sum, ctx);
+    return exact_fold_in_doubles(first, stride, world, token, pack, sum, ctx);
   } else {
     uint4 low;
     if (!exact_fold_fp32<T>(first, stride, world, token, pack, low, sum, ctx)) return false;
