@@ -34,6 +34,15 @@ std::string printable(std::string_view text) {
   return out;
 }
 
+// Whether a connection's two ends are one socket. While nothing listens on a port of the OS's ephemeral
+// range, a connect to it can be given that very port as its own end (TCP's simultaneous open) and succeed:
+// this rank would then wait out its timeout for a challenge from itself instead of trying again.
+bool connected_to_itself(const tcp::socket& socket) {
+  boost::system::error_code a, b;
+  const tcp::endpoint local = socket.local_endpoint(a), remote = socket.remote_endpoint(b);
+  return !a && !b && local == remote;
+}
+
 constexpr const char* kTokenHint = "every process needs the same MNNVL_AR_TOKEN, MNNVL_AR_TOKEN_FILE or --token-file";
 
 }  // namespace
@@ -388,6 +397,7 @@ struct Rendezvous::Impl {
           finished = true;
         });
         if (!run_until([&] { return finished; }, until, {&root.socket})) break;
+        if (!ec && connected_to_itself(root.socket)) ec = asio::error::connection_refused;
         if (!ec) {
           handshake_with_root(root);
           return;

@@ -44,10 +44,18 @@ def rank_environment(rank, world, port, token=TOKEN, **extra):
     return env
 
 
+_held_ports = []  # sockets that keep the ports free_port gave out until the tests end
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a rank 0, held by a bound socket that does not listen: rank 0 (which binds with
+    SO_REUSEADDR too) can listen there, but no test running beside this one can take it meanwhile, and no
+    connection made before rank 0 listens can be given it as its own end."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    _held_ports.append(s)
+    return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -51,8 +51,9 @@ class RawPeer {
     while (Clock::now() < until) {
       auto peer = std::make_unique<RawPeer>(std::make_shared<asio::io_context>());
       boost::system::error_code ec;
-      peer->socket_.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-      if (!ec) return peer;
+      const tcp::endpoint there{asio::ip::make_address("127.0.0.1"), port};
+      peer->socket_.connect(there, ec);
+      if (!ec && peer->socket_.local_endpoint(ec) != there) return peer;  // not a connection to itself
       std::this_thread::sleep_for(20ms);
     }
     FAIL("nothing listened on port " << port);

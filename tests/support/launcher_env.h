@@ -34,7 +34,11 @@ inline constexpr const char* kLauncherVariables[] = {"RANK",
                                                      "MNNVL_AR_TOKEN",
                                                      "MNNVL_AR_TOKEN_FILE"};
 
-/// A loopback TCP port that was free a moment ago (the OS picks it; the probe socket is closed on return).
+/// A loopback TCP port for a test's rank 0, held for the rest of this process: the OS picks it, and a socket
+/// bound to it with SO_REUSEADDR but not listening keeps it. The rank 0 that the test starts (which binds
+/// with SO_REUSEADDR too) can listen there, but no other process can take it meanwhile (tests run side by
+/// side), and no connection made while rank 0 is not yet listening can be given it as its own end: a
+/// connection from a port to itself (TCP's simultaneous open) would otherwise look like rank 0.
 std::uint16_t free_port();
 
 /// "RANK=r LOCAL_RANK=r WORLD_SIZE=w LOCAL_WORLD_SIZE=w MASTER_ADDR=127.0.0.1 MASTER_PORT=port": the
