@@ -80,6 +80,22 @@ ClearRecord clear_record(Strategy strategy, const ProblemShape& s) {
   return r;
 }
 
+DirectRegion direct_region(int world, std::int64_t scatter_bytes, std::int64_t broadcast_bytes,
+                           std::int64_t max_blocks) {
+  DirectRegion d;
+  d.world = world;
+  d.max_blocks = max_blocks;
+  d.broadcast = round_up(scatter_bytes, kPackBytes);
+  d.flags = d.broadcast + round_up(broadcast_bytes, kPackBytes);
+  d.bytes = d.flags + 2 * static_cast<std::int64_t>(world) * max_blocks * kPackBytes;
+  return d;
+}
+
+std::int64_t direct_scatter_bytes(const ProblemShape& s) {
+  return round_up(s.tokens, s.world_size) * s.hidden * dtype_bytes(s.dtype);
+}
+std::int64_t direct_broadcast_bytes(const ProblemShape& s) { return s.tokens * s.hidden * dtype_bytes(s.dtype); }
+
 LamportFlags advance_flags(const LamportFlags& f, const ClearRecord& launched) {
   LamportFlags next;
   next.words = {(f.current_buffer() + 1) % kLamportBufferCount,

@@ -97,6 +97,43 @@ ClearRecord clear_record(Strategy strategy, const ProblemShape& s);
 /// record this launch's stages and bytes, reset the arrival counter.
 LamportFlags advance_flags(const LamportFlags& f, const ClearRecord& launched);
 
+/// The direct TWOSHOT path of large calls (docs/large-messages.md): the same owners and the same fold as
+/// TWOSHOT, but its data goes through a region of plain words that flags publish, not through the Lamport
+/// buffers, so nothing is cleared and no data word is polled. The region is laid out once for every call on
+/// the workspace, so a word is always the same kind of row, or the same flag, whatever the call's shape (laid
+/// out per call, a later call's flag or row can land on an earlier call's row a slow peer has not read yet).
+/// Byte offsets from the region's start:
+/// - SCATTER: rows [t / W][source] (the Lamport SCATTER stage's layout; a rank's own rows stay unused: the
+///   owner folds its own input straight from the tensor), for the largest call;
+/// - BROADCAST: rows [t] (a rank's own tokens stay unused: the owner writes them straight to its output);
+/// - flags: one 16-byte pack per (kind, source, block), for the most blocks a launch may have; its first word
+///   is direct_flag_value(epoch, round) once the writing block's stores of that round are published.
+enum class DirectFlag : int { kScatter = 0, kBroadcast = 1 };
+struct DirectRegion {
+  int world = 0;
+  std::int64_t broadcast = 0;   ///< offset of BROADCAST (SCATTER starts at 0)
+  std::int64_t flags = 0;       ///< offset of the first flag
+  std::int64_t max_blocks = 0;  ///< flags per (kind, source)
+  std::int64_t bytes = 0;       ///< the region's size
+  /// Offset of the flag a block of rank `source` publishes into each reader's region.
+  constexpr std::int64_t flag(DirectFlag kind, int source, std::int64_t block) const {
+    return flags + ((static_cast<std::int64_t>(kind) * world + source) * max_blocks + block) * kPackBytes;
+  }
+};
+/// The region for calls whose SCATTER rows take at most `scatter_bytes` (round_up(N, W) * D * E), whose
+/// BROADCAST rows at most `broadcast_bytes` (N * D * E) and whose launches at most `max_blocks` blocks.
+DirectRegion direct_region(int world, std::int64_t scatter_bytes, std::int64_t broadcast_bytes, std::int64_t max_blocks);
+/// A call's SCATTER and BROADCAST bytes.
+std::int64_t direct_scatter_bytes(const ProblemShape& s);
+std::int64_t direct_broadcast_bytes(const ProblemShape& s);
+/// What a flag holds once round `round` of the call with epoch `epoch` (calls the rank had completed, plus one)
+/// is published: a writer is never more than one round ahead of what its reader has seen (it needs the
+/// reader's answer to the round before), so one flag a (kind, source, block) serves every round and call as
+/// long as consecutive values differ, and an old call's value never equals a new one's (2^31 calls apart).
+constexpr std::uint32_t direct_flag_value(std::uint32_t epoch, std::int64_t round) {
+  return 2u * epoch + static_cast<std::uint32_t>(round & 1);
+}
+
 /// Why a call cannot run on a workspace with `buffer_bytes` per buffer: too small, or byte counts past the
 /// kernels' 32-bit (and N*D*W past their int) arithmetic. nullopt when it fits.
 std::optional<std::string> check_fits_workspace(Strategy strategy, const ProblemShape& s, std::int64_t buffer_bytes);

@@ -82,6 +82,13 @@ std::vector<CallContext> make_call_contexts(const SimConfig& config, std::uint64
     if (config.protocol == Protocol::kOurs) {
       c.own_from_registers = false;
       plan_our_grid(config, c);
+      if (takes_direct_path(config, rc)) {
+        c.takes_direct = true;
+        c.record = ClearRecord{};  // nothing in the Lamport buffers for the next launch to clear
+        // The mutation's layout, from this call alone; the region of the whole sequence replaces it below.
+        c.direct = direct_region(config.world_size, direct_scatter_bytes(c.shape), direct_broadcast_bytes(c.shape),
+                                 c.grids[0].ctas);
+      }
     } else {
       c.grids = flashinfer_grids(rc, config.packs_per_cta, config.sm_count);
     }
@@ -91,7 +98,25 @@ std::vector<CallContext> make_call_contexts(const SimConfig& config, std::uint64
     c.expected = reference_all_reduce(c.input, c.strategy, Profile::kFlashInfer);
     calls.push_back(std::move(c));
   }
+  // One region for every direct call: room for the largest rows and the most blocks.
+  std::int64_t scatter = 0, broadcast = 0, blocks = 0;
+  for (const CallContext& c : calls) {
+    if (!c.takes_direct) continue;
+    scatter = std::max(scatter, direct_scatter_bytes(c.shape));
+    broadcast = std::max(broadcast, direct_broadcast_bytes(c.shape));
+    blocks = std::max(blocks, c.grids[0].ctas);
+  }
+  if (config.mutation != Mutation::kDirectPerCallLayout)
+    for (CallContext& c : calls)
+      if (c.takes_direct) c.direct = direct_region(config.world_size, scatter, broadcast, blocks);
   return calls;
+}
+
+std::int64_t direct_region_bytes(const std::vector<CallContext>& calls) {
+  std::int64_t bytes = 0;
+  for (const CallContext& c : calls)
+    if (c.takes_direct) bytes = std::max(bytes, round_up(c.direct.bytes, kPackBytes));
+  return bytes;
 }
 
 }  // namespace ar::sim

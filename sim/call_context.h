@@ -51,6 +51,10 @@ struct CallContext {
   std::int64_t rounds = 1;            ///< ours: ceil(N / tokens_per_round)
   int poll_chunk = 2;                 ///< sources polled (and folded) per pass
   bool own_from_registers = true;     ///< FlashInfer ONESHOT W <= 8: the local value is not read back
+  /// Ours: a plain TWOSHOT call that takes the direct path (SimConfig::direct_from_bytes); its rows and flags
+  /// lie where `direct` says (one layout for every direct call of the sequence), and it records nothing to clear.
+  bool takes_direct = false;
+  DirectRegion direct;
   /// The grids the call launches on every rank, in stream order: one, or for FlashInfer's fused TWOSHOT the
   /// all-reduce kernel then rmsNormLamport.
   std::vector<GridShape> grids;
@@ -66,5 +70,8 @@ std::vector<GridShape> flashinfer_grids(const ResolvedCall& call, int packs_per_
 /// Builds every call's context for inputs drawn from `seed`. Throws std::invalid_argument when
 /// protocol_conflict(config) names a problem.
 std::vector<CallContext> make_call_contexts(const SimConfig& config, std::uint64_t seed);
+
+/// Bytes of the direct region every rank needs for `calls` (0 when no call takes the direct path).
+std::int64_t direct_region_bytes(const std::vector<CallContext>& calls);
 
 }  // namespace ar::sim

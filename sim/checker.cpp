@@ -121,8 +121,36 @@ bool Checker::on_output(int rank, int cta, int call, std::int64_t element, std::
   return false;
 }
 
+namespace {
+std::uint64_t word_key(int rank, std::uint32_t word) { return (static_cast<std::uint64_t>(rank) << 32) | word; }
+}  // namespace
+
+void Checker::on_direct_read(int rank, std::uint32_t word, int call) {
+  for (std::uint32_t k = 0; k < 4; ++k) direct_taken_[word_key(rank, word + k)] = static_cast<std::uint16_t>(call);
+}
+
 void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words,
-                          int dest_call, int dest_oldest_call) {
+                          std::uint32_t direct_word, int dest_call, int dest_oldest_call) {
+  if (u.word >= direct_word) {
+    if (u.ghost.kind != WriteKind::kData) return;  // the flags are overwritten by design
+    for (int k = 0; k < 2; ++k) {
+      const Ghost old = before[static_cast<std::size_t>(k)];
+      const std::uint32_t word = u.word + static_cast<std::uint32_t>(k);
+      if (!(u.mask & (1u << k)) || old.kind != WriteKind::kData) continue;
+      const auto taken = direct_taken_.find(word_key(u.dest, word));
+      if (taken != direct_taken_.end() && taken->second == old.call) continue;
+      Failure f{.kind = FailureKind::kOverwriteUnread, .rank = u.dest, .call = u.ghost.call};
+      f.message = fmt::format(
+          "overwrite of unread data: r{}'s store of call {} lands on {}, which holds {} that r{} has not taken yet "
+          "(r{} is in call {}). The direct path has no clears: a writer may reuse a row only once its reader's "
+          "flags say the reader is done with it",
+          u.issuer, u.ghost.call, describe_word(config_, u.dest, word), describe_ghost(old), u.dest, u.dest,
+          dest_call);
+      fail(std::move(f));
+      return;
+    }
+    return;
+  }
   if (u.word >= lamport_words) return;
   // A grid of an earlier call still running on the destination rank while the rank is in a later call: its
   // clears are late, not missing.
@@ -191,7 +219,9 @@ std::uint64_t Checker::hash() const {
     h = mix64(h ^ (seen ? mix64(seen->words[0] + 2) ^ seen->words[1] ^ (std::uint64_t(seen->words[3]) << 32) ^
                               (std::uint64_t(seen->words[4]) << 8) ^ seen->words[5]
                         : 1));
-  return h;
+  std::uint64_t taken = 0;  // order-independent: the map's iteration order is not the state's
+  for (const auto& [key, call] : direct_taken_) taken += mix64(key ^ (std::uint64_t(call) << 48));
+  return mix64(h ^ taken);
 }
 
 }  // namespace ar::sim

@@ -9,6 +9,8 @@
 //   the slot ("no slot read as full before it was written");
 // - overwrite-uncleared: data lands only on words that are empty (cleared or initial);
 // - clear-unread: a clear never erases data of its own or a later call (data somebody may still read);
+// - overwrite-unread: the direct path's data lands only on words whose last data its reader has taken (no
+//   clears there: the flags and the order of the calls must keep writers off unread rows);
 // - flags-mismatch: every CTA of every rank reads the same flag words 0-7 in the same call (our kernels: and
 //   flag word 12, the call counter, equals the number of calls the rank has completed);
 // - out-of-bounds: no Lamport store outside the three buffers;
@@ -21,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "reference/tensor.h"
@@ -38,10 +41,11 @@ enum class FailureKind : std::uint8_t {
   kFlagsMismatch,
   kOutOfBounds,
   kStepBudget,
+  kOverwriteUnread,
 };
-inline constexpr std::array<std::string_view, 8> kFailureKindNames{
-    "wrong-bits",   "deadlock",       "stale-read",    "overwrite-uncleared",
-    "clear-unread", "flags-mismatch", "out-of-bounds", "step-budget"};
+inline constexpr std::array<std::string_view, 9> kFailureKindNames{
+    "wrong-bits",     "deadlock",      "stale-read",  "overwrite-uncleared", "clear-unread",
+    "flags-mismatch", "out-of-bounds", "step-budget", "overwrite-unread"};
 constexpr std::string_view failure_kind_name(FailureKind k) { return kFailureKindNames[static_cast<std::size_t>(k)]; }
 
 struct Failure {
@@ -97,8 +101,11 @@ class Checker {
   /// A unit is about to be written over words whose ghosts are `before` (only Lamport words are checked);
   /// `dest_call` is the call its destination rank is in, `dest_oldest_call` the call of the oldest grid still
   /// running there (dest_call unless a grid outlived the one after it).
-  void on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words, int dest_call,
-                   int dest_oldest_call);
+  /// Words from `direct_word` on are the direct path's region, checked for overwrite-unread.
+  void on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& before, std::uint32_t lamport_words,
+                   std::uint32_t direct_word, int dest_call, int dest_oldest_call);
+  /// The direct path: `rank` took the 16-byte pack at `word` (data of `call`) from its region.
+  void on_direct_read(int rank, std::uint32_t word, int call);
   /// A Lamport access aimed outside the three buffers; `what` says what it was (a clear, data of a call, a poll).
   void on_out_of_bounds(int rank, int cta, int call, std::string_view op, std::string_view what, int dest,
                         std::int64_t byte);
@@ -121,6 +128,8 @@ class Checker {
   std::vector<std::optional<FlagsSeen>> flags_seen_;       ///< per call: the first CTA to read them
   std::vector<std::optional<FlagsSeen>> rank_flags_seen_;  ///< per call and rank (call * W + rank)
   std::vector<std::vector<HostTensor>> outputs_;
+  /// The direct path: per (rank, word) of its region, the call whose data the reader last took there.
+  std::unordered_map<std::uint64_t, std::uint16_t> direct_taken_;
 };
 
 }  // namespace ar::sim

@@ -76,6 +76,11 @@ std::optional<Protocol> parse_protocol(std::string_view name) {
   return std::nullopt;
 }
 
+bool takes_direct_path(const SimConfig& c, const ResolvedCall& call) {
+  return c.protocol == Protocol::kOurs && c.direct_from_bytes > 0 && !call.fused &&
+         call.strategy() == Strategy::kTwoShot && call.shape.bytes_per_rank() >= c.direct_from_bytes;
+}
+
 bool mutation_applies(Mutation m, Protocol p) {
   const MutationInfo& info = mutation_info(m);
   return p == Protocol::kOurs ? info.ours : info.flashinfer;
@@ -85,6 +90,11 @@ std::optional<std::string> protocol_conflict(const SimConfig& c) {
   if (c.max_blocks_per_rank < 0)
     return fmt::format("the block cap must be >= 0 (0: no cap), got {}", c.max_blocks_per_rank);
   if (c.round_tokens < 0) return fmt::format("tokens per round must be >= 0 (0: one round), got {}", c.round_tokens);
+  if (c.direct_from_bytes < 0)
+    return fmt::format("the direct path's threshold must be >= 0 bytes (0: no call takes it), got {}",
+                       c.direct_from_bytes);
+  if (c.direct_from_bytes > 0 && c.protocol != Protocol::kOurs)
+    return std::string("the direct path belongs to our kernels (the ours protocol)");
   if (!mutation_applies(c.mutation, c.protocol))
     return fmt::format("mutation {} does not apply to the {} protocol", mutation_name(c.mutation),
                        protocol_name(c.protocol));
@@ -115,6 +125,7 @@ std::string describe(const SimConfig& c) {
     text += fmt::format(" protocol={}", protocol_name(c.protocol));
     if (c.max_blocks_per_rank > 0) text += fmt::format(" blocks<={}", c.max_blocks_per_rank);
     if (c.round_tokens > 0) text += fmt::format(" tokens/round={}", c.round_tokens);
+    if (c.direct_from_bytes > 0) text += fmt::format(" direct-from={}", c.direct_from_bytes);
   }
   return text;
 }
@@ -132,6 +143,7 @@ std::string command_arguments(const SimConfig& c) {
     text += fmt::format(" --protocol {}", protocol_name(c.protocol));
     if (c.max_blocks_per_rank > 0) text += fmt::format(" --blocks-per-rank {}", c.max_blocks_per_rank);
     if (c.round_tokens > 0) text += fmt::format(" --tokens-per-round {}", c.round_tokens);
+    if (c.direct_from_bytes > 0) text += fmt::format(" --direct-from {}", c.direct_from_bytes);
   }
   return text;
 }

@@ -78,7 +78,14 @@ struct SimConfig {
   /// Protocol::kOurs: tokens per round (the kernels' round_bytes, as tokens); 0: the whole call in one round.
   /// TWOSHOT rounds up to a multiple of W, as the kernels do.
   std::int64_t round_tokens = 0;
+  /// Protocol::kOurs: plain TWOSHOT calls of at least this many bytes a rank take the direct path (flags
+  /// publish plain stores in a region beside the Lamport buffers: sim/direct_kernels.cpp,
+  /// docs/large-messages.md); 0: none does.
+  std::int64_t direct_from_bytes = 0;
 };
+
+/// Whether call `call` of `c` takes the direct path (see SimConfig::direct_from_bytes).
+bool takes_direct_path(const SimConfig& c, const ResolvedCall& call);
 
 /// Why the protocol-specific fields of `c` do not go together (our kernels are unicast only and arrive their
 /// own way; FlashInfer's grid has no block cap or rounds; a mutation must apply to the protocol), or nullopt.

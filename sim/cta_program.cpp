@@ -12,7 +12,7 @@
 namespace ar::sim {
 namespace {
 
-constexpr std::array<std::string_view, 24> kPhaseNames{"read flags 0-3",
+constexpr std::array<std::string_view, 29> kPhaseNames{"read flags 0-3",
                                                        "read flags 4-7",
                                                        "store",
                                                        "scatter",
@@ -35,13 +35,18 @@ constexpr std::array<std::string_view, 24> kPhaseNames{"read flags 0-3",
                                                        "advance flags (last to arrive)",
                                                        "trigger dependents",
                                                        "wait for the previous grid",
+                                                       "direct: scatter",
+                                                       "direct: publish the scatter",
+                                                       "direct: reduce",
+                                                       "direct: publish the broadcast",
+                                                       "direct: gather",
                                                        "done"};
 static_assert(kPhaseNames.size() == static_cast<std::size_t>(Phase::kDone) + 1);
 
 bool ours(const KernelEnv& env) { return env.config.protocol == Protocol::kOurs; }
 
 std::span<const Phase> program(const KernelEnv& env) {
-  return ours(env) ? detail::our_program(env.call.strategy) : detail::flashinfer_program(env);
+  return ours(env) ? detail::our_program(env.call) : detail::flashinfer_program(env);
 }
 
 /// The pack a CTA at a poll polls (nullopt when it is not at one).
@@ -74,7 +79,11 @@ int first_empty_word(const Pack& words, Mutation m) {
 bool looks_empty(const Pack& words, Mutation m) { return first_empty_word(words, m) >= 0; }
 
 bool wait_fails(const WaitTarget& target, const Pack& words, Mutation m) {
-  return target.kind == WaitTarget::Kind::kCounter ? words[0] < target.counter_target : looks_empty(words, m);
+  switch (target.kind) {
+    case WaitTarget::Kind::kCounter: return words[0] < target.counter_target;
+    case WaitTarget::Kind::kFlag: return !detail::flag_published(words[0], target.counter_target, m);
+    default: return looks_empty(words, m);
+  }
 }
 
 void step_cta(CtaState& c, KernelEnv& env) {
@@ -89,6 +98,7 @@ void step_cta(CtaState& c, KernelEnv& env) {
 
 std::optional<WaitTarget> next_wait(const CtaState& c, const KernelEnv& env) {
   if (c.read_mask != 0) return std::nullopt;
+  if (ours(env) && env.call.takes_direct) return detail::direct_wait(c, env);
   // Our kernels issue the first loads of a poll group (or of the gather's two packs) whatever they find: only
   // a retry waits.
   if (ours(env) && c.sub != 1) return std::nullopt;
@@ -128,6 +138,10 @@ std::string describe_wait(const CtaState& c, const KernelEnv& env, const MemoryS
   if (target->kind == WaitTarget::Kind::kGridDependency)
     return fmt::format("{} waits (griddepcontrol.wait) for the all-reduce kernel of its call to complete", who);
   const std::uint32_t w0 = target->pack.word;
+  if (target->kind == WaitTarget::Kind::kFlag)
+    return fmt::format("{} waits for {} to hold {:08x} (published by r{}); it reads {:08x} ({})", who,
+                       describe_word(env.config, c.rank, w0), target->counter_target, c.peer, memory.word(c.rank, w0),
+                       describe_ghost(memory.ghost(c.rank, w0)));
   if (target->kind == WaitTarget::Kind::kCounter)
     return fmt::format("{} waits for the arrival counter ({}) to reach {}; it reads {}", who,
                        describe_word(env.config, c.rank, w0), target->counter_target, memory.word(c.rank, w0));

@@ -51,6 +51,12 @@ enum class Phase : std::uint8_t {
   // FlashInfer's fused TWOSHOT only (sim/flashinfer_fused_kernels.cpp): the PDL pair.
   kTrigger,   ///< the all-reduce kernel: griddepcontrol.launch_dependents, right after the scatter
   kGridSync,  ///< rmsNormLamport: griddepcontrol.wait, just before its flag update
+  // Our kernels' direct path of large TWOSHOT calls only (sim/direct_kernels.cpp).
+  kDirectScatter,           ///< st_v4 of my rows into their owners' SCATTER rows
+  kDirectPublishScatter,    ///< bar_cta_sync, then st_release_sys_u32 of this block's flag at every owner
+  kDirectReduce,            ///< wait for every source's flag, read, fold, st_v4 the sums to every other rank
+  kDirectPublishBroadcast,  ///< bar_cta_sync, then st_release_sys_u32 of this block's flag at every other rank
+  kDirectGather,            ///< wait for every owner's flag, read the rows the other ranks own
   kDone,
 };
 std::string_view phase_name(Phase p);
@@ -89,6 +95,7 @@ struct CtaState {
   std::uint8_t sub = 0;
   std::uint8_t advance = 0;     ///< 1: advances the flags at arrival, 2: after its work
   std::uint32_t call_word = 0;  ///< flag word 12 as read
+  std::uint8_t peer = 0;        ///< the direct path: the rank a per-rank loop is at
 
   /// The phase at `pc` of the program `env` runs.
   Phase phase(const struct KernelEnv& env) const;
@@ -115,11 +122,12 @@ void step_cta(CtaState& cta, KernelEnv& env);
 /// 16-byte pack, the spin on the arrival counter, or (FlashInfer's fused calls) a barrier that is not memory:
 /// the cluster barrier its cluster block 0 waits at, or griddepcontrol.wait for the previous grid of its rank.
 struct WaitTarget {
-  enum class Kind : std::uint8_t { kPoll, kCounter, kClusterBarrier, kGridDependency };
+  /// kFlag: the direct path's wait for a flag (its first word) to hold this call's and round's value.
+  enum class Kind : std::uint8_t { kPoll, kCounter, kClusterBarrier, kGridDependency, kFlag };
   Kind kind = Kind::kPoll;
-  Address pack;  ///< kPoll, kCounter: first word of the 16-byte pack (word 8 for the counter)
-  std::uint32_t counter_target = 0;
-  bool on_memory() const { return kind == Kind::kPoll || kind == Kind::kCounter; }
+  Address pack;  ///< kPoll, kCounter, kFlag: first word of the 16-byte pack (word 8 for the counter)
+  std::uint32_t counter_target = 0;  ///< kCounter: the count to reach; kFlag: the value
+  bool on_memory() const { return kind == Kind::kPoll || kind == Kind::kCounter || kind == Kind::kFlag; }
 };
 std::optional<WaitTarget> next_wait(const CtaState& cta, const KernelEnv& env);
 

@@ -241,7 +241,12 @@ void normalize_flashinfer(CtaState& c, const KernelEnv& env) {
       case Phase::kAdvanceAtArrival:
       case Phase::kClearShare:
       case Phase::kNextRound:
-      case Phase::kAdvanceAtEnd: return;
+      case Phase::kAdvanceAtEnd:
+      case Phase::kDirectScatter:
+      case Phase::kDirectPublishScatter:
+      case Phase::kDirectReduce:
+      case Phase::kDirectPublishBroadcast:
+      case Phase::kDirectGather: return;
       case Phase::kStore:
       case Phase::kScatter:
       case Phase::kGather:
@@ -378,6 +383,11 @@ void step_flashinfer(CtaState& c, KernelEnv& env) {
     case Phase::kClearShare:
     case Phase::kNextRound:
     case Phase::kAdvanceAtEnd:
+    case Phase::kDirectScatter:
+    case Phase::kDirectPublishScatter:
+    case Phase::kDirectReduce:
+    case Phase::kDirectPublishBroadcast:
+    case Phase::kDirectGather:
       throw std::logic_error(fmt::format("FlashInfer's kernels have no phase '{}'", phase_name(phase)));
   }
 }

@@ -6,11 +6,12 @@
 
 namespace ar::sim {
 
-MemorySystem::MemorySystem(int ranks, std::int64_t lamport_bytes)
+MemorySystem::MemorySystem(int ranks, std::int64_t lamport_bytes, std::int64_t direct_bytes)
     : ranks_(ranks),
       lamport_words_(static_cast<std::uint32_t>(lamport_bytes / 4)),
-      words_per_rank_(lamport_words_ + kFlagsBlockWords) {
-  if (lamport_bytes % kPackBytes != 0) throw std::invalid_argument("MemorySystem: buffers must be whole packs");
+      words_per_rank_(lamport_words_ + kFlagsBlockWords + static_cast<std::uint32_t>(direct_bytes / 4)) {
+  if (lamport_bytes % kPackBytes != 0 || direct_bytes % kPackBytes != 0)
+    throw std::invalid_argument("MemorySystem: buffers must be whole packs");
   const std::size_t total = static_cast<std::size_t>(ranks) * words_per_rank_;
   words_.assign(total, kLamportEmptyWord);  // lamport_initialize: every word is the sentinel
   ghosts_.assign(total, Ghost{});

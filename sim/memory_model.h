@@ -38,7 +38,7 @@ struct Ghost {
 };
 
 /// Which modelled operation issued a store (for traces and diagnoses).
-enum class StoreOp : std::uint8_t { kStV4, kStU32, kMultimemStV4 };
+enum class StoreOp : std::uint8_t { kStV4, kStU32, kMultimemStV4, kStReleaseSysU32 };
 
 /// One aligned 8-byte unit in flight.
 struct PendingUnit {
@@ -59,14 +59,17 @@ struct PendingUnit {
 class MemorySystem {
  public:
   /// `ranks` memories of `lamport_bytes` (three buffers) followed by the flags block (kFlagsBlockWords words,
-  /// reference/workspace.h: FlashInfer's nine, and word 12, our kernels' call counter).
-  MemorySystem(int ranks, std::int64_t lamport_bytes);
+  /// reference/workspace.h: FlashInfer's nine, and word 12, our kernels' call counter), then `direct_bytes` of
+  /// the direct path's region (reference DirectLayout), which starts as the buffers do: every word the sentinel.
+  MemorySystem(int ranks, std::int64_t lamport_bytes, std::int64_t direct_bytes = 0);
 
   int ranks() const { return ranks_; }
   std::uint32_t lamport_words() const { return lamport_words_; }
   std::uint32_t words_per_rank() const { return words_per_rank_; }
   /// Word index of flag word `i` (0 .. kFlagsBlockWords - 1) in every rank's memory.
   std::uint32_t flag_word(int i) const { return lamport_words_ + static_cast<std::uint32_t>(i); }
+  /// Word index of the direct region's first word in every rank's memory.
+  std::uint32_t direct_word() const { return lamport_words_ + kFlagsBlockWords; }
 
   std::uint32_t word(int rank, std::uint32_t w) const { return words_[index(rank, w)]; }
   Ghost ghost(int rank, std::uint32_t w) const { return ghosts_[index(rank, w)]; }

@@ -31,6 +31,12 @@ enum class Mutation : std::uint8_t {
   kNormReadsUnpolled,      ///< FlashInfer: rmsNormLamport takes each BROADCAST pack as first loaded, no poll
   kNormNoGridSync,         ///< FlashInfer: rmsNormLamport has no griddepcontrol.wait
   kFusedOwnerSkipsOwnRow,  ///< ours: the owner stores its sum into the other ranks' BROADCAST only
+  // Our kernels' direct path of large TWOSHOT calls (SimConfig::direct_from_bytes).
+  kDirectPlainFlag,        ///< the flag is a plain store: it may land before the rows it publishes
+  kDirectNoScatterWait,    ///< the owner reads SCATTER without waiting for the sources' flags
+  kDirectNoBroadcastWait,  ///< a rank reads BROADCAST without waiting for the owners' flags
+  kDirectAnyEpoch,         ///< a reader takes any flag but the initial one as published, whatever its call
+  kDirectPerCallLayout,    ///< each call lays its rows and flags out by its own shape
 };
 
 struct MutationInfo {
@@ -43,7 +49,7 @@ struct MutationInfo {
   std::string_view in_ours;  ///< what the change is in our kernels (empty: as summary says)
 };
 
-inline constexpr std::array<MutationInfo, 15> kMutationTable{{
+inline constexpr std::array<MutationInfo, 20> kMutationTable{{
     {Mutation::kNone, "none", "the protocol as FlashInfer implements it", "nothing: every search passes"},
     {Mutation::kTwoBuffers, "two-buffers", "rotate over 2 Lamport buffers instead of 3",
      "clear-unread: a rank clears its previous buffer after a faster peer already wrote the next call's data "
@@ -92,6 +98,24 @@ inline constexpr std::array<MutationInfo, 15> kMutationTable{{
     {Mutation::kFusedOwnerSkipsOwnRow, "fused-owner-skips-own-row",
      "fused TWOSHOT: the owner skips its own BROADCAST row (stores to the others only)",
      "deadlock: the rank polls BROADCAST for its own tokens too, and nobody writes them", false, true, ""},
+    {Mutation::kDirectPlainFlag, "direct-plain-flag", "direct path: the flag is a plain st.u32, not a release",
+     "stale-read: the reader sees the flag before the rows it publishes have landed", false, true, ""},
+    {Mutation::kDirectNoScatterWait, "direct-no-scatter-wait",
+     "direct path: the owner reads SCATTER without waiting for the sources' flags",
+     "stale-read: the owner folds a row its source has not written yet (or the previous call's)", false, true, ""},
+    {Mutation::kDirectNoBroadcastWait, "direct-no-broadcast-wait",
+     "direct path: a rank reads BROADCAST without waiting for the owners' flags",
+     "stale-read: the rank takes a BROADCAST row whose sum has not landed (it cannot end the call early and reuse "
+     "rows unread: a row it read had landed, so its owner had read what it sums)",
+     false, true, ""},
+    {Mutation::kDirectAnyEpoch, "direct-any-epoch",
+     "direct path: any flag but the initial one counts as published, whatever its call and round",
+     "stale-read: the flag of an earlier round or call lets a reader take rows not written yet", false, true, ""},
+    {Mutation::kDirectPerCallLayout, "direct-per-call-layout",
+     "direct path: each call lays its rows and flags out from the region's start by its own shape",
+     "overwrite-unread, stale-read or deadlock: a rank already in the next call, of another shape, stores a row or "
+     "a flag onto a row (or flag) of the call before that a slower peer has not read",
+     false, true, ""},
 }};
 
 constexpr const MutationInfo& mutation_info(Mutation m) { return kMutationTable[static_cast<std::size_t>(m)]; }

@@ -42,6 +42,20 @@ Pack Ops::ld_v4(Address a) {
   return p;
 }
 
+Pack Ops::ld_v4(Address a, std::array<Ghost, 4>& ghosts) {
+  const Pack p = ld_v4(a);
+  for (std::uint32_t k = 0; k < 4; ++k) ghosts[k] = sim_.memory_.ghost(a.rank, a.word + k);
+  return p;
+}
+
+void Ops::st_release_sys_u32(Address a, std::uint32_t value, Ghost ghost) {
+  // Release at system scope: every earlier store of this CTA, to any rank, lands before the flag can.
+  sim_.flush_all(cta_);
+  sim_.issue_store(cta_, StoreOp::kStReleaseSysU32, a.rank, a.word, &value, 1, ghost);
+}
+
+std::uint32_t Ops::ld_acquire_sys_u32(Address a) { return load_u32(a, Op::kLdAcquireSysU32); }
+
 bool Ops::ld_volatile_v4(Address a, Pack& words, std::array<Ghost, 4>& ghosts) {
   ++sim_.events_;
   if (!sim_.in_lamport_range(a.word, 4)) {
@@ -74,16 +88,17 @@ bool Ops::ld_volatile_v4(Address a, Pack& words, std::array<Ghost, 4>& ghosts) {
   return complete;
 }
 
-std::uint32_t Ops::ld_volatile_u32(Address a) {
+std::uint32_t Ops::load_u32(Address a, Op op) {
   ++sim_.events_;
   sim_.deliver_before_read(a.rank, a.word, 1);
   const std::uint32_t v = sim_.memory_.word(a.rank, a.word);
   if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call,
-               std::string(op_name(Op::kLdVolatileU32)),
+    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call, std::string(op_name(op)),
                fmt::format("{} -> {}", describe_word(sim_.config_, a.rank, a.word), v));
   return v;
 }
+
+std::uint32_t Ops::ld_volatile_u32(Address a) { return load_u32(a, Op::kLdVolatileU32); }
 
 void Ops::red_release_gpu_add_u32(Address a, std::uint32_t value) {
   ++sim_.events_;
@@ -98,15 +113,7 @@ void Ops::red_release_gpu_add_u32(Address a, std::uint32_t value) {
                fmt::format("{} += {} -> {}", describe_word(sim_.config_, a.rank, a.word), value, v));
 }
 
-std::uint32_t Ops::ld_u32(Address a) {
-  ++sim_.events_;
-  sim_.deliver_before_read(a.rank, a.word, 1);
-  const std::uint32_t v = sim_.memory_.word(a.rank, a.word);
-  if (sim_.trace_)
-    sim_.trace(TraceEvent::Kind::kOp, cta_.rank, sim_.trace_cta(cta_), cta_.call, std::string(op_name(Op::kLdU32)),
-               fmt::format("{} -> {}", describe_word(sim_.config_, a.rank, a.word), v));
-  return v;
-}
+std::uint32_t Ops::ld_u32(Address a) { return load_u32(a, Op::kLdU32); }
 
 std::uint32_t Ops::atom_relaxed_gpu_add_u32(Address a, std::uint32_t value) {
   ++sim_.events_;

@@ -11,6 +11,9 @@
 // - FlashInfer's fused calls only: barrier_cluster_arrive and barrier_cluster_wait (the cluster arrival of the
 //   fused ONESHOT and of rmsNormLamport's cluster launch), griddepcontrol_launch_dependents and
 //   griddepcontrol_wait (the PDL pair between the fused TWOSHOT's two kernels);
+// - our kernels' direct path of large TWOSHOT calls only (sim/direct_kernels.cpp): st_release_sys_u32 (a block
+//   publishes its stores with a flag) and ld_acquire_sys_u32 (the flag wait); its data goes out with st_v4 and
+//   comes in with ld_v4, with no poll;
 // - fence_acq_rel_gpu: only the Arrival::kAfterFlags variant of FlashInfer's protocol (the arrival our kernels
 //   were first designed with); neither FlashInfer nor our kernels issue it, and cuda/ptx.cuh does not wrap it.
 // ld_v4 and ld_u32 are the plain loads the compiler emits for the kernels' C++ flag reads, not cuda/ptx.cuh
@@ -64,8 +67,10 @@ enum class Op : std::uint8_t {
   kBarrierClusterWait,
   kGriddepcontrolLaunchDependents,
   kGriddepcontrolWait,
+  kStReleaseSysU32,
+  kLdAcquireSysU32,
 };
-inline constexpr std::array<std::string_view, 15> kOpNames{"st_v4",
+inline constexpr std::array<std::string_view, 17> kOpNames{"st_v4",
                                                            "st_u32",
                                                            "multimem_st_v4",
                                                            "ld_v4",
@@ -79,7 +84,9 @@ inline constexpr std::array<std::string_view, 15> kOpNames{"st_v4",
                                                            "barrier_cluster_arrive",
                                                            "barrier_cluster_wait",
                                                            "griddepcontrol_launch_dependents",
-                                                           "griddepcontrol_wait"};
+                                                           "griddepcontrol_wait",
+                                                           "st_release_sys_u32",
+                                                           "ld_acquire_sys_u32"};
 constexpr std::string_view op_name(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
 
 /// The operations as one CTA issues them. Cheap to construct per step; `ghost` arguments tell the checker what
@@ -104,6 +111,9 @@ class Ops {
   /// `ld.global.v4.b32`: plain 16-byte load (the flags, read once at kernel start). Each word may come from a
   /// different moment relative to stores still in flight.
   Pack ld_v4(Address a);
+  /// The same load with the words' provenance for the checker: the direct path's data reads, made after the
+  /// flag that publishes them (ld_acquire_sys_u32) and not polled.
+  Pack ld_v4(Address a, std::array<Ghost, 4>& ghosts);
 
   /// `ld.volatile.global.v4.u32`: the Lamport poll. Not acquire, not atomic as a whole: the four words may be
   /// read at different moments. Returns false while the read is still in progress (a torn read continues at the
@@ -132,7 +142,18 @@ class Ops {
   /// derive it from the PTX memory model.
   std::uint32_t atom_relaxed_gpu_add_u32(Address a, std::uint32_t value);
 
-  /// `barrier.cta.sync`: the CTA barrier before the arrival. The simulator runs a CTA's threads in program
+  /// `st.release.sys.global.u32`: the direct path's flag. Release at system scope, after the bar.sync that puts
+  /// every thread's stores before thread 0's: every store the CTA issued before it, to any rank, is delivered
+  /// first; the flag itself is then in flight like any store.
+  void st_release_sys_u32(Address a, std::uint32_t value, Ghost ghost);
+
+  /// `ld.acquire.sys.global.u32`: the direct path's flag wait. Acquire: the loads after it (the block's, after
+  /// bar.sync) see what the release before the flag published; here every load takes its value when it
+  /// executes, so they are ordered after it already.
+  std::uint32_t ld_acquire_sys_u32(Address a);
+
+  /// `barrier.cta.sync`: the CTA barrier before the arrival (and before the direct path's flag stores). The
+  /// simulator runs a CTA's threads in program
   /// order, so it orders nothing further; it is modelled for the trace and to keep the vocabulary complete.
   void bar_cta_sync();
 
@@ -161,6 +182,10 @@ class Ops {
   void fence_acq_rel_gpu();
 
  private:
+  /// A 4-byte load as every load here: stores in flight may be seen first (the schedule decides), then the word
+  /// is taken at once. The three u32 loads differ only in what they order, which this model need not act on.
+  std::uint32_t load_u32(Address a, Op op);
+
   Simulation& sim_;
   CtaState& cta_;
 };

@@ -64,14 +64,7 @@ constexpr std::uint8_t kFirstRoundPhase = 5;  ///< kStore / kScatter in both pro
 static_assert(kOneShotProgram[kFirstRoundPhase] == Phase::kStore);
 static_assert(kTwoShotProgram[kFirstRoundPhase] == Phase::kScatter);
 
-/// Where a lane stands in the grid during the current round.
-struct Grid {
-  std::uint32_t threads = 1;          ///< B*T
-  std::uint32_t g = 0;                ///< this lane's thread index
-  std::uint32_t row_packs = 1;        ///< D/E'
-  std::uint32_t t0 = 0, t1 = 0;       ///< the round's tokens
-  std::uint32_t first = 0, last = 0;  ///< the round's flat pack indices
-};
+}  // namespace
 
 Grid grid_of(const CtaState& c, const KernelEnv& env) {
   Grid q;
@@ -88,22 +81,31 @@ Grid grid_of(const CtaState& c, const KernelEnv& env) {
   return q;
 }
 
+std::uint32_t owned_packs(std::uint32_t owner, const KernelEnv& env, const Grid& q) {
+  const auto w = static_cast<std::uint32_t>(world(env));
+  const std::uint32_t owned = q.t1 - q.t0 > owner ? (q.t1 - q.t0 - owner + w - 1) / w : 0;
+  return owned * q.row_packs;
+}
+
+Item owned_item(std::uint32_t owner, std::uint32_t i, const KernelEnv& env, const Grid& q) {
+  const auto w = static_cast<std::uint32_t>(world(env));
+  return {q.t0 + owner + (i / q.row_packs) * w, i % q.row_packs};
+}
+
+namespace {
+
 /// The pack at flat index `flat` of the call.
 Item item_of(std::uint32_t flat, const Grid& q) { return {flat / q.row_packs, flat % q.row_packs}; }
 
 /// The flat pack of the current iteration of a grid-stride loop over the round's packs (phases 2 and 3).
 std::uint32_t round_pack(const CtaState& c, const Grid& q) { return q.first + q.g + c.item * q.threads; }
 
-/// TWOSHOT phase 3: the packs of the tokens this rank owns in the round, strided over the grid.
+/// TWOSHOT phase 4: the packs of the tokens this rank owns in the round, strided over the grid.
 std::uint32_t owned_packs(const CtaState& c, const KernelEnv& env, const Grid& q) {
-  const auto w = static_cast<std::uint32_t>(world(env));
-  const std::uint32_t owned = q.t1 - q.t0 > c.rank ? (q.t1 - q.t0 - c.rank + w - 1) / w : 0;
-  return owned * q.row_packs;
+  return owned_packs(c.rank, env, q);
 }
 Item owned_item(const CtaState& c, const KernelEnv& env, const Grid& q) {
-  const auto w = static_cast<std::uint32_t>(world(env));
-  const std::uint32_t i = q.g + c.item * q.threads;
-  return {q.t0 + c.rank + (i / q.row_packs) * w, i % q.row_packs};
+  return owned_item(c.rank, q.g + c.item * q.threads, env, q);
 }
 
 /// TWOSHOT phase 5 walks the packs of the round's tokens other ranks own, in token order (cuda
@@ -265,9 +267,9 @@ void advance_store(CtaState& c, KernelEnv& env) {
 
 }  // namespace
 
-std::span<const Phase> our_program(Strategy resolved) {
-  if (resolved == Strategy::kOneShot) return kOneShotProgram;
-  return kTwoShotProgram;
+std::span<const Phase> our_program(const CallContext& call) {
+  if (call.strategy == Strategy::kOneShot) return kOneShotProgram;
+  return call.takes_direct ? direct_program() : kTwoShotProgram;
 }
 
 void step_ours(CtaState& c, KernelEnv& env) {
@@ -372,6 +374,11 @@ void step_ours(CtaState& c, KernelEnv& env) {
       next_iteration(c, env);
       break;
     }
+    case Phase::kDirectScatter:
+    case Phase::kDirectPublishScatter:
+    case Phase::kDirectReduce:
+    case Phase::kDirectPublishBroadcast:
+    case Phase::kDirectGather: step_direct(c, env); break;
     default: throw std::logic_error(fmt::format("our kernels have no phase '{}' to step", phase_name(phase)));
   }
 }
@@ -422,6 +429,13 @@ void normalize_ours(CtaState& c, const KernelEnv& env) {
           jump(c, kFirstRoundPhase);
           continue;
         }
+        break;
+      case Phase::kDirectScatter:
+      case Phase::kDirectPublishScatter:
+      case Phase::kDirectReduce:
+      case Phase::kDirectPublishBroadcast:
+      case Phase::kDirectGather:
+        if (direct_phase_pending(c, env)) return;
         break;
       default: throw std::logic_error(fmt::format("our kernels have no phase '{}'", phase_name(phase)));
     }

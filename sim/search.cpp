@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -326,6 +327,23 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Pr
   w16.config.max_blocks_per_rank = 3;
   w16.config.round_tokens = 2;
   plan.insert(plan.end() - 2, std::move(w16));
+  // The direct path of large TWOSHOT calls (here those of 200 bytes a rank or more: N = 9 and 7 of bf16 D = 16,
+  // N = 12 of fp32 D = 8) among Lamport calls, fused ones and an AUTO ONESHOT, two blocks of two threads a rank
+  // in rounds of four tokens: random, then adversarial.
+  const char* direct_mix =
+      "twoshot:N=9,oneshot:N=3,twoshot:N=3,twoshot:N=12:dtype=fp32:D=8,twoshot:N=9:fused,auto:N=2,twoshot:N=7,"
+      "twoshot:N=9";
+  for (const auto& [schedule, offset, runs] : {std::tuple{ScheduleKind::kRandom, 7000, 40},
+                                               std::tuple{ScheduleKind::kAdversarial, 8000, 60}}) {
+    SearchLeg direct{plan_config(4, direct_mix, 16, DType::kBf16, m, w), schedule, seed + offset,
+                     static_cast<std::uint64_t>(runs)};
+    direct.config.protocol = protocol;
+    direct.config.max_blocks_per_rank = 2;
+    direct.config.packs_per_cta = 2;
+    direct.config.round_tokens = 4;
+    direct.config.direct_from_bytes = 200;
+    plan.insert(plan.end() - 2, std::move(direct));
+  }
   // Exhaustive: two blocks per rank in ONESHOT, whose relaxed arrival leaves the blocks' own stores in flight (a
   // release would publish them), take about 1.5M states for one call alone. Instead: the fused leg above, one
   // block per rank (the shortcut) over four mixed calls, and two blocks per rank (the relaxed arrival, the last
@@ -336,6 +354,12 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Pr
   plan.push_back({plan_config(2, "twoshot:D=16,oneshot,oneshot", 8, DType::kBf16, m, w), ScheduleKind::kExhaustive,
                   seed, 1'000'000});
   plan.back().config.protocol = protocol;
+  // Every schedule of two direct calls (two packs: two blocks a rank, each publishing its own flags) around a
+  // Lamport TWOSHOT call, so the second direct call reuses the region the first one left, then a ONESHOT call.
+  plan.push_back({plan_config(2, "twoshot:D=16,twoshot,twoshot:D=16,oneshot", 8, DType::kBf16, m, w),
+                  ScheduleKind::kExhaustive, seed, 1'000'000});
+  plan.back().config.protocol = protocol;
+  plan.back().config.direct_from_bytes = 32;
   return plan;
 }
 

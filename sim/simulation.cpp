@@ -20,7 +20,7 @@ Simulation::Simulation(const SimConfig& config, const std::vector<CallContext>& 
       calls_(calls),
       chooser_(chooser),
       trace_(trace),
-      memory_(config.world_size, kLamportBufferCount * config.buffer_bytes),
+      memory_(config.world_size, kLamportBufferCount * config.buffer_bytes, direct_region_bytes(calls)),
       checker_(config, record_outputs) {
   for (const CallContext& c : calls_) {
     for (std::size_t g = 0; g < c.grids.size(); ++g) {
@@ -118,7 +118,8 @@ bool Simulation::would_block(std::uint32_t id) {
       block(id, grid_key(c.rank));
       return true;
     case WaitTarget::Kind::kPoll:
-    case WaitTarget::Kind::kCounter: break;
+    case WaitTarget::Kind::kCounter:
+    case WaitTarget::Kind::kFlag: break;
   }
   const std::uint32_t word = target->pack.word;
   if (word + 4 > memory_.words_per_rank() || word % 4 != 0) return false;  // the read itself reports it
@@ -263,7 +264,7 @@ std::uint64_t Simulation::hash_cta(std::uint64_t h, const CtaState& c) const {
   h = mix64(h ^ (std::uint64_t(c.pc) | std::uint64_t(c.clear_stage) << 8 | std::uint64_t(c.read_mask) << 16 |
                  std::uint64_t(c.broadcasting) << 24 | std::uint64_t(c.status == CtaStatus::kDone) << 25 |
                  std::uint64_t(c.status == CtaStatus::kUndispatched) << 26 | std::uint64_t(c.lane) << 32));
-  h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32));
+  h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32 | std::uint64_t(c.peer) << 24));
   for (std::uint32_t w : c.flags) h = mix64(h ^ w);
   if (config_.protocol == Protocol::kOurs) {
     h = mix64(h ^ (std::uint64_t(c.round) | std::uint64_t(c.item) << 32));

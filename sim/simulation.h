@@ -96,6 +96,8 @@ class Simulation {
   void deliver_before_read(int rank, std::uint32_t word, int count);
   void deliver(std::uint32_t id);
   void flush_local(CtaState& cta);
+  /// A release at system scope: every store of the CTA still in flight, to any rank, is delivered.
+  void flush_all(CtaState& cta);
   /// barrier.cluster.wait: the other blocks of `leader`'s cluster arrived with release semantics, so their
   /// stores to their own rank are published with the leader's (cumulative) release.
   void flush_cluster(CtaState& leader);
@@ -111,6 +113,7 @@ class Simulation {
   }
   bool in_lamport_range(std::uint32_t word, int count) const;
   bool in_flags_range(std::uint32_t word, int count) const;
+  bool in_direct_range(std::uint32_t word, int count) const;
 
   std::uint32_t cta_id(int rank, int slot, std::uint32_t index) const {
     return (static_cast<std::uint32_t>(rank) * grid_slots_ + static_cast<std::uint32_t>(slot)) * cta_stride_ + index;

@@ -26,15 +26,22 @@ bool Simulation::in_lamport_range(std::uint32_t word, int count) const {
 
 bool Simulation::in_flags_range(std::uint32_t word, int count) const {
   return word >= memory_.lamport_words() &&
+         static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.direct_word();
+}
+
+bool Simulation::in_direct_range(std::uint32_t word, int count) const {
+  return word >= memory_.direct_word() && word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0 &&
          static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.words_per_rank();
 }
 
 void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t word, const std::uint32_t* values,
                              std::uint8_t count, Ghost ghost) {
   ++events_;
-  static constexpr std::array<Op, 3> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4};
+  static constexpr std::array<Op, 4> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4, Op::kStReleaseSysU32};
   const bool flags = ghost.kind == WriteKind::kFlags;
-  if (flags ? !in_flags_range(word, count) : !in_lamport_range(word, count)) {
+  // The direct region takes data and the direct path's flags, never a clear.
+  const bool direct = ghost.kind != WriteKind::kClear && in_direct_range(word, count);
+  if (!direct && (flags ? !in_flags_range(word, count) : !in_lamport_range(word, count))) {
     checker_.on_out_of_bounds(cta.rank, trace_cta(cta), cta.call, op_name(kOp[static_cast<std::size_t>(op)]),
                               describe_ghost(ghost), dest, static_cast<std::int64_t>(word) * 4);
     return;
@@ -127,7 +134,8 @@ void Simulation::deliver(std::uint32_t id) {
   }
   ++events_;
   const std::array<Ghost, 2> before{memory_.ghost(u.dest, u.word), memory_.ghost(u.dest, u.word + 1)};
-  checker_.on_delivery(u, before, memory_.lamport_words(), launch_[u.dest], oldest_running_call(u.dest));
+  checker_.on_delivery(u, before, memory_.lamport_words(), memory_.direct_word(), launch_[u.dest],
+                       oldest_running_call(u.dest));
   if (trace_) {
     const std::string values = u.mask == 3 ? fmt::format("{:08x} {:08x}", u.value[0], u.value[1])
                                            : fmt::format("{:08x}", u.value[u.mask == 1 ? 0 : 1]);
@@ -135,9 +143,10 @@ void Simulation::deliver(std::uint32_t id) {
           fmt::format("{} <- {} ({} half of r{} CTA {}'s {}; {})",
                       describe_word(config_, u.dest, u.word + (u.mask == 2 ? 1 : 0)), values, u.half ? "high" : "low",
                       u.issuer, trace_cta(ctas_[u.issuer_cta]),
-                      u.op == StoreOp::kStV4    ? "st_v4"
-                      : u.op == StoreOp::kStU32 ? "st_u32"
-                                                : "multimem_st_v4",
+                      u.op == StoreOp::kStV4             ? "st_v4"
+                      : u.op == StoreOp::kStU32          ? "st_u32"
+                      : u.op == StoreOp::kStReleaseSysU32 ? "st_release_sys_u32"
+                                                         : "multimem_st_v4",
                       describe_ghost(u.ghost)),
           u.dest, u.word + (u.mask == 2 ? 1 : 0), u.mask == 3 ? 2 : 1, u.ghost);
   }
@@ -154,6 +163,15 @@ void Simulation::flush_local(CtaState& cta) {
     if (memory_.alive(id, seq) && memory_.unit(id).dest == cta.rank) deliver(id);
   }
   std::erase_if(list, [&](const auto& e) { return !memory_.alive(e.first, e.second); });
+}
+
+void Simulation::flush_all(CtaState& cta) {
+  auto& list = cta_pending_[global_id(cta)];
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto [id, seq] = list[i];
+    if (memory_.alive(id, seq)) deliver(id);
+  }
+  list.clear();
 }
 
 void Simulation::flush_cluster(CtaState& leader) {

@@ -9,7 +9,9 @@ std::string describe_word(const SimConfig& config, int rank, std::uint32_t word)
   const std::int64_t lamport = kLamportBufferCount * config.buffer_bytes;
   if (byte < lamport)
     return fmt::format("r{} buffer {} +{} B", rank, byte / config.buffer_bytes, byte % config.buffer_bytes);
-  return fmt::format("r{} flag word {}", rank, (byte - lamport) / 4);
+  const std::int64_t flags_bytes = kFlagsBlockWords * 4;
+  if (byte < lamport + flags_bytes) return fmt::format("r{} flag word {}", rank, (byte - lamport) / 4);
+  return fmt::format("r{} direct region +{} B", rank, byte - lamport - flags_bytes);
 }
 
 std::string describe_ghost(Ghost g) {

@@ -56,12 +56,13 @@ std::string help_text() {
       "  exhaustive   every schedule of a tiny configuration (depth-first, states hashed); reports the\n"
       "               interleavings covered\n"
       "Without --world-size, --tokens, --hidden, --dtype, --calls, --buffer-bytes, --packs-per-cta, --schedule,\n"
-      "the residency options, --blocks-per-rank or --tokens-per-round, the default search runs: random and\n"
-      "adversarial legs at W = 4, 32, 8 and 2 over mixed call sequences, fused calls among plain ones (ours: with\n"
-      "block caps and rounds in some, and a W = 16 leg), an adversarial leg of fused calls in cluster launches, then\n"
-      "exhaustive legs at W = 2, one token (fused calls, one pack; four plain calls, two packs; ours: the fused one\n"
-      "and two smaller plain ones, one and two blocks per rank). It catches every mutation below that applies to\n"
-      "the protocol; any of those options instead runs one leg with the values given.\n"
+      "the residency options, --blocks-per-rank, --tokens-per-round or --direct-from, the default search runs:\n"
+      "random and adversarial legs at W = 4, 32, 8 and 2 over mixed call sequences, fused calls among plain ones\n"
+      "(ours: with block caps and rounds in some, a W = 16 leg, and legs of direct calls among Lamport ones), an\n"
+      "adversarial leg of fused calls in cluster launches, then exhaustive legs at W = 2, one token (fused calls,\n"
+      "one pack; four plain calls, two packs; ours: the fused one and two smaller plain ones, one and two blocks\n"
+      "per rank, and three direct calls). It catches every mutation below that applies to the protocol; any of\n"
+      "those options instead runs one leg with the values given.\n"
       "Run i of a leg uses seed S + i; a failure prints the seed and step, the shortest failing schedule found\n"
       "and the arguments that replay it exactly.\n\n"
       "mutations (deliberate protocol bugs the simulator must catch; --list-mutations prints the names):\n{}\n"
@@ -79,6 +80,11 @@ std::string help_text() {
       "one pack per thread; fewer blocks make threads stride over several packs), --packs-per-cta is the threads\n"
       "per block, and --tokens-per-round R splits a call into rounds (default one; TWOSHOT rounds up to a\n"
       "multiple of W). Ours is unicast only and arrives its own way (no --writer multicast, no --arrival).\n"
+      "--direct-from BYTES sends plain TWOSHOT calls of at least BYTES a rank down our direct path for large\n"
+      "calls (docs/large-messages.md): the same owners and fold, but the rows go as plain stores into a region\n"
+      "beside the Lamport buffers and each block publishes them with a flag (st_release_sys_u32, holding the\n"
+      "call's epoch) that the reader waits for (ld_acquire_sys_u32): no sentinel, no poll of data, no clear.\n"
+      "Checked there too: no data lands on a row its reader has not taken (overwrite-unread).\n"
       "--arrival (FlashInfer's protocol only): flashinfer (default) models SPEC's order; after-flags arrives right\n"
       "after reading the flags with red.release, and CTA 0 fences after the counter spin (the arrival our kernels\n"
       "were first designed with).\n\n"
@@ -231,7 +237,7 @@ struct SimOptions {
   int world_size = 4;
   std::int64_t tokens = 3, hidden = 16, buffer_bytes = 0, seed = 1, runs = 0;
   int packs_per_cta = 1, resident_ctas = 0, blocks_per_rank = 0;
-  std::int64_t tokens_per_round = 0;
+  std::int64_t tokens_per_round = 0, direct_from = 0;
   std::string dispatch_text = "in-order", arrival_text = "flashinfer", protocol_text = "flashinfer";
   std::string dtype_text = "bf16", calls_text, schedule_text, mutation_text = "none", writer_text = "unicast";
   std::string trace_path, json_path;
@@ -253,6 +259,8 @@ void add_sim_options(po::options_description& options, SimOptions& o) {
       ("blocks-per-rank", po::value(&o.blocks_per_rank), "ours: at most B blocks per rank (default 0: one pack per "
                                                          "thread)")
       ("tokens-per-round", po::value(&o.tokens_per_round), "ours: tokens per round (default 0: one round)")
+      ("direct-from", po::value(&o.direct_from), "ours: plain TWOSHOT calls of at least this many bytes a rank take "
+                                                 "the direct path (default 0: none)")
       ("writer", po::value(&o.writer_text), "unicast (ours: W st_v4) | multicast (FlashInfer: multimem_st_v4)")
       ("arrival", po::value(&o.arrival_text), "flashinfer (SPEC) | after-flags (our kernels: arrive right after "
                                               "reading the flags, acquire fence after the spin)")
@@ -315,10 +323,12 @@ SimChoices checked_choices(const SimOptions& o, const po::variables_map& vm, sim
   if (o.blocks_per_rank < 0) throw UsageError(fmt::format("--blocks-per-rank must be >= 0, got {}", o.blocks_per_rank));
   if (o.tokens_per_round < 0)
     throw UsageError(fmt::format("--tokens-per-round must be >= 0, got {}", o.tokens_per_round));
+  if (o.direct_from < 0) throw UsageError(fmt::format("--direct-from must be >= 0, got {}", o.direct_from));
   if (protocol == sim::Protocol::kOurs && vm.count("arrival"))
     throw UsageError("--arrival applies to --protocol flashinfer only; our kernels arrive their own way");
-  if (protocol == sim::Protocol::kFlashInfer && (vm.count("blocks-per-rank") || vm.count("tokens-per-round")))
-    throw UsageError("--blocks-per-rank and --tokens-per-round apply to --protocol ours only");
+  if (protocol == sim::Protocol::kFlashInfer &&
+      (vm.count("blocks-per-rank") || vm.count("tokens-per-round") || vm.count("direct-from")))
+    throw UsageError("--blocks-per-rank, --tokens-per-round and --direct-from apply to --protocol ours only");
   if (protocol == sim::Protocol::kOurs && c.writer != sim::Writer::kUnicast)
     throw UsageError(
         "--writer multicast is FlashInfer's writer; our kernels (--protocol ours) store with unicast st_v4");
@@ -334,7 +344,8 @@ SimChoices checked_choices(const SimOptions& o, const po::variables_map& vm, sim
 bool asks_for_one_leg(const po::variables_map& vm) {
   return vm.count("world-size") || vm.count("tokens") || vm.count("hidden") || vm.count("dtype") || vm.count("calls") ||
          vm.count("buffer-bytes") || vm.count("packs-per-cta") || vm.count("schedule") || vm.count("resident-ctas") ||
-         vm.count("dispatch") || vm.count("blocks-per-rank") || vm.count("tokens-per-round");
+         vm.count("dispatch") || vm.count("blocks-per-rank") || vm.count("tokens-per-round") ||
+         vm.count("direct-from");
 }
 
 /// The one leg the options describe; throws UsageError for values the simulator cannot run.
@@ -375,6 +386,7 @@ sim::SearchLeg single_leg(const SimOptions& o, const po::variables_map& vm, cons
   config.protocol = c.protocol;
   config.max_blocks_per_rank = o.blocks_per_rank;
   config.round_tokens = o.tokens_per_round;
+  config.direct_from_bytes = o.direct_from;
   if (auto why = sim::protocol_conflict(config)) throw UsageError(*why);
   const std::uint64_t default_runs = schedule == sim::ScheduleKind::kExhaustive ? 300'000 : 100;
   return {std::move(config), schedule, static_cast<std::uint64_t>(o.seed),

@@ -75,6 +75,7 @@ void next_pc(CtaState& c) {
   c.read_mask = 0;
   c.item = 0;
   c.sub = 0;
+  c.peer = 0;
 }
 
 void accept_polled(const CtaState& c, const KernelEnv& env, Item it, std::uint32_t src, std::uint32_t word,

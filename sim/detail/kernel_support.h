@@ -162,11 +162,36 @@ void step_cluster_arrive(CtaState& c, KernelEnv& env);
 bool reads_unpolled(const KernelEnv& env);
 
 // Our kernels' programs (sim/our_kernels.cpp).
-std::span<const Phase> our_program(Strategy resolved);
+/// Where a lane of our kernels' grid stands during the current round.
+struct Grid {
+  std::uint32_t threads = 1;          ///< B*T
+  std::uint32_t g = 0;                ///< this lane's thread index
+  std::uint32_t row_packs = 1;        ///< D/E'
+  std::uint32_t t0 = 0, t1 = 0;       ///< the round's tokens
+  std::uint32_t first = 0, last = 0;  ///< the round's flat pack indices
+};
+Grid grid_of(const CtaState& c, const KernelEnv& env);
+/// TWOSHOT: the packs of the tokens rank `owner` owns in the round (t % W == owner; rounds start at multiples of
+/// W), and the pack at index i of that list, in token order.
+std::uint32_t owned_packs(std::uint32_t owner, const KernelEnv& env, const Grid& q);
+Item owned_item(std::uint32_t owner, std::uint32_t i, const KernelEnv& env, const Grid& q);
+/// The program of a call: ONESHOT, TWOSHOT, or TWOSHOT's direct path (CallContext::takes_direct).
+std::span<const Phase> our_program(const CallContext& call);
 void step_ours(CtaState& c, KernelEnv& env);
 /// Advances `c` until it stands at a memory operation (or kDone).
 void normalize_ours(CtaState& c, const KernelEnv& env);
 /// The pack a block at a poll (kPoll, kGather, kReduce before its broadcast) polls; nullopt elsewhere.
 std::optional<Item> polled_item_ours(const CtaState& c, const KernelEnv& env);
+
+// The direct path of our TWOSHOT (sim/direct_kernels.cpp): the phases only it has.
+std::span<const Phase> direct_program();
+void step_direct(CtaState& c, KernelEnv& env);
+/// normalize_ours for a direct phase: true when `c` stands at its next operation, false when the phase is over.
+bool direct_phase_pending(CtaState& c, const KernelEnv& env);
+/// The flag a block waits for next, when it stands at a flag wait.
+std::optional<WaitTarget> direct_wait(const CtaState& c, const KernelEnv& env);
+/// The readers' test of a flag's first word: the value of this call and round (the direct-any-epoch mutation: any
+/// word but the initial sentinel).
+bool flag_published(std::uint32_t word, std::uint32_t value, Mutation m);
 
 }  // namespace ar::sim::detail

@@ -5,6 +5,7 @@
 #include "reference/workspace.h"
 
 #include <limits>
+#include <set>
 #include <stdexcept>
 
 using namespace ar;
@@ -116,4 +117,36 @@ TEST_CASE("buffer sizes of a shape that overflows throw, naming it, instead of w
   CHECK_THROWS_AS(twoshot_buffer_bytes({2, std::numeric_limits<std::int64_t>::max(), 8, DType::kBf16}),
                   std::invalid_argument);
   CHECK_THAT(check_fits_workspace(Strategy::kOneShot, wrapped, 64).value(), Catch::Contains("overflows 64 bits"));
+}
+
+TEST_CASE("the direct path's region: SCATTER, BROADCAST, then a flag a (kind, source, block)", "[cpu]") {
+  // W = 8, N = 9 bf16 D = 7168: SCATTER rows for round_up(9, 8) = 16 tokens, BROADCAST for 9.
+  const ProblemShape s{8, 9, 7168, DType::kBf16};
+  CHECK(direct_scatter_bytes(s) == 16ll * 7168 * 2);
+  CHECK(direct_broadcast_bytes(s) == 9ll * 7168 * 2);
+  const DirectRegion d = direct_region(8, direct_scatter_bytes(s), direct_broadcast_bytes(s), 3);
+  CHECK(d.broadcast == 16ll * 7168 * 2);
+  CHECK(d.flags == 25ll * 7168 * 2);
+  CHECK(d.bytes == d.flags + 2 * 8 * 3 * 16);
+  // Every (kind, source, block) has its own 16-byte flag, inside the region.
+  std::set<std::int64_t> flags;
+  for (DirectFlag kind : {DirectFlag::kScatter, DirectFlag::kBroadcast})
+    for (int source = 0; source < 8; ++source)
+      for (std::int64_t block = 0; block < 3; ++block) {
+        const std::int64_t at = d.flag(kind, source, block);
+        CHECK(at % 16 == 0);
+        CHECK(at >= d.flags);
+        CHECK(at + 16 <= d.bytes);
+        flags.insert(at);
+      }
+  CHECK(flags.size() == 2 * 8 * 3);
+  // Sizes not a multiple of 16 still start the next part on a pack (fp32 D = 4 is 16 bytes a row; 8 is not).
+  CHECK(direct_region(2, 8, 8, 1).flags == 32);
+  // A flag's value: consecutive rounds, and the last round of a call and the first of the next, differ.
+  CHECK(direct_flag_value(1, 0) == 2);
+  CHECK(direct_flag_value(1, 1) == 3);
+  CHECK(direct_flag_value(1, 2) == direct_flag_value(1, 0));
+  CHECK(direct_flag_value(2, 0) != direct_flag_value(1, 0));
+  CHECK(direct_flag_value(2, 0) != direct_flag_value(1, 1));
+  CHECK(direct_flag_value(2, 0) != direct_flag_value(1, 3));
 }

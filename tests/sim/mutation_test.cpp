@@ -39,6 +39,12 @@ const std::map<Mutation, Expectation>& expectations() {
       {Mutation::kNormReadsUnpolled, {{K::kStaleRead}, "rmsNormLamport's load"}},
       {Mutation::kNormNoGridSync, {{K::kOverwriteUncleared, K::kClearUnread}, "has a kernel that has not completed"}},
       {Mutation::kFusedOwnerSkipsOwnRow, {{K::kDeadlock}, "polls BROADCAST token"}},
+      // The direct path: whichever read comes first takes a row that is not this call's data yet.
+      {Mutation::kDirectPlainFlag, {{K::kStaleRead}, "direct"}},
+      {Mutation::kDirectNoScatterWait, {{K::kStaleRead}, "direct SCATTER row"}},
+      {Mutation::kDirectNoBroadcastWait, {{K::kStaleRead}, "direct BROADCAST row"}},
+      {Mutation::kDirectAnyEpoch, {{K::kStaleRead}, "direct"}},
+      {Mutation::kDirectPerCallLayout, {{K::kOverwriteUnread, K::kStaleRead, K::kDeadlock}, "direct region"}},
   };
   return table;
 }

@@ -45,7 +45,32 @@ TEST_CASE("sim --protocol ours lists the mutations that apply to it, its own amo
   CHECK(r.out ==
         "two-buffers\nno-input-sanitize\nno-result-sanitize\npoll-first-word\nfloat-sentinel-compare\n"
         "no-clear\nclear-current-layout\nno-arrival-wait\nrank-order\nlast-arriver-off-by-one\n"
-        "fused-owner-skips-own-row\n");
+        "fused-owner-skips-own-row\ndirect-plain-flag\ndirect-no-scatter-wait\ndirect-no-broadcast-wait\n"
+        "direct-any-epoch\ndirect-per-call-layout\n");
+}
+
+TEST_CASE("sim --direct-from runs large TWOSHOT calls on the direct path and replays its failures", "[cpu]") {
+  const std::vector<std::string> leg{"sim",        "--protocol", "ours", "--world-size", "2",        "--calls",
+                                     "twoshot:N=4,oneshot:N=1,twoshot:N=4,twoshot:N=1", "--direct-from", "128",
+                                     "--blocks-per-rank", "2", "--schedule", "adversarial", "--runs", "20"};
+  const auto clean = run(leg);
+  CHECK(clean.code == 0);
+  CHECK_THAT(clean.out, Catch::Contains("direct-from=128") && Catch::Contains("PASSED"));
+  auto broken = leg;
+  broken.insert(broken.end(), {"--mutation", "direct-plain-flag", "--json"});
+  const auto bug = run(broken);
+  CHECK(bug.code == 1);
+  const nlohmann::json j = nlohmann::json::parse(bug.out);
+  CHECK(j.at("failure").at("kind") == "stale-read");
+  CHECK_THAT(j.at("failure").at("reproduce").get<std::string>(),
+             Catch::Contains("--direct-from 128") && Catch::Contains("--mutation direct-plain-flag"));
+  // The direct path is our kernels' alone, and its threshold is a byte count.
+  const auto flashinfer = run({"sim", "--direct-from", "128"});
+  CHECK(flashinfer.code == 2);
+  CHECK_THAT(flashinfer.err, Catch::Contains("--direct-from apply to --protocol ours only"));
+  const auto negative = run({"sim", "--protocol", "ours", "--direct-from", "-1"});
+  CHECK(negative.code == 2);
+  CHECK_THAT(negative.err, Catch::Contains("--direct-from must be >= 0, got -1"));
 }
 
 TEST_CASE("sim --protocol ours passes a clean single leg, and finds its own mutation", "[cpu]") {

@@ -8,8 +8,10 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "reference/all_reduce.h"
@@ -96,6 +98,14 @@ inline std::set<std::int64_t> bytes_written(const TraceRecorder& trace, int rank
     for (std::int64_t b = e.word * 4; b < (e.word + e.words) * 4; ++b) bytes.insert(b);
   }
   return bytes;
+}
+
+/// Operations of a traced run, per (rank, call) and name.
+inline std::map<std::tuple<int, int, std::string>, int> op_counts(const TraceRecorder& trace) {
+  std::map<std::tuple<int, int, std::string>, int> counts;
+  for (const TraceEvent& e : trace.events())
+    if (e.kind == TraceEvent::Kind::kOp) ++counts[{e.rank, e.call, e.name}];
+  return counts;
 }
 
 /// The bytes [begin, begin + count).
