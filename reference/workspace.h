@@ -129,9 +129,11 @@ std::int64_t direct_broadcast_bytes(const ProblemShape& s);
 /// What a flag holds once round `round` of the call with epoch `epoch` (calls the rank had completed, plus one)
 /// is published: a writer is never more than one round ahead of what its reader has seen (it needs the
 /// reader's answer to the round before), so one flag a (kind, source, block) serves every round and call as
-/// long as consecutive values differ, and an old call's value never equals a new one's (2^31 calls apart).
+/// long as consecutive values differ. 31 bits, so no value is the region's initial fill (0x80000000); a flag
+/// that no launch has written for a multiple of 2^30 calls is the one stale value that can pass for a new one
+/// (docs/large-messages.md).
 constexpr std::uint32_t direct_flag_value(std::uint32_t epoch, std::int64_t round) {
-  return 2u * epoch + static_cast<std::uint32_t>(round & 1);
+  return (2u * epoch + static_cast<std::uint32_t>(round & 1)) & 0x7FFFFFFFu;
 }
 
 /// Why a call cannot run on a workspace with `buffer_bytes` per buffer: too small, or byte counts past the

@@ -196,13 +196,17 @@ void Checker::on_delivery(const PendingUnit& u, const std::array<Ghost, 2>& befo
 }
 
 void Checker::on_out_of_bounds(int rank, int cta, int call, std::string_view op, std::string_view what, int dest,
-                               std::int64_t byte) {
+                               std::int64_t byte, std::string_view bounds) {
   Failure f{.kind = FailureKind::kOutOfBounds, .rank = rank, .cta = cta, .call = call};
-  f.message = fmt::format(
-      "out of bounds: r{} CTA {} in call {} issued {} ({}) to byte {} of r{}'s Lamport buffers, which end at byte {} "
-      "({} x BPB {})",
-      rank, cta, call, op, what, byte, dest, kLamportBufferCount * config_.buffer_bytes, kLamportBufferCount,
-      config_.buffer_bytes);
+  if (bounds.empty())
+    f.message = fmt::format(
+        "out of bounds: r{} CTA {} in call {} issued {} ({}) to byte {} of r{}'s Lamport buffers, which end at byte "
+        "{} ({} x BPB {})",
+        rank, cta, call, op, what, byte, dest, kLamportBufferCount * config_.buffer_bytes, kLamportBufferCount,
+        config_.buffer_bytes);
+  else
+    f.message = fmt::format("out of bounds: r{} CTA {} in call {} issued {} ({}) to byte {} of r{}'s memory, outside {}",
+                            rank, cta, call, op, what, byte, dest, bounds);
   fail(std::move(f));
 }
 

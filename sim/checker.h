@@ -106,9 +106,10 @@ class Checker {
                    std::uint32_t direct_word, int dest_call, int dest_oldest_call);
   /// The direct path: `rank` took the 16-byte pack at `word` (data of `call`) from its region.
   void on_direct_read(int rank, std::uint32_t word, int call);
-  /// A Lamport access aimed outside the three buffers; `what` says what it was (a clear, data of a call, a poll).
+  /// An access aimed outside where it may go; `what` says what it was (a clear, data of a call, a poll).
+  /// `bounds` says where it had to land; empty: the three Lamport buffers.
   void on_out_of_bounds(int rank, int cta, int call, std::string_view op, std::string_view what, int dest,
-                        std::int64_t byte);
+                        std::int64_t byte, std::string_view bounds = {});
 
   /// The outputs recorded so far: [call][rank] tensors of [N, D] (empty unless record_outputs).
   const std::vector<std::vector<HostTensor>>& outputs() const { return outputs_; }

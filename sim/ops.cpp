@@ -43,6 +43,13 @@ Pack Ops::ld_v4(Address a) {
 }
 
 Pack Ops::ld_v4(Address a, std::array<Ghost, 4>& ghosts) {
+  const CallContext& call = sim_.calls_[cta_.call];
+  if (!sim_.in_direct_part(call, a.word, 4, false)) {
+    sim_.checker_.on_out_of_bounds(cta_.rank, sim_.trace_cta(cta_), cta_.call, op_name(Op::kLdV4), "a row read",
+                                   a.rank, static_cast<std::int64_t>(a.word) * 4, sim_.direct_bounds(call, false));
+    ghosts = {};
+    return {};
+  }
   const Pack p = ld_v4(a);
   for (std::uint32_t k = 0; k < 4; ++k) ghosts[k] = sim_.memory_.ghost(a.rank, a.word + k);
   return p;
@@ -54,7 +61,16 @@ void Ops::st_release_sys_u32(Address a, std::uint32_t value, Ghost ghost) {
   sim_.issue_store(cta_, StoreOp::kStReleaseSysU32, a.rank, a.word, &value, 1, ghost);
 }
 
-std::uint32_t Ops::ld_acquire_sys_u32(Address a) { return load_u32(a, Op::kLdAcquireSysU32); }
+std::uint32_t Ops::ld_acquire_sys_u32(Address a) {
+  const CallContext& call = sim_.calls_[cta_.call];
+  if (!sim_.in_direct_part(call, a.word, 1, true)) {
+    sim_.checker_.on_out_of_bounds(cta_.rank, sim_.trace_cta(cta_), cta_.call, op_name(Op::kLdAcquireSysU32),
+                                   "a flag wait", a.rank, static_cast<std::int64_t>(a.word) * 4,
+                                   sim_.direct_bounds(call, true));
+    return 0;
+  }
+  return load_u32(a, Op::kLdAcquireSysU32);
+}
 
 bool Ops::ld_volatile_v4(Address a, Pack& words, std::array<Ghost, 4>& ghosts) {
   ++sim_.events_;

@@ -328,11 +328,11 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Pr
   w16.config.round_tokens = 2;
   plan.insert(plan.end() - 2, std::move(w16));
   // The direct path of large TWOSHOT calls (here those of 200 bytes a rank or more: N = 9 and 7 of bf16 D = 16,
-  // N = 12 of fp32 D = 8) among Lamport calls, fused ones and an AUTO ONESHOT, two blocks of two threads a rank
-  // in rounds of four tokens: random, then adversarial.
+  // N = 12 of fp32 D = 8, N = 5 of bf16 D = 24, whose rows straddle the others') among Lamport calls, fused ones
+  // and an AUTO ONESHOT, two blocks of two threads a rank in rounds of four tokens: random, then adversarial.
   const char* direct_mix =
-      "twoshot:N=9,oneshot:N=3,twoshot:N=3,twoshot:N=12:dtype=fp32:D=8,twoshot:N=9:fused,auto:N=2,twoshot:N=7,"
-      "twoshot:N=9";
+      "twoshot:N=9,oneshot:N=3,twoshot:N=3,twoshot:N=12:dtype=fp32:D=8,twoshot:N=5:D=24,twoshot:N=9:fused,auto:N=2,"
+      "twoshot:N=7,twoshot:N=9";
   for (const auto& [schedule, offset, runs] : {std::tuple{ScheduleKind::kRandom, 7000, 40},
                                                std::tuple{ScheduleKind::kAdversarial, 8000, 60}}) {
     SearchLeg direct{plan_config(4, direct_mix, 16, DType::kBf16, m, w), schedule, seed + offset,
@@ -360,6 +360,14 @@ std::vector<SearchLeg> default_plan(Mutation m, Writer w, std::uint64_t seed, Pr
                   ScheduleKind::kExhaustive, seed, 1'000'000});
   plan.back().config.protocol = protocol;
   plan.back().config.direct_from_bytes = 32;
+  // And of four direct calls, one block a rank: rows of two sizes, both ranks owning tokens (so rows go both
+  // ways), and a call of two rounds (both values of a flag's round bit).
+  plan.push_back({plan_config(2, "twoshot:N=2,twoshot:N=1:D=16,twoshot:N=3,twoshot:N=2", 8, DType::kBf16, m, w),
+                  ScheduleKind::kExhaustive, seed, 1'000'000});
+  plan.back().config.protocol = protocol;
+  plan.back().config.direct_from_bytes = 16;
+  plan.back().config.max_blocks_per_rank = 1;
+  plan.back().config.round_tokens = 2;
   return plan;
 }
 

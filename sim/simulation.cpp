@@ -264,7 +264,8 @@ std::uint64_t Simulation::hash_cta(std::uint64_t h, const CtaState& c) const {
   h = mix64(h ^ (std::uint64_t(c.pc) | std::uint64_t(c.clear_stage) << 8 | std::uint64_t(c.read_mask) << 16 |
                  std::uint64_t(c.broadcasting) << 24 | std::uint64_t(c.status == CtaStatus::kDone) << 25 |
                  std::uint64_t(c.status == CtaStatus::kUndispatched) << 26 | std::uint64_t(c.lane) << 32));
-  h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32 | std::uint64_t(c.peer) << 24));
+  h = mix64(h ^ (std::uint64_t(c.i) | std::uint64_t(c.pass_begin) << 32));
+  h = mix64(h ^ c.peer);
   for (std::uint32_t w : c.flags) h = mix64(h ^ w);
   if (config_.protocol == Protocol::kOurs) {
     h = mix64(h ^ (std::uint64_t(c.round) | std::uint64_t(c.item) << 32));

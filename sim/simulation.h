@@ -114,6 +114,15 @@ class Simulation {
   bool in_lamport_range(std::uint32_t word, int count) const;
   bool in_flags_range(std::uint32_t word, int count) const;
   bool in_direct_range(std::uint32_t word, int count) const;
+  /// Whether [word, word + count) lies in `call`'s rows (or, `flags`, its flags) of the direct region.
+  bool in_direct_part(const CallContext& call, std::uint32_t word, int count, bool flags) const;
+  /// Where a store of `cta` may land, or nullopt when [word, word + count) is there: a direct call's data in its
+  /// rows, its flags (st_release_sys_u32, or a plain st_u32 aimed at the region) in its flags, its flag advance
+  /// in the flags block; every other call's data and every clear in the Lamport buffers (the empty string).
+  std::optional<std::string> store_out_of_bounds(const CtaState& cta, StoreOp op, std::uint32_t word, int count,
+                                                 WriteKind kind) const;
+  /// The bounds of `call`'s rows or flags in words, as a failure names them.
+  std::string direct_bounds(const CallContext& call, bool flags) const;
 
   std::uint32_t cta_id(int rank, int slot, std::uint32_t index) const {
     return (static_cast<std::uint32_t>(rank) * grid_slots_ + static_cast<std::uint32_t>(slot)) * cta_stride_ + index;

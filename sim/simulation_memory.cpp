@@ -34,16 +34,41 @@ bool Simulation::in_direct_range(std::uint32_t word, int count) const {
          static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.words_per_rank();
 }
 
+bool Simulation::in_direct_part(const CallContext& call, std::uint32_t word, int count, bool flags) const {
+  const std::uint64_t first = memory_.direct_word() + static_cast<std::uint64_t>(flags ? call.direct.flags / 4 : 0);
+  const std::uint64_t end =
+      memory_.direct_word() + static_cast<std::uint64_t>((flags ? call.direct.bytes : call.direct.flags) / 4);
+  return call.takes_direct && word >= first && word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0 &&
+         static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= end;
+}
+
+std::string Simulation::direct_bounds(const CallContext& call, bool flags) const {
+  const std::int64_t base = static_cast<std::int64_t>(memory_.direct_word()) * 4;
+  return fmt::format("the direct region's {} (bytes [{}, {}))", flags ? "flags" : "rows",
+                     base + (flags ? call.direct.flags : 0), base + (flags ? call.direct.bytes : call.direct.flags));
+}
+
+std::optional<std::string> Simulation::store_out_of_bounds(const CtaState& cta, StoreOp op, std::uint32_t word,
+                                                           int count, WriteKind kind) const {
+  const CallContext& call = calls_[cta.call];
+  if (call.takes_direct && kind == WriteKind::kData)
+    return in_direct_part(call, word, count, false) ? std::nullopt : std::optional(direct_bounds(call, false));
+  if (kind == WriteKind::kFlags) {
+    const bool direct_flag = op == StoreOp::kStReleaseSysU32 || (call.takes_direct && in_direct_range(word, count));
+    if (direct_flag)
+      return in_direct_part(call, word, count, true) ? std::nullopt : std::optional(direct_bounds(call, true));
+    return in_flags_range(word, count) ? std::nullopt : std::optional<std::string>("its flags block");
+  }
+  return in_lamport_range(word, count) ? std::nullopt : std::optional<std::string>("");
+}
+
 void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t word, const std::uint32_t* values,
                              std::uint8_t count, Ghost ghost) {
   ++events_;
   static constexpr std::array<Op, 4> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4, Op::kStReleaseSysU32};
-  const bool flags = ghost.kind == WriteKind::kFlags;
-  // The direct region takes data and the direct path's flags, never a clear.
-  const bool direct = ghost.kind != WriteKind::kClear && in_direct_range(word, count);
-  if (!direct && (flags ? !in_flags_range(word, count) : !in_lamport_range(word, count))) {
+  if (const auto bounds = store_out_of_bounds(cta, op, word, count, ghost.kind)) {
     checker_.on_out_of_bounds(cta.rank, trace_cta(cta), cta.call, op_name(kOp[static_cast<std::size_t>(op)]),
-                              describe_ghost(ghost), dest, static_cast<std::int64_t>(word) * 4);
+                              describe_ghost(ghost), dest, static_cast<std::int64_t>(word) * 4, *bounds);
     return;
   }
   const std::uint32_t gid = global_id(cta);

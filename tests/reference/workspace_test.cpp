@@ -149,4 +149,11 @@ TEST_CASE("the direct path's region: SCATTER, BROADCAST, then a flag a (kind, so
   CHECK(direct_flag_value(2, 0) != direct_flag_value(1, 0));
   CHECK(direct_flag_value(2, 0) != direct_flag_value(1, 1));
   CHECK(direct_flag_value(2, 0) != direct_flag_value(1, 3));
+  // Never the initial fill, also where 2 * epoch passes 2^31; and consecutive values still differ there.
+  for (std::uint32_t epoch : {0x3FFFFFFFu, 0x40000000u, 0x40000001u, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu})
+    for (std::int64_t round : {0, 1}) {
+      CHECK(direct_flag_value(epoch, round) != kLamportEmptyWord);
+      CHECK(direct_flag_value(epoch, round) != direct_flag_value(epoch, round + 1));
+      CHECK(direct_flag_value(epoch + 1, 0) != direct_flag_value(epoch, round));
+    }
 }

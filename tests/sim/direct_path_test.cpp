@@ -109,7 +109,7 @@ TEST_CASE("a direct call polls no data word, clears nothing, and publishes one f
   }
 }
 
-TEST_CASE("rows and flags laid out per call collide across calls of other shapes; one region for all does not",
+TEST_CASE("rows and flags laid out per call collide across calls of other shapes, one region for all does not",
           "[cpu]") {
   // W = 8, one pack per thread: a rank already in call 4 stores a SCATTER row where, laid out by call 3's shape,
   // a BROADCAST row of call 3 lies that a slower rank has not read (found by the seeded search, seed 500).

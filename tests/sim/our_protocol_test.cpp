@@ -81,8 +81,8 @@ TEST_CASE("the default search of our kernels' protocol passes", "[cpu]") {
   const SearchResult r = run_search(plan, SearchOptions{});
   INFO((r.failure ? r.failure->failure.message : std::string("passed")));
   CHECK(r.passed);
-  REQUIRE(r.legs.size() == 13);
-  for (std::size_t i = 9; i < 13; ++i) {
+  REQUIRE(r.legs.size() == 14);
+  for (std::size_t i = 9; i < 14; ++i) {
     CHECK(r.legs[i].schedule == ScheduleKind::kExhaustive);
     CHECK(r.legs[i].exhausted);
   }
