@@ -86,11 +86,13 @@ void Checker::on_pack_accepted(const AcceptedPack& p) {
                            describe_ghost(p.ghosts[static_cast<std::size_t>(j)]));
     Failure f{.kind = FailureKind::kStaleRead, .rank = p.rank, .cta = p.cta, .call = p.call};
     f.message = fmt::format(
-        "stale read: r{} CTA {} in call {} accepted {} ({}) at {} as full, but word {} is {} instead of data "
-        "from r{} in call {}. Words read: [{}]. A poll may accept a pack only when every word is this call's "
-        "data",
-        p.rank, p.cta, p.call, p.slot, p.slot_detail, describe_word(config_, p.rank, p.word), k, describe_ghost(g),
-        p.writer, p.call, words);
+        "stale read: r{} CTA {} in call {} {} {} ({}) at {}{}, but word {} is {} instead of data from r{} in call "
+        "{}. Words read: [{}]. {}",
+        p.rank, p.cta, p.call, p.after_flag ? "read" : "accepted", p.slot, p.slot_detail,
+        describe_word(config_, p.rank, p.word), p.after_flag ? "" : " as full", k, describe_ghost(g),
+        p.writer, p.call, words,
+        p.after_flag ? "A row may be read only once its flag says every word of it is this call's data"
+                     : "A poll may accept a pack only when every word is this call's data");
     fail(std::move(f));
     return;
   }

@@ -73,6 +73,7 @@ struct AcceptedPack {
   std::string slot_detail;
   std::array<std::uint32_t, 4> words{};
   std::array<Ghost, 4> ghosts{};
+  bool after_flag = false;  ///< the direct path: read once after the flag that publishes it, not polled
 };
 
 class Checker {
@@ -90,7 +91,7 @@ class Checker {
   void on_flags_read(int rank, int cta, int call, const std::array<std::uint32_t, 8>& words);
   /// Our kernels: a block read flag word 12 (calls completed) at the start of `call`; it must equal `call`.
   void on_call_counter_read(int rank, int cta, int call, std::uint32_t value);
-  /// A poll accepted a pack as full.
+  /// A poll accepted a pack as full (or the direct path read one after its flag).
   void on_pack_accepted(const AcceptedPack& p);
   /// A rank produced output element `element` of `call`; `expected` is the reference tensor. Returns false
   /// (and records a wrong-bits failure) when the bits differ.

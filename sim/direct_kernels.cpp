@@ -119,6 +119,7 @@ void accept_row(const CtaState& c, const KernelEnv& env, Item it, int writer, st
   a.slot_detail = fmt::format("token {} pack {} from r{}, round {}", it.token, it.pack, writer, c.round);
   a.words = words;
   a.ghosts = ghosts;
+  a.after_flag = true;
   env.checker.on_pack_accepted(a);
   env.checker.on_direct_read(c.rank, word, env.call.index);
 }
