@@ -141,13 +141,26 @@ void publish(CtaState& c, KernelEnv& env, DirectFlag kind) {
   c.peer = next_other(c.peer, c.rank);
 }
 
-/// One flag load of a wait phase (sub 0): on to the next rank once it holds this round's value. True when every flag
-/// the phase waits for is published (or the mutation skips the wait).
-bool await_flags(CtaState& c, KernelEnv& env, DirectFlag kind, Mutation skip) {
-  if (env.config.mutation == skip) return true;
+/// One flag load of a wait phase (sub 0): on to the next rank once it holds this round's value (flags_pending
+/// ends the wait).
+void await_flag(CtaState& c, KernelEnv& env, DirectFlag kind) {
   const std::uint32_t v = env.ops.ld_acquire_sys_u32({c.rank, flag_of(c, env, kind, c.peer)});
   if (flag_published(v, flag_value(c), env.config.mutation)) c.peer = next_other(c.peer, c.rank);
-  return c.peer >= static_cast<std::uint32_t>(world(env));
+}
+
+/// The wait of phases 5 and 7 (sub 0), for normalisation: true while a flag is still to be loaded; once every
+/// other rank's flag is published (or the mutation `skip` drops the wait), on to the loop over the rows with
+/// its registers at their start.
+bool flags_pending(CtaState& c, const KernelEnv& env, Mutation skip) {
+  if (c.sub != 0) return false;
+  if (c.peer == c.rank) c.peer = next_other(c.peer, c.rank);  // next_pc starts every loop at rank 0
+  if (env.config.mutation != skip && c.peer < static_cast<std::uint32_t>(world(env))) return true;
+  c.sub = 1;
+  c.item = 0;
+  c.lane = 0;
+  c.i = first_other(c.rank);
+  c.peer = first_other(c.rank);
+  return false;
 }
 
 /// Phase 5 after the flags: reads of the sources' rows, the fold, then the broadcast stores.
@@ -199,22 +212,15 @@ void step_direct(CtaState& c, KernelEnv& env) {
     case Phase::kDirectPublishScatter: publish(c, env, DirectFlag::kScatter); break;
     case Phase::kDirectPublishBroadcast: publish(c, env, DirectFlag::kBroadcast); break;
     case Phase::kDirectReduce:
-      if (c.sub == 0) {
-        if (await_flags(c, env, DirectFlag::kScatter, Mutation::kDirectNoScatterWait)) {
-          c.sub = 1;
-          c.i = first_other(c.rank);
-        }
-        break;
-      }
-      reduce_step(c, env);
+      if (c.sub == 0)
+        await_flag(c, env, DirectFlag::kScatter);
+      else
+        reduce_step(c, env);
       break;
     // 7. The flags of every other owner, then its rows, copied out.
     case Phase::kDirectGather: {
       if (c.sub == 0) {
-        if (await_flags(c, env, DirectFlag::kBroadcast, Mutation::kDirectNoBroadcastWait)) {
-          c.sub = 1;
-          c.peer = first_other(c.rank);
-        }
+        await_flag(c, env, DirectFlag::kBroadcast);
         break;
       }
       const Item it = *lane_item(c, env, c.peer);
@@ -242,29 +248,10 @@ bool direct_phase_pending(CtaState& c, const KernelEnv& env) {
     case Phase::kDirectPublishScatter:
     case Phase::kDirectPublishBroadcast: return c.sub == 0 || c.peer < w;
     case Phase::kDirectReduce:
-      if (c.sub == 0) {
-        if (c.peer == c.rank) c.peer = next_other(c.peer, c.rank);
-        // The direct-no-scatter-wait mutation: no flag load at all.
-        if (env.config.mutation == Mutation::kDirectNoScatterWait || c.peer >= w) {
-          c.sub = 1;
-          c.i = first_other(c.rank);
-        } else {
-          return true;
-        }
-      }
+      if (flags_pending(c, env, Mutation::kDirectNoScatterWait)) return true;
       return lane_item(c, env, c.rank).has_value();
     case Phase::kDirectGather:
-      if (c.sub == 0) {
-        if (c.peer == c.rank) c.peer = next_other(c.peer, c.rank);
-        if (env.config.mutation == Mutation::kDirectNoBroadcastWait || c.peer >= w) {
-          c.sub = 1;
-          c.item = 0;
-          c.lane = 0;
-          c.peer = first_other(c.rank);
-        } else {
-          return true;
-        }
-      }
+      if (flags_pending(c, env, Mutation::kDirectNoBroadcastWait)) return true;
       while (c.peer < w && !lane_item(c, env, c.peer)) next_owner(c);
       return c.peer < w;
     default: throw std::logic_error(fmt::format("'{}' is not a phase of the direct path", phase_name(c.phase(env))));

@@ -57,7 +57,7 @@ Pack Ops::ld_v4(Address a, std::array<Ghost, 4>& ghosts) {
 
 void Ops::st_release_sys_u32(Address a, std::uint32_t value, Ghost ghost) {
   // Release at system scope: every earlier store of this CTA, to any rank, lands before the flag can.
-  sim_.flush_all(cta_);
+  sim_.flush(cta_, /*own_rank_only=*/false);
   sim_.issue_store(cta_, StoreOp::kStReleaseSysU32, a.rank, a.word, &value, 1, ghost);
 }
 
@@ -119,7 +119,7 @@ std::uint32_t Ops::ld_volatile_u32(Address a) { return load_u32(a, Op::kLdVolati
 void Ops::red_release_gpu_add_u32(Address a, std::uint32_t value) {
   ++sim_.events_;
   // Release at GPU scope: this CTA's stores to its own rank are published before the increment.
-  sim_.flush_local(cta_);
+  sim_.flush(cta_, /*own_rank_only=*/true);
   const std::uint32_t v = sim_.memory_.word(a.rank, a.word) + value;
   sim_.memory_.set_word(a.rank, a.word, v, {WriteKind::kFlags, static_cast<std::uint8_t>(cta_.rank), 0});
   sim_.touch(a.rank, a.word / 4);

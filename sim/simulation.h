@@ -95,9 +95,9 @@ class Simulation {
   /// unit overlapping them, whether the read sees it.
   void deliver_before_read(int rank, std::uint32_t word, int count);
   void deliver(std::uint32_t id);
-  void flush_local(CtaState& cta);
-  /// A release at system scope: every store of the CTA still in flight, to any rank, is delivered.
-  void flush_all(CtaState& cta);
+  /// A release: the CTA's stores still in flight are delivered, those to its own rank only (GPU scope) or those
+  /// to every rank (system scope).
+  void flush(CtaState& cta, bool own_rank_only);
   /// barrier.cluster.wait: the other blocks of `leader`'s cluster arrived with release semantics, so their
   /// stores to their own rank are published with the leader's (cumulative) release.
   void flush_cluster(CtaState& leader);

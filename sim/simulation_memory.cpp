@@ -3,12 +3,22 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 
 #include "sim/simulation.h"
 #include "sim/word_description.h"
 
 namespace ar::sim {
 namespace {
+
+/// A 16-byte access starts on a pack; a 4-byte one anywhere.
+bool aligned(std::uint32_t word, int count) { return word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0; }
+
+/// The operation that issued a store, for reports and traces.
+Op op_of(StoreOp op) {
+  static constexpr std::array<Op, 4> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4, Op::kStReleaseSysU32};
+  return kOp[static_cast<std::size_t>(op)];
+}
 
 bool overlaps(const PendingUnit& u, std::uint32_t word, int count) {
   for (std::uint32_t k = 0; k < 2; ++k)
@@ -20,7 +30,7 @@ bool overlaps(const PendingUnit& u, std::uint32_t word, int count) {
 }  // namespace
 
 bool Simulation::in_lamport_range(std::uint32_t word, int count) const {
-  return word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0 &&
+  return aligned(word, count) &&
          static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.lamport_words();
 }
 
@@ -30,7 +40,7 @@ bool Simulation::in_flags_range(std::uint32_t word, int count) const {
 }
 
 bool Simulation::in_direct_range(std::uint32_t word, int count) const {
-  return word >= memory_.direct_word() && word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0 &&
+  return word >= memory_.direct_word() && aligned(word, count) &&
          static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= memory_.words_per_rank();
 }
 
@@ -38,7 +48,7 @@ bool Simulation::in_direct_part(const CallContext& call, std::uint32_t word, int
   const std::uint64_t first = memory_.direct_word() + static_cast<std::uint64_t>(flags ? call.direct.flags / 4 : 0);
   const std::uint64_t end =
       memory_.direct_word() + static_cast<std::uint64_t>((flags ? call.direct.bytes : call.direct.flags) / 4);
-  return call.takes_direct && word >= first && word % static_cast<std::uint32_t>(count == 4 ? 4 : 1) == 0 &&
+  return call.takes_direct && word >= first && aligned(word, count) &&
          static_cast<std::uint64_t>(word) + static_cast<std::uint64_t>(count) <= end;
 }
 
@@ -65,9 +75,8 @@ std::optional<std::string> Simulation::store_out_of_bounds(const CtaState& cta, 
 void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t word, const std::uint32_t* values,
                              std::uint8_t count, Ghost ghost) {
   ++events_;
-  static constexpr std::array<Op, 4> kOp{Op::kStV4, Op::kStU32, Op::kMultimemStV4, Op::kStReleaseSysU32};
   if (const auto bounds = store_out_of_bounds(cta, op, word, count, ghost.kind)) {
-    checker_.on_out_of_bounds(cta.rank, trace_cta(cta), cta.call, op_name(kOp[static_cast<std::size_t>(op)]),
+    checker_.on_out_of_bounds(cta.rank, trace_cta(cta), cta.call, op_name(op_of(op)),
                               describe_ghost(ghost), dest, static_cast<std::int64_t>(word) * 4, *bounds);
     return;
   }
@@ -112,7 +121,7 @@ void Simulation::issue_store(CtaState& cta, StoreOp op, int dest, std::uint32_t 
     std::string values_text;
     for (int i = 0; i < count; ++i) values_text += fmt::format("{}{:08x}", i ? " " : "", values[i]);
     trace(TraceEvent::Kind::kOp, cta.rank, trace_cta(cta), cta.call,
-          std::string(op_name(kOp[static_cast<std::size_t>(op)])),
+          std::string(op_name(op_of(op))),
           fmt::format("{} <- {} ({})", describe_word(config_, dest, word), values_text, describe_ghost(ghost)), dest,
           word, count, ghost);
   }
@@ -168,10 +177,7 @@ void Simulation::deliver(std::uint32_t id) {
           fmt::format("{} <- {} ({} half of r{} CTA {}'s {}; {})",
                       describe_word(config_, u.dest, u.word + (u.mask == 2 ? 1 : 0)), values, u.half ? "high" : "low",
                       u.issuer, trace_cta(ctas_[u.issuer_cta]),
-                      u.op == StoreOp::kStV4             ? "st_v4"
-                      : u.op == StoreOp::kStU32          ? "st_u32"
-                      : u.op == StoreOp::kStReleaseSysU32 ? "st_release_sys_u32"
-                                                         : "multimem_st_v4",
+                      op_name(op_of(u.op)),
                       describe_ghost(u.ghost)),
           u.dest, u.word + (u.mask == 2 ? 1 : 0), u.mask == 3 ? 2 : 1, u.ghost);
   }
@@ -181,27 +187,19 @@ void Simulation::deliver(std::uint32_t id) {
   touch(dest, pack);
 }
 
-void Simulation::flush_local(CtaState& cta) {
+void Simulation::flush(CtaState& cta, bool own_rank_only) {
   auto& list = cta_pending_[global_id(cta)];
   for (std::size_t i = 0; i < list.size(); ++i) {
     const auto [id, seq] = list[i];
-    if (memory_.alive(id, seq) && memory_.unit(id).dest == cta.rank) deliver(id);
+    if (memory_.alive(id, seq) && (!own_rank_only || memory_.unit(id).dest == cta.rank)) deliver(id);
   }
   std::erase_if(list, [&](const auto& e) { return !memory_.alive(e.first, e.second); });
 }
 
-void Simulation::flush_all(CtaState& cta) {
-  auto& list = cta_pending_[global_id(cta)];
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const auto [id, seq] = list[i];
-    if (memory_.alive(id, seq)) deliver(id);
-  }
-  list.clear();
-}
-
 void Simulation::flush_cluster(CtaState& leader) {
   const std::uint32_t size = static_cast<std::uint32_t>(grid_of(leader).cluster);
-  for (std::uint32_t k = 1; k < size; ++k) flush_local(ctas_[cta_id(leader.rank, leader.slot, leader.index + k)]);
+  for (std::uint32_t k = 1; k < size; ++k)
+    flush(ctas_[cta_id(leader.rank, leader.slot, leader.index + k)], /*own_rank_only=*/true);
 }
 
 void Simulation::drain_grid(int rank, int slot) {
