@@ -28,8 +28,15 @@ namespace {
 constexpr int kBlockThreads = 256;              // detail::kBlockThreads (the kernels' __launch_bounds__)
 constexpr std::int64_t kMinRoundPacks = 16384;  // at least 256 KiB of a rank's input per round
 
-const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool cluster = false) {
+/// Whether the call takes TWOSHOT's direct path (reference takes_direct_path).
+bool takes_direct(const AllReduceArguments& a, Strategy resolved) {
+  return takes_direct_path(resolved, a.norm.has_value(), a.shape, a.direct_from_bytes);
+}
+
+const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool direct,
+                       bool cluster = false) {
   if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, cluster);
+  if (direct) return two_shot_direct_kernel(t, order.ftz, order.exact);
   return resolved == Strategy::kOneShot ? one_shot_kernel(t, order.ftz, order.exact)
                                         : two_shot_kernel(t, order.ftz, order.exact);
 }
@@ -168,9 +175,15 @@ Status can_implement(const AllReduceArguments& a) {
   if (a.workspace->world_size != a.shape.world_size)
     return Status::failure(StatusCode::kBadArguments, fmt::format("the workspace is for W = {} but the call has W = {}",
                                                                   a.workspace->world_size, a.shape.world_size));
-  if (auto why = check_fits_workspace(a.strategy, a.shape, a.workspace->buffer_bytes))
-    return Status::failure(StatusCode::kWorkspaceTooSmall, *why);
+  if (a.direct_from_bytes < 0)
+    return Status::failure(StatusCode::kBadArguments,
+                           fmt::format("the direct path's threshold must be >= 0 bytes, got {}", a.direct_from_bytes));
   const Strategy resolved = resolve_strategy(a.strategy, a.shape);
+  const bool direct = takes_direct(a, resolved);
+  // A direct call's rows go through the direct region, never through the Lamport buffers.
+  if (auto why = direct ? check_fits_direct_region(a.shape, a.workspace->direct)
+                        : check_fits_workspace(a.strategy, a.shape, a.workspace->buffer_bytes))
+    return Status::failure(StatusCode::kWorkspaceTooSmall, *why);
   const ReductionOrder order = reduction_order(resolved, a.profile, a.shape.world_size);
   if (order.seed_with_first)
     return Status::failure(StatusCode::kUnsupported, "the reduction order " + describe(order) + " is not compiled");
@@ -190,7 +203,8 @@ Status can_implement(const AllReduceArguments& a) {
   }
   if (Status s = check_norm(a, resolved); !s.ok()) return s;
   const bool fused = a.norm.has_value();
-  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused), block_shape(a), a.device);
+  const int resident =
+      resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused, direct), block_shape(a), a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -214,7 +228,9 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.shared_bytes = block.shared_bytes;
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
-  plan.resident_blocks = resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused), block, a.device);
+  plan.direct = takes_direct(a, plan.strategy);
+  plan.resident_blocks =
+      resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, plan.direct), block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
@@ -224,12 +240,21 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
                                     : ceil_div(round_rows * row_packs, plan.threads_per_block);
   const std::int64_t fit = plan.resident_blocks / plan.slots;            // every block of every slot resident at once
   plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
+  if (plan.direct) {
+    // Every block of a rank pairs with the same block of each other rank (one flag each), so the grid must be
+    // the same on every rank: it follows the shape and the device's occupancy only. A thread takes one pack of
+    // each owner's list, as many as the region has flags for.
+    const std::int64_t list_packs = ceil_div(round_rows, std::int64_t{a.shape.world_size}) * row_packs;
+    plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(
+        ceil_div(list_packs, plan.threads_per_block), 1, std::min(fit, a.workspace->direct.max_blocks)));
+    return plan;
+  }
   // Few rows wider than a block: a cluster of blocks per row, as few as give every thread one pack (at most
   // FlashInfer's cluster size and 8), when every cluster of every rank can be resident at once. Measured on
   // an H200: a cluster barrier costs about as much as a block spends on a 512-pack row, so a row that fits
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
-  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*cluster=*/true);
+  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*direct=*/false, /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -259,9 +284,17 @@ void launch(const AllReduceArguments& a, Stream stream) {
   p.tokens_per_round = plan.tokens_per_round;
   p.chunk = plan.order.chunk;
   p.sanitize_result = plan.order.sanitize_result ? 1 : 0;
-  const ClearRecord record = clear_record(plan.strategy, a.shape);
+  // A direct launch leaves nothing in its Lamport buffer: it records no stage for the next launch to clear.
+  const ClearRecord record = plan.direct ? ClearRecord{} : clear_record(plan.strategy, a.shape);
   for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
   p.stages = static_cast<std::uint32_t>(record.stages);
+  if (plan.direct) {
+    const DirectRegion& d = a.workspace->direct;
+    p.direct_offset = static_cast<std::uint64_t>(a.workspace->direct_offset);
+    p.direct_broadcast = static_cast<std::uint64_t>(d.broadcast);
+    p.direct_flags = static_cast<std::uint64_t>(d.flags);
+    p.direct_max_blocks = static_cast<std::uint32_t>(d.max_blocks);
+  }
   p.timeout_ns = a.timeout_ns;
   p.error = a.channel.record;
   p.abort_flag = a.channel.abort_flag;
@@ -296,7 +329,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(
       &config,
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.cluster_blocks > 1),
+      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.direct, plan.cluster_blocks > 1),
       kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }

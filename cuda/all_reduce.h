@@ -69,6 +69,9 @@ struct AllReduceArguments {
   int device = 0;                                 ///< where the launch runs
   std::uint64_t timeout_ns = kDefaultTimeoutNs;   ///< per wait; 0 = wait forever, like FlashInfer
   std::int64_t round_bytes = kDefaultRoundBytes;  ///< 0 = the whole call in one round
+  /// Plain TWOSHOT calls of at least this many bytes a rank take the direct path (reference takes_direct_path;
+  /// the workspace needs a direct region that holds their rows); 0: none do.
+  std::int64_t direct_from_bytes = 0;
   WaitChannelView channel;                        ///< where a wait that gives up reports
   /// Set: the fused all-reduce + residual add + RMSNorm (cuda/fused.cuh); every rank then needs residual,
   /// residual_out and gamma.
@@ -88,6 +91,8 @@ struct LaunchPlan {
   std::optional<NormLaunch> norm;  ///< a fused call: FlashInfer's launch, whose summation tree the kernel follows
   /// A fused call with few rows: each row is computed by a cluster of this many blocks (1: one block).
   int cluster_blocks = 1;
+  /// TWOSHOT's direct path (docs/large-messages.md): plain stores and flags instead of Lamport buffers.
+  bool direct = false;
 };
 
 /// Whether the arguments can run: shape, profile, compiled dtype, workspace size (reference

@@ -31,6 +31,8 @@ enum class WaitSite : std::uint32_t {
   kOneShotSlot = 1,    ///< ONESHOT: slot [t][peer] of my buffer stayed empty
   kScatterSlot = 2,    ///< TWOSHOT: SCATTER slot [t / W][peer] of my buffer stayed empty
   kBroadcastSlot = 3,  ///< TWOSHOT: BROADCAST row t (owned by peer = t % W) stayed empty
+  kDirectScatterFlag = 4,    ///< direct path: the peer's SCATTER flag for this block never took the round's value
+  kDirectBroadcastFlag = 5,  ///< direct path: the owner's BROADCAST flag for this block never took it
 };
 
 /// The first wait that timed out in a launch. Lives in mapped host memory; `status` is written last.
@@ -71,6 +73,13 @@ struct AllReduceParams {
   std::uint32_t clear_bytes[4];   ///< what this launch records for the next launch's clear (ClearRecord)
   std::uint32_t stages;           ///< this kernel's stage count (ClearRecord::stages)
   std::uint32_t reserved;
+  /// TWOSHOT's direct path (a direct launch only): every rank's region at peers.base[r] + direct_offset, laid
+  /// out as reference DirectRegion.
+  std::uint64_t direct_offset;
+  std::uint64_t direct_broadcast;  ///< DirectRegion::broadcast
+  std::uint64_t direct_flags;      ///< DirectRegion::flags
+  std::uint32_t direct_max_blocks;  ///< DirectRegion::max_blocks
+  std::uint32_t reserved2;
   std::uint64_t timeout_ns;   ///< per wait (BROADCAST waits twice that); 0 = wait forever, as FlashInfer
   WaitError* error;           ///< mapped host memory
   std::uint32_t* abort_flag;  ///< device word: set by the first wait that gives up, so the others stop

@@ -30,6 +30,33 @@ __device__ __forceinline__ uint4 ld_volatile_v4(const void* ptr) {
   return v;
 }
 
+/// ld.global.v4.u32: a plain (weak) 16-byte load of a direct row (TWOSHOT's direct path). It reads what a
+/// flag published once the block's thread 0 acquired the flag and a bar.sync followed; never the non-coherent
+/// path (ld.global.nc), which may serve a line cached before the flag.
+__device__ __forceinline__ uint4 ld_v4(const void* ptr) {
+  uint4 v;
+  asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(ptr)
+               : "memory");
+  return v;
+}
+
+/// st.release.sys.global.u32: a direct flag's publication. Every memory operation of this thread before it
+/// (and, through a preceding bar.sync, of its block) is visible to any thread, on any GPU, whose acquire
+/// reads the value.
+__device__ __forceinline__ void st_release_sys_u32(std::uint32_t* ptr, std::uint32_t v) {
+  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(ptr), "r"(v) : "memory");
+}
+
+/// ld.acquire.sys.global.u32: a direct flag's wait. Once it reads a published value, this thread (and,
+/// through a following bar.sync, its block) sees every store the publisher released with it.
+__device__ __forceinline__ std::uint32_t ld_acquire_sys_u32(const std::uint32_t* ptr) {
+  std::uint32_t v;
+  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(ptr) : "memory");
+  return v;
+}
+
 /// ld.volatile.global.u32: a 32-bit poll (the arrival counter, the abort word). Relaxed; orders nothing.
 __device__ __forceinline__ std::uint32_t ld_volatile_u32(const std::uint32_t* ptr) {
   std::uint32_t v;

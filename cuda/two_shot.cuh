@@ -15,4 +15,10 @@ namespace ar::cuda {
 /// compiled into this build.
 const void* two_shot_kernel(DType t, bool ftz, bool exact);
 
+/// two_shot_direct: TWOSHOT's direct path for large plain calls (docs/large-messages.md). The same owners and fold,
+/// so the same bits; the rows go as plain stores into every rank's direct region (WorkspaceView::direct), and a
+/// flag per (kind, source, block) publishes each block's round: nothing is polled but the flags, nothing is
+/// cleared. Every rank must launch it with the same grid. nullptr when `t` is not compiled into this build.
+const void* two_shot_direct_kernel(DType t, bool ftz, bool exact);
+
 }  // namespace ar::cuda

@@ -50,6 +50,8 @@ VirtualGroup::VirtualGroup(const Options& options) : options_(options) {
   workspace_ = std::make_unique<Workspace>(
       Workspace::Options{.world_size = options.world_size,
                          .buffer_bytes_request = options.buffer_bytes_request,
+                         .direct_scatter_bytes = options.direct_scatter_bytes,
+                         .direct_broadcast_bytes = options.direct_broadcast_bytes,
                          .rank_devices = rank_devices(options.world_size, local, options_.devices),
                          .device = options_.devices.front(),
                          .local_ranks = options.local_ranks,
@@ -228,6 +230,7 @@ std::optional<AllReduceArguments> VirtualGroup::arguments(Lane& lane, const Call
   a.device = lane.device;
   a.timeout_ns = options_.timeout_ns;
   a.round_bytes = options_.round_bytes;
+  a.direct_from_bytes = options_.direct_from_bytes;
   a.channel = lane.channel->view();
   a.norm = call.norm;
   if (ranks.empty()) {

@@ -33,6 +33,11 @@ class VirtualGroup {
     bool norm_io = false;
     std::uint64_t timeout_ns = kDefaultTimeoutNs;
     std::int64_t round_bytes = kDefaultRoundBytes;
+    /// Plain TWOSHOT calls of at least this many bytes a rank take the direct path (0: none do); the workspace
+    /// gets a direct region for rows up to these sizes (Workspace::Options).
+    std::int64_t direct_from_bytes = 0;
+    std::int64_t direct_scatter_bytes = 0;
+    std::int64_t direct_broadcast_bytes = 0;
     /// The ranks of this process (empty: all W). With fewer, `exchange` brings the other processes' memory,
     /// exported as `handle_type`; every process of the job must construct its group at the same time.
     std::vector<int> local_ranks;

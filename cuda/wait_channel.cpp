@@ -68,6 +68,15 @@ std::string describe_wait_error(const WaitError& e) {
           "(owned by rank {}) in Lamport buffer {} (stage 1), pack {}, held {} ({}). Rank {} is missing or out of "
           "step.",
           e.rank, waited_s, e.call, e.peer, e.token, e.peer, e.buffer, e.pack, words, seen, e.peer);
+    case WaitSite::kDirectScatterFlag:
+    case WaitSite::kDirectBroadcastFlag:
+      return fmt::format(
+          "rank {} timed out after {:.3f} s in call {} waiting for rank {}: the direct path's {} flag of block {} "
+          "(round {}) held {:#010x}, not the round's {:#010x}{}. Rank {} is missing or out of step.",
+          e.rank, waited_s, e.call, e.peer,
+          static_cast<WaitSite>(e.site) == WaitSite::kDirectScatterFlag ? "SCATTER" : "BROADCAST", e.pack, e.token,
+          e.words[0], e.words[1], e.words[0] == kLamportEmptyWord ? " (never published since the reset)" : "",
+          e.peer);
     case WaitSite::kNone: break;
   }
   return fmt::format("rank {} timed out in call {} (unknown wait site {})", e.rank, e.call, e.site);

@@ -32,6 +32,8 @@ Workspace::Workspace(const Options& options) : options_(options) {
     throw std::invalid_argument(
         fmt::format("world size {} is not supported (supported: {})", world, world_sizes_text()));
   if (options.buffer_bytes_request <= 0) throw std::invalid_argument("the Lamport buffer request must be positive");
+  if (options.direct_scatter_bytes < 0 || options.direct_broadcast_bytes < 0)
+    throw std::invalid_argument("the direct region's row bytes must not be negative");
   view_.world_size = world;  // holds_every_rank() compares with it
   rank_devices_ = options.rank_devices.empty() ? std::vector<int>(world, options.device) : options.rank_devices;
   if (static_cast<int>(rank_devices_.size()) != world)
@@ -79,9 +81,16 @@ void Workspace::create_and_map(unsigned long long requested) {
     granularity = std::max(granularity, g);
   }
   granularity_ = static_cast<std::int64_t>(granularity);
-  // FlashInfer: allocation = round_up(3 buffers + signal pad, granularity); usable = allocation - pad.
-  allocation_bytes_ = round_up(kLamportBufferCount * request + kSignalPadBytes, granularity_);
-  view_.buffer_bytes = buffer_bytes_from_usable(allocation_bytes_ - kSignalPadBytes);
+  // FlashInfer: allocation = round_up(3 buffers + signal pad, granularity); usable = allocation - pad. The
+  // direct path's region follows, in granules of its own, so BPB is FlashInfer's whether or not it exists.
+  const std::int64_t lamport_bytes = round_up(kLamportBufferCount * request + kSignalPadBytes, granularity_);
+  view_.buffer_bytes = buffer_bytes_from_usable(lamport_bytes - kSignalPadBytes);
+  if (options_.direct_scatter_bytes > 0 || options_.direct_broadcast_bytes > 0) {
+    view_.direct = direct_region(world, options_.direct_scatter_bytes, options_.direct_broadcast_bytes,
+                                 kMaxDirectBlocks);
+    view_.direct_offset = lamport_bytes;
+  }
+  allocation_bytes_ = lamport_bytes + round_up(view_.direct.bytes, granularity_);
   handles_.assign(world, 0);
   mapped_.assign(world, false);
   const std::size_t bytes = static_cast<std::size_t>(allocation_bytes_);
@@ -234,11 +243,16 @@ void Workspace::reset() {
   const LamportFlags initial = initial_flags(static_cast<std::uint32_t>(view_.buffer_bytes));
   std::uint32_t block[kFlagsBlockWords] = {};
   std::copy(initial.words.begin(), initial.words.end(), block);
+  const std::int64_t lamport_bytes = allocation_bytes_ - round_up(view_.direct.bytes, granularity_);
   for (int r : local_ranks_) {
     detail::DeviceGuard guard(rank_devices_[r]);
     // Every word of [0, allocation - signal pad) becomes the sentinel, as FlashInfer's lamport_initialize.
     detail::fill_words(reinterpret_cast<void*>(view_.peers.base[r]),
-                       static_cast<std::uint64_t>(allocation_bytes_ - kSignalPadBytes) / 4, kLamportEmptyWord, nullptr);
+                       static_cast<std::uint64_t>(lamport_bytes - kSignalPadBytes) / 4, kLamportEmptyWord, nullptr);
+    // The direct region too: its flags then hold no value a launch publishes (reference direct_flag_value).
+    if (view_.direct.bytes > 0)
+      detail::fill_words(reinterpret_cast<void*>(view_.peers.base[r] + view_.direct_offset),
+                         static_cast<std::uint64_t>(view_.direct.bytes) / 4, kLamportEmptyWord, nullptr);
     AR_CUDA_CHECK(cudaMemcpy(view_.flags[r], block, sizeof(block), cudaMemcpyHostToDevice));
   }
   for (int d : devices_) {

@@ -30,6 +30,10 @@ struct WorkspaceView {
   std::int64_t buffer_bytes = 0;             ///< BPB, also in every rank's flags word 2
   PeerTable peers{};                         ///< this process's address of every rank's buffers
   std::uint32_t* flags[kMaxWorldSize] = {};  ///< the flags block of every rank of this process (else null)
+  /// The direct path's region (reference DirectRegion; bytes 0: none), at peers.base[r] + direct_offset of every
+  /// rank r, after its Lamport buffers and signal pad.
+  DirectRegion direct{};
+  std::int64_t direct_offset = 0;
 };
 
 class Workspace {
@@ -39,6 +43,10 @@ class Workspace {
     /// Bytes per Lamport buffer asked for (request_buffer_bytes(); rounded up to 32 here). The workspace
     /// gets at least this; BPB = buffer_bytes_from_usable(allocation - signal pad), usually more.
     std::int64_t buffer_bytes_request = 0;
+    /// TWOSHOT's direct path (docs/large-messages.md): the largest SCATTER and BROADCAST rows of a direct call
+    /// (reference direct_scatter_bytes, direct_broadcast_bytes); both 0: no direct region.
+    std::int64_t direct_scatter_bytes = 0;
+    std::int64_t direct_broadcast_bytes = 0;
     /// The device of every rank. Empty: every rank on `device` (virtual ranks). One process may drive
     /// several GPUs this way; each device gets access to every rank's memory.
     std::vector<int> rank_devices;
@@ -75,7 +83,7 @@ class Workspace {
   std::optional<HandleType> exported_as() const { return exported_as_; }
 
   /// Lamport initialisation of the local ranks (every word of their buffers = 0x80000000, as FlashInfer's
-  /// lamport_initialize) and initial flags {0, 2, BPB, 0, 0, 0, 0, 0, 0}, call counter 0. Blocking; with
+  /// lamport_initialize; the direct region's too) and initial flags {0, 2, BPB, 0, 0, 0, 0, 0, 0}, call counter 0. Blocking; with
   /// several processes it ends with a barrier, so every process must call it. Also the recovery after a
   /// timeout.
   void reset();

@@ -96,6 +96,27 @@ std::int64_t direct_scatter_bytes(const ProblemShape& s) {
 }
 std::int64_t direct_broadcast_bytes(const ProblemShape& s) { return s.tokens * s.hidden * dtype_bytes(s.dtype); }
 
+DirectRegion direct_region_for(const ProblemShape& max_shape) {
+  return direct_region(max_shape.world_size, direct_scatter_bytes(max_shape), direct_broadcast_bytes(max_shape),
+                       kMaxDirectBlocks);
+}
+
+bool takes_direct_path(Strategy resolved, bool fused, const ProblemShape& s, std::int64_t direct_from_bytes) {
+  return direct_from_bytes > 0 && !fused && resolved == Strategy::kTwoShot && s.bytes_per_rank() >= direct_from_bytes;
+}
+
+std::optional<std::string> check_fits_direct_region(const ProblemShape& s, const DirectRegion& d) {
+  if (d.bytes == 0) return std::string("the workspace has no direct region (it was sized for no direct call)");
+  if (d.world != s.world_size)
+    return fmt::format("the direct region is for W = {} but the call has W = {}", d.world, s.world_size);
+  const std::int64_t scatter = direct_scatter_bytes(s), broadcast = direct_broadcast_bytes(s);
+  if (scatter > d.broadcast || broadcast > d.flags - d.broadcast)
+    return fmt::format("the call's direct rows ({} SCATTER and {} BROADCAST bytes) exceed the workspace's direct "
+                       "region ({} and {} bytes); size the workspace for the largest direct call",
+                       scatter, broadcast, d.broadcast, d.flags - d.broadcast);
+  return std::nullopt;
+}
+
 LamportFlags advance_flags(const LamportFlags& f, const ClearRecord& launched) {
   LamportFlags next;
   next.words = {(f.current_buffer() + 1) % kLamportBufferCount,

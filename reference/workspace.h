@@ -126,6 +126,15 @@ DirectRegion direct_region(int world, std::int64_t scatter_bytes, std::int64_t b
 /// A call's SCATTER and BROADCAST bytes.
 std::int64_t direct_scatter_bytes(const ProblemShape& s);
 std::int64_t direct_broadcast_bytes(const ProblemShape& s);
+/// The most blocks a direct launch may have per rank: the region holds a flag for each, per kind and source.
+inline constexpr std::int64_t kMaxDirectBlocks = 1024;
+/// The region for calls up to `max_shape` (its SCATTER and BROADCAST bytes) with kMaxDirectBlocks flags.
+DirectRegion direct_region_for(const ProblemShape& max_shape);
+/// Whether a call takes the direct path: a plain (not fused) call resolved to TWOSHOT with at least
+/// `direct_from_bytes` a rank (N * D * E); 0 means no call does. One rule for the simulator and the kernels.
+bool takes_direct_path(Strategy resolved, bool fused, const ProblemShape& s, std::int64_t direct_from_bytes);
+/// Why a call cannot run on the direct region `d` (its rows do not fit); nullopt when it fits.
+std::optional<std::string> check_fits_direct_region(const ProblemShape& s, const DirectRegion& d);
 /// What a flag holds once round `round` of the call with epoch `epoch` (calls the rank had completed, plus one)
 /// is published: a writer is never more than one round ahead of what its reader has seen (it needs the
 /// reader's answer to the round before), so one flag a (kind, source, block) serves every round and call as

@@ -77,8 +77,7 @@ std::optional<Protocol> parse_protocol(std::string_view name) {
 }
 
 bool takes_direct_path(const SimConfig& c, const ResolvedCall& call) {
-  return c.protocol == Protocol::kOurs && c.direct_from_bytes > 0 && !call.fused &&
-         call.strategy() == Strategy::kTwoShot && call.shape.bytes_per_rank() >= c.direct_from_bytes;
+  return c.protocol == Protocol::kOurs && takes_direct_path(call.strategy(), call.fused, call.shape, c.direct_from_bytes);
 }
 
 bool mutation_applies(Mutation m, Protocol p) {

@@ -16,8 +16,8 @@
 //   comes in with ld_v4, with no poll;
 // - fence_acq_rel_gpu: only the Arrival::kAfterFlags variant of FlashInfer's protocol (the arrival our kernels
 //   were first designed with); neither FlashInfer nor our kernels issue it, and cuda/ptx.cuh does not wrap it.
-// ld_v4 and ld_u32 are the plain loads the compiler emits for the kernels' C++ flag reads, not cuda/ptx.cuh
-// wrappers. Every memory instruction the all-reduce kernels issue through cuda/ptx.cuh is modelled here except
+// ld_u32 and the flag read's ld_v4 are the plain loads the compiler emits for the kernels' C++ flag reads; the
+// direct path's row reads are cuda/ptx.cuh's ld_v4. Every memory instruction the all-reduce kernels issue through cuda/ptx.cuh is modelled here except
 // ld_volatile_u32's use on our kernels' abort word and the griddepcontrol pair of the plain kernels: the
 // simulator has no wait budgets (a wait that can never end is reported as a deadlock instead), and a plain
 // kernel's griddepcontrol.wait at its very top is modelled by launching it only once the previous grid has

@@ -191,9 +191,10 @@ class WaitBudget {
     const std::uint64_t now = ptx::read_globaltimer();
     if (start_ == 0) start_ = now;
     if (ptx::ld_volatile_u32(ctx.p->abort_flag) != 0) return false;  // relaxed poll of the abort word
-    // A BROADCAST wait gets twice the budget: its owner is usually stuck on a SCATTER slot of the rank that
-    // is really missing, and that wait should be the one to report.
-    const std::uint64_t budget = ctx.site == WaitSite::kBroadcastSlot ? 2 * ctx.p->timeout_ns : ctx.p->timeout_ns;
+    // A BROADCAST wait gets twice the budget: its owner is usually stuck on a SCATTER slot (or flag) of the
+    // rank that is really missing, and that wait should be the one to report.
+    const bool broadcast = ctx.site == WaitSite::kBroadcastSlot || ctx.site == WaitSite::kDirectBroadcastFlag;
+    const std::uint64_t budget = broadcast ? 2 * ctx.p->timeout_ns : ctx.p->timeout_ns;
     if (ctx.p->timeout_ns == 0 || now - start_ < budget) return true;
     record_wait_error(ctx, peer, token, pack, seen, now - start_);
     return false;

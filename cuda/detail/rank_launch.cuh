@@ -67,10 +67,11 @@ struct RankLaunch {
 /// loaded into `v` before the flags are read. The rank's threads are numbered in chunks of `chunk` (a
 /// multiple of 32 that divides blockDim.x): chunk k of every block before chunk k + 1 of any, so that the
 /// packs of a small call spread over all blocks even when blocks are wide (the fused kernels); with
-/// chunk = blockDim.x this is blockIdx.x * blockDim.x + threadIdx.x.
+/// chunk = blockDim.x this is blockIdx.x * blockDim.x + threadIdx.x. `preload` false: `v` is left alone (the
+/// direct path walks its input in another order).
 template <DType T>
 __device__ __forceinline__ RankLaunch begin_rank_launch(const AllReduceParams& p, uint4 (&v)[kUnroll],
-                                                        std::uint32_t chunk = 0) {
+                                                        std::uint32_t chunk = 0, bool preload = true) {
   // Phase 0: with PDL, wait until the previous launch has completed and its memory is visible.
   ptx::griddepcontrol_wait();
 
@@ -88,7 +89,7 @@ __device__ __forceinline__ RankLaunch begin_rank_launch(const AllReduceParams& p
   const std::uint64_t slot_stride = std::uint64_t(row_packs) * 16;
 
   // The first input packs do not depend on the flags: their loads overlap the flag read below.
-  load_input_batch<T>(slot.input, tid, threads, (tokens < per_round ? tokens : per_round) * row_packs, v);
+  if (preload) load_input_batch<T>(slot.input, tid, threads, (tokens < per_round ? tokens : per_round) * row_packs, v);
 
   // Phase 1: read this rank's flags and arrive (the last block to arrive advances them, see Arrival).
   // A PDL dependent may start launching now: it waits for this grid's completion before it reads anything.

@@ -90,10 +90,10 @@ std::string bench_plan(const Job& job, const BenchSettings& s, int world, Handle
   return fmt::format(
       "program mnnvl-ar {}\ncommand bench\nprocesses {}\nworld size {}\nhandles {}\nsizes {}\ndtypes {}\n"
       "strategies {}\niters {} warmup {} graph {}\nprofile {} pdl {}\nhidden {}\nseed {}\ncheck {}\ntimeout-ms {}\n"
-      "fused {}\nquant {}\n",
+      "fused {}\nquant {}\ndirect-from {}\n",
       MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles), fmt::join(s.sizes, ","), dtype_names,
-      strategy_names, s.iters, s.warmup, s.graph, profile_list, s.pdl, s.hidden, s.seed, s.check,
-      s.timeout_ms, s.fused, quant_names(s.quant));
+      strategy_names, s.iters, s.warmup, s.graph, profile_list, s.pdl, s.hidden, s.seed, s.check, s.timeout_ms, s.fused,
+      quant_names(s.quant), s.direct_from_bytes);
 }
 
 /// The benchmark's state across world sizes.
@@ -242,13 +242,15 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
           row.shape = shape;
           row.requested = st;
           row.resolved = resolve_strategy(st, shape);
+          row.direct = takes_direct_path(row.resolved, /*fused=*/false, shape, s.direct_from_bytes);
           row.profile = profile;
           const GpuCall call{shape, st, profile, s.pdl != 0};
           row.launch = group.launch_shape(call);
           ++run.done;
           if (job.leader())
-            fmt::print(err, "[{}/{}] W={} {} {} {} {}: {}\n", run.done, run.total, world, dtype_name(dt),
-                       size_text(bytes), strategy_name(st), profile_name(profile), row.launch);
+            fmt::print(err, "[{}/{}] W={} {} {} {}{} {}: {}\n", run.done, run.total, world, dtype_name(dt),
+                       size_text(bytes), strategy_name(st), row.direct ? " (direct)" : "", profile_name(profile),
+                       row.launch);
           const TimedCall timed = time_one(
               gpu, group, call, timing, [&] { return references.plain(row.resolved, profile); }, run, err);
           row.us = timed.us;
@@ -256,7 +258,7 @@ void bench_world(GpuJob& gpu, GpuRanks& group, const BenchSettings& s, int world
           if (norm && !run.stopped) time_fused(gpu, group, call, *norm, s.quant, timing, references, row, run, err);
           row.derive(run.place.limits.copy_gbps);
           row.nccl_us = nccl_us;
-          print_bench_row(out, row, s.profiles.size() > 1);
+          print_bench_row(out, row, s.profiles.size() > 1, s.direct_from_bytes > 0);
           out.flush();
           run.rows.push_back(std::move(row));
           if (run.stopped) return;
@@ -292,22 +294,37 @@ int bench_job(Job& job, const BenchSettings& s, std::ostream& out, std::ostream&
   for (int world : worlds) {
     if (run.stopped) break;
     GroupSizing sizing{0, 16, static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
+    sizing.direct_from_bytes = s.direct_from_bytes;  // before add(): a direct call's rows go to the direct region
     std::vector<GpuCall> calls;
     for (DType dt : s.dtypes)
       for (std::int64_t bytes : s.sizes)
         for (Strategy st : s.strategies)
           for (Profile profile : s.profiles) {
             const ProblemShape shape = bench_shape(world, bytes, dt, s.hidden);
-            sizing.add(st, shape, s.fused);
+            // The plain call (which may take the direct path), and with --fused the fused ones (which never do).
+            sizing.add(st, shape);
             calls.push_back({shape, st, profile, s.pdl != 0});
-            if (s.fused) calls.back().norm = bench_norm_call(shape, place.device.sm_count);
+            if (s.fused) {
+              sizing.add(st, shape, /*fused=*/true);
+              calls.push_back(calls.back());
+              calls.back().norm = bench_norm_call(shape, place.device.sm_count);
+            }
           }
     auto group = gpu->open_group(world, sizing, fmt::format("bench-w{}", world), fmt::format("plan at W = {}", world),
                                  bench_plan(job, s, world, *handles.kind));
     gpu->refuse_unrunnable(*group, calls, [&](std::size_t i) {
-      return fmt::format("{} at {}", strategy_name(calls[i].strategy), calls[i].shape.bytes_per_rank());
+      const GpuCall& c = calls[i];
+      const bool direct =
+          takes_direct_path(resolve_strategy(c.strategy, c.shape), c.norm.has_value(), c.shape, s.direct_from_bytes);
+      return fmt::format("{}{} at {}", strategy_name(c.strategy),
+                         c.norm   ? " fused"
+                         : direct ? " (direct)"
+                                  : "",
+                         c.shape.bytes_per_rank());
     });
-    fmt::print(out, "\n{}\n", bench_table_header(run.nccl != nullptr, s.fused, s.profiles.size() > 1, s.quant));
+    fmt::print(
+        out, "\n{}\n",
+        bench_table_header(run.nccl != nullptr, s.fused, s.profiles.size() > 1, s.quant, s.direct_from_bytes > 0));
     bench_world(*gpu, *group, s, world, run, out, err);
   }
 
@@ -379,7 +396,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   CommandArgs args = all_args;
   const int spawn = take_spawn_option(args);
   BenchSettings s;
-  std::string min_text, max_text, dtype_text, strategy_text, profile_text, handles_text, quant_text;
+  std::string min_text, max_text, dtype_text, strategy_text, profile_text, handles_text, quant_text, direct_from_text;
   std::vector<std::string> labels;
   double factor = 2;
   JobOptions job_options;
@@ -405,6 +422,8 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       ("seed", po::value(&s.seed)->default_value(1), "seed of the full-mantissa random inputs")
       ("timeout-ms", po::value(&s.timeout_ms)->default_value(10000), "per device wait; 0 = forever")
       ("round-bytes", po::value(&s.round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
+      ("direct-from", po::value(&direct_from_text)->default_value("0"),
+       "plain TWOSHOT calls of at least this many bytes a rank take the direct path (docs/large-messages.md); 0: none")
       ("device", po::value(&s.device)->default_value(-1),
        "CUDA device (default: 0 for one process; LOCAL_RANK % visible GPUs in a job)")
       ("devices", po::value(&s.devices_text)->default_value(""),
@@ -430,7 +449,8 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
       "mnnvl-ar bench [-b 4K] [-e 256M] [-f 2] [-n 20] [-w 5] [-G 0] [-d bf16] [-s all] [-W 2] [-J out.json] [--spawn "
       "K]",
       "Times the all-reduce kernels, nccl-tests style: one row per size and strategy with size (bytes per rank),\n"
-      "count (elements per rank), type, strategy, time(us) (mean per call), algbw = size / time,\n"
+      "count (elements per rank), type, strategy ('(direct)' for a call that took TWOSHOT's direct path, see\n"
+      "--direct-from), time(us) (mean per call), algbw = size / time,\n"
       "busbw = algbw * 2(W-1)/W, and #wrong: after timing, every rank's output of the last call is compared bit\n"
       "for bit with reference/ (0 expected; -1 when --check 0). Two more columns read the time against this\n"
       "machine: traffic (GB/s), the bytes the call must move (SPEC section 5: input reads, Lamport stores and\n"
@@ -463,6 +483,7 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   if (s.round_bytes < -1)
     throw UsageError(
         fmt::format("--round-bytes must be -1 (the default), 0 (one round) or a byte budget, got {}", s.round_bytes));
+  s.direct_from_bytes = direct_from_option("--direct-from", direct_from_text);
   check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   s.dtypes = dtype_list_option("-d", dtype_text);
   s.strategies = strategy_list_option("-s", strategy_text);

@@ -14,7 +14,7 @@ namespace ar {
 void BenchRow::derive(double copy_gbps) {
   algbw = static_cast<double>(bytes) / (us * 1e3);
   busbw = algbw * 2.0 * (world - 1) / world;
-  traffic = call_traffic(resolved, shape);
+  traffic = call_traffic(resolved, shape, direct);
   traffic_gbps = static_cast<double>(traffic.total()) / (us * 1e3);
   pct_copy = copy_gbps > 0 ? 100.0 * traffic_gbps / copy_gbps : NAN;
 }
@@ -42,18 +42,31 @@ void print_bench_settings(std::ostream& out, const BenchSettings& s, const Bench
   fmt::print(out, "# NCCL: {}\n", place.nccl);
   std::string profiles;
   for (Profile p : s.profiles) profiles += (profiles.empty() ? "" : ", ") + std::string(profile_name(p));
-  fmt::print(out, "# {} mode, {} iterations{}, {} warm-up, profile{} {}, PDL {}, D = {}\n",
-             s.graph > 0 ? "CUDA-graph" : "eager", s.iters,
-             s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "", s.warmup, s.profiles.size() > 1 ? "s" : "",
-             profiles, s.pdl ? "on" : "off", s.hidden);
+  fmt::print(
+      out, "# {} mode, {} iterations{}, {} warm-up, profile{} {}, PDL {}, D = {}{}\n",
+      s.graph > 0 ? "CUDA-graph" : "eager", s.iters, s.graph > 0 ? fmt::format(" x {} graph launches", s.graph) : "",
+      s.warmup, s.profiles.size() > 1 ? "s" : "", profiles, s.pdl ? "on" : "off", s.hidden,
+      s.direct_from_bytes > 0
+          ? fmt::format(", plain TWOSHOT calls from {} a rank on the direct path", size_text(s.direct_from_bytes))
+          : "");
 }
 
-std::string bench_table_header(bool nccl, bool fused, bool profiles, const std::vector<QuantMode>& quant) {
+namespace {
+
+/// The strategy column: 8 wide, or 16 for "twoshot (direct)" in a run with --direct-from.
+std::string strategy_column(const std::string& text, bool direct) {
+  return direct ? fmt::format("{:>16}", text) : fmt::format("{:>8}", text);
+}
+
+}  // namespace
+
+std::string bench_table_header(bool nccl, bool fused, bool profiles, const std::vector<QuantMode>& quant, bool direct) {
   std::string quant_columns;
   for (QuantMode m : quant) quant_columns += fmt::format(" {:>16}", fmt::format("{}(us)", quant_mode_name(m)));
   if (!quant.empty()) quant_columns += fmt::format(" {:>8}", "q#wrong");
-  return fmt::format("{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}{}", "W", "size", "count",
-                     "type", profiles ? fmt::format("{:>10} ", "profile") : "", "strategy", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
+  return fmt::format("{:>3} {:>10} {:>12} {:>5} {}{} {:>10} {:>11} {:>11} {:>13} {:>6} {:>7}{}{}", "W", "size", "count",
+                     "type", profiles ? fmt::format("{:>10} ", "profile") : "", strategy_column("strategy", direct),
+                     "time(us)", "algbw(GB/s)", "busbw(GB/s)", "traffic(GB/s)", "%copy", "#wrong",
                      nccl ? fmt::format(" {:>9} {:>7}", "nccl(us)", "speedup") : "",
                      fused ? fmt::format(" {:>9} {:>11} {:>8} {:>9} {:>7}", "fused(us)", "ar+norm(us)", "fused-ar",
                                          "sep/fused", "#wrong")
@@ -87,11 +100,12 @@ std::string quant_columns(const BenchRow& r) {
 
 }  // namespace
 
-void print_bench_row(std::ostream& out, const BenchRow& r, bool profiles) {
-  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {}{:>8} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}{}\n", r.world,
-             r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype),
-             profiles ? fmt::format("{:>10} ", profile_name(r.profile)) : "", strategy_name(r.requested), r.us,
-             r.algbw, r.busbw, r.traffic_gbps, r.pct_copy, r.wrong,
+void print_bench_row(std::ostream& out, const BenchRow& r, bool profiles, bool direct) {
+  fmt::print(out, "{:>3} {:>10} {:>12} {:>5} {}{} {:>10.2f} {:>11.2f} {:>11.2f} {:>13.1f} {:>6.1f} {:>7}{}{}{}\n",
+             r.world, r.bytes, r.bytes / dtype_bytes(r.shape.dtype), dtype_name(r.shape.dtype),
+             profiles ? fmt::format("{:>10} ", profile_name(r.profile)) : "",
+             strategy_column(fmt::format("{}{}", strategy_name(r.requested), r.direct ? " (direct)" : ""), direct),
+             r.us, r.algbw, r.busbw, r.traffic_gbps, r.pct_copy, r.wrong,
              r.nccl_us ? fmt::format(" {:>9.2f} {:>7.2f}", *r.nccl_us, *r.nccl_us / r.us) : "", fused_columns(r),
              quant_columns(r));
 }
@@ -133,6 +147,7 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
                    {"seed", s.seed},
                    {"check", s.check != 0},
                    {"fused", s.fused},
+                   {"direct_from_bytes", s.direct_from_bytes},
                    {"quant", [&] {
                       std::vector<std::string> names;
                       for (QuantMode m : s.quant) names.emplace_back(quant_mode_name(m));
@@ -151,6 +166,7 @@ std::string bench_json(const BenchSettings& s, const BenchPlace& place, const st
                        {"type", dtype_name(r.shape.dtype)},
                        {"strategy", strategy_name(r.requested)},
                        {"resolved", strategy_name(r.resolved)},
+                       {"direct", r.direct},
                        {"profile", profile_name(r.profile)},
                        {"tokens", r.shape.tokens},
                        {"hidden", r.shape.hidden},

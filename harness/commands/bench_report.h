@@ -29,6 +29,8 @@ struct BenchSettings {
   std::vector<Profile> profiles{Profile::kFlashInfer};
   int iters = 20, warmup = 5, graph = 0, check = 1, pdl = 1, device = -1;
   std::int64_t hidden = 4096, round_bytes = -1;
+  /// --direct-from: plain TWOSHOT calls of at least this many bytes a rank take the direct path (0: none).
+  std::int64_t direct_from_bytes = 0;
   std::uint64_t seed = 1;
   double timeout_ms = 10000;
   HandleRequest handles = HandleRequest::kAuto;
@@ -51,6 +53,7 @@ struct BenchRow {
   ProblemShape shape;
   Strategy requested = Strategy::kAuto;
   Strategy resolved = Strategy::kOneShot;
+  bool direct = false;  ///< the plain call took TWOSHOT's direct path (--direct-from); fused calls never do
   Profile profile = Profile::kFlashInfer;
   double us = 0;
   double algbw = 0, busbw = 0;
@@ -84,10 +87,13 @@ void print_bench_device(std::ostream& out, const GpuDevice& dev);
 /// The header lines after the job's description: limits, NCCL, settings.
 void print_bench_settings(std::ostream& out, const BenchSettings& s, const BenchPlace& place);
 /// The column titles (with NCCL's when it is measured, and the fused calls' with --fused).
-/// `profiles`: with the profile column (a run of several profiles).
-std::string bench_table_header(bool nccl, bool fused, bool profiles, const std::vector<QuantMode>& quant = {});
-/// `profiles`: with the profile column (a run of several profiles).
-void print_bench_row(std::ostream& out, const BenchRow& row, bool profiles);
+/// `profiles`: with the profile column (a run of several profiles). `direct`: a strategy column wide enough
+/// for "twoshot (direct)" (a run with --direct-from).
+std::string bench_table_header(bool nccl, bool fused, bool profiles, const std::vector<QuantMode>& quant = {},
+                               bool direct = false);
+/// `profiles`: with the profile column (a run of several profiles). `direct`: as bench_table_header's; a row
+/// that took the direct path says "(direct)" after its strategy.
+void print_bench_row(std::ostream& out, const BenchRow& row, bool profiles, bool direct = false);
 
 /// The results as JSON text; `date` in UTC ISO 8601.
 std::string bench_json(const BenchSettings& s, const BenchPlace& place, const std::vector<BenchRow>& rows,

@@ -136,6 +136,18 @@ std::int64_t size_option(const std::string& option, const std::string& text) {
   return *v << shift;
 }
 
+std::int64_t direct_from_option(const std::string& option, const std::string& text) {
+  std::int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [at, ec] = std::from_chars(text.data(), end, v);
+  if (!text.empty() && ec == std::errc() && at == end && v <= 0) {
+    if (v < 0)
+      throw UsageError(fmt::format("{} must be >= 0 (0: no call takes the direct path), got {}", option, text));
+    return 0;
+  }
+  return size_option(option, text);
+}
+
 std::string size_text(std::int64_t bytes) {
   if (bytes % (std::int64_t(1) << 30) == 0) return fmt::format("{}G", bytes >> 30);
   if (bytes % (std::int64_t(1) << 20) == 0) return fmt::format("{}M", bytes >> 20);

@@ -37,6 +37,9 @@ void check_timeout_ms(const std::string& option, double ms, bool zero_waits_fore
 
 /// "4K" -> 4096, "256M", "1G", "128" (bytes, positive).
 std::int64_t size_option(const std::string& option, const std::string& text);
+/// --direct-from: 0 (no call takes the direct path) or a size as size_option reads it ("16M"); a negative
+/// number is refused as such.
+std::int64_t direct_from_option(const std::string& option, const std::string& text);
 /// 4096 -> "4K", 268435456 -> "256M", 100 -> "100".
 std::string size_text(std::int64_t bytes);
 

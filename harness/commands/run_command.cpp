@@ -59,6 +59,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, st
     PlannedCall& c = planned[i];
     if (batches) fill_batch_call(batches->plan, i, c);
     RunRow row{static_cast<int>(result.rows.size()) + 1, c.label, c.call, c.expect, c.resolved, c.seed};
+    row.direct = takes_direct_path(s, c);
     group.upload(c.input);
     if (c.norm) group.upload_norm(c.norm->residual, c.norm->gamma);
     const auto t0 = std::chrono::steady_clock::now();
@@ -82,7 +83,9 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, st
         const HostTensor expected = c.expected ? *c.expected : parallel_reference(c.input, c.resolved, c.expect);
         check_outputs(group, local, c.call.shape, expected, check, mine);
       }
-      flags.check(group, clear_record(c.call.strategy, c.call.shape), row.index, mine, err);
+      // A direct launch leaves nothing in the Lamport buffers for the next launch to clear.
+      flags.check(group, row.direct ? ClearRecord{} : clear_record(c.call.strategy, c.call.shape), row.index, mine,
+                  err);
       if (batches && c.call.norm && c.call.norm->quant != QuantMode::kNone)
         batches->seen.record_quant(
             i, group.quant_output(launched.front(), c.call.shape, c.call.norm->quant, c.call.norm->layout));
@@ -152,6 +155,7 @@ int run_job(Job& job, RunSettings s, const BatchSettings& b, std::ostream& out, 
     if (s.omit_rank >= world)
       throw UsageError(fmt::format("--omit-rank {} is not a rank of W = {}", s.omit_rank, world));
     GroupSizing sizing{0, 16, static_cast<std::uint64_t>(s.timeout_ms * 1e6), s.round_bytes};
+    sizing.direct_from_bytes = s.direct_from_bytes;  // before add(): a direct call's rows go to the direct region
     std::vector<GpuCall> calls;
     for (const PlannedCall& c : planned) {
       sizing.add(c.call.strategy, c.call.shape, c.call.norm.has_value());
@@ -163,7 +167,8 @@ int run_job(Job& job, RunSettings s, const BatchSettings& b, std::ostream& out, 
     // Every process checks every call on its ranks; one that cannot run stops the whole job, before any call.
     gpu->refuse_unrunnable(*group, calls, [&](std::size_t i) {
       const ProblemShape& shape = calls[i].shape;
-      return fmt::format("call {} ({} N={} D={} {} W={})", result.rows.size() + i + 1, strategy_name(calls[i].strategy),
+      return fmt::format("call {} ({}{} N={} D={} {} W={})", result.rows.size() + i + 1,
+                         strategy_name(calls[i].strategy), takes_direct_path(s, planned[i]) ? " (direct)" : "",
                          shape.tokens, shape.hidden, dtype_name(shape.dtype), world);
     });
     if (job.leader()) {
@@ -209,6 +214,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   RunSettings s;
   BatchSettings batches;
   std::string dtype_text, profile_text, pdl_text, expect_text, handles_text, batch_strategies_text, batch_kinds_text;
+  std::string direct_from_text;
   double eps = 0, weight_bias = 0, quant_scale = 1.0;
   JobOptions job_options;
   po::options_description options("options");
@@ -259,6 +265,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
        "one process drives several GPUs: 0,1 or all; the W ranks in equal contiguous blocks over them "
        "(W = 2 on 2 GPUs: one rank each; W = 16: 8 virtual ranks per GPU)")
       ("round-bytes", po::value(&s.round_bytes)->default_value(-1), "L2 budget of a round (tuning; -1 = default)")
+      ("direct-from", po::value(&direct_from_text)->default_value("0"),
+       "plain TWOSHOT calls of at least this many bytes a rank take the direct path (docs/large-messages.md); 0: none")
       ("dump", po::value(&s.dump_dir)->default_value(""),
        "on a mismatch, write the first differing call's input and that rank's GPU output as .npy here")
       ("digests", po::bool_switch(&s.digests),
@@ -289,7 +297,8 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
       "A fused call (':fused' in --calls) is the all-reduce + residual add + RMSNorm: its normalised output and\n"
       "residual_out are both compared with the reference, whose summation tree follows FlashInfer's launch on a\n"
       "GPU of --sms SMs (default: this one's).\n\n"
-      "The table has one row per call: call, label, strategy (auto -> resolved), N, D, dtype, W, profile, PDL,\n"
+      "The table has one row per call: call, label, strategy (auto -> resolved; '(direct)' for a call that\n"
+      "took TWOSHOT's direct path, see --direct-from), N, D, dtype, W, profile, PDL,\n"
       "elements compared (all ranks), mismatches, ranks that disagree with rank 0, flags. On a mismatch the\n"
       "first differing element is explained (its fold, step by step). A device wait that exceeds --timeout-ms\n"
       "ends the launch with an error naming the rank, the call, the buffer, stage, token, pack, the four words\n"
@@ -335,6 +344,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   if (s.round_bytes < -1)
     throw UsageError(
         fmt::format("--round-bytes must be -1 (the default), 0 (one round) or a byte budget, got {}", s.round_bytes));
+  s.direct_from_bytes = direct_from_option("--direct-from", direct_from_text);
   check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   if (s.die_after_call < 0 || (s.die_after_call > 0) != (s.die_rank >= 0))
     throw UsageError("--die-after-call K (K >= 1) and --die-rank R go together");

@@ -175,16 +175,21 @@ FusedExpectation expected_fused_outputs(const PlannedCall& c) {
   return {std::move(r.normalized), std::move(r.residual_out), std::move(quant)};
 }
 
+bool takes_direct_path(const RunSettings& s, const PlannedCall& c) {
+  return takes_direct_path(c.resolved, c.call.norm.has_value(), c.call.shape, s.direct_from_bytes);
+}
+
 std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,
                           const std::vector<PlannedCall>& planned) {
   std::string plan = fmt::format("program mnnvl-ar {}\ncommand run\nprocesses {}\nworld size {}\nhandles {}\n",
                                  MNNVL_AR_VERSION, job.processes(), world, handle_kind_name(handles));
-  plan += fmt::format("inputs {} seed {}\ntimeout-ms {}\nround-bytes {}\nomit-rank {}\ndigests {}\n", s.inputs_text,
-                      s.seed, s.timeout_ms, s.round_bytes, s.omit_rank, s.digests || job.multi_process());
+  plan += fmt::format("inputs {} seed {}\ntimeout-ms {}\nround-bytes {}\ndirect-from {}\nomit-rank {}\ndigests {}\n",
+                      s.inputs_text, s.seed, s.timeout_ms, s.round_bytes, s.direct_from_bytes, s.omit_rank,
+                      s.digests || job.multi_process());
   for (std::size_t i = 0; i < planned.size(); ++i)
     plan += plan_line(static_cast<int>(i) + 1, planned[i].label, planned[i].call, planned[i].call.strategy,
                       planned[i].expect, planned[i].seed) +
-            "\n";
+            (takes_direct_path(s, planned[i]) ? " direct\n" : "\n");
   return plan;
 }
 

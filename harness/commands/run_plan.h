@@ -30,6 +30,8 @@ struct RunSettings {
   std::optional<Profile> expect;
   std::vector<CallSpec> specs;
   std::int64_t tokens = 1, hidden = 1024, round_bytes = -1;
+  /// --direct-from: plain TWOSHOT calls of at least this many bytes a rank take the direct path (0: none).
+  std::int64_t direct_from_bytes = 0;
   std::uint64_t seed = 1;
   /// Fused calls: epsilon (nullopt: the dtype's default) and weight bias as fp32 bits, and the SM count of
   /// the summation tree (0 until run_job sets the GPU's own when --sms is not given).
@@ -82,7 +84,12 @@ std::vector<PlannedCall> plan_calls(const RunSettings& s, int world);
 /// allocated. Throws UsageError naming the call. Golden cases are checked when their manifest is read.
 void check_call_sizes(const RunSettings& s);
 
-/// The plan every process states before its kernels run at one world size.
+/// Whether `c` takes TWOSHOT's direct path under `s.direct_from_bytes` (reference takes_direct_path of its
+/// resolved strategy).
+bool takes_direct_path(const RunSettings& s, const PlannedCall& c);
+
+/// The plan every process states before its kernels run at one world size (a call that takes the direct
+/// path says so).
 std::string describe_plan(const Job& job, const RunSettings& s, int world, HandleKind handles,
                           const std::vector<PlannedCall>& planned);
 

@@ -89,6 +89,7 @@ void print_run_report(std::ostream& out, const RunResult& result) {
   for (const RunRow& r : result.rows) {
     std::string strategy = r.call.strategy == Strategy::kAuto ? fmt::format("auto->{}", strategy_name(r.resolved))
                                                               : std::string(strategy_name(r.resolved));
+    if (r.direct) strategy += " (direct)";
     if (r.call.norm) strategy += "+norm";
     if (r.call.norm && r.call.norm->quant != QuantMode::kNone)  // its elements count the codes and scales too
       strategy += fmt::format("+{}", quant_mode_name(r.call.norm->quant));
@@ -124,6 +125,7 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
   j["seed"] = s.seed;
   j["calls_text"] = s.kind == InputKind::kGolden ? "golden" : s.calls_text;
   j["timeout_ms"] = s.timeout_ms;
+  j["direct_from_bytes"] = s.direct_from_bytes;
   j["rows"] = nlohmann::json::array();
   for (const RunRow& r : result.rows) {
     nlohmann::json row{{"call", r.index},
@@ -138,6 +140,7 @@ std::string run_json(const RunSettings& s, const RunPlace& place, const RunResul
                        {"expect", profile_name(r.expect)},
                        {"pdl", r.call.pdl},
                        {"fused", r.call.norm.has_value()},
+                       {"direct", r.direct},
                        {"seed", r.seed},
                        {"elements", r.elements},
                        {"mismatches", r.mismatches},

@@ -21,6 +21,7 @@ struct RunRow {
   Profile expect = Profile::kFlashInfer;
   Strategy resolved = Strategy::kOneShot;
   std::uint64_t seed = 0;
+  bool direct = false;  ///< took TWOSHOT's direct path (--direct-from)
   std::int64_t elements = 0;
   std::int64_t mismatches = 0;
   int ranks_disagreeing = 0;  ///< ranks whose output differs from rank 0's

@@ -197,6 +197,11 @@ class GpuBackend {
     std::int64_t io_bytes_per_rank = 0;
     std::uint64_t timeout_ns = 10'000'000'000ull;
     std::int64_t round_bytes = -1;  ///< -1: the kernels' default
+    /// TWOSHOT's direct path: plain TWOSHOT calls of at least this many bytes a rank take it (0: none), and the
+    /// largest rows of such a call the workspace's direct region holds.
+    std::int64_t direct_from_bytes = 0;
+    std::int64_t direct_scatter_bytes = 0;
+    std::int64_t direct_broadcast_bytes = 0;
     /// The ranks of this process; empty: all W. With fewer, every process of the job opens its group at the
     /// same time and the other ranks' memory comes through `rendezvous` as `handles`.
     std::vector<int> local_ranks;

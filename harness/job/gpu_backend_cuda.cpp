@@ -53,7 +53,8 @@ class CudaRanks final : public GpuRanks {
                        gpus > 1 ? fmt::format("{} GPUs x ", gpus) : "", p.slots, p.slots == 1 ? "" : "s",
                        p.blocks_per_rank,
                        p.cluster_blocks > 1 ? fmt::format(" (clusters of {})", p.cluster_blocks) : "",
-                       p.threads_per_block, p.tokens_per_round);
+                       p.threads_per_block, p.tokens_per_round) +
+           (p.direct ? ", direct path" : "");
   }
 
   void upload(const HostTensor& input) override { group_.upload(input); }
@@ -158,6 +159,9 @@ class CudaBackend final : public GpuBackend {
     v.norm_io = o.norm_io;
     v.timeout_ns = o.timeout_ns;
     if (o.round_bytes >= 0) v.round_bytes = o.round_bytes;
+    v.direct_from_bytes = o.direct_from_bytes;
+    v.direct_scatter_bytes = o.direct_scatter_bytes;
+    v.direct_broadcast_bytes = o.direct_broadcast_bytes;
     v.local_ranks = o.local_ranks;
     if (!o.local_ranks.empty() && static_cast<int>(o.local_ranks.size()) < o.world_size) {
       if (o.rendezvous == nullptr) throw std::invalid_argument("a group of a multi-process job needs the rendezvous");

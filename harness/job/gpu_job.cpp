@@ -255,7 +255,13 @@ std::string plan_line(int index, const std::string& label, const GpuCall& call, 
 namespace ar {
 
 void GroupSizing::add(Strategy requested, const ProblemShape& shape, bool fused) {
-  buffer_bytes = std::max({buffer_bytes, kBufferAlignment, required_buffer_bytes(requested, shape)});
+  if (takes_direct_path(resolve_strategy(requested, shape), fused, shape, direct_from_bytes)) {
+    direct_scatter_bytes = std::max(direct_scatter_bytes, ::ar::direct_scatter_bytes(shape));
+    direct_broadcast_bytes = std::max(direct_broadcast_bytes, ::ar::direct_broadcast_bytes(shape));
+    buffer_bytes = std::max(buffer_bytes, kBufferAlignment);
+  } else {
+    buffer_bytes = std::max({buffer_bytes, kBufferAlignment, required_buffer_bytes(requested, shape)});
+  }
   io_bytes = std::max(io_bytes, shape.bytes_per_rank());
   norm_io = norm_io || fused;
 }
@@ -310,6 +316,9 @@ std::unique_ptr<GpuRanks> GpuJob::open_group_on(int world, const GroupSizing& si
       device, world, request.bytes, sizing.io_bytes, sizing.timeout_ns, sizing.round_bytes};
   options.devices = devices;
   options.norm_io = sizing.norm_io;
+  options.direct_from_bytes = sizing.direct_from_bytes;
+  options.direct_scatter_bytes = sizing.direct_scatter_bytes;
+  options.direct_broadcast_bytes = sizing.direct_broadcast_bytes;
   if (!local.empty()) {
     options.local_ranks = local;
     options.handles = *handles().kind;

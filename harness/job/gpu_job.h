@@ -102,7 +102,12 @@ struct GroupSizing {
   std::uint64_t timeout_ns = 10'000'000'000ull;
   std::int64_t round_bytes = -1;  ///< -1: the kernels' default
   bool norm_io = false;           ///< set by add() for a fused call
-  /// Makes room for a call of `requested` strategy on `shape` (fused: residuals and gammas too).
+  /// Plain TWOSHOT calls of at least this many bytes a rank take the direct path (0: none do; set before add()).
+  std::int64_t direct_from_bytes = 0;
+  std::int64_t direct_scatter_bytes = 0;    ///< grows with add(): the direct region's rows
+  std::int64_t direct_broadcast_bytes = 0;  ///< grows with add()
+  /// Makes room for a call of `requested` strategy on `shape` (fused: residuals and gammas too; a call that
+  /// takes the direct path: its rows in the direct region, not in the Lamport buffers).
   void add(Strategy requested, const ProblemShape& shape, bool fused = false);
 };
 

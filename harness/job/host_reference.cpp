@@ -120,11 +120,18 @@ HostTensor seeded_random_input(DType dtype, int world, std::int64_t tokens, std:
   return in;
 }
 
-CallTraffic call_traffic(Strategy resolved, const ProblemShape& s) {
+CallTraffic call_traffic(Strategy resolved, const ProblemShape& s, bool direct) {
   const std::int64_t w = s.world_size, row = s.hidden * dtype_bytes(s.dtype), shard = s.tokens * row;
   CallTraffic t;
   t.input_reads = w * shard;
   t.output_writes = w * shard;
+  if (direct) {
+    // Each of the N rows goes to its owner from the W - 1 other ranks, and back from the owner to them: (W - 1) N
+    // rows stored and read in SCATTER, as many in BROADCAST.
+    t.lamport_stores = 2 * (w - 1) * shard;
+    t.lamport_loads = 2 * (w - 1) * shard;
+    return t;
+  }
   const ClearRecord record = clear_record(resolved, s);
   for (int st = 0; st < record.stages; ++st) t.clears += w * static_cast<std::int64_t>(record.bytes[st]);
   if (resolved == Strategy::kOneShot) {

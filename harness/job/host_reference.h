@@ -35,7 +35,9 @@ HostTensor seeded_random_input(DType dtype, int world, std::int64_t tokens, std:
                                int spread);
 
 /// Bytes one call moves through memory, summed over all W ranks, counted as SPEC section 5 does (payload,
-/// not re-polls), with the clear of the previous call's bytes taken to be this call's own record.
+/// not re-polls), with the clear of the previous call's bytes taken to be this call's own record. `direct`: a
+/// call on TWOSHOT's direct path (docs/large-messages.md), whose rows go through the direct region instead (counted
+/// as its Lamport stores and loads): no rank's own rows, no clears.
 struct CallTraffic {
   std::int64_t input_reads = 0;     ///< every rank reads its shard
   std::int64_t lamport_stores = 0;  ///< ONESHOT: W copies of every shard; TWOSHOT: scatter + broadcast
@@ -44,6 +46,6 @@ struct CallTraffic {
   std::int64_t output_writes = 0;
   std::int64_t total() const { return input_reads + lamport_stores + lamport_loads + clears + output_writes; }
 };
-CallTraffic call_traffic(Strategy resolved, const ProblemShape& shape);
+CallTraffic call_traffic(Strategy resolved, const ProblemShape& shape, bool direct = false);
 
 }  // namespace ar

@@ -157,3 +157,22 @@ TEST_CASE("the direct path's region: SCATTER, BROADCAST, then a flag a (kind, so
       CHECK(direct_flag_value(epoch + 1, 0) != direct_flag_value(epoch, round));
     }
 }
+
+TEST_CASE("which calls take the direct path, and whether their rows fit a workspace's region", "[cpu]") {
+  const ProblemShape s{4, 64, 4096, DType::kBf16};  // 512 KiB a rank
+  CHECK(takes_direct_path(Strategy::kTwoShot, false, s, s.bytes_per_rank()));
+  CHECK_FALSE(takes_direct_path(Strategy::kTwoShot, false, s, s.bytes_per_rank() + 1));  // below the threshold
+  CHECK_FALSE(takes_direct_path(Strategy::kTwoShot, false, s, 0));                       // 0: no call
+  CHECK_FALSE(takes_direct_path(Strategy::kTwoShot, true, s, 1));                        // fused: never
+  CHECK_FALSE(takes_direct_path(Strategy::kOneShot, false, s, 1));                       // ONESHOT: never
+  // The region for a largest shape holds it and every smaller call, and no larger one.
+  const DirectRegion d = direct_region_for(s);
+  CHECK(d.max_blocks == kMaxDirectBlocks);
+  CHECK_FALSE(check_fits_direct_region(s, d));
+  CHECK_FALSE(check_fits_direct_region({4, 3, 4096, DType::kBf16}, d));
+  CHECK_FALSE(check_fits_direct_region({4, 64, 2048, DType::kFp32}, d));
+  CHECK_THAT(check_fits_direct_region({4, 65, 4096, DType::kBf16}, d).value(),
+             Catch::Contains("exceed the workspace's direct region"));
+  CHECK_THAT(check_fits_direct_region({8, 8, 4096, DType::kBf16}, d).value(), Catch::Contains("W = 4"));
+  CHECK_THAT(check_fits_direct_region(s, DirectRegion{}).value(), Catch::Contains("no direct region"));
+}
