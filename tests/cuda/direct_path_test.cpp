@@ -39,6 +39,16 @@ VirtualGroup::Options direct_options(int world, const std::vector<ar::ProblemSha
   return o;
 }
 
+/// Runs `call` and requires every rank's output bit-exact with the reference, and its flags with `model`'s.
+void require_bit_exact(VirtualGroup& group, const ar::HostTensor& input, const VirtualGroup::Call& call,
+                       ar::test::FlagsModel* model) {
+  const auto check = ar::test::run_and_check(group, input, call, model);
+  INFO(check.describe());
+  REQUIRE(!check.wait);
+  REQUIRE(check.mismatches == 0);
+  REQUIRE(check.flags_match);
+}
+
 }  // namespace
 
 TEST_CASE("direct calls give TWOSHOT's bits at every world size, dtype and profile", "[gpu]") {
@@ -58,11 +68,7 @@ TEST_CASE("direct calls give TWOSHOT's bits at every world size, dtype and profi
           const VirtualGroup::Call call{shape, Strategy::kTwoShot, p, pdl};
           INFO(ar::test::label(call) << " seed " << seed);
           REQUIRE(group.plan(call).direct);
-          const auto check = ar::test::run_and_check(group, input, call, &model);
-          INFO(check.describe());
-          REQUIRE(!check.wait);
-          REQUIRE(check.mismatches == 0);
-          REQUIRE(check.flags_match);
+          require_bit_exact(group, input, call, &model);
         }
   }
 }
@@ -87,11 +93,7 @@ TEST_CASE("direct calls over several rounds and many blocks stay bit-exact", "[g
                                    << " blocks a rank");
         REQUIRE(plan.direct);
         CHECK(plan.tokens_per_round < shape.tokens);
-        const auto check = ar::test::run_and_check(group, input, call, &model);
-        INFO(check.describe());
-        REQUIRE(!check.wait);
-        REQUIRE(check.mismatches == 0);
-        REQUIRE(check.flags_match);
+        require_bit_exact(group, input, call, &model);
       }
   }
 }
@@ -130,11 +132,7 @@ TEST_CASE("direct and Lamport calls of every kind mixed on one workspace stay bi
         CHECK(takes ==
               ar::takes_direct_path(ar::resolve_strategy(call.strategy, call.shape), false, call.shape, direct_from));
         (takes ? direct : lamport) += 1;
-        const auto check = ar::test::run_and_check(group, input, call, &model);
-        INFO(check.describe());
-        REQUIRE(!check.wait);
-        REQUIRE(check.mismatches == 0);
-        REQUIRE(check.flags_match);
+        require_bit_exact(group, input, call, &model);
       }
     CHECK(direct >= 8);
     CHECK(lamport >= 8);
@@ -165,10 +163,7 @@ TEST_CASE("a rank that never arrives makes a direct call time out, naming it", "
   CHECK(ar::cuda::describe_wait_error(*wait).find("waiting for rank 1: the direct path's SCATTER flag") !=
         std::string::npos);
   // The group was reset: a full call now works and is bit-exact.
-  const auto check = ar::test::run_and_check(group, input, call);
-  INFO(check.describe());
-  REQUIRE(!check.wait);
-  REQUIRE(check.mismatches == 0);
+  require_bit_exact(group, input, call, nullptr);
 }
 
 TEST_CASE("a direct call whose rows exceed the direct region is refused, naming the sizes", "[gpu]") {
