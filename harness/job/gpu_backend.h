@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "harness/job/handle_choice.h"
@@ -126,6 +127,9 @@ class Rendezvous;
 
 /// The ranks one process runs: all W of a workspace (virtual ranks on one GPU, or spread over several GPUs of
 /// this process), or its share of a job of several processes.
+/// The end of GpuRanks::launch_shape for a call on TWOSHOT's direct path.
+inline constexpr std::string_view kDirectPathLaunch = ", direct path";
+
 class GpuRanks {
  public:
   virtual ~GpuRanks() = default;
@@ -134,7 +138,8 @@ class GpuRanks {
   virtual int device_of(int rank) const = 0;  ///< the GPU of a local rank
   /// Why `call` cannot run on this group (nullopt when it can).
   virtual std::optional<std::string> cannot_run(const GpuCall& call) = 0;
-  /// "2 ranks x 66 blocks x 256 threads, 512 tokens per round" (several GPUs: "2 GPUs x 1 rank x ...")
+  /// "2 ranks x 66 blocks x 256 threads, 512 tokens per round" (several GPUs: "2 GPUs x 1 rank x ..."), ending
+  /// in kDirectPathLaunch when the call takes TWOSHOT's direct path.
   virtual std::string launch_shape(const GpuCall& call) = 0;
   /// Copies each local rank's shard of [W, N, D] into its input.
   virtual void upload(const HostTensor& input) = 0;

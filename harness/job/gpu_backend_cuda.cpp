@@ -54,7 +54,7 @@ class CudaRanks final : public GpuRanks {
                        p.blocks_per_rank,
                        p.cluster_blocks > 1 ? fmt::format(" (clusters of {})", p.cluster_blocks) : "",
                        p.threads_per_block, p.tokens_per_round) +
-           (p.direct ? ", direct path" : "");
+           (p.direct ? std::string(kDirectPathLaunch) : std::string());
   }
 
   void upload(const HostTensor& input) override { group_.upload(input); }

@@ -337,6 +337,16 @@ void GpuJob::refuse_unrunnable(GpuRanks& group, const std::vector<GpuCall>& call
   for (int p = 0; p < job_.processes(); ++p)
     if (!refusals[p].empty())
       throw UsageError(job_.multi_process() ? fmt::format("rank {}: {}", p, refusals[p]) : refusals[p]);
+  // The direct path pairs block b of every rank with block b of each other rank, so every process must launch a
+  // direct call with the same grid; the grid follows the GPU's occupancy, so processes on GPUs of different
+  // models could differ. They compare their grids and refuse, naming the difference, before any kernel runs.
+  if (!job_.multi_process()) return;
+  std::string grids;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const std::string shape = group.launch_shape(calls[i]);
+    if (shape.ends_with(kDirectPathLaunch)) grids += fmt::format("{}: {}\n", describe(i), shape);
+  }
+  agree_on_plan(job_, "the direct path's launch grids", grids);
 }
 
 }  // namespace ar

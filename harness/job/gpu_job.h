@@ -149,7 +149,9 @@ class GpuJob {
                                           const std::vector<int>& devices, const std::vector<int>& local);
 
   /// Every process asks its group whether each call can run; `describe(i)` names call i in a refusal.
-  /// Throws UsageError with the first refusal (prefixed "rank P: " in a job) on every process. Collective.
+  /// Throws UsageError with the first refusal (prefixed "rank P: " in a job) on every process. In a job the
+  /// processes then compare the launch grids of the calls on TWOSHOT's direct path, which must be the same on
+  /// every rank. Collective.
   void refuse_unrunnable(GpuRanks& group, const std::vector<GpuCall>& calls,
                          const std::function<std::string(std::size_t)>& describe);
 
