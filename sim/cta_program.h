@@ -90,8 +90,9 @@ struct CtaState {
   // Our kernels' registers (Protocol::kOurs); zero in FlashInfer's programs.
   std::uint32_t round = 0;  ///< the current round
   std::uint32_t item = 0;   ///< iteration of the current grid-stride loop
-  /// Ours: a poll group: 0 = its first loads, 1 = the retries of its empty slots. FlashInfer's cluster arrival:
-  /// 1 = cluster block 0 has arrived on the cluster barrier and waits for the other blocks.
+  /// Ours: a poll group: 0 = its first loads, 1 = the retries of its empty slots; the direct path's flag waits:
+  /// 0 = waiting, 2 = the flag taken and its reset next, 1 = past the wait. FlashInfer's cluster arrival: 1 =
+  /// cluster block 0 has arrived on the cluster barrier and waits for the other blocks.
   std::uint8_t sub = 0;
   std::uint8_t advance = 0;     ///< 1: advances the flags at arrival, 2: after its work
   std::uint32_t call_word = 0;  ///< flag word 12 as read

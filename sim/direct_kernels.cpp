@@ -14,12 +14,14 @@
 //   4. publish: bar_cta_sync, then for each owner o != r: st_release_sys_u32 of v into o's flag (scatter, r, b).
 //      The release publishes every store of the block before it (the barrier orders the other threads' stores
 //      before thread 0's release).
-//   5. reduce: for each source s != r: ld_acquire_sys_u32 of my flag (scatter, s, b) until it holds v; then for
+//   5. reduce: for each source s != r: ld_acquire_sys_u32 of my flag (scatter, s, b) until it holds v, then st_u32
+//      of the initial fill back into it (the reset: a flag holds a value only while it is published and unread, so
+//      no stale value can ever pass for a new one, however old); then for
 //      each pack of my list: ld_v4 the W - 1 rows from SCATTER, fold them with my own input pack in rank order
 //      (TWOSHOT's fold, so TWOSHOT's bits), check the sum as my output and st_v4 it into BROADCAST[t] of every
 //      other rank in rank order.
 //   6. publish: bar_cta_sync, then for each rank d != r: st_release_sys_u32 of v into d's flag (broadcast, r, b).
-//   7. gather: for each owner o != r: wait for my flag (broadcast, o, b) to hold v; then for each owner o != r,
+//   7. gather: for each owner o != r: wait for my flag (broadcast, o, b) to hold v, and reset it; then for each owner o != r,
 //      my packs of o's list: ld_v4 from BROADCAST[t], copied out.
 //
 // Reuse without clears: a rank writes a peer's SCATTER rows again only in a later call, which starts after its
@@ -55,6 +57,9 @@ constexpr std::array kDirectProgram{Phase::kReadFlagsLow,
                                     Phase::kDone};
 // Rounds jump back to position 5, as in our other programs (sim/our_kernels.cpp kFirstRoundPhase).
 static_assert(kDirectProgram[5] == Phase::kDirectScatter);
+
+/// `sub` of a wait phase between taking a flag and resetting it (0: waiting, 1: past the wait, at the rows).
+constexpr std::uint8_t kResetting = 2;
 
 /// What this block's flags hold once the current round is published (reference direct_flag_value).
 std::uint32_t flag_value(const CtaState& c) { return direct_flag_value(c.call_word + 1, c.round); }
@@ -141,17 +146,32 @@ void publish(CtaState& c, KernelEnv& env, DirectFlag kind) {
   c.peer = next_other(c.peer, c.rank);
 }
 
-/// One flag load of a wait phase (sub 0): on to the next rank once it holds this round's value (flags_pending
-/// ends the wait).
+/// One flag load of a wait phase (sub 0): once it holds this round's value, its reset comes next (sub kResetting;
+/// the direct-any-epoch mutation, a reader that takes any published-looking flag, leaves it as it is and goes on
+/// to the next rank). flags_pending ends the wait.
 void await_flag(CtaState& c, KernelEnv& env, DirectFlag kind) {
   const std::uint32_t v = env.ops.ld_acquire_sys_u32({c.rank, flag_of(c, env, kind, c.peer)});
-  if (flag_published(v, flag_value(c), env.config.mutation)) c.peer = next_other(c.peer, c.rank);
+  if (!flag_published(v, flag_value(c), env.config.mutation)) return;
+  if (env.config.mutation == Mutation::kDirectAnyEpoch)
+    c.peer = next_other(c.peer, c.rank);
+  else
+    c.sub = kResetting;
+}
+
+/// The reset of the flag just taken: the initial fill back into it (a plain store; the block's next release, or the
+/// end of its launch, publishes it before the writer can store the flag again). On to the next rank.
+void reset_flag(CtaState& c, KernelEnv& env, DirectFlag kind) {
+  const Ghost ghost{WriteKind::kFlags, static_cast<std::uint8_t>(c.rank), call_tag(env)};
+  env.ops.st_u32({c.rank, flag_of(c, env, kind, c.peer)}, kLamportEmptyWord, ghost);
+  c.sub = 0;
+  c.peer = next_other(c.peer, c.rank);
 }
 
 /// The wait of phases 5 and 7 (sub 0), for normalisation: true while a flag is still to be loaded; once every
 /// other rank's flag is published (or the mutation `skip` drops the wait), on to the loop over the rows with
 /// its registers at their start.
 bool flags_pending(CtaState& c, const KernelEnv& env, Mutation skip) {
+  if (c.sub == kResetting) return true;
   if (c.sub != 0) return false;
   if (c.peer == c.rank) c.peer = next_other(c.peer, c.rank);  // next_pc starts every loop at rank 0
   if (env.config.mutation != skip && c.peer < static_cast<std::uint32_t>(world(env))) return true;
@@ -214,6 +234,8 @@ void step_direct(CtaState& c, KernelEnv& env) {
     case Phase::kDirectReduce:
       if (c.sub == 0)
         await_flag(c, env, DirectFlag::kScatter);
+      else if (c.sub == kResetting)
+        reset_flag(c, env, DirectFlag::kScatter);
       else
         reduce_step(c, env);
       break;
@@ -221,6 +243,10 @@ void step_direct(CtaState& c, KernelEnv& env) {
     case Phase::kDirectGather: {
       if (c.sub == 0) {
         await_flag(c, env, DirectFlag::kBroadcast);
+        break;
+      }
+      if (c.sub == kResetting) {
+        reset_flag(c, env, DirectFlag::kBroadcast);
         break;
       }
       const Item it = *lane_item(c, env, c.peer);

@@ -35,7 +35,7 @@ enum class Mutation : std::uint8_t {
   kDirectPlainFlag,        ///< the flag is a plain store: it may land before the rows it publishes
   kDirectNoScatterWait,    ///< the owner reads SCATTER without waiting for the sources' flags
   kDirectNoBroadcastWait,  ///< a rank reads BROADCAST without waiting for the owners' flags
-  kDirectAnyEpoch,         ///< a reader takes any flag but the initial one as published, whatever its call
+  kDirectAnyEpoch,         ///< a reader takes any flag but the initial one as published, and leaves it unreset
   kDirectPerCallLayout,    ///< each call lays its rows and flags out by its own shape
 };
 
@@ -109,7 +109,8 @@ inline constexpr std::array<MutationInfo, 20> kMutationTable{{
      "rows unread: a row it read had landed, so its owner had read what it sums)",
      false, true, ""},
     {Mutation::kDirectAnyEpoch, "direct-any-epoch",
-     "direct path: any flag but the initial one counts as published, whatever its call and round",
+     "direct path: any flag but the initial one counts as published, whatever its call and round, and the reader "
+     "leaves it as it found it (no reset)",
      "stale-read: the flag of an earlier round or call lets a reader take rows not written yet", false, true, ""},
     {Mutation::kDirectPerCallLayout, "direct-per-call-layout",
      "direct path: each call lays its rows and flags out from the region's start by its own shape",

@@ -13,7 +13,7 @@
 //   griddepcontrol_wait (the PDL pair between the fused TWOSHOT's two kernels);
 // - our kernels' direct path of large TWOSHOT calls only (sim/direct_kernels.cpp): st_release_sys_u32 (a block
 //   publishes its stores with a flag) and ld_acquire_sys_u32 (the flag wait); its data goes out with st_v4 and
-//   comes in with ld_v4, with no poll;
+//   comes in with ld_v4, with no poll, and st_u32 resets each flag a reader took;
 // - fence_acq_rel_gpu: only the Arrival::kAfterFlags variant of FlashInfer's protocol (the arrival our kernels
 //   were first designed with); neither FlashInfer nor our kernels issue it, and cuda/ptx.cuh does not wrap it.
 // ld_u32 and the flag read's ld_v4 are the plain loads the compiler emits for the kernels' C++ flag reads; the

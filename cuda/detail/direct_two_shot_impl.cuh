@@ -108,17 +108,21 @@ __device__ __forceinline__ void publish_round(const DirectRows& d, DirectFlag ki
     if (q != d.rank) ptx::st_release_sys_u32(d.flag(q, kind, d.rank, blockIdx.x), value);
 }
 
-/// Thread 0 acquires the flag (kind, q, block) of every other rank q once it holds `value`; the barrier after it
-/// lets every thread of the block read what they published. False (for every thread) when a wait gave up.
+/// Thread 0 acquires the flag (kind, q, block) of every other rank q once it holds `value`, and resets it to the
+/// initial fill (a plain store: the block's next release, or the end of the launch, publishes it before q can
+/// store the flag again, which q does only after that release). So a flag holds a value only while it is
+/// published and unread, and no stale value can pass for a new one, however old. The barrier after it lets every
+/// thread of the block read what they published. False (for every thread) when a wait gave up.
 __device__ __forceinline__ bool await_round(const DirectRows& d, DirectFlag kind, std::uint32_t value,
                                             const WaitContext& ctx, std::uint32_t round) {
   bool ok = true;
   if (threadIdx.x == 0)
     for (std::uint32_t q = 0; q < d.world && ok; ++q) {
       if (q == d.rank) continue;
-      const std::uint32_t* flag = d.flag(d.rank, kind, q, blockIdx.x);
+      std::uint32_t* flag = d.flag(d.rank, kind, q, blockIdx.x);
       const std::uint32_t seen = ptx::ld_acquire_sys_u32(flag);
       if (seen != value) ok = wait_for_flag(flag, seen, value, ctx, static_cast<std::int32_t>(q), round);
+      if (ok) ptx::st_u32(flag, kEmptyWord);
     }
   return !ptx::bar_cta_sync_or(!ok);
 }
