@@ -284,8 +284,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   p.tokens_per_round = plan.tokens_per_round;
   p.chunk = plan.order.chunk;
   p.sanitize_result = plan.order.sanitize_result ? 1 : 0;
-  // A direct launch leaves nothing in its Lamport buffer: it records no stage for the next launch to clear.
-  const ClearRecord record = plan.direct ? ClearRecord{} : clear_record(plan.strategy, a.shape);
+  const ClearRecord record = clear_record(plan.strategy, a.shape, plan.direct);
   for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
   p.stages = static_cast<std::uint32_t>(record.stages);
   if (plan.direct) {

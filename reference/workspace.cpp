@@ -66,7 +66,8 @@ LamportFlags initial_flags(std::uint32_t buffer_bytes) {
   return f;
 }
 
-ClearRecord clear_record(Strategy strategy, const ProblemShape& s) {
+ClearRecord clear_record(Strategy strategy, const ProblemShape& s, bool direct) {
+  if (direct) return ClearRecord{};
   const Strategy resolved = resolve_strategy(strategy, s);
   const std::int64_t row_bytes = s.hidden * dtype_bytes(s.dtype);
   ClearRecord r;

@@ -91,7 +91,9 @@ struct ClearRecord {
 };
 /// ONESHOT: {N*D*W*E}; TWOSHOT: {round_up(N, W)*D*E, N*D*E}. AUTO resolved first. The counts are 32-bit
 /// words: only for a call that check_fits_workspace accepted.
-ClearRecord clear_record(Strategy strategy, const ProblemShape& s);
+/// `direct`: the call takes TWOSHOT's direct path (takes_direct_path), which leaves the Lamport buffers untouched
+/// and so records nothing to clear.
+ClearRecord clear_record(Strategy strategy, const ProblemShape& s, bool direct = false);
 
 /// The flag update at the end of every launch (waitAndUpdate): rotate to (cur + 1) % 3, mark cur dirty,
 /// record this launch's stages and bytes, reset the arrival counter.

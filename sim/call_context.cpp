@@ -84,7 +84,7 @@ std::vector<CallContext> make_call_contexts(const SimConfig& config, std::uint64
       plan_our_grid(config, c);
       if (takes_direct_path(config, rc)) {
         c.takes_direct = true;
-        c.record = ClearRecord{};  // nothing in the Lamport buffers for the next launch to clear
+        c.record = clear_record(c.strategy, c.shape, /*direct=*/true);
         // The mutation's layout, from this call alone; the region of the whole sequence replaces it below.
         c.direct = direct_region(config.world_size, direct_scatter_bytes(c.shape), direct_broadcast_bytes(c.shape),
                                  c.grids[0].ctas);

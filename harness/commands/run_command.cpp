@@ -83,9 +83,7 @@ bool run_world(GpuJob& gpu, GpuRanks& group, const RunSettings& s, int world, st
         const HostTensor expected = c.expected ? *c.expected : parallel_reference(c.input, c.resolved, c.expect);
         check_outputs(group, local, c.call.shape, expected, check, mine);
       }
-      // A direct launch leaves nothing in the Lamport buffers for the next launch to clear.
-      flags.check(group, row.direct ? ClearRecord{} : clear_record(c.call.strategy, c.call.shape), row.index, mine,
-                  err);
+      flags.check(group, clear_record(c.call.strategy, c.call.shape, row.direct), row.index, mine, err);
       if (batches && c.call.norm && c.call.norm->quant != QuantMode::kNone)
         batches->seen.record_quant(
             i, group.quant_output(launched.front(), c.call.shape, c.call.norm->quant, c.call.norm->layout));

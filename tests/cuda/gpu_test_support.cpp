@@ -41,8 +41,7 @@ void count(CallCheck& check, int rank, const BitDiff& d) {
 
 void check_flags(cuda::VirtualGroup& g, const cuda::VirtualGroup::Call& call, FlagsModel* model, CallCheck& check) {
   if (model) {
-    // A direct launch records nothing to clear (docs/large-messages.md).
-    const ClearRecord record = g.plan(call).direct ? ClearRecord{} : clear_record(call.strategy, call.shape);
+    const ClearRecord record = clear_record(call.strategy, call.shape, g.plan(call).direct);
     for (int r = 0; r < g.world_size(); ++r) {
       model->ranks[r] = advance_flags(model->ranks[r], record);
       const LamportFlags seen = g.workspace().flags(r);

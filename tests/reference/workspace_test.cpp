@@ -175,4 +175,7 @@ TEST_CASE("which calls take the direct path, and whether their rows fit a worksp
              Catch::Contains("exceed the workspace's direct region"));
   CHECK_THAT(check_fits_direct_region({8, 8, 4096, DType::kBf16}, d).value(), Catch::Contains("W = 4"));
   CHECK_THAT(check_fits_direct_region(s, DirectRegion{}).value(), Catch::Contains("no direct region"));
+  // A direct call leaves the Lamport buffers untouched: it records nothing for the next launch to clear.
+  CHECK(clear_record(Strategy::kTwoShot, s).stages == 2);
+  CHECK(clear_record(Strategy::kTwoShot, s, /*direct=*/true) == ClearRecord{});
 }
