@@ -19,7 +19,8 @@
 namespace ar::cuda {
 
 /// The fused kernel of (resolved strategy, dtype, ftz, exact) for cudaLaunchKernelExC, the one launched with clusters
-/// when `cluster`, or nullptr when `t` is not compiled into this build.
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster);
+/// when `cluster`, or nullptr when `t` is not compiled into this build. `dynamic_fp8`: the call quantises to
+/// dynamic FP8, which TWOSHOT runs in a kernel of its own (norm_row's kEarlyMax); ONESHOT ignores it.
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, bool dynamic_fp8);
 
 }  // namespace ar::cuda

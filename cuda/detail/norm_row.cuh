@@ -147,6 +147,18 @@ __device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
   }
 }
 
+/// TWOSHOT's first products (wb + f(gamma)) * f(pre) of a pack: its normalised values before the scale.
+template <DType T, bool kFtz>
+__device__ __forceinline__ void gamma_products(const uint4& pre, const uint4& gamma, const NormTree& tree,
+                                               float (&out)[Pack<T>::kElements]) {
+  const float bias = __uint_as_float(tree.weight_bias);
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kElements; ++e) {
+    const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));  // a real add even for a bias of 0
+    out[e] = mul_f32<kFtz>(g, Pack<T>::widen(pre, e));
+  }
+}
+
 /// The normalised pack before its one narrowing to T: each element's products in the strategy's order (SPEC 7).
 template <DType T, bool kFtz>
 __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4& gamma, float scale,
@@ -154,11 +166,9 @@ __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4&
   const float bias = __uint_as_float(tree.weight_bias);
   // One branch a pack, not a choice an element (a select there computes both orders' products).
   if (tree.two_shot_order) {
+    gamma_products<T, kFtz>(pre, gamma, tree, out);
 #pragma unroll
-    for (int e = 0; e < Pack<T>::kElements; ++e) {
-      const float g = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));  // a real add even for a bias of 0
-      out[e] = mul_f32<kFtz>(mul_f32<kFtz>(g, Pack<T>::widen(pre, e)), scale);
-    }
+    for (int e = 0; e < Pack<T>::kElements; ++e) out[e] = mul_f32<kFtz>(out[e], scale);
   } else {
 #pragma unroll
     for (int e = 0; e < Pack<T>::kElements; ++e) {
@@ -314,8 +324,11 @@ __device__ __forceinline__ void prefetch_row(const NormSlot& io, std::uint32_t t
 /// block computes; `staged` (dynamic shared memory of staged_row_bytes, or null) keeps their `pre` for the
 /// output pass. Every thread of every block of the cluster must call it for the same row, after
 /// norm_rows_begin (it holds block and cluster barriers); returns false, in every thread of the cluster, when
-/// any fetch gave up.
-template <DType T, bool kFtz, bool kCluster, class Fetch>
+/// any fetch gave up. kEarlyMax: a kernel for dynamic FP8 rows of TWOSHOT's order, and only those, which
+/// takes the row's maximum before the scale (RowQuant); the host picks it (cuda/all_reduce.cpp). A kernel of
+/// its own: with one kernel for every row (the choice a uniform branch, or two copies of step 1), an
+/// unquantised one-token row of D = 4096 took 0.1-0.15 us longer on an H200.
+template <DType T, bool kFtz, bool kCluster, bool kEarlyMax, class Fetch>
 __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
                                          std::uint32_t nth, std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
   NormShared& shared = norm_shared();
@@ -326,7 +339,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   const int packs = static_cast<int>(row_packs);
   const RowPart part = row_part<kCluster>(tree);
   float* const sums = shared.block_sums[nth % 2];
-  RowQuant<T, kFtz, kCluster> quant(tree, io);  // reads output_scale now, for after the row's polls
+  RowQuant<T, kFtz, kCluster, kEarlyMax> quant(tree, io);  // reads output_scale now, for after the row's polls
   // A block alone whose row is one round of the output walk (every decode row that fits a block): each
   // thread's gamma pack for the output pass, loaded now, so its latency lies behind the row's polls and
   // barriers, not after them. Four registers through the row; ptxas spills 12 bytes in one kernel for it
@@ -336,7 +349,8 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   if (one_round && static_cast<int>(threadIdx.x) < packs) kept_gamma = load_input(io.gamma, threadIdx.x);
 
   // 1. FlashInfer's threads this block plays: pre = AR + residual (stored as residual_out) and each thread's
-  // sum of squares from +0, loads outer and elements inner; then each warp's butterfly.
+  // sum of squares from +0, loads outer and elements inner; then each warp's butterfly. kEarlyMax: also the
+  // products before the scale, their maximum published before the barrier.
   bool ok = true;
   float acc = 0.0f;
   for_each_their_thread(
@@ -345,13 +359,25 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         const std::uint64_t at = row_pack_index(t, row_packs, pack);
         // The residual and gamma do not depend on the all-reduce, so they are on their way before the poll:
         // the residual into registers (its latency after the poll cost a one-token row of D = 4096 about
-        // 0.2 us on an H200), gamma towards L1 for the output pass (or into registers, kept_gamma).
-        ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
+        // 0.2 us on an H200), gamma towards L1 for the output pass (or into registers, kept_gamma), or into
+        // registers here for dynamic FP8's products (kEarlyMax).
+        uint4 gamma{};
+        if constexpr (kEarlyMax)
+          gamma = one_round && pack == static_cast<int>(threadIdx.x)
+                      ? kept_gamma
+                      : load_input(io.gamma, static_cast<std::uint32_t>(pack));
+        else
+          ptx::prefetch_l1(static_cast<const uint4*>(io.gamma) + pack);
         const uint4 residual = load_input(io.residual, static_cast<std::uint32_t>(at));
         uint4 ar{};
         if (ok) ok = fetch(pack, ar);  // after a failed wait the values are garbage, but every lane still shuffles
         const uint4 pre = add_pack_in_t<T, kFtz>(ar, residual);
         acc = add_squares<T, kFtz>(acc, pre, tree.square_in_t != 0);
+        if constexpr (kEarlyMax) {
+          float products[Pack<T>::kElements];
+          gamma_products<T, kFtz>(pre, gamma, tree, products);
+          quant.fold_products(products);
+        }
         reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
         if (staged != nullptr) staged[pack] = pre;
       },
@@ -360,7 +386,9 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         if (lane == 0) warp_sums[block * kMaxNormWarps + their_warp] = sum;
         acc = 0.0f;
       });
+  if constexpr (kEarlyMax) quant.publish_max(shared.quant, nth);  // read after step 2's barrier
   const bool block_failed = ptx::bar_cta_sync_or(!ok);
+  if constexpr (kEarlyMax) quant.clear_next_max(shared.quant, nth);
 
   // 2. The second level of each FlashInfer block this block plays: its warp sums, +0 beyond them, butterflied
   // again (over the block's own lanes when it is a single partial warp); lane 0 gives the sum to every block
@@ -424,6 +452,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     ptx::bar_cta_sync();
     scale = shared.scale;
   }
+  if constexpr (kEarlyMax) quant.take_row_max(shared.quant, nth, scale);
 
   // 4. The output of the packs this block computed: all of the row's, pack by pack, for a block alone; as
   // step 1 walked them in a cluster (each block staged only its own). Every lane of a warp runs every round
@@ -474,11 +503,15 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
       quant.template on_pack<decltype(mode)::value>(io, t, row_packs, pack, v, y, neighbours, active);
     });
   };
-  switch (quant.mode) {
-    case QuantMode::kFp8: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8>{}); break;
-    case QuantMode::kFp8Dynamic: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8Dynamic>{}); break;
-    case QuantMode::kNvfp4: quantized_pass(std::integral_constant<QuantMode, QuantMode::kNvfp4>{}); break;
-    default: output_pass([](int, bool, const float (&)[Pack<T>::kElements], const uint4&) {}); break;
+  if constexpr (kEarlyMax) {
+    quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8Dynamic>{});
+  } else {
+    switch (quant.mode) {
+      case QuantMode::kFp8: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8>{}); break;
+      case QuantMode::kFp8Dynamic: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8Dynamic>{}); break;
+      case QuantMode::kNvfp4: quantized_pass(std::integral_constant<QuantMode, QuantMode::kNvfp4>{}); break;
+      default: output_pass([](int, bool, const float (&)[Pack<T>::kElements], const uint4&) {}); break;
+    }
   }
 
   // 5. The rest of the quantised outputs (quant_row.cuh).

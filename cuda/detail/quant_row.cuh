@@ -3,12 +3,15 @@
 //
 // What can be written from one pack is written in the norm's output pass, from the values it has just
 // computed (RowQuant::on_pack): static FP8's codes, and NVFP4's blocks, whose two packs meet in neighbouring
-// lanes by a shuffle. Dynamic FP8 needs the whole row first: its second pass walks the output pass's packs
-// again, the first one's values kept in registers (at decode sizes a thread's only pack), any later ones
-// recomputed from the staged `pre`, gamma and the row's scale (three multiplies, the same bits). A row's
-// absmax is a maximum of values from +0 up with NaNs dropped: any order gives the same bits, so its reduction
-// (a redux per warp, then an atomic max into every block's shared word, one barrier) needs no tree of
-// FlashInfer's.
+// lanes by a shuffle. Dynamic FP8 needs the whole row's absmax first, a maximum of values from +0 up with
+// NaNs dropped: any order gives the same bits, so its reduction (a redux per warp, then an atomic max into
+// every block's shared word, then a barrier) needs no tree of FlashInfer's. Two ways to it:
+// - The fp32 values in TWOSHOT's order ((wb + g) * pre) * scale (TWOSHOT's kernels, kEarlyMax): the maximum
+//   is taken of the products a = (wb + g) * pre before the scale is known, and travels with the sum of
+//   squares through the row's own barrier; the output pass then writes the codes (RowQuant says why).
+// - The T outputs (ONESHOT): after the output pass, with a barrier of its own; then a second pass walks the
+//   output pass's packs again, the first one's values kept in registers (at decode sizes a thread's only
+//   pack), any later ones recomputed from the staged `pre`, gamma and the row's scale (the same bits).
 // The mode is a runtime field of the tree, the same in every thread: one kernel per arithmetic serves all
 // modes, and a row without quantisation pays one uniform branch.
 //
@@ -127,7 +130,7 @@ __device__ __forceinline__ std::uint32_t e2m1_word(const float (&v)[8], float el
 /// block lie in neighbouring lanes. `finish` does the rest after the output pass: dynamic FP8's reduction,
 /// scale and codes; NVFP4's blocks whose packs lie elsewhere. Every thread of every block of the cluster must
 /// call `finish` for the same row (dynamic FP8 holds a block or cluster barrier).
-template <DType T, bool kFtz, bool kCluster>
+template <DType T, bool kFtz, bool kCluster, bool kEarlyMax>
 struct RowQuant {
   static constexpr int kElements = Pack<T>::kElements;
   QuantMode mode = QuantMode::kNone;
@@ -138,6 +141,15 @@ struct RowQuant {
   /// its floor either way (any maximum below 2^-9 gives the floor). Its bits order as unsigned integers.
   float absmax = 0.0f;
   bool from_fp32 = false;        ///< dynamic FP8 quantises the fp32 values (else the T outputs)
+  /// kEarlyMax (TWOSHOT's kernels for dynamic FP8 rows, and only those): the fp32 values RN(a * s), a = (wb +
+  /// g) * pre the products before the row's scale s (TWOSHOT's order). |RN(a * s)| grows with |a| (rounding,
+  /// and FTZ's flush of an input or a result, never reverse an order; |s| scales every a alike), so the
+  /// largest of them is |RN(max |a| * s)|: the maximum can be taken of the products before s exists. Its NaN
+  /// (max |a| infinite and s 0, max |a| 0 and s infinite, or s NaN) is where every value is NaN or 0, whose
+  /// maximum from +0 is +0: a max with +0 gives that too. tests/reference/fp8_dynamic_rule_test.cpp replays
+  /// the rule against the model's maximum. So the maximum of the a crosses the row's barrier with the sum of
+  /// squares, with no barrier and no second pass of its own (docs/quant.md has what it saves on an H200).
+  float token_scale = 0.0f;      ///< kEarlyMax: the row's scale_out, known before the output pass
   int kept_pack = -1;            ///< dynamic FP8: the first pack this thread output, whose values `kept` holds
   float kept[kElements] = {};    ///< (the second pass then recomputes only the packs after it: none at decode sizes)
 
@@ -157,6 +169,58 @@ struct RowQuant {
     } else {
       *reinterpret_cast<std::uint32_t*>(at) = e4m3_pair(q[0], q[1]) | e4m3_pair(q[2], q[3]) << 16;
     }
+  }
+
+  /// Dynamic FP8's codes of one pack's values `v` (fp32 or the T outputs widened) with the token's scale.
+  __device__ __forceinline__ void store_fp8_dynamic(const NormSlot& io, std::uint64_t first_element,
+                                                    const float (&v)[kElements], float row_scale) const {
+    const float largest = __uint_as_float(kE4m3LargestFp32);
+    float q[kElements];
+#pragma unroll
+    for (int e = 0; e < kElements; ++e)
+      q[e] = quant_min<kFtz>(quant_max<kFtz>(quant_divide<kFtz>(v[e], row_scale), -largest), largest);
+    store_e4m3(io, first_element, q);
+  }
+
+  /// Dynamic FP8's token scale from the row's absmax.
+  __device__ __forceinline__ static float fp8_dynamic_scale(float row_max) {
+    return quant_max<kFtz>(quant_divide<kFtz>(row_max, __uint_as_float(kE4m3LargestFp32)),
+                           __uint_as_float(kDynamicFp8MinScale));
+  }
+
+  /// Each warp's absmax (the whole warp calls it), maxed by its lane 0 into this row's word of every block of
+  /// the cluster; readable after the next block (cluster) barrier. The row's word was cleared a row before.
+  __device__ __forceinline__ void publish_max(QuantShared& shared, std::uint32_t nth) const {
+    const std::uint32_t warp_max = ptx::redux_max_u32(__float_as_uint(absmax));
+    std::uint32_t* const word = &shared.row_max[nth % 2];
+    if (threadIdx.x % 32 == 0) {
+      if constexpr (kCluster) {
+        const std::uint32_t blocks = ptx::cluster_nctarank();
+        for (std::uint32_t r = 0; r < blocks; ++r) ptx::red_shared_cluster_max_u32(word, r, warp_max);
+      } else {
+        ptx::red_shared_max_u32(word, warp_max);
+      }
+    }
+  }
+
+  /// Clears the word of the row after the `nth` (thread 0): every thread of the block read it in the row
+  /// before, ahead of this row's first barrier, and nobody maxes into it before the next row.
+  __device__ __forceinline__ static void clear_next_max(QuantShared& shared, std::uint32_t nth) {
+    if (threadIdx.x == 0) shared.row_max[(nth + 1) % 2] = 0u;
+  }
+
+  /// kEarlyMax: folds a pack's products a = (wb + g) * pre into the thread's max |a| (NaNs dropped).
+  __device__ __forceinline__ void fold_products(const float (&a)[kElements]) {
+#pragma unroll
+    for (int e = 0; e < kElements; ++e) absmax = ptx::max_f32(absmax, ptx::abs_f32(a[e]));
+  }
+
+  /// kEarlyMax, once the row's maximum of |a| (published before the barrier just passed) and its scale are
+  /// known: the token scale, from |RN(max |a| * scale)| maxed with +0.
+  __device__ __forceinline__ void take_row_max(const QuantShared& shared, std::uint32_t nth, float scale) {
+    const float largest_product = __uint_as_float(shared.row_max[nth % 2]);
+    const float row_max = ptx::max_f32(0.0f, ptx::abs_f32(mul_f32<kFtz>(largest_product, scale)));
+    token_scale = fp8_dynamic_scale(row_max);
   }
 
   /// NVFP4 block `block` of row t, the T outputs of its two packs in `y` and their amax (pack_amax's, folded).
@@ -197,6 +261,10 @@ struct RowQuant {
       for (int e = 0; e < kElements; ++e) q[e] = mul_f32<kFtz>(Pack<T>::widen(y, e), inverse);
       store_e4m3(io, first, q);
     } else if constexpr (kMode == QuantMode::kFp8Dynamic) {
+      if constexpr (kEarlyMax) {
+        store_fp8_dynamic(io, first, v, token_scale);
+        return;
+      }
       const bool keep = kept_pack < 0;
 #pragma unroll
       for (int e = 0; e < kElements; ++e) {
@@ -239,35 +307,22 @@ struct RowQuant {
       rank = static_cast<int>(ptx::cluster_ctarank());
       blocks = static_cast<int>(ptx::cluster_nctarank());
     }
+    if constexpr (kEarlyMax) {
+      if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
+      return;
+    }
     if (mode == QuantMode::kFp8Dynamic) {
-      // The row's absmax: each warp's by one redux, maxed by its lane 0 into every block's word of this row;
-      // one barrier, then every thread reads it. The word of the next row is cleared here: every thread read
-      // it in the previous row, before this row's first barrier, and nobody maxes into it before the next's.
-      const std::uint32_t warp_max = ptx::redux_max_u32(__float_as_uint(absmax));
-      std::uint32_t* const word = &shared.row_max[nth % 2];
-      if (threadIdx.x % 32 == 0) {
-        if constexpr (kCluster) {
-          for (int r = 0; r < blocks; ++r) ptx::red_shared_cluster_max_u32(word, static_cast<std::uint32_t>(r), warp_max);
-        } else {
-          ptx::red_shared_max_u32(word, warp_max);
-        }
-      }
-      if (threadIdx.x == 0) shared.row_max[(nth + 1) % 2] = 0u;
+      // The row's absmax, from the T outputs: one barrier, then every thread reads it.
+      publish_max(shared, nth);
+      clear_next_max(shared, nth);
       if constexpr (kCluster)
         ptx::cluster_sync();
       else
         ptx::bar_cta_sync();
-      const float row_max = __uint_as_float(*word);
-      const float largest = __uint_as_float(kE4m3LargestFp32);
-      const float token_scale =
-          quant_max<kFtz>(quant_divide<kFtz>(row_max, largest), __uint_as_float(kDynamicFp8MinScale));
-      if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
+      const float row_scale = fp8_dynamic_scale(__uint_as_float(shared.row_max[nth % 2]));
+      if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = row_scale;
       const auto quantize = [&](int pack, const float (&v)[kElements]) {
-        float q[kElements];
-#pragma unroll
-        for (int e = 0; e < kElements; ++e)
-          q[e] = quant_min<kFtz>(quant_max<kFtz>(quant_divide<kFtz>(v[e], token_scale), -largest), largest);
-        store_e4m3(io, (std::uint64_t(t) * row_packs + pack) * kElements, q);
+        store_fp8_dynamic(io, (std::uint64_t(t) * row_packs + pack) * kElements, v, row_scale);
       };
       if (kept_pack >= 0) quantize(kept_pack, kept);
       walk([&](int pack, bool active) {
