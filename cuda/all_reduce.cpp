@@ -33,12 +33,12 @@ bool takes_direct(const AllReduceArguments& a, Strategy resolved) {
   return takes_direct_path(resolved, a.norm.has_value(), a.shape, a.direct_from_bytes);
 }
 
-/// Whether a fused call quantises to dynamic FP8 (fused_kernel's own kernel for TWOSHOT).
-bool dynamic_fp8(const AllReduceArguments& a) { return a.norm && a.norm->quant == QuantMode::kFp8Dynamic; }
+/// A call's quantised output (fused_kernel has kernels for some modes of their own).
+QuantMode quant_mode(const AllReduceArguments& a) { return a.norm ? a.norm->quant : QuantMode::kNone; }
 
 const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool direct,
-                       bool dynamic_fp8, bool cluster = false) {
-  if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, cluster, dynamic_fp8);
+                       QuantMode quant, bool cluster = false) {
+  if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, cluster, quant);
   if (direct) return two_shot_direct_kernel(t, order.ftz, order.exact);
   return resolved == Strategy::kOneShot ? one_shot_kernel(t, order.ftz, order.exact)
                                         : two_shot_kernel(t, order.ftz, order.exact);
@@ -207,7 +207,8 @@ Status can_implement(const AllReduceArguments& a) {
   if (Status s = check_norm(a, resolved); !s.ok()) return s;
   const bool fused = a.norm.has_value();
   const int resident =
-      resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused, direct, dynamic_fp8(a)), block_shape(a), a.device);
+      resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused, direct, quant_mode(a)), block_shape(a),
+                      a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -233,7 +234,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
   plan.direct = takes_direct(a, plan.strategy);
   plan.resident_blocks =
-      resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, plan.direct, dynamic_fp8(a)), block,
+      resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, plan.direct, quant_mode(a)), block,
                       a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
@@ -259,7 +260,7 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
   const void* kernel =
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*direct=*/false, dynamic_fp8(a), /*cluster=*/true);
+      kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*direct=*/false, quant_mode(a), /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -333,7 +334,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(
       &config,
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.direct, dynamic_fp8(a),
+      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.direct, quant_mode(a),
                  plan.cluster_blocks > 1),
       kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());

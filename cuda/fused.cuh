@@ -14,13 +14,15 @@
 #pragma once
 
 #include "reference/dtype.h"
+#include "reference/fused_quant.h"
 #include "reference/strategy.h"
 
 namespace ar::cuda {
 
 /// The fused kernel of (resolved strategy, dtype, ftz, exact) for cudaLaunchKernelExC, the one launched with clusters
-/// when `cluster`, or nullptr when `t` is not compiled into this build. `dynamic_fp8`: the call quantises to
-/// dynamic FP8, which TWOSHOT runs in a kernel of its own (norm_row's kEarlyMax); ONESHOT ignores it.
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, bool dynamic_fp8);
+/// when `cluster`, and the one of the call's quantised output `mode` (unquantised and static FP8 rows share
+/// one; dynamic FP8 and NVFP4 have kernels of their own: cuda/detail/quant_row.cuh, QuantRows), or nullptr
+/// when `t` is not compiled into this build.
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, QuantMode mode);
 
 }  // namespace ar::cuda

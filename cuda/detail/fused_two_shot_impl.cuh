@@ -9,8 +9,7 @@
 
 namespace ar::cuda::detail {
 
-/// kEarlyMax: the kernel for dynamic FP8 rows, which takes their maximum before the scale (norm_row).
-template <DType T, bool kFtz, bool kExact, bool kCluster, bool kEarlyMax>
+template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -53,7 +52,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
     };
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
       prefetch(t + rows.clusters);  // the block's next row (prefetch_row)
-      const bool done = norm_row<T, kFtz, kCluster, kEarlyMax>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& got) {
+      const bool done = norm_row<T, kFtz, kCluster, kRows>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& got) {
         const std::uint8_t* slot = my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
         got = ptx::ld_volatile_v4(slot);  // relaxed poll
         for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);

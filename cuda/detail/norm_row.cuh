@@ -324,11 +324,9 @@ __device__ __forceinline__ void prefetch_row(const NormSlot& io, std::uint32_t t
 /// block computes; `staged` (dynamic shared memory of staged_row_bytes, or null) keeps their `pre` for the
 /// output pass. Every thread of every block of the cluster must call it for the same row, after
 /// norm_rows_begin (it holds block and cluster barriers); returns false, in every thread of the cluster, when
-/// any fetch gave up. kEarlyMax: a kernel for dynamic FP8 rows of TWOSHOT's order, and only those, which
-/// takes the row's maximum before the scale (RowQuant); the host picks it (cuda/all_reduce.cpp). A kernel of
-/// its own: with one kernel for every row (the choice a uniform branch, or two copies of step 1), an
-/// unquantised one-token row of D = 4096 took 0.1-0.15 us longer on an H200.
-template <DType T, bool kFtz, bool kCluster, bool kEarlyMax, class Fetch>
+/// any fetch gave up. kRows: the quantised rows this kernel computes (QuantRows); the tree's mode is one of
+/// them.
+template <DType T, bool kFtz, bool kCluster, QuantRows kRows, class Fetch>
 __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
                                          std::uint32_t nth, std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
   NormShared& shared = norm_shared();
@@ -339,7 +337,8 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   const int packs = static_cast<int>(row_packs);
   const RowPart part = row_part<kCluster>(tree);
   float* const sums = shared.block_sums[nth % 2];
-  RowQuant<T, kFtz, kCluster, kEarlyMax> quant(tree, io);  // reads output_scale now, for after the row's polls
+  RowQuant<T, kFtz, kCluster, kRows> quant(tree, io);  // reads output_scale now, for after the row's polls
+  constexpr bool kEarlyMax = decltype(quant)::kEarlyMax;
   // A block alone whose row is one round of the output walk (every decode row that fits a block): each
   // thread's gamma pack for the output pass, loaded now, so its latency lies behind the row's polls and
   // barriers, not after them. Four registers through the row; ptxas spills 12 bytes in one kernel for it
@@ -503,8 +502,15 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
       quant.template on_pack<decltype(mode)::value>(io, t, row_packs, pack, v, y, neighbours, active);
     });
   };
-  if constexpr (kEarlyMax) {
+  if constexpr (kRows == QuantRows::kFp8Dynamic || kRows == QuantRows::kFp8DynamicEarly) {
     quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8Dynamic>{});
+  } else if constexpr (kRows == QuantRows::kNvfp4) {
+    quantized_pass(std::integral_constant<QuantMode, QuantMode::kNvfp4>{});
+  } else if constexpr (kRows == QuantRows::kNoneOrFp8) {
+    if (quant.mode == QuantMode::kFp8)
+      quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8>{});
+    else
+      output_pass([](int, bool, const float (&)[Pack<T>::kElements], const uint4&) {});
   } else {
     switch (quant.mode) {
       case QuantMode::kFp8: quantized_pass(std::integral_constant<QuantMode, QuantMode::kFp8>{}); break;

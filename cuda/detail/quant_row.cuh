@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/detail/lamport.cuh"
 #include "reference/fused_quant.h"
@@ -26,6 +27,44 @@
 #include "reference/quant_formats.h"
 
 namespace ar::cuda::detail {
+
+/// Which rows a kernel computes, a template parameter of the fused kernels (cuda/fused.cuh picks the kernel
+/// from the call's mode): dynamic FP8 and NVFP4 run in kernels of their own, so no other row's kernel holds
+/// their code, and within each the mode is known. Measured on an H200 (W = 2, bf16, one to 16 tokens, same
+/// run): against one kernel for every mode, unquantised rows 0.05-0.17 us faster at D = 4096 and 0.25-0.57 us
+/// at D = 8192 (but FlashInfer's ONESHOT there, 0.06-0.08 us slower), every quantised mode faster but
+/// FlashInfer's ONESHOT dynamic FP8 at D = 8192 (docs/quant.md). Each of the two fused kernel files then
+/// compiles 48 kernels where it compiled 18.
+enum class QuantRows {
+  kAny,              ///< every mode, chosen at run time (the separate norm kernel)
+  kNoneOrFp8,        ///< unquantised rows and static FP8
+  kFp8Dynamic,       ///< dynamic FP8, its maximum after the output pass (FlashInfer's ONESHOT: the T outputs)
+  kFp8DynamicEarly,  ///< dynamic FP8 of fp32 values in TWOSHOT's order: the maximum before the scale (RowQuant)
+  kNvfp4,            ///< NVFP4
+};
+
+/// Calls f(std::integral_constant<QuantRows, rows>{}) with the rows of the fused kernel for a call's mode
+/// (never kAny). kEarly: the kernel's dynamic FP8 quantises fp32 values in the order ((wb + g) * pre) * scale
+/// (TWOSHOT, and the invariant profile under both strategies: reference quant_arithmetic's dynamic_from_fp32,
+/// NormLaunch's gamma_first), so it takes its maximum before the scale. NVFP4 takes no fp32 (the host refuses
+/// it, reference validate_quant), so fp32 has no NVFP4 kernel: its rows get the unquantised kernel, which
+/// would write no codes.
+template <DType T, bool kEarly, class F>
+void dispatch_quant_rows(QuantMode mode, F&& f) {
+  using Rows = QuantRows;
+  switch (mode) {
+    case QuantMode::kFp8Dynamic:
+      f(std::integral_constant<Rows, kEarly ? Rows::kFp8DynamicEarly : Rows::kFp8Dynamic>{});
+      break;
+    case QuantMode::kNvfp4:
+      if constexpr (T != DType::kFp32) {
+        f(std::integral_constant<Rows, Rows::kNvfp4>{});
+        break;
+      }
+      [[fallthrough]];
+    default: f(std::integral_constant<Rows, Rows::kNoneOrFp8>{}); break;
+  }
+}
 
 /// What the quantised rows share within a block (a part of NormShared): dynamic FP8's row absmax as fp32 bits
 /// (values from +0 up order as unsigned integers), two words alternating row by row; each warp of the cluster
@@ -130,9 +169,12 @@ __device__ __forceinline__ std::uint32_t e2m1_word(const float (&v)[8], float el
 /// block lie in neighbouring lanes. `finish` does the rest after the output pass: dynamic FP8's reduction,
 /// scale and codes; NVFP4's blocks whose packs lie elsewhere. Every thread of every block of the cluster must
 /// call `finish` for the same row (dynamic FP8 holds a block or cluster barrier).
-template <DType T, bool kFtz, bool kCluster, bool kEarlyMax>
+template <DType T, bool kFtz, bool kCluster, QuantRows kRows>
 struct RowQuant {
   static constexpr int kElements = Pack<T>::kElements;
+  static constexpr bool kEarlyMax = kRows == QuantRows::kFp8DynamicEarly;
+  static constexpr bool kLateMax = kRows == QuantRows::kAny || kRows == QuantRows::kFp8Dynamic;
+  static constexpr bool kMayNvfp4 = kRows == QuantRows::kAny || kRows == QuantRows::kNvfp4;
   QuantMode mode = QuantMode::kNone;
   ScaleLayout layout = ScaleLayout::kSwizzled128x4;  ///< NVFP4's
   float scale = 0.0f;            ///< output_scale: static FP8's scale, NVFP4's global scale
@@ -141,14 +183,14 @@ struct RowQuant {
   /// its floor either way (any maximum below 2^-9 gives the floor). Its bits order as unsigned integers.
   float absmax = 0.0f;
   bool from_fp32 = false;        ///< dynamic FP8 quantises the fp32 values (else the T outputs)
-  /// kEarlyMax (TWOSHOT's kernels for dynamic FP8 rows, and only those): the fp32 values RN(a * s), a = (wb +
-  /// g) * pre the products before the row's scale s (TWOSHOT's order). |RN(a * s)| grows with |a| (rounding,
-  /// and FTZ's flush of an input or a result, never reverse an order; |s| scales every a alike), so the
-  /// largest of them is |RN(max |a| * s)|: the maximum can be taken of the products before s exists. Its NaN
-  /// (max |a| infinite and s 0, max |a| 0 and s infinite, or s NaN) is where every value is NaN or 0, whose
-  /// maximum from +0 is +0: a max with +0 gives that too. tests/reference/fp8_dynamic_rule_test.cpp replays
-  /// the rule against the model's maximum. So the maximum of the a crosses the row's barrier with the sum of
-  /// squares, with no barrier and no second pass of its own (docs/quant.md has what it saves on an H200).
+  /// kEarlyMax (QuantRows::kFp8DynamicEarly): dynamic FP8 of the fp32 values RN(a * s), a = (wb + g) * pre the
+  /// products before the row's scale s (TWOSHOT's order). |RN(a * s)| grows with |a| (rounding, and FTZ's
+  /// flush of an input or a result, never reverse an order; |s| scales every a alike), so the largest of them
+  /// is |RN(max |a| * s)|: the maximum can be taken of the products before s exists. Its NaN (max |a|
+  /// infinite and s 0, max |a| 0 and s infinite, or s NaN) is where every value is NaN or 0, whose maximum
+  /// from +0 is +0: a max with +0 gives that too. tests/reference/fp8_dynamic_rule_test.cpp replays the rule
+  /// against the model's maximum. So the maximum of the a crosses the row's barrier with the sum of squares,
+  /// with no barrier and no second pass of its own (docs/quant.md has what it saves on an H200).
   float token_scale = 0.0f;      ///< kEarlyMax: the row's scale_out, known before the output pass
   int kept_pack = -1;            ///< dynamic FP8: the first pack this thread output, whose values `kept` holds
   float kept[kElements] = {};    ///< (the second pass then recomputes only the packs after it: none at decode sizes)
@@ -311,7 +353,7 @@ struct RowQuant {
       if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
       return;
     }
-    if (mode == QuantMode::kFp8Dynamic) {
+    if (kLateMax && mode == QuantMode::kFp8Dynamic) {
       // The row's absmax, from the T outputs: one barrier, then every thread reads it.
       publish_max(shared, nth);
       clear_next_max(shared, nth);
@@ -331,7 +373,7 @@ struct RowQuant {
         values(pack, from_fp32, /*staged_here=*/true, v);
         quantize(pack, v);
       });
-    } else if (mode == QuantMode::kNvfp4 && !neighbours) {
+    } else if (kMayNvfp4 && mode == QuantMode::kNvfp4 && !neighbours) {
       // A block's two packs lie in other lanes or blocks: each block takes every blocks-th block of the row
       // from its rank, threads interleaved, from residual_out (every block of the cluster wrote it before the
       // row's barrier). Only launch trees with an odd FlashInfer block come here.

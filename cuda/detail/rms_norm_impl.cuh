@@ -18,7 +18,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) rms_norm_rows(const __g
   norm_rows_begin<false>();
   std::uint32_t nth = 0;
   for (std::uint32_t t = blockIdx.x; t < static_cast<std::uint32_t>(p.tokens); t += gridDim.x)
-    norm_row<T, kFtz, false, /*kEarlyMax=*/false>(p.tree, p.norm[z], p.output[z], t, nth++, row_packs, staged, [&](int pack, uint4& ar) {
+    norm_row<T, kFtz, false, QuantRows::kAny>(p.tree, p.norm[z], p.output[z], t, nth++, row_packs, staged, [&](int pack, uint4& ar) {
       ar = load_input(p.input[z], static_cast<std::uint32_t>(row_pack_index(t, row_packs, pack)));
       return true;
     });
