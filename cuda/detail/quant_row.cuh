@@ -6,14 +6,16 @@
 // lanes by a shuffle. Dynamic FP8 needs the whole row's absmax first, a maximum of values from +0 up with
 // NaNs dropped: any order gives the same bits, so its reduction (a redux per warp, then an atomic max into
 // every block's shared word, then a barrier) needs no tree of FlashInfer's. Two ways to it:
-// - The fp32 values in TWOSHOT's order ((wb + g) * pre) * scale (TWOSHOT's kernels, kEarlyMax): the maximum
-//   is taken of the products a = (wb + g) * pre before the scale is known, and travels with the sum of
-//   squares through the row's own barrier; the output pass then writes the codes (RowQuant says why).
-// - The T outputs (ONESHOT): after the output pass, with a barrier of its own; then a second pass walks the
-//   output pass's packs again, the first one's values kept in registers (at decode sizes a thread's only
-//   pack), any later ones recomputed from the staged `pre`, gamma and the row's scale (the same bits).
-// The mode is a runtime field of the tree, the same in every thread: one kernel per arithmetic serves all
-// modes, and a row without quantisation pays one uniform branch.
+// - The fp32 values in TWOSHOT's order ((wb + g) * pre) * scale (TWOSHOT, and the invariant profile's ONESHOT:
+//   QuantRows::kFp8DynamicEarly): the maximum is taken of the products a = (wb + g) * pre before the scale is
+//   known, and travels with the sum of squares through the row's own barrier; the output pass then writes
+//   the codes (RowQuant says why).
+// - The T outputs (FlashInfer's ONESHOT, and the ieee profile's): after the output pass, with a barrier of its
+//   own; then a second pass walks the output pass's packs again, the first one's values kept in registers (at
+//   decode sizes a thread's only pack), any later ones recomputed from the staged `pre`, gamma and the row's
+//   scale (the same bits).
+// The mode is a runtime field of the tree, the same in every thread; a fused kernel computes the rows of one
+// QuantRows (below), so it holds the code of its own modes only, and the separate norm kernel all of them.
 //
 // Internal to cuda/: included by norm_row.cuh only.
 #pragma once
