@@ -34,9 +34,9 @@ namespace ar::cuda::detail {
 /// from the call's mode): dynamic FP8 and NVFP4 run in kernels of their own, so no other row's kernel holds
 /// their code, and within each the mode is known. Measured on an H200 (W = 2, bf16, one to 16 tokens, same
 /// run): against one kernel for every mode, unquantised rows 0.05-0.17 us faster at D = 4096 and 0.25-0.57 us
-/// at D = 8192 (but FlashInfer's ONESHOT there, 0.06-0.08 us slower), every quantised mode faster but
-/// FlashInfer's ONESHOT dynamic FP8 at D = 8192 (docs/quant.md). Each of the two fused kernel files then
-/// compiles 48 kernels where it compiled 18.
+/// at D = 8192, every quantised mode faster, but for FlashInfer's ONESHOT at D = 8192 (0.06-0.18 us slower:
+/// ptxas now spills 32 bytes in its cluster kernels, where the kernel of every mode spilled none;
+/// docs/results.md). Each of the two fused kernel files then compiles 48 kernels where it compiled 18.
 enum class QuantRows {
   kAny,              ///< every mode, chosen at run time (the separate norm kernel)
   kNoneOrFp8,        ///< unquantised rows and static FP8
