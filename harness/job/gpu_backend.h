@@ -125,11 +125,11 @@ struct GpuTimeout {
 
 class Rendezvous;
 
-/// The ranks one process runs: all W of a workspace (virtual ranks on one GPU, or spread over several GPUs of
-/// this process), or its share of a job of several processes.
 /// The end of GpuRanks::launch_shape for a call on TWOSHOT's direct path.
 inline constexpr std::string_view kDirectPathLaunch = ", direct path";
 
+/// The ranks one process runs: all W of a workspace (virtual ranks on one GPU, or spread over several GPUs of
+/// this process), or its share of a job of several processes.
 class GpuRanks {
  public:
   virtual ~GpuRanks() = default;
