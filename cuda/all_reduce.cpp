@@ -36,12 +36,24 @@ bool takes_direct(const AllReduceArguments& a, Strategy resolved) {
 /// A call's quantised output (fused_kernel has kernels for some modes of their own).
 QuantMode quant_mode(const AllReduceArguments& a) { return a.norm ? a.norm->quant : QuantMode::kNone; }
 
-const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool direct,
+/// Whether the call's exact fold keeps its polled slots in shared memory (cuda/params.h keeps_slots). TWOSHOT's
+/// direct path keeps none, nor does a fused call whose rows are wider than a block (D = 8192 and more in bf16):
+/// those rows may go to cluster kernels, which ran at their register limit and spilled with the copies (a
+/// one-token D = 8192 call at W = 8 took 0.2-0.3 us longer, measured on an H200), so their keeping kernels
+/// are not compiled.
+bool call_keeps_slots(const AllReduceArguments& a, const ReductionOrder& order, bool direct) {
+  const std::int64_t bytes = a.shape.tokens * a.shape.hidden * dtype_bytes(a.shape.dtype);
+  const bool wide_rows = a.norm && a.shape.hidden / elements_per_pack(a.shape.dtype) > kFusedBlockThreads;
+  return !direct && !wide_rows && keeps_slots(order.exact, a.shape.dtype, a.shape.world_size, bytes);
+}
+
+/// `keep`: the exact fold keeps its polled slots (call_keeps_slots).
+const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool direct, bool keep,
                        QuantMode quant, bool cluster = false) {
-  if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, cluster, quant);
+  if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, keep, cluster, quant);
   if (direct) return two_shot_direct_kernel(t, order.ftz, order.exact);
-  return resolved == Strategy::kOneShot ? one_shot_kernel(t, order.ftz, order.exact)
-                                        : two_shot_kernel(t, order.ftz, order.exact);
+  return resolved == Strategy::kOneShot ? one_shot_kernel(t, order.ftz, order.exact, keep)
+                                        : two_shot_kernel(t, order.ftz, order.exact, keep);
 }
 
 /// Threads and dynamic shared memory of one block of the call's kernel.
@@ -58,8 +70,11 @@ int sm_count(int device) {
   return sms;
 }
 
-BlockShape block_shape(const AllReduceArguments& a) {
-  if (!a.norm) return {};
+
+/// `keep`: the block also holds its threads' kept slots (keeps_slots), after a fused call's staged row.
+BlockShape block_shape(const AllReduceArguments& a, bool keep) {
+  const auto kept = [&](int threads) { return keep ? kept_slots_bytes(a.shape.world_size, threads) : 0; };
+  if (!a.norm) return {kBlockThreads, kept(kBlockThreads)};
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // Narrow blocks, two an SM, once the launch's rows (every slot's) outnumber the SMs: wide blocks would
   // then run in waves, where two narrow ones overlap one row's barriers and scale with another's loads.
@@ -67,7 +82,8 @@ BlockShape block_shape(const AllReduceArguments& a) {
   // 35.6 -> 32.3 us. While one wave holds every row, wide blocks are faster: D = 8192, 64 tokens at W = 2
   // (128 rows on 132 SMs), 8.4 us wide, 11.3 us narrow.
   const bool many_rows = a.shape.tokens * static_cast<std::int64_t>(a.ranks.size()) > sm_count(a.device);
-  return {fused_block_threads(row_packs, many_rows), staged_row_bytes(row_packs)};
+  const int threads = fused_block_threads(row_packs, many_rows);
+  return {threads, staged_row_bytes(row_packs) + kept(threads)};
 }
 
 /// Blocks of `kernel` the device holds at once (occupancy x SMs), cached. Also lets the kernel take the
@@ -206,9 +222,9 @@ Status can_implement(const AllReduceArguments& a) {
   }
   if (Status s = check_norm(a, resolved); !s.ok()) return s;
   const bool fused = a.norm.has_value();
-  const int resident =
-      resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused, direct, quant_mode(a)), block_shape(a),
-                      a.device);
+  const bool keep = call_keeps_slots(a, order, direct);
+  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused, direct, keep, quant_mode(a)),
+                                       block_shape(a, keep), a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -227,15 +243,17 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.order = reduction_order(plan.strategy, a.profile, a.shape.world_size);
   const bool fused = a.norm.has_value();
   if (fused) plan.norm = norm_launch_for(a.profile, plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
-  const BlockShape block = block_shape(a);
+  plan.direct = takes_direct(a, plan.strategy);
+  plan.keep_slots = call_keeps_slots(a, plan.order, plan.direct);
+  const BlockShape block = block_shape(a, plan.keep_slots);
   plan.threads_per_block = block.threads;
   plan.shared_bytes = block.shared_bytes;
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
-  plan.direct = takes_direct(a, plan.strategy);
   plan.resident_blocks =
-      resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, plan.direct, quant_mode(a)), block,
-                      a.device);
+      resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, plan.direct, plan.keep_slots,
+                                 quant_mode(a)),
+                      block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
@@ -260,7 +278,8 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
   const void* kernel =
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*direct=*/false, quant_mode(a), /*cluster=*/true);
+      kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*direct=*/false, plan.keep_slots, quant_mode(a),
+                 /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -293,6 +312,9 @@ void launch(const AllReduceArguments& a, Stream stream) {
   const ClearRecord record = clear_record(plan.strategy, a.shape, plan.direct);
   for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
   p.stages = static_cast<std::uint32_t>(record.stages);
+  p.kept_slots_offset = !plan.keep_slots ? kNoKeptSlots
+                        : plan.norm       ? static_cast<std::uint32_t>(staged_row_bytes(p.row_packs))
+                                          : 0u;
   if (plan.direct) {
     const DirectRegion& d = a.workspace->direct;
     p.direct_offset = static_cast<std::uint64_t>(a.workspace->direct_offset);
@@ -334,8 +356,8 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(
       &config,
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.direct, quant_mode(a),
-                 plan.cluster_blocks > 1),
+      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.direct, plan.keep_slots,
+                 quant_mode(a), plan.cluster_blocks > 1),
       kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }

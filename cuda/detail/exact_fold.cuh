@@ -19,9 +19,11 @@
 //    come out right by themselves); bf16 unless the values are 2^39 or more apart, fp32 unless 2^23.
 // 3. A 320-bit integer (WideSum, the reference's ExactSum in device code) for the rest (also a NaN or an
 //    Inf among bf16 or fp32 values).
-// Ways 2 and 3 read the slots again (a slot, once full, keeps its value for the rest of the call) and run
-// out of line (settle_undecided, wide_sum_element): the hot loop holds none of their registers. They cost
-// the call that needs them about 1 us (docs/results.md), so they stay for the elements way 1 leaves.
+// Way 2 takes the W values from the thread's kept slots (KeptSlots: a copy in shared memory that way 1 writes
+// as it polls, cuda/params.h keeps_slots) where there are any, else reads the slots again (a slot, once full,
+// keeps its value for the rest of the call); way 3 reads them again. Both run out of line
+// (settle_undecided, wide_sum_element): the hot loop holds none of their registers. Read again from L2, an
+// undecided element cost its call about 1 us (docs/results.md); from the kept slots, a few hundred cycles.
 //
 // Rounding a double once to T: fp32 by cvt.rn.f32.f64. bf16 and fp16 by round-to-odd into fp32 (cvt.rz plus
 // a sticky last bit), then cvt.rn to T: fp32 keeps at least two bits more than either (also at their
@@ -155,18 +157,46 @@ struct WideSum {
   }
 };
 
+/// This thread's copy of the slots its exact fold polls, in a kernel that keeps them (kKeep): in the block's
+/// dynamic shared memory, slot r at the shared-window address `address + r * blockDim.x * 16` (the block's
+/// threads side by side, so a warp's copies are conflict-free 16-byte stores). A 32-bit shared-window address:
+/// the fused kernels run at their register limit, and a generic pointer cost every copy a conversion into the
+/// shared window. Each fold overwrites the last one's copy.
+struct KeptSlots {
+  std::uint32_t address = 0;
+
+  __device__ __forceinline__ std::uint32_t slot(std::uint32_t r) const { return address + r * blockDim.x * 16; }
+};
+
+/// The kept slots of this thread in a kernel that keeps them (kKeep), where the host put them in the block's
+/// dynamic shared memory (AllReduceParams::kept_slots_offset; cuda/all_reduce.cpp, kept_slots_bytes). Made
+/// where a fold needs them, from the launch's parameters: held from the kernel's start, the address cost the
+/// fused kernels a spill.
+template <DType T, bool kKeep>
+__device__ __forceinline__ KeptSlots kept_slots(const AllReduceParams& p) {
+  if constexpr (!kKeep || T == DType::kFp32) {
+    return {};
+  } else {
+    extern __shared__ uint4 dynamic_shared[];
+    const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(dynamic_shared));
+    return {base + p.kept_slots_offset + threadIdx.x * 16};
+  }
+}
+
 /// Way 1 for bf16 and fp16: polls the W slots like fold_slots and folds them twice in fp32, rounding down and
 /// rounding up, then narrows both ends two elements a word. `high` gets the up fold narrowed: the answer
-/// wherever `low` (the down fold narrowed) has the same bits. False when a wait gave up.
-template <DType T>
+/// wherever `low` (the down fold narrowed) has the same bits. kKeep: copies each slot into `keep` as it
+/// comes. False when a wait gave up.
+template <DType T, bool kKeep>
 __device__ __forceinline__ bool exact_fold_fp32(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                std::int64_t token, std::uint32_t pack, uint4& low_words,
-                                                uint4& high_words, const WaitContext& ctx) {
+                                                std::int64_t token, std::uint32_t pack, const KeptSlots& keep,
+                                                uint4& low_words, uint4& high_words, const WaitContext& ctx) {
   constexpr int E = Pack<T>::kElements;
   float low[E], high[E];  // the fold rounded down and rounded up: low <= every exact partial sum <= high
 #pragma unroll
   for (int e = 0; e < E; ++e) low[e] = high[e] = 0.0f;  // +0 + x is x, whichever way it rounds (or a zero)
-  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int, const uint4& v) {
+  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int r, const uint4& v) {
+    if constexpr (kKeep) ptx::st_shared_v4(keep.slot(static_cast<std::uint32_t>(r)), v);
 #pragma unroll
     for (int e = 0; e < E; ++e) {
       const float x = Pack<T>::widen(v, e);
@@ -240,15 +270,47 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
   return wide_sum_element<T>(first, stride, world, e);
 }
 
-/// The elements whose two narrowed ends differ, settled one by one (exact_element); `high` is the pack with
-/// them put right. Ends of -0 and +0 are an exact zero sum, whose bits are +0 (the up end's): decided. Out of
-/// line: the kernel's hot loop holds none of this path's registers.
+/// Way 2 from the kept slots (W <= kKeptSlotsMax): element e's word of each kept slot, summed in doubles
+/// (way 3, reading the slots again, where the span does not fit). Unrolled over kKeptSlotsMax slots, a slot
+/// past W counting as +0 (nothing to the sum or the span; the sum of an exact zero is +0 either way), so no
+/// slot takes a branch of its own.
 template <DType T>
-__device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std::uint8_t* first, std::uint64_t stride,
-                                               int world) {
-  static_assert(T != DType::kFp32, "fp32 packs are summed in doubles whole (exact_fold_in_doubles)");
-  const std::uint32_t* l = &low.x;
-  std::uint32_t* h = &high.x;
+__device__ __forceinline__ std::uint32_t exact_kept_element(const KeptSlots& keep, const std::uint8_t* first,
+                                                            std::uint64_t stride, int world, int e) {
+  const std::uint32_t word_offset = element_word_offset<T>(e);
+  std::uint32_t w[kKeptSlotsMax];
+#pragma unroll
+  for (int r = 0; r < kKeptSlotsMax; ++r)
+    w[r] = r < world ? ptx::ld_shared_u32(keep.slot(static_cast<std::uint32_t>(r)) + word_offset) : 0u;
+  double acc = 0.0;
+  MagnitudeSpan span;
+#pragma unroll
+  for (int r = 0; r < kKeptSlotsMax; ++r) {
+    const float x = widen_element<T>(w[r], e);
+    acc = ptx::add_rn_f64(acc, ptx::cvt_f64_f32(x));
+    span.add(x);
+  }
+  if (span.exact_in_double<T>(world)) return round_double_to<T>(acc);
+  return wide_sum_element<T>(first, stride, world, e);
+}
+
+/// Element e's 16 bits of a pack replaced by `bits`: selects on the four words by name, so the pack stays in
+/// registers (an array of its words, indexed by a run-time e, went through local memory).
+__device__ __forceinline__ uint4 with_element16(uint4 pack, int e, std::uint32_t bits) {
+  const int shift = 16 * (e % 2), word = e / 2;
+  const std::uint32_t others = ~(0xFFFFu << shift), put = bits << shift;
+  pack.x = word == 0 ? (pack.x & others) | put : pack.x;
+  pack.y = word == 1 ? (pack.y & others) | put : pack.y;
+  pack.z = word == 2 ? (pack.z & others) | put : pack.z;
+  pack.w = word == 3 ? (pack.w & others) | put : pack.w;
+  return pack;
+}
+
+/// The elements of a pack whose two narrowed ends differ, as a mask of element indices. Ends of -0 and +0 are
+/// an exact zero sum, whose bits are +0 (the up end's): decided.
+template <DType T>
+__device__ __forceinline__ std::uint32_t undecided_elements(const uint4& low, const uint4& high) {
+  const std::uint32_t l[4] = {low.x, low.y, low.z, low.w}, h[4] = {high.x, high.y, high.z, high.w};
   std::uint32_t undecided = 0;
 #pragma unroll
   for (int e = 0; e < Pack<T>::kElements; ++e) {
@@ -256,14 +318,38 @@ __device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std:
     const bool zero = lo == Pack<T>::kNegativeZero && hi == 0u;
     undecided |= (lo != hi && !zero) ? 1u << e : 0u;
   }
-  while (undecided != 0) {
+  return undecided;
+}
+
+/// The undecided elements (undecided_elements) settled one by one, each summed from its word of every slot
+/// read again (exact_element); `high` is the pack with them put right. Out of line: the kernel's hot loop
+/// holds none of this path's registers. (The compiler puts the pack in local memory here, indexed by e; the
+/// selects of with_element16 keep it in registers but take more of them, and the kernels that call this
+/// one then spilled: measured in ptxas's report of the fused TWOSHOT kernels.)
+template <DType T>
+__device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std::uint8_t* first, std::uint64_t stride,
+                                               int world) {
+  static_assert(T != DType::kFp32, "fp32 packs are summed in doubles whole (exact_fold_in_doubles)");
+  std::uint32_t* h = &high.x;
+  for (std::uint32_t undecided = undecided_elements<T>(low, high); undecided != 0; undecided &= undecided - 1u) {
     const int e = __ffs(static_cast<int>(undecided)) - 1;
-    undecided &= undecided - 1u;
     const std::uint32_t bits = exact_element<T>(first, stride, world, e);
     const int shift = 16 * (e % 2);
 #pragma unroll
-    for (int i = 0; i < 4; ++i)  // selects, not an indexed store: the pack stays in registers
+    for (int i = 0; i < 4; ++i)
       if (i == e / 2) h[i] = (h[i] & ~(0xFFFFu << shift)) | (bits << shift);
+  }
+  return high;
+}
+
+/// settle_undecided for a thread that kept its slots (KeptSlots): each element summed from its kept words.
+template <DType T>
+__device__ __noinline__ uint4 settle_undecided_kept(uint4 low, uint4 high, const std::uint8_t* first,
+                                                    std::uint64_t stride, int world, KeptSlots keep) {
+  static_assert(T != DType::kFp32, "fp32 packs are summed in doubles whole (exact_fold_in_doubles)");
+  for (std::uint32_t undecided = undecided_elements<T>(low, high); undecided != 0; undecided &= undecided - 1u) {
+    const int e = __ffs(static_cast<int>(undecided)) - 1;
+    high = with_element16(high, e, exact_kept_element<T>(keep, first, stride, world, e));
   }
   return high;
 }
@@ -296,18 +382,23 @@ __device__ __forceinline__ bool exact_fold_in_doubles(const std::uint8_t* first,
 }
 
 /// The exact fold of one pack: `sum` gets the exact sums rounded once to T (an exact zero is +0, so no -0
-/// result is possible). False when a wait gave up.
-template <DType T>
+/// result is possible). kKeep: the thread keeps its slots in `keep` (else `keep` is unused). False when a
+/// wait gave up.
+template <DType T, bool kKeep = false>
 __device__ __forceinline__ bool exact_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                 std::int64_t token, std::uint32_t pack, uint4& sum,
-                                                 const WaitContext& ctx) {
+                                                 std::int64_t token, std::uint32_t pack, const KeptSlots& keep,
+                                                 uint4& sum, const WaitContext& ctx) {
   if constexpr (T == DType::kFp32) {
     return exact_fold_in_doubles(first, stride, world, token, pack, sum, ctx);
   } else {
     uint4 low;
-    if (!exact_fold_fp32<T>(first, stride, world, token, pack, low, sum, ctx)) return false;
-    if (((low.x ^ sum.x) | (low.y ^ sum.y) | (low.z ^ sum.z) | (low.w ^ sum.w)) != 0)
-      sum = settle_undecided<T>(low, sum, first, stride, world);
+    if (!exact_fold_fp32<T, kKeep>(first, stride, world, token, pack, keep, low, sum, ctx)) return false;
+    if (((low.x ^ sum.x) | (low.y ^ sum.y) | (low.z ^ sum.z) | (low.w ^ sum.w)) != 0) {
+      if constexpr (kKeep)
+        sum = settle_undecided_kept<T>(low, sum, first, stride, world, keep);
+      else
+        sum = settle_undecided<T>(low, sum, first, stride, world);
+    }
     return true;
   }
 }

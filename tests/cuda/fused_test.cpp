@@ -5,6 +5,8 @@
 // peer that never arrives.
 #include <catch2/catch.hpp>
 
+#include <bit>
+#include <cfenv>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -14,6 +16,7 @@
 #include "gpu_test_support.h"
 #include "harness/io/golden_cases.h"
 #include "harness/io/golden_manifest.h"
+#include "reference/float_bits.h"
 #include "reference/float_ops.h"
 #include "reference/fused_launch.h"
 #include "reference/fused_rms_norm.h"
@@ -314,5 +317,92 @@ TEST_CASE("the invariant profile is bit-exact, plain and fused, whatever the lau
           REQUIRE(fused.mismatches == 0);
           REQUIRE(fused.flags_match);
         }
+    }
+}
+
+namespace {
+
+/// Whether the invariant kernels' first pass leaves an element undecided (cuda/detail/exact_fold.cuh, way 1;
+/// tests/reference/interval_rule_test.cpp replays the same rule): its W values folded in rank order from +0
+/// in fp32 rounding down and rounding up, both ends narrowed to T, and the two narrowings differ (other than
+/// -0 and +0). volatile keeps each add between its mode's calls.
+bool undecided(const std::vector<std::uint32_t>& values, DType t) {
+  const auto fold = [&](int mode) {
+    volatile float acc = 0.0f;
+    std::fesetround(mode);
+    for (std::uint32_t v : values) {
+      volatile float x = std::bit_cast<float>(ar::widen_to_fp32(v, t));
+      acc = acc + x;
+    }
+    std::fesetround(FE_TONEAREST);
+    return ar::narrow_from_fp32(std::bit_cast<std::uint32_t>(static_cast<float>(acc)), t);
+  };
+  const std::uint32_t low = fold(FE_DOWNWARD), high = fold(FE_UPWARD);
+  return low != high && !(low == ar::float_format(t).sign_mask() && high == 0u);
+}
+
+}  // namespace
+
+TEST_CASE("elements the invariant profile's first pass leaves undecided are settled exactly, kept or read again",
+          "[gpu]") {
+  // Each element of these inputs is a tie of T broken by values below the fp32 folds' reach: a big value B,
+  // B's half ulp of T (so that B plus it is a midpoint of T), and one or two +-tiny values (2^-30 B for bf16,
+  // 2^-24 B for fp16, whose B lies at 2^10..2^14 to keep them normal) at random ranks, zeros elsewhere. The
+  // fp32 folds rounded down and up then mostly narrow to the two T values either side of the midpoint, so
+  // the first pass leaves the element to the later ways: from the kept slots at W = 4 and 8 (these calls are
+  // small: cuda/params.h keeps_slots), read again from the slots at W = 16. Two tiny values of opposite
+  // sign make a true tie (to even); one, or two of one sign, decide it.
+  std::uint64_t state = 777;
+  const auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::uint32_t>(state >> 32);
+  };
+  for (int world : {4, 8, 16})
+    for (DType t : {DType::kBf16, DType::kFp16}) {
+      const ar::FloatFormat f = ar::float_format(t);
+      std::vector<ar::ProblemShape> shapes;
+      for (std::int64_t hidden : {2880, 4096}) shapes.push_back({world, 3, hidden, t});
+      VirtualGroup group(fused_group_options(world, shapes));
+      ar::test::FlagsModel model(group);
+      int i = 0;
+      for (const ar::ProblemShape& shape : shapes) {
+        ar::HostTensor input(t, {world, shape.tokens, shape.hidden});
+        const std::int64_t elements = shape.tokens * shape.hidden;
+        const int tiny_exponent = t == DType::kBf16 ? -30 : -24;
+        std::int64_t left_undecided = 0;
+        for (std::int64_t j = 0; j < elements; ++j) {
+          const int exponent = int(next() % 5) - 2 + (t == DType::kFp16 ? 12 : 0);  // B = +-2^exponent
+          const std::uint32_t sign = (next() & 1) ? f.sign_mask() : 0u;
+          const auto power = [&](int e) { return sign | (std::uint32_t(e + f.bias()) << f.fraction_bits); };
+          std::vector<std::uint32_t> values(world, 0u);
+          std::vector<int> ranks(world);
+          for (int r = 0; r < world; ++r) ranks[r] = r;
+          for (int r = world - 1; r > 0; --r) std::swap(ranks[r], ranks[next() % (r + 1)]);
+          values[ranks[0]] = power(exponent);
+          values[ranks[1]] = power(exponent - f.fraction_bits - 1);
+          const std::uint32_t tiny = power(exponent + tiny_exponent);
+          values[ranks[2]] = tiny ^ ((next() & 1) ? f.sign_mask() : 0u);
+          if (world >= 4 && next() % 2 == 0) values[ranks[3]] = tiny ^ ((next() & 1) ? f.sign_mask() : 0u);
+          for (int r = 0; r < world; ++r) input.set_bits(r * elements + j, values[r]);
+          left_undecided += undecided(values, t) ? 1 : 0;
+        }
+        INFO("W = " << world << ", " << ar::dtype_name(t) << ", D = " << shape.hidden);
+        // Not every element: tiny values of opposite sign that meet before B cancel exactly in both folds.
+        REQUIRE(left_undecided > elements / 4);
+        for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+          const VirtualGroup::Call call{shape, s, Profile::kInvariant, ++i % 2 == 0};
+          const auto plain = ar::test::run_and_check(group, input, call, &model);
+          INFO(ar::test::label(call) << " plain: " << plain.describe());
+          REQUIRE(!plain.wait);
+          REQUIRE(plain.mismatches == 0);
+          REQUIRE(plain.flags_match);
+          const auto norm = ar::test::random_norm_inputs(shape, state, 4, 0u, 132);
+          const auto fused = ar::test::run_and_check_fused(group, input, norm, call, &model);
+          INFO(ar::test::label(call) << " fused: " << fused.describe());
+          REQUIRE(!fused.wait);
+          REQUIRE(fused.mismatches == 0);
+          REQUIRE(fused.flags_match);
+        }
+      }
     }
 }
