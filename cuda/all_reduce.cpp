@@ -312,9 +312,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   const ClearRecord record = clear_record(plan.strategy, a.shape, plan.direct);
   for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
   p.stages = static_cast<std::uint32_t>(record.stages);
-  p.kept_slots_offset = !plan.keep_slots ? kNoKeptSlots
-                        : plan.norm       ? static_cast<std::uint32_t>(staged_row_bytes(p.row_packs))
-                                          : 0u;
+  p.kept_slots_offset = plan.norm ? static_cast<std::uint32_t>(staged_row_bytes(p.row_packs)) : 0u;
   if (plan.direct) {
     const DirectRegion& d = a.workspace->direct;
     p.direct_offset = static_cast<std::uint64_t>(a.workspace->direct_offset);

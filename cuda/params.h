@@ -72,8 +72,8 @@ struct AllReduceParams {
   std::int32_t sanitize_result;   ///< ReductionOrder::sanitize_result: a -0 sum becomes +0
   std::uint32_t clear_bytes[4];   ///< what this launch records for the next launch's clear (ClearRecord)
   std::uint32_t stages;           ///< this kernel's stage count (ClearRecord::stages)
-  /// Where the exact fold keeps its polled slots (keeps_slots): a byte offset into the block's dynamic shared
-  /// memory (after a fused kernel's staged row), or kNoKeptSlots.
+  /// Where a keeping kernel's exact fold keeps its polled slots (keeps_slots): a byte offset into the block's
+  /// dynamic shared memory, after a fused kernel's staged row. Other kernels do not read it.
   std::uint32_t kept_slots_offset;
   /// TWOSHOT's direct path (a direct launch only): every rank's region at peers.base[r] + direct_offset, laid
   /// out as reference DirectRegion.
@@ -181,7 +181,6 @@ constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
 /// latency is the call's: the copies are a shared-memory store a slot, which cost plain ONESHOT at W = 8 and
 /// 16 MiB 1.5% (measured on an H200), where a rare element delays one warp among many.
 inline constexpr int kKeptSlotsMax = 8;
-inline constexpr std::uint32_t kNoKeptSlots = 0xFFFFFFFFu;
 inline constexpr std::int64_t kKeptSlotsMaxBytes = 1 << 20;
 constexpr bool keeps_slots(bool exact, DType t, std::int64_t world, std::int64_t bytes_per_rank) {
   return exact && t != DType::kFp32 && world >= 3 && world <= kKeptSlotsMax && bytes_per_rank <= kKeptSlotsMaxBytes;

@@ -174,7 +174,7 @@ struct KeptSlots {
 /// fused kernels a spill.
 template <DType T, bool kKeep>
 __device__ __forceinline__ KeptSlots kept_slots(const AllReduceParams& p) {
-  if constexpr (!kKeep || T == DType::kFp32) {
+  if constexpr (!kKeep) {  // (dispatch_keep makes no keeping kernel for fp32)
     return {};
   } else {
     extern __shared__ uint4 dynamic_shared[];
@@ -241,6 +241,27 @@ __device__ __noinline__ std::uint32_t wide_sum_element(const std::uint8_t* first
   return wide.round<T>();
 }
 
+/// Way 2 for one element: its values summed in doubles as they come, with the span that tells whether that
+/// sum is exact; `finish` rounds it once to T, or takes way 3 (reading the slots again) where it is not.
+template <DType T>
+struct DoubleSum {
+  double acc = 0.0;
+  MagnitudeSpan span;
+
+  /// Adds element e of the 32-bit word that holds it.
+  __device__ __forceinline__ void add(std::uint32_t word, int e) {
+    const float x = widen_element<T>(word, e);
+    acc = ptx::add_rn_f64(acc, ptx::cvt_f64_f32(x));
+    span.add(x);
+  }
+
+  __device__ __forceinline__ std::uint32_t finish(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                  int e) const {
+    if (span.exact_in_double<T>(world)) return round_double_to<T>(acc);
+    return wide_sum_element<T>(first, stride, world, e);
+  }
+};
+
 /// Ways 2 and 3 for the element of bf16 or fp16 that way 1 left undecided (a few in 10^5 at W = 8): only its
 /// word of each slot is read again, kGroup loads in flight at once (one round trip up to W = 16), and summed
 /// in doubles when the span fits, else in a WideSum.
@@ -249,8 +270,7 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
                                                        int e) {
   constexpr int kGroup = 16;
   const std::uint8_t* word = first + element_word_offset<T>(e);
-  double acc = 0.0;
-  MagnitudeSpan span;
+  DoubleSum<T> sum;
   for (int g0 = 0; g0 < world; g0 += kGroup) {
     std::uint32_t w[kGroup];
 #pragma unroll
@@ -258,16 +278,10 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
       if (g0 + i < world)
         w[i] = ptx::ld_volatile_u32(reinterpret_cast<const std::uint32_t*>(word + std::uint64_t(g0 + i) * stride));
 #pragma unroll
-    for (int i = 0; i < kGroup; ++i) {
-      if (g0 + i < world) {
-        const float x = widen_element<T>(w[i], e);
-        acc = ptx::add_rn_f64(acc, ptx::cvt_f64_f32(x));
-        span.add(x);
-      }
-    }
+    for (int i = 0; i < kGroup; ++i)
+      if (g0 + i < world) sum.add(w[i], e);
   }
-  if (span.exact_in_double<T>(world)) return round_double_to<T>(acc);
-  return wide_sum_element<T>(first, stride, world, e);
+  return sum.finish(first, stride, world, e);
 }
 
 /// Way 2 from the kept slots (W <= kKeptSlotsMax): element e's word of each kept slot, summed in doubles
@@ -282,16 +296,10 @@ __device__ __forceinline__ std::uint32_t exact_kept_element(const KeptSlots& kee
 #pragma unroll
   for (int r = 0; r < kKeptSlotsMax; ++r)
     w[r] = r < world ? ptx::ld_shared_u32(keep.slot(static_cast<std::uint32_t>(r)) + word_offset) : 0u;
-  double acc = 0.0;
-  MagnitudeSpan span;
+  DoubleSum<T> sum;
 #pragma unroll
-  for (int r = 0; r < kKeptSlotsMax; ++r) {
-    const float x = widen_element<T>(w[r], e);
-    acc = ptx::add_rn_f64(acc, ptx::cvt_f64_f32(x));
-    span.add(x);
-  }
-  if (span.exact_in_double<T>(world)) return round_double_to<T>(acc);
-  return wide_sum_element<T>(first, stride, world, e);
+  for (int r = 0; r < kKeptSlotsMax; ++r) sum.add(w[r], e);
+  return sum.finish(first, stride, world, e);
 }
 
 /// Element e's 16 bits of a pack replaced by `bits`: selects on the four words by name, so the pack stays in

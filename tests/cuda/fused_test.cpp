@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <string>
 #include <tuple>
 
 #include "cuda/device.h"
@@ -51,6 +52,23 @@ VirtualGroup::Options fused_group_options(int world, const std::vector<ar::Probl
   VirtualGroup::Options o = ar::test::group_options(world, shapes);
   o.norm_io = true;
   return o;
+}
+
+/// Runs `call` on `input` plain, then fused with `norm`, and requires each to finish, give the models' bits
+/// and leave the flags as the model does. `fused_label` names the fused call's inputs in a failure.
+void require_plain_and_fused_exact(VirtualGroup& group, ar::test::FlagsModel& model, const ar::HostTensor& input,
+                                   const ar::test::NormInputs& norm, const VirtualGroup::Call& call,
+                                   const std::string& fused_label) {
+  const auto plain = ar::test::run_and_check(group, input, call, &model);
+  INFO(ar::test::label(call) << " plain: " << plain.describe());
+  REQUIRE(!plain.wait);
+  REQUIRE(plain.mismatches == 0);
+  REQUIRE(plain.flags_match);
+  const auto fused = ar::test::run_and_check_fused(group, input, norm, call, &model);
+  INFO(ar::test::label(call) << " " << fused_label << ": " << fused.describe());
+  REQUIRE(!fused.wait);
+  REQUIRE(fused.mismatches == 0);
+  REQUIRE(fused.flags_match);
 }
 
 }  // namespace
@@ -305,17 +323,9 @@ TEST_CASE("the invariant profile is bit-exact, plain and fused, whatever the lau
           const int sms = i % 3 == 0 ? 16 : i % 3 == 1 ? 132 : 1000;
           const auto input = ar::random_input(t, world, shape.tokens, shape.hidden, ++seed, 12);
           const VirtualGroup::Call call{shape, s, Profile::kInvariant, ++i % 2 == 0};
-          const auto plain = ar::test::run_and_check(group, input, call, &model);
-          INFO(ar::test::label(call) << " plain: " << plain.describe());
-          REQUIRE(!plain.wait);
-          REQUIRE(plain.mismatches == 0);
-          REQUIRE(plain.flags_match);
           const auto norm = ar::test::random_norm_inputs(shape, seed, 4, i % 4 ? 0u : kWeightBiasOne, sms);
-          const auto fused = ar::test::run_and_check_fused(group, input, norm, call, &model);
-          INFO(ar::test::label(call) << " SMs " << sms << " seed " << seed << ": " << fused.describe());
-          REQUIRE(!fused.wait);
-          REQUIRE(fused.mismatches == 0);
-          REQUIRE(fused.flags_match);
+          require_plain_and_fused_exact(group, model, input, norm, call,
+                                        "SMs " + std::to_string(sms) + " seed " + std::to_string(seed));
         }
     }
 }
@@ -391,17 +401,8 @@ TEST_CASE("elements the invariant profile's first pass leaves undecided are sett
         REQUIRE(left_undecided > elements / 4);
         for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
           const VirtualGroup::Call call{shape, s, Profile::kInvariant, ++i % 2 == 0};
-          const auto plain = ar::test::run_and_check(group, input, call, &model);
-          INFO(ar::test::label(call) << " plain: " << plain.describe());
-          REQUIRE(!plain.wait);
-          REQUIRE(plain.mismatches == 0);
-          REQUIRE(plain.flags_match);
           const auto norm = ar::test::random_norm_inputs(shape, state, 4, 0u, 132);
-          const auto fused = ar::test::run_and_check_fused(group, input, norm, call, &model);
-          INFO(ar::test::label(call) << " fused: " << fused.describe());
-          REQUIRE(!fused.wait);
-          REQUIRE(fused.mismatches == 0);
-          REQUIRE(fused.flags_match);
+          require_plain_and_fused_exact(group, model, input, norm, call, "fused");
         }
       }
     }
