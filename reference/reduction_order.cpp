@@ -37,6 +37,15 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
   return order;
 }
 
+ReductionOrder exact_pair_fold() {
+  ReductionOrder fold;
+  fold.world_size = 2;
+  fold.chunk = 0;
+  fold.ftz = false;
+  fold.sanitize_result = false;  // the fold never gives -0
+  return fold;
+}
+
 std::string describe(const ReductionOrder& o) {
   if (o.exact) return "no order: the exact sum of the W values, rounded once to T (RN-even), -0 result -> +0";
   std::string fold;

@@ -30,6 +30,17 @@ struct ReductionOrder {
 /// The order a strategy (ONESHOT or TWOSHOT; resolve AUTO first) computes under a profile at world size W.
 ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_size);
 
+/// A fold whose bits are the exact sum's (ReductionOrder::exact) at W = 2: the IEEE flat fold from +0, which
+/// rounds once, a + b to fp32 (+0 + a is a). For fp32 that is the exact sum rounded once. For bf16 and fp16
+/// the narrowing then rounds a second time, and the two round like one: fp32 keeps 24 bits, at least 2p + 2
+/// for T's p = 8 and 11 significant bits, where double rounding of a sum is innocuous (Figueroa, "When is
+/// double rounding innocuous?", 1995); tests/reference/exact_pair_fold_test.cpp checks every pair of bf16 and
+/// of fp16 values. An exact zero is +0 (round to nearest from +0), and a non-zero sum of two values of T is a
+/// multiple of T's smallest step, which fp32 holds, so it never rounds to a zero. The invariant kernels run it
+/// at W = 2 (cuda/detail/exact_fold.cuh): one add a value where their exact fold's first pass takes two, and
+/// no element is ever left undecided.
+ReductionOrder exact_pair_fold();
+
 /// One line for people, e.g. "chunks of 8 ranks from +0, FTZ adds, -0 kept".
 std::string describe(const ReductionOrder& order);
 

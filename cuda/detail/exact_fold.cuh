@@ -1,6 +1,8 @@
 // The invariant profile's reduction (reference ReductionOrder::exact): the exact sum of an element's W values,
 // rounded once to T. No order, so no batch, strategy or launch can change it, and no fold is more accurate.
-// The kernels may get there any way they like; three ways, cheapest first:
+// The kernels may get there any way they like. At W = 2 one IEEE fp32 add and the narrowing give those bits
+// (reference exact_pair_fold says why; tests/reference/exact_pair_fold_test.cpp checks every pair of bf16 and
+// fp16 values): FlashInfer's fold without FTZ, nothing ever undecided. From W = 3 on, three ways, cheapest first:
 //
 // 1. (bf16, fp16) The fp32 fold done twice, once rounding every add down (add.rm) and once up (add.rp): two
 //    adds per value where FlashInfer's fold has one. Directed rounding is monotone, so the exact sum lies
@@ -11,7 +13,7 @@
 //    NaN too (cvt gives the canonical NaN, the exact sum's: a NaN in both folds needs a NaN input or both
 //    infinities among the inputs, since add.rm overflows only to -Inf and add.rp only to +Inf). Only a sum
 //    within a few fp32 ulps of a T midpoint goes on (on the bench's inputs about 5 in 10^5 elements at
-//    W = 8, 8 in 10^4 at W = 64, none at W = 2), or a zero sum whose down fold is -0 (x + -x rounded down).
+//    W = 8, 8 in 10^4 at W = 64), or a zero sum whose down fold is -0 (x + -x rounded down).
 // 2. Doubles, element by element (fp32: the whole pack, always): every value is a multiple of the smallest
 //    one's last bit and the sum stays below W times the largest one's binade, so when that span fits a
 //    double's 53 bits (reference double_sum_is_exact, the host engine's test too) every partial sum is exact
@@ -392,10 +394,24 @@ __device__ __forceinline__ bool exact_fold_in_doubles(const std::uint8_t* first,
 /// The exact fold of one pack: `sum` gets the exact sums rounded once to T (an exact zero is +0, so no -0
 /// result is possible). kKeep: the thread keeps its slots in `keep` (else `keep` is unused). False when a
 /// wait gave up.
+///
+/// At W = 2, one IEEE add (reference exact_pair_fold), in the kernels that keep no slots only: W = 2 never
+/// keeps (cuda/params.h keeps_slots), and the keeping kernels serve the small calls at W = 4 and 8, which the
+/// branch made 0.05-0.1 us slower (H200, bf16, graph replay: it changed the whole kernel's schedule). The
+/// kernels that keep nothing pay that at W >= 3 (fused rows of D = 8192 at W = 8, 16-64 KiB: up to 0.11 us;
+/// from 1 MiB within the noise), and give W = 2 0.25-0.48 us under flashinfer's time at 4-64 KiB.
 template <DType T, bool kKeep = false>
 __device__ __forceinline__ bool exact_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
                                                  std::int64_t token, std::uint32_t pack, const KeptSlots& keep,
                                                  uint4& sum, const WaitContext& ctx) {
+  if constexpr (!kKeep) {
+    if (world == 2) {  // reference exact_pair_fold: one IEEE add from +0, then the narrowing (never -0)
+      float acc[Pack<T>::kElements];
+      if (!fold_slots<T, /*kFtz=*/false>(first, stride, 2, /*chunk=*/0, token, pack, acc, ctx)) return false;
+      sum = narrow_pack<T>(acc, /*sanitize_result=*/false);
+      return true;
+    }
+  }
   if constexpr (T == DType::kFp32) {
     return exact_fold_in_doubles(first, stride, world, token, pack, sum, ctx);
   } else {

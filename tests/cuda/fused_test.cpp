@@ -21,6 +21,7 @@
 #include "reference/float_ops.h"
 #include "reference/fused_launch.h"
 #include "reference/fused_rms_norm.h"
+#include "tests/support/rounding_pairs.h"
 
 using ar::DType;
 using ar::Profile;
@@ -406,4 +407,39 @@ TEST_CASE("elements the invariant profile's first pass leaves undecided are sett
         }
       }
     }
+}
+
+TEST_CASE("at W = 2 the invariant kernels' one fp32 add gives the exact sum's bits where two roundings could part",
+          "[gpu]") {
+  // At W = 2 the invariant kernels fold as reference exact_pair_fold does: one IEEE fp32 add, the narrowing.
+  // Each element here pairs a random value of T (any bits) with one of its rounding partners
+  // (tests/support/rounding_pairs.h): ties, near-ties, cancellation, overflow, sums that fp32 rounds. The
+  // model sums them exactly. Both strategies, plain and fused, a decode size and 4.7 MiB a rank. (TWOSHOT's
+  // direct path folds with the same function: tests/cuda/direct_path_test.cpp runs it at W = 2 too.)
+  ar::test::BitStream bits{2024};
+  for (DType t : {DType::kBf16, DType::kFp16}) {
+    const ar::FloatFormat f = ar::float_format(t);
+    const std::vector<ar::ProblemShape> shapes{{2, 5, 4096, t}, {2, 300, 8192, t}};
+    VirtualGroup group(fused_group_options(2, shapes));
+    ar::test::FlagsModel model(group);
+    int i = 0;
+    for (const ar::ProblemShape& shape : shapes) {
+      ar::HostTensor input(t, {2, shape.tokens, shape.hidden});
+      const std::int64_t elements = shape.tokens * shape.hidden;
+      for (std::int64_t j = 0; j < elements; ++j) {
+        const std::uint32_t a = bits.next() & 0xFFFFu;
+        const std::uint32_t b = ar::test::rounding_partners(a, f, bits)[bits.next() % 64];
+        const bool swap = (bits.next() & 1) != 0;
+        input.set_bits(j, swap ? b : a);
+        input.set_bits(elements + j, swap ? a : b);
+      }
+      INFO(ar::dtype_name(t) << ", N = " << shape.tokens << ", D = " << shape.hidden);
+      for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
+        const VirtualGroup::Call call{shape, s, Profile::kInvariant, ++i % 2 == 0};
+        std::uint64_t seed = bits.next();
+        const auto norm = ar::test::random_norm_inputs(shape, seed, 4, 0u, 132);
+        require_plain_and_fused_exact(group, model, input, norm, call, "fused");
+      }
+    }
+  }
 }
