@@ -1,7 +1,7 @@
 // exact_pair_fold: the one IEEE fp32 add that the invariant kernels run at W = 2 in place of the exact sum must
 // give its bits on every input. Checked against the exact sum on pairs of values of T: every value of bf16 and
 // of fp16 against 64 others chosen where the two roundings could part (tests/support/rounding_pairs.h), fp32
-// on random pairs, and (hidden, `[.exhaustive]`: about 15 minutes of one core) every pair of bf16 and fp16.
+// on random pairs, and (hidden, `[.exhaustive]`: about 10 minutes of one core) every pair of bf16 and fp16.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
