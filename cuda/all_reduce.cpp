@@ -70,7 +70,6 @@ int sm_count(int device) {
   return sms;
 }
 
-
 /// `keep`: the block also holds its threads' kept slots (keeps_slots), after a fused call's staged row.
 BlockShape block_shape(const AllReduceArguments& a, bool keep) {
   const auto kept = [&](int threads) { return keep ? kept_slots_bytes(a.shape.world_size, threads) : 0; };

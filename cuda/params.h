@@ -175,11 +175,11 @@ constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
 /// (after a fused kernel's staged row), so that an element its first pass leaves undecided is summed from
 /// there: read again from L2, its slots took about 0.55 us (measured on an H200, W = 8), the whole rare way
 /// about 1 us. Only where an element can be undecided and the copy stays small: 16-bit T (fp32 packs are
-/// summed in doubles whole), W from 3 (two values of T never leave their sum within a few fp32 ulps of a T
-/// midpoint) to kKeptSlotsMax (past it, an undecided element reads its slots again): of the world sizes the
-/// kernels take, W = 4 and 8. And only in calls of at most kKeptSlotsMaxBytes a rank, where the rare way's
-/// latency is the call's: the copies are a shared-memory store a slot, which cost plain ONESHOT at W = 8 and
-/// 16 MiB 1.5% (measured on an H200), where a rare element delays one warp among many.
+/// summed in doubles whole), W from 3 (at W = 2 the exact fold is one fp32 add and leaves nothing undecided:
+/// reference exact_pair_fold) to kKeptSlotsMax (past it, an undecided element reads its slots again): of the
+/// world sizes the kernels take, W = 4 and 8. And only in calls of at most kKeptSlotsMaxBytes a rank, where
+/// the rare way's latency is the call's: the copies are a shared-memory store a slot, which cost plain ONESHOT
+/// at W = 8 and 16 MiB 1.5% (measured on an H200), where a rare element delays one warp among many.
 inline constexpr int kKeptSlotsMax = 8;
 inline constexpr std::int64_t kKeptSlotsMaxBytes = 1 << 20;
 constexpr bool keeps_slots(bool exact, DType t, std::int64_t world, std::int64_t bytes_per_rank) {
