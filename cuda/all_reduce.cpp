@@ -5,8 +5,8 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <tuple>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 #include <cuda_runtime_api.h>
@@ -36,24 +36,34 @@ bool takes_direct(const AllReduceArguments& a, Strategy resolved) {
 /// A call's quantised output (fused_kernel has kernels for some modes of their own).
 QuantMode quant_mode(const AllReduceArguments& a) { return a.norm ? a.norm->quant : QuantMode::kNone; }
 
-/// Whether the call's exact fold keeps its polled slots in shared memory (cuda/params.h keeps_slots). TWOSHOT's
-/// direct path keeps none, nor does a fused call whose rows are wider than a block (D = 8192 and more in bf16):
-/// those rows may go to cluster kernels, which ran at their register limit and spilled with the copies (a
-/// one-token D = 8192 call at W = 8 took 0.2-0.3 us longer, measured on an H200), so their keeping kernels
-/// are not compiled.
-bool call_keeps_slots(const AllReduceArguments& a, const ReductionOrder& order, bool direct) {
+/// Plain ONESHOT calls of at least this many bytes a rank under the invariant profile at W below
+/// kOneShotChunksFromWorld run the ieee kernels (kernel_arith). Measured on an H200 (bf16, graph replay,
+/// against flashinfer in the same run): at 8 and 16 MiB the invariant kernels were +0.2/+3.0% (W = 2) and
+/// +2.1/+2.2% (W = 8), the ieee kernels -0.1..+0.1%; at 4 MiB the invariant kernels are faster (W = 2: -8.0%
+/// against +0.2%).
+inline constexpr std::int64_t kInvariantOneShotIeeeFromBytes = std::int64_t{8} << 20;
+
+/// The arithmetic of a call's kernel: FTZ or IEEE folds, or the invariant profile's own kernels (`exact`).
+/// Those run its order at every W, also where it is a fold with IEEE adds (W < kOneShotChunksFromWorld,
+/// reduction_order): at 128 registers, where the ieee kernels run at 80 and spill (cuda/detail/lamport.cuh
+/// kMinBlocksPerSmExact). The ieee kernels give the same bits there, and at three blocks an SM they keep more
+/// loads in flight, which large plain ONESHOT calls need (kInvariantOneShotIeeeFromBytes).
+detail::FoldArith kernel_arith(const AllReduceArguments& a, Strategy resolved) {
+  const bool invariant = a.profile == Profile::kInvariant;
   const std::int64_t bytes = a.shape.tokens * a.shape.hidden * dtype_bytes(a.shape.dtype);
-  const bool wide_rows = a.norm && a.shape.hidden / elements_per_pack(a.shape.dtype) > kFusedBlockThreads;
-  return !direct && !wide_rows && keeps_slots(order.exact, a.shape.dtype, a.shape.world_size, bytes);
+  if (invariant && !a.norm && resolved == Strategy::kOneShot && a.shape.world_size < kOneShotChunksFromWorld &&
+      bytes >= kInvariantOneShotIeeeFromBytes)
+    return {/*ftz=*/false, /*exact=*/false};
+  return {flushes_subnormals(a.profile), invariant};
 }
 
-/// `keep`: the exact fold keeps its polled slots (call_keeps_slots).
-const void* kernel_for(Strategy resolved, DType t, const ReductionOrder& order, bool fused, bool direct, bool keep,
-                       QuantMode quant, bool cluster = false) {
-  if (fused) return fused_kernel(resolved, t, order.ftz, order.exact, keep, cluster, quant);
-  if (direct) return two_shot_direct_kernel(t, order.ftz, order.exact);
-  return resolved == Strategy::kOneShot ? one_shot_kernel(t, order.ftz, order.exact, keep)
-                                        : two_shot_kernel(t, order.ftz, order.exact, keep);
+/// The kernel of a call of arithmetic `arith` (kernel_arith).
+const void* kernel_for(Strategy resolved, DType t, detail::FoldArith arith, bool fused, bool direct, QuantMode quant,
+                       bool cluster = false) {
+  if (fused) return fused_kernel(resolved, t, arith.ftz, arith.exact, cluster, quant);
+  if (direct) return two_shot_direct_kernel(t, arith.ftz, arith.exact);
+  return resolved == Strategy::kOneShot ? one_shot_kernel(t, arith.ftz, arith.exact)
+                                        : two_shot_kernel(t, arith.ftz, arith.exact);
 }
 
 /// Threads and dynamic shared memory of one block of the call's kernel.
@@ -70,10 +80,8 @@ int sm_count(int device) {
   return sms;
 }
 
-/// `keep`: the block also holds its threads' kept slots (keeps_slots), after a fused call's staged row.
-BlockShape block_shape(const AllReduceArguments& a, bool keep) {
-  const auto kept = [&](int threads) { return keep ? kept_slots_bytes(a.shape.world_size, threads) : 0; };
-  if (!a.norm) return {kBlockThreads, kept(kBlockThreads)};
+BlockShape block_shape(const AllReduceArguments& a) {
+  if (!a.norm) return {kBlockThreads, 0};
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // Narrow blocks, two an SM, once the launch's rows (every slot's) outnumber the SMs: wide blocks would
   // then run in waves, where two narrow ones overlap one row's barriers and scale with another's loads.
@@ -82,7 +90,7 @@ BlockShape block_shape(const AllReduceArguments& a, bool keep) {
   // (128 rows on 132 SMs), 8.4 us wide, 11.3 us narrow.
   const bool many_rows = a.shape.tokens * static_cast<std::int64_t>(a.ranks.size()) > sm_count(a.device);
   const int threads = fused_block_threads(row_packs, many_rows);
-  return {threads, staged_row_bytes(row_packs) + kept(threads)};
+  return {threads, staged_row_bytes(row_packs)};
 }
 
 /// Blocks of `kernel` the device holds at once (occupancy x SMs), cached. Also lets the kernel take the
@@ -96,7 +104,7 @@ int resident_blocks(const void* kernel, const BlockShape& block, int device) {
   detail::allow_dynamic_shared(kernel, block.shared_bytes);
   int per_sm = 0;
   AR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, block.threads,
-                                                             static_cast<std::size_t>(block.shared_bytes)));
+                                                              static_cast<std::size_t>(block.shared_bytes)));
   return cache[{kernel, block, device}] = per_sm * sm_count(device);
 }
 
@@ -183,8 +191,9 @@ Status check_norm(const AllReduceArguments& a, Strategy resolved) {
 Status can_implement(const AllReduceArguments& a) {
   if (auto why = validate_shape(a.shape)) return Status::failure(StatusCode::kInvalidShape, *why);
   if (a.profile == Profile::kTrtllm)
-    return Status::failure(StatusCode::kUnsupported,
-                           "the kernels run the flashinfer, ieee and invariant profiles; trtllm is a reference-only model");
+    return Status::failure(
+        StatusCode::kUnsupported,
+        "the kernels run the flashinfer, ieee and invariant profiles; trtllm is a reference-only model");
   if (!detail::dtype_compiled(a.shape.dtype))
     return Status::failure(
         StatusCode::kUnsupported,
@@ -221,9 +230,9 @@ Status can_implement(const AllReduceArguments& a) {
   }
   if (Status s = check_norm(a, resolved); !s.ok()) return s;
   const bool fused = a.norm.has_value();
-  const bool keep = call_keeps_slots(a, order, direct);
-  const int resident = resident_blocks(kernel_for(resolved, a.shape.dtype, order, fused, direct, keep, quant_mode(a)),
-                                       block_shape(a, keep), a.device);
+  const int resident =
+      resident_blocks(kernel_for(resolved, a.shape.dtype, kernel_arith(a, resolved), fused, direct, quant_mode(a)),
+                      block_shape(a), a.device);
   if (resident < static_cast<int>(a.ranks.size()))
     return Status::failure(StatusCode::kNotResident,
                            fmt::format("{} ranks in one launch need at least {} resident blocks, but the device holds "
@@ -241,18 +250,18 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   plan.strategy = resolve_strategy(a.strategy, a.shape);
   plan.order = reduction_order(plan.strategy, a.profile, a.shape.world_size);
   const bool fused = a.norm.has_value();
-  if (fused) plan.norm = norm_launch_for(a.profile, plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
+  if (fused)
+    plan.norm =
+        norm_launch_for(a.profile, plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
   plan.direct = takes_direct(a, plan.strategy);
-  plan.keep_slots = call_keeps_slots(a, plan.order, plan.direct);
-  const BlockShape block = block_shape(a, plan.keep_slots);
+  const BlockShape block = block_shape(a);
   plan.threads_per_block = block.threads;
   plan.shared_bytes = block.shared_bytes;
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
-  plan.resident_blocks =
-      resident_blocks(kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, plan.direct, plan.keep_slots,
-                                 quant_mode(a)),
-                      block, a.device);
+  plan.resident_blocks = resident_blocks(
+      kernel_for(plan.strategy, a.shape.dtype, kernel_arith(a, plan.strategy), fused, plan.direct, quant_mode(a)),
+      block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
@@ -260,15 +269,15 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // over blocks in chunks of kFusedStoreChunk threads (cuda/detail/norm_row.cuh).
   const std::int64_t wanted = fused ? std::max(ceil_div(round_rows * row_packs, kFusedStoreChunk), round_rows)
                                     : ceil_div(round_rows * row_packs, plan.threads_per_block);
-  const std::int64_t fit = plan.resident_blocks / plan.slots;            // every block of every slot resident at once
+  const std::int64_t fit = plan.resident_blocks / plan.slots;  // every block of every slot resident at once
   plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(wanted, 1, fit));
   if (plan.direct) {
     // Every block of a rank pairs with the same block of each other rank (one flag each), so the grid must be
     // the same on every rank: it follows the shape and the device's occupancy only. A thread takes one pack of
     // each owner's list, as many as the region has flags for.
     const std::int64_t list_packs = ceil_div(round_rows, std::int64_t{a.shape.world_size}) * row_packs;
-    plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(
-        ceil_div(list_packs, plan.threads_per_block), 1, std::min(fit, a.workspace->direct.max_blocks)));
+    plan.blocks_per_rank = static_cast<int>(std::clamp<std::int64_t>(ceil_div(list_packs, plan.threads_per_block), 1,
+                                                                     std::min(fit, a.workspace->direct.max_blocks)));
     return plan;
   }
   // Few rows wider than a block: a cluster of blocks per row, as few as give every thread one pack (at most
@@ -276,9 +285,8 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // an H200: a cluster barrier costs about as much as a block spends on a 512-pack row, so a row that fits
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
-  const void* kernel =
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, fused, /*direct=*/false, plan.keep_slots, quant_mode(a),
-                 /*cluster=*/true);
+  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, kernel_arith(a, plan.strategy), fused, /*direct=*/false,
+                                  quant_mode(a), /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -307,11 +315,13 @@ void launch(const AllReduceArguments& a, Stream stream) {
   p.row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   p.tokens_per_round = plan.tokens_per_round;
   p.chunk = plan.order.chunk;
-  p.sanitize_result = plan.order.sanitize_result ? 1 : 0;
+  // The invariant profile's fold (below kOneShotChunksFromWorld) never gives a -0, so the ieee kernels that run
+  // its large ONESHOT calls (kernel_arith) skip the test: it made them 5-8% slower at 8-16 MiB (W = 2, H200).
+  const bool invariant_fold = a.profile == Profile::kInvariant && !plan.order.exact;
+  p.sanitize_result = plan.order.sanitize_result && !invariant_fold ? 1 : 0;
   const ClearRecord record = clear_record(plan.strategy, a.shape, plan.direct);
   for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
   p.stages = static_cast<std::uint32_t>(record.stages);
-  p.kept_slots_offset = plan.norm ? static_cast<std::uint32_t>(staged_row_bytes(p.row_packs)) : 0u;
   if (plan.direct) {
     const DirectRegion& d = a.workspace->direct;
     p.direct_offset = static_cast<std::uint64_t>(a.workspace->direct_offset);
@@ -330,8 +340,8 @@ void launch(const AllReduceArguments& a, Stream stream) {
     std::memset(&fused, 0, sizeof(fused));
     fused.all_reduce = p;
     for (std::size_t i = 0; i < a.ranks.size(); ++i)
-      fused.norm[i] = NormSlot{a.ranks[i].residual, a.ranks[i].residual_out, a.ranks[i].gamma,
-                               a.ranks[i].quant_out,  a.ranks[i].scale_out,    a.ranks[i].quant_scale};
+      fused.norm[i] = NormSlot{a.ranks[i].residual,  a.ranks[i].residual_out, a.ranks[i].gamma,
+                               a.ranks[i].quant_out, a.ranks[i].scale_out,    a.ranks[i].quant_scale};
     fused.tree = detail::norm_tree(*plan.norm, *a.norm, a.profile);
     kernel_args[0] = &fused;
   }
@@ -351,11 +361,11 @@ void launch(const AllReduceArguments& a, Stream stream) {
   attribute[1].val.clusterDim.z = 1;
   config.attrs = attribute;
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
-  AR_CUDA_CHECK(cudaLaunchKernelExC(
-      &config,
-      kernel_for(plan.strategy, a.shape.dtype, plan.order, plan.norm.has_value(), plan.direct, plan.keep_slots,
-                 quant_mode(a), plan.cluster_blocks > 1),
-      kernel_args));
+  AR_CUDA_CHECK(
+      cudaLaunchKernelExC(&config,
+                          kernel_for(plan.strategy, a.shape.dtype, kernel_arith(a, plan.strategy),
+                                     plan.norm.has_value(), plan.direct, quant_mode(a), plan.cluster_blocks > 1),
+                          kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -93,8 +93,6 @@ struct LaunchPlan {
   int cluster_blocks = 1;
   /// TWOSHOT's direct path (docs/large-messages.md): plain stores and flags instead of Lamport buffers.
   bool direct = false;
-  /// The exact fold keeps its polled slots in shared memory (cuda/params.h keeps_slots).
-  bool keep_slots = false;
 };
 
 /// Whether the arguments can run: shape, profile, compiled dtype, workspace size (reference

@@ -5,21 +5,15 @@
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, bool keep, bool cluster, QuantMode mode) {
+const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, bool cluster, QuantMode mode) {
   const void* kernel = nullptr;
   detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
     using A = decltype(a);
-    detail::dispatch_keep<A>(keep, [&](auto k) {
-      constexpr bool kKeep = decltype(k)::value;
-      detail::dispatch_quant_rows<A::dtype, /*kEarly=*/A::exact>(mode, [&](auto rows) {
-        constexpr detail::QuantRows kRows = decltype(rows)::value;
-        using detail::fused_one_shot;
-        if constexpr (kKeep)  // rows that keep their slots fit one block (cuda/all_reduce.cpp call_keeps_slots)
-          kernel = cluster ? nullptr : reinterpret_cast<const void*>(&fused_one_shot<A::dtype, A::ftz, A::exact, true, false, kRows>);
-        else
-          kernel = cluster ? reinterpret_cast<const void*>(&fused_one_shot<A::dtype, A::ftz, A::exact, false, true, kRows>)
-                           : reinterpret_cast<const void*>(&fused_one_shot<A::dtype, A::ftz, A::exact, false, false, kRows>);
-      });
+    detail::dispatch_quant_rows<A::dtype, /*kEarly=*/A::exact>(mode, [&](auto rows) {
+      constexpr detail::QuantRows kRows = decltype(rows)::value;
+      using detail::fused_one_shot;
+      kernel = cluster ? reinterpret_cast<const void*>(&fused_one_shot<A::dtype, A::ftz, A::exact, true, kRows>)
+                       : reinterpret_cast<const void*>(&fused_one_shot<A::dtype, A::ftz, A::exact, false, kRows>);
     });
   });
   return kernel;

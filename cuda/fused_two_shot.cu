@@ -6,25 +6,18 @@
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, bool keep, bool cluster,
-                                  QuantMode mode);  // fused_one_shot.cu
+const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, bool cluster, QuantMode mode);  // fused_one_shot.cu
 
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool keep, bool cluster, QuantMode mode) {
-  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, exact, keep, cluster, mode);
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, QuantMode mode) {
+  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, exact, cluster, mode);
   const void* kernel = nullptr;
   detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
     using A = decltype(a);
-    detail::dispatch_keep<A>(keep, [&](auto k) {
-      constexpr bool kKeep = decltype(k)::value;
-      detail::dispatch_quant_rows<A::dtype, /*kEarly=*/true>(mode, [&](auto rows) {
-        constexpr detail::QuantRows kRows = decltype(rows)::value;
-        using detail::fused_two_shot;
-        if constexpr (kKeep)  // rows that keep their slots fit one block (cuda/all_reduce.cpp call_keeps_slots)
-          kernel = cluster ? nullptr : reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, true, false, kRows>);
-        else
-          kernel = cluster ? reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, false, true, kRows>)
-                           : reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, false, false, kRows>);
-      });
+    detail::dispatch_quant_rows<A::dtype, /*kEarly=*/true>(mode, [&](auto rows) {
+      constexpr detail::QuantRows kRows = decltype(rows)::value;
+      using detail::fused_two_shot;
+      kernel = cluster ? reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, true, kRows>)
+                       : reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, false, kRows>);
     });
   });
   return kernel;

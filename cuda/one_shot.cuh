@@ -13,9 +13,8 @@
 
 namespace ar::cuda {
 
-/// The kernel of (dtype, ftz, exact: ReductionOrder; keep: its exact fold keeps the polled slots in shared memory,
-/// cuda/params.h keeps_slots) as a function pointer for cudaLaunchKernelExC, or nullptr when `t` is not compiled
-/// into this build.
-const void* one_shot_kernel(DType t, bool ftz, bool exact, bool keep);
+/// The kernel of (dtype, ftz, exact: ReductionOrder) as a function pointer for cudaLaunchKernelExC, or nullptr
+/// when `t` is not compiled into this build.
+const void* one_shot_kernel(DType t, bool ftz, bool exact);
 
 }  // namespace ar::cuda

@@ -72,9 +72,6 @@ struct AllReduceParams {
   std::int32_t sanitize_result;   ///< ReductionOrder::sanitize_result: a -0 sum becomes +0
   std::uint32_t clear_bytes[4];   ///< what this launch records for the next launch's clear (ClearRecord)
   std::uint32_t stages;           ///< this kernel's stage count (ClearRecord::stages)
-  /// Where a keeping kernel's exact fold keeps its polled slots (keeps_slots): a byte offset into the block's
-  /// dynamic shared memory, after a fused kernel's staged row. Other kernels do not read it.
-  std::uint32_t kept_slots_offset;
   /// TWOSHOT's direct path (a direct launch only): every rank's region at peers.base[r] + direct_offset, laid
   /// out as reference DirectRegion.
   std::uint64_t direct_offset;
@@ -170,22 +167,5 @@ constexpr int fused_block_threads(std::int64_t row_packs, bool many_rows) {
 constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
   return row_packs * 16 <= kMaxStagedRowBytes ? row_packs * 16 : 0;
 }
-
-/// The invariant profile's exact fold can keep a copy of the W slots a thread polls in dynamic shared memory
-/// (after a fused kernel's staged row), so that an element its first pass leaves undecided is summed from
-/// there: read again from L2, its slots took about 0.55 us (measured on an H200, W = 8), the whole rare way
-/// about 1 us. Only where an element can be undecided and the copy stays small: 16-bit T (fp32 packs are
-/// summed in doubles whole), W from 3 (at W = 2 the exact fold is one fp32 add and leaves nothing undecided:
-/// reference exact_pair_fold) to kKeptSlotsMax (past it, an undecided element reads its slots again): of the
-/// world sizes the kernels take, W = 4 and 8. And only in calls of at most kKeptSlotsMaxBytes a rank, where
-/// the rare way's latency is the call's: the copies are a shared-memory store a slot, which cost plain ONESHOT
-/// at W = 8 and 16 MiB 1.5% (measured on an H200), where a rare element delays one warp among many.
-inline constexpr int kKeptSlotsMax = 8;
-inline constexpr std::int64_t kKeptSlotsMaxBytes = 1 << 20;
-constexpr bool keeps_slots(bool exact, DType t, std::int64_t world, std::int64_t bytes_per_rank) {
-  return exact && t != DType::kFp32 && world >= 3 && world <= kKeptSlotsMax && bytes_per_rank <= kKeptSlotsMaxBytes;
-}
-/// Bytes of a block's kept slots: each of its threads keeps W packs of 16 bytes.
-constexpr std::int64_t kept_slots_bytes(std::int64_t world, int threads) { return world * threads * 16; }
 
 }  // namespace ar::cuda

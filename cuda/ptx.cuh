@@ -447,20 +447,6 @@ __device__ __forceinline__ std::uint32_t redux_max_u32(std::uint32_t v) {
   return r;
 }
 
-/// st.shared.v4.u32: a weak 16-byte store at `address`, a shared-window address of this block's shared memory
-/// (__cvta_generic_to_shared). For a thread's own scratch (the exact fold's kept slots): no "memory" clobber,
-/// so the compiler may schedule arithmetic around it; ld_shared_u32, volatile too, stays after it.
-__device__ __forceinline__ void st_shared_v4(std::uint32_t address, const uint4& v) {
-  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(address), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w));
-}
-
-/// ld.shared.u32: a weak 32-bit load at `address`, a shared-window address (see st_shared_v4).
-__device__ __forceinline__ std::uint32_t ld_shared_u32(std::uint32_t address) {
-  std::uint32_t v;
-  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(address));
-  return v;
-}
-
 /// red.shared.max.u32: the word of this block's shared memory becomes the larger, unsigned.
 /// A block barrier orders it for the other threads of the block.
 __device__ __forceinline__ void red_shared_max_u32(std::uint32_t* local, std::uint32_t v) {

@@ -7,13 +7,11 @@
 
 namespace ar::cuda {
 
-const void* two_shot_kernel(DType t, bool ftz, bool exact, bool keep) {
+const void* two_shot_kernel(DType t, bool ftz, bool exact) {
   const void* kernel = nullptr;
   detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
     using A = decltype(a);
-    detail::dispatch_keep<A>(keep, [&](auto k) {
-      kernel = reinterpret_cast<const void*>(&detail::two_shot_rs_st_ag<A::dtype, A::ftz, A::exact, decltype(k)::value>);
-    });
+    kernel = reinterpret_cast<const void*>(&detail::two_shot_rs_st_ag<A::dtype, A::ftz, A::exact>);
   });
   return kernel;
 }

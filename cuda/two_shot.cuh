@@ -11,10 +11,9 @@
 
 namespace ar::cuda {
 
-/// The kernel of (dtype, ftz, exact: ReductionOrder; keep: its exact fold keeps the polled slots in shared memory,
-/// cuda/params.h keeps_slots) as a function pointer for cudaLaunchKernelExC, or nullptr when `t` is not compiled
-/// into this build.
-const void* two_shot_kernel(DType t, bool ftz, bool exact, bool keep);
+/// The kernel of (dtype, ftz, exact: ReductionOrder) as a function pointer for cudaLaunchKernelExC, or nullptr
+/// when `t` is not compiled into this build.
+const void* two_shot_kernel(DType t, bool ftz, bool exact);
 
 /// two_shot_direct: TWOSHOT's direct path for large plain calls (docs/large-messages.md). The same owners and fold,
 /// so the same bits; the rows go as plain stores into every rank's direct region (WorkspaceView::direct), and a

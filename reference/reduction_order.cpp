@@ -11,13 +11,11 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
   order.world_size = world_size;
   order.ftz = flushes_subnormals(profile);
   if (profile == Profile::kInvariant) {
-    // No order: the exact sum rounded once, the same whatever the strategy, and never less accurate than a
-    // fold (no fixed order is: at W = 16 ONESHOT's chunks of 8 beat TWOSHOT's one fold of 16 on some inputs
-    // and lose on others). An exact zero sum is +0; -0 -> +0 is kept only as the Lamport rule that no result
-    // equals the sentinel (a no-op here: the inputs are sanitised and a non-zero sum never rounds to zero).
-    order.exact = true;
-    order.chunk = 0;
+    // One order for both strategies (reduction_order's comment says why these two). -0 -> +0 is kept as
+    // TWOSHOT's Lamport rule that no result equals the sentinel; neither way gives a -0 sum.
     order.sanitize_result = true;
+    order.chunk = 0;
+    order.exact = world_size >= kOneShotChunksFromWorld;
     return order;
   }
   if (profile == Profile::kTrtllm) {
@@ -28,7 +26,7 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
     return order;
   }
   if (resolved == Strategy::kOneShot) {
-    order.chunk = world_size >= 16 ? 8 : 0;  // reduceLamportRanksChunked<W, 8> from W = 16 on
+    order.chunk = world_size >= kOneShotChunksFromWorld ? 8 : 0;  // reduceLamportRanksChunked<W, 8>
     order.sanitize_result = false;
   } else {
     order.chunk = std::min(world_size, 16);  // K = min(W, 16), even when that is a single chunk

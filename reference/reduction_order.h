@@ -27,7 +27,19 @@ struct ReductionOrder {
   bool operator==(const ReductionOrder&) const = default;
 };
 
+/// FlashInfer's ONESHOT folds in chunks of 8 ranks from this W on. Below it both FlashInfer strategies fold all
+/// W ranks in one chunk from +0 (TWOSHOT's one chunk of W is added to +0, which changes no non-zero sum), so
+/// ONESHOT and TWOSHOT share one order there and differ only in the sign of a zero result.
+inline constexpr int kOneShotChunksFromWorld = 16;
+
 /// The order a strategy (ONESHOT or TWOSHOT; resolve AUTO first) computes under a profile at world size W.
+///
+/// The invariant profile's order is the same for both strategies, so a token's bits never depend on the one
+/// AUTO picks. Below kOneShotChunksFromWorld it is the order FlashInfer's two strategies share, with IEEE adds
+/// (no FTZ, so never a -0 result): as accurate as FlashInfer on every input where FlashInfer flushes nothing,
+/// and at W = 2 the exact sum rounded once (exact_pair_fold). From kOneShotChunksFromWorld on, where the two
+/// orders part and neither is the more accurate on every input, it is the exact sum rounded once
+/// (ReductionOrder::exact), which no fold beats.
 ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_size);
 
 /// A fold whose bits are the exact sum's (ReductionOrder::exact) at W = 2: the IEEE flat fold from +0, which
@@ -36,9 +48,8 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
 /// for T's p = 8 and 11 significant bits, where double rounding of a sum is innocuous (Figueroa, "When is
 /// double rounding innocuous?", 1995); tests/reference/exact_pair_fold_test.cpp checks every pair of bf16 and
 /// of fp16 values. An exact zero is +0 (round to nearest from +0), and a non-zero sum of two values of T is a
-/// multiple of T's smallest step, which fp32 holds, so it never rounds to a zero. The invariant kernels run it
-/// at W = 2 (cuda/detail/exact_fold.cuh): one add a value where their exact fold's first pass takes two, and
-/// no element is ever left undecided.
+/// multiple of T's smallest step, which fp32 holds, so it never rounds to a zero. It is the invariant
+/// profile's order at W = 2 (reduction_order), which is therefore correctly rounded there.
 ReductionOrder exact_pair_fold();
 
 /// One line for people, e.g. "chunks of 8 ranks from +0, FTZ adds, -0 kept".

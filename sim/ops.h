@@ -25,10 +25,9 @@
 // probes') are not modelled. Non-memory instructions (add.ftz/add.rn, cvt, mov %globaltimer,
 // nanosleep) need no model: arithmetic is reference::reduce_element on the bits a CTA polled, and time is the
 // schedule. Neither do the prefetch hints (prefetch.global.L1 of gamma, cp.async.bulk.prefetch.L2 of a fused
-// row's residual and Lamport values): they return nothing, order nothing and change no memory. Nor do the
-// exact fold's kept slots (st.shared/ld.shared of a thread's own copy of the slots it polled): a thread's
-// scratch, not the protocol's memory. The kernels' input loads (ld.global.nc) and output stores touch only
-// the rank's private tensors, not the protocol's memory, so they are not modelled either.
+// row's residual and Lamport values): they return nothing, order nothing and change no memory. The kernels'
+// input loads (ld.global.nc) and output stores touch only the rank's private tensors, not the protocol's
+// memory, so they are not modelled either.
 #pragma once
 
 #include <array>

@@ -250,8 +250,7 @@ __global__ void __launch_bounds__(kBlockThreads, kDirectMinBlocksPerSm)
               std::uint8_t* row = d.region(my.rank) + d.scatter(t, 0, c);
               ptx::st_v4(row + std::uint64_t(my.rank) * my.slot_stride, own[u]);
               uint4 sum;
-              if (!exact_fold_slots<T>(row, my.slot_stride, static_cast<int>(my.world), t, c, KeptSlots{}, sum,
-                                    scatter_waits))
+              if (!invariant_fold_slots<T>(row, my.slot_stride, static_cast<int>(my.world), t, c, sum, scatter_waits))
                 return;  // cannot happen: every row is full (a data word is never the sentinel)
               deliver(t, c, sum);
             } else {

@@ -59,20 +59,6 @@ bool dispatch_arith(DType t, FoldArith a, F&& f) {
   (std::make_index_sequence<kCompiledDTypes.size()>{});
 }
 
-/// Calls f(std::bool_constant<kKeep>{}) for arithmetic A: kKeep = `keep` where A's fold can keep its polled
-/// slots (the exact sum of a 16-bit T: cuda/params.h keeps_slots), else false, so that only those kernels
-/// are compiled twice.
-template <class A, class F>
-void dispatch_keep(bool keep, F&& f) {
-  if constexpr (A::exact && A::dtype != DType::kFp32) {
-    if (keep) {
-      f(std::true_type{});
-      return;
-    }
-  }
-  f(std::false_type{});
-}
-
 /// Whether `t` is compiled into this build.
 constexpr bool dtype_compiled(DType t) {
   for (DType c : kCompiledDTypes)

@@ -1,8 +1,13 @@
-// The invariant profile's reduction (reference ReductionOrder::exact): the exact sum of an element's W values,
-// rounded once to T. No order, so no batch, strategy or launch can change it, and no fold is more accurate.
-// The kernels may get there any way they like. At W = 2 one IEEE fp32 add and the narrowing give those bits
-// (reference exact_pair_fold says why; tests/reference/exact_pair_fold_test.cpp checks every pair of bf16 and
-// fp16 values): FlashInfer's fold without FTZ, nothing ever undecided. From W = 3 on, three ways, cheapest first:
+// The invariant profile's reduction (reference reduction_order): one order for both strategies, so that no
+// batch, strategy or launch can change a token's bits.
+//
+// Below kOneShotChunksFromWorld (W = 2, 4, 8) that is the fold FlashInfer's strategies share, rank order from
+// +0, with IEEE fp32 adds: fold_slots without FTZ. At W = 2 it is also the exact sum rounded once (reference
+// exact_pair_fold; tests/reference/exact_pair_fold_test.cpp checks every pair of bf16 and fp16 values).
+//
+// From kOneShotChunksFromWorld on (W = 16, 32, 64) it is the exact sum of an element's W values, rounded once to
+// T (ReductionOrder::exact): no order at all. The kernels may get there any way they like; three ways,
+// cheapest first:
 //
 // 1. (bf16, fp16) The fp32 fold done twice, once rounding every add down (add.rm) and once up (add.rp): two
 //    adds per value where FlashInfer's fold has one. Directed rounding is monotone, so the exact sum lies
@@ -12,8 +17,8 @@
 //    whose two narrowed ends are the same bits is done: one test a pack, not a few an element. That covers
 //    NaN too (cvt gives the canonical NaN, the exact sum's: a NaN in both folds needs a NaN input or both
 //    infinities among the inputs, since add.rm overflows only to -Inf and add.rp only to +Inf). Only a sum
-//    within a few fp32 ulps of a T midpoint goes on (on the bench's inputs about 5 in 10^5 elements at
-//    W = 8, 8 in 10^4 at W = 64), or a zero sum whose down fold is -0 (x + -x rounded down).
+//    within a few fp32 ulps of a T midpoint goes on (on the bench's inputs about 8 in 10^4 elements at
+//    W = 64), or a zero sum whose down fold is -0 (x + -x rounded down).
 // 2. Doubles, element by element (fp32: the whole pack, always): every value is a multiple of the smallest
 //    one's last bit and the sum stays below W times the largest one's binade, so when that span fits a
 //    double's 53 bits (reference double_sum_is_exact, the host engine's test too) every partial sum is exact
@@ -21,11 +26,9 @@
 //    come out right by themselves); bf16 unless the values are 2^39 or more apart, fp32 unless 2^23.
 // 3. A 320-bit integer (WideSum, the reference's ExactSum in device code) for the rest (also a NaN or an
 //    Inf among bf16 or fp32 values).
-// Way 2 takes the W values from the thread's kept slots (KeptSlots: a copy in shared memory that way 1 writes
-// as it polls, cuda/params.h keeps_slots) where there are any, else reads the slots again (a slot, once full,
-// keeps its value for the rest of the call); way 3 reads them again. Both run out of line
-// (settle_undecided, wide_sum_element): the hot loop holds none of their registers. Read again from L2, an
-// undecided element cost its call about 1 us (docs/results.md); from the kept slots, a few hundred cycles.
+// Ways 2 and 3 read the element's word of each slot again (a slot, once full, keeps its value for the rest of
+// the call) and run out of line (settle_undecided, wide_sum_element): the hot loop holds none of their
+// registers.
 //
 // Rounding a double once to T: fp32 by cvt.rn.f32.f64. bf16 and fp16 by round-to-odd into fp32 (cvt.rz plus
 // a sticky last bit), then cvt.rn to T: fp32 keeps at least two bits more than either (also at their
@@ -38,6 +41,7 @@
 
 #include "cuda/detail/lamport.cuh"
 #include "reference/exact_sum.h"
+#include "reference/reduction_order.h"
 
 namespace ar::cuda::detail {
 
@@ -159,46 +163,18 @@ struct WideSum {
   }
 };
 
-/// This thread's copy of the slots its exact fold polls, in a kernel that keeps them (kKeep): in the block's
-/// dynamic shared memory, slot r at the shared-window address `address + r * blockDim.x * 16` (the block's
-/// threads side by side, so a warp's copies are conflict-free 16-byte stores). A 32-bit shared-window address:
-/// the fused kernels run at their register limit, and a generic pointer cost every copy a conversion into the
-/// shared window. Each fold overwrites the last one's copy.
-struct KeptSlots {
-  std::uint32_t address = 0;
-
-  __device__ __forceinline__ std::uint32_t slot(std::uint32_t r) const { return address + r * blockDim.x * 16; }
-};
-
-/// The kept slots of this thread in a kernel that keeps them (kKeep), where the host put them in the block's
-/// dynamic shared memory (AllReduceParams::kept_slots_offset; cuda/all_reduce.cpp, kept_slots_bytes). Made
-/// where a fold needs them, from the launch's parameters: held from the kernel's start, the address cost the
-/// fused kernels a spill.
-template <DType T, bool kKeep>
-__device__ __forceinline__ KeptSlots kept_slots(const AllReduceParams& p) {
-  if constexpr (!kKeep) {  // (dispatch_keep makes no keeping kernel for fp32)
-    return {};
-  } else {
-    extern __shared__ uint4 dynamic_shared[];
-    const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(dynamic_shared));
-    return {base + p.kept_slots_offset + threadIdx.x * 16};
-  }
-}
-
 /// Way 1 for bf16 and fp16: polls the W slots like fold_slots and folds them twice in fp32, rounding down and
 /// rounding up, then narrows both ends two elements a word. `high` gets the up fold narrowed: the answer
-/// wherever `low` (the down fold narrowed) has the same bits. kKeep: copies each slot into `keep` as it
-/// comes. False when a wait gave up.
-template <DType T, bool kKeep>
+/// wherever `low` (the down fold narrowed) has the same bits. False when a wait gave up.
+template <DType T>
 __device__ __forceinline__ bool exact_fold_fp32(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                std::int64_t token, std::uint32_t pack, const KeptSlots& keep,
-                                                uint4& low_words, uint4& high_words, const WaitContext& ctx) {
+                                                std::int64_t token, std::uint32_t pack, uint4& low_words,
+                                                uint4& high_words, const WaitContext& ctx) {
   constexpr int E = Pack<T>::kElements;
   float low[E], high[E];  // the fold rounded down and rounded up: low <= every exact partial sum <= high
 #pragma unroll
   for (int e = 0; e < E; ++e) low[e] = high[e] = 0.0f;  // +0 + x is x, whichever way it rounds (or a zero)
-  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int r, const uint4& v) {
-    if constexpr (kKeep) ptx::st_shared_v4(keep.slot(static_cast<std::uint32_t>(r)), v);
+  const bool polled = poll_each_slot(first, stride, 0, world, token, pack, ctx, [&](int, const uint4& v) {
 #pragma unroll
     for (int e = 0; e < E; ++e) {
       const float x = Pack<T>::widen(v, e);
@@ -264,7 +240,7 @@ struct DoubleSum {
   }
 };
 
-/// Ways 2 and 3 for the element of bf16 or fp16 that way 1 left undecided (a few in 10^5 at W = 8): only its
+/// Ways 2 and 3 for the element of bf16 or fp16 that way 1 left undecided (about 8 in 10^4 at W = 64): only its
 /// word of each slot is read again, kGroup loads in flight at once (one round trip up to W = 16), and summed
 /// in doubles when the span fits, else in a WideSum.
 template <DType T>
@@ -286,36 +262,6 @@ __device__ __forceinline__ std::uint32_t exact_element(const std::uint8_t* first
   return sum.finish(first, stride, world, e);
 }
 
-/// Way 2 from the kept slots (W <= kKeptSlotsMax): element e's word of each kept slot, summed in doubles
-/// (way 3, reading the slots again, where the span does not fit). Unrolled over kKeptSlotsMax slots, a slot
-/// past W counting as +0 (nothing to the sum or the span; the sum of an exact zero is +0 either way), so no
-/// slot takes a branch of its own.
-template <DType T>
-__device__ __forceinline__ std::uint32_t exact_kept_element(const KeptSlots& keep, const std::uint8_t* first,
-                                                            std::uint64_t stride, int world, int e) {
-  const std::uint32_t word_offset = element_word_offset<T>(e);
-  std::uint32_t w[kKeptSlotsMax];
-#pragma unroll
-  for (int r = 0; r < kKeptSlotsMax; ++r)
-    w[r] = r < world ? ptx::ld_shared_u32(keep.slot(static_cast<std::uint32_t>(r)) + word_offset) : 0u;
-  DoubleSum<T> sum;
-#pragma unroll
-  for (int r = 0; r < kKeptSlotsMax; ++r) sum.add(w[r], e);
-  return sum.finish(first, stride, world, e);
-}
-
-/// Element e's 16 bits of a pack replaced by `bits`: selects on the four words by name, so the pack stays in
-/// registers (an array of its words, indexed by a run-time e, went through local memory).
-__device__ __forceinline__ uint4 with_element16(uint4 pack, int e, std::uint32_t bits) {
-  const int shift = 16 * (e % 2), word = e / 2;
-  const std::uint32_t others = ~(0xFFFFu << shift), put = bits << shift;
-  pack.x = word == 0 ? (pack.x & others) | put : pack.x;
-  pack.y = word == 1 ? (pack.y & others) | put : pack.y;
-  pack.z = word == 2 ? (pack.z & others) | put : pack.z;
-  pack.w = word == 3 ? (pack.w & others) | put : pack.w;
-  return pack;
-}
-
 /// The elements of a pack whose two narrowed ends differ, as a mask of element indices. Ends of -0 and +0 are
 /// an exact zero sum, whose bits are +0 (the up end's): decided.
 template <DType T>
@@ -333,9 +279,9 @@ __device__ __forceinline__ std::uint32_t undecided_elements(const uint4& low, co
 
 /// The undecided elements (undecided_elements) settled one by one, each summed from its word of every slot
 /// read again (exact_element); `high` is the pack with them put right. Out of line: the kernel's hot loop
-/// holds none of this path's registers. (The compiler puts the pack in local memory here, indexed by e; the
-/// selects of with_element16 keep it in registers but take more of them, and the kernels that call this
-/// one then spilled: measured in ptxas's report of the fused TWOSHOT kernels.)
+/// holds none of this path's registers. (The compiler puts the pack in local memory here, indexed by e; selects
+/// on the four words by name keep it in registers but take more of them, and the kernels that call this one
+/// then spilled: measured in ptxas's report of the fused TWOSHOT kernels.)
 template <DType T>
 __device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std::uint8_t* first, std::uint64_t stride,
                                                int world) {
@@ -348,18 +294,6 @@ __device__ __noinline__ uint4 settle_undecided(uint4 low, uint4 high, const std:
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       if (i == e / 2) h[i] = (h[i] & ~(0xFFFFu << shift)) | (bits << shift);
-  }
-  return high;
-}
-
-/// settle_undecided for a thread that kept its slots (KeptSlots): each element summed from its kept words.
-template <DType T>
-__device__ __noinline__ uint4 settle_undecided_kept(uint4 low, uint4 high, const std::uint8_t* first,
-                                                    std::uint64_t stride, int world, KeptSlots keep) {
-  static_assert(T != DType::kFp32, "fp32 packs are summed in doubles whole (exact_fold_in_doubles)");
-  for (std::uint32_t undecided = undecided_elements<T>(low, high); undecided != 0; undecided &= undecided - 1u) {
-    const int e = __ffs(static_cast<int>(undecided)) - 1;
-    high = with_element16(high, e, exact_kept_element<T>(keep, first, stride, world, e));
   }
   return high;
 }
@@ -391,38 +325,39 @@ __device__ __forceinline__ bool exact_fold_in_doubles(const std::uint8_t* first,
   return true;
 }
 
-/// The exact fold of one pack: `sum` gets the exact sums rounded once to T (an exact zero is +0, so no -0
-/// result is possible). kKeep: the thread keeps its slots in `keep` (else `keep` is unused). False when a
-/// wait gave up.
-///
-/// At W = 2, one IEEE add (reference exact_pair_fold), in the kernels that keep no slots only: W = 2 never
-/// keeps (cuda/params.h keeps_slots), and the keeping kernels serve the small calls at W = 4 and 8, which the
-/// branch made 0.05-0.1 us slower (H200, bf16, graph replay: it changed the whole kernel's schedule). The
-/// kernels that keep nothing pay that at W >= 3 (fused rows of D = 8192 at W = 8, 16-64 KiB: up to 0.11 us;
-/// from 1 MiB within the noise), and give W = 2 0.25-0.48 us under flashinfer's time at 4-64 KiB.
-template <DType T, bool kKeep = false>
-__device__ __forceinline__ bool exact_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
-                                                 std::int64_t token, std::uint32_t pack, const KeptSlots& keep,
-                                                 uint4& sum, const WaitContext& ctx) {
-  if constexpr (!kKeep) {
-    if (world == 2) {  // reference exact_pair_fold: one IEEE add from +0, then the narrowing (never -0)
-      float acc[Pack<T>::kElements];
-      if (!fold_slots<T, /*kFtz=*/false>(first, stride, 2, /*chunk=*/0, token, pack, acc, ctx)) return false;
-      sum = narrow_pack<T>(acc, /*sanitize_result=*/false);
-      return true;
-    }
+/// The IEEE fold of W slots from +0 in rank order, narrowed (never -0).
+template <DType T>
+__device__ __forceinline__ bool ieee_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                std::int64_t token, std::uint32_t pack, uint4& sum,
+                                                const WaitContext& ctx) {
+  float acc[Pack<T>::kElements];
+  if (!fold_slots<T, /*kFtz=*/false>(first, stride, world, /*chunk=*/0, token, pack, acc, ctx)) return false;
+  sum = narrow_pack<T>(acc, /*sanitize_result=*/false);
+  return true;
+}
+
+/// The invariant profile's fold of one pack: `sum` gets the W values of each element folded in rank order from
+/// +0 with IEEE adds (W < kOneShotChunksFromWorld) or their exact sum (from there on), rounded once to T;
+/// neither gives a -0. False when a wait gave up.
+template <DType T>
+__device__ __forceinline__ bool invariant_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
+                                                     std::int64_t token, std::uint32_t pack, uint4& sum,
+                                                     const WaitContext& ctx) {
+  if (world < ::ar::kOneShotChunksFromWorld) {
+    // W = 2 as a constant: its two polls unrolled, no predicate a slot. With W = 2 a run-time value too, the
+    // invariant kernels were slower from 1 MiB (H200, bf16, graph replay, against flashinfer in the same run:
+    // plain ONESHOT at 16 MiB +6.6% against +3.1%, fused TWOSHOT at 4 MiB +4.3% against +1.8%); with W = 4
+    // and 8 constants as well, the fused ONESHOT kernels got 0.1-0.3 us slower at 4-64 KiB.
+    if (world == 2) return ieee_fold_slots<T>(first, stride, 2, token, pack, sum, ctx);
+    return ieee_fold_slots<T>(first, stride, world, token, pack, sum, ctx);
   }
   if constexpr (T == DType::kFp32) {
     return exact_fold_in_doubles(first, stride, world, token, pack, sum, ctx);
   } else {
     uint4 low;
-    if (!exact_fold_fp32<T, kKeep>(first, stride, world, token, pack, keep, low, sum, ctx)) return false;
-    if (((low.x ^ sum.x) | (low.y ^ sum.y) | (low.z ^ sum.z) | (low.w ^ sum.w)) != 0) {
-      if constexpr (kKeep)
-        sum = settle_undecided_kept<T>(low, sum, first, stride, world, keep);
-      else
-        sum = settle_undecided<T>(low, sum, first, stride, world);
-    }
+    if (!exact_fold_fp32<T>(first, stride, world, token, pack, low, sum, ctx)) return false;
+    if (((low.x ^ sum.x) | (low.y ^ sum.y) | (low.z ^ sum.z) | (low.w ^ sum.w)) != 0)
+      sum = settle_undecided<T>(low, sum, first, stride, world);
     return true;
   }
 }

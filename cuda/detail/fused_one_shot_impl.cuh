@@ -7,8 +7,7 @@
 
 namespace ar::cuda::detail {
 
-/// kKeep: as one_shot_st_ld_r's.
-template <DType T, bool kFtz, bool kExact, bool kKeep, bool kCluster, QuantRows kRows>
+template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -36,7 +35,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
       prefetch(t + rows.clusters);  // the block's next row (prefetch_row)
       const bool done = norm_row<T, kFtz, kCluster, kRows>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
-        return one_shot_fold_pack<T, kFtz, kExact, kKeep>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
+        return one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
       });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch
     }

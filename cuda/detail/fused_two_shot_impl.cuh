@@ -9,8 +9,7 @@
 
 namespace ar::cuda::detail {
 
-/// kKeep: as one_shot_st_ld_r's.
-template <DType T, bool kFtz, bool kExact, bool kKeep, bool kCluster, QuantRows kRows>
+template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -34,8 +33,8 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
 
     // Phase 4 (rs: ld, r; then st): reduce the tokens I own and store each row into BROADCAST[t] of every
     // rank, mine included (the norm reads every row from there; the clear record covers all N rows).
-    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact, kKeep>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
-                                                                             const uint4& sum) {
+    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
+                                                                      const uint4& sum) {
       for (std::uint32_t q = 0; q < my.world; ++q)
         ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
                    sum);  // weak store: the reader polls every word

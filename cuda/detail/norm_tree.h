@@ -35,7 +35,7 @@ inline NormTree norm_tree(const NormLaunch& l, const NormArguments& n, Profile p
 
 /// Lets `kernel` take `bytes` of dynamic shared memory per block. Without this a block may take 48 KiB with
 /// its static shared memory, so it is asked for every size, not only past 48 KiB of dynamic memory (a fused
-/// call whose staged row and kept slots came to 48 KiB exactly was refused as not resident).
+/// call whose dynamic memory came to 48 KiB exactly was refused as not resident).
 void allow_dynamic_shared(const void* kernel, std::int64_t bytes);
 
 }  // namespace ar::cuda::detail

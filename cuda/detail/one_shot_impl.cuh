@@ -8,9 +8,7 @@
 
 namespace ar::cuda::detail {
 
-/// kKeep: the exact fold keeps its polled slots in shared memory (cuda/params.h keeps_slots): a kernel of its
-/// own, so that a call that keeps none runs no code for it.
-template <DType T, bool kFtz, bool kExact, bool kKeep>
+template <DType T, bool kFtz, bool kExact>
 __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact : kMinBlocksPerSm)
     one_shot_st_ld_r(const __grid_constant__ AllReduceParams p) {
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -37,7 +35,7 @@ __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact :
     for (std::uint32_t i = in.first + my.tid; i < in.last; i += my.threads) {
       const std::uint32_t t = i / my.row_packs, c = i - t * my.row_packs;
       uint4 sum;
-      if (!one_shot_fold_pack<T, kFtz, kExact, kKeep>(my, stage, t, c, waits, sum))
+      if (!one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, c, waits, sum))
         return;  // timed out (recorded) or another wait did: end the launch
       store_output(my.slot.output, i, sum);
     }

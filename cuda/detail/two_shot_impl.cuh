@@ -8,8 +8,7 @@
 
 namespace ar::cuda::detail {
 
-/// kKeep: as one_shot_st_ld_r's.
-template <DType T, bool kFtz, bool kExact, bool kKeep>
+template <DType T, bool kFtz, bool kExact>
 __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact : kMinBlocksPerSm)
     two_shot_rs_st_ag(const __grid_constant__ AllReduceParams p) {
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -38,8 +37,8 @@ __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact :
     // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every other rank and
     // into my output (my own tokens need no round trip through my BROADCAST stage, which stays empty).
     const std::uint32_t owned = owned_tokens(my, in);
-    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact, kKeep>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
-                                                                             const uint4& sum) {
+    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
+                                                                      const uint4& sum) {
       for (std::uint32_t q = 0; q < my.world; ++q)
         if (q != my.rank)
           ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,

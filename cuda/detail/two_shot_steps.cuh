@@ -28,10 +28,10 @@ __device__ __forceinline__ std::uint32_t owned_tokens(const RankLaunch& my, cons
   return in.t1 - in.t0 > my.rank ? (in.t1 - in.t0 - my.rank + my.world - 1) / my.world : 0;
 }
 
-/// For each pack of the tokens I own: poll its W SCATTER slots, fold them in rank order (or sum them exactly:
-/// kExact; kKeep: keeping the slots, exact_fold.cuh), narrow, map -0 to +0, and hand the pack to
+/// For each pack of the tokens I own: poll its W SCATTER slots, fold them in rank order (or as the invariant
+/// profile does: kExact, exact_fold.cuh), narrow, map -0 to +0, and hand the pack to
 /// `deliver(t, flat pack index, sum)`. False when a wait gave up.
-template <DType T, bool kFtz, bool kExact, bool kKeep, class Deliver>
+template <DType T, bool kFtz, bool kExact, class Deliver>
 __device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, const RoundRange& in,
                                                       std::uint64_t scatter, Deliver&& deliver) {
   const WaitContext waits{&my.p, &my.f, my.slot.rank, WaitSite::kScatterSlot, /*stage=*/0};
@@ -43,9 +43,7 @@ __device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, cons
         my.own_base() + scatter + (std::uint64_t(in.t0 / my.world + j) * my.world * my.row_packs + c) * 16;
     uint4 sum;
     if constexpr (kExact) {
-      if (!exact_fold_slots<T, kKeep>(first, my.slot_stride, static_cast<int>(my.world), t, c,
-                                      kept_slots<T, kKeep>(my.p), sum, waits))
-        return false;
+      if (!invariant_fold_slots<T>(first, my.slot_stride, static_cast<int>(my.world), t, c, sum, waits)) return false;
     } else {
       float acc[Pack<T>::kElements];
       if (!fold_slots<T, kFtz>(first, my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc, waits))

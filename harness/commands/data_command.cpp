@@ -1,6 +1,7 @@
 // mnnvl-ar data: writes (or, with --check, verifies) the golden cases of data/.
 #include <filesystem>
 #include <ostream>
+#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -60,6 +61,16 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
     };
     for (const auto& [name, bytes] : set.files) check(name, bytes);
     check(std::string(kGoldenManifestFile), manifest);
+    // A .npy file the generator no longer writes is stale: no case points to it, so nothing checks its bits.
+    std::set<std::string> written;
+    for (const auto& [name, bytes] : set.files) written.insert(name);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.path().extension() != ".npy" || written.count(name)) continue;
+      ++differences;
+      fmt::print(err, "stale (no case writes it): {}\n", entry.path().string());
+    }
     fmt::print(out, "{} files checked in {}: {}\n", set.files.size() + 1, dir,
                differences ? fmt::format("{} differ", differences) : std::string("all identical"));
     return differences ? kExitDifference : kExitOk;

@@ -18,7 +18,8 @@ def reference(x, strategy="auto", profile="flashinfer", *, dtype=None):
     uint16 words with dtype="bf16"), float16 or float32, NumPy or torch (CPU). strategy: "oneshot",
     "twoshot" or "auto" (FlashInfer's 1 MiB rule). profile: "flashinfer" (as FlashInfer is built),
     "ieee" (without fast-math), "trtllm" (TensorRT-LLM's order) or "invariant" (this project's
-    batch-invariant arithmetic: the exact sum rounded once). Returns the same kind of array as x.
+    batch-invariant arithmetic: one order for both strategies, FlashInfer's with IEEE adds below W = 16 and
+    the exact sum rounded once from there). Returns the same kind of array as x.
     """
     x = operand(x, "x", dtype)
     out, _ = _core.all_reduce(x.words, x.dtype, strategy, profile)

@@ -180,7 +180,15 @@ TEST_CASE("the invariant profile: one order for both strategies at every W", "[c
     CHECK(one == reduction_order(Strategy::kTwoShot, Profile::kInvariant, world));
     CHECK_FALSE(one.ftz);
     CHECK(one.sanitize_result);
-    CHECK(one.exact);  // no order: the exact sum rounded once
+    CHECK(one.chunk == 0);
+    // Below W = 16 FlashInfer's order, which both its strategies share; from there no order: the exact sum.
+    CHECK(one.exact == (world >= kOneShotChunksFromWorld));
+    if (!one.exact) {
+      ReductionOrder flashinfer = reduction_order(Strategy::kOneShot, Profile::kFlashInfer, world);
+      flashinfer.ftz = false;
+      flashinfer.sanitize_result = true;
+      CHECK(one == flashinfer);
+    }
   }
   // Its launch depends on D and T alone.
   for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32})
