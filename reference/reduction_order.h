@@ -18,7 +18,8 @@ struct ReductionOrder {
   bool seed_with_first = false;  ///< acc starts as rank 0's value instead of +0 (TensorRT-LLM)
   bool ftz = true;               ///< fp32 adds flush subnormal operands and results (add.ftz.f32)
   bool sanitize_result = false;  ///< a -0 result becomes +0 (FlashInfer TWOSHOT, before its broadcast)
-  /// No order at all (the invariant profile): the exact real sum of the W values, rounded once to T (RN-even).
+  /// No order at all (the invariant profile from kOneShotChunksFromWorld on): the exact real sum of the W
+  /// values, rounded once to T (RN-even).
   /// chunk, seed_with_first and ftz do not apply. Every fold of any order rounds to T at least once, so on
   /// every input this is at least as close to the exact sum as any of them: the most accurate result T holds.
   bool exact = false;

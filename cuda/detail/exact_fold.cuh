@@ -336,9 +336,9 @@ __device__ __forceinline__ bool ieee_fold_slots(const std::uint8_t* first, std::
   return true;
 }
 
-/// The invariant profile's fold of one pack: `sum` gets the W values of each element folded in rank order from
-/// +0 with IEEE adds (W < kOneShotChunksFromWorld) or their exact sum (from there on), rounded once to T;
-/// neither gives a -0. False when a wait gave up.
+/// The invariant profile's fold of one pack: `sum` gets each element's W values folded in rank order from +0
+/// with IEEE adds and narrowed (W < kOneShotChunksFromWorld), or their exact sum rounded once to T (from there
+/// on); neither gives a -0. False when a wait gave up.
 template <DType T>
 __device__ __forceinline__ bool invariant_fold_slots(const std::uint8_t* first, std::uint64_t stride, int world,
                                                      std::int64_t token, std::uint32_t pack, uint4& sum,
