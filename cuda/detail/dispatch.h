@@ -1,7 +1,7 @@
 // Runtime-to-template dispatch, in one function over one constexpr list: the element types compiled into
 // this build (CMake option AR_DTYPES trims it) crossed with the three arithmetics the kernels run: FTZ fp32
-// folds (flashinfer), IEEE fp32 folds (ieee) and IEEE with the exact all-reduce sum (invariant; its norm
-// arithmetic is ieee's). World size is a runtime parameter of every kernel: it costs no instantiation.
+// folds (flashinfer), IEEE fp32 folds (ieee) and the invariant profile's fold (IEEE below W = 16, the exact
+// sum from there: cuda/detail/exact_fold.cuh; its norm arithmetic is ieee's). World size is a runtime parameter of every kernel: it costs no instantiation.
 #pragma once
 
 #include <array>
@@ -36,17 +36,20 @@ template <DType T, bool kFtz, bool kExact>
 struct Arith {
   static constexpr DType dtype = T;
   static constexpr bool ftz = kFtz;
-  static constexpr bool exact = kExact;  ///< the all-reduce sum is exact (ReductionOrder::exact); never with ftz
+  /// The invariant profile's fold (invariant_fold_slots: the exact sum, ReductionOrder::exact, from W = 16);
+  /// never with ftz
+  static constexpr bool exact = kExact;
 };
 
-/// The all-reduce arithmetic of a kernel launch: ReductionOrder's ftz and exact.
+/// The all-reduce arithmetic of a kernel launch (cuda/all_reduce.cpp kernel_arith): FTZ folds, and whether the
+/// invariant profile's kernels run (Arith::exact).
 struct FoldArith {
   bool ftz = false;
   bool exact = false;
 };
 
 /// Calls f(Arith<t, ftz, exact>{}) for the compiled instantiation; returns false (f not called) when `t` is
-/// not compiled into this build. FTZ with an exact sum does not exist: it runs the FTZ fold.
+/// not compiled into this build. FTZ with the invariant fold does not exist: it runs the FTZ fold.
 template <class F>
 bool dispatch_arith(DType t, FoldArith a, F&& f) {
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
