@@ -13,9 +13,9 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
   if (profile == Profile::kInvariant) {
     // One order for both strategies (reduction_order's comment says why these two). -0 -> +0 is kept as
     // TWOSHOT's Lamport rule that no result equals the sentinel; neither way gives a -0 sum.
+    if (world_size >= kOneShotChunksFromWorld) return exact_sum_order(world_size);
     order.sanitize_result = true;
     order.chunk = 0;
-    order.exact = world_size >= kOneShotChunksFromWorld;
     return order;
   }
   if (profile == Profile::kTrtllm) {
@@ -32,6 +32,16 @@ ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_siz
     order.chunk = std::min(world_size, 16);  // K = min(W, 16), even when that is a single chunk
     order.sanitize_result = true;
   }
+  return order;
+}
+
+ReductionOrder exact_sum_order(int world_size) {
+  ReductionOrder order;
+  order.world_size = world_size;
+  order.ftz = false;
+  order.chunk = 0;
+  order.sanitize_result = true;  // a no-op: the inputs are sanitised and a non-zero sum never rounds to zero
+  order.exact = true;
   return order;
 }
 

@@ -43,6 +43,10 @@ inline constexpr int kOneShotChunksFromWorld = 16;
 /// (ReductionOrder::exact), which no fold beats.
 ReductionOrder reduction_order(Strategy resolved, Profile profile, int world_size);
 
+/// The exact sum of the W values rounded once to T (ReductionOrder::exact; an exact zero is +0): the invariant
+/// profile's order from kOneShotChunksFromWorld on, and what exact_pair_fold is proved against.
+ReductionOrder exact_sum_order(int world_size);
+
 /// A fold whose bits are the exact sum's (ReductionOrder::exact) at W = 2: the IEEE flat fold from +0, which
 /// rounds once, a + b to fp32 (+0 + a is a). For fp32 that is the exact sum rounded once. For bf16 and fp16
 /// the narrowing then rounds a second time, and the two round like one: fp32 keeps 24 bits, at least 2p + 2

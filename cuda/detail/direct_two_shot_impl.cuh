@@ -245,8 +245,8 @@ __global__ void __launch_bounds__(kBlockThreads, kDirectMinBlocksPerSm)
           },
           [&](int u, std::uint32_t t, std::uint32_t c) {
             if constexpr (kExact) {
-              // The exact sum reads its W values as a Lamport row's slots (first, stride): my own pack goes into
-              // my own SCATTER row first, written and read by this thread alone.
+              // The invariant fold reads its W values as a Lamport row's slots (first, stride): my own pack goes
+              // into my own SCATTER row first, written and read by this thread alone.
               std::uint8_t* row = d.region(my.rank) + d.scatter(t, 0, c);
               ptx::st_v4(row + std::uint64_t(my.rank) * my.slot_stride, own[u]);
               uint4 sum;

@@ -88,9 +88,10 @@ TEST_CASE("full-mantissa inputs over several rounds are bit-exact at every world
 }
 
 TEST_CASE("the invariant profile's exact sums: double path, wide fallback, ties and specials", "[gpu]") {
-  // Element values whose exponents spread over `spread` binades: narrow spreads take the kernels' double
-  // path, wide ones (past 2^39 for bf16, 2^23 for fp32) the 320-bit fallback; few significant bits make ties
-  // of T common (a double rounding would break them); some rows add NaN, +-Inf and values near T's largest.
+  // Element values whose exponents spread over `spread` binades: from W = 16, where the invariant order is the
+  // exact sum, narrow spreads take the kernels' double path, wide ones (past 2^39 for bf16, 2^23 for fp32) the
+  // 320-bit fallback; few significant bits make ties of T common (a double rounding would break them); some
+  // rows add NaN, +-Inf and values near T's largest. Below W = 16 the same inputs check the IEEE fold.
   for (int world : ar::kWorldSizes) {
     std::vector<ar::ProblemShape> shapes;
     for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) shapes.push_back({world, 6, 256, t});
@@ -109,8 +110,10 @@ TEST_CASE("the invariant profile's exact sums: double path, wide fallback, ties 
           if (bits & 0x80000000u) x |= f.sign_mask();
           const std::int64_t token = (i / shape.hidden) % shape.tokens;
           if (bits % 13 == 0) x = 0;
-          if (token == 4 && bits % 61 == 0) x = (bits & 2) ? f.canonical_nan() : f.infinity() | (bits & 1 ? f.sign_mask() : 0);
-          if (token == 5 && bits % 3 == 0) x = (f.exponent_mask() - (1u << f.fraction_bits)) | (bits & f.fraction_mask());
+          if (token == 4 && bits % 61 == 0)
+            x = (bits & 2) ? f.canonical_nan() : f.infinity() | (bits & 1 ? f.sign_mask() : 0);
+          if (token == 5 && bits % 3 == 0)
+            x = (f.exponent_mask() - (1u << f.fraction_bits)) | (bits & f.fraction_mask());
           input.set_bits(i, x);
         }
         for (Strategy s : {Strategy::kOneShot, Strategy::kTwoShot}) {
@@ -122,6 +125,41 @@ TEST_CASE("the invariant profile's exact sums: double path, wide fallback, ties 
           REQUIRE(check.flags_match);
         }
       }
+    }
+  }
+}
+
+TEST_CASE("large plain ONESHOT calls of the invariant profile below W = 16 give its bits on the ieee kernels",
+          "[gpu]") {
+  // From 8 MiB a rank these calls run the ieee kernels with the -0 test off (cuda/all_reduce.cpp kernel_arith):
+  // the same fold as the invariant kernels', so the same bits. The 1023-token bf16 call stays just below and
+  // runs the invariant kernels on the same workspace. Every 7th element is a -0 on every rank, and every 5th
+  // cancels (x on rank 0, -x on the last): both sums must come out +0 without the test.
+  for (int world : {2, 4, 8}) {
+    const std::vector<ar::ProblemShape> shapes{{world, 1024, 4096, DType::kBf16},
+                                               {world, 1023, 4096, DType::kBf16},
+                                               {world, 1024, 4096, DType::kFp16},
+                                               {world, 512, 4096, DType::kFp32}};
+    VirtualGroup group(ar::test::group_options(world, shapes));
+    ar::test::FlagsModel model(group);
+    std::uint64_t seed = 4100 + world;
+    for (const auto& shape : shapes) {
+      auto input = ar::random_input(shape.dtype, world, shape.tokens, shape.hidden, ++seed, 20);
+      const ar::FloatFormat f = ar::float_format(shape.dtype);
+      const std::int64_t elements = shape.tokens * shape.hidden;
+      for (std::int64_t j = 0; j < elements; ++j) {
+        if (j % 7 == 0)
+          for (int r = 0; r < world; ++r) input.set_bits(r * elements + j, f.sign_mask());
+        else if (j % 5 == 0)
+          input.set_bits((world - 1) * elements + j, input.bits(j) ^ f.sign_mask());
+      }
+      const VirtualGroup::Call call{shape, Strategy::kOneShot, Profile::kInvariant, seed % 2 == 0};
+      INFO(ar::test::label(call));
+      const auto check = ar::test::run_and_check(group, input, call, &model);
+      INFO(check.describe());
+      REQUIRE(!check.wait);
+      REQUIRE(check.mismatches == 0);
+      REQUIRE(check.flags_match);
     }
   }
 }

@@ -411,7 +411,8 @@ TEST_CASE("elements the invariant profile's first pass leaves undecided are sett
 
 TEST_CASE("at W = 2 the invariant kernels' one fp32 add gives the exact sum's bits where two roundings could part",
           "[gpu]") {
-  // At W = 2 the invariant kernels fold as reference exact_pair_fold does: one IEEE fp32 add, the narrowing.
+  // At W = 2 the invariant kernels fold as reference exact_pair_fold does: one IEEE fp32 add, the narrowing; the
+  // model is that fold, which tests/reference/exact_pair_fold_test.cpp proves equal to the exact sum.
   // Each element here pairs a random value of T (any bits) with one of its rounding partners
   // (tests/support/rounding_pairs.h): ties, near-ties, cancellation, overflow, sums that fp32 rounds. The
   // model sums them exactly. Both strategies, plain and fused, a decode size and 4.7 MiB a rank. (TWOSHOT's

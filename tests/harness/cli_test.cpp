@@ -107,7 +107,7 @@ TEST_CASE("compare runs on the built-in case and shows ONESHOT vs TWOSHOT differ
   const auto r = run_in_process({"compare"});
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("oneshot/flashinfer and twoshot/flashinfer first differ"));
-  // The invariant profile's exact sum (W >= 16) differs from FlashInfer's folds too.
+  // At W = 16 the invariant profile's row is the exact sum.
   CHECK_THAT(r.out, Catch::Contains("oneshot/invariant") && Catch::Contains("no order: the exact sum"));
   // fp16 at W = 8: one order for every strategy and profile (the invariant profile's is FlashInfer's with IEEE
   // adds, and fp16 sums never flush), so every row agrees.
