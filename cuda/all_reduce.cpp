@@ -254,14 +254,14 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
     plan.norm =
         norm_launch_for(a.profile, plan.strategy, a.shape.tokens, a.shape.hidden, a.shape.dtype, a.norm->sm_count);
   plan.direct = takes_direct(a, plan.strategy);
+  const detail::FoldArith arith = kernel_arith(a, plan.strategy);
   const BlockShape block = block_shape(a);
   plan.threads_per_block = block.threads;
   plan.shared_bytes = block.shared_bytes;
   plan.slots = static_cast<int>(a.ranks.size());
   plan.tokens_per_round = tokens_per_round(plan.strategy, a.shape, a.round_bytes);
   plan.resident_blocks = resident_blocks(
-      kernel_for(plan.strategy, a.shape.dtype, kernel_arith(a, plan.strategy), fused, plan.direct, quant_mode(a)),
-      block, a.device);
+      kernel_for(plan.strategy, a.shape.dtype, arith, fused, plan.direct, quant_mode(a)), block, a.device);
   const std::int64_t row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   // TWOSHOT rounds are a multiple of W tokens; only the N that exist need threads.
   const std::int64_t round_rows = std::min(plan.tokens_per_round, a.shape.tokens);
@@ -285,8 +285,8 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // an H200: a cluster barrier costs about as much as a block spends on a 512-pack row, so a row that fits
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
-  const void* kernel = kernel_for(plan.strategy, a.shape.dtype, kernel_arith(a, plan.strategy), fused, /*direct=*/false,
-                                  quant_mode(a), /*cluster=*/true);
+  const void* kernel =
+      kernel_for(plan.strategy, a.shape.dtype, arith, fused, /*direct=*/false, quant_mode(a), /*cluster=*/true);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
@@ -315,10 +315,12 @@ void launch(const AllReduceArguments& a, Stream stream) {
   p.row_packs = a.shape.hidden / elements_per_pack(a.shape.dtype);
   p.tokens_per_round = plan.tokens_per_round;
   p.chunk = plan.order.chunk;
-  // The invariant profile's fold (below kOneShotChunksFromWorld) never gives a -0, so the ieee kernels that run
-  // its large ONESHOT calls (kernel_arith) skip the test: it made them 5-8% slower at 8-16 MiB (W = 2, H200).
-  const bool invariant_fold = a.profile == Profile::kInvariant && !plan.order.exact;
-  p.sanitize_result = plan.order.sanitize_result && !invariant_fold ? 1 : 0;
+  // The invariant profile's fold below kOneShotChunksFromWorld never gives a -0, so where the ieee kernels run
+  // it (kernel_arith) they skip the test: it made them 5-8% slower at 8-16 MiB (W = 2, H200). The invariant
+  // kernels never read the flag.
+  const detail::FoldArith arith = kernel_arith(a, plan.strategy);
+  const bool invariant_on_ieee_kernels = a.profile == Profile::kInvariant && !arith.exact;
+  p.sanitize_result = plan.order.sanitize_result && !invariant_on_ieee_kernels ? 1 : 0;
   const ClearRecord record = clear_record(plan.strategy, a.shape, plan.direct);
   for (int s = 0; s < 4; ++s) p.clear_bytes[s] = record.bytes[s];
   p.stages = static_cast<std::uint32_t>(record.stages);
@@ -361,11 +363,10 @@ void launch(const AllReduceArguments& a, Stream stream) {
   attribute[1].val.clusterDim.z = 1;
   config.attrs = attribute;
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
-  AR_CUDA_CHECK(
-      cudaLaunchKernelExC(&config,
-                          kernel_for(plan.strategy, a.shape.dtype, kernel_arith(a, plan.strategy),
-                                     plan.norm.has_value(), plan.direct, quant_mode(a), plan.cluster_blocks > 1),
-                          kernel_args));
+  AR_CUDA_CHECK(cudaLaunchKernelExC(&config,
+                                    kernel_for(plan.strategy, a.shape.dtype, arith, plan.norm.has_value(), plan.direct,
+                                               quant_mode(a), plan.cluster_blocks > 1),
+                                    kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }
 

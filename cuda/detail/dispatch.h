@@ -1,7 +1,8 @@
 // Runtime-to-template dispatch, in one function over one constexpr list: the element types compiled into
 // this build (CMake option AR_DTYPES trims it) crossed with the three arithmetics the kernels run: FTZ fp32
 // folds (flashinfer), IEEE fp32 folds (ieee) and the invariant profile's fold (IEEE below W = 16, the exact
-// sum from there: cuda/detail/exact_fold.cuh; its norm arithmetic is ieee's). World size is a runtime parameter of every kernel: it costs no instantiation.
+// sum from there: cuda/detail/exact_fold.cuh; its norm arithmetic is ieee's). World size is a runtime
+// parameter of every kernel: it costs no instantiation.
 #pragma once
 
 #include <array>

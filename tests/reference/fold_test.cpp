@@ -124,45 +124,34 @@ TEST_CASE("reduction orders per strategy and profile", "[cpu]") {
 
 TEST_CASE("the invariant profile's exact order rounds once where a fold rounds twice", "[cpu][invariant]") {
   // From W = 16 the invariant profile's order is the exact sum rounded once; below it, FlashInfer's fold with
-  // IEEE adds. The columns are padded with +0 to the world size.
-  const auto pad = [](std::vector<std::uint32_t> v, int world) {
+  // IEEE adds. `sum` pads a column with +0 to the world size and reduces it in the order of (strategy, profile).
+  const auto sum = [](std::vector<std::uint32_t> v, DType t, Strategy s, Profile p, int world) {
     v.resize(static_cast<std::size_t>(world), 0u);
-    return v;
+    return reduce_element(v, t, reduction_order(s, p, world));
   };
+  constexpr Strategy kOne = Strategy::kOneShot, kTwo = Strategy::kTwoShot;
   // 1 + 2^-8 + 2^-30 lies just above the bf16 midpoint 1 + 2^-8. The fp32 fold loses 2^-30 (below half an
   // fp32 ulp of 1), lands on the midpoint, and the narrowing's tie goes to even: 1.0. The exact sum rounds
   // once, up: 1 + 2^-7.
   const std::vector<std::uint32_t> bf16{0x3F80, 0x3B80, 0x3080};
-  CHECK(reduce_element(pad(bf16, 16), DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kFlashInfer, 16)) ==
-        0x3F80);
-  CHECK(reduce_element(pad(bf16, 16), DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kInvariant, 16)) ==
-        0x3F81);
-  CHECK(reduce_element(pad(bf16, 8), DType::kBf16, reduction_order(Strategy::kOneShot, Profile::kInvariant, 8)) ==
-        0x3F80);  // W = 8: the fold
+  CHECK(sum(bf16, DType::kBf16, kOne, Profile::kFlashInfer, 16) == 0x3F80);
+  CHECK(sum(bf16, DType::kBf16, kOne, Profile::kInvariant, 16) == 0x3F81);
+  CHECK(sum(bf16, DType::kBf16, kOne, Profile::kInvariant, 8) == 0x3F80);  // W = 8: the fold
   // fp16: 1 + 2^-11 + 2^-24; the fp32 add of 2^-24 is itself a tie (half an ulp of 1), kept even.
   const std::vector<std::uint32_t> fp16{0x3C00, 0x1000, 0x0001};
-  CHECK(reduce_element(pad(fp16, 32), DType::kFp16, reduction_order(Strategy::kTwoShot, Profile::kFlashInfer, 32)) ==
-        0x3C00);
-  CHECK(reduce_element(pad(fp16, 32), DType::kFp16, reduction_order(Strategy::kTwoShot, Profile::kInvariant, 32)) ==
-        0x3C01);
+  CHECK(sum(fp16, DType::kFp16, kTwo, Profile::kFlashInfer, 32) == 0x3C00);
+  CHECK(sum(fp16, DType::kFp16, kTwo, Profile::kInvariant, 32) == 0x3C01);
   // fp32 values whose fp32 partial sum overflows although the exact sum does not: the fold gives +Inf.
   const std::vector<std::uint32_t> fp32{0x7F7FFFFF, 0x7F7FFFFF, 0xFF7FFFFF};
-  CHECK(reduce_element(pad(fp32, 16), DType::kFp32, reduction_order(Strategy::kOneShot, Profile::kIeee, 16)) ==
-        0x7F800000);
-  CHECK(reduce_element(pad(fp32, 16), DType::kFp32, reduction_order(Strategy::kOneShot, Profile::kInvariant, 16)) ==
-        0x7F7FFFFF);
-  CHECK(reduce_element(pad(fp32, 4), DType::kFp32, reduction_order(Strategy::kOneShot, Profile::kInvariant, 4)) ==
-        0x7F800000);  // W = 4: the fold
+  CHECK(sum(fp32, DType::kFp32, kOne, Profile::kIeee, 16) == 0x7F800000);
+  CHECK(sum(fp32, DType::kFp32, kOne, Profile::kInvariant, 16) == 0x7F7FFFFF);
+  CHECK(sum(fp32, DType::kFp32, kOne, Profile::kInvariant, 4) == 0x7F800000);  // W = 4: the fold
   // Specials: Inf - Inf is the canonical NaN, an exact zero sum is +0, at every W.
   for (int world : kWorldSizes) {
     INFO("W = " << world);
-    const std::vector<std::uint32_t> specials{0x7F80, 0xFF80};
-    CHECK(reduce_element(pad(specials, world), DType::kBf16,
-                         reduction_order(Strategy::kOneShot, Profile::kInvariant, world)) == 0x7FFF);
-    const std::vector<std::uint32_t> cancel{0x8000, 0xBF80, 0x3F80, 0x8000};
+    CHECK(sum({0x7F80, 0xFF80}, DType::kBf16, kOne, Profile::kInvariant, world) == 0x7FFF);
     if (world >= 4)
-      CHECK(reduce_element(pad(cancel, world), DType::kBf16,
-                           reduction_order(Strategy::kOneShot, Profile::kInvariant, world)) == 0x0000);
+      CHECK(sum({0x8000, 0xBF80, 0x3F80, 0x8000}, DType::kBf16, kOne, Profile::kInvariant, world) == 0x0000);
   }
 }
 
