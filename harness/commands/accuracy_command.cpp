@@ -36,8 +36,8 @@ int accuracy_command(const CommandArgs& args, std::ostream& out, std::ostream& e
       "to the dtype, and reports for each strategy and profile how many outputs equal it and the distance of\n"
       "the others in ULPs: max, mean and a histogram, plus the largest absolute error in fp64.\n\n"
       "With --residual R ([N, D]) and --gamma G ([D]) of the input's dtype it measures the fused all-reduce +\n"
-      "residual add + RMSNorm instead (docs/fused.md): both strategies under flashinfer and ieee, the normalised\n"
-      "output's and the residual output's distance from their correctly rounded values in ULPs.\n" +
+      "residual add + RMSNorm instead (docs/fused.md): both strategies under flashinfer, ieee and invariant,\n"
+      "the normalised output's and the residual output's distance from their correctly rounded values in ULPs.\n" +
           std::string(kFusedCorrectlyRoundedHelp) +
           "\n\nexamples:\n  mnnvl-ar accuracy -i x.npy\n"
           "  mnnvl-ar accuracy -i x.npy --dtype bf16 --residual r.npy --gamma g.npy --weight-bias 1 --json\n\n"

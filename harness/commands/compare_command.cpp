@@ -139,16 +139,18 @@ int compare_command(const CommandArgs& args, std::ostream& out, std::ostream& er
   const CommandHelp help{
       "mnnvl-ar compare [--input X.npy | --dtype bf16 --world-size 16 --seed 1] [--save-input X.npy] [--json]\n"
       "       [--residual R.npy --gamma G.npy [--eps E] [--weight-bias B] [--sms 132]]",
-      "Computes the all-reduce of one input with both strategies under the three profiles (flashinfer as\n"
-      "shipped, ieee without flush-to-zero, trtllm in TensorRT-LLM's order) and prints, per row, the fold\n"
-      "order, how many elements differ from ONESHOT/flashinfer, how many equal the exact sum rounded once,\n"
-      "and the largest and mean distance from it in ULPs. Without --input it uses a built-in adversarial case:\n"
-      "full-mantissa values over a wide exponent range at W = 16 (where ONESHOT folds chunks of 8 and TWOSHOT\n"
-      "one chunk of 16), with SPEC section 10's -0, FTZ, NaN, Inf and overflow scenarios on token 0.\n\n"
+      "Computes the all-reduce of one input with both strategies under the four profiles (flashinfer as\n"
+      "shipped, ieee without flush-to-zero, trtllm in TensorRT-LLM's order, invariant the batch-invariant one\n"
+      "of docs/invariance.md) and prints, per row, the fold order, how many elements differ from\n"
+      "ONESHOT/flashinfer, how many equal the exact sum rounded once, and the largest and mean distance from\n"
+      "it in ULPs. Without --input it uses a built-in adversarial case: full-mantissa values over a wide\n"
+      "exponent range at W = 16 (where ONESHOT folds chunks of 8 and TWOSHOT one chunk of 16), with SPEC\n"
+      "section 10's -0, FTZ, NaN, Inf and overflow scenarios on token 0.\n\n"
       "With --residual R ([N, D]) and --gamma G ([D]) of the input's dtype it compares the fused all-reduce +\n"
-      "residual add + RMSNorm instead (docs/fused.md), with both strategies under flashinfer and ieee: per row\n"
-      "how many normalised elements differ from ONESHOT/flashinfer's, how many are correctly rounded and their\n"
-      "max and mean ULP distance, how many residual outputs are correctly rounded, and the launch.\n" +
+      "residual add + RMSNorm instead (docs/fused.md), with both strategies under flashinfer, ieee and\n"
+      "invariant: per row how many normalised elements differ from ONESHOT/flashinfer's, how many are\n"
+      "correctly rounded and their max and mean ULP distance, how many residual outputs are correctly\n"
+      "rounded, and the launch.\n" +
           std::string(kFusedCorrectlyRoundedHelp) +
           "\n\n"
           "examples:\n  mnnvl-ar compare\n  mnnvl-ar compare --world-size 64 --dtype fp32\n"

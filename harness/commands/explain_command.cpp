@@ -27,7 +27,7 @@ int explain_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
       ("token,t", po::value(&token)->required(), "token (row) of the element, 0 <= T < N")
       ("col,c", po::value(&col)->required(), "column of the element, 0 <= C < D")
       ("strategy,s", po::value(&strategy_text)->default_value("auto"), "oneshot | twoshot | auto")
-      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm")
+      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm | invariant")
       ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16");
   // clang-format on
   add_fused_options(options, fused_args, /*with_output=*/false);

@@ -99,7 +99,7 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& 
       ("input,i", po::value(&input)->required(), "every rank's input, [W, N, D] .npy (<f4 fp32, <f2 fp16, <u2 bf16 bits)")
       ("output,o", po::value(&output)->required(), "where to write the [N, D] result, same storage as the input")
       ("strategy,s", po::value(&strategy_text)->default_value("auto"), "oneshot | twoshot | auto (ONESHOT iff N*D*W*E <= 1 MiB)")
-      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm")
+      ("profile,p", po::value(&profile_text)->default_value("flashinfer"), "flashinfer | ieee | trtllm | invariant")
       ("dtype,d", po::value(&dtype_text)->default_value(""), "bf16 to read <u2 words as bf16; otherwise from the file")
       ("engine", po::value(&engine_text)->default_value("fast"), "fast (SIMD host fold, fast fused rows) | scalar (the element-wise model)");
   // clang-format on
@@ -115,13 +115,14 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& 
       "inputs X ([W, N, D]): sanitise -0 to +0, widen to fp32, fold in ascending rank order (chunks of 8\n"
       "ranks for ONESHOT at W >= 16, of min(W, 16) for TWOSHOT, each from +0), flush-to-zero adds, one RN-even\n"
       "narrowing, and TWOSHOT maps a -0 result to +0. Profiles: flashinfer (as shipped), ieee (same order, no\n"
-      "FTZ), trtllm (TensorRT-LLM: seeded with rank 0, no chunking).\n\n"
+      "FTZ), trtllm (TensorRT-LLM: seeded with rank 0, no chunking), invariant (batch-invariant: below W = 16\n"
+      "the order both strategies share there with IEEE adds, from W = 16 the exact sum rounded once).\n\n"
       "With --residual R ([N, D]) and --gamma G ([D]), both of the input's dtype, it computes FlashInfer's fused\n"
       "all-reduce + residual-add + RMSNorm instead: Y gets the normalised output and RO the residual output\n"
       "(AR + residual), both [N, D]. The row's sum of squares follows the kernel's launch shape, which depends\n"
       "on N and --sms (the GPU's SM count); eps defaults to torch.finfo(dtype).eps as in FlashInfer's Python\n"
-      "(2^-7 bf16, 2^-10 fp16, 2^-23 fp32). Profiles flashinfer and ieee only. A shape whose normalised output\n"
-      "the GPU leaves undefined is written with a warning (docs/fused.md).\n\n"
+      "(2^-7 bf16, 2^-10 fp16, 2^-23 fp32). Profiles flashinfer, ieee and invariant. A shape whose normalised\n"
+      "output the GPU leaves undefined is written with a warning (docs/fused.md).\n\n"
       "With --quant it also writes the quantised output of FlashInfer's *_quant op (SPEC 13, docs/quant.md):\n"
       "  fp8          Q = e4m3(y * rcp(X)), uint8 [N, D]; X = --quant-scale (output_scale, default 1); no S\n"
       "  fp8-dynamic  Q uint8 [N, D] and S the fp32 [N, 1] token scales max(absmax / 448, 2^-9 / 448)\n"
