@@ -1,8 +1,12 @@
 // Every PTX instruction the kernels and the GPU checks use, each wrapped once, with the ordering it gives.
 //
-// The simulator (sim/) models the same names one to one, so the kernels and the simulator share one
-// vocabulary; the MUFU approximations have their model in reference/mufu.h instead. Nothing here, or
-// anywhere in this project, uses multimem instructions or NVLink multicast.
+// Where each is modelled: the memory and synchronisation operations of the Lamport protocol under the same
+// names in sim/ops.h, so the kernels and the simulator share one vocabulary; the arithmetic in reference/
+// (float_bits, float_ops, quant_formats; the MUFU approximations in reference/mufu.h); the shuffles, votes
+// and shared-memory and cluster operations of the fused row's reductions by the reference's tree
+// (fused_rms_norm), which says what they compute, not how. Hints (prefetches) and the probes' timers and
+// flags move no data of a call and have no model. Nothing here, or anywhere in this project, uses multimem
+// instructions or NVLink multicast.
 #pragma once
 
 #include <cstdint>
