@@ -2,9 +2,10 @@
 //
 // Contract (SPEC sections 3-5, 12): token t belongs to rank t % W. Every rank stores its sanitised packs of
 // token t into SCATTER slot [t / W][rank] of the owner's buffer (stage 0); the owner polls the W slots,
-// folds them in chunks of K = min(W, 16) ranks from +0 (ReductionOrder) or sums them exactly (invariant), narrows, maps -0 to +0 and stores
-// the row into BROADCAST[t] (stage 1) of every rank; every rank polls its BROADCAST rows and copies them to
-// its output. The previous launch's stages are cleared in its own layout. Phases: README "Algorithms".
+// folds them in chunks of K = min(W, 16) ranks from +0 (ReductionOrder; the invariant profile with IEEE adds
+// below W = 16 and as the exact sum from W = 16), narrows, maps -0 to +0 and stores the row into
+// BROADCAST[t] (stage 1) of every rank; every rank polls its BROADCAST rows and copies them to its output.
+// The previous launch's stages are cleared in its own layout. Phases: docs/kernels.md "Algorithms".
 #pragma once
 
 #include "reference/dtype.h"

@@ -30,8 +30,8 @@ enum class Protocol : std::uint8_t {
   /// FlashInfer's (SPEC sections 4-5): a CTA per (token, packs), red.release arrival, grid thread 0 spins on the
   /// counter, rotates the flags and resets the counter; polls reload a whole pass (chunk) until it is clean.
   kFlashInfer,
-  /// Our kernels' (cuda/ one_shot_st_ld_r, two_shot_rs_st_ag; README "Departures from FlashInfer"): a grid of
-  /// blocks striding over flat pack indices in rounds, a relaxed atomic arrival right after the flag read, the
+  /// Our kernels' (cuda/ one_shot_st_ld_r, two_shot_rs_st_ag; docs/kernels.md, the departures from
+  /// FlashInfer): a grid of blocks striding over flat pack indices in rounds, a relaxed atomic arrival right after the flag read, the
   /// last block to arrive advances the flags after its work (a one-block rank at once), each slot polled until
   /// full in groups, clears after the polls, and the call counter in flag word 12. Unicast stores only.
   kOurs,

@@ -1,7 +1,7 @@
 // FlashInfer's per-CTA programs of the ONESHOT and TWOSHOT kernels (SPEC sections 4 and 5; Protocol::kFlashInfer)
 // as resumable state machines: each step runs one CTA up to and including its next memory operation
 // (sim/ops.h). sim/cta_program.cpp dispatches to them; our kernels' programs are in sim/our_kernels.cpp. The
-// phases are numbered as in the README's algorithm description. The fused calls' programs are made of the same
+// phases are numbered as in docs/kernels.md's algorithms. The fused calls' programs are made of the same
 // phases (sim/flashinfer_fused_kernels.cpp describes them); this file steps those too.
 //
 // (With Arrival::kAfterFlags, the arrival our kernels were first designed with, every CTA arrives right after

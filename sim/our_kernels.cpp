@@ -1,6 +1,6 @@
 // Our kernels' programs (cuda/: one_shot_st_ld_r and two_shot_rs_st_ag; Protocol::kOurs) as resumable state
 // machines of the same form as FlashInfer's in sim/flashinfer_kernels.cpp: each step runs a block up to and
-// including its next memory operation (sim/ops.h). The phases follow the README's description of the kernels.
+// including its next memory operation (sim/ops.h). The phases follow docs/kernels.md's description of the kernels.
 //
 // Block b of B per rank, T threads (lanes) each, rank r; thread g = b*T + lane of B*T. Flat pack index
 // i = t*(D/E') + p over the call's [N, D/E'] packs; a round covers the packs of R tokens [t0, t1).

@@ -1,4 +1,4 @@
-// Body of one_shot_st_ld_r (see cuda/one_shot.cuh for the contract, README "Algorithms" for the phases).
+// Body of one_shot_st_ld_r (see cuda/one_shot.cuh for the contract, docs/kernels.md "Algorithms" for the phases).
 //
 // Indices: pack and token indices are 32-bit (the host refuses N*D*W past 2^31 elements, reference
 // check_fits_workspace); byte offsets are 64-bit (a Lamport buffer may reach 4 GiB).

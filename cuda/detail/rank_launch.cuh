@@ -1,5 +1,5 @@
 // One rank's slice of a launch (the blocks of grid slice blockIdx.z) as both kernels begin it, walk its input
-// and end it: README "Algorithms" phases 0 and 1, the rounds, the input stores' loop and the last phase. The
+// and end it: docs/kernels.md "Algorithms" phases 0 and 1, the rounds, the input stores' loop and the last phase. The
 // kernels keep only what differs: where the packs go and how the slots are read back.
 //
 // Internal to cuda/: included by cuda/detail/one_shot_impl.cuh and cuda/detail/two_shot_impl.cuh only.

@@ -1,4 +1,4 @@
-// Body of two_shot_rs_st_ag (see cuda/two_shot.cuh for the contract, README "Algorithms" for the phases).
+// Body of two_shot_rs_st_ag (see cuda/two_shot.cuh for the contract, docs/kernels.md "Algorithms" for the phases).
 //
 // Indices: pack and token indices are 32-bit (the host refuses N*D*W past 2^31 elements, reference
 // check_fits_workspace); byte offsets are 64-bit (a Lamport buffer may reach 4 GiB).

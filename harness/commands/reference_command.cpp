@@ -116,7 +116,7 @@ int reference_command(const CommandArgs& args, std::ostream& out, std::ostream& 
       "ranks for ONESHOT at W >= 16, of min(W, 16) for TWOSHOT, each from +0), flush-to-zero adds, one RN-even\n"
       "narrowing, and TWOSHOT maps a -0 result to +0. Profiles: flashinfer (as shipped), ieee (same order, no\n"
       "FTZ), trtllm (TensorRT-LLM: seeded with rank 0, no chunking), invariant (batch-invariant: below W = 16\n"
-      "the order both strategies share there with IEEE adds, from W = 16 the exact sum rounded once).\n\n"
+      "the order both strategies share, with IEEE adds; from W = 16 the exact sum rounded once).\n\n"
       "With --residual R ([N, D]) and --gamma G ([D]), both of the input's dtype, it computes FlashInfer's fused\n"
       "all-reduce + residual-add + RMSNorm instead: Y gets the normalised output and RO the residual output\n"
       "(AR + residual), both [N, D]. The row's sum of squares follows the kernel's launch shape, which depends\n"

@@ -310,7 +310,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
           std::string(kJobHelp) +
           "\n\n"
           "examples:\n"
-          "  mnnvl-ar run                                        # default sequence, every W, dtype, PDL; flashinfer, ieee\n"
+          "  mnnvl-ar run                                        # default sequence, every W, dtype, PDL, two profiles\n"
           "  mnnvl-ar run --calls oneshot:N=4,twoshot:N=64:D=256,auto:N=11:dtype=fp32 --world 8\n"
           "  mnnvl-ar run --calls oneshot:N=8:D=8192:fused,twoshot:N=300:D=5120:fused --world 2,8 --sms 78\n"
           "  mnnvl-ar run --inputs golden --json run.json\n"

@@ -1,5 +1,5 @@
 // The [inferred] claims of SPEC sections 4 and 6, each confirmed or refuted by running the simulator. The
-// README's simulator section cites these tests.
+// docs/simulator.md cites these tests.
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
