@@ -19,10 +19,10 @@
 
 namespace ar::cuda {
 
-/// The fused kernel of (resolved strategy, dtype, ftz, exact: as one_shot_kernel's) for cudaLaunchKernelExC, the
-/// one launched with clusters when `cluster`, and the one of the call's quantised output `mode` (unquantised and static FP8 rows share
-/// one; dynamic FP8 and NVFP4 have kernels of their own: cuda/detail/quant_row.cuh, QuantRows), or nullptr
-/// when `t` is not compiled into this build.
+/// The fused kernel of (resolved strategy, dtype, ftz, exact: as one_shot_kernel's) for cudaLaunchKernelExC,
+/// the one launched with clusters when `cluster`, and the one of the call's quantised output `mode`
+/// (unquantised and static FP8 rows share one; dynamic FP8 and NVFP4 have kernels of their own:
+/// cuda/detail/quant_row.cuh, QuantRows), or nullptr when `t` is not compiled into this build.
 const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, QuantMode mode);
 
 }  // namespace ar::cuda
