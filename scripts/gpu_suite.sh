@@ -4,17 +4,19 @@
 # also links libcrypto statically: the GPU machine may carry another libcrypto version or none):
 #
 #   cmake -S . -B build-cuda -G Ninja -DMNNVL_AR_CUDA=ON -DBoost_USE_STATIC_LIBS=ON -DCMAKE_BUILD_TYPE=Release
-#   cmake --build build-cuda --target mnnvl-ar cuda_all_reduce_test cuda_protocol_test cuda_multi_process_test \
-#     cuda_multi_gpu_test cuda_mufu_test cuda_fused_test
-#   scripts/gpu_suite.sh pack            # copies the binaries and the shared libraries they need to build-cuda/dist
+#   cmake --build build-cuda
+#   scripts/gpu_suite.sh pack            # the binaries and the shared libraries they need: build-cuda/dist,
+#                                        # and the same as build-cuda/dist.tar.xz (small enough to carry)
 #
 # then on the GPU machine, from the repository root:
 #
 #   scripts/gpu_suite.sh STAGE... [OUT_DIR]
 #
-# stages: smoke tests sanitize run multiprocess mufu bench bench-small all (one GPU is enough), ab (this build
-# against an earlier one whose dist folder AR_DIST_BEFORE names: the sha256 of every rank output of the same
-# `run --digests` calls, and small-size and 256 MiB times measured back to back, alternating), and on a machine
+# (a dist folder that is missing but whose .tar.xz is there is unpacked first). Stages: smoke tests sanitize
+# run multiprocess mufu bench bench-small all (one GPU is enough); ab (this build against an earlier one whose
+# dist folder AR_DIST_BEFORE names: the sha256 of every rank output of the same `run --digests` calls, and
+# small-size and 256 MiB times measured back to back, alternating); ab-fused (the same for the fused call and
+# its quantised modes at decode sizes, D = 4096 and 8192: times and #wrong, alternating); and on a machine
 # with 2+ GPUs: two-gpu (bit-exactness across NVLink, one process driving both and one process per GPU,
 # probe) and two-gpu-bench (the sweep against NCCL on the same GPUs). NCCL is found inside the machine's
 # Python environment unless AR_NCCL_LIB names it.
@@ -30,25 +32,38 @@ dist="${AR_DIST:-$root/build-cuda/dist}"
 
 if [[ "${1:-}" == "pack" ]]; then
   build="${AR_BUILD:-$root/build-cuda}"
+  rm -rf "$dist" "$dist.tar.xz"
   mkdir -p "$dist"
-  cp "$build/harness/mnnvl-ar" "$build/tests/cuda/cuda_all_reduce_test" "$build/tests/cuda/cuda_protocol_test" \
-    "$build/tests/cuda/cuda_multi_process_test" "$build/tests/cuda/cuda_multi_gpu_test" \
-    "$build/tests/cuda/cuda_mufu_test" "$build/tests/cuda/cuda_fused_test" "$dist/"
+  # Every GPU test the build has (tests/cuda/CMakeLists.txt), so a new one cannot be left behind.
+  cp "$build/harness/mnnvl-ar" "$build"/tests/cuda/cuda_*_test "$dist/" || exit 2
   # Shared libraries a stock CUDA image may lack (everything but libc, libm, libstdc++, libgcc, the loader):
   # libcrypto.so.3 too, should a build link it dynamically.
   ldd "$dist/mnnvl-ar" "$dist"/cuda_*_test | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
     while read -r lib; do cp -L "$lib" "$dist/"; done
-  git -C "$root" describe --always --dirty >"$dist/commit.txt" 2>/dev/null || echo unknown >"$dist/commit.txt"
-  du -sh "$dist"
+  # AR_COMMIT names a build of uncommitted or branch work (its label in every log and JSON of the suite).
+  echo "${AR_COMMIT:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}" >"$dist/commit.txt"
+  # The binaries share most of their device code: one xz stream with a window wider than a binary stores it
+  # about once (a build of 170 MiB comes to some 12 MiB, where per-file windows gave 59 MiB).
+  tar -C "$(dirname "$dist")" -cf - "$(basename "$dist")" | xz -T1 --lzma2=preset=6,dict=192MiB >"$dist.tar.xz"
+  du -sh "$dist" "$dist.tar.xz"
   exit 0
 fi
+
+# unpack_dist DIR: DIR from DIR.tar.xz when only the archive was carried.
+unpack_dist() {
+  if [[ ! -d "$1" && -f "$1.tar.xz" ]]; then
+    xz -dc "$1.tar.xz" | tar -C "$(dirname "$1")" -xf - || exit 2
+  fi
+}
+unpack_dist "$dist"
+[[ -n "${AR_DIST_BEFORE:-}" ]] && unpack_dist "$AR_DIST_BEFORE"
 
 out="${TMPDIR:-/tmp}/mnnvl-ar-gpu-suite"
 stages=()
 for a in "$@"; do
   case "$a" in
-    smoke|tests|sanitize|run|multiprocess|mufu|bench|bench-small|ab|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
+    smoke|tests|sanitize|run|multiprocess|mufu|bench|bench-small|ab|ab-fused|two-gpu|two-gpu-bench|all) stages+=("$a") ;;
     *) out="$a" ;;
   esac
 done
@@ -76,7 +91,7 @@ run_logged() {
 # "all" means every one-GPU stage; the two-GPU stages run only when named.
 has() {
   local s
-  for s in "${stages[@]}"; do [[ "$s" == "$1" || ("$s" == all && "$1" != two-gpu* && "$1" != ab) ]] && return 0; done
+  for s in "${stages[@]}"; do [[ "$s" == "$1" || ("$s" == all && "$1" != two-gpu* && "$1" != ab*) ]] && return 0; done
   return 1
 }
 
@@ -122,7 +137,9 @@ if has tests; then
   run_logged test_protocol 200 "$dist/cuda_protocol_test" --durations yes
   run_logged test_multi_process 400 "$dist/cuda_multi_process_test" --durations yes
   run_logged test_mufu 120 "$dist/cuda_mufu_test" --durations yes
+  run_logged test_direct_path 200 "$dist/cuda_direct_path_test" --durations yes
   run_logged test_fused 400 "$dist/cuda_fused_test" --durations yes
+  run_logged test_fused_quant 400 "$dist/cuda_fused_quant_test" --durations yes
 fi
 
 if has sanitize; then
@@ -290,6 +307,59 @@ for kind in ("small", "large"):
 print(f"largest change {100 * worst:.2f}%")
 PY
   note "$(printf '%-28s        %s' ab_times "$(tail -n 1 "$out/ab_times.txt")")"
+fi
+
+if has ab-fused; then
+  # The fused call and its quantised modes at decode sizes through an earlier build and this one, alternating
+  # round by round so that drift falls on both: medians of each row's fused time and each mode's time, the
+  # plain all-reduce of the same run beside them, and every call's #wrong (bench checks every timed size
+  # bit for bit against reference/).
+  before="${AR_DIST_BEFORE:?ab-fused needs AR_DIST_BEFORE, the dist folder of the earlier build}"
+  for round in 1 2 3; do
+    for side in before after; do
+      bin="$cli"; lib="$dist"
+      [[ $side == before ]] && bin="$before/mnnvl-ar" && lib="$before"
+      for shape in "4096 8K 128K" "8192 16K 256K"; do
+        read -r hidden from to <<<"$shape"
+        run_logged "abf_${side}_d${hidden}_$round" 200 env LD_LIBRARY_PATH="$lib" "$bin" bench -W 2 --fused \
+          --quant all -D "$hidden" -b "$from" -e "$to" -f 2 -n 50 -w 10 -G 10 -d bf16 -s oneshot,twoshot \
+          -J "$out/abf_${side}_d${hidden}_$round.json"
+      done
+    done
+  done
+  python3 - "$out" >"$out/ab_fused_times.txt" 2>&1 <<'PY'
+import glob, json, statistics, sys
+out = sys.argv[1]
+def runs(side):
+    """(D, size, strategy) -> {column: [times]} and the sum of every #wrong, over the side's rounds."""
+    times, wrong = {}, 0
+    for path in sorted(glob.glob(f"{out}/abf_{side}_d*_*.json")):
+        for r in json.load(open(path))["rows"]:
+            row = times.setdefault((r["hidden"], r["size"], r["strategy"]), {})
+            row.setdefault("all-reduce", []).append(r["time_us"])
+            row.setdefault("fused", []).append(r["fused_us"])
+            wrong += r["wrong"] + r["fused_wrong"]
+            for mode, q in sorted(r.get("quant", {}).items()):
+                row.setdefault(mode, []).append(q["time_us"])
+                wrong += q["wrong"]
+    return {k: {c: statistics.median(v) for c, v in row.items()} for k, row in times.items()}, wrong
+(b, b_wrong), (a, a_wrong) = runs("before"), runs("after")
+if not b or set(a) != set(b):
+    sys.exit("the before and after runs did not both measure the same rows: no comparison")
+columns = list(next(iter(b.values())))
+print("D size strategy | " + " | ".join(f"{c} us before/after" for c in columns) + " (a mode's time over fused)")
+for key in sorted(b):
+    cells = []
+    for c in columns:
+        over = lambda side: side[key][c] - side[key]["fused"]
+        extra = "" if c in ("all-reduce", "fused") else f" ({over(b):+.2f} -> {over(a):+.2f})"
+        cells.append(f"{b[key][c]:.2f}/{a[key][c]:.2f}{extra}")
+    print(f"{key[0]} {key[1]} {key[2]} | " + " | ".join(cells))
+ok = b_wrong == 0 and a_wrong == 0
+print(f"#wrong before {b_wrong}, after {a_wrong}: " + ("every call bit-exact" if ok else "WRONG BITS"))
+sys.exit(0 if ok else 1)
+PY
+  note "$(printf '%-28s rc=%-3s        %s' ab_fused_times "$?" "$(tail -n 1 "$out/ab_fused_times.txt")")"
 fi
 
 if has two-gpu || has two-gpu-bench; then
