@@ -10,8 +10,9 @@
 #include <string>
 #include <string_view>
 
-// Tests that link the CUDA layer get AR_HAVE_CUDA_LAYER from ar_cuda; a GPU test in a build without it
-// can never find a device.
+// Tests that link the CUDA layer get AR_HAVE_CUDA_LAYER from ar_cuda. A build without it (no CUDA compiler at
+// configure time) has no GPU test binaries: each is registered as this main alone, which says so
+// (cmake/ArTesting.cmake).
 #if AR_HAVE_CUDA_LAYER
 #include "cuda/device.h"
 static std::optional<std::string> why_no_device() {
@@ -23,7 +24,7 @@ static std::optional<std::string> why_no_device() {
 }
 #else
 static std::optional<std::string> why_no_device() {
-  return std::string("no CUDA device (this build has no CUDA layer)");
+  return std::string("this build has no CUDA layer (no CUDA compiler at configure time), so its GPU tests were not built");
 }
 #endif
 

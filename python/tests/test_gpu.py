@@ -201,6 +201,9 @@ def test_bad_input_is_refused_before_any_launch(ws):
 def test_a_missing_rank_times_out_naming_it_and_reset_recovers():
     small = gpu.Workspace(timeout_s=0.5)
     rank, world = small.rank, small.world_size
+    if world < 2:  # the last rank is the one that stays away: with one there is no rank left to wait
+        small.close()
+        pytest.skip("needs 2 or more ranks")
     x = every_rank_input(world, (4, 1024), torch.bfloat16, seed=11)
     if rank != world - 1:  # the last rank skips this call
         gpu.all_reduce(x[rank].cuda(), small, False, strategy="oneshot")

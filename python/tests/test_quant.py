@@ -161,8 +161,9 @@ def test_static_fp8_at_scale_1_round_trips_to_the_nearest_e4m3(profile):
     decoded = mnnvl_ar.dequantize(r.quant_out, None, quant="fp8")
     inside = np.abs(y) <= 448
     assert inside.mean() > 0.9
-    assert np.array_equal(decoded[inside], y[inside].astype(ml_dtypes.float8_e4m3fn).astype(np.float32))
-    assert np.all(np.abs(decoded[~inside]) == 448)
+    bits = lambda a: np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)  # noqa: E731 (signed zeros count)
+    assert np.array_equal(bits(decoded[inside]), bits(y[inside].astype(ml_dtypes.float8_e4m3fn).astype(np.float32)))
+    assert np.array_equal(bits(decoded[~inside]), bits(np.copysign(np.float32(448), y[~inside])))
 
 
 EDGE_X, EDGE_R, EDGE_G = inputs(EDGE)

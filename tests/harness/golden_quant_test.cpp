@@ -20,6 +20,7 @@
 #include "harness/io/sha256.h"
 #include "reference/float_bits.h"
 #include "reference/float_ops.h"
+#include "reference/mufu.h"
 #include "reference/quant_formats.h"
 #include "tests/support/cli_runs.h"
 #include "tests/support/committed_data.h"
@@ -179,8 +180,9 @@ TEST_CASE("quantised golden: gamma at e2m1 ties, zero and saturating blocks, e4m
         // Row 3 is a NaN row: SF is e4m3's NaN and every element +6.
         for (std::int64_t k = 0; k < 4; ++k) CHECK(block_scale(q, 3, k) == kE4m3Nan);
         for (std::int64_t col = 0; col < 64; ++col) CHECK(nibble(q, 3, col) == kE2m1Largest);
-        // Row 2 is all zero.
-        for (std::int64_t col = 0; col < 64; ++col) CHECK((nibble(q, 2, col) & 0x7) == 0);
+        // Row 2 is all zero: pre = +0, so each output is +0 times gamma's sign, -0 where gamma is negative
+        // (columns 54 and 59, -4096 and -1); SF 0 makes every element scale 0, and e2m1 keeps the sign.
+        for (std::int64_t col = 0; col < 64; ++col) CHECK(nibble(q, 2, col) == (col == 54 || col == 59 ? 0x8 : 0x0));
         // Static FP8 at scale 1 (rcp(1) = 1): e4m3 ties and saturation on row 0's block 2.
         const QuantizedOutput f = expected(name, "fp8-scale1", s, p);
         CHECK(code(f, 0, 32) == 0x38);  // 1.0625 -> 1
@@ -209,10 +211,16 @@ TEST_CASE("quantised golden: dynamic FP8's floor, a NaN row's -448, and an outpu
         CHECK(q.token_scales[6] == kDynamicFp8MinScale);  // absmax below 2^-9, codes not zero
         for (std::int64_t col = 44; col < 47; ++col) CHECK(code(q, 6, col) != 0);
         for (std::int64_t col = 0; col < 64; ++col) CHECK(code(q, 3, col) == 0xFE);
-        // Row 7's absmax is 2^-9: its scale lies at the floor's boundary.
-        CHECK(q.token_scales[7] >= kDynamicFp8MinScale);
-        CHECK(q.token_scales[7] <= kDynamicFp8MinScale + 1);
+        // Row 7's absmax is 2^-9: its scale lies at the floor's boundary, and is the floor itself under every
+        // profile (below).
+        CHECK(q.token_scales[7] == kDynamicFp8MinScale);
       }
+  // Why row 7 meets the floor exactly: the floor is RN(2^-9 / 448) = 2^-18 x 8/7 rounded (8/7 = 1.001001...b,
+  // the 24th fraction bit 1 and more after it: up), 0x36924925, which is what the ieee and invariant
+  // profiles' div.rn gives; flashinfer's div.approx.ftz (2^-9 times rcp.approx.ftz(448), the hardware's table)
+  // gives no more, so the max with the floor is the floor.
+  CHECK(kDynamicFp8MinScale == 0x36924925u);
+  CHECK(div_approx_ftz_bits(0x3B000000u /* 2^-9 */, 0x43E00000u /* 448 */) <= kDynamicFp8MinScale);
   // Row 5's last output overflows T (-Inf), but not TWOSHOT's fp32 value: the scales part.
   const QuantizedOutput one = expected("quant_edge_fp16_w2", "fp8-dynamic", Strategy::kOneShot, Profile::kFlashInfer);
   const QuantizedOutput two = expected("quant_edge_fp16_w2", "fp8-dynamic", Strategy::kTwoShot, Profile::kFlashInfer);

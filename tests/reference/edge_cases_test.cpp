@@ -5,7 +5,9 @@
 
 #include <vector>
 
+#include "reference/float_bits.h"
 #include "reference/fold.h"
+#include "reference/workspace.h"
 
 using namespace ar;
 
@@ -101,11 +103,23 @@ TEST_CASE("10.7 order: rank order from +0, chunk 8 (ONESHOT W >= 16) vs 16 (TWOS
 }
 
 TEST_CASE("10.8 the empty pattern is never produced by sanitised data", "[cpu]") {
-  // A bf16 pair (low +0, high 0x8001..0x807F) forms 0x80xx0000: not the sentinel 0x80000000 as an integer.
-  for (std::uint32_t high = 0x8001; high <= 0x807F; ++high) {
-    const std::uint32_t word = (high << 16) | 0x0000u;
-    CHECK(word != 0x80000000u);
-    CHECK(sanitize_negative_zero(high, DType::kBf16) == high);
+  // A 32-bit word of two 16-bit elements is the empty word 0x80000000 only with -0 (0x8000) high and +0 low.
+  // Sanitised, no element is -0, so no pair of sanitised elements forms it, whatever the two are: every high
+  // element against the two low ones that could complete it (+0, and -0 before sanitising). Only -0 changes:
+  // the negative subnormals 0x8001..0x807F next to it stay (they are not the pattern).
+  for (DType t : {DType::kBf16, DType::kFp16}) {
+    int changed = 0;
+    for (std::uint32_t high = 0; high <= 0xFFFFu; ++high)
+      for (std::uint32_t low : {0x0000u, 0x8000u}) {
+        const std::uint32_t word = sanitize_negative_zero(high, t) << 16 | sanitize_negative_zero(low, t);
+        if (word == kLamportEmptyWord) FAIL_CHECK("sanitised pair 0x" << std::hex << high << ", 0x" << low);
+        changed += sanitize_negative_zero(high, t) != high;
+      }
+    CHECK(changed == 2);  // 0x8000 only, once for each low element
+    for (std::uint32_t high = 0x8001; high <= 0x807F; ++high) CHECK(sanitize_negative_zero(high, t) == high);
   }
-  CHECK(sanitize_negative_zero(0x8000, DType::kBf16) == 0);
+  // fp32: the word is the element; only -0 is the pattern, and only it changes (to +0).
+  CHECK(sanitize_negative_zero(kLamportEmptyWord, DType::kFp32) == 0u);
+  for (std::uint32_t w : {0x80000001u, 0x00000000u, 0x807FFFFFu, 0xFF800000u, 0x7FFFFFFFu})
+    CHECK(sanitize_negative_zero(w, DType::kFp32) == w);
 }

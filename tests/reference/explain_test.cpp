@@ -44,9 +44,13 @@ TEST_CASE("explain attributes ONESHOT's -0 at W = 2 to TWOSHOT's outer +0 add", 
 TEST_CASE("explain attributes an FTZ difference to the flushing add", "[cpu]") {
   const std::vector<std::uint32_t> v{0x0001, 0x0001};
   const ElementExplanation e = explain_element(v, DType::kBf16, Strategy::kOneShot, Profile::kFlashInfer);
+  int checked = 0;
   for (const auto& c : e.comparisons) {
     if (c.other->profile != Profile::kIeee || c.other->strategy != Strategy::kOneShot) continue;
+    CHECK_FALSE(c.same_bits);  // FTZ gives +0, IEEE the subnormal sum 0x0002
     CHECK(c.first_rank == 0);
     CHECK_THAT(c.difference, Catch::Contains("FTZ flushed the operand"));
+    ++checked;
   }
+  CHECK(checked == 1);
 }
