@@ -1,6 +1,7 @@
 #include "harness/commands/cli.h"
 
 #include <array>
+#include <new>
 #include <ostream>
 
 #include <fmt/ostream.h>
@@ -68,6 +69,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return kExitUsage;
     } catch (const std::invalid_argument& e) {  // the reference's shape and argument checks
       fmt::print(err, "mnnvl-ar {}: error: {}\n", c.name, e.what());
+      return kExitUsage;
+    } catch (const std::bad_alloc&) {  // inputs whose sizes are real but too large for this machine
+      fmt::print(err, "mnnvl-ar {}: error: not enough memory: this call's tensors are larger than this machine can "
+                      "allocate\n", c.name);
       return kExitUsage;
     }
   }

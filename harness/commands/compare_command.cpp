@@ -33,6 +33,9 @@ CompareInput compare_input(const po::variables_map& vm, const std::string& input
                            int world, std::int64_t tokens, std::int64_t hidden, std::uint64_t seed) {
   CompareInput c;
   if (vm.count("input")) {
+    for (const char* name : {"world-size", "tokens", "hidden", "seed"})
+      if (vm.count(name) && !vm[name].defaulted())
+        throw UsageError(fmt::format("--{} shapes the built-in case; with --input the file's shape is compared", name));
     c.in = load_rank_inputs(input, optional_dtype_option(dtype_text));
     c.source = {input, fmt::format("-i {}", input), true, input};
     return c;

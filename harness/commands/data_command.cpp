@@ -53,6 +53,11 @@ int data_command(const CommandArgs& args, std::ostream& out, std::ostream& err) 
   const std::string manifest = set.manifest.dump(2) + "\n";
   namespace fs = std::filesystem;
   if (vm.count("check")) {
+    // A folder that is not there is a wrong --out, not a golden set whose every file differs.
+    if (!fs::is_directory(dir))
+      throw UsageError(fmt::format("--out '{}' is not a folder: nothing to check (write one with `mnnvl-ar data --out "
+                                   "{}`)",
+                                   dir, dir));
     int differences = 0;
     const auto check = [&](const std::string& name, const std::string& want) {
       if (holds(fs::path(dir) / name, want)) return;

@@ -1,7 +1,6 @@
 // mnnvl-ar dequant: the values the quantised outputs of `reference --quant` stand for (reference dequantize),
 // written as fp32 [N, D] or printed for a few elements with their codes and scales.
 #include <algorithm>
-#include <filesystem>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -96,8 +95,7 @@ int dequant_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
     if (!vm["token"].defaulted() || !vm["col"].defaulted())
       throw UsageError("--token and --col choose what is printed; with --output every value is written");
     for (const std::string* input : {&quant_args.quant_out, &quant_args.scale_out})
-      if ((input == &quant_args.quant_out || scale_given) &&
-          std::filesystem::path(*input).lexically_normal() == std::filesystem::path(output).lexically_normal())
+      if ((input == &quant_args.quant_out || scale_given) && same_file(*input, output))
         throw UsageError(fmt::format("--output names '{}', which is an input", output));
     check_output_path(output);  // before reading
   }

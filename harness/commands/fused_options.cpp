@@ -19,16 +19,19 @@ bool given(const po::variables_map& vm, const char* name) { return vm.count(name
 // `shape`. The reader's message names the file; the note says what the file must be.
 HostTensor read_companion(const char* flag, const std::string& path, const ProblemShape& s,
                           const std::vector<std::int64_t>& shape, const char* shape_name) {
+  // The shape from the header first: a file of the wrong shape is refused before its data is read.
+  std::vector<std::int64_t> got;
   HostTensor t;
   try {
-    t = read_npy(path, s.dtype);
+    got = read_npy_shape(path);
+    if (got == shape) t = read_npy(path, s.dtype);
   } catch (const UsageError& e) {
     throw UsageError(fmt::format("--{}: {} (it must hold the input's dtype, {})", flag, e.what(), dtype_name(s.dtype)));
   }
-  if (t.shape() != shape)
+  if (got != shape)
     throw UsageError(fmt::format("--{} '{}' is [{}]; it must be {} = [{}] for the input's [W, N, D] = [{}, {}, {}]",
-                                 flag, path, fmt::join(t.shape(), ", "), shape_name, fmt::join(shape, ", "),
-                                 s.world_size, s.tokens, s.hidden));
+                                 flag, path, fmt::join(got, ", "), shape_name, fmt::join(shape, ", "), s.world_size,
+                                 s.tokens, s.hidden));
   return t;
 }
 

@@ -39,20 +39,23 @@ bool check_real(const po::value_semantic* semantic, const std::string& name, con
 }
 
 /// Boost reads "2abc" as an error but "-5" as a huge unsigned and "nan" as a number: every numeric option's
-/// every token must be the whole of a number in its type's range (and finite), or the command stops here.
-void check_number_tokens(const po::parsed_options& parsed, const po::options_description& all) {
+/// every token must be the whole of a number in its type's range (and finite), or the command stops here. And
+/// no option takes an empty value: `--json ''` would otherwise read as `--json` left out, and write nothing.
+void check_option_tokens(const po::parsed_options& parsed, const po::options_description& all) {
   for (const po::option& o : parsed.options) {
     if (o.unregistered || o.string_key.empty()) continue;
     const po::option_description* d = all.find_nothrow(o.string_key, false);
     if (!d) continue;
     const po::value_semantic* semantic = d->semantic().get();
-    for (const std::string& token : o.value)
+    for (const std::string& token : o.value) {
+      if (token.empty()) throw UsageError(fmt::format("--{} is empty: give it a value, or leave it out", o.string_key));
       (void)(check_integer<int>(semantic, o.string_key, token) || check_integer<long>(semantic, o.string_key, token) ||
              check_integer<long long>(semantic, o.string_key, token) ||
              check_integer<unsigned>(semantic, o.string_key, token) ||
              check_integer<unsigned long>(semantic, o.string_key, token) ||
              check_integer<unsigned long long>(semantic, o.string_key, token) ||
              check_real(semantic, o.string_key, token));
+    }
   }
 }
 
@@ -65,7 +68,7 @@ std::optional<int> parse_command_line(const CommandArgs& args, const po::options
   all.add_options()("help,h", "show this help");
   try {
     const po::parsed_options parsed = po::command_line_parser(args).options(all).positional(positional).run();
-    check_number_tokens(parsed, all);
+    check_option_tokens(parsed, all);
     po::store(parsed, vm);
     if (vm.count("help")) {
       fmt::print(out, "usage: {}\n\n{}\n\n", help.usage, help.description);

@@ -1,7 +1,6 @@
 // mnnvl-ar reference: the bit-exact all-reduce of a [W, N, D] .npy on the CPU, and with --residual and
 // --gamma the fused residual-add + RMSNorm that follows it.
 #include <chrono>
-#include <filesystem>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -40,8 +39,7 @@ int reference_fused(const std::string& input, const std::optional<DType>& dtype,
   }
   for (std::size_t i = 0; i < named.size(); ++i)
     for (std::size_t j = i + 1; j < named.size(); ++j)
-      if (std::filesystem::path(named[i].second).lexically_normal() ==
-          std::filesystem::path(named[j].second).lexically_normal())
+      if (same_file(named[i].second, named[j].second))
         throw UsageError(fmt::format("{} and {} both name '{}'; the fused call writes {} files", named[i].first,
                                      named[j].first, named[i].second, named.size()));
   std::vector<std::string> paths;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -112,6 +113,17 @@ std::string npy_header(std::string_view descr, const std::vector<std::int64_t>& 
   return bytes;
 }
 
+/// make() for a file's data of `bytes`; a machine that cannot hold them gets a message naming the file, not
+/// an abort (a header may state any size its file really has: a sparse file of a TiB is cheap to make).
+template <class Make>
+auto allocate_for(const std::string& path, std::int64_t bytes, Make&& make) {
+  try {
+    return make();
+  } catch (const std::bad_alloc&) {
+    throw UsageError(fmt::format("'{}' holds {} data bytes: more than this machine can allocate", path, bytes));
+  }
+}
+
 }  // namespace
 
 HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
@@ -120,9 +132,14 @@ HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype) {
   const OpenedNpy npy = open_npy(file, path);
   const DType dtype = npy_dtype(path, npy.header.descr, as_dtype);
   const std::int64_t want = checked_data_bytes(path, npy, dtype_bytes(dtype), dtype_name(dtype));
-  HostTensor t(dtype, npy.header.shape, HostTensor::kUninitialized);
+  HostTensor t = allocate_for(path, want, [&] { return HostTensor(dtype, npy.header.shape, HostTensor::kUninitialized); });
   file.read_exactly(t.bytes().data(), static_cast<std::size_t>(want), npy.data_start);
   return t;
+}
+
+std::vector<std::int64_t> read_npy_shape(const std::string& path) {
+  const InputFile file(path, ".npy input");
+  return open_npy(file, path).header.shape;
 }
 
 ByteArray read_npy_bytes(const std::string& path, const std::string& what) {
@@ -134,7 +151,9 @@ ByteArray read_npy_bytes(const std::string& path, const std::string& what) {
   const std::int64_t want = checked_data_bytes(path, npy, 1, "uint8");
   if (want > kMaxTensorBytes)
     throw UsageError(fmt::format("{} '{}' holds {} bytes, more than this build reads", what, path, want));
-  ByteArray a{npy.header.shape, std::vector<std::uint8_t>(static_cast<std::size_t>(want))};
+  ByteArray a = allocate_for(path, want, [&] {
+    return ByteArray{npy.header.shape, std::vector<std::uint8_t>(static_cast<std::size_t>(want))};
+  });
   file.read_exactly(a.bytes.data(), a.bytes.size(), npy.data_start);
   return a;
 }

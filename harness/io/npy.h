@@ -21,6 +21,10 @@ namespace ar {
 /// explicit `as_dtype` must then agree).
 HostTensor read_npy(const std::string& path, std::optional<DType> as_dtype = std::nullopt);
 
+/// The shape in `path`'s .npy header, read and checked as read_npy reads it, without the data (a companion
+/// file's shape is checked before its data is read).
+std::vector<std::int64_t> read_npy_shape(const std::string& path);
+
 /// The .npy bytes of `t` (format 1.0, header padded to 64 bytes).
 std::string encode_npy(const HostTensor& t);
 

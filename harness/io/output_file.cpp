@@ -85,6 +85,15 @@ void check_output_path(const std::string& path) {
     throw UsageError(fmt::format("cannot write '{}': the folder '{}' is not writable", path, folder.string()));
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec_a, ec_b;
+  const fs::path ca = fs::weakly_canonical(fs::absolute(a, ec_a), ec_a);
+  const fs::path cb = fs::weakly_canonical(fs::absolute(b, ec_b), ec_b);
+  if (!ec_a && !ec_b && ca == cb) return true;
+  std::error_code ec;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec) && !ec;
+}
+
 void prepare_output_folder(const std::string& dir) {
   if (dir.empty()) throw UsageError("an output folder is empty");
   struct stat st {};
@@ -190,6 +199,10 @@ void write_file_atomically(const std::string& path, std::string_view contents) {
 
 OutputSet::OutputSet(const std::vector<std::string>& paths) {
   for (const std::string& p : paths) check_output_path(p);
+  for (std::size_t i = 0; i < paths.size(); ++i)
+    for (std::size_t j = i + 1; j < paths.size(); ++j)
+      if (same_file(paths[i], paths[j]))
+        throw UsageError(fmt::format("'{}' and '{}' name the same file: each output needs its own", paths[i], paths[j]));
   for (const std::string& p : paths) files_.push_back(std::make_unique<OutputFile>(p));
 }
 

@@ -19,6 +19,11 @@ namespace ar {
 /// writable, or it exists and is not a regular file. Call before starting the work whose result it takes.
 void check_output_path(const std::string& path);
 
+/// Whether `a` and `b` name one file: the same absolute path once `.`, `..` and the symbolic links of its
+/// existing part are resolved, or two hard links of one existing file. Two outputs of one call, or an output
+/// and an input, must not (the second write would replace the first, or the input).
+bool same_file(const std::string& a, const std::string& b);
+
 /// Makes `dir` (and its parents) when missing. Throws UsageError naming the problem when it exists and is not
 /// a folder, cannot be made, or is not writable. Call before the work whose files go into it.
 void prepare_output_folder(const std::string& dir);

@@ -1,0 +1,140 @@
+// Inputs an audit of the commands found accepted or mishandled, each now refused with exit 2 and a message
+// naming the problem, and with no output written: one file under two names, an empty option value, a
+// built-in case's options beside a file, a golden folder that is not there, a quantised output of no tokens,
+// a companion file whose shape is wrong (refused from its header), a report that could not be printed.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+
+#include "harness/io/npy.h"
+#include "harness/io/output_file.h"
+#include "tests/support/cli_runs.h"
+#include "tests/support/scratch_dir.h"
+
+using namespace ar;
+using test::run_in_process;
+
+namespace {
+
+/// Runs args in this process: exit 2 and a message containing `message`.
+void expect_refused(const std::vector<std::string>& args, const std::string& message) {
+  const test::CliResult r = run_in_process(args);
+  INFO(args[0] << ": " << r.err);
+  CHECK(r.code == kExitUsage);
+  CHECK_THAT(r.err, Catch::Contains("error:") && Catch::Contains(message));
+}
+
+/// A [2, 3, 64] fp32 input, a [3, 64] residual and a [64] gamma in `dir`.
+void write_fused_inputs(const test::ScratchDir& dir) {
+  write_npy(dir.file("x.npy"), HostTensor(DType::kFp32, {2, 3, 64}));
+  write_npy(dir.file("r.npy"), HostTensor(DType::kFp32, {3, 64}));
+  write_npy(dir.file("g.npy"), HostTensor(DType::kFp32, {64}));
+}
+
+}  // namespace
+
+TEST_CASE("two names of one file are one output: refused, not written twice", "[cpu]") {
+  const test::ScratchDir dir;
+  write_fused_inputs(dir);
+  std::filesystem::create_directory(dir.file("sub"));
+  std::filesystem::create_directory_symlink(dir.path(), dir.file("link"));
+  CHECK(same_file(dir.file("y.npy"), dir.file("sub/../y.npy")));
+  CHECK(same_file(dir.file("y.npy"), dir.file("link/y.npy")));
+  CHECK_FALSE(same_file(dir.file("y.npy"), dir.file("z.npy")));
+  std::filesystem::create_hard_link(dir.file("x.npy"), dir.file("x_again.npy"));
+  CHECK(same_file(dir.file("x.npy"), dir.file("x_again.npy")));
+
+  for (const std::string& other : {dir.file("sub/../y.npy"), dir.file("link/y.npy")}) {
+    expect_refused({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--residual", dir.file("r.npy"),
+                    "--gamma", dir.file("g.npy"), "--residual-out", other},
+                   "--output and --residual-out both name");
+    CHECK_FALSE(std::filesystem::exists(dir.file("y.npy")));
+  }
+  // dequant's output may not be its input under another name (it would be overwritten).
+  write_file_atomically(dir.file("q.npy"), encode_npy_bytes({2, 32}, std::vector<std::uint8_t>(64, 0x38)));
+  expect_refused({"dequant", "--quant", "fp8", "--quant-out", dir.file("q.npy"), "-o", dir.file("link/q.npy")},
+                 "which is an input");
+  CHECK(read_npy_bytes(dir.file("q.npy"), "q").bytes == std::vector<std::uint8_t>(64, 0x38));
+  // sim's trace and JSON report.
+  expect_refused({"sim", "-w", "2", "--runs", "1", "--trace", dir.file("t.json"), "--json-out", dir.file("sub/../t.json")},
+                 "name the same file");
+  CHECK_FALSE(std::filesystem::exists(dir.file("t.json")));
+}
+
+TEST_CASE("an option given an empty value is refused, not read as left out", "[cpu]") {
+  const test::ScratchDir dir;
+  write_fused_inputs(dir);
+  expect_refused({"invariance", "--json", ""}, "--json is empty");
+  expect_refused({"sim", "--trace", ""}, "--trace is empty");
+  expect_refused({"compare", "-d", ""}, "--dtype is empty");
+  expect_refused({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "-d", ""}, "--dtype is empty");
+  for (const char* command : {"run", "bench", "probe"}) {  // before any GPU is looked for
+    const test::CliResult r = run_in_process({command, "--json", ""});
+    INFO(command << ": " << r.err);
+    CHECK(r.code == kExitUsage);
+    CHECK_THAT(r.err, Catch::Contains("--json is empty") && !Catch::Contains("no GPU"));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file("y.npy")));
+}
+
+TEST_CASE("compare refuses the built-in case's options beside --input", "[cpu]") {
+  const test::ScratchDir dir;
+  write_fused_inputs(dir);
+  for (const std::vector<std::string>& option : {std::vector<std::string>{"-w", "8"}, {"-n", "8"}, {"--hidden", "128"},
+                                                 {"--seed", "3"}}) {
+    std::vector<std::string> args{"compare", "-i", dir.file("x.npy")};
+    args.insert(args.end(), option.begin(), option.end());
+    expect_refused(args, "shapes the built-in case");
+  }
+  CHECK(run_in_process({"compare", "-i", dir.file("x.npy")}).code == 0);
+}
+
+TEST_CASE("data --check of a folder that is not there is a usage error, not 'every file differs'", "[cpu]") {
+  const test::ScratchDir dir;
+  expect_refused({"data", "--check", "--out", dir.file("missing")}, "is not a folder");
+  write_npy(dir.file("file.npy"), HostTensor(DType::kFp32, {4}));
+  expect_refused({"data", "--check", "--out", dir.file("file.npy")}, "is not a folder");
+}
+
+TEST_CASE("a quantised output of no tokens or no codes is refused", "[cpu]") {
+  const test::ScratchDir dir;
+  for (const std::vector<std::int64_t>& shape : {std::vector<std::int64_t>{0, 32}, {3, 0}}) {
+    write_file_atomically(dir.file("q0.npy"), encode_npy_bytes(shape, {}));
+    expect_refused({"dequant", "--quant", "fp8", "--quant-out", dir.file("q0.npy"), "-o", dir.file("d.npy")},
+                   "at least one token of at least one code");
+    CHECK_FALSE(std::filesystem::exists(dir.file("d.npy")));
+  }
+}
+
+TEST_CASE("a residual of the wrong shape is refused from its header, before its data is read", "[cpu]") {
+  const test::ScratchDir dir;
+  write_fused_inputs(dir);
+  // A file of a header alone, stating [3, 65536, 4096] fp32: were its data read first, it would be refused as
+  // truncated, so the message shows the shape was checked from the header.
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 65536, 4096), }";
+  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
+  dict.push_back('\n');
+  std::string lie("\x93NUMPY\x01\x00", 8);
+  lie.push_back(static_cast<char>(dict.size() & 0xFF));
+  lie.push_back(static_cast<char>(dict.size() >> 8));
+  lie += dict;
+  write_file_atomically(dir.file("big_r.npy"), lie);
+  expect_refused({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--residual", dir.file("big_r.npy"),
+                  "--gamma", dir.file("g.npy"), "--residual-out", dir.file("ro.npy")},
+                 "is [3, 65536, 4096]; it must be [N, D] = [3, 64]");
+  CHECK_FALSE(std::filesystem::exists(dir.file("y.npy")));
+}
+
+TEST_CASE("a report that cannot be written to standard output fails the command", "[cpu]") {
+  // /dev/full refuses every write: the help text is lost, so the exit code may not be 0.
+  const std::string command = test::cli_path() + " --help > /dev/full 2>/dev/null";
+  const int status = std::system(command.c_str());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == kExitUsage);
+  CHECK(WEXITSTATUS(std::system((test::cli_path() + " --help > /dev/null").c_str())) == 0);
+}
