@@ -38,7 +38,9 @@ class Cursor {
     const std::size_t end = text_.find(quote, at_ + 1);
     if (end == std::string_view::npos) return std::nullopt;
     const std::string_view body = text_.substr(at_ + 1, end - at_ - 1);
-    if (body.find('\\') != std::string_view::npos || body.find('\n') != std::string_view::npos) return std::nullopt;
+    // No escapes, and no control characters: a NUL would cut short every message that quotes the string.
+    for (const char ch : body)
+      if (ch == '\\' || static_cast<unsigned char>(ch) < 0x20 || ch == '\x7F') return std::nullopt;
     at_ = end + 1;
     return std::string(body);
   }

@@ -83,6 +83,13 @@ void check_output_path(const std::string& path) {
     throw UsageError(fmt::format("cannot write '{}': the folder '{}' does not exist", path, folder.string()));
   if (::access(folder.c_str(), W_OK | X_OK) != 0)
     throw UsageError(fmt::format("cannot write '{}': the folder '{}' is not writable", path, folder.string()));
+  // OutputFile makes the file unnamed in its folder; whether the folder takes one shows only by trying (a
+  // pseudo file system such as /proc passes the access test), and the unnamed file leaves no trace.
+  const int probe = ::open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (probe < 0)
+    throw UsageError(
+        fmt::format("cannot write '{}': cannot create a file in the folder '{}' ({})", path, folder.string(), errno_text()));
+  ::close(probe);
 }
 
 bool same_file(const std::string& a, const std::string& b) {

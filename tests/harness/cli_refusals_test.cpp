@@ -1,9 +1,11 @@
 // Inputs an audit of the commands found accepted or mishandled, each now refused with exit 2 and a message
 // naming the problem, and with no output written: one file under two names, an empty option value, a
 // built-in case's options beside a file, a golden folder that is not there, a quantised output of no tokens,
-// a companion file whose shape is wrong (refused from its header), a report that could not be printed.
+// a companion file whose shape is wrong (refused from its header), a report that could not be printed, an
+// output folder that takes no file, a .npy header string with a control character.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -137,4 +139,35 @@ TEST_CASE("a report that cannot be written to standard output fails the command"
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == kExitUsage);
   CHECK(WEXITSTATUS(std::system((test::cli_path() + " --help > /dev/null").c_str())) == 0);
+}
+
+TEST_CASE("an output folder that takes no new file is refused before the work", "[cpu]") {
+  // /proc passes the access test but makes no file; the report would otherwise be lost after the work.
+  if (!std::filesystem::is_directory("/proc/self")) {
+    WARN("no /proc here: nothing to test");
+    return;
+  }
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"invariance", "--json", "/proc/i.json"},
+                                               {"bench", "-J", "/proc/b.json"}}) {
+    const auto start = std::chrono::steady_clock::now();
+    const test::CliResult r = run_in_process(args);
+    INFO(args[0] << ": " << r.err);
+    CHECK(r.code == kExitUsage);
+    CHECK_THAT(r.err, Catch::Contains("cannot create a file in the folder '/proc'"));
+    CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 5.0);
+  }
+}
+
+TEST_CASE("a .npy header string with a control character is malformed, its message whole", "[cpu]") {
+  const test::ScratchDir dir;
+  std::string dict = std::string("{'descr': '<f4") + '\0' + "x', 'fortran_order': False, 'shape': (2, 1, 4), }";
+  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
+  dict.push_back('\n');
+  std::string file("\x93NUMPY\x01\x00", 8);
+  file.push_back(static_cast<char>(dict.size() & 0xFF));
+  file.push_back(static_cast<char>(dict.size() >> 8));
+  file += dict + std::string(32, '\0');
+  write_file_atomically(dir.file("nul.npy"), file);
+  expect_refused({"reference", "-i", dir.file("nul.npy"), "-o", dir.file("y.npy")},
+                 "has a malformed .npy header: 'descr' is not a quoted string");
 }
