@@ -479,6 +479,9 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   if (min_bytes > max_bytes) throw UsageError(fmt::format("-b {} is larger than -e {}", min_text, max_text));
   if (!(factor > 1)) throw UsageError("-f must be greater than 1");
   if (s.iters < 1 || s.warmup < 0 || s.graph < 0) throw UsageError("-n must be >= 1, -w and -G >= 0");
+  if (s.pdl != 0 && s.pdl != 1) throw UsageError(fmt::format("--pdl {}: give 1 (launch with PDL) or 0", s.pdl));
+  if (s.check != 0 && s.check != 1)
+    throw UsageError(fmt::format("--check {}: give 1 (verify every timed size) or 0", s.check));
   if (s.hidden <= 0) throw UsageError("-D must be positive");
   if (s.round_bytes < -1)
     throw UsageError(
@@ -495,7 +498,8 @@ int bench_command(const CommandArgs& all_args, std::ostream& out, std::ostream& 
   for (const auto& l : labels) {
     const auto eq = l.find('=');
     if (eq == std::string::npos || eq == 0) throw UsageError(fmt::format("--label '{}' is not KEY=VALUE", l));
-    s.labels[l.substr(0, eq)] = l.substr(eq + 1);
+    if (!s.labels.emplace(l.substr(0, eq), l.substr(eq + 1)).second)
+      throw UsageError(fmt::format("--label {} is given twice", l.substr(0, eq)));
   }
   s.sizes = sweep_sizes(s, min_bytes, max_bytes, factor, min_text, max_text);
 

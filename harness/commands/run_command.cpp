@@ -335,6 +335,12 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   s.handles = handle_request_option(handles_text);
   s.expect = expect_text.empty() ? std::nullopt : std::optional<Profile>(profile_option(expect_text));
   if (s.repeat < 1) throw UsageError("--repeat must be at least 1");
+  // Before the job, so a GPU is not needed to hear of these: a rank to omit that no world size has, and a golden
+  // folder that is not there.
+  if (s.omit_rank < -1 || s.omit_rank >= *std::max_element(s.worlds.begin(), s.worlds.end()))
+    throw UsageError(fmt::format("--omit-rank {} is not a rank of any --world ({})", s.omit_rank, s.world_text));
+  if (s.kind == InputKind::kGolden && !std::filesystem::is_directory(s.data_dir))
+    throw UsageError(fmt::format("--data '{}' is not a folder (the golden set, with its manifest.json)", s.data_dir));
   if (!vm["sms"].defaulted()) check_sm_count("--sms", s.sms);
   if (vm.count("eps")) s.epsilon = fp32_parameter("eps", eps);
   s.weight_bias = fp32_parameter("weight-bias", weight_bias);

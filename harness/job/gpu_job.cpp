@@ -1,6 +1,7 @@
 #include "harness/job/gpu_job.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <ostream>
 
@@ -268,6 +269,11 @@ void GroupSizing::add(Strategy requested, const ProblemShape& shape, bool fused)
 
 std::unique_ptr<GpuJob> GpuJob::start(Job& job, std::string_view command, const GpuJobRequest& request,
                                       std::ostream& err) {
+  // The request's own mistakes first: they are the user's to mend whether or not a GPU is here.
+  if (request.device < -1)
+    throw UsageError(fmt::format("--device {} is not a GPU number (0, 1, ...; -1 or left out: the job's choice)",
+                                 request.device));
+  if (request.devices_text != "all") (void)devices_option(request.devices_text, job, std::numeric_limits<int>::max());
   auto backend = make_gpu_backend();
   if (auto why = gather_gpu_problems(job, *backend)) {
     if (job.leader()) fmt::print(err, "mnnvl-ar {}: no GPU: {}\n", command, *why);

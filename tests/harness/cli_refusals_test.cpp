@@ -2,7 +2,8 @@
 // naming the problem, and with no output written: one file under two names, an empty option value, a
 // built-in case's options beside a file, a golden folder that is not there, a quantised output of no tokens,
 // a companion file whose shape is wrong (refused from its header), a report that could not be printed, an
-// output folder that takes no file, a .npy header string with a control character.
+// output folder that takes no file, a .npy header string with a control character, and the GPU commands' own
+// option mistakes, which a machine without a GPU reported as "no GPU".
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -170,4 +171,25 @@ TEST_CASE("a .npy header string with a control character is malformed, its messa
   write_file_atomically(dir.file("nul.npy"), file);
   expect_refused({"reference", "-i", dir.file("nul.npy"), "-o", dir.file("y.npy")},
                  "has a malformed .npy header: 'descr' is not a quoted string");
+}
+
+TEST_CASE("the GPU commands refuse their own bad options before they look for a GPU", "[cpu]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"run", "--omit-rank", "99"}, "--omit-rank 99 is not a rank of any --world"},
+      {{"run", "--omit-rank", "-5"}, "--omit-rank -5 is not a rank"},
+      {{"run", "--inputs", "golden", "--data", "/nonexistent-golden-set"}, "is not a folder"},
+      {{"run", "--device", "-2"}, "--device -2 is not a GPU number"},
+      {{"run", "--devices", "0,0"}, "GPU 0 is named twice"},
+      {{"bench", "--devices", "a"}, "'a' is not a GPU number"},
+      {{"bench", "--pdl", "2"}, "--pdl 2: give 1"},
+      {{"bench", "-c", "-1"}, "--check -1: give 1"},
+      {{"bench", "--label", "a=1", "--label", "a=2"}, "--label a is given twice"},
+      {{"probe", "--device", "-3"}, "--device -3 is not a GPU number"},
+  };
+  for (const auto& [args, message] : cases) {
+    const test::CliResult r = run_in_process(args);
+    INFO(args[0] << " " << args[1] << ": " << r.err);
+    CHECK(r.code == kExitUsage);
+    CHECK_THAT(r.err, Catch::Contains(message) && !Catch::Contains("no GPU"));
+  }
 }
