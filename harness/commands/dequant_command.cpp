@@ -81,7 +81,8 @@ int dequant_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
       "  nvfp4        e2m1(q) x e4m3(SF) / X            (SF: the block's byte of S in the layout; X = g)\n"
       "Pass the same --quant, --quant-scale and --scale-layout as to `reference`. N and D come from Q's shape\n"
       "(uint8 [N, D], or [N, D / 2] for nvfp4); S must have the shape `reference` writes (--help there), or\n"
-      "for nvfp4 the same bytes flattened. A NaN code decodes to NaN (e4m3 0x7F/0xFF); e2m1 has none.\n\n"
+      "the same values flattened ([N] token scales, nvfp4's bytes in one row). A NaN code decodes to NaN (e4m3\n"
+      "0x7F/0xFF); e2m1 has none.\n\n"
       "examples:\n"
       "  mnnvl-ar dequant --quant nvfp4 --quant-out q.npy --scale-out s.npy -o y.npy\n"
       "  mnnvl-ar dequant --quant fp8 --quant-scale 0.5 --quant-out q.npy --token 3\n\n"
@@ -102,19 +103,20 @@ int dequant_command(const CommandArgs& args, std::ostream& out, std::ostream&) {
   const QuantizedOutput q =
       read_quant_files(quant.mode, quant.layout, quant_args.quant_out,
                        scale_given ? std::optional<std::string>(quant_args.scale_out) : std::nullopt);
-  const HostTensor values = dequantize(q, quant.scale);
   if (to_file) {
-    write_npy(output, values);
+    write_npy(output, dequantize(q, quant.scale));
     fmt::print(out, "wrote {}: fp32 [{}, {}] decoded from {} ({})\n", output, q.tokens, q.hidden, quant_args.quant_out,
                describe_quant(quant));
     return kExitOk;
   }
+  // The element chosen is checked before the whole tensor is decoded (a large one takes a while).
   if (token < 0 || token >= q.tokens)
     throw UsageError(
         fmt::format("--token {} is outside [0, {}) ({} has N = {})", token, q.tokens, quant_args.quant_out, q.tokens));
   if (col < 0 || col >= q.hidden)
     throw UsageError(
         fmt::format("--col {} is outside [0, {}) ({} has D = {})", col, q.hidden, quant_args.quant_out, q.hidden));
+  const HostTensor values = dequantize(q, quant.scale);
   fmt::print(out, "{}: {}, N = {}, D = {}\n", quant_args.quant_out, describe_quant(quant), q.tokens, q.hidden);
   for (std::int64_t c = col; c < std::min(q.hidden, col + kPrinted); ++c)
     fmt::print(out, "  [{}, {}] {}\n", token, c,
