@@ -29,6 +29,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dist="${AR_DIST:-$root/build-cuda/dist}"
+dist="${dist%/}"
 
 if [[ "${1:-}" == "pack" ]]; then
   build="${AR_BUILD:-$root/build-cuda}"
@@ -50,14 +51,18 @@ if [[ "${1:-}" == "pack" ]]; then
   exit 0
 fi
 
-# unpack_dist DIR: DIR from DIR.tar.xz when only the archive was carried.
+# unpack_dist DIR: DIR from DIR.tar.xz when only the archive was carried (into DIR itself, whatever folder name
+# the archive was packed under).
 unpack_dist() {
   if [[ ! -d "$1" && -f "$1.tar.xz" ]]; then
-    xz -dc "$1.tar.xz" | tar -C "$(dirname "$1")" -xf - || exit 2
+    mkdir -p "$1" && xz -dc "$1.tar.xz" | tar -C "$1" --strip-components=1 -xf - || exit 2
   fi
 }
 unpack_dist "$dist"
-[[ -n "${AR_DIST_BEFORE:-}" ]] && unpack_dist "$AR_DIST_BEFORE"
+if [[ -n "${AR_DIST_BEFORE:-}" ]]; then
+  AR_DIST_BEFORE="${AR_DIST_BEFORE%/}"
+  unpack_dist "$AR_DIST_BEFORE"
+fi
 
 out="${TMPDIR:-/tmp}/mnnvl-ar-gpu-suite"
 stages=()
@@ -315,6 +320,7 @@ if has ab-fused; then
   # plain all-reduce of the same run beside them, and every call's #wrong (bench checks every timed size
   # bit for bit against reference/).
   before="${AR_DIST_BEFORE:?ab-fused needs AR_DIST_BEFORE, the dist folder of the earlier build}"
+  rm -f "$out"/abf_*.json  # the summary reads every one of them: none from an earlier run
   for round in 1 2 3; do
     for side in before after; do
       bin="$cli"; lib="$dist"
@@ -338,11 +344,13 @@ def runs(side):
             row = times.setdefault((r["hidden"], r["size"], r["strategy"]), {})
             row.setdefault("all-reduce", []).append(r["time_us"])
             row.setdefault("fused", []).append(r["fused_us"])
-            wrong += r["wrong"] + r["fused_wrong"]
+            wrong += r["wrong"] + r["fused_wrong"] + r.get("ar_then_norm_wrong", 0)
             for mode, q in sorted(r.get("quant", {}).items()):
                 row.setdefault(mode, []).append(q["time_us"])
                 wrong += q["wrong"]
-    return {k: {c: statistics.median(v) for c, v in row.items()} for k, row in times.items()}, wrong
+    # A call that timed out has no time (null): its row's median is NaN, which the table shows.
+    median = lambda v: statistics.median(v) if all(isinstance(t, (int, float)) for t in v) else float("nan")
+    return {k: {c: median(v) for c, v in row.items()} for k, row in times.items()}, wrong
 (b, b_wrong), (a, a_wrong) = runs("before"), runs("after")
 if not b or set(a) != set(b):
     sys.exit("the before and after runs did not both measure the same rows: no comparison")

@@ -58,9 +58,10 @@ void sync_folder_of(const std::string& path) {
   }
 }
 
-}  // namespace
-
-void check_output_path(const std::string& path) {
+/// check_output_path without its trial file: what a target and its folder must be, at the start (before
+/// OutputFile makes its own unnamed file there) and again at commit, when only a link or rename is left, which
+/// needs no new file (a trial then could fail on a folder out of inodes, after the work).
+void check_target(const std::string& path) {
   if (path.empty()) throw UsageError("an output path is empty");
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -83,8 +84,15 @@ void check_output_path(const std::string& path) {
     throw UsageError(fmt::format("cannot write '{}': the folder '{}' does not exist", path, folder.string()));
   if (::access(folder.c_str(), W_OK | X_OK) != 0)
     throw UsageError(fmt::format("cannot write '{}': the folder '{}' is not writable", path, folder.string()));
+}
+
+}  // namespace
+
+void check_output_path(const std::string& path) {
+  check_target(path);
   // OutputFile makes the file unnamed in its folder; whether the folder takes one shows only by trying (a
   // pseudo file system such as /proc passes the access test), and the unnamed file leaves no trace.
+  const fs::path folder = folder_of(path);
   const int probe = ::open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (probe < 0)
     throw UsageError(
@@ -114,7 +122,7 @@ void prepare_output_folder(const std::string& dir) {
 }
 
 OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
-  check_output_path(path_);
+  check_target(path_);  // its own unnamed file, just below, is the folder's trial
   fd_ = ::open(folder_of(path_).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
   if (fd_ < 0)
     throw UsageError(fmt::format("cannot write '{}': cannot create a file in its folder ({})", path_, errno_text()));
@@ -166,7 +174,7 @@ void OutputFile::commit() {
   if (committed_) return;
   if (!staged_.empty()) {
     // Staged by an OutputSet: the data and a name in the folder exist; only the rename is left.
-    check_output_path(path_);  // still a regular file or absent, not replaced by a link or device meanwhile
+    check_target(path_);  // still a regular file or absent, not replaced by a link or device meanwhile
     if (::rename(staged_.c_str(), path_.c_str()) != 0) {
       const std::string why = errno_text();
       unstage();
@@ -183,7 +191,7 @@ void OutputFile::commit() {
   // name beside the target and rename that over it (rename replaces atomically; link cannot).
   if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
     if (errno != EEXIST) throw UsageError(fmt::format("cannot write '{}': {}", path_, errno_text()));
-    check_output_path(path_);  // still a regular file, not replaced by a link or device meanwhile
+    check_target(path_);  // still a regular file, not replaced by a link or device meanwhile
     remove_stale_partials(folder_of(path_), fs::path(path_).filename().string());
     const std::string temp = fresh_name(folder_of(path_), fs::path(path_).filename().string());
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, temp.c_str(), AT_SYMLINK_FOLLOW) != 0)
@@ -205,7 +213,7 @@ void write_file_atomically(const std::string& path, std::string_view contents) {
 }
 
 OutputSet::OutputSet(const std::vector<std::string>& paths) {
-  for (const std::string& p : paths) check_output_path(p);
+  for (const std::string& p : paths) check_target(p);  // each OutputFile's own unnamed file is its folder's trial
   for (std::size_t i = 0; i < paths.size(); ++i)
     for (std::size_t j = i + 1; j < paths.size(); ++j)
       if (same_file(paths[i], paths[j]))
@@ -219,7 +227,7 @@ void OutputSet::commit() {
   std::size_t staged = 0;
   try {
     for (; staged < files_.size(); ++staged) files_[staged]->stage();
-    for (const auto& f : files_) check_output_path(f->path());
+    for (const auto& f : files_) check_target(f->path());
   } catch (...) {
     for (std::size_t i = 0; i < staged; ++i) files_[i]->unstage();
     throw;

@@ -15,8 +15,9 @@
 
 namespace ar {
 
-/// Throws UsageError naming the problem when `path` cannot be written: its folder is missing or not
-/// writable, or it exists and is not a regular file. Call before starting the work whose result it takes.
+/// Throws UsageError naming the problem when `path` cannot be written: its folder is missing, not writable or
+/// takes no new file (one unnamed file is made there and dropped to find out), or it exists and is not a
+/// regular file. Call before starting the work whose result it takes.
 void check_output_path(const std::string& path);
 
 /// Whether `a` and `b` name one file: the same absolute path once `.`, `..` and the symbolic links of its
