@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _core
 from ._reference import DEFAULT_SM_COUNT
-from ._reports import Result, explain
+from ._reports import Result, _refuse_fused_only, explain
 from ._tensors import operand
 
 
@@ -46,6 +46,8 @@ def check(inputs, outputs, strategy="auto", profile="flashinfer", *, residual=No
         raise ValueError("the fused call takes both residual and gamma")
     if residual_outs is not None and not fused:
         raise ValueError("residual_outs belong to the fused call: give residual and gamma too")
+    if not fused:
+        _refuse_fused_only(eps, weight_bias, sm_count)
     world, tokens, hidden = x.words.shape
     r = operand(residual, "residual", x.dtype) if fused else None
     g = operand(gamma, "gamma", x.dtype) if fused else None

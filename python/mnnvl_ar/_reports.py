@@ -50,6 +50,16 @@ class Accuracy(Result):
     call's eps, weight bias and SM count."""
 
 
+def _refuse_fused_only(eps, weight_bias, sm_count):
+    """The fused call's own arguments, given without residual and gamma: refused rather than ignored (a caller
+    who forgot residual= would otherwise get the plain all-reduce's answer, whatever eps said)."""
+    given = [name for name, unset in (("eps", eps is None), ("weight_bias", weight_bias == 0.0),
+                                      ("sm_count", sm_count == DEFAULT_SM_COUNT)) if not unset]
+    if given:
+        raise ValueError(f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to the fused call: give residual "
+                         "and gamma too")
+
+
 def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=None, gamma=None, eps=None,
             weight_bias=0.0, sm_count=DEFAULT_SM_COUNT, dtype=None, name="x", quant=None, quant_scale=None,
             scale_layout=None):
@@ -63,6 +73,7 @@ def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=No
     if residual is None:
         if quant is not None or quant_scale is not None or scale_layout is not None:
             raise ValueError("quant belongs to the fused call: give residual and gamma too")
+        _refuse_fused_only(eps, weight_bias, sm_count)
         text, fields = _core.explain(x.words, x.dtype, token, col, strategy, profile, name)
     else:
         r = operand(residual, "residual", x.dtype)
@@ -74,8 +85,12 @@ def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=No
 
 def diff(a, b, *, dtype=None, names=("A", "B")):
     """a and b compared bit for bit: +0 and -0 differ, NaN payloads differ, no tolerance."""
+    if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"names must be two strings, as ('A', 'B'), not {names!r}")
     oa = operand(a, names[0], dtype)
     ob = operand(b, names[1], dtype or oa.dtype)
+    if oa.words.size == 0 or ob.words.size == 0:
+        raise ValueError(f"{names[0] if oa.words.size == 0 else names[1]} holds no element: nothing to compare")
     text, fields = _core.diff(oa.words, ob.words, oa.dtype, names[0], names[1])
     return Diff(text, fields)
 
@@ -88,6 +103,7 @@ def accuracy(x, *, residual=None, gamma=None, eps=None, weight_bias=0.0, sm_coun
     if (residual is None) != (gamma is None):
         raise ValueError("the fused call takes both residual and gamma")
     if residual is None:
+        _refuse_fused_only(eps, weight_bias, sm_count)
         text, report = _core.accuracy(x.words, x.dtype, name)
         return Accuracy(text, json.loads(report))
     r = operand(residual, "residual", x.dtype)

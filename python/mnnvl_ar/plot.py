@@ -45,24 +45,36 @@ def main(argv=None):
 
     from . import plots
 
+    def load(path):
+        """One .npy array, or a ValueError naming the file (an empty file, an .npz archive, a pickle)."""
+        try:
+            array = np.load(path, allow_pickle=False)
+        except EOFError:
+            raise ValueError(f"'{path}' is empty: not a .npy file") from None
+        if not isinstance(array, np.ndarray):
+            raise ValueError(f"'{path}' is an .npz archive: give one .npy array")
+        return array
+
     try:
         if args.figure == "bench":
             paths = plots.bench_figure(args.files, args.output, world_size=args.world, dtype=args.type,
                                        strategies=args.strategies.split(",") if args.strategies else None)
         elif args.figure == "diff":
-            paths, lines = plots.difference_map(np.load(args.a), np.load(args.b), args.output, dtype=args.dtype,
-                                                names=tuple(args.names.split(",", 1)) if args.names else (args.a, args.b),
-                                                input_path=args.input)
+            names = tuple(args.names.split(",", 1)) if args.names else (args.a, args.b)
+            if len(names) != 2:
+                raise ValueError(f"--names takes two names, A,B, not {args.names!r}")
+            paths, lines = plots.difference_map(load(args.a), load(args.b), args.output, dtype=args.dtype,
+                                                names=names, input_path=args.input)
             print("\n".join(lines))
         elif args.figure == "compare":
             pairs = args.pairs.split(",")
             if len(pairs) != 2:
                 raise ValueError(f"--pairs takes two strategy/profile pairs, not {args.pairs!r}")
-            paths, lines = plots.compare_map(np.load(args.input), args.output, pairs[0], pairs[1], dtype=args.dtype,
+            paths, lines = plots.compare_map(load(args.input), args.output, pairs[0], pairs[1], dtype=args.dtype,
                                              input_path=args.input)
             print("\n".join(lines))
         elif args.figure == "accuracy":
-            paths, lines = plots.accuracy_map(np.load(args.input), args.output, args.strategy, args.profile,
+            paths, lines = plots.accuracy_map(load(args.input), args.output, args.strategy, args.profile,
                                               dtype=args.dtype, input_path=args.input)
             print("\n".join(lines))
         else:

@@ -71,8 +71,12 @@ def bench_figure(paths, stem, world_size=None, dtype=None, strategies=None):
             d = json.loads(pathlib.Path(path).read_text())
         except (OSError, ValueError) as e:
             raise PlotError(f"'{path}': not a bench JSON file ({e})") from None
-        if d.get("command") != "bench" or not d.get("rows"):
+        if not isinstance(d, dict) or d.get("command") != "bench" or not isinstance(d.get("rows"), list) or not d["rows"]:
             raise PlotError(f"'{path}': not the JSON of `mnnvl-ar bench` (no bench rows)")
+        needed = ("world_size", "type", "strategy", "size", "time_us", "busbw_gbps")
+        for r in d["rows"]:
+            if not isinstance(r, dict) or any(k not in r for k in needed):
+                raise PlotError(f"'{path}': a row is not a bench row (each has {', '.join(needed)})")
         runs.append((path, d))
     fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(13, 5))
     styles = ["-", "--", ":", "-."]
@@ -171,6 +175,8 @@ def difference_map(a, b, stem, *, dtype=None, names=("A", "B"), worst=5, input_p
     d, t = ulp_distances(a, b, dtype=dtype)
     if d.ndim != 2:
         raise PlotError(f"the map needs [N, D] tensors, not {d.ndim}-D")
+    if d.size == 0:
+        raise PlotError(f"the tensors are {tuple(d.shape)}: no element to map")
     finite = np.minimum(d, np.iinfo(np.int64).max // 4).astype(np.float64)
     order = np.argsort(-finite, axis=None, kind="stable")[:worst]
     marks = [np.unravel_index(i, d.shape) for i in order if finite.flat[i] > 0]

@@ -75,6 +75,17 @@ def test_resolve_follows_the_1_mib_rule():
     (lambda: mnnvl_ar.accuracy(BF16, residual=BF16[0]), "both residual and gamma"),
     (lambda: mnnvl_ar.accuracy(BF16, residual=BF16[0], gamma=BF16[0, 0], sm_count=2000), "sm_count 2000 is outside"),
     (lambda: mnnvl_ar.check(BF16, BF16, residual=BF16[0]), "both residual and gamma"),
+    # The fused call's own arguments without residual and gamma: refused, not ignored.
+    (lambda: mnnvl_ar.check(BF16, BF16, eps=float("nan")), "eps belongs to the fused call"),
+    (lambda: mnnvl_ar.check(BF16, BF16, sm_count=0), "sm_count belongs to the fused call"),
+    (lambda: mnnvl_ar.explain(BF16, 0, 0, eps=1e-6, weight_bias=1.0), "eps, weight_bias belong to the fused call"),
+    (lambda: mnnvl_ar.accuracy(BF16, weight_bias=float("inf")), "weight_bias belongs to the fused call"),
+    # Nothing to compare is not "identical".
+    (lambda: mnnvl_ar.diff(BF16[0, :0], BF16[1, :0]), "holds no element"),
+    (lambda: mnnvl_ar.diff(BF16[0], BF16[1], names=("a",)), "names must be two strings"),
+    (lambda: mnnvl_ar.dequantize(np.zeros((0, 32), np.uint8), None, quant="fp8"), "at least one token"),
+    (lambda: mnnvl_ar.compare_quant(np.zeros((8, 0), np.uint8), None, np.zeros((8, 0), np.uint8), None, quant="fp8"),
+     "at least one token"),
 ])
 def test_bad_input_is_a_value_error_naming_it(call, message):
     with pytest.raises(ValueError) as e:

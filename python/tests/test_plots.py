@@ -89,6 +89,20 @@ def test_the_command_line_writes_and_refuses(tmp_path, capsys):
     assert "not the JSON of `mnnvl-ar bench`" in capsys.readouterr().err
     assert plot.main(["invariance", str(tmp_path / "missing.json"), "-o", str(tmp_path / "y")]) == 2
     assert "not an invariance JSON file" in capsys.readouterr().err
+    # Malformed files are refused by name (exit 2), not with a traceback.
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "rowless.json").write_text('{"command": "bench", "rows": [{"foo": 1}]}')
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "two.npz", a=np.zeros(2), b=np.zeros(2))
+    np.save(tmp_path / "ok.npy", np.zeros((2, 8), np.float32))
+    for argv, message in [
+            (["bench", str(tmp_path / "list.json")], "not the JSON of `mnnvl-ar bench`"),
+            (["bench", str(tmp_path / "rowless.json")], "a row is not a bench row"),
+            (["accuracy", str(tmp_path / "empty.npy")], "is empty: not a .npy file"),
+            (["accuracy", str(tmp_path / "two.npz")], "is an .npz archive"),
+            (["diff", str(tmp_path / "ok.npy"), str(tmp_path / "ok.npy"), "--names", "onlyone"], "--names takes two")]:
+        assert plot.main(argv + ["-o", str(tmp_path / "z")]) == 2, argv
+        assert message in capsys.readouterr().err, argv
 
 
 def test_missing_matplotlib_is_a_clear_message(tmp_path):
