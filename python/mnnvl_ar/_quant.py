@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _core
 from ._reference import DEFAULT_SM_COUNT
-from ._tensors import _is_torch, operand, same_kind
+from ._tensors import _is_torch, from_dlpack, operand, same_kind
 
 QUANT_MODES = ("fp8", "fp8-dynamic", "nvfp4")
 SCALE_LAYOUTS = ("swizzled", "linear")
@@ -64,9 +64,7 @@ def _codes(value, name):
             raise ValueError(f"{name} is a torch tensor of {value.dtype}; codes and block scales are bytes "
                              f"(uint8, or float8_e4m3fn viewed as its bytes)")
         return np.from_dlpack(_torch_array(value, name).view(torch.uint8)), "torch"
-    if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
-        value = np.from_dlpack(value)
-    array = np.asarray(value)
+    array = np.asarray(from_dlpack(value, name))
     if array.dtype not in (np.uint8, np.int8, np.dtype(ml_dtypes.float8_e4m3fn)):
         raise ValueError(f"{name} has dtype {array.dtype}; codes and block scales are bytes (uint8, or "
                          f"ml_dtypes.float8_e4m3fn viewed as its bytes)")
@@ -82,9 +80,7 @@ def _token_scales(value, name):
             raise ValueError(f"{name} is a torch tensor of {value.dtype}; fp8-dynamic's token scales are float32 "
                              f"[N, 1]")
         return np.from_dlpack(_torch_array(value, name).view(torch.int32)).view(np.uint32)
-    if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
-        value = np.from_dlpack(value)
-    array = np.asarray(value)
+    array = np.asarray(from_dlpack(value, name))
     if array.dtype not in (np.float32, np.uint32):
         raise ValueError(f"{name} has dtype {array.dtype}; fp8-dynamic's token scales are float32 [N, 1]")
     return np.ascontiguousarray(array.view(np.uint32))

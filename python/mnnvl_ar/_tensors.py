@@ -31,6 +31,17 @@ def _torch_words(value, name):
     return words.view(_WORDS[t]), t
 
 
+def from_dlpack(value, name):
+    """An array from an object that offers __dlpack__ (not a NumPy array, which needs none), or value as it
+    is. Whatever the object's exporter raises becomes a ValueError naming the argument."""
+    if not hasattr(value, "__dlpack__") or isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.from_dlpack(value)
+    except Exception as e:  # noqa: BLE001 (an exporter may raise anything; the caller needs to know which argument)
+        raise ValueError(f"{name}: cannot read it through DLPack ({type(e).__name__}: {e})") from None
+
+
 class Operand:
     """One operand as the model takes it: C-contiguous raw words, the dtype's name, and how it came in."""
 
@@ -47,12 +58,7 @@ def _one(value, name, dtype):
         words, t = _torch_words(value, name)
         kind = "torch"
     else:
-        if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
-            try:
-                value = np.from_dlpack(value)
-            except (TypeError, BufferError, RuntimeError) as e:
-                raise ValueError(f"{name}: cannot read it through DLPack ({e})") from None
-        array = np.asarray(value)
+        array = np.asarray(from_dlpack(value, name))
         if array.dtype in _RAW:
             choices = _RAW[array.dtype]
             if dtype is None and len(choices) > 1:

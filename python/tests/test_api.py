@@ -46,6 +46,16 @@ def test_resolve_follows_the_1_mib_rule():
     assert mnnvl_ar.resolve(np.zeros((8, 65, 1024), np.uint16), dtype="bf16") == "twoshot"
 
 
+class _FailingExporter:
+    """An object whose DLPack export raises what no caller expects."""
+
+    def __dlpack__(self, *args, **kwargs):
+        raise AttributeError("boom")
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: mnnvl_ar.reference(BF16[:3]), "world size 3 is not supported"),
     (lambda: mnnvl_ar.reference(BF16[0]), "3"),
@@ -84,6 +94,9 @@ def test_resolve_follows_the_1_mib_rule():
     (lambda: mnnvl_ar.diff(BF16[0, :0], BF16[1, :0]), "holds no element"),
     (lambda: mnnvl_ar.diff(BF16[0], BF16[1], names=("a",)), "names must be two strings"),
     (lambda: mnnvl_ar.dequantize(np.zeros((0, 32), np.uint8), None, quant="fp8"), "at least one token"),
+    # An exporter that fails: a ValueError naming the argument, whatever it raised.
+    (lambda: mnnvl_ar.reference(_FailingExporter()), "x: cannot read it through DLPack (AttributeError: boom)"),
+    (lambda: mnnvl_ar.dequantize(_FailingExporter(), None, quant="fp8"), "quant_out: cannot read it through DLPack"),
     (lambda: mnnvl_ar.compare_quant(np.zeros((8, 0), np.uint8), None, np.zeros((8, 0), np.uint8), None, quant="fp8"),
      "at least one token"),
 ])

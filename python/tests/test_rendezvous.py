@@ -17,6 +17,7 @@ import pytest
 import mnnvl_ar
 from mnnvl_ar._handles import DescriptorExchange
 from mnnvl_ar._peers import RendezvousPeers
+from conftest import LAUNCHER_NAMES, LAUNCHER_PREFIXES, free_port
 
 TOKEN = secrets.token_hex(16)
 # No rank process may take longer than this: past it the test fails as a hang (and the ranks are killed).
@@ -24,14 +25,10 @@ PROCESS_LIMIT_S = 60.0
 # What a refusal or a timeout of `timeout_s` may take at most, interpreter start on a loaded machine included.
 SLACK_S = 20.0
 
-# Variables a launcher (or the environment running the tests) may have set: a rank's environment starts
-# without them, so only what a test sets decides who the rank is.
-_LAUNCHER_PREFIXES = ("OMPI_", "PMI_", "MPI_", "SLURM_", "TORCHELASTIC_", "MNNVL_AR_TOKEN")
-_LAUNCHER_NAMES = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
 
 
 def clean_environment():
-    return {k: v for k, v in os.environ.items() if k not in _LAUNCHER_NAMES and not k.startswith(_LAUNCHER_PREFIXES)}
+    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_NAMES and not k.startswith(LAUNCHER_PREFIXES)}
 
 
 def rank_environment(rank, world, port, token=TOKEN, **extra):
@@ -42,29 +39,6 @@ def rank_environment(rank, world, port, token=TOKEN, **extra):
         env["MNNVL_AR_TOKEN"] = token
     env.update(extra)
     return env
-
-
-_held_ports = []  # sockets that keep the ports free_port gave out until the tests end
-
-
-def free_port():
-    """A loopback port for a rank 0, held by a bound socket that does not listen: rank 0 (which binds with
-    SO_REUSEADDR too) can listen there, but no test running beside this one can take it meanwhile, and no
-    connection made before rank 0 listens can be given it as its own end."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    _held_ports.append(s)
-    return s.getsockname()[1]
-
-
-@pytest.fixture
-def no_launcher(monkeypatch):
-    """This process's environment without launcher variables or a token, for the in-process tests."""
-    for name in list(os.environ):
-        if name in _LAUNCHER_NAMES or name.startswith(_LAUNCHER_PREFIXES):
-            monkeypatch.delenv(name)
-    return monkeypatch
 
 
 # A rank: joins, gathers twice (values of different lengths, then raw bytes) around a barrier, and prints
@@ -313,32 +287,3 @@ def test_the_exchange_refuses_handles_that_cannot_travel(no_launcher):
     with mnnvl_ar.Rendezvous() as r:
         with pytest.raises(RuntimeError, match="handle type FABRIC cannot travel between processes here"):
             DescriptorExchange(RendezvousPeers(r), timeout_s=1.0).exchange("FABRIC", [])
-
-
-def test_a_workspace_with_no_group_and_no_launcher_says_both_ways(no_launcher):
-    pytest.importorskip("torch")
-    from mnnvl_ar import gpu
-
-    with pytest.raises(ValueError, match="init_process_group first.*torchrun.*MNNVL_AR_TOKEN.*no launcher variables"):
-        gpu.Workspace()
-    no_launcher.setenv("RANK", "0")
-    no_launcher.setenv("WORLD_SIZE", "2")
-    no_launcher.setenv("MASTER_ADDR", "127.0.0.1")
-    no_launcher.setenv("MASTER_PORT", str(free_port()))
-    with pytest.raises(ValueError, match="init_process_group first.*does not describe a rendezvous.*no token is set"):
-        gpu.Workspace()
-
-
-def test_the_torch_distributed_peers_gather_strings(no_launcher):
-    pytest.importorskip("torch")
-    import torch.distributed as dist
-    from mnnvl_ar._peers import TorchDistributedPeers
-
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        peers = TorchDistributedPeers()
-        assert (peers.rank, peers.world_size) == (0, 1)
-        assert peers.all_gather("mnnvl_ar.1f2e") == ["mnnvl_ar.1f2e"]
-        peers.barrier()
-    finally:
-        dist.destroy_process_group()
