@@ -59,6 +59,14 @@ ResolvedRendezvous resolve(const RendezvousRequest& r, const EnvLookup& env) {
   // Read only when something is missing, so a caller who names everything is not held to the variables.
   const LaunchInfo launch = everything_given ? LaunchInfo{} : detect_launch(env);
 
+  // A world of several with no launcher and no rank= would make every such process rank 0 (the second then
+  // fails to listen, far from the cause).
+  if (!r.rank && r.world_size && *r.world_size > 1 && launch.launcher == "single")
+    throw UsageError(fmt::format("world_size={} without rank=, and no launcher variable says which rank this process is: "
+                                 "pass rank= (0 to {}) or start the processes under a launcher",
+                                 *r.world_size, *r.world_size - 1));
+  if (r.address && r.address->find('\0') != std::string::npos)
+    throw UsageError("address= holds a NUL character: give a host name or IP address");
   ResolvedRendezvous out;
   RendezvousOptions& o = out.options;
   o.rank = r.rank.value_or(launch.rank);

@@ -209,6 +209,14 @@ def test_malformed_variables_and_arguments_are_value_errors(no_launcher):
         mnnvl_ar.Rendezvous(timeout_s=float("nan"))
 
 
+def test_a_world_without_a_rank_or_launcher_and_a_nul_address_are_refused(no_launcher):
+    # Every such process would be rank 0; the second would fail to listen, far from the cause.
+    with pytest.raises(ValueError, match=r"world_size=2 without rank=, and no launcher variable says which rank"):
+        mnnvl_ar.Rendezvous(world_size=2, address="127.0.0.1", port=free_port(), token=TOKEN)
+    with pytest.raises(ValueError, match="address= holds a NUL character"):
+        mnnvl_ar.Rendezvous(rank=0, world_size=2, address="127.0.0.1\x00evil", port=free_port(), token=TOKEN)
+
+
 def test_a_process_alone_needs_no_launcher_token_or_network(no_launcher):
     with mnnvl_ar.Rendezvous() as r:
         assert (r.rank, r.world_size, r.launcher, r.port) == (0, 1, "single", 0)
