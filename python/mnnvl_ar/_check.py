@@ -5,6 +5,7 @@ ones, which strategy and profile they are."""
 import numpy as np
 
 from . import _core
+from ._arguments import check_scalars
 from ._reference import DEFAULT_SM_COUNT
 from ._reports import Result, _refuse_fused_only, explain
 from ._tensors import operand
@@ -34,6 +35,7 @@ def check(inputs, outputs, strategy="auto", profile="flashinfer", *, residual=No
     normalised outputs, and residual_outs (optional, per rank) the residual outputs. Returns a CheckReport
     (true when every rank has the expected bits).
     """
+    check_scalars(strategy=strategy, profile=profile, eps=eps, weight_bias=weight_bias, sm_count=sm_count)
     x = operand(inputs, "inputs", dtype)
     out = operand(outputs, "outputs", x.dtype)
     if x.words.ndim != 3:

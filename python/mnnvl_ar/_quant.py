@@ -9,6 +9,7 @@ import ml_dtypes
 import numpy as np
 
 from . import _core
+from ._arguments import check_scalars
 from ._reference import DEFAULT_SM_COUNT
 from ._tensors import _is_torch, from_dlpack, operand, same_kind
 
@@ -103,6 +104,8 @@ def _torch_of(array):
 
 def _fused_quant(x, residual, gamma, *, quant, quant_scale, scale_layout, eps, weight_bias, strategy, profile,
                  sm_count, dtype):
+    check_scalars(quant=quant, quant_scale=quant_scale, scale_layout=scale_layout, eps=eps, weight_bias=weight_bias,
+                  strategy=strategy, profile=profile, sm_count=sm_count)
     x = operand(x, "x", dtype)
     r = operand(residual, "residual", x.dtype)
     g = operand(gamma, "gamma", x.dtype)
@@ -147,6 +150,7 @@ def dequantize(quant_out, scale_out, *, quant, quant_scale=None, scale_layout=No
     quant_scale with SF the block's byte of scale_out in the layout. Pass the quant, quant_scale and
     scale_layout the codes were made with; scale_out is None for fp8. N and D come from quant_out's shape.
     A torch quant_out gives a torch tensor."""
+    check_scalars(quant=quant, quant_scale=quant_scale, scale_layout=scale_layout)
     codes, kind = _codes(quant_out, "quant_out")
     bits = _core.dequantize(codes, _scales(scale_out, "scale_out", quant), quant, quant_scale, scale_layout)
     values = bits.view(np.float32)
@@ -157,6 +161,7 @@ def compare_quant(quant_out, scale_out, expected_quant_out, expected_scale_out, 
     """How quant_out and scale_out (another implementation's: FlashInfer's, ours on a GPU) compare with the
     expected ones (fused_quant_reference's) byte for byte: a QuantDiff. NumPy arrays or torch CPU tensors;
     e4m3 dtypes are compared as their bytes. scale_out is None for fp8."""
+    check_scalars(quant=quant, scale_layout=scale_layout)
     codes, _ = _codes(quant_out, "quant_out")
     expected_codes, _ = _codes(expected_quant_out, "expected quant_out")
     elements, differing, first = _core.compare_quant(

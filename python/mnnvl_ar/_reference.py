@@ -4,6 +4,7 @@ returns, bit for bit, for a strategy and an arithmetic profile."""
 import warnings
 
 from . import _core
+from ._arguments import check_scalars
 from ._tensors import operand, same_kind
 
 STRATEGIES = ("oneshot", "twoshot", "auto")
@@ -21,6 +22,7 @@ def reference(x, strategy="auto", profile="flashinfer", *, dtype=None):
     batch-invariant arithmetic: one order for both strategies, FlashInfer's with IEEE adds below W = 16 and
     the exact sum rounded once from there). Returns the same kind of array as x.
     """
+    check_scalars(strategy=strategy, profile=profile)
     x = operand(x, "x", dtype)
     out, _ = _core.all_reduce(x.words, x.dtype, strategy, profile)
     return same_kind(out, x.dtype, x.kind)
@@ -34,6 +36,7 @@ def correctly_rounded(x, *, dtype=None):
 
 def resolve(x, strategy="auto", *, dtype=None):
     """The strategy `strategy` runs as for x: AUTO resolved by FlashInfer's 1 MiB rule."""
+    check_scalars(strategy=strategy)
     x = operand(x, "x", dtype)
     if x.words.ndim != 3:
         raise ValueError(f"x must be [W, N, D] (every rank's shard), not {x.words.ndim}-D")
@@ -49,6 +52,7 @@ def fused_reference(x, residual, gamma, *, eps=None, weight_bias=0.0, strategy="
     Python. weight_bias: 1 for Gemma-style (1 + gamma) norms. sm_count: the GPU's SM count, which decides
     the launch shape and so the sum-of-squares tree (profiles flashinfer and ieee; invariant ignores it).
     """
+    check_scalars(eps=eps, weight_bias=weight_bias, strategy=strategy, profile=profile, sm_count=sm_count)
     x = operand(x, "x", dtype)
     r = operand(residual, "residual", x.dtype)
     g = operand(gamma, "gamma", x.dtype)

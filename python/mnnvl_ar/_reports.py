@@ -4,6 +4,7 @@ whose str() is the text `mnnvl-ar` prints for the same question."""
 import json
 
 from . import _core
+from ._arguments import check_scalars
 from ._reference import DEFAULT_SM_COUNT
 from ._tensors import operand
 
@@ -67,6 +68,8 @@ def explain(x, token, col, strategy="auto", profile="flashinfer", *, residual=No
     result. With residual and gamma, the fused call's element instead (sum-of-squares tree, scale, products);
     with quant ("fp8", "fp8-dynamic", "nvfp4"; quant_scale, scale_layout as fused_quant_reference takes them)
     also its path through the quantisation, as `mnnvl-ar explain --quant`."""
+    check_scalars(token=token, col=col, strategy=strategy, profile=profile, eps=eps, weight_bias=weight_bias,
+                  sm_count=sm_count, name=name, quant=quant, quant_scale=quant_scale, scale_layout=scale_layout)
     x = operand(x, "x", dtype)
     if (residual is None) != (gamma is None):
         raise ValueError("the fused call takes both residual and gamma")
@@ -99,6 +102,7 @@ def accuracy(x, *, residual=None, gamma=None, eps=None, weight_bias=0.0, sm_coun
              name="x"):
     """What each strategy's and profile's reduction order costs on x ([W, N, D]), in ULPs; with residual and
     gamma, the fused call's outputs against the correctly rounded fused outputs."""
+    check_scalars(eps=eps, weight_bias=weight_bias, sm_count=sm_count, name=name)
     x = operand(x, "x", dtype)
     if (residual is None) != (gamma is None):
         raise ValueError("the fused call takes both residual and gamma")

@@ -90,6 +90,8 @@ class _FailingExporter:
     (lambda: mnnvl_ar.check(BF16, BF16, sm_count=0), "sm_count belongs to the fused call"),
     (lambda: mnnvl_ar.explain(BF16, 0, 0, eps=1e-6, weight_bias=1.0), "eps, weight_bias belong to the fused call"),
     (lambda: mnnvl_ar.accuracy(BF16, weight_bias=float("inf")), "weight_bias belongs to the fused call"),
+    # Scalars of the wrong type, named (the binding's own TypeError shows only its internal signature).
+    (lambda: mnnvl_ar.explain(BF16, 2**70, 2), "token 1180591620717411303424 is out of range"),
     # Nothing to compare is not "identical".
     (lambda: mnnvl_ar.diff(BF16[0, :0], BF16[1, :0]), "holds no element"),
     (lambda: mnnvl_ar.diff(BF16[0], BF16[1], names=("a",)), "names must be two strings"),
@@ -102,6 +104,22 @@ class _FailingExporter:
 ])
 def test_bad_input_is_a_value_error_naming_it(call, message):
     with pytest.raises(ValueError) as e:
+        call()
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: mnnvl_ar.reference(BF16, None), "strategy takes a string, not NoneType"),
+    (lambda: mnnvl_ar.reference(BF16, profile=3), "profile takes a string, not int"),
+    (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0], sm_count=132.0), "sm_count takes a whole number"),
+    (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0], eps="1e-6"), "eps takes a number, not str"),
+    (lambda: mnnvl_ar.fused_reference(BF16, BF16[0], BF16[0, 0], weight_bias=None), "weight_bias takes a number"),
+    (lambda: mnnvl_ar.fused_quant_reference(BF16, BF16[0], BF16[0, 0], quant=8), "quant takes a string"),
+    (lambda: mnnvl_ar.explain(BF16, 1.0, 2), "token takes a whole number, not float"),
+    (lambda: mnnvl_ar.check(BF16, BF16, sm_count=True), "sm_count takes a whole number, not bool"),
+])
+def test_a_scalar_of_the_wrong_type_is_a_type_error_naming_it(call, message):
+    with pytest.raises(TypeError) as e:
         call()
     assert message in str(e.value)
 
