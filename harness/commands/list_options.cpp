@@ -22,6 +22,13 @@ std::optional<std::int64_t> whole_number(const std::string& text) {
   return v;
 }
 
+/// Refuses an item named twice in a list option (a world size run twice, a dtype timed twice).
+template <class T>
+void refuse_repeat(const std::string& option, const std::vector<T>& out, const T& item, const std::string& text) {
+  if (std::find(out.begin(), out.end(), item) != out.end())
+    throw UsageError(fmt::format("{} names '{}' twice", option, text));
+}
+
 }  // namespace
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -41,6 +48,7 @@ std::vector<int> world_list_option(const std::string& option, const std::string&
     if (!w) throw UsageError(fmt::format("{}: '{}' is not a number (give e.g. 2,8 or all)", option, item));
     if (*w > std::numeric_limits<int>::max() || !is_supported_world_size(static_cast<int>(*w)))
       throw UsageError(fmt::format("{}: {} is not a supported world size ({})", option, item, world_sizes_text()));
+    refuse_repeat(option, out, static_cast<int>(*w), item);
     out.push_back(static_cast<int>(*w));
   }
   if (out.empty()) throw UsageError(fmt::format("{} names no world size", option));
@@ -50,7 +58,11 @@ std::vector<int> world_list_option(const std::string& option, const std::string&
 std::vector<DType> dtype_list_option(const std::string& option, const std::string& text) {
   if (text == "all") return {DType::kBf16, DType::kFp16, DType::kFp32};
   std::vector<DType> out;
-  for (const std::string& item : split_list(text)) out.push_back(dtype_option(item));
+  for (const std::string& item : split_list(text)) {
+    const DType t = dtype_option(item);
+    refuse_repeat(option, out, t, item);
+    out.push_back(t);
+  }
   if (out.empty()) throw UsageError(fmt::format("{} names no dtype", option));
   return out;
 }
@@ -58,7 +70,11 @@ std::vector<DType> dtype_list_option(const std::string& option, const std::strin
 std::vector<Strategy> strategy_list_option(const std::string& option, const std::string& text) {
   if (text == "all") return {Strategy::kOneShot, Strategy::kTwoShot, Strategy::kAuto};
   std::vector<Strategy> out;
-  for (const std::string& item : split_list(text)) out.push_back(strategy_option(item));
+  for (const std::string& item : split_list(text)) {
+    const Strategy st = strategy_option(item);
+    refuse_repeat(option, out, st, item);
+    out.push_back(st);
+  }
   if (out.empty()) throw UsageError(fmt::format("{} names no strategy", option));
   return out;
 }

@@ -352,8 +352,12 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
   check_timeout_ms("--timeout-ms", s.timeout_ms, /*zero_waits_forever=*/true);
   if (s.die_after_call < 0 || (s.die_after_call > 0) != (s.die_rank >= 0))
     throw UsageError("--die-after-call K (K >= 1) and --die-rank R go together");
+  if (s.tokens < 1) throw UsageError(fmt::format("-N {} must be at least 1 (the N of calls without N=)", s.tokens));
   if (batches.max_tokens < 0 || batches.max_tokens > (1 << 20))
     throw UsageError(fmt::format("--batches {} is outside [0, {}]", batches.max_tokens, 1 << 20));
+  if (batches.max_tokens == 0)  // the options of --batches do nothing without it: refused rather than ignored
+    for (const char* name : {"batch-strategies", "batch-kinds", "batch-bytes"})
+      if (!vm[name].defaulted()) throw UsageError(fmt::format("--{} belongs to --batches: give --batches N too", name));
   if (batches.max_tokens > 0) {
     if (s.kind == InputKind::kGolden) throw UsageError("--batches makes its own inputs: it does not take --inputs golden");
     if (!vm["calls"].defaulted()) throw UsageError("--batches replaces --calls: give one or the other");

@@ -199,3 +199,21 @@ TEST_CASE("the GPU commands refuse their own bad options before they look for a 
     CHECK_THAT(r.err, Catch::Contains(message) && !Catch::Contains("no GPU"));
   }
 }
+
+TEST_CASE("a list option naming an item twice, -N 0, and --batches' options without it are refused", "[cpu]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"run", "--world", "2,8,2"}, "--world names '2' twice"},
+      {{"bench", "-W", "2,2"}, "-W names '2' twice"},
+      {{"bench", "-d", "bf16,fp32,bf16"}, "-d names 'bf16' twice"},
+      {{"bench", "-s", "oneshot,oneshot"}, "-s names 'oneshot' twice"},
+      {{"run", "-N", "0"}, "-N 0 must be at least 1"},
+      {{"run", "--batch-strategies", "oneshot"}, "--batch-strategies belongs to --batches"},
+      {{"run", "--batch-bytes", "0"}, "--batch-bytes belongs to --batches"},
+  };
+  for (const auto& [args, message] : cases) {
+    const test::CliResult r = run_in_process(args);
+    INFO(args[0] << " " << args[1] << ": " << r.err);
+    CHECK(r.code == kExitUsage);
+    CHECK_THAT(r.err, Catch::Contains(message) && !Catch::Contains("no GPU"));
+  }
+}
