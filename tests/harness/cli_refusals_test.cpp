@@ -33,6 +33,14 @@ void expect_refused(const std::vector<std::string>& args, const std::string& mes
   CHECK_THAT(r.err, Catch::Contains("error:") && Catch::Contains(message));
 }
 
+/// expect_refused, for a GPU command: refused for the option, before any GPU is looked for.
+void expect_refused_before_gpu(const std::vector<std::string>& args, const std::string& message) {
+  const test::CliResult r = run_in_process(args);
+  INFO(args[0] << " " << args[1] << ": " << r.err);
+  CHECK(r.code == kExitUsage);
+  CHECK_THAT(r.err, Catch::Contains(message) && !Catch::Contains("no GPU"));
+}
+
 /// A [2, 3, 64] fp32 input, a [3, 64] residual and a [64] gamma in `dir`.
 void write_fused_inputs(const test::ScratchDir& dir) {
   write_npy(dir.file("x.npy"), HostTensor(DType::kFp32, {2, 3, 64}));
@@ -77,12 +85,7 @@ TEST_CASE("an option given an empty value is refused, not read as left out", "[c
   expect_refused({"sim", "--trace", ""}, "--trace is empty");
   expect_refused({"compare", "-d", ""}, "--dtype is empty");
   expect_refused({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "-d", ""}, "--dtype is empty");
-  for (const char* command : {"run", "bench", "probe"}) {  // before any GPU is looked for
-    const test::CliResult r = run_in_process({command, "--json", ""});
-    INFO(command << ": " << r.err);
-    CHECK(r.code == kExitUsage);
-    CHECK_THAT(r.err, Catch::Contains("--json is empty") && !Catch::Contains("no GPU"));
-  }
+  for (const char* command : {"run", "bench", "probe"}) expect_refused_before_gpu({command, "--json", ""}, "--json is empty");
   CHECK_FALSE(std::filesystem::exists(dir.file("y.npy")));
 }
 
@@ -192,12 +195,7 @@ TEST_CASE("the GPU commands refuse their own bad options before they look for a 
       {{"bench", "--label", "a=1", "--label", "a=2"}, "--label a is given twice"},
       {{"probe", "--device", "-3"}, "--device -3 is not a GPU number"},
   };
-  for (const auto& [args, message] : cases) {
-    const test::CliResult r = run_in_process(args);
-    INFO(args[0] << " " << args[1] << ": " << r.err);
-    CHECK(r.code == kExitUsage);
-    CHECK_THAT(r.err, Catch::Contains(message) && !Catch::Contains("no GPU"));
-  }
+  for (const auto& [args, message] : cases) expect_refused_before_gpu(args, message);
 }
 
 TEST_CASE("a list option naming an item twice, -N 0, and --batches' options without it are refused", "[cpu]") {
@@ -210,10 +208,5 @@ TEST_CASE("a list option naming an item twice, -N 0, and --batches' options with
       {{"run", "--batch-strategies", "oneshot"}, "--batch-strategies belongs to --batches"},
       {{"run", "--batch-bytes", "0"}, "--batch-bytes belongs to --batches"},
   };
-  for (const auto& [args, message] : cases) {
-    const test::CliResult r = run_in_process(args);
-    INFO(args[0] << " " << args[1] << ": " << r.err);
-    CHECK(r.code == kExitUsage);
-    CHECK_THAT(r.err, Catch::Contains(message) && !Catch::Contains("no GPU"));
-  }
+  for (const auto& [args, message] : cases) expect_refused_before_gpu(args, message);
 }
