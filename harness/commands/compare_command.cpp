@@ -34,7 +34,7 @@ CompareInput compare_input(const po::variables_map& vm, const std::string& input
   CompareInput c;
   if (vm.count("input")) {
     for (const char* name : {"world-size", "tokens", "hidden", "seed"})
-      if (vm.count(name) && !vm[name].defaulted())
+      if (option_given(vm, name))
         throw UsageError(fmt::format("--{} shapes the built-in case; with --input the file's shape is compared", name));
     c.in = load_rank_inputs(input, optional_dtype_option(dtype_text));
     c.source = {input, fmt::format("-i {}", input), true, input};

@@ -13,8 +13,6 @@
 namespace ar {
 namespace {
 
-bool given(const po::variables_map& vm, const char* name) { return vm.count(name) && !vm[name].defaulted(); }
-
 // A residual or gamma file: the input's dtype (bf16 stays <u2 bits, as the input's --dtype says) and
 // `shape`. The reader's message names the file; the note says what the file must be.
 HostTensor read_companion(const char* flag, const std::string& path, const ProblemShape& s,
@@ -52,17 +50,17 @@ void add_fused_options(po::options_description& options, FusedArgs& args, bool w
 }
 
 bool fused_requested(const po::variables_map& vm, const FusedArgs& args, bool with_output) {
-  const bool residual = given(vm, "residual"), gamma = given(vm, "gamma");
+  const bool residual = option_given(vm, "residual"), gamma = option_given(vm, "gamma");
   if (residual != gamma)
     throw UsageError(fmt::format("--{} needs --{}: the fused call takes both the residual and gamma",
                                  residual ? "residual" : "gamma", residual ? "gamma" : "residual"));
   if (!residual) {
     for (const char* name : {"eps", "weight-bias", "sms", "residual-out"})
-      if (given(vm, name))
+      if (option_given(vm, name))
         throw UsageError(fmt::format("--{} belongs to the fused call: give --residual and --gamma too", name));
     return false;
   }
-  if (with_output && !given(vm, "residual-out"))
+  if (with_output && !option_given(vm, "residual-out"))
     throw UsageError("--residual-out is required with --residual: the fused call writes the residual output there");
   check_sm_count("--sms", args.sms);
   return true;
@@ -75,7 +73,7 @@ FusedInputs load_fused_inputs(const po::variables_map& vm, const FusedArgs& args
   f.residual = read_companion("residual", args.residual, s, {s.tokens, s.hidden}, "[N, D]");
   f.gamma = read_companion("gamma", args.gamma, s, {s.hidden}, "[D]");
   f.options = fused_options(s.dtype, strategy, profile, args.sms,
-                            given(vm, "eps") ? std::optional<double>(args.eps) : std::nullopt, args.weight_bias,
+                            option_given(vm, "eps") ? std::optional<double>(args.eps) : std::nullopt, args.weight_bias,
                             "--sms");
   return f;
 }
@@ -110,15 +108,15 @@ void add_quant_options(po::options_description& options, QuantArgs& args, QuantF
 }
 
 QuantOptions quant_options(const po::variables_map& vm, const QuantArgs& args) {
-  return quant_settings(args.mode, given(vm, "quant-scale") ? std::optional<double>(args.scale) : std::nullopt,
-                        given(vm, "scale-layout") ? std::optional<std::string>(args.layout) : std::nullopt);
+  return quant_settings(args.mode, option_given(vm, "quant-scale") ? std::optional<double>(args.scale) : std::nullopt,
+                        option_given(vm, "scale-layout") ? std::optional<std::string>(args.layout) : std::nullopt);
 }
 
 std::optional<QuantOptions> quant_requested(const po::variables_map& vm, const QuantArgs& args, bool fused,
                                             QuantFiles files) {
-  if (!given(vm, "quant")) {
+  if (!option_given(vm, "quant")) {
     for (const char* name : {"quant-scale", "scale-layout", "quant-out", "scale-out"})
-      if (given(vm, name))
+      if (option_given(vm, name))
         throw UsageError(fmt::format("--{} belongs to the quantised output: give --quant too", name));
     return std::nullopt;
   }
@@ -126,12 +124,12 @@ std::optional<QuantOptions> quant_requested(const po::variables_map& vm, const Q
   const QuantOptions q = quant_options(vm, args);
   if (files != QuantFiles::kWrites) return q;
   const std::string name(quant_mode_name(q.mode));
-  if (!given(vm, "quant-out"))
+  if (!option_given(vm, "quant-out"))
     throw UsageError(fmt::format("--quant-out is required with --quant: the {} codes are written there", name));
-  if (has_scale_out(q.mode) && !given(vm, "scale-out"))
+  if (has_scale_out(q.mode) && !option_given(vm, "scale-out"))
     throw UsageError(fmt::format("--scale-out is required with --quant {}: its {} are written there", name,
                                  q.mode == QuantMode::kNvfp4 ? "block scales" : "token scales"));
-  if (!has_scale_out(q.mode) && given(vm, "scale-out"))
+  if (!has_scale_out(q.mode) && option_given(vm, "scale-out"))
     throw UsageError(
         "--scale-out is for fp8-dynamic and nvfp4: static fp8 has no scale output (FlashInfer returns None for it)");
   return q;

@@ -61,6 +61,8 @@ void check_option_tokens(const po::parsed_options& parsed, const po::options_des
 
 }  // namespace
 
+bool option_given(const po::variables_map& vm, const char* name) { return vm.count(name) && !vm[name].defaulted(); }
+
 std::optional<int> parse_command_line(const CommandArgs& args, const po::options_description& options,
                                       const po::positional_options_description& positional, const CommandHelp& help,
                                       po::variables_map& vm, std::ostream& out) {

@@ -28,4 +28,7 @@ std::optional<int> parse_command_line(const CommandArgs& args, const po::options
                                       const po::positional_options_description& positional, const CommandHelp& help,
                                       po::variables_map& vm, std::ostream& out);
 
+/// Whether the command line gave option `name` (not merely its default).
+bool option_given(const po::variables_map& vm, const char* name);
+
 }  // namespace ar

@@ -75,12 +75,12 @@ QuantizedOutput quant_codes(QuantMode mode, ScaleLayout layout, ByteArray codes,
   if (codes.shape.size() != 2)
     throw UsageError(fmt::format("{} is {}; {} codes are {}", what, shape_text(codes.shape), quant_mode_name(mode),
                                  mode == QuantMode::kNvfp4 ? "[N, D / 2]" : "[N, D]"));
-  QuantizedOutput q;
-  q.mode = mode;
-  q.layout = layout;
   if (codes.shape[0] < 1 || codes.shape[1] < 1)
     throw UsageError(fmt::format("{} is {}: a quantised output holds at least one token of at least one code", what,
                                  shape_text(codes.shape)));
+  QuantizedOutput q;
+  q.mode = mode;
+  q.layout = layout;
   q.tokens = codes.shape[0];
   q.hidden = mode == QuantMode::kNvfp4 ? 2 * codes.shape[1] : codes.shape[1];
   if (mode == QuantMode::kNvfp4 && q.hidden % kNvfp4BlockElements != 0)

@@ -18,6 +18,7 @@
 #include "harness/io/npy.h"
 #include "harness/io/output_file.h"
 #include "tests/support/cli_runs.h"
+#include "tests/support/npy_by_hand.h"
 #include "tests/support/scratch_dir.h"
 
 using namespace ar;
@@ -123,14 +124,8 @@ TEST_CASE("a residual of the wrong shape is refused from its header, before its 
   write_fused_inputs(dir);
   // A file of a header alone, stating [3, 65536, 4096] fp32: were its data read first, it would be refused as
   // truncated, so the message shows the shape was checked from the header.
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 65536, 4096), }";
-  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
-  dict.push_back('\n');
-  std::string lie("\x93NUMPY\x01\x00", 8);
-  lie.push_back(static_cast<char>(dict.size() & 0xFF));
-  lie.push_back(static_cast<char>(dict.size() >> 8));
-  lie += dict;
-  write_file_atomically(dir.file("big_r.npy"), lie);
+  write_file_atomically(dir.file("big_r.npy"),
+                        test::npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 65536, 4096), }", 0));
   expect_refused({"reference", "-i", dir.file("x.npy"), "-o", dir.file("y.npy"), "--residual", dir.file("big_r.npy"),
                   "--gamma", dir.file("g.npy"), "--residual-out", dir.file("ro.npy")},
                  "is [3, 65536, 4096]; it must be [N, D] = [3, 64]");
@@ -170,14 +165,8 @@ TEST_CASE("an output folder that takes no new file is refused before the work", 
 
 TEST_CASE("a .npy header string with a control character is malformed, its message whole", "[cpu]") {
   const test::ScratchDir dir;
-  std::string dict = std::string("{'descr': '<f4") + '\0' + "x', 'fortran_order': False, 'shape': (2, 1, 4), }";
-  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
-  dict.push_back('\n');
-  std::string file("\x93NUMPY\x01\x00", 8);
-  file.push_back(static_cast<char>(dict.size() & 0xFF));
-  file.push_back(static_cast<char>(dict.size() >> 8));
-  file += dict + std::string(32, '\0');
-  write_file_atomically(dir.file("nul.npy"), file);
+  const std::string dict = std::string("{'descr': '<f4") + '\0' + "x', 'fortran_order': False, 'shape': (2, 1, 4), }";
+  write_file_atomically(dir.file("nul.npy"), test::npy_with_header(dict, 32));
   expect_refused({"reference", "-i", dir.file("nul.npy"), "-o", dir.file("y.npy")},
                  "has a malformed .npy header: 'descr' is not a quoted string");
 }
