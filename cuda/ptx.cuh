@@ -254,8 +254,15 @@ __device__ __forceinline__ std::uint32_t shfl_bfly_u32(std::uint32_t v, int mask
 /// shfl.sync.idx.b32 over the full warp: lane `source`'s value. Every lane must call it.
 __device__ __forceinline__ float shfl_idx_f32(float v, int source) { return __shfl_sync(0xFFFFFFFFu, v, source); }
 
-/// vote.sync.ballot.b32 over the full warp, counted (popc): how many lanes passed true. Every lane must call it.
-__device__ __forceinline__ int vote_count(bool predicate) { return __popc(__ballot_sync(0xFFFFFFFFu, predicate)); }
+__device__ __forceinline__ std::uint32_t shfl_idx_u32(std::uint32_t v, int source) {
+  return __shfl_sync(0xFFFFFFFFu, v, source);
+}
+
+/// vote.sync.ballot.b32 over the full warp: bit k set where lane k passed true. Every lane must call it.
+__device__ __forceinline__ std::uint32_t vote_ballot(bool predicate) { return __ballot_sync(0xFFFFFFFFu, predicate); }
+
+/// vote_ballot, counted (popc): how many lanes passed true. Every lane must call it.
+__device__ __forceinline__ int vote_count(bool predicate) { return __popc(vote_ballot(predicate)); }
 
 /// bar.red.or.pred (__syncthreads_or): a block barrier that also tells every thread whether any passed true.
 __device__ __forceinline__ bool bar_cta_sync_or(bool predicate) { return __syncthreads_or(predicate) != 0; }

@@ -23,6 +23,7 @@ namespace ar::cuda::detail {
 inline constexpr int kWarpLanes = 32;
 inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
 inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
+static_assert(kMaxNormClusterSize == kMaxDominantBlocks && kMaxNormWarps == kMaxDominantWarps);
 
 
 /// op applied word by word to two packs: (op(a.x, b.x), ..., op(a.w, b.w)).
@@ -338,7 +339,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
   const RowPart part = row_part<kCluster>(tree);
   float* const sums = shared.block_sums[nth % 2];
   RowQuant<T, kFtz, kCluster, kRows> quant(tree, io);  // reads output_scale now, for after the row's polls
-  constexpr bool kEarlyMax = decltype(quant)::kEarlyMax;
+  constexpr bool kEarlyMax = decltype(quant)::kEarlyMax, kDominant = decltype(quant)::kDominant;
   // A block alone whose row is one round of the output walk (every decode row that fits a block): each
   // thread's gamma pack for the output pass, loaded now, so its latency lies behind the row's polls and
   // barriers, not after them. Four registers through the row; ptxas spills 12 bytes in one kernel for it
@@ -349,7 +350,8 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
 
   // 1. FlashInfer's threads this block plays: pre = AR + residual (stored as residual_out) and each thread's
   // sum of squares from +0, loads outer and elements inner; then each warp's butterfly. kEarlyMax: also the
-  // products before the scale, their maximum published before the barrier.
+  // products before the scale, their maximum published before the barrier; kDominant: the fold of the
+  // dominant product's rule, likewise.
   bool ok = true;
   float acc = 0.0f;
   for_each_their_thread(
@@ -377,6 +379,14 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
           gamma_products<T, kFtz>(pre, gamma, tree, products);
           quant.fold_products(products);
         }
+        if constexpr (kDominant) {
+          // gamma from L1 (prefetched above) or kept_gamma: loaded before the poll, its registers would live
+          // across the poll's call to its slow path, which spilled.
+          const uint4 g = one_round && pack == static_cast<int>(threadIdx.x)
+                              ? kept_gamma
+                              : load_input(io.gamma, static_cast<std::uint32_t>(pack));
+          quant.fold.template fold_pack<T, kFtz>(pre, g, __uint_as_float(tree.weight_bias));
+        }
         reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
         if (staged != nullptr) staged[pack] = pre;
       },
@@ -386,6 +396,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         acc = 0.0f;
       });
   if constexpr (kEarlyMax) quant.publish_max(shared.quant, nth);  // read after step 2's barrier
+  if constexpr (kDominant) quant.publish_dominant();              // read in step 2, by its last warp
   const bool block_failed = ptx::bar_cta_sync_or(!ok);
   if constexpr (kEarlyMax) quant.clear_next_max(shared.quant, nth);
 
@@ -413,6 +424,10 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
         if (lane == 0) shared.scale = scale;
       }
     }
+  }
+  // The block's dominant product, by a warp that plays no block of the tree in step 2 where there is one.
+  if constexpr (kDominant) {
+    if (warp == warps - 1) quant.merge_dominant(nth, part.rank, part.blocks);
   }
   if (block_failed && threadIdx.x == 0) {
     if constexpr (kCluster) {
@@ -452,6 +467,7 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
     scale = shared.scale;
   }
   if constexpr (kEarlyMax) quant.take_row_max(shared.quant, nth, scale);
+  if constexpr (kDominant) quant.take_dominant(nth, part.blocks, scale, __uint_as_float(tree.weight_bias));
 
   // 4. The output of the packs this block computed: all of the row's, pack by pack, for a block alone; as
   // step 1 walked them in a cluster (each block staged only its own). Every lane of a warp runs every round

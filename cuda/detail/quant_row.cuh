@@ -10,10 +10,13 @@
 //   QuantRows::kFp8DynamicEarly): the maximum is taken of the products a = (wb + g) * pre before the scale is
 //   known, and travels with the sum of squares through the row's own barrier; the output pass then writes
 //   the codes (RowQuant says why).
-// - The T outputs (FlashInfer's ONESHOT, and the ieee profile's): after the output pass, with a barrier of its
-//   own; then a second pass walks the output pass's packs again, the first one's values kept in registers (at
-//   decode sizes a thread's only pack), any later ones recomputed from the staged `pre`, gamma and the row's
-//   scale (the same bits).
+// - The T outputs (FlashInfer's ONESHOT, and the ieee profile's): in a kernel launched with clusters, from the
+//   row's dominant product where it has one (16-bit T: DominantProduct, which travels with the sum of squares
+//   as the early maximum does, and the output pass writes the codes); else after the output pass, with a
+//   barrier of its own (a cluster's, in a cluster), and a second pass that walks the output pass's packs
+//   again, recomputed from the staged `pre`, gamma and the row's scale (the same bits), but for the first
+//   pack, whose values stay in registers (at decode sizes a thread's only pack) where the kernel does not
+//   take the dominant product.
 // The mode is a runtime field of the tree, the same in every thread; a fused kernel computes the rows of one
 // QuantRows (below), so it holds the code of its own modes only, and the separate norm kernel all of them.
 //
@@ -40,7 +43,8 @@ namespace ar::cuda::detail {
 enum class QuantRows {
   kAny,              ///< every mode, chosen at run time (the separate norm kernel)
   kNoneOrFp8,        ///< unquantised rows and static FP8
-  kFp8Dynamic,       ///< dynamic FP8, its maximum after the output pass (FlashInfer's ONESHOT: the T outputs)
+  kFp8Dynamic,       ///< dynamic FP8 of the T outputs (FlashInfer's ONESHOT): the dominant product, else the
+                     ///< maximum after the output pass
   kFp8DynamicEarly,  ///< dynamic FP8 of fp32 values in TWOSHOT's order: the maximum before the scale (RowQuant)
   kNvfp4,            ///< NVFP4
 };
@@ -165,6 +169,101 @@ __device__ __forceinline__ std::uint32_t e2m1_word(const float (&v)[8], float el
   return word;
 }
 
+/// A block's warps and a cluster's blocks at most (norm_row.cuh's kMaxNormWarps and kMaxNormClusterSize).
+inline constexpr int kMaxDominantWarps = 32, kMaxDominantBlocks = 8;
+
+/// Dynamic FP8 of ONESHOT's T outputs x_i = T(RN(RN(p_i * s) * g_i)) (p_i the widened `pre`, g_i = wb + gamma_i,
+/// s the row's scale), 16-bit T: what a row folds so that its maximum can be known as soon as s is, in a row
+/// with a dominant product. Rounding after s can reorder two elements whose products |p_i * g_i| lie a few
+/// ulps apart, so the largest product alone does not name the largest x; but where the largest stands 32 ulps
+/// clear of every other element's, and nothing overflows or underflows on the way (`row_max` lists the
+/// conditions), its element's |x| is the row's maximum. tests/reference/fp8_dynamic_rule_test.cpp proves the
+/// rule against the model's maximum (the bound is written there) and finds that nearly every ordinary row
+/// takes it. An element is named by its 16 bits of pre and of gamma, which fix its x.
+struct DominantProduct {
+  static constexpr std::uint32_t kMagnitude = 0x7FFFFFFFu, kInfinity = 0x7F800000u;
+  std::uint32_t a1 = 0;  ///< the largest a = |RN(p * g)| (no FTZ), as an unsigned magnitude (NaN, Inf: >= kInfinity)
+  std::uint32_t id = 0;  ///< its element: pre's 16 bits, then gamma's
+  std::uint32_t a2 = 0;  ///< the largest a of an element with another name (a tie of two names: a1)
+  /// max(|p|, |g|) over the row: it bounds max |p| (no p_j * s overflows) and max |g| (an element whose
+  /// p_j * s is subnormal stays below), one register for both.
+  std::uint32_t bound = 0;
+
+  __device__ __forceinline__ void fold(std::uint32_t a, std::uint32_t element) {
+    const bool above = a > a1, same = a == a1 && element == id;
+    a2 = max(a2, above ? a1 : (same ? 0u : a));
+    if (above) {
+      a1 = a;
+      id = element;
+    }
+  }
+
+  /// Another part of the row's fold, folded into this one.
+  __device__ __forceinline__ void merge(const DominantProduct& o) {
+    fold(o.a1, o.id);
+    a2 = max(a2, o.a2);
+    bound = max(bound, o.bound);
+  }
+
+  /// Each element of a pack of `pre` with its gamma (g = wb + gamma in the profile's add, as the output's).
+  template <DType T, bool kFtz>
+  __device__ __forceinline__ void fold_pack(const uint4& pre, const uint4& gamma, float bias) {
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kElements; ++e) {
+      const float pe = Pack<T>::widen(pre, e), ge = add_f32<kFtz>(bias, Pack<T>::widen(gamma, e));
+      fold(__float_as_uint(ptx::mul_rn_f32(pe, ge)) & kMagnitude, half_bits(pre, e) << 16 | half_bits(gamma, e));
+      bound = max(bound, max(__float_as_uint(pe) & kMagnitude, __float_as_uint(ge) & kMagnitude));
+    }
+  }
+
+  /// The fold of the warp's 32 lanes, in every lane (the whole warp calls it). A lane whose largest is the
+  /// warp's but names another element than the first such lane's makes a tie.
+  __device__ __forceinline__ DominantProduct warp_fold() const {
+    DominantProduct w;
+    w.a1 = ptx::redux_max_u32(a1);
+    const bool largest = a1 == w.a1;
+    w.id = ptx::shfl_idx_u32(id, __ffs(static_cast<int>(ptx::vote_ballot(largest))) - 1);
+    w.a2 = ptx::redux_max_u32(largest ? (id == w.id ? a2 : w.a1) : a1);
+    w.bound = ptx::redux_max_u32(bound);
+    return w;
+  }
+
+  /// The row's absmax when the rule applies (then true), from the row's fold and its scale s: the dominant
+  /// element's |x|, as the output pass computes x, maxed with +0 in the profile's max.
+  template <DType T, bool kFtz>
+  __device__ __forceinline__ bool row_max(float s, float bias, float& absmax) const {
+    if (a1 >= kInfinity || a1 < 0x0D800000u /* 2^-100 */ || a2 + 32u > a1) return false;
+    const float pk = Pack<T>::widen(make_uint4(id >> 16, 0, 0, 0), 0);
+    const float gk = add_f32<kFtz>(bias, Pack<T>::widen(make_uint4(id & 0xFFFFu, 0, 0, 0), 0));
+    const float first = mul_f32<kFtz>(pk, s);
+    const std::uint32_t first_magnitude = __float_as_uint(first) & kMagnitude;
+    if (first_magnitude < 0x00800000u || first_magnitude >= kInfinity) return false;  // normal and finite
+    if ((__float_as_uint(mul_f32<kFtz>(__uint_as_float(bound), ptx::abs_f32(s))) & kMagnitude) >= kInfinity)
+      return false;  // some p_j * s overflows
+    const float y = mul_f32<kFtz>(first, gk);
+    const std::uint32_t y_magnitude = __float_as_uint(y) & kMagnitude;
+    if (y_magnitude < 0x01000000u /* 2^-125 */ ||
+        y_magnitude < (__float_as_uint(ptx::mul_rn_f32(__uint_as_float(bound), 0x1p-124f)) & kMagnitude))
+      return false;  // an element whose p_j * s is subnormal could lie above
+    const float x = Pack<T>::widen(make_uint4(Pack<T>::narrow(y), 0, 0, 0), 0);
+    absmax = quant_max<kFtz>(0.0f, quant_abs<kFtz>(x));
+    return true;
+  }
+};
+
+/// The shared memory of the dominant product's fold (kernels of QuantRows::kFp8Dynamic only): each warp's
+/// fold, and each block's, the latter written into every block of the cluster, two sets alternating row by row
+/// (a block a row ahead never writes what another still reads).
+struct DominantShared {
+  DominantProduct warps[kMaxDominantWarps];
+  DominantProduct blocks[2][kMaxDominantBlocks];
+};
+
+__device__ __forceinline__ DominantShared& dominant_shared() {
+  __shared__ DominantShared shared;
+  return shared;
+}
+
 /// A row's quantisation, in two parts. `on_pack` takes each pack as the output pass computes it (its fp32
 /// values and its T output): static FP8 writes its codes there, dynamic FP8 folds the pack into the thread's
 /// absmax and keeps the values of its first pack, and NVFP4 writes its blocks there when the two packs of a
@@ -177,6 +276,15 @@ struct RowQuant {
   static constexpr bool kEarlyMax = kRows == QuantRows::kFp8DynamicEarly;
   static constexpr bool kLateMax = kRows == QuantRows::kAny || kRows == QuantRows::kFp8Dynamic;
   static constexpr bool kMayNvfp4 = kRows == QuantRows::kAny || kRows == QuantRows::kNvfp4;
+  /// The T outputs' maximum from the row's dominant product where it has one (DominantProduct), in kernels
+  /// launched with clusters only, where the late way costs a cluster barrier and a second pass. Measured on an
+  /// H200 (W = 2, bf16, 1-16 tokens, the time over the unquantised fused call): D = 8192, 0.99-1.13 us the late
+  /// way, 0.83-0.97 us this one; a block alone's barrier costs less than the fold (D = 4096, with the fold
+  /// there too: 0.45 us the late way, 1.05-1.12 us this one).
+  static constexpr bool kDominant = kRows == QuantRows::kFp8Dynamic && T != DType::kFp32 && kCluster;
+  /// The late way keeps its first pack's values in registers for the second pass; not where the dominant
+  /// product makes it rare (its registers would spill on the common way).
+  static constexpr bool kKeepFirst = kLateMax && !kDominant;
   QuantMode mode = QuantMode::kNone;
   ScaleLayout layout = ScaleLayout::kSwizzled128x4;  ///< NVFP4's
   float scale = 0.0f;            ///< output_scale: static FP8's scale, NVFP4's global scale
@@ -193,7 +301,10 @@ struct RowQuant {
   /// from +0 is +0: a max with +0 gives that too. tests/reference/fp8_dynamic_rule_test.cpp replays the rule
   /// against the model's maximum. So the maximum of the a crosses the row's barrier with the sum of squares,
   /// with no barrier and no second pass of its own (docs/quant.md has what it saves on an H200).
-  float token_scale = 0.0f;      ///< kEarlyMax: the row's scale_out, known before the output pass
+  /// kEarlyMax, or kDominant and `dominant`: the row's scale_out, known before the output pass.
+  float token_scale = 0.0f;
+  DominantProduct fold;          ///< kDominant: this thread's part of the row's fold
+  bool dominant = false;         ///< kDominant: the rule applied to this row (the same in every thread)
   int kept_pack = -1;            ///< dynamic FP8: the first pack this thread output, whose values `kept` holds
   float kept[kElements] = {};    ///< (the second pass then recomputes only the packs after it: none at decode sizes)
 
@@ -267,6 +378,40 @@ struct RowQuant {
     token_scale = fp8_dynamic_scale(row_max);
   }
 
+  /// kDominant, before the row's first barrier (the whole block): each warp's fold into its slot.
+  __device__ __forceinline__ void publish_dominant() const {
+    const DominantProduct w = fold.warp_fold();
+    if (threadIdx.x % 32 == 0) dominant_shared().warps[threadIdx.x / 32] = w;
+  }
+
+  /// kDominant, by one warp between the row's first barrier and its second: the block's fold, from its warps'
+  /// slots, into its slot `rank` of every block of the cluster (of `blocks`).
+  __device__ __forceinline__ void merge_dominant(std::uint32_t nth, int rank, int blocks) const {
+    DominantShared& shared = dominant_shared();
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    const DominantProduct w = lane < static_cast<int>(blockDim.x) / 32 ? shared.warps[lane] : DominantProduct{};
+    const DominantProduct b = w.warp_fold();
+    if (lane != 0) return;
+    DominantProduct* const slot = &shared.blocks[nth % 2][rank];
+    static_assert(kCluster && sizeof(DominantProduct) == 4 * sizeof(std::uint32_t));
+    const std::uint32_t words[4] = {b.a1, b.id, b.a2, b.bound};
+    for (int r = 0; r < blocks; ++r)
+      for (int k = 0; k < 4; ++k)
+        ptx::st_shared_cluster_u32(reinterpret_cast<const std::uint32_t*>(slot) + k, static_cast<std::uint32_t>(r),
+                                   words[k]);
+  }
+
+  /// kDominant, after the row's second barrier, once its scale is known: whether the rule applies and, if so,
+  /// the token scale (every thread alike). A row it does not apply to goes the late way (finish).
+  __device__ __forceinline__ void take_dominant(std::uint32_t nth, int blocks, float scale, float bias) {
+    const DominantShared& shared = dominant_shared();
+    DominantProduct row = shared.blocks[nth % 2][0];
+    for (int r = 1; r < blocks; ++r) row.merge(shared.blocks[nth % 2][r]);
+    float absmax;
+    dominant = row.row_max<T, kFtz>(scale, bias, absmax);
+    if (dominant) token_scale = fp8_dynamic_scale(absmax);
+  }
+
   /// NVFP4 block `block` of row t, the T outputs of its two packs in `y` and their amax (pack_amax's, folded).
   __device__ __forceinline__ void store_nvfp4_block(const NormSlot& io, std::uint32_t t, std::uint32_t row_packs,
                                                     int block, std::uint32_t amax, const uint4 (&y)[2]) const {
@@ -309,7 +454,16 @@ struct RowQuant {
         store_fp8_dynamic(io, first, v, token_scale);
         return;
       }
-      const bool keep = kept_pack < 0;
+      if constexpr (kDominant) {
+        if (dominant) {
+          float x[kElements];
+#pragma unroll
+          for (int e = 0; e < kElements; ++e) x[e] = Pack<T>::widen(y, e);
+          store_fp8_dynamic(io, first, x, token_scale);
+          return;
+        }
+      }
+      const bool keep = kKeepFirst && kept_pack < 0;
 #pragma unroll
       for (int e = 0; e < kElements; ++e) {
         const float x = from_fp32 ? v[e] : Pack<T>::widen(y, e);
@@ -351,8 +505,9 @@ struct RowQuant {
       rank = static_cast<int>(ptx::cluster_ctarank());
       blocks = static_cast<int>(ptx::cluster_nctarank());
     }
-    if constexpr (kEarlyMax) {
+    if (kEarlyMax || (kDominant && dominant)) {  // the token scale known before the output pass
       if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
+      if constexpr (kDominant) clear_next_max(shared, nth);  // as the late way would: the next row may take it
       return;
     }
     if (kLateMax && mode == QuantMode::kFp8Dynamic) {

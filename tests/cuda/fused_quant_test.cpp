@@ -191,6 +191,53 @@ TEST_CASE("quantised fused calls on edge values: NaN, Inf, zero rows and blocks,
     }
 }
 
+TEST_CASE("ONESHOT's dynamic FP8: rows with a dominant product and rows without, mixed in every block", "[gpu]") {
+  // FlashInfer's ONESHOT (and the ieee profile's) take a row's maximum from its dominant product where it has
+  // one, in a kernel launched with clusters (cuda/detail/quant_row.cuh, DominantProduct: here D = 8192), else
+  // after the output pass (every row of D = 2880, a block a row). Random rows nearly all have one; here about
+  // a third of the rows (a hash of the row picks them) have none: their two largest products tie with two
+  // names, pre R at the first element against gamma 1 and R/2 at the last against gamma 2 (so in other warps,
+  // and at D = 8192 in other blocks of the cluster), R a power of two from 2^21, another one each row, above
+  // every other product, which stays below 2^20; their maximum goes the late way. Rounds of the minimum size
+  // (round_bytes 1) make each block, and each cluster at D = 8192, compute a row of every round, so the two
+  // ways alternate within a block and reuse each other's shared words, and a late row's maximum left in a word
+  // the next late row finds would show as a wrong token scale (R differs row by row).
+  const int sms = ar::cuda::device_info(0).sm_count;
+  const int world = 2;
+  const DType t = DType::kBf16;
+  std::uint64_t seed = 9700;
+  int tie_rows = 0, rows = 0;
+  for (const std::int64_t hidden : {2880, 8192}) {
+    const ar::ProblemShape shape{world, hidden == 2880 ? 1500 : 400, hidden, t};
+    VirtualGroup::Options options = quant_group_options(world, {shape});
+    options.round_bytes = 1;
+    VirtualGroup group(options);
+    ar::test::FlagsModel model(group);
+    auto input = ar::random_input(t, world, shape.tokens, hidden, ++seed, 12);
+    auto norm = quant_norm(shape, seed, kModes[1], kScales[0], sms);
+    const std::int64_t last = hidden - 1;
+    norm.gamma.set_bits(0, 0x3F80u);     // 1
+    norm.gamma.set_bits(last, 0x4000u);  // 2
+    for (std::int64_t row = 0; row < shape.tokens; ++row) {
+      ++rows;
+      if ((static_cast<std::uint32_t>(row) * 0x9E3779B1u) >> 29 >= 3) continue;  // 3 rows in 8
+      ++tie_rows;
+      const std::uint32_t r = 0x4A00u + static_cast<std::uint32_t>(row % 5) * 0x80u;  // 2^21 .. 2^25
+      for (int rank = 0; rank < world; ++rank)
+        for (std::int64_t d : {std::int64_t(0), last}) input.set_bits((rank * shape.tokens + row) * hidden + d, 0u);
+      norm.residual.set_bits(row * hidden, r);
+      norm.residual.set_bits(row * hidden + last, r - 0x80u);  // R / 2
+    }
+    for (Profile p : {Profile::kFlashInfer, Profile::kIeee})
+      for (bool pdl : {false, true}) {
+        const VirtualGroup::Call call{shape, Strategy::kOneShot, p, pdl};
+        require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
+      }
+  }
+  CHECK(tie_rows * 4 > rows);
+  CHECK(tie_rows * 2 < rows);
+}
+
 TEST_CASE("the norm as a separate kernel quantises as the fused call does", "[gpu]") {
   std::uint64_t seed = 9500;
   const int world = 4;
