@@ -141,8 +141,9 @@ TEST_CASE("dynamic FP8's early maximum: rows the rule must not get wrong", "[ref
 // Why it holds: for an element j whose q_j is normal, |q_j g_j| <= |p_j g_j| |s| (1 + u) <= (a_j / (1 - u) +
 // 2^-150) |s| (1 + u), and |q g_k| >= (a1 / (1 + u) - 2^-150) |s| (1 - u), u = 2^-24; the margin covers both
 // (about 4u is needed), so |q_j g_j| <= |q g_k| and rounding, FTZ's flushes, the narrowing to T and the
-// absolute value all keep that order. For q_j subnormal or flushed, |q_j g_j| < 2^-126 max |g| <= 2^-126 b. Where the rule does not apply the kernels
-// take the row's maximum after the output pass, as before.
+// absolute value all keep that order. For q_j subnormal or flushed, |q_j g_j| < 2^-126 max |g| <= 2^-126 b.
+// Where the rule does not apply (and in every kernel launched without clusters) the kernels take the row's
+// maximum after the output pass.
 
 namespace {
 
