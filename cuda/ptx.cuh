@@ -254,6 +254,7 @@ __device__ __forceinline__ std::uint32_t shfl_bfly_u32(std::uint32_t v, int mask
 /// shfl.sync.idx.b32 over the full warp: lane `source`'s value. Every lane must call it.
 __device__ __forceinline__ float shfl_idx_f32(float v, int source) { return __shfl_sync(0xFFFFFFFFu, v, source); }
 
+/// shfl_idx_f32 of a 32-bit word.
 __device__ __forceinline__ std::uint32_t shfl_idx_u32(std::uint32_t v, int source) {
   return __shfl_sync(0xFFFFFFFFu, v, source);
 }

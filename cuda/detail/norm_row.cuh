@@ -16,14 +16,14 @@
 
 #include "cuda/detail/lamport.cuh"
 #include "cuda/detail/quant_row.cuh"
+#include "reference/fused_launch.h"
 #include "reference/rsqrt_rn.h"
 
 namespace ar::cuda::detail {
 
 inline constexpr int kWarpLanes = 32;
-inline constexpr int kMaxNormClusterSize = 8;  // reference kMaxClusterSize
-inline constexpr int kMaxNormWarps = 32;       // reference kMaxBlockSize / 32
-static_assert(kMaxNormClusterSize == kMaxDominantBlocks && kMaxNormWarps == kMaxDominantWarps);
+inline constexpr int kMaxNormClusterSize = kMaxClusterSize;       // reference/fused_launch.h
+inline constexpr int kMaxNormWarps = kMaxBlockSize / kWarpLanes;  // a block's warps at most
 
 
 /// op applied word by word to two packs: (op(a.x, b.x), ..., op(a.w, b.w)).

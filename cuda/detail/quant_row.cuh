@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "cuda/detail/lamport.cuh"
+#include "reference/fused_launch.h"
 #include "reference/fused_quant.h"
 #include "reference/nvfp4_scale_layout.h"
 #include "reference/quant_formats.h"
@@ -169,9 +170,6 @@ __device__ __forceinline__ std::uint32_t e2m1_word(const float (&v)[8], float el
   return word;
 }
 
-/// A block's warps and a cluster's blocks at most (norm_row.cuh's kMaxNormWarps and kMaxNormClusterSize).
-inline constexpr int kMaxDominantWarps = 32, kMaxDominantBlocks = 8;
-
 /// Dynamic FP8 of ONESHOT's T outputs x_i = T(RN(RN(p_i * s) * g_i)) (p_i the widened `pre`, g_i = wb + gamma_i,
 /// s the row's scale), 16-bit T: what a row folds so that its maximum can be known as soon as s is, in a row
 /// with a dominant product. Rounding after s can reorder two elements whose products |p_i * g_i| lie a few
@@ -255,8 +253,8 @@ struct DominantProduct {
 /// fold, and each block's, the latter written into every block of the cluster, two sets alternating row by row
 /// (a block a row ahead never writes what another still reads).
 struct DominantShared {
-  DominantProduct warps[kMaxDominantWarps];
-  DominantProduct blocks[2][kMaxDominantBlocks];
+  DominantProduct warps[kMaxBlockSize / 32];        ///< a block's warps at most (reference/fused_launch.h)
+  DominantProduct blocks[2][kMaxClusterSize];
 };
 
 __device__ __forceinline__ DominantShared& dominant_shared() {
