@@ -31,20 +31,16 @@ int reference_fused(const std::string& input, const std::optional<DType>& dtype,
                     const std::optional<QuantOptions>& quant, const QuantArgs& quant_args, const std::string& output,
                     std::ostream& out, std::ostream& err) {
   check_fused_profile(profile);
-  std::vector<std::pair<const char*, std::string>> named{{"--output", output},
-                                                         {"--residual-out", fused_args.residual_out}};
+  std::vector<std::string> paths{output, fused_args.residual_out}, flags{"--output", "--residual-out"};
   if (quant) {
-    named.emplace_back("--quant-out", quant_args.quant_out);
-    if (has_scale_out(quant->mode)) named.emplace_back("--scale-out", quant_args.scale_out);
+    paths.push_back(quant_args.quant_out);
+    flags.emplace_back("--quant-out");
+    if (has_scale_out(quant->mode)) {
+      paths.push_back(quant_args.scale_out);
+      flags.emplace_back("--scale-out");
+    }
   }
-  for (std::size_t i = 0; i < named.size(); ++i)
-    for (std::size_t j = i + 1; j < named.size(); ++j)
-      if (same_file(named[i].second, named[j].second))
-        throw UsageError(fmt::format("{} and {} both name '{}'; the fused call writes {} files", named[i].first,
-                                     named[j].first, named[i].second, named.size()));
-  std::vector<std::string> paths;
-  for (const auto& [flag, path] : named) paths.push_back(path);
-  OutputSet files(paths);
+  OutputSet files(paths, flags);
   const auto start = std::chrono::steady_clock::now();
   const RankInputs in = load_rank_inputs(input, dtype);
   if (quant) check_quant_input(input, in, *quant);

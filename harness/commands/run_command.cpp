@@ -16,6 +16,7 @@
 #include "harness/commands/fused_options.h"
 #include "harness/commands/job_options.h"
 #include "harness/commands/list_options.h"
+#include "harness/commands/options.h"
 #include "harness/commands/run_batches.h"
 #include "harness/commands/run_plan.h"
 #include "harness/commands/run_report.h"
@@ -357,7 +358,7 @@ int run_command(const CommandArgs& all_args, std::ostream& out, std::ostream& er
     throw UsageError(fmt::format("--batches {} is outside [0, {}]", batches.max_tokens, 1 << 20));
   if (batches.max_tokens == 0)  // the options of --batches do nothing without it: refused rather than ignored
     for (const char* name : {"batch-strategies", "batch-kinds", "batch-bytes"})
-      if (!vm[name].defaulted()) throw UsageError(fmt::format("--{} belongs to --batches: give --batches N too", name));
+      if (option_given(vm, name)) throw UsageError(fmt::format("--{} belongs to --batches: give --batches N too", name));
   if (batches.max_tokens > 0) {
     if (s.kind == InputKind::kGolden) throw UsageError("--batches makes its own inputs: it does not take --inputs golden");
     if (!vm["calls"].defaulted()) throw UsageError("--batches replaces --calls: give one or the other");

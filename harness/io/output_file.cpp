@@ -212,12 +212,17 @@ void write_file_atomically(const std::string& path, std::string_view contents) {
   f.commit();
 }
 
-OutputSet::OutputSet(const std::vector<std::string>& paths) {
+OutputSet::OutputSet(const std::vector<std::string>& paths, const std::vector<std::string>& labels) {
+  if (!labels.empty() && labels.size() != paths.size()) throw std::logic_error("OutputSet: one label a path");
   for (const std::string& p : paths) check_target(p);  // each OutputFile's own unnamed file is its folder's trial
   for (std::size_t i = 0; i < paths.size(); ++i)
     for (std::size_t j = i + 1; j < paths.size(); ++j)
       if (same_file(paths[i], paths[j]))
-        throw UsageError(fmt::format("'{}' and '{}' name the same file: each output needs its own", paths[i], paths[j]));
+        throw UsageError(
+            labels.empty()
+                ? fmt::format("'{}' and '{}' name the same file: each output needs its own", paths[i], paths[j])
+                : fmt::format("{} and {} both name '{}': each output needs a file of its own", labels[i], labels[j],
+                              paths[i]));
   for (const std::string& p : paths) files_.push_back(std::make_unique<OutputFile>(p));
 }
 

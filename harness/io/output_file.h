@@ -73,8 +73,10 @@ void write_file_atomically(const std::string& path, std::string_view contents);
 /// leave some targets new and others old.
 class OutputSet {
  public:
-  /// Checks every path (check_output_path) before anything is written. Throws UsageError.
-  explicit OutputSet(const std::vector<std::string>& paths);
+  /// Checks every path (check_output_path) before anything is written, and that no two name one file
+  /// (same_file). `labels`, when given, say what named each path (an option, as "--output"), for the message
+  /// of two that name one file. Throws UsageError.
+  explicit OutputSet(const std::vector<std::string>& paths, const std::vector<std::string>& labels = {});
   OutputFile& file(std::size_t i) { return *files_.at(i); }
   /// Commits every file, in order, or none when any cannot be staged. Throws UsageError naming the file.
   void commit();
