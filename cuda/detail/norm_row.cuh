@@ -380,11 +380,9 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
           quant.fold_products(products);
         }
         if constexpr (kDominant) {
-          // gamma from L1 (prefetched above) or kept_gamma: loaded before the poll, its registers would live
-          // across the poll's call to its slow path, which spilled.
-          const uint4 g = one_round && pack == static_cast<int>(threadIdx.x)
-                              ? kept_gamma
-                              : load_input(io.gamma, static_cast<std::uint32_t>(pack));
+          // gamma from L1 (prefetched above; kDominant kernels run in clusters, where no gamma is kept): loaded
+          // before the poll, its registers would live across the poll's call to its slow path, which spilled.
+          const uint4 g = load_input(io.gamma, static_cast<std::uint32_t>(pack));
           quant.fold.template fold_pack<T, kFtz>(pre, g, __uint_as_float(tree.weight_bias));
         }
         reinterpret_cast<uint4*>(io.residual_out)[at] = pre;
