@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
   const NormSlot& io = fp.norm[blockIdx.z];
   uint4* const staged = staged_row(my.row_packs);
-  RowCursor rows = begin_rows<kCluster>();  // a row per cluster of blocks
+  RowCursor rows = begin_rows<kCluster, kRows>();  // a row per cluster of blocks
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);  // in.t0 % W == 0

@@ -197,19 +197,26 @@ __device__ __forceinline__ NormShared& norm_shared() {
   return shared;
 }
 
-/// Before a kernel's first row: clears the failure word (and the first rows' quantised maxima), and with a cluster waits until every block of the
-/// cluster has, so no block's report of a failure can be cleared afterwards (a block alone reads the word
-/// only after the first row's barrier). Every thread must call it.
+/// Before a kernel's first row: clears the failure word and the first two rows' quantised maxima; with a
+/// cluster, then waits until every block of the cluster has, so no block's report of a failure or maximum can
+/// be cleared afterwards. A block alone reads the failure word only after the first row's barrier, and most
+/// of its kernels write the maxima only after it too; kRows = kFp8DynamicEarly writes them before it, so
+/// that kernel waits for its block here. Every thread must call it.
 /// kCluster: the kernel is launched with clusters. A kernel that never is holds no cluster instruction at all
 /// (measured on an H200: their mere presence cost a one-block row 0.4 us).
-template <bool kCluster>
+template <bool kCluster, QuantRows kRows>
 __device__ __forceinline__ void norm_rows_begin() {
   if (threadIdx.x == 0) {
     NormShared& shared = norm_shared();
     shared.failed = 0u;
     shared.quant.row_max[0] = shared.quant.row_max[1] = 0u;
   }
-  if constexpr (kCluster) ptx::cluster_sync();
+  // TWOSHOT's dynamic FP8 maxes into the first row's word before that row's first barrier: without a barrier
+  // here a warp could get there before thread 0's clear, and the row's scale would miss that warp's maximum.
+  if constexpr (kCluster)
+    ptx::cluster_sync();
+  else if constexpr (kRows == QuantRows::kFp8DynamicEarly)
+    ptx::bar_cta_sync();
 }
 
 /// The rows of a round this block's cluster computes: t0 + cluster, t0 + cluster + clusters, ... (a cluster of
@@ -219,9 +226,9 @@ struct RowCursor {
 };
 
 /// norm_rows_begin, then the block's cursor over the rows.
-template <bool kCluster>
+template <bool kCluster, QuantRows kRows>
 __device__ __forceinline__ RowCursor begin_rows() {
-  norm_rows_begin<kCluster>();
+  norm_rows_begin<kCluster, kRows>();
   const std::uint32_t blocks = kCluster ? ptx::cluster_nctarank() : 1u;
   return RowCursor{blockIdx.x / blocks, gridDim.x / blocks, 0};
 }

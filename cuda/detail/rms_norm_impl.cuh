@@ -15,7 +15,7 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) rms_norm_rows(const __g
   const std::uint32_t z = blockIdx.z;
   const std::uint32_t row_packs = static_cast<std::uint32_t>(p.row_packs);
   uint4* const staged = staged_row(row_packs);
-  norm_rows_begin<false>();
+  norm_rows_begin<false, QuantRows::kAny>();
   std::uint32_t nth = 0;
   for (std::uint32_t t = blockIdx.x; t < static_cast<std::uint32_t>(p.tokens); t += gridDim.x)
     norm_row<T, kFtz, false, QuantRows::kAny>(p.tree, p.norm[z], p.output[z], t, nth++, row_packs, staged, [&](int pack, uint4& ar) {
