@@ -211,8 +211,9 @@ __device__ __forceinline__ void norm_rows_begin() {
     shared.failed = 0u;
     shared.quant.row_max[0] = shared.quant.row_max[1] = 0u;
   }
-  // TWOSHOT's dynamic FP8 maxes into the first row's word before that row's first barrier: without a barrier
-  // here a warp could get there before thread 0's clear, and the row's scale would miss that warp's maximum.
+  // kFp8DynamicEarly rows (TWOSHOT's dynamic FP8) max into the first row's word before that row's first
+  // barrier: without a barrier here a warp could get there before thread 0's clear, and the row's scale would
+  // miss that warp's maximum.
   if constexpr (kCluster)
     ptx::cluster_sync();
   else if constexpr (kRows == QuantRows::kFp8DynamicEarly)
