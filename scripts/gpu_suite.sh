@@ -154,6 +154,14 @@ if has sanitize; then
     run_logged "sanitizer_$tool" 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$cli" "${small[@]}"
   done
   run_logged sanitizer_initcheck 300 compute-sanitizer --tool initcheck --error-exitcode 9 "$cli" "${small[@]}"
+  # Fused calls with several rows a block and the quantised modes, one in clusters: racecheck reorders warps,
+  # which showed TWOSHOT's dynamic FP8 taking a row maximum that a warp had written before thread 0 cleared it
+  # (a wrong code is the run's exit 1, not the sanitizer's 9).
+  fused=(run --world 2 --dtype bf16,fp16 --profile flashinfer --pdl off --repeat 1 --timeout-ms 60000
+         --calls twoshot:N=300:D=4096:fused:quant=fp8-dynamic,oneshot:N=300:D=2880:fused:quant=fp8-dynamic,oneshot:N=300:D=4096:fused,twoshot:N=300:D=4096:fused:quant=nvfp4,oneshot:N=4:D=8192:fused:quant=fp8-dynamic)
+  for tool in racecheck synccheck; do
+    run_logged "sanitizer_fused_$tool" 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$cli" "${fused[@]}"
+  done
 fi
 
 if has run; then
