@@ -70,6 +70,12 @@ struct Pack<DType::kFp32> {
   static constexpr std::uint32_t kNegativeZero = 0x80000000u;
 };
 
+/// One element, given by its bits (the low 16 of `bits` for a 16-bit T), widened to fp32 as Pack<T>::widen does.
+template <DType T>
+__device__ __forceinline__ float widen_element(std::uint32_t bits) {
+  return Pack<T>::widen(make_uint4(bits, 0, 0, 0), 0);
+}
+
 /// Maps every exact -0 element of the pack to +0 (SPEC section 3: written data never equals the sentinel).
 template <DType T>
 __device__ __forceinline__ uint4 sanitize_negative_zero(uint4 p) {

@@ -153,7 +153,7 @@ __device__ __forceinline__ std::uint32_t pack_amax(const uint4& y) {
 /// scale: SF = e4m3(g * (amax * RECIPROCAL_6)), g / SF (0 when SF is 0; a NaN SF is not 0).
 template <DType T, bool kFtz>
 __device__ __forceinline__ std::uint32_t nvfp4_scale(std::uint32_t amax_bits, float global, float& element_scale) {
-  const float amax = Pack<T>::widen(make_uint4(amax_bits & 0xFFFFu, 0, 0, 0), 0);
+  const float amax = widen_element<T>(amax_bits & 0xFFFFu);
   const float scale_input = mul_f32<kFtz>(global, mul_f32<kFtz>(amax, __uint_as_float(kReciprocalOfSix)));
   const std::uint32_t code = e4m3_pair(scale_input, 0.0f) & 0xFFu;
   const float scale = e4m3_value(code);
@@ -231,8 +231,8 @@ struct DominantProduct {
   template <DType T, bool kFtz>
   __device__ __forceinline__ bool row_max(float s, float bias, float& absmax) const {
     if (a1 >= kInfinity || a1 < 0x0D800000u /* 2^-100 */ || a2 + 32u > a1) return false;
-    const float pk = Pack<T>::widen(make_uint4(id >> 16, 0, 0, 0), 0);
-    const float gk = add_f32<kFtz>(bias, Pack<T>::widen(make_uint4(id & 0xFFFFu, 0, 0, 0), 0));
+    const float pk = widen_element<T>(id >> 16);
+    const float gk = add_f32<kFtz>(bias, widen_element<T>(id & 0xFFFFu));
     const float first = mul_f32<kFtz>(pk, s);
     const std::uint32_t first_magnitude = __float_as_uint(first) & kMagnitude;
     if (first_magnitude < 0x00800000u || first_magnitude >= kInfinity) return false;  // normal and finite
@@ -243,7 +243,7 @@ struct DominantProduct {
     if (y_magnitude < 0x01000000u /* 2^-125 */ ||
         y_magnitude < (__float_as_uint(ptx::mul_rn_f32(__uint_as_float(bound), 0x1p-124f)) & kMagnitude))
       return false;  // an element whose p_j * s is subnormal could lie above
-    const float x = Pack<T>::widen(make_uint4(Pack<T>::narrow(y), 0, 0, 0), 0);
+    const float x = widen_element<T>(Pack<T>::narrow(y));
     absmax = quant_max<kFtz>(0.0f, quant_abs<kFtz>(x));
     return true;
   }
