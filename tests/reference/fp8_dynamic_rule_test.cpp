@@ -180,10 +180,10 @@ std::optional<std::uint32_t> dominant_rule_scale(DType t, const NormArithmetic& 
   if (d.a1 >= kPositiveInf || d.a1 < 0x0D800000u /* 2^-100 */ || d.a2 + 32u > d.a1) return std::nullopt;
   const std::uint32_t p = widen_to_fp32(d.id >> 16, t);
   const std::uint32_t g = add_fp32(norm.weight_bias, widen_to_fp32(d.id & 0xFFFFu, t), norm.ftz);
-  const std::uint32_t first = mul_fp32(p, s, norm.ftz) & kMagnitude;
-  if (first < 0x00800000u || first >= kPositiveInf) return std::nullopt;
+  const std::uint32_t first = mul_fp32(p, s, norm.ftz);
+  if ((first & kMagnitude) < 0x00800000u || (first & kMagnitude) >= kPositiveInf) return std::nullopt;
   if ((mul_fp32(d.bound, s & kMagnitude, norm.ftz) & kMagnitude) >= kPositiveInf) return std::nullopt;
-  const std::uint32_t y = mul_fp32(mul_fp32(p, s, norm.ftz), g, norm.ftz);
+  const std::uint32_t y = mul_fp32(first, g, norm.ftz);
   const std::uint32_t y_magnitude = y & kMagnitude;
   if (y_magnitude < 0x01000000u /* 2^-125 */ ||
       y_magnitude < (mul_fp32(d.bound, 0x01800000u /* 2^-124 */, /*ftz=*/false) & kMagnitude))
