@@ -180,8 +180,8 @@ std::optional<std::uint32_t> dominant_rule_scale(DType t, const NormArithmetic& 
   if (d.a1 >= kPositiveInf || d.a1 < 0x0D800000u /* 2^-100 */ || d.a2 + 32u > d.a1) return std::nullopt;
   const std::uint32_t p = widen_to_fp32(d.id >> 16, t);
   const std::uint32_t g = add_fp32(norm.weight_bias, widen_to_fp32(d.id & 0xFFFFu, t), norm.ftz);
-  const std::uint32_t first = mul_fp32(p, s, norm.ftz);
-  if ((first & kMagnitude) < 0x00800000u || (first & kMagnitude) >= kPositiveInf) return std::nullopt;
+  const std::uint32_t first = mul_fp32(p, s, norm.ftz), first_magnitude = first & kMagnitude;
+  if (first_magnitude < 0x00800000u || first_magnitude >= kPositiveInf) return std::nullopt;
   if ((mul_fp32(d.bound, s & kMagnitude, norm.ftz) & kMagnitude) >= kPositiveInf) return std::nullopt;
   const std::uint32_t y = mul_fp32(first, g, norm.ftz);
   const std::uint32_t y_magnitude = y & kMagnitude;
