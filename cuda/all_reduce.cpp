@@ -36,6 +36,38 @@ bool takes_direct(const AllReduceArguments& a, Strategy resolved) {
 /// A call's quantised output (fused_kernel has kernels for some modes of their own).
 QuantMode quant_mode(const AllReduceArguments& a) { return a.norm ? a.norm->quant : QuantMode::kNone; }
 
+/// Whether [a, a + a_bytes) and [b, b + b_bytes) share a byte (a null pointer shares none).
+bool overlap(const void* a, std::int64_t a_bytes, const void* b, std::int64_t b_bytes) {
+  if (a == nullptr || b == nullptr) return false;
+  const auto x = reinterpret_cast<std::uintptr_t>(a), y = reinterpret_cast<std::uintptr_t>(b);
+  return x < y + static_cast<std::uintptr_t>(b_bytes) && y < x + static_cast<std::uintptr_t>(a_bytes);
+}
+
+/// Whether a fused call writes over its residual on some rank: residual_out in place of it (an engine's
+/// in-place residual update), or any other output where it lies. FlashInfer's threads each read the residual
+/// of the packs they write, so such a call is well defined; a row's replicas (replica_plan) each read all of
+/// it but write only their part, so they must not take one.
+bool writes_over_residual(const AllReduceArguments& a) {
+  if (!a.norm) return false;
+  const std::int64_t n = a.shape.tokens, d = a.shape.hidden, bytes = a.shape.bytes_per_rank();
+  const std::int64_t quant_bytes = quant_out_bytes(a.norm->quant, n, d);
+  const std::int64_t scale_bytes = scale_out_bytes(a.norm->quant, a.norm->scale_layout, n, d);
+  return std::any_of(a.ranks.begin(), a.ranks.end(), [&](const RankIo& r) {
+    return overlap(r.residual, bytes, r.residual_out, bytes) || overlap(r.residual, bytes, r.output, bytes) ||
+           overlap(r.residual, bytes, r.quant_out, quant_bytes) || overlap(r.residual, bytes, r.scale_out, scale_bytes);
+  });
+}
+
+/// The most blocks a register row of this call may take (replica_plan). Measured on an H200 (W = 2, bf16,
+/// D = 4096 and 8192, 1-16 tokens, one run): NVFP4 rows, whose e2m1 codes and block scales are most of a row's
+/// work after the poll, are fastest with up to four (0.12-0.26 us above the unquantised call at D = 4096, where
+/// one block a row gave 0.53-0.58 us); unquantised, static and dynamic FP8 rows were 0.05-0.2 us faster with one
+/// block a row than with two. A call that writes over its residual takes one (writes_over_residual).
+int most_row_replicas(const AllReduceArguments& a) {
+  if (writes_over_residual(a)) return 1;
+  return quant_mode(a) == QuantMode::kNvfp4 ? kMaxRowReplicas : 1;
+}
+
 /// Plain ONESHOT calls of at least this many bytes a rank under the invariant profile at W below
 /// kOneShotChunksFromWorld run the ieee kernels (kernel_arith). Measured on an H200 (bf16, graph replay,
 /// against flashinfer in the same run): at 8 and 16 MiB the invariant kernels were +0.2/+3.0% (W = 2) and
@@ -59,8 +91,8 @@ detail::FoldArith kernel_arith(const AllReduceArguments& a, Strategy resolved) {
 
 /// The kernel of a call of arithmetic `arith` (kernel_arith).
 const void* kernel_for(Strategy resolved, DType t, detail::FoldArith arith, bool fused, bool direct, QuantMode quant,
-                       bool cluster = false) {
-  if (fused) return fused_kernel(resolved, t, arith.ftz, arith.exact, cluster, quant);
+                       RowBlocks blocks = RowBlocks::kBlock) {
+  if (fused) return fused_kernel(resolved, t, arith.ftz, arith.exact, blocks, quant);
   if (direct) return two_shot_direct_kernel(t, arith.ftz, arith.exact);
   return resolved == Strategy::kOneShot ? one_shot_kernel(t, arith.ftz, arith.exact)
                                         : two_shot_kernel(t, arith.ftz, arith.exact);
@@ -280,19 +312,44 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
                                                                      std::min(fit, a.workspace->direct.max_blocks)));
     return plan;
   }
+  // A block alone whose threads hold one or two packs of the row each (register_packs: decode rows) takes the
+  // register rows' kernel, which stages nothing, where that kernel is as resident as the launch needs (then no
+  // cluster, and no cluster barrier); each row then by as many blocks as replica_plan gives it.
+  if (fused) {
+    const int packs = register_packs(*plan.norm, a.profile, plan.threads_per_block);
+    const RowBlocks blocks = packs == 1 ? RowBlocks::kOnePack : RowBlocks::kTwoPacks;
+    const int register_resident =
+        packs > 0 ? resident_blocks(kernel_for(plan.strategy, a.shape.dtype, arith, fused, /*direct=*/false,
+                                               quant_mode(a), blocks),
+                                    BlockShape{plan.threads_per_block, 0}, a.device)
+                  : 0;
+    const std::int64_t register_fit = register_resident / plan.slots;
+    if (packs > 0 && plan.blocks_per_rank <= register_fit) {
+      const ReplicaPlan replicas =
+          replica_plan(round_rows, row_packs, plan.blocks_per_rank, register_fit, most_row_replicas(a));
+      plan.row_blocks = blocks;
+      plan.resident_blocks = register_resident;
+      plan.row_replicas = replicas.replicas;
+      plan.row_part_packs = replicas.part;
+      plan.blocks_per_rank = static_cast<int>(replicas.blocks);
+      plan.shared_bytes = 0;
+      return plan;
+    }
+  }
   // Few rows wider than a block: a cluster of blocks per row, as few as give every thread one pack (at most
   // FlashInfer's cluster size and 8), when every cluster of every rank can be resident at once. Measured on
   // an H200: a cluster barrier costs about as much as a block spends on a 512-pack row, so a row that fits
   // one block stays in one (D = 4096 bf16, one token: 4.6 us alone, 5.6 us over 8 blocks), and a 1024-pack
   // row gains from two (D = 8192: 6.3 us alone, 5.6 us over 8 blocks).
   const void* kernel =
-      kernel_for(plan.strategy, a.shape.dtype, arith, fused, /*direct=*/false, quant_mode(a), /*cluster=*/true);
+      kernel_for(plan.strategy, a.shape.dtype, arith, fused, /*direct=*/false, quant_mode(a), RowBlocks::kCluster);
   int widest = 1;
   while (widest < kMaxClusterSize && std::int64_t{widest} * kFusedBlockThreads < row_packs) widest *= 2;
   for (int c = fused ? std::min(widest, plan.norm->cluster_size()) : 1; c > 1; c /= 2) {
     const std::int64_t blocks = round_up(std::max(wanted, round_rows * c), c);
     if (plan.slots * (blocks / c) <= resident_clusters(kernel, block, c, a.device)) {
       plan.cluster_blocks = c;
+      plan.row_blocks = RowBlocks::kCluster;
       plan.blocks_per_rank = static_cast<int>(blocks);
       break;
     }
@@ -345,6 +402,12 @@ void launch(const AllReduceArguments& a, Stream stream) {
       fused.norm[i] = NormSlot{a.ranks[i].residual,  a.ranks[i].residual_out, a.ranks[i].gamma,
                                a.ranks[i].quant_out, a.ranks[i].scale_out,    a.ranks[i].quant_scale};
     fused.tree = detail::norm_tree(*plan.norm, *a.norm, a.profile);
+    fused.row_replicas = plan.row_replicas;
+    fused.row_part_packs = static_cast<std::uint32_t>(plan.row_part_packs);
+    // The kernels' rows step by the grid's groups of replicas: a grid of fewer blocks would never end a row.
+    if (plan.blocks_per_rank % plan.row_replicas != 0)
+      throw std::logic_error(fmt::format("{} blocks a rank do not make groups of {} replicas", plan.blocks_per_rank,
+                                         plan.row_replicas));
     kernel_args[0] = &fused;
   }
 
@@ -365,7 +428,7 @@ void launch(const AllReduceArguments& a, Stream stream) {
   config.numAttrs = plan.cluster_blocks > 1 ? 2 : 1;
   AR_CUDA_CHECK(cudaLaunchKernelExC(&config,
                                     kernel_for(plan.strategy, a.shape.dtype, arith, plan.norm.has_value(), plan.direct,
-                                               quant_mode(a), plan.cluster_blocks > 1),
+                                               quant_mode(a), plan.row_blocks),
                                     kernel_args));
   AR_CUDA_CHECK(cudaGetLastError());
 }

@@ -91,6 +91,12 @@ struct LaunchPlan {
   std::optional<NormLaunch> norm;  ///< a fused call: FlashInfer's launch, whose summation tree the kernel follows
   /// A fused call with few rows: each row is computed by a cluster of this many blocks (1: one block).
   int cluster_blocks = 1;
+  /// A fused call: how its kernel's blocks compute a row (kCluster where cluster_blocks > 1).
+  RowBlocks row_blocks = RowBlocks::kBlock;
+  /// Register rows: the blocks that compute each row, each writing its part of the outputs, of this many
+  /// packs (replica_plan; 0 for other kernels).
+  int row_replicas = 1;
+  std::int64_t row_part_packs = 0;
   /// TWOSHOT's direct path (docs/large-messages.md): plain stores and flags instead of Lamport buffers.
   bool direct = false;
 };

@@ -13,16 +13,18 @@
 // the instantiations.
 #pragma once
 
+#include "cuda/params.h"
 #include "reference/dtype.h"
 #include "reference/fused_quant.h"
 #include "reference/strategy.h"
 
 namespace ar::cuda {
 
-/// The fused kernel of (resolved strategy, dtype, ftz, exact: as one_shot_kernel's) for cudaLaunchKernelExC,
-/// the one launched with clusters when `cluster`, and the one of the call's quantised output `mode`
-/// (unquantised and static FP8 rows share one; dynamic FP8 and NVFP4 have kernels of their own:
-/// cuda/detail/quant_row.cuh, QuantRows), or nullptr when `t` is not compiled into this build.
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, QuantMode mode);
+/// The fused kernel of (resolved strategy, dtype, ftz, exact: as one_shot_kernel's) for cudaLaunchKernelExC
+/// whose blocks compute rows as `blocks` says (RowBlocks; register rows never with exact), and the one of the
+/// call's quantised output `mode` (unquantised and static FP8 rows share one; dynamic FP8 and NVFP4 have
+/// kernels of their own: cuda/detail/quant_row.cuh, QuantRows), or nullptr when `t` is not compiled into this
+/// build.
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, RowBlocks blocks, QuantMode mode);
 
 }  // namespace ar::cuda

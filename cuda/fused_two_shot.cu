@@ -1,26 +1,27 @@
 // Instantiations of fused_two_shot for the compiled dtypes and the three arithmetics, each in the kernels of
-// its quantised rows (QuantRows), and the lookup of both fused kernels.
-#include "cuda/detail/dispatch.h"
+// its quantised rows (QuantRows) and of how its blocks compute rows (RowBlocks), and the lookup of both fused
+// kernels.
+#include "cuda/detail/fused_kernels.cuh"
 #include "cuda/detail/fused_two_shot_impl.cuh"
 #include "cuda/fused.cuh"
 
 namespace ar::cuda {
 
-const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, bool cluster, QuantMode mode);  // fused_one_shot.cu
+const void* fused_one_shot_kernel(DType t, bool ftz, bool exact, RowBlocks blocks,
+                                  QuantMode mode);  // fused_one_shot.cu
 
-const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, bool cluster, QuantMode mode) {
-  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, exact, cluster, mode);
-  const void* kernel = nullptr;
-  detail::dispatch_arith(t, {ftz, exact}, [&](auto a) {
-    using A = decltype(a);
-    detail::dispatch_quant_rows<A::dtype, /*kEarly=*/true>(mode, [&](auto rows) {
-      constexpr detail::QuantRows kRows = decltype(rows)::value;
-      using detail::fused_two_shot;
-      kernel = cluster ? reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, true, kRows>)
-                       : reinterpret_cast<const void*>(&fused_two_shot<A::dtype, A::ftz, A::exact, false, kRows>);
-    });
-  });
-  return kernel;
+namespace {
+struct TwoShotKernels {
+  template <DType T, bool kFtz, bool kExact, bool kCluster, detail::QuantRows kRows, int kPacks>
+  static const void* get() {
+    return reinterpret_cast<const void*>(&detail::fused_two_shot<T, kFtz, kExact, kCluster, kRows, kPacks>);
+  }
+};
+}  // namespace
+
+const void* fused_kernel(Strategy resolved, DType t, bool ftz, bool exact, RowBlocks blocks, QuantMode mode) {
+  if (resolved == Strategy::kOneShot) return fused_one_shot_kernel(t, ftz, exact, blocks, mode);
+  return detail::fused_kernel_of<TwoShotKernels, /*kEarly=*/true>(t, ftz, exact, blocks, mode);
 }
 
 }  // namespace ar::cuda

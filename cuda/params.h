@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "reference/fused_launch.h"
 #include "reference/kernel_schedule.h"
 #include "reference/strategy.h"
 #include "reference/workspace.h"
@@ -128,6 +129,10 @@ struct FusedParams {
   AllReduceParams all_reduce;
   NormSlot norm[kMaxWorldSize];
   NormTree tree;
+  /// Register rows: the blocks that compute each row, and the packs of each one's part (replica_plan); 1 and
+  /// 0 for every other kernel.
+  std::int32_t row_replicas;
+  std::uint32_t row_part_packs;
 };
 
 /// The separate residual-add + RMSNorm kernel (cuda/rms_norm.h): each slot's [N, D] all-reduce result in,
@@ -166,6 +171,80 @@ constexpr int fused_block_threads(std::int64_t row_packs, bool many_rows) {
 }
 constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
   return row_packs * 16 <= kMaxStagedRowBytes ? row_packs * 16 : 0;
+}
+
+/// FlashInfer's warps a block at most whose second level one thread computes from their warp sums, in
+/// registers (cuda/detail/norm_row.cuh butterfly_in_one_thread): past that a warp's shuffles cost less than a
+/// thread's loads and adds in every warp (measured on an H200: 16 MiB, where FlashInfer's blocks have 32 warps,
+/// 1-1.5% slower).
+inline constexpr int kMaxOneThreadLeaves = 8;
+
+/// How a fused kernel's blocks compute a row: a block alone, whatever FlashInfer's launch tree; a cluster of
+/// blocks (a row wider than a block, in a call with few rows); or a block alone whose threads hold one or two
+/// packs of the row each, from the poll to the output in registers (register_packs: decode rows of up to
+/// 1024 packs).
+enum class RowBlocks { kBlock, kCluster, kOnePack, kTwoPacks };
+
+/// The most packs of a row a thread holds in registers (register_packs).
+inline constexpr int kMaxRegisterPacks = 2;
+
+/// How many packs of a row of `launch` each thread of a block of `threads` alone holds in registers from the
+/// poll to the output (the register rows, cuda/detail/norm_row_registers.cuh): the fewest, 1 or 2, that cover
+/// FlashInfer's threads, or 0 where the row takes the general way. It takes: FlashInfer's threads load one pack
+/// each, thread j of block b pack b * bs + j, in whole warps, so our thread i (pass p) plays FlashInfer's
+/// thread i + p * threads lane for lane and our warp k its warp k + p * threads / 32; a FlashInfer block of at
+/// most kMaxOneThreadLeaves warps; and the profile's scale is the MUFU's rsqrt (not the invariant profile's
+/// correctly rounded one, which one warp computes for the block).
+inline int register_packs(const NormLaunch& launch, Profile profile, int threads) {
+  const int bs = launch.block_size(), cs = launch.cluster_size();
+  const bool tree = (profile == Profile::kFlashInfer || profile == Profile::kIeee) &&
+                    launch.loads_per_thread() == 1 && bs > 0 && bs % 32 == 0 &&
+                    launch.packs_per_block == bs && bs / 32 <= kMaxOneThreadLeaves && cs >= 1 &&
+                    cs <= kMaxClusterSize && threads > 0 && threads % 32 == 0;
+  if (!tree) return 0;
+  for (int packs = 1; packs <= kMaxRegisterPacks; ++packs)
+    if (static_cast<std::int64_t>(cs) * bs <= static_cast<std::int64_t>(packs) * threads) return packs;
+  return 0;
+}
+
+/// The most blocks that compute one register row (replica_plan; plan_launch gives them to NVFP4 rows only).
+inline constexpr int kMaxRowReplicas = 4;
+
+/// The packs of each replica's part of a register row (replica_plan): replica r writes the outputs of packs
+/// [r * part, (r + 1) * part). Whole warps' packs (a multiple of 32), so that a warp's packs of a pass lie in one
+/// part (a thread's packs are its index plus multiples of the block's width, a multiple of 32): a warp outside
+/// the part skips its quantisation as a whole, and NVFP4's partner packs (pack ^ 1) stay together.
+constexpr std::int64_t replica_part_packs(std::int64_t row_packs, int replicas) {
+  const std::int64_t part = (row_packs + replicas - 1) / replicas;
+  return (part + 31) / 32 * 32;
+}
+
+/// Register rows computed by `replicas` blocks each: every block polls the whole row and computes its sum of
+/// squares and scale (the same operations on the same values, so the same bits in each), but writes only its
+/// part of the row's outputs (replica_part_packs), and the quantisation of only those packs. A row's time after
+/// its poll is the issue of one SM (docs/results.md); this spreads the output products, narrowings, stores and
+/// above all the quantisation (NVFP4's e2m1 codes and block scales, FP8's conversions) over `replicas` SMs,
+/// where a cluster would spread the whole row but add a cluster barrier. `replicas` is the largest power of two
+/// up to kMaxRowReplicas with which each of a round's `rows` of `row_packs` packs gets its blocks, every block
+/// resident at once (`fit` a rank), and every replica's part holds packs. `blocks`, the blocks a rank has for
+/// its stores and clears (at least `rows` where `fit` allows), becomes a multiple of `replicas`: rounded up to
+/// it (and to rows * replicas), or down where that would pass `fit`. `part`: replica_part_packs.
+/// `most_replicas`: a lower bound than kMaxRowReplicas (1 for a call that writes over its residual, plan_launch).
+struct ReplicaPlan {
+  int replicas = 1;
+  std::int64_t blocks = 0;
+  std::int64_t part = 0;
+};
+constexpr ReplicaPlan replica_plan(std::int64_t rows, std::int64_t row_packs, std::int64_t blocks, std::int64_t fit,
+                                   int most_replicas = kMaxRowReplicas) {
+  int replicas = 1;
+  while (replicas < kMaxRowReplicas && replicas < most_replicas && rows * replicas * 2 <= fit &&
+         (replicas * 2 - 1) * replica_part_packs(row_packs, replicas * 2) < row_packs)
+    replicas *= 2;
+  std::int64_t wanted = blocks > rows * replicas ? blocks : rows * replicas;
+  wanted = (wanted + replicas - 1) / replicas * replicas;
+  const std::int64_t most = fit / replicas * replicas;
+  return ReplicaPlan{replicas, wanted < most ? wanted : most, replica_part_packs(row_packs, replicas)};
 }
 
 }  // namespace ar::cuda

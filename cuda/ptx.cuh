@@ -459,6 +459,22 @@ __device__ __forceinline__ std::uint32_t redux_max_u32(std::uint32_t v) {
   return r;
 }
 
+/// The address of `local` (this block's shared memory) in the shared window, computed where it stands: the
+/// empty asm keeps the compiler from recomputing it later (after a barrier, where its special-register read
+/// would lie on the path the block waits for).
+__device__ __forceinline__ std::uint32_t shared_address_now(const void* local) {
+  std::uint32_t address = static_cast<std::uint32_t>(__cvta_generic_to_shared(local));
+  asm volatile("" : "+r"(address));
+  return address;
+}
+
+/// ld.shared.f32 at a shared-window address (shared_address_now). Weak; a barrier orders it.
+__device__ __forceinline__ float ld_shared_f32(std::uint32_t address) {
+  float v;
+  asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(address) : "memory");
+  return v;
+}
+
 /// red.shared.max.u32: the word of this block's shared memory becomes the larger, unsigned.
 /// A block barrier orders it for the other threads of the block.
 __device__ __forceinline__ void red_shared_max_u32(std::uint32_t* local, std::uint32_t v) {

@@ -209,10 +209,8 @@ void VirtualGroup::check_call(const Call& call, std::span<const int> ranks) {
   if (call.norm && !options_.norm_io)
     throw std::invalid_argument("a fused call needs a group made with residuals and gammas (Options::norm_io)");
   if (call.norm && call.norm->quant != QuantMode::kNone) {
-    const std::int64_t n = call.shape.tokens, d = call.shape.hidden;
-    const std::int64_t scales = call.norm->quant == QuantMode::kFp8Dynamic ? 4 * n
-                                : call.norm->quant == QuantMode::kNvfp4    ? scale_bytes(call.norm->scale_layout, n, d)
-                                                                           : 0;
+    const std::int64_t scales =
+        scale_out_bytes(call.norm->quant, call.norm->scale_layout, call.shape.tokens, call.shape.hidden);
     if (scales > scale_stride_)
       throw std::invalid_argument(
           fmt::format("the call's {} bytes of scales exceed the group's {} bytes per rank", scales, scale_stride_));
@@ -241,6 +239,11 @@ std::optional<AllReduceArguments> VirtualGroup::arguments(Lane& lane, const Call
       if (std::find(ranks.begin(), ranks.end(), io.rank) != ranks.end()) lane.subset.push_back(io);
     if (lane.subset.empty()) return std::nullopt;
     a.ranks = lane.subset;
+  }
+  if (call.norm && call.residual_in_place) {
+    lane.in_place.assign(a.ranks.begin(), a.ranks.end());
+    for (RankIo& io : lane.in_place) io.residual_out = const_cast<void*>(io.residual);
+    a.ranks = lane.in_place;
   }
   return a;
 }
@@ -319,21 +322,29 @@ std::optional<WaitError> VirtualGroup::run(const Call& call, std::span<const int
   return finish();
 }
 
-HostTensor VirtualGroup::download_from(int rank, const ProblemShape& shape, bool residual_out) {
+HostTensor VirtualGroup::download_from(int rank, const ProblemShape& shape, Buffer buffer) {
   HostTensor out(shape.dtype, {shape.tokens, shape.hidden});
   const auto [lane, io] = find(rank);
-  const void* from = residual_out ? io->residual_out : io->output;
-  if (from == nullptr) throw std::invalid_argument("this group has no residual_out (Options::norm_io)");
+  const void* from = buffer == Buffer::kResidualOut ? io->residual_out
+                     : buffer == Buffer::kResidual  ? io->residual
+                                                    : io->output;
+  if (from == nullptr) throw std::invalid_argument("this group has no residual or residual_out (Options::norm_io)");
   detail::DeviceGuard guard(lane->device);
   AR_CUDA_CHECK(cudaMemcpyAsync(out.bytes().data(), from, out.bytes().size(), cudaMemcpyDeviceToHost, lane->stream));
   AR_CUDA_CHECK(cudaStreamSynchronize(lane->stream));
   return out;
 }
 
-HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) { return download_from(rank, shape, false); }
+HostTensor VirtualGroup::download(int rank, const ProblemShape& shape) {
+  return download_from(rank, shape, Buffer::kOutput);
+}
 
 HostTensor VirtualGroup::download_residual_out(int rank, const ProblemShape& shape) {
-  return download_from(rank, shape, true);
+  return download_from(rank, shape, Buffer::kResidualOut);
+}
+
+HostTensor VirtualGroup::download_residual(int rank, const ProblemShape& shape) {
+  return download_from(rank, shape, Buffer::kResidual);
 }
 
 QuantizedOutput VirtualGroup::download_quant(int rank, const ProblemShape& shape, QuantMode quant, ScaleLayout layout) {

@@ -54,6 +54,9 @@ class VirtualGroup {
     /// With `norm`: the plain all-reduce, then the norm as a kernel of its own (cuda/rms_norm.h), the same
     /// bits by another route (the baseline `bench` times fused calls against).
     bool separate_norm = false;
+    /// With `norm`: each rank's residual_out is its residual, updated in place (as an engine's in-place
+    /// residual add passes it); download_residual then reads the result.
+    bool residual_in_place = false;
   };
 
   explicit VirtualGroup(const Options& options);
@@ -101,6 +104,8 @@ class VirtualGroup {
   HostTensor download(int rank, const ProblemShape& shape);
   /// A local rank's [N, D] residual_out of the last fused call (blocking).
   HostTensor download_residual_out(int rank, const ProblemShape& shape);
+  /// A local rank's [N, D] residual (blocking): what a call with Call::residual_in_place left there.
+  HostTensor download_residual(int rank, const ProblemShape& shape);
   /// A local rank's quantised outputs of the last fused call of `quant` (blocking): the codes, and the token
   /// scales or the NVFP4 scale bytes (the whole layout, the bytes of no block as the call left them).
   QuantizedOutput download_quant(int rank, const ProblemShape& shape, QuantMode quant, ScaleLayout layout);
@@ -129,6 +134,7 @@ class VirtualGroup {
     std::uint8_t* quant_io = nullptr;  // quant_out, scale_out and output_scale of each rank (Options::norm_io)
     std::vector<RankIo> io;
     std::vector<RankIo> subset;  // the ranks of a partial launch
+    std::vector<RankIo> in_place;  // a call's ranks with residual_out = residual (Call::residual_in_place)
     std::vector<RankIo> separate;      // a separate-norm call's all-reduce: outputs into the scratch buffers
     std::vector<void*> normalized;     // and where its norm kernel writes
   };
@@ -140,7 +146,8 @@ class VirtualGroup {
   std::optional<AllReduceArguments> arguments(Lane& lane, const Call& call, std::span<const int> ranks);
   void enqueue_on(Lane& lane, const Call& call, std::span<const int> ranks);
   std::pair<Lane*, const RankIo*> find(int rank);  // throws for a rank this group does not run
-  HostTensor download_from(int rank, const ProblemShape& shape, bool residual_out);
+  enum class Buffer { kOutput, kResidual, kResidualOut };
+  HostTensor download_from(int rank, const ProblemShape& shape, Buffer buffer);
   void release() noexcept;
 
   Options options_;

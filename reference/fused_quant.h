@@ -107,6 +107,18 @@ struct QuantizedOutput {
   std::vector<std::uint32_t> token_scales;
 };
 
+/// The bytes of quant_out for N x D elements: one e4m3 code each, or half an e2m1 byte (NVFP4); 0 unquantised.
+constexpr std::int64_t quant_out_bytes(QuantMode mode, std::int64_t tokens, std::int64_t hidden) {
+  return mode == QuantMode::kNone ? 0 : mode == QuantMode::kNvfp4 ? tokens * hidden / 2 : tokens * hidden;
+}
+
+/// The bytes of scale_out: dynamic FP8's N fp32 token scales, NVFP4's block scales in `layout`; else none.
+constexpr std::int64_t scale_out_bytes(QuantMode mode, ScaleLayout layout, std::int64_t tokens, std::int64_t hidden) {
+  return mode == QuantMode::kFp8Dynamic ? 4 * tokens
+         : mode == QuantMode::kNvfp4    ? scale_bytes(layout, tokens, hidden)
+                                        : 0;
+}
+
 /// The quantised outputs of a fused call whose result is `fused` (with `gamma` and `options`, as passed to
 /// reference_fused_rms_norm). Throws std::invalid_argument for NVFP4 with fp32 or D % 16 != 0.
 QuantizedOutput quantize_fused(const FusedResult& fused, const HostTensor& gamma, const FusedOptions& options,

@@ -159,8 +159,13 @@ if has sanitize; then
   # (a wrong code is the run's exit 1, not the sanitizer's 9).
   fused=(run --world 2 --dtype bf16,fp16 --profile flashinfer --pdl off --repeat 1 --timeout-ms 60000
          --calls twoshot:N=300:D=4096:fused:quant=fp8-dynamic,oneshot:N=300:D=2880:fused:quant=fp8-dynamic,oneshot:N=300:D=4096:fused,twoshot:N=300:D=4096:fused:quant=nvfp4,oneshot:N=4:D=8192:fused:quant=fp8-dynamic)
+  # The register rows (cuda/detail/norm_row_registers.cuh), several rows a block at W = 8 (narrow blocks of D =
+  # 1024 and 2048), one row a block at D = 4096 (a pack a thread) and 8192 (two).
+  registers=(run --world 8 --dtype bf16 --profile flashinfer --pdl off --repeat 1 --timeout-ms 60000
+             --calls oneshot:N=200:D=2048:fused,twoshot:N=200:D=2048:fused:quant=fp8-dynamic,oneshot:N=200:D=1024:fused:quant=fp8-dynamic,twoshot:N=16:D=4096:fused:quant=nvfp4,oneshot:N=4:D=8192:fused:quant=fp8-dynamic)
   for tool in racecheck synccheck; do
     run_logged "sanitizer_fused_$tool" 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$cli" "${fused[@]}"
+    run_logged "sanitizer_registers_$tool" 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$cli" "${registers[@]}"
   done
 fi
 

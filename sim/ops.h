@@ -27,7 +27,9 @@
 // schedule. Neither do the prefetch hints (prefetch.global.L1 of gamma, cp.async.bulk.prefetch.L2 of a fused
 // row's residual and Lamport values): they return nothing, order nothing and change no memory. The kernels'
 // input loads (ld.global.nc) and output stores touch only the rank's private tensors, not the protocol's
-// memory, so they are not modelled either.
+// memory, so they are not modelled either; nor are the fused rows' reductions (warp shuffles and redux, and
+// ld.shared, red.shared.max and the shared::cluster stores of the warp and block sums), which touch only a
+// block's or cluster's own shared memory, ordered by its own barriers.
 #pragma once
 
 #include <array>

@@ -2,12 +2,12 @@
 // of the all-reduce goes through the residual add and the RMSNorm in one block (cuda/detail/norm_row.cuh).
 #pragma once
 
-#include "cuda/detail/norm_row.cuh"
+#include "cuda/detail/norm_row_registers.cuh"
 #include "cuda/detail/one_shot_steps.cuh"
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows>
+template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows, int kPacks>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -17,8 +17,10 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
       ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 0, /*stages=*/1, my.f.buffer_bytes);
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kOneShotSlot, /*stage=*/0};
   const NormSlot& io = fp.norm[blockIdx.z];
-  uint4* const staged = staged_row(my.row_packs);
-  RowCursor rows = begin_rows<kCluster, kRows>();  // a row per cluster of blocks
+  // kPacks: 0, the rows of any launch tree; 1 or 2, register rows, which stage nothing (fused_row).
+  static_assert(kPacks == 0 || !kExact, "register rows: the MUFU's scale");
+  uint4* const staged = kPacks > 0 ? nullptr : staged_row(my.row_packs);
+  RowCursor rows = begin_fused_rows<kPacks, kCluster, kRows>(fp);
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);
@@ -34,9 +36,14 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
     };
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
       prefetch(t + rows.clusters);  // the block's next row (prefetch_row)
-      const bool done = norm_row<T, kFtz, kCluster, kRows>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& sum) {
-        return one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
-      });
+      // No polls made ahead (fused_row's `load`): a pack's W slots would hold registers that two packs a
+      // thread do not have (their kernels spilled 128-192 bytes).
+      const bool done = fused_row<kPacks, T, kFtz, kCluster, kRows>(
+          fp.tree, io, my.slot.output, t, rows, my.row_packs, staged,
+          [&](int pack, uint4& sum, const NoPollsAhead*) {
+            return one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
+          },
+          [](int) { return NoPollsAhead{}; });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch
     }
   }

@@ -9,7 +9,7 @@
 
 namespace ar::cuda::detail {
 
-template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows>
+template <DType T, bool kFtz, bool kExact, bool kCluster, QuantRows kRows, int kPacks>
 __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __grid_constant__ FusedParams fp) {
   const AllReduceParams& p = fp.all_reduce;
   // Phases 0 and 1: wait for the previous launch, read this rank's flags and arrive (see begin_rank_launch).
@@ -21,8 +21,10 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
       ::ar::stage_offset_bytes(static_cast<int>(my.f.current), 1, /*stages=*/2, my.f.buffer_bytes);
   const WaitContext waits{&p, &my.f, my.slot.rank, WaitSite::kBroadcastSlot, /*stage=*/1};
   const NormSlot& io = fp.norm[blockIdx.z];
-  uint4* const staged = staged_row(my.row_packs);
-  RowCursor rows = begin_rows<kCluster, kRows>();  // a row per cluster of blocks
+  // kPacks: 0, the rows of any launch tree; 1 or 2, register rows, which stage nothing (fused_row).
+  static_assert(kPacks == 0 || !kExact, "register rows: the MUFU's scale");
+  uint4* const staged = kPacks > 0 ? nullptr : staged_row(my.row_packs);
+  RowCursor rows = begin_fused_rows<kPacks, kCluster, kRows>(fp);
 
   for (std::uint32_t round = 0; round < my.rounds; ++round) {
     const RoundRange in = my.round_range(round);  // in.t0 % W == 0
@@ -52,15 +54,21 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
     };
     for (std::uint32_t t = in.t0 + rows.cluster; t < in.t1; t += rows.clusters) {
       prefetch(t + rows.clusters);  // the block's next row (prefetch_row)
-      const bool done = norm_row<T, kFtz, kCluster, kRows>(fp.tree, io, my.slot.output, t, rows.nth++, my.row_packs, staged, [&](int pack, uint4& got) {
-        const std::uint8_t* slot = my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
-        got = ptx::ld_volatile_v4(slot);  // relaxed poll
-        for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);
-        if (is_empty(got))
-          got = wait_until_full(slot, got, waits, static_cast<std::int32_t>(t % my.world), t,
-                                static_cast<std::uint32_t>(pack));
-        return !is_empty(got);
-      });
+      const auto slot_of = [&](int pack) {
+        return my.own_base() + broadcast + row_pack_index(t, my.row_packs, pack) * 16;
+      };
+      const bool done = fused_row<kPacks, T, kFtz, kCluster, kRows>(
+          fp.tree, io, my.slot.output, t, rows, my.row_packs, staged,
+          [&](int pack, uint4& got, const uint4* loaded) {  // `loaded`: the first poll, made ahead
+            const std::uint8_t* slot = slot_of(pack);
+            got = loaded != nullptr ? *loaded : ptx::ld_volatile_v4(slot);  // relaxed poll
+            for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);
+            if (is_empty(got))
+              got = wait_until_full(slot, got, waits, static_cast<std::int32_t>(t % my.world), t,
+                                    static_cast<std::uint32_t>(pack));
+            return !is_empty(got);
+          },
+          [&](int pack) { return ptx::ld_volatile_v4(slot_of(pack)); });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch
     }
   }

@@ -91,6 +91,82 @@ __device__ __forceinline__ float butterfly(float v, int lanes) {
   return v;
 }
 
+/// One level of butterfly_of_leaves and the levels below it: leaf i adds leaf i + kMask, or +0 where that lies
+/// past the leaves.
+template <int kMask, int kLeaves, bool kFtz>
+__device__ __forceinline__ void butterfly_levels_in_one_thread(float (&a)[kLeaves]) {
+#pragma unroll
+  for (int i = 0; i < kLeaves && i < kMask; ++i)
+    a[i] = add_f32<kFtz>(a[i], kMask >= kLeaves ? 0.0f : a[i + (kMask < kLeaves ? kMask : 0)]);
+  if constexpr (kMask > 1) butterfly_levels_in_one_thread<kMask / 2, kLeaves, kFtz>(a);
+}
+
+/// butterfly_in_one_thread over the first kLeaves >= n lanes: every load and add is unconditional (a leaf past
+/// n is read, then replaced by +0; a lane past n adds +0 to +0), so there is no branch and no predicate.
+/// kPaddingLevels false leaves out the levels of masks kLeaves and up, where every leaf only adds +0
+/// (butterfly_in_one_thread says when that gives the same bits).
+template <int kLeaves, bool kFtz, bool kPaddingLevels, class Value>
+__device__ __forceinline__ float butterfly_of_leaves(int n, Value&& value) {
+  float a[kLeaves];
+#pragma unroll
+  for (int j = 0; j < kLeaves; ++j) {
+    const float v = value(j);
+    a[j] = j < n ? v : 0.0f;
+  }
+  if constexpr (kPaddingLevels)
+    butterfly_levels_in_one_thread<kWarpLanes / 2, kLeaves, kFtz>(a);
+  else if constexpr (kLeaves > 1)
+    butterfly_levels_in_one_thread<kLeaves / 2, kLeaves, kFtz>(a);
+  return a[0];
+}
+
+/// What butterfly<kFtz> leaves in lane 0 of a warp whose lanes j < n hold value(j) and the others +0 (a lane
+/// that does not exist holds +0 too), computed by one thread without a shuffle: FlashInfer's second level,
+/// where n is the warp count. At mask m lane 0 adds lane m's value, the sum of lanes j = m (mod 2m) built by
+/// lane m's own adds; here a[i] follows lane i with the same adds of the same values in the same order, those
+/// of +0 included (they flush a subnormal under FTZ). A lane i >= n only ever adds +0 to +0 and lane 0 never
+/// reads a lane past n before it holds +0, so a partial second level (n = 1) and a full one give lane 0 the
+/// same bits either way. value(j) must be readable for every j below the next power of two from n.
+/// n is at most kMaxOneThreadLeaves (cuda/params.h).
+/// kPaddingLevels false leaves out the levels where every leaf adds +0 (masks from the next power of two from
+/// n up): the same bits where no leaf is -0 (sums of squares from +0 never are) and, under FTZ, the value goes
+/// on to an FTZ operation. A +0 added to x then gives x, but under FTZ flushes a subnormal x to +0, which every
+/// later FTZ add (and the scale's fma) does to its operand anyway: the adds after those levels are real ones,
+/// and with one leaf the block sum goes on to the fold's add or the scale's fma. NaNs are canonical either way.
+template <bool kFtz, bool kPaddingLevels = true, class Value>
+__device__ __forceinline__ float butterfly_in_one_thread(int n, Value&& value) {
+  static_assert(kMaxOneThreadLeaves == 8, "the branches below stop at 8 leaves");
+  if (n <= 1) return butterfly_of_leaves<1, kFtz, kPaddingLevels>(n, value);
+  if (n <= 2) return butterfly_of_leaves<2, kFtz, kPaddingLevels>(n, value);
+  if (n <= 4) return butterfly_of_leaves<4, kFtz, kPaddingLevels>(n, value);
+  return butterfly_of_leaves<8, kFtz, kPaddingLevels>(n, value);
+}
+
+/// The row's sum of squares from FlashInfer's warp sums of `blocks` blocks of `warps` warps (at most
+/// kMaxOneThreadLeaves), after the barrier that published them, in every thread of a warp that calls it (the
+/// whole warp must): lane b < blocks computes FlashInfer's block b's second level (butterfly_in_one_thread) from
+/// `leaf(w)`, its block's warp sums, the block sums go round the warp by shuffles, every shuffle first so that
+/// their latencies overlap, and their fold from +0 in block order (or block 0's alone where the tree has no
+/// cluster fold).
+/// kLean: without the second level's +0 levels (butterfly_in_one_thread's kPaddingLevels), and the fold adds
+/// all 8 lanes, +0 past the blocks: sum + 0 is sum, never -0, but under FTZ a subnormal sum flushed to +0,
+/// which the scale's fma does with it anyway. The same bits either way (tests/cuda/register_rows_test.cpp).
+template <bool kFtz, bool kLean, class Leaf>
+__device__ __forceinline__ float row_sum_by_lanes(const NormTree& tree, int lane, int blocks, int warps, Leaf&& leaf) {
+  const float mine = lane < blocks ? butterfly_in_one_thread<kFtz, !kLean>(warps, leaf) : 0.0f;
+  float block_sums[kMaxNormClusterSize];
+#pragma unroll
+  for (int block = 0; block < kMaxNormClusterSize; ++block) block_sums[block] = ptx::shfl_idx_f32(mine, block);
+  float sum = block_sums[0];
+  if (tree.cluster_fold) {
+    sum = 0.0f;
+#pragma unroll
+    for (int block = 0; block < kMaxNormClusterSize; ++block)
+      if (kLean || block < tree.cluster_size) sum = add_f32<kFtz>(sum, block_sums[block]);
+  }
+  return sum;
+}
+
 /// Where pack `pack` of row t lies in an [N, D] tensor.
 __device__ __forceinline__ std::uint64_t row_pack_index(std::uint32_t t, std::uint32_t row_packs, int pack) {
   return std::uint64_t(t) * row_packs + static_cast<std::uint32_t>(pack);
@@ -131,21 +207,31 @@ __device__ __forceinline__ float rsqrt_rn_warp(float x) {
   return __uint_as_float(r);
 }
 
-/// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) and one fma, then rsqrt.approx.ftz;
-/// without it div.rn, add.rn and rsqrt.approx, or (invariant profile) one fma with 1/D rounded on the host and
-/// the correctly rounded rsqrt (reference row_scale), which whole warps compute: every lane of a warp that calls it must, with
-/// the same sum.
+/// rcp.approx.ftz(D), the one operation of the fast-math scale that does not depend on the row's values: a row
+/// may compute it before its polls (row_scale).
+__device__ __forceinline__ float hidden_rcp_approx(const NormTree& tree) {
+  return ptx::rcp_approx_ftz_f32(ptx::cvt_rn_f32_u32(tree.hidden));
+}
+
+/// The row's scale rsqrt(sum / D + eps): under fast-math rcp.approx(D) (`rcp_hidden`, hidden_rcp_approx) and one
+/// fma, then rsqrt.approx.ftz; without it div.rn, add.rn and rsqrt.approx, or (invariant profile) one fma with
+/// 1/D rounded on the host and the correctly rounded rsqrt (reference row_scale), which whole warps compute:
+/// every lane of a warp that calls it must, with the same sum.
 template <bool kFtz>
-__device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
-  const float hidden = ptx::cvt_rn_f32_u32(tree.hidden);
+__device__ __forceinline__ float row_scale(float sum, const NormTree& tree, float rcp_hidden) {
   const float epsilon = __uint_as_float(tree.epsilon);
   if constexpr (kFtz) {
-    return ptx::rsqrt_approx_ftz_f32(ptx::fma_rn_ftz_f32(sum, ptx::rcp_approx_ftz_f32(hidden), epsilon));
+    return ptx::rsqrt_approx_ftz_f32(ptx::fma_rn_ftz_f32(sum, rcp_hidden, epsilon));
   } else {
+    const float hidden = ptx::cvt_rn_f32_u32(tree.hidden);
     if (tree.exact_rsqrt != 0)
       return rsqrt_rn_warp(ptx::fma_rn_f32(sum, __uint_as_float(tree.hidden_reciprocal), epsilon));
     return ptx::rsqrt_approx_f32(ptx::add_rn_f32(ptx::div_rn_f32(sum, hidden), epsilon));
   }
+}
+template <bool kFtz>
+__device__ __forceinline__ float row_scale(float sum, const NormTree& tree) {
+  return row_scale<kFtz>(sum, tree, kFtz ? hidden_rcp_approx(tree) : 0.0f);
 }
 
 /// TWOSHOT's first products (wb + f(gamma)) * f(pre) of a pack: its normalised values before the scale.
@@ -181,7 +267,11 @@ __device__ __forceinline__ void normalized_values(const uint4& pre, const uint4&
 
 /// The shared memory of the rows' reductions (one per block).
 struct NormShared {
-  float warp_sums[kMaxNormClusterSize * kMaxNormWarps];
+  /// FlashInfer's warp sums: in a block alone [their warp][their block] (lane b reads block b's, a row of
+  /// banks at once) and two sets, alternating row by row, since it may read them after its only barrier of
+  /// the row; with a cluster [their block][their warp] and one set, as a warp reads a block's; in register
+  /// rows (norm_row_registers.cuh) [their block][their warp] and two sets, for the same reason.
+  float warp_sums[2][kMaxNormWarps * kMaxNormClusterSize];
   /// FlashInfer's block sums, written by the blocks of the cluster that compute them into every block's
   /// copy; two sets, alternating row by row, so a block a row ahead never writes what another still reads.
   float block_sums[2][kMaxNormClusterSize];
@@ -220,18 +310,22 @@ __device__ __forceinline__ void norm_rows_begin() {
     ptx::bar_cta_sync();
 }
 
-/// The rows of a round this block's cluster computes: t0 + cluster, t0 + cluster + clusters, ... (a cluster of
-/// one block without a cluster launch), and how many it has computed so far (norm_row's `nth`).
+/// The rows of a round this block's group computes: t0 + cluster, t0 + cluster + clusters, ... where a group is
+/// a cluster of blocks, or the `replicas` blocks that each compute a register row (replica_plan, cuda/params.h;
+/// this block is the group's `replica` and writes the outputs of packs [replica * part, + part)), or one block;
+/// and how many rows it has computed so far (norm_row's `nth`).
 struct RowCursor {
   std::uint32_t cluster, clusters, nth;
+  std::uint32_t replica = 0, part = 0;
 };
 
-/// norm_rows_begin, then the block's cursor over the rows.
+/// norm_rows_begin, then the block's cursor over the rows; `replicas` > 1 only for register rows (never in a
+/// cluster), whose parts have `part` packs (replica_plan: gridDim.x a multiple of `replicas`).
 template <bool kCluster, QuantRows kRows>
-__device__ __forceinline__ RowCursor begin_rows() {
+__device__ __forceinline__ RowCursor begin_rows(std::uint32_t replicas = 1, std::uint32_t part = 0) {
   norm_rows_begin<kCluster, kRows>();
-  const std::uint32_t blocks = kCluster ? ptx::cluster_nctarank() : 1u;
-  return RowCursor{blockIdx.x / blocks, gridDim.x / blocks, 0};
+  const std::uint32_t blocks = kCluster ? ptx::cluster_nctarank() : replicas;
+  return RowCursor{blockIdx.x / blocks, gridDim.x / blocks, 0, kCluster ? 0u : blockIdx.x % blocks, part};
 }
 
 /// Which of FlashInfer's blocks and warps this block of ours plays in a row: with a cluster of C blocks of
@@ -339,7 +433,10 @@ template <DType T, bool kFtz, bool kCluster, QuantRows kRows, class Fetch>
 __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& io, void* output, std::uint32_t t,
                                          std::uint32_t nth, std::uint32_t row_packs, uint4* staged, Fetch&& fetch) {
   NormShared& shared = norm_shared();
-  float* const warp_sums = shared.warp_sums;
+  float* const warp_sums = shared.warp_sums[kCluster ? 0 : nth % 2];
+  const auto warp_sum_at = [](int block, int their_warp) {
+    return kCluster ? block * kMaxNormWarps + their_warp : their_warp * kMaxNormClusterSize + block;
+  };
   const int lane = static_cast<int>(threadIdx.x) % kWarpLanes;
   const int warp = static_cast<int>(threadIdx.x) / kWarpLanes;
   const int warps = static_cast<int>(blockDim.x) / kWarpLanes;
@@ -398,79 +495,94 @@ __device__ __forceinline__ bool norm_row(const NormTree& tree, const NormSlot& i
       },
       [&](int block, int their_warp, int lanes) {
         const float sum = butterfly<kFtz>(acc, lanes);
-        if (lane == 0) warp_sums[block * kMaxNormWarps + their_warp] = sum;
+        if (lane == 0) warp_sums[warp_sum_at(block, their_warp)] = sum;
         acc = 0.0f;
       });
-  if constexpr (kEarlyMax) quant.publish_max(shared.quant, nth);  // read after step 2's barrier
+  if constexpr (kEarlyMax) quant.publish_max(shared.quant, nth);  // read after the barrier below
   if constexpr (kDominant) quant.publish_dominant();              // read in step 2, by its last warp
   const bool block_failed = ptx::bar_cta_sync_or(!ok);
-  if constexpr (kEarlyMax) quant.clear_next_max(shared.quant, nth);
+  if constexpr (kEarlyMax) quant.clear_later_max(shared.quant, nth);
 
-  // 2. The second level of each FlashInfer block this block plays: its warp sums, +0 beyond them, butterflied
-  // again (over the block's own lanes when it is a single partial warp); lane 0 gives the sum to every block
-  // of the cluster.
-  const int second_lanes =
-      (tree.block_size % kWarpLanes != 0 && part.their_warps == 1) ? tree.block_size : kWarpLanes;
-  for (int local = warp; local < part.my_blocks; local += warps) {
-    const int block = part.block_of(local);
-    const float v = lane < part.their_warps ? warp_sums[block * kMaxNormWarps + lane] : 0.0f;
-    const float sum = butterfly<kFtz>(v, second_lanes);
-    if (lane == 0) {
-      if constexpr (kCluster) {
-        for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&sums[block], r, __float_as_uint(sum));
-      } else {
-        sums[block] = sum;
+  float scale;
+  if (!kCluster && tree.exact_rsqrt == 0 && part.their_warps <= kMaxOneThreadLeaves) {
+    // 2 and 3 for a block alone whose FlashInfer blocks have at most 8 warps (decode rows of up to 512
+    // packs; a many-token launch has wider blocks, see kMaxOneThreadLeaves): after the one barrier every warp has
+    // the row's sum itself. Lane b computes the second level of FlashInfer's block b from its warp sums
+    // (butterfly_in_one_thread: a few adds where a warp's five shuffles were round trips, then a barrier);
+    // the fold of those from +0 in block order (or block 0's alone) goes through shuffles, then the scale:
+    // the same bits in every thread. Measured on an H200 (W = 2, bf16, D = 4096, 1-16 tokens): 0.17-0.19 us
+    // off the fused call, both strategies.
+    if (block_failed) return false;
+    const float sum = row_sum_by_lanes<kFtz, /*kLean=*/false>(tree, lane, part.my_blocks, part.their_warps,
+                                                               [&](int w) { return warp_sums[warp_sum_at(lane, w)]; });
+    scale = row_scale<kFtz>(sum, tree);
+  } else {
+    // 2. The second level of each FlashInfer block this block plays: its warp sums, +0 beyond them, butterflied
+    // again by a warp (over the block's own lanes when it is a single partial warp); lane 0 gives the sum to
+    // every block of the cluster. (A warp's shuffles, not butterfly_in_one_thread: with a cluster, that in the lanes
+    // of one warp made the quantised rows of D = 8192 0.05-0.1 us slower on an H200.)
+    const int second_lanes =
+        (tree.block_size % kWarpLanes != 0 && part.their_warps == 1) ? tree.block_size : kWarpLanes;
+    for (int local = warp; local < part.my_blocks; local += warps) {
+      const int block = part.block_of(local);
+      const float v = lane < part.their_warps ? warp_sums[warp_sum_at(block, lane)] : 0.0f;
+      const float sum = butterfly<kFtz>(v, second_lanes);
+      if (lane == 0) {
+        if constexpr (kCluster) {
+          for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&sums[block], r, __float_as_uint(sum));
+        } else {
+          sums[block] = sum;
+        }
+      }
+      if constexpr (!kCluster) {
+        // A block alone whose first block sum is the row's: its scale now, before the barrier (step 3), by the
+        // whole warp (lane 0's sum; lanes beyond a partial second level hold +0).
+        if (tree.exact_rsqrt != 0 && block == 0 && !tree.cluster_fold) {
+          const float scale = row_scale<kFtz>(ptx::shfl_idx_f32(sum, 0), tree);
+          if (lane == 0) shared.scale = scale;
+        }
       }
     }
-    if constexpr (!kCluster) {
-      // A block alone whose first block sum is the row's: its scale now, before the barrier (step 3), by the
-      // whole warp (lane 0's sum; lanes beyond a partial second level hold +0).
-      if (tree.exact_rsqrt != 0 && block == 0 && !tree.cluster_fold) {
-        const float scale = row_scale<kFtz>(ptx::shfl_idx_f32(sum, 0), tree);
+    // The block's dominant product, by a warp that plays no block of the tree in step 2 where there is one.
+    if constexpr (kDominant) {
+      if (warp == warps - 1) quant.merge_dominant(nth, part.rank, part.blocks);
+    }
+    if (block_failed && threadIdx.x == 0) {
+      if constexpr (kCluster) {
+        for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&shared.failed, r, 1u);
+      } else {
+        shared.failed = 1u;
+      }
+    }
+    // Also makes the staged row and every residual_out store visible to the whole block.
+    if constexpr (kCluster)
+      ptx::cluster_sync();
+    else
+      ptx::bar_cta_sync();
+    if (shared.failed != 0) return false;
+
+    // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
+    // every thread computes the same bits itself, which costs less than a barrier to share them. The invariant
+    // profile's rsqrt (fp64 tests, one per lane) is dearer: a block alone has one warp compute it, in step 2,
+    // before the barrier (a block playing several of the tree's blocks here, behind one more barrier); with a
+    // cluster (few rows, where latency counts more than issue) every warp still does.
+    float sum = sums[0];
+    if (tree.cluster_fold) {
+      sum = 0.0f;
+      for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, sums[block]);
+    }
+    if (tree.exact_rsqrt == 0 || kCluster) {
+      scale = row_scale<kFtz>(sum, tree);
+    } else if (!tree.cluster_fold) {
+      scale = shared.scale;
+    } else {
+      if (warp == 0) {
+        const float scale = row_scale<kFtz>(sum, tree);  // the whole warp (rsqrt_rn_warp)
         if (lane == 0) shared.scale = scale;
       }
+      ptx::bar_cta_sync();
+      scale = shared.scale;
     }
-  }
-  // The block's dominant product, by a warp that plays no block of the tree in step 2 where there is one.
-  if constexpr (kDominant) {
-    if (warp == warps - 1) quant.merge_dominant(nth, part.rank, part.blocks);
-  }
-  if (block_failed && threadIdx.x == 0) {
-    if constexpr (kCluster) {
-      for (int r = 0; r < part.blocks; ++r) ptx::st_shared_cluster_u32(&shared.failed, r, 1u);
-    } else {
-      shared.failed = 1u;
-    }
-  }
-  // Also makes the staged row and every residual_out store visible to the whole block.
-  if constexpr (kCluster)
-    ptx::cluster_sync();
-  else
-    ptx::bar_cta_sync();
-  if (shared.failed != 0) return false;
-
-  // 3. The cluster's fold of the block sums from +0 in block order (or the one block's sum), and the scale:
-  // every thread computes the same bits itself, which costs less than a barrier to share them. The invariant
-  // profile's rsqrt (fp64 tests, one per lane) is dearer: a block alone has one warp compute it, in step 2,
-  // before the barrier (a block playing several of the tree's blocks here, behind one more barrier); with a
-  // cluster (few rows, where latency counts more than issue) every warp still does.
-  float sum = sums[0];
-  if (tree.cluster_fold) {
-    sum = 0.0f;
-    for (int block = 0; block < tree.cluster_size; ++block) sum = add_f32<kFtz>(sum, sums[block]);
-  }
-  float scale;
-  if (tree.exact_rsqrt == 0 || kCluster) {
-    scale = row_scale<kFtz>(sum, tree);
-  } else if (!tree.cluster_fold) {
-    scale = shared.scale;
-  } else {
-    if (warp == 0) {
-      const float scale = row_scale<kFtz>(sum, tree);  // the whole warp (rsqrt_rn_warp)
-      if (lane == 0) shared.scale = scale;
-    }
-    ptx::bar_cta_sync();
-    scale = shared.scale;
   }
   if constexpr (kEarlyMax) quant.take_row_max(shared.quant, nth, scale);
   if constexpr (kDominant) quant.take_dominant(nth, part.blocks, scale, __uint_as_float(tree.weight_bias));

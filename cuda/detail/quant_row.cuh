@@ -74,11 +74,19 @@ void dispatch_quant_rows(QuantMode mode, F&& f) {
 }
 
 /// What the quantised rows share within a block (a part of NormShared): dynamic FP8's row absmax as fp32 bits
-/// (values from +0 up order as unsigned integers), two words alternating row by row; each warp of the cluster
+/// (values from +0 up order as unsigned integers), words taken row by row in turn; each warp of the cluster
 /// maxes its own into every block's word, which a row starts at 0 (norm_rows_begin for the first two rows,
-/// then each row for the one after it).
+/// then each row for a later one). A word is cleared between two barriers of the block, after its last reader
+/// and before its next writer: two words with a cluster (two barriers a row), three for a block alone (one
+/// barrier for a row's sum, norm_row; a staged row's barrier at its end is not counted on).
 struct QuantShared {
-  std::uint32_t row_max[2];
+  std::uint32_t row_max[3];
+  template <bool kCluster>
+  static constexpr std::uint32_t kWords = kCluster ? 2u : 3u;
+  template <bool kCluster>
+  static __device__ __forceinline__ std::uint32_t word_of(std::uint32_t nth) {
+    return nth % kWords<kCluster>;
+  }
 };
 
 // The profile's operations (reference quant_divide, quant_max, ...; multiplies are mul_f32): fast-math's
@@ -303,6 +311,9 @@ struct RowQuant {
   float token_scale = 0.0f;
   DominantProduct fold;          ///< kDominant: this thread's part of the row's fold
   bool dominant = false;         ///< kDominant: the rule applied to this row (the same in every thread)
+  /// Register rows computed by several blocks (replica_plan): this block's index among them; only the first
+  /// writes the token scale (each writes the codes of its own part).
+  int replica = 0;
   int kept_pack = -1;            ///< dynamic FP8: the first pack this thread output, whose values `kept` holds
   float kept[kElements] = {};    ///< (the second pass then recomputes only the packs after it: none at decode sizes)
 
@@ -345,7 +356,7 @@ struct RowQuant {
   /// the cluster; readable after the next block (cluster) barrier. The row's word was cleared a row before.
   __device__ __forceinline__ void publish_max(QuantShared& shared, std::uint32_t nth) const {
     const std::uint32_t warp_max = ptx::redux_max_u32(__float_as_uint(absmax));
-    std::uint32_t* const word = &shared.row_max[nth % 2];
+    std::uint32_t* const word = &shared.row_max[QuantShared::word_of<kCluster>(nth)];
     if (threadIdx.x % 32 == 0) {
       if constexpr (kCluster) {
         const std::uint32_t blocks = ptx::cluster_nctarank();
@@ -356,10 +367,14 @@ struct RowQuant {
     }
   }
 
-  /// Clears the word of the row after the `nth` (thread 0): every thread of the block read it in the row
-  /// before, ahead of this row's first barrier, and nobody maxes into it before the next row.
-  __device__ __forceinline__ static void clear_next_max(QuantShared& shared, std::uint32_t nth) {
-    if (threadIdx.x == 0) shared.row_max[(nth + 1) % 2] = 0u;
+  /// Clears the word the row kWords - 1 after the `nth` takes (thread 0), between this row's first barrier
+  /// and the next row's: every thread of the block read it in the row before (the word's last row), ahead of
+  /// this row's first barrier, and its next row maxes into it only after the next row's first barrier (with
+  /// a cluster, the other blocks' maxima of the next row come after this row's cluster barrier, which follows
+  /// this clear).
+  __device__ __forceinline__ static void clear_later_max(QuantShared& shared, std::uint32_t nth) {
+    constexpr std::uint32_t kWords = QuantShared::kWords<kCluster>;
+    if (threadIdx.x == 0) shared.row_max[QuantShared::word_of<kCluster>(nth + kWords - 1)] = 0u;
   }
 
   /// kEarlyMax: folds a pack's products a = (wb + g) * pre into the thread's max |a| (NaNs dropped).
@@ -371,7 +386,7 @@ struct RowQuant {
   /// kEarlyMax, once the row's maximum of |a| (published before the barrier just passed) and its scale are
   /// known: the token scale, from |RN(max |a| * scale)| maxed with +0.
   __device__ __forceinline__ void take_row_max(const QuantShared& shared, std::uint32_t nth, float scale) {
-    const float largest_product = __uint_as_float(shared.row_max[nth % 2]);
+    const float largest_product = __uint_as_float(shared.row_max[QuantShared::word_of<kCluster>(nth)]);
     const float row_max = ptx::max_f32(0.0f, ptx::abs_f32(mul_f32<kFtz>(largest_product, scale)));
     token_scale = fp8_dynamic_scale(row_max);
   }
@@ -504,29 +519,31 @@ struct RowQuant {
       blocks = static_cast<int>(ptx::cluster_nctarank());
     }
     if (kEarlyMax || (kDominant && dominant)) {  // the token scale known before the output pass
-      if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
-      if constexpr (kDominant) clear_next_max(shared, nth);  // as the late way would: the next row may take it
+      if (threadIdx.x == 0 && rank == 0 && replica == 0) static_cast<float*>(io.scale_out)[t] = token_scale;
+      if constexpr (kDominant) clear_later_max(shared, nth);  // as the late way would: a later row may take it
       return;
     }
     if (kLateMax && mode == QuantMode::kFp8Dynamic) {
       // The row's absmax, from the T outputs: one barrier, then every thread reads it.
       publish_max(shared, nth);
-      clear_next_max(shared, nth);
+      clear_later_max(shared, nth);
       if constexpr (kCluster)
         ptx::cluster_sync();
       else
         ptx::bar_cta_sync();
-      const float row_scale = fp8_dynamic_scale(__uint_as_float(shared.row_max[nth % 2]));
-      if (threadIdx.x == 0 && rank == 0) static_cast<float*>(io.scale_out)[t] = row_scale;
-      const auto quantize = [&](int pack, const float (&v)[kElements]) {
-        store_fp8_dynamic(io, (std::uint64_t(t) * row_packs + pack) * kElements, v, row_scale);
-      };
-      if (kept_pack >= 0) quantize(kept_pack, kept);
+      const float row_scale = fp8_dynamic_scale(__uint_as_float(shared.row_max[QuantShared::word_of<kCluster>(nth)]));
+      if (threadIdx.x == 0 && rank == 0 && replica == 0) static_cast<float*>(io.scale_out)[t] = row_scale;
+      // The walk's packs (the output pass's, less those of another replica's part): the kept one from `kept`.
       walk([&](int pack, bool active) {
-        if (!active || pack == kept_pack) return;
+        if (!active) return;
+        const std::uint64_t first = (std::uint64_t(t) * row_packs + pack) * kElements;
+        if (pack == kept_pack) {
+          store_fp8_dynamic(io, first, kept, row_scale);
+          return;
+        }
         float v[kElements];
         values(pack, from_fp32, /*staged_here=*/true, v);
-        quantize(pack, v);
+        store_fp8_dynamic(io, first, v, row_scale);
       });
     } else if (kMayNvfp4 && mode == QuantMode::kNvfp4 && !neighbours) {
       // A block's two packs lie in other lanes or blocks: each block takes every blocks-th block of the row

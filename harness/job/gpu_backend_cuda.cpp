@@ -52,7 +52,12 @@ class CudaRanks final : public GpuRanks {
     return fmt::format("{}{} rank{} x {} blocks{} x {} threads, {} tokens per round",
                        gpus > 1 ? fmt::format("{} GPUs x ", gpus) : "", p.slots, p.slots == 1 ? "" : "s",
                        p.blocks_per_rank,
-                       p.cluster_blocks > 1 ? fmt::format(" (clusters of {})", p.cluster_blocks) : "",
+                       p.cluster_blocks > 1                         ? fmt::format(" (clusters of {})", p.cluster_blocks)
+                       : p.row_blocks == cuda::RowBlocks::kOnePack || p.row_blocks == cuda::RowBlocks::kTwoPacks
+                           ? fmt::format(" ({} a thread in registers, {} block{} a row)",
+                                         p.row_blocks == cuda::RowBlocks::kOnePack ? "a pack" : "two packs",
+                                         p.row_replicas, p.row_replicas == 1 ? "" : "s")
+                           : std::string(),
                        p.threads_per_block, p.tokens_per_round) +
            (p.direct ? std::string(kDirectPathLaunch) : std::string());
   }

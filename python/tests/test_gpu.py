@@ -85,6 +85,25 @@ def test_fused_is_bit_exact(ws, tokens, hidden, dtype, strategy):
     assert_same_bits(out, want, f"rank {ws.rank} normalized")
 
 
+@pytest.mark.parametrize("strategy", ["oneshot", "twoshot"])
+def test_fused_updates_the_residual_in_place(ws, strategy):
+    """An engine's in-place residual add passes residual_in as residual_out: the decode rows' kernels then keep
+    one block a row (several would read a residual that another has already overwritten)."""
+    x = every_rank_input(ws.world_size, (2, 4096), torch.bfloat16, seed=41)
+    g = torch.Generator().manual_seed(43)
+    residual = torch.randn((2, 4096), generator=g).to(torch.bfloat16)
+    gamma = (torch.rand((4096,), generator=g) + 0.5).to(torch.bfloat16)
+    in_place = residual.cuda()
+    out, res = gpu.fused_allreduce_add_rmsnorm(x[ws.rank].cuda(), in_place, gamma.cuda(), ws, epsilon=1e-6,
+                                               residual_out=in_place, strategy=strategy)
+    ws.synchronize()
+    assert res.data_ptr() == in_place.data_ptr()
+    sms = torch.cuda.get_device_properties(ws.device).multi_processor_count
+    want, want_res = mnnvl_ar.fused_reference(x, residual, gamma, eps=1e-6, strategy=strategy, sm_count=sms)
+    assert_same_bits(in_place, want_res, f"rank {ws.rank} residual updated in place")
+    assert_same_bits(out, want, f"rank {ws.rank} normalized")
+
+
 def test_graph_capture_and_replay(ws):
     shape, dtype = (16, 4096), torch.bfloat16
     static_in = torch.zeros(shape, dtype=dtype, device="cuda")

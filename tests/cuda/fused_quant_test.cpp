@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <initializer_list>
+#include <iterator>
 #include <set>
 #include <tuple>
 
@@ -24,12 +26,12 @@ using ar::QuantMode;
 using ar::ScaleLayout;
 using ar::Strategy;
 using ar::cuda::VirtualGroup;
+using ar::test::LaunchSweep;
 
 namespace {
 
 constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
 constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee, Profile::kInvariant};
-constexpr std::int64_t kModelHiddens[] = {2880, 5120, 7168, 8192, 16384};
 
 struct Mode {
   QuantMode quant;
@@ -67,42 +69,103 @@ void require_exact(const ar::test::CallCheck& check, const VirtualGroup::Call& c
   REQUIRE(check.flags_match);
 }
 
-}  // namespace
-
-TEST_CASE("quantised fused calls are bit-exact for every launch tree of the models' hidden sizes", "[gpu]") {
+/// At W = world, for each hidden size and dtype: every launch tree of N = 1..max_tokens (its smallest N) and
+/// `also` tokens, both strategies, the given profiles and every mode and layout, each quantised call bit-exact
+/// with the model.
+LaunchSweep check_every_launch(int world, std::initializer_list<std::int64_t> hiddens, std::int64_t max_tokens,
+                               std::initializer_list<std::int64_t> also, std::initializer_list<Profile> profiles,
+                               std::uint64_t seed) {
   const int sms = ar::cuda::device_info(0).sm_count;
-  const int world = 2;
-  std::uint64_t seed = 7000;
-  int calls = 0;
-  for (std::int64_t hidden : kModelHiddens)
+  LaunchSweep sweep;
+  for (std::int64_t hidden : hiddens)
     for (DType t : {DType::kBf16, DType::kFp16, DType::kFp32}) {
       std::vector<ar::ProblemShape> shapes;
       std::vector<std::pair<Strategy, std::int64_t>> launches;
       for (Strategy s : kStrategies) {
         std::set<std::tuple<int, int, int, bool>> seen;
-        for (std::int64_t n = 1; n <= 200; ++n) {
+        for (std::int64_t n = 1; n <= max_tokens; ++n) {
           const ar::NormLaunch l = ar::norm_launch(s, n, hidden, t, sms);
           if (seen.insert({l.block_size(), l.cluster_size(), l.loads_per_thread(), l.cluster_launch}).second) {
             launches.push_back({s, n});
             shapes.push_back({world, n, hidden, t});
           }
         }
+        for (std::int64_t n : also) {
+          launches.push_back({s, n});
+          shapes.push_back({world, n, hidden, t});
+        }
       }
       VirtualGroup group(quant_group_options(world, shapes));
       ar::test::FlagsModel model(group);
       for (const auto& [s, n] : launches)
-        for (Profile p : kProfiles)
+        for (Profile p : profiles)
           for (const Mode& m : kModes) {
             if (!runs(m, t)) continue;
+            const int calls = sweep.calls++;
             const ar::ProblemShape shape{world, n, hidden, t};
             const auto input = ar::random_input(t, world, n, hidden, ++seed, 12);
             const auto norm = quant_norm(shape, seed, m, kScales[calls % 4], sms);
             const VirtualGroup::Call call{shape, s, p, /*pdl=*/calls % 3 == 0};
+            sweep.plan(group, call, norm);
             require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
-            ++calls;
           }
     }
-  CHECK(calls > 5 * 3 * 2 * 3 * 3);
+  return sweep;
+}
+
+}  // namespace
+
+TEST_CASE("quantised fused calls are bit-exact for every launch tree of the models' hidden sizes", "[gpu]") {
+  const LaunchSweep sweep = check_every_launch(2, {2880, 5120, 7168, 8192, 16384}, 200, {},
+                                               {kProfiles[0], kProfiles[1], kProfiles[2]}, 7000);
+  CHECK(sweep.calls > 5 * 3 * 2 * 3 * 3);
+}
+
+TEST_CASE("quantised decode rows in registers are bit-exact", "[gpu]") {
+  // The register rows' kernels (cuda/params.h register_packs), a pack and two packs a thread: every mode, both
+  // layouts, every launch tree of N = 1..64 at six decode hidden sizes, W = 2 and 8, where 200 tokens also
+  // give each block several rows (narrow blocks of D = 1024 and 2048: three and more, so that dynamic FP8's
+  // maxima take each of their three words in turn). NVFP4 rows take up to four blocks (most_row_replicas);
+  // those of 96 and 160 packs (D = 768 and 1280) split unevenly between two.
+  for (int world : {2, 8}) {
+    const LaunchSweep sweep = check_every_launch(
+        world, {768, 1024, 1280, 2048, 4096, 8192}, 64,
+        world == 8 ? std::initializer_list<std::int64_t>{200} : std::initializer_list<std::int64_t>{},
+        {Profile::kFlashInfer, Profile::kIeee}, 11000 + world);
+    CHECK(sweep.register_calls > sweep.calls / 4);
+    CHECK(sweep.replicated_calls > 0);                     // rows computed by several blocks
+    if (world == 8) CHECK(sweep.replicated_calls < sweep.register_calls);  // and by one: too few blocks for more
+  }
+}
+
+TEST_CASE("a fused call in place (residual_out = residual) is bit-exact, each row by one block", "[gpu]") {
+  // An engine's in-place residual add passes the residual as residual_out. A row's replicas each read its whole
+  // residual but write only their part (replica_plan), so such a call keeps one block a row (plan_launch);
+  // the same calls not in place take replicas. Decode rows, unquantised and every mode, both strategies.
+  const int sms = ar::cuda::device_info(0).sm_count;
+  constexpr int kWorld = 2;
+  std::vector<ar::ProblemShape> shapes;
+  for (std::int64_t hidden : {2048, 4096, 8192})
+    for (std::int64_t n : {1, 3, 16}) shapes.push_back({kWorld, n, hidden, DType::kBf16});
+  VirtualGroup group(quant_group_options(kWorld, shapes));
+  ar::test::FlagsModel model(group);
+  std::uint64_t seed = 13000;
+  int replicated = 0, calls = 0;
+  for (const ar::ProblemShape& shape : shapes)
+    for (Strategy s : kStrategies)
+      for (int m = -1; m < static_cast<int>(std::size(kModes)); ++m) {
+        const auto input = ar::random_input(shape.dtype, kWorld, shape.tokens, shape.hidden, ++seed, 12);
+        const auto norm = m < 0 ? ar::test::random_norm_inputs(shape, seed, 4, 0u, sms)
+                                : quant_norm(shape, seed, kModes[m], kScales[calls % 4], sms);
+        VirtualGroup::Call call{shape, s, Profile::kFlashInfer, /*pdl=*/calls++ % 2 == 0};
+        call.norm = norm.arguments;
+        replicated += group.plan(call).row_replicas > 1 ? 1 : 0;
+        call.residual_in_place = true;
+        INFO("in place, " << ar::quant_mode_name(norm.arguments.quant));
+        REQUIRE(group.plan(call).row_replicas == 1);
+        require_exact(ar::test::run_and_check_fused(group, input, norm, call, &model), call, seed);
+      }
+  CHECK(replicated > 0);  // the test is not vacuous: these calls do take replicas when not in place
 }
 
 TEST_CASE("quantised fused calls are bit-exact at every world size, mixed with plain and unquantised calls",

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cfenv>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <string>
@@ -27,13 +28,13 @@ using ar::DType;
 using ar::Profile;
 using ar::Strategy;
 using ar::cuda::VirtualGroup;
+using ar::test::LaunchSweep;
 
 namespace {
 
 constexpr DType kDTypes[] = {DType::kBf16, DType::kFp16, DType::kFp32};
 constexpr Profile kProfiles[] = {Profile::kFlashInfer, Profile::kIeee};
 constexpr Strategy kStrategies[] = {Strategy::kOneShot, Strategy::kTwoShot};
-constexpr std::int64_t kModelHiddens[] = {2880, 5120, 7168, 8192, 16384};
 constexpr std::uint32_t kWeightBiasOne = 0x3F800000u;
 
 /// The smallest N in 1..max_tokens of each distinct launch (block size, cluster size, loads) at `sms`.
@@ -72,19 +73,19 @@ void require_plain_and_fused_exact(VirtualGroup& group, ar::test::FlagsModel& mo
   REQUIRE(fused.flags_match);
 }
 
-}  // namespace
-
-TEST_CASE("fused calls are bit-exact for every launch tree of the models' hidden sizes", "[gpu]") {
+/// At W = world, for each hidden size and dtype: every launch tree of N = 1..max_tokens (its smallest N) and
+/// `also` tokens, both strategies and profiles, each fused call bit-exact with the model and its flags.
+LaunchSweep check_every_launch(int world, std::initializer_list<std::int64_t> hiddens, std::int64_t max_tokens,
+                               std::initializer_list<std::int64_t> also, std::uint64_t seed) {
   const int sms = ar::cuda::device_info(0).sm_count;
-  const int world = 2;
-  std::uint64_t seed = 1000;
-  int calls = 0;
-  for (std::int64_t hidden : kModelHiddens)
+  LaunchSweep sweep;
+  for (std::int64_t hidden : hiddens)
     for (DType t : kDTypes) {
       std::vector<ar::ProblemShape> shapes;
       std::map<Strategy, std::vector<std::int64_t>> tokens;
       for (Strategy s : kStrategies) {
-        tokens[s] = tokens_of_every_launch(s, hidden, t, sms, 200);
+        tokens[s] = tokens_of_every_launch(s, hidden, t, sms, max_tokens);
+        tokens[s].insert(tokens[s].end(), also.begin(), also.end());
         for (std::int64_t n : tokens[s]) shapes.push_back({world, n, hidden, t});
       }
       VirtualGroup group(fused_group_options(world, shapes));
@@ -92,19 +93,44 @@ TEST_CASE("fused calls are bit-exact for every launch tree of the models' hidden
       for (Strategy s : kStrategies)
         for (std::int64_t n : tokens[s])
           for (Profile p : kProfiles) {
+            const int calls = sweep.calls++;
             const ar::ProblemShape shape{world, n, hidden, t};
             const auto input = ar::random_input(t, world, n, hidden, ++seed, 12);
             const auto norm = ar::test::random_norm_inputs(shape, seed, 4, calls % 2 ? kWeightBiasOne : 0u, sms);
             const VirtualGroup::Call call{shape, s, p, /*pdl=*/calls % 3 == 0};
+            const ar::cuda::LaunchPlan plan = sweep.plan(group, call, norm);
+            const bool registers = ar::test::takes_register_rows(plan);
             const auto check = ar::test::run_and_check_fused(group, input, norm, call, &model);
-            INFO(ar::test::label(call) << " seed " << seed << ": " << check.describe());
+            const std::string rows =
+                registers ? " (register rows, " + std::to_string(plan.row_replicas) + " blocks a row)" : std::string();
+            INFO(ar::test::label(call) << rows << " seed " << seed << ": " << check.describe());
             REQUIRE(!check.wait);
             REQUIRE(check.mismatches == 0);
             REQUIRE(check.flags_match);
-            ++calls;
           }
     }
-  CHECK(calls > 5 * 3 * 2 * 2);
+  return sweep;
+}
+
+}  // namespace
+
+TEST_CASE("fused calls are bit-exact for every launch tree of the models' hidden sizes", "[gpu]") {
+  CHECK(check_every_launch(2, {2880, 5120, 7168, 8192, 16384}, 200, {}, 1000).calls > 5 * 3 * 2 * 2);
+}
+
+TEST_CASE("decode rows in registers are bit-exact, one row a block and several", "[gpu]") {
+  // The register rows' kernels (cuda/params.h register_packs) take the rows whose FlashInfer threads hold a
+  // pack each, one or two of them a thread of a block alone: decode rows of up to 1024 packs. Every launch
+  // tree of N = 1..64 at these hidden sizes, at W = 2 (a row a block) and 8, where 200 tokens also give each
+  // block several rows (narrow blocks). Unquantised rows take one block each (most_row_replicas).
+  for (int world : {2, 8}) {
+    const LaunchSweep sweep = check_every_launch(world, {384, 768, 1024, 2048, 4096, 8192}, 64,
+                                                 world == 8 ? std::initializer_list<std::int64_t>{200}
+                                                            : std::initializer_list<std::int64_t>{},
+                                                 5000 + world);
+    CHECK(sweep.register_calls > sweep.calls / 4);
+    CHECK(sweep.replicated_calls == 0);
+  }
 }
 
 TEST_CASE("fused calls reproduce the trees of other SM counts", "[gpu]") {

@@ -106,7 +106,9 @@ CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, co
   const FusedResult expected = reference_fused_rms_norm(input, norm.residual, norm.gamma, options);
   for (int r = 0; r < g.world_size(); ++r) {
     count(check, r, compare_bits(g.download(r, call.shape), expected.normalized));
-    count(check, r, compare_bits(g.download_residual_out(r, call.shape), expected.residual_out));
+    const HostTensor residual_out =
+        call.residual_in_place ? g.download_residual(r, call.shape) : g.download_residual_out(r, call.shape);
+    count(check, r, compare_bits(residual_out, expected.residual_out));
   }
   if (quant.mode != QuantMode::kNone) {
     const QuantizedOutput expected_quant = quantize_fused(expected, norm.gamma, options, quant);
@@ -156,6 +158,19 @@ int run_every_golden_case(const GroupOptionsFor& options) {
           }
   }
   return runs;
+}
+
+bool takes_register_rows(const cuda::LaunchPlan& plan) {
+  return plan.row_blocks == cuda::RowBlocks::kOnePack || plan.row_blocks == cuda::RowBlocks::kTwoPacks;
+}
+
+cuda::LaunchPlan LaunchSweep::plan(cuda::VirtualGroup& g, cuda::VirtualGroup::Call call, const NormInputs& norm) {
+  call.norm = norm.arguments;
+  const cuda::LaunchPlan p = g.plan(call);
+  const bool registers = takes_register_rows(p);
+  register_calls += registers ? 1 : 0;
+  replicated_calls += registers && p.row_replicas > 1 ? 1 : 0;
+  return p;
 }
 
 std::string label(const cuda::VirtualGroup::Call& c) {

@@ -50,8 +50,9 @@ NormInputs random_norm_inputs(const ProblemShape& shape, std::uint64_t seed, int
 
 /// The fused call: uploads everything, poisons the outputs, runs `call` (whose norm is set from `norm`)
 /// and compares every rank's normalised output and residual_out with reference_fused_rms_norm bit for bit
-/// (both counted in elements and mismatches), and a quantised call's codes and scales with quantize_fused
-/// (every byte of the codes, every token scale, NVFP4's scale byte of every block). Updates `model` when given.
+/// (both counted in elements and mismatches; residual_out read from the residual for a call in place), and a
+/// quantised call's codes and scales with quantize_fused (every byte of the codes, every token scale, NVFP4's
+/// scale byte of every block). Updates `model` when given.
 CallCheck run_and_check_fused(cuda::VirtualGroup& g, const HostTensor& input, const NormInputs& norm,
                               cuda::VirtualGroup::Call call, FlagsModel* model = nullptr);
 
@@ -63,6 +64,17 @@ cuda::VirtualGroup::Options group_options(int world, const std::vector<ProblemSh
 /// flags the reference predicts. Returns the calls run.
 using GroupOptionsFor = std::function<cuda::VirtualGroup::Options(int world, const std::vector<ProblemShape>& shapes)>;
 int run_every_golden_case(const GroupOptionsFor& options);
+
+/// The fused calls of a sweep, how many of them took the register rows' kernels, and how many of those computed
+/// each row by several blocks (replica_plan).
+struct LaunchSweep {
+  int calls = 0, register_calls = 0, replicated_calls = 0;
+  /// The plan of the fused `call` with `norm`'s arguments, counted (not its calls: the sweep counts those).
+  cuda::LaunchPlan plan(cuda::VirtualGroup& g, cuda::VirtualGroup::Call call, const NormInputs& norm);
+};
+
+/// Whether a plan takes the register rows' kernels (a pack or two a thread of a block alone).
+bool takes_register_rows(const cuda::LaunchPlan& plan);
 
 /// "W=4 bf16 N=5 D=32 oneshot/flashinfer pdl=on"
 std::string label(const cuda::VirtualGroup::Call& call);
