@@ -174,7 +174,7 @@ constexpr std::int64_t staged_row_bytes(std::int64_t row_packs) {
 }
 
 /// FlashInfer's warps a block at most whose second level one thread computes from their warp sums, in
-/// registers (cuda/detail/norm_row.cuh butterfly_in_one_thread): past that a warp's shuffles cost less than a
+/// registers (cuda/detail/sum_tree.cuh butterfly_in_one_thread): past that a warp's shuffles cost less than a
 /// thread's loads and adds in every warp (measured on an H200: 16 MiB, where FlashInfer's blocks have 32 warps,
 /// 1-1.5% slower).
 inline constexpr int kMaxOneThreadLeaves = 8;
