@@ -185,6 +185,11 @@ inline constexpr int kMaxOneThreadLeaves = 8;
 /// 1024 packs).
 enum class RowBlocks { kBlock, kCluster, kOnePack, kTwoPacks };
 
+/// Whether blocks computing rows so hold them in registers (the register rows' kernels).
+constexpr bool in_registers(RowBlocks blocks) {
+  return blocks == RowBlocks::kOnePack || blocks == RowBlocks::kTwoPacks;
+}
+
 /// The most packs of a row a thread holds in registers (register_packs).
 inline constexpr int kMaxRegisterPacks = 2;
 

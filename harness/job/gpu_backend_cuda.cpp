@@ -49,16 +49,16 @@ class CudaRanks final : public GpuRanks {
   std::string launch_shape(const GpuCall& call) override {
     const cuda::LaunchPlan p = group_.plan(to_cuda(call));
     const std::size_t gpus = group_.devices().size();
+    std::string rows;  // how the blocks compute a fused call's rows, where not one block each
+    if (p.cluster_blocks > 1)
+      rows = fmt::format(" (clusters of {})", p.cluster_blocks);
+    else if (cuda::in_registers(p.row_blocks))
+      rows = fmt::format(" ({} a thread in registers, {} block{} a row)",
+                         p.row_blocks == cuda::RowBlocks::kOnePack ? "a pack" : "two packs", p.row_replicas,
+                         p.row_replicas == 1 ? "" : "s");
     return fmt::format("{}{} rank{} x {} blocks{} x {} threads, {} tokens per round",
                        gpus > 1 ? fmt::format("{} GPUs x ", gpus) : "", p.slots, p.slots == 1 ? "" : "s",
-                       p.blocks_per_rank,
-                       p.cluster_blocks > 1                         ? fmt::format(" (clusters of {})", p.cluster_blocks)
-                       : p.row_blocks == cuda::RowBlocks::kOnePack || p.row_blocks == cuda::RowBlocks::kTwoPacks
-                           ? fmt::format(" ({} a thread in registers, {} block{} a row)",
-                                         p.row_blocks == cuda::RowBlocks::kOnePack ? "a pack" : "two packs",
-                                         p.row_replicas, p.row_replicas == 1 ? "" : "s")
-                           : std::string(),
-                       p.threads_per_block, p.tokens_per_round) +
+                       p.blocks_per_rank, rows, p.threads_per_block, p.tokens_per_round) +
            (p.direct ? std::string(kDirectPathLaunch) : std::string());
   }
 

@@ -99,7 +99,7 @@ LaunchSweep check_every_launch(int world, std::initializer_list<std::int64_t> hi
             const auto norm = ar::test::random_norm_inputs(shape, seed, 4, calls % 2 ? kWeightBiasOne : 0u, sms);
             const VirtualGroup::Call call{shape, s, p, /*pdl=*/calls % 3 == 0};
             const ar::cuda::LaunchPlan plan = sweep.plan(group, call, norm);
-            const bool registers = ar::test::takes_register_rows(plan);
+            const bool registers = ar::cuda::in_registers(plan.row_blocks);
             const auto check = ar::test::run_and_check_fused(group, input, norm, call, &model);
             const std::string rows =
                 registers ? " (register rows, " + std::to_string(plan.row_replicas) + " blocks a row)" : std::string();

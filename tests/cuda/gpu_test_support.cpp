@@ -160,14 +160,10 @@ int run_every_golden_case(const GroupOptionsFor& options) {
   return runs;
 }
 
-bool takes_register_rows(const cuda::LaunchPlan& plan) {
-  return plan.row_blocks == cuda::RowBlocks::kOnePack || plan.row_blocks == cuda::RowBlocks::kTwoPacks;
-}
-
 cuda::LaunchPlan LaunchSweep::plan(cuda::VirtualGroup& g, cuda::VirtualGroup::Call call, const NormInputs& norm) {
   call.norm = norm.arguments;
   const cuda::LaunchPlan p = g.plan(call);
-  const bool registers = takes_register_rows(p);
+  const bool registers = cuda::in_registers(p.row_blocks);
   register_calls += registers ? 1 : 0;
   replicated_calls += registers && p.row_replicas > 1 ? 1 : 0;
   return p;

@@ -73,9 +73,6 @@ struct LaunchSweep {
   cuda::LaunchPlan plan(cuda::VirtualGroup& g, cuda::VirtualGroup::Call call, const NormInputs& norm);
 };
 
-/// Whether a plan takes the register rows' kernels (a pack or two a thread of a block alone).
-bool takes_register_rows(const cuda::LaunchPlan& plan);
-
 /// "W=4 bf16 N=5 D=32 oneshot/flashinfer pdl=on"
 std::string label(const cuda::VirtualGroup::Call& call);
 
