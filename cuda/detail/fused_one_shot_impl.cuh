@@ -41,7 +41,8 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_one_shot(const __
       const bool done = fused_row<kPacks, T, kFtz, kCluster, kRows>(
           fp.tree, io, my.slot.output, t, rows, my.row_packs, staged,
           [&](int pack, uint4& sum, const NoPollsAhead*) {
-            return one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, static_cast<std::uint32_t>(pack), waits, sum);
+            return one_shot_fold_pack<T, kFtz, kExact, kFusedOneGroupMax>(my, stage, t,
+                                                                          static_cast<std::uint32_t>(pack), waits, sum);
           },
           [](int) { return NoPollsAhead{}; });
       if (!done) return;  // timed out (recorded) or another wait did: end the launch

@@ -35,12 +35,12 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
 
     // Phase 4 (rs: ld, r; then st): reduce the tokens I own and store each row into BROADCAST[t] of every
     // rank, mine included (the norm reads every row from there; the clear record covers all N rows).
-    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
-                                                                      const uint4& sum) {
-      for (std::uint32_t q = 0; q < my.world; ++q)
-        ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
-                   sum);  // weak store: the reader polls every word
-    });
+    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact, kFusedOneGroupMax>(
+        my, in, scatter, [&](std::uint32_t, std::uint32_t flat, const uint4& sum) {
+          for (std::uint32_t q = 0; q < my.world; ++q)
+            ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
+                       sum);  // weak store: the reader polls every word
+        });
     // A wait that gave up has set the launch's abort word: the rows' polls below then give up at once, and
     // the row's barriers end the launch for every block of the cluster together (returning here could
     // leave the others waiting at a cluster barrier).

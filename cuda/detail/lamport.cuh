@@ -278,13 +278,62 @@ __device__ __forceinline__ bool poll_each_slot(const std::uint8_t* first, std::u
   return true;
 }
 
+/// fold_slots of W <= kSlots ranks in one chunk (`chunk` 0 or W): one poll group, one fold from +0, and for a
+/// chunk of W its add to the outer +0. The same loads, waits and adds as the loops over chunks and groups, without
+/// their bookkeeping (64-bit addresses, counters, the chunk sum's copy), which a decode row's block pays on each
+/// of its packs while it issues from one SM (docs/results.md). kSlots = W = 2 drops the predicates too.
+template <int kSlots, DType T, bool kFtz>
+__device__ __forceinline__ bool fold_one_group(const std::uint8_t* first, std::uint64_t stride, int world, int chunk,
+                                               std::int64_t token, std::uint32_t pack, float (&acc)[Pack<T>::kElements],
+                                               const WaitContext& ctx) {
+  constexpr int E = Pack<T>::kElements;
+  uint4 v[kSlots];
+  if (!poll_slots<kSlots>(first, stride, world, 0, token, pack, v, ctx)) return false;
+#pragma unroll
+  for (int e = 0; e < E; ++e) acc[e] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i)
+    if (i < world) {
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[e] = add_f32<kFtz>(acc[e], Pack<T>::widen(v[i], e));
+    }
+  if (chunk != 0) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[e] = add_f32<kFtz>(0.0f, acc[e]);
+  }
+  return true;
+}
+
+/// The largest W whose slots fold_slots folds in one poll group (fold_one_group) rather than by its loops over
+/// chunks and groups (0: never), by kernel, from what ptxas and an H100 made of each (docs/results.md). The fused
+/// kernels have 128 registers a thread and take every W up to kPollGroup. The plain ones have 80
+/// (kMinBlocksPerSm): with W up to kPollGroup, ptxas spilled 284 bytes in the plain ONESHOT kernels (76 before),
+/// which cost them 18% from 512 KiB; with W = 2 alone they spill what they did, and at W = 2 are 1.4-7% faster at
+/// every size from 8 KiB to 32 MiB. The plain TWOSHOT kernels spilled more even with W = 2 alone (176 bytes, 136
+/// before) and lost 0.7-2.7% from 2 MiB and at W = 4, so they keep the loops, as the invariant profile's fold
+/// (ieee_fold_slots) does.
+inline constexpr int kFusedOneGroupMax = kPollGroup;
+inline constexpr int kOneShotOneGroupMax = 2;
+inline constexpr int kTwoShotOneGroupMax = 0;
+
 /// Folds the W slots of one pack in `chunk` order (ReductionOrder: 0 = one flat fold from +0; K = chunks of
-/// K ranks from +0, then an outer fold of chunk sums from +0), in ascending rank order.
-template <DType T, bool kFtz>
+/// K ranks from +0, then an outer fold of chunk sums from +0), in ascending rank order; in one poll group where
+/// W <= kOneGroupMax (the same bits).
+template <DType T, bool kFtz, int kOneGroupMax = 0>
 __device__ __forceinline__ bool fold_slots(const std::uint8_t* first, std::uint64_t stride, int world, int chunk,
                                            std::int64_t token, std::uint32_t pack, float (&acc)[Pack<T>::kElements],
                                            const WaitContext& ctx) {
   constexpr int E = Pack<T>::kElements;
+  static_assert(kOneGroupMax == 0 || kOneGroupMax == 2 || kOneGroupMax == kPollGroup, "fold_one_group's sizes");
+  if constexpr (kOneGroupMax >= 2) {
+    if (chunk == 0 || chunk == world) {
+      if (world == 2) return fold_one_group<2, T, kFtz>(first, stride, 2, chunk, token, pack, acc, ctx);
+      if constexpr (kOneGroupMax >= kPollGroup) {
+        if (world <= kPollGroup)
+          return fold_one_group<kPollGroup, T, kFtz>(first, stride, world, chunk, token, pack, acc, ctx);
+      }
+    }
+  }
   const int per_chunk = chunk == 0 ? world : chunk;
 #pragma unroll
   for (int e = 0; e < E; ++e) acc[e] = 0.0f;

@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact :
     for (std::uint32_t i = in.first + my.tid; i < in.last; i += my.threads) {
       const std::uint32_t t = i / my.row_packs, c = i - t * my.row_packs;
       uint4 sum;
-      if (!one_shot_fold_pack<T, kFtz, kExact>(my, stage, t, c, waits, sum))
+      if (!one_shot_fold_pack<T, kFtz, kExact, kOneShotOneGroupMax>(my, stage, t, c, waits, sum))
         return;  // timed out (recorded) or another wait did: end the launch
       store_output(my.slot.output, i, sum);
     }

@@ -22,17 +22,18 @@ __device__ __forceinline__ void one_shot_store_round(const RankLaunch& my, std::
   });
 }
 
-/// Poll the W slots of pack c of token t in my own buffer and fold them in rank order (ReductionOrder), or
-/// sum them as the invariant profile does (kExact, exact_fold.cuh); `sum` gets the narrowed pack. False when a
-/// wait gave up.
-template <DType T, bool kFtz, bool kExact>
+/// Poll the W slots of pack c of token t in my own buffer and fold them in rank order (ReductionOrder; in one poll
+/// group up to kOneGroupMax ranks, fold_slots), or sum them as the invariant profile does (kExact,
+/// exact_fold.cuh); `sum` gets the narrowed pack. False when a wait gave up.
+template <DType T, bool kFtz, bool kExact, int kOneGroupMax>
 __device__ __forceinline__ bool one_shot_fold_pack(const RankLaunch& my, std::uint64_t stage, std::uint32_t t,
                                                    std::uint32_t c, const WaitContext& waits, uint4& sum) {
   const std::uint8_t* first = my.own_base() + stage + (std::uint64_t(t) * my.world * my.row_packs + c) * 16;
   if constexpr (kExact)
     return invariant_fold_slots<T>(first, my.slot_stride, static_cast<int>(my.world), t, c, sum, waits);
   float acc[Pack<T>::kElements];
-  if (!fold_slots<T, kFtz>(first, my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc, waits))
+  if (!fold_slots<T, kFtz, kOneGroupMax>(first, my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc,
+                                         waits))
     return false;
   sum = narrow_pack<T>(acc, my.p.sanitize_result != 0);
   return true;

@@ -37,14 +37,14 @@ __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact :
     // them in rank order, narrow, map -0 to +0, and store the row into BROADCAST[t] of every other rank and
     // into my output (my own tokens need no round trip through my BROADCAST stage, which stays empty).
     const std::uint32_t owned = owned_tokens(my, in);
-    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact>(my, in, scatter, [&](std::uint32_t, std::uint32_t flat,
-                                                                      const uint4& sum) {
-      for (std::uint32_t q = 0; q < my.world; ++q)
-        if (q != my.rank)
-          ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
-                     sum);  // weak store
-      store_output(my.slot.output, flat, sum);
-    });
+    const bool reduced = two_shot_reduce_owned<T, kFtz, kExact, kTwoShotOneGroupMax>(
+        my, in, scatter, [&](std::uint32_t, std::uint32_t flat, const uint4& sum) {
+          for (std::uint32_t q = 0; q < my.world; ++q)
+            if (q != my.rank)
+              ptx::st_v4(reinterpret_cast<std::uint8_t*>(p.peers.base[q]) + broadcast + std::uint64_t(flat) * 16,
+                         sum);  // weak store
+          store_output(my.slot.output, flat, sum);
+        });
     if (!reduced) return;  // timed out (recorded) or another wait did: end the launch
 
     // Phase 5 (ag: ld): poll BROADCAST[t] of my own buffer for every token another rank owns, in token

@@ -28,12 +28,12 @@ __device__ __forceinline__ std::uint32_t owned_tokens(const RankLaunch& my, cons
   return in.t1 - in.t0 > my.rank ? (in.t1 - in.t0 - my.rank + my.world - 1) / my.world : 0;
 }
 
-/// For each pack of the tokens I own: poll its W SCATTER slots, fold them in rank order (or as the invariant
-/// profile does: kExact, exact_fold.cuh), narrow, map -0 to +0, and hand the pack to
-/// `deliver(t, flat pack index, sum)`. False when a wait gave up.
-template <DType T, bool kFtz, bool kExact, class Deliver>
-__device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, const RoundRange& in,
-                                                      std::uint64_t scatter, Deliver&& deliver) {
+/// For each pack of the tokens I own: poll its W SCATTER slots, fold them in rank order (in one poll group up to
+/// kOneGroupMax ranks, fold_slots; or as the invariant profile does: kExact, exact_fold.cuh), narrow, map -0 to
+/// +0, and hand the pack to `deliver(t, flat pack index, sum)`. False when a wait gave up.
+template <DType T, bool kFtz, bool kExact, int kOneGroupMax, class Deliver>
+__device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, const RoundRange& in, std::uint64_t scatter,
+                                                      Deliver&& deliver) {
   const WaitContext waits{&my.p, &my.f, my.slot.rank, WaitSite::kScatterSlot, /*stage=*/0};
   const std::uint32_t owned_last = owned_tokens(my, in) * my.row_packs;
   for (std::uint32_t i = my.tid; i < owned_last; i += my.threads) {
@@ -46,7 +46,8 @@ __device__ __forceinline__ bool two_shot_reduce_owned(const RankLaunch& my, cons
       if (!invariant_fold_slots<T>(first, my.slot_stride, static_cast<int>(my.world), t, c, sum, waits)) return false;
     } else {
       float acc[Pack<T>::kElements];
-      if (!fold_slots<T, kFtz>(first, my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc, waits))
+      if (!fold_slots<T, kFtz, kOneGroupMax>(first, my.slot_stride, static_cast<int>(my.world), my.p.chunk, t, c, acc,
+                                             waits))
         return false;
       sum = narrow_pack<T>(acc, my.p.sanitize_result != 0);
     }
