@@ -64,8 +64,8 @@ bool writes_over_residual(const AllReduceArguments& a) {
 /// one block a row gave 0.53-0.58 us); unquantised, static and dynamic FP8 rows were 0.05-0.2 us faster with one
 /// block a row than with two. A call that writes over its residual takes one (writes_over_residual).
 int most_row_replicas(const AllReduceArguments& a) {
-  if (writes_over_residual(a)) return 1;
-  return quant_mode(a) == QuantMode::kNvfp4 ? kMaxRowReplicas : 1;
+  if (quant_mode(a) != QuantMode::kNvfp4) return 1;
+  return writes_over_residual(a) ? 1 : kMaxRowReplicas;  // the ranks' overlaps, only where replicas would come
 }
 
 /// Plain ONESHOT calls of at least this many bytes a rank under the invariant profile at W below
@@ -315,16 +315,14 @@ LaunchPlan plan_launch(const AllReduceArguments& a) {
   // A block alone whose threads hold one or two packs of the row each (register_packs: decode rows) takes the
   // register rows' kernel, which stages nothing, where that kernel is as resident as the launch needs (then no
   // cluster, and no cluster barrier); each row then by as many blocks as replica_plan gives it.
-  if (fused) {
-    const int packs = register_packs(*plan.norm, a.profile, plan.threads_per_block);
+  const int packs = fused ? register_packs(*plan.norm, a.profile, plan.threads_per_block) : 0;
+  if (packs > 0) {
     const RowBlocks blocks = packs == 1 ? RowBlocks::kOnePack : RowBlocks::kTwoPacks;
     const int register_resident =
-        packs > 0 ? resident_blocks(kernel_for(plan.strategy, a.shape.dtype, arith, fused, /*direct=*/false,
-                                               quant_mode(a), blocks),
-                                    BlockShape{plan.threads_per_block, 0}, a.device)
-                  : 0;
+        resident_blocks(kernel_for(plan.strategy, a.shape.dtype, arith, fused, /*direct=*/false, quant_mode(a), blocks),
+                        BlockShape{plan.threads_per_block, 0}, a.device);
     const std::int64_t register_fit = register_resident / plan.slots;
-    if (packs > 0 && plan.blocks_per_rank <= register_fit) {
+    if (plan.blocks_per_rank <= register_fit) {
       const ReplicaPlan replicas =
           replica_plan(round_rows, row_packs, plan.blocks_per_rank, register_fit, most_row_replicas(a));
       plan.row_blocks = blocks;
@@ -406,8 +404,8 @@ void launch(const AllReduceArguments& a, Stream stream) {
     fused.row_part_packs = static_cast<std::uint32_t>(plan.row_part_packs);
     // The kernels' rows step by the grid's groups of replicas: a grid of fewer blocks would never end a row.
     if (plan.blocks_per_rank % plan.row_replicas != 0)
-      throw std::logic_error(fmt::format("{} blocks a rank do not make groups of {} replicas", plan.blocks_per_rank,
-                                         plan.row_replicas));
+      throw std::logic_error(
+          fmt::format("{} blocks a rank do not make groups of {} replicas", plan.blocks_per_rank, plan.row_replicas));
     kernel_args[0] = &fused;
   }
 
