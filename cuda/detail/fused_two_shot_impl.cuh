@@ -62,6 +62,8 @@ __global__ void __launch_bounds__(kFusedBlockThreads, 1) fused_two_shot(const __
           [&](int pack, uint4& got, const uint4* loaded) {  // `loaded`: the first poll, made ahead
             const std::uint8_t* slot = slot_of(pack);
             got = loaded != nullptr ? *loaded : ptx::ld_volatile_v4(slot);  // relaxed poll
+            // poll_slots' inline polls and wait, written out: one helper for the three made ptxas schedule the
+            // kernels differently, and slower (docs/results.md, "One slot's poll written once").
             for (int retry = 0; retry < kInlinePolls && is_empty(got); ++retry) got = ptx::ld_volatile_v4(slot);
             if (is_empty(got))
               got = wait_until_full(slot, got, waits, static_cast<std::int32_t>(t % my.world), t,

@@ -244,7 +244,8 @@ __device__ __forceinline__ bool poll_slots(const std::uint8_t* first, std::uint6
 #pragma unroll
   for (int i = 0; i < kMaxSlots; ++i) {
     if (i < count && is_empty(v[i])) {
-      // A few polls inline (a peer's store is usually a moment away), then the out-of-line wait.
+      // A few polls inline (a peer's store is usually a moment away), then the out-of-line wait. (Written out
+      // again in the TWOSHOT gather and the fused TWOSHOT row: a helper for the three compiled slower.)
       for (int retry = 0; retry < kInlinePolls && is_empty(v[i]); ++retry)
         v[i] = ptx::ld_volatile_v4(first + i * stride);
       if (is_empty(v[i])) {

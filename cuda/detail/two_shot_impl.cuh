@@ -66,6 +66,8 @@ __global__ void __launch_bounds__(kBlockThreads, kExact ? kMinBlocksPerSmExact :
         for (int u = 0; u < kUnroll; ++u) {
           if (base + u * my.threads >= others_last) break;
           const std::uint32_t i = at[u];
+          // poll_slots' inline polls and wait, written out: one helper for the three made ptxas schedule the
+          // kernels differently, and slower (docs/results.md, "One slot's poll written once").
           for (int retry = 0; retry < kInlinePolls && is_empty(got[u]); ++retry)
             got[u] = ptx::ld_volatile_v4(own + broadcast + std::uint64_t(i) * 16);  // relaxed poll
           if (is_empty(got[u])) {
